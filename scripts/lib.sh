@@ -1,0 +1,98 @@
+# Shared by scripts/run, scripts/test and bench/: installing, building, and throwaway PostgreSQL.
+# Source it; it defines functions only (plus HOTPATH_ROOT).
+HOTPATH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Debian packages the build, the tests and the local database need.
+HOTPATH_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  libpqxx-dev libpq-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev zlib1g-dev libssl-dev
+  postgresql postgresql-contrib
+  golang-github-grpc-ecosystem-grpc-gateway-dev golang-grpc-gateway
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs whichever of HOTPATH_PACKAGES (and any extra names given) are missing.
+install_packages() {
+  local missing=() p
+  for p in "${HOTPATH_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Configures (once) and builds build/ with Ninja and ccache. Extra args are ninja targets.
+build() {
+  local dir="$HOTPATH_ROOT/build"
+  if [ ! -f "$dir/build.ninja" ]; then
+    log "configuring $dir"
+    cmake -S "$HOTPATH_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="${HOTPATH_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+  fi
+  log "building"
+  cmake --build "$dir" -j "${HOTPATH_JOBS:-2}" ${1:+--target "$@"}
+}
+
+# --- throwaway PostgreSQL -------------------------------------------------------------------------
+# A cluster lives in a base directory: data/, socket/ and log. As root it runs as the postgres user
+# (PostgreSQL refuses root), so the base directory must be one that user can reach: under /tmp.
+
+PG_BIN=""
+pg_bin() {
+  [ -n "$PG_BIN" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$PG_BIN" ] || { echo "PostgreSQL server binaries not found" >&2; return 1; }
+}
+
+pg_as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# pg_start BASE [PORT]: initialises BASE on first use, starts it on a unix socket in BASE/socket
+# (and on 127.0.0.1:PORT too when HOTPATH_PG_TCP=1). Tuned for throwaway use when HOTPATH_PG_FAST=1.
+pg_start() {
+  local base=$1 port=${2:-5432}
+  pg_bin || return 1
+  mkdir -p "$base/socket"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$base"
+  if [ ! -f "$base/data/PG_VERSION" ]; then
+    pg_as_owner "$PG_BIN/initdb" -D "$base/data" -U postgres -A trust -E UTF8 --no-locale >"$base/initdb.log" 2>&1 \
+      || { cat "$base/initdb.log" >&2; return 1; }
+    {
+      echo "unix_socket_directories = '$base/socket'"
+      echo "port = $port"
+      if [ "${HOTPATH_PG_TCP:-0}" = 1 ]; then echo "listen_addresses = '127.0.0.1'"; else echo "listen_addresses = ''"; fi
+      echo "max_connections = 300"
+      echo "shared_buffers = 256MB"
+      if [ "${HOTPATH_PG_FAST:-0}" = 1 ]; then
+        echo "fsync = off"; echo "synchronous_commit = off"; echo "full_page_writes = off"
+      fi
+    } | pg_as_owner tee -a "$base/data/postgresql.conf" >/dev/null
+  fi
+  if pg_as_owner "$PG_BIN/pg_ctl" -D "$base/data" status >/dev/null 2>&1; then return 0; fi
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$base/data" -l "$base/log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$base/log" >&2; return 1; }
+}
+
+pg_stop() {
+  pg_bin || return 1
+  [ -f "$1/data/PG_VERSION" ] || return 0
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# pg_port BASE: the port the cluster was set up with.
+pg_port() { sed -n "s/^port = \([0-9]*\)$/\1/p" "$1/data/postgresql.conf" | tail -n 1; }
+
+# pg_url BASE DBNAME: a libpq URL for DBNAME over the cluster's socket.
+pg_url() { echo "postgresql:///$2?host=$1/socket&port=$(pg_port "$1")&user=postgres"; }
+
+# pg_createdb BASE DBNAME: creates DBNAME unless it exists.
+pg_createdb() {
+  pg_bin || return 1
+  "$PG_BIN/psql" -qAt "$(pg_url "$1" postgres)" -c "SELECT 1 FROM pg_database WHERE datname = '$2'" | grep -q 1 \
+    || "$PG_BIN/psql" -q "$(pg_url "$1" postgres)" -c "CREATE DATABASE \"$2\""
+}
+

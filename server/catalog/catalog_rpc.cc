@@ -1,0 +1,71 @@
+#include "server/catalog/catalog_rpc.h"
+
+namespace hotpath::catalog {
+namespace {
+
+// A unary handler that runs (catalog->*method)(request, deadline) on the executor.
+template <class Request, class Response>
+auto OnExecutor(CatalogService* catalog, rpc::Executor* executor,
+                absl::StatusOr<Response> (CatalogService::*method)(const Request&, absl::Time)) {
+  return [=](grpc::ServerContext& context, const Request& request,
+             rpc::UnaryResponder<Response> responder) {
+    const absl::Time deadline = rpc::DeadlineOf(context);
+    // The call, and so request, lives until the responder answers.
+    rpc::RunOnExecutor(*executor, std::move(responder),
+                       [catalog, method, &request, deadline] { return (catalog->*method)(request, deadline); });
+  };
+}
+
+}  // namespace
+
+CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
+    : create_item_{&service_, &Async::RequestCreateItem,
+                   OnExecutor(catalog, executor, &CatalogService::CreateItem)},
+      get_item_{&service_, &Async::RequestGetItem,
+                OnExecutor(catalog, executor, &CatalogService::GetItem)},
+      batch_get_items_{&service_, &Async::RequestBatchGetItems,
+                       OnExecutor(catalog, executor, &CatalogService::BatchGetItems)},
+      list_items_{&service_, &Async::RequestListItems,
+                  OnExecutor(catalog, executor, &CatalogService::ListItems)},
+      update_item_{&service_, &Async::RequestUpdateItem,
+                   OnExecutor(catalog, executor, &CatalogService::UpdateItem)},
+      delete_item_{&service_, &Async::RequestDeleteItem,
+                   OnExecutor(catalog, executor, &CatalogService::DeleteItem)},
+      search_items_{&service_, &Async::RequestSearchItems,
+                    OnExecutor(catalog, executor, &CatalogService::SearchItems)},
+      get_category_stats_{&service_, &Async::RequestGetCategoryStats,
+                          OnExecutor(catalog, executor, &CatalogService::GetCategoryStats)},
+      export_items_{&service_, &Async::RequestExportItems,
+                    [catalog](grpc::ServerContext& context, const v1::ExportItemsRequest& request) {
+                      return catalog->ExportItems(request, rpc::DeadlineOf(context));
+                    },
+                    executor},
+      import_items_{
+          &service_, &Async::RequestImportItems,
+          [catalog](grpc::ServerContext& context)
+              -> absl::StatusOr<std::unique_ptr<
+                  rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>> {
+            return catalog->ImportItems(rpc::DeadlineOf(context));
+          },
+          executor, kImportBatchSize} {}
+
+void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, int count) {
+  for (int i = 0; i < count; ++i) {
+    Unary<v1::CreateItemRequest, v1::Item>::Arm(&create_item_, cq);
+    Unary<v1::GetItemRequest, v1::Item>::Arm(&get_item_, cq);
+    Unary<v1::BatchGetItemsRequest, v1::BatchGetItemsResponse>::Arm(&batch_get_items_, cq);
+    Unary<v1::ListItemsRequest, v1::ListItemsResponse>::Arm(&list_items_, cq);
+    Unary<v1::UpdateItemRequest, v1::Item>::Arm(&update_item_, cq);
+    Unary<v1::DeleteItemRequest, v1::DeleteItemResponse>::Arm(&delete_item_, cq);
+    Unary<v1::SearchItemsRequest, v1::SearchItemsResponse>::Arm(&search_items_, cq);
+    Unary<v1::GetCategoryStatsRequest, v1::CategoryStats>::Arm(&get_category_stats_, cq);
+  }
+  // Streams are long and rare: a few pending calls are plenty.
+  for (int i = 0; i < std::max(1, count / 4); ++i) {
+    rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Arm(&export_items_, cq);
+    rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Arm(&import_items_, cq);
+  }
+}
+
+}  // namespace hotpath::catalog
+

@@ -1,0 +1,451 @@
+#include "server/catalog/item_store.h"
+
+#include <unordered_map>
+#include <utility>
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/db/pg_status.h"
+
+namespace hotpath::catalog {
+namespace {
+
+// The columns every item query returns, in RowToItem's order. Times come as epoch microseconds.
+#define HOTPATH_ITEM_COLUMNS                                                          \
+  "id, sku, name, description, category, price_cents, stock, tags, "                  \
+  "(extract(epoch FROM create_time) * 1000000)::bigint AS create_us, "                \
+  "(extract(epoch FROM update_time) * 1000000)::bigint AS update_us, version"
+
+constexpr char kGetItem[] = "get_item";
+constexpr char kGetItemSql[] = "SELECT " HOTPATH_ITEM_COLUMNS " FROM items WHERE id = $1";
+
+constexpr char kBatchGetItems[] = "batch_get_items";
+constexpr char kBatchGetItemsSql[] =
+    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items WHERE id = ANY($1::bigint[])";
+
+constexpr char kCreateItem[] = "create_item";
+constexpr char kCreateItemSql[] =
+    "INSERT INTO items (sku, name, description, category, price_cents, stock, tags) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7::text[]) RETURNING " HOTPATH_ITEM_COLUMNS;
+
+// One statement for every update mask: each field is set only when its flag is true.
+constexpr char kUpdateItem[] = "update_item";
+constexpr char kUpdateItemSql[] =
+    "UPDATE items SET "
+    "sku = CASE WHEN $2 THEN $3 ELSE sku END, "
+    "name = CASE WHEN $4 THEN $5 ELSE name END, "
+    "description = CASE WHEN $6 THEN $7 ELSE description END, "
+    "category = CASE WHEN $8 THEN $9 ELSE category END, "
+    "price_cents = CASE WHEN $10 THEN $11::bigint ELSE price_cents END, "
+    "stock = CASE WHEN $12 THEN $13::integer ELSE stock END, "
+    "tags = CASE WHEN $14 THEN $15::text[] ELSE tags END, "
+    "version = version + 1, update_time = now() "
+    "WHERE id = $1 AND ($16::bigint IS NULL OR version = $16::bigint) "
+    "RETURNING " HOTPATH_ITEM_COLUMNS;
+
+constexpr char kDeleteItem[] = "delete_item";
+constexpr char kDeleteItemSql[] =
+    "DELETE FROM items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2::bigint) RETURNING id";
+
+// Why an update or delete matched no row: gone, or its version moved on.
+constexpr char kItemVersion[] = "item_version";
+constexpr char kItemVersionSql[] = "SELECT version FROM items WHERE id = $1";
+
+// Keyset pages. Each filter shape has its own statement so every plan can use its index
+// (items_pkey, or items_category_id for a category or the (category, id) order).
+constexpr char kListById[] = "list_by_id";
+constexpr char kListByIdSql[] =
+    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items "
+    "WHERE id > $1 AND price_cents BETWEEN $2 AND $3 ORDER BY id LIMIT $4";
+
+constexpr char kListInCategory[] = "list_in_category";
+constexpr char kListInCategorySql[] =
+    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items "
+    "WHERE category = $1 AND id > $2 AND price_cents BETWEEN $3 AND $4 ORDER BY id LIMIT $5";
+
+constexpr char kListByCategoryOrder[] = "list_by_category_order";
+constexpr char kListByCategoryOrderSql[] =
+    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items "
+    "WHERE (category, id) > ($1, $2) AND price_cents BETWEEN $3 AND $4 "
+    "ORDER BY category, id LIMIT $5";
+
+// Ranked full-text search; keyset on (rank DESC, id).
+constexpr char kSearchItems[] = "search_items";
+constexpr char kSearchItemsSql[] =
+    "SELECT * FROM (SELECT " HOTPATH_ITEM_COLUMNS ", ts_rank(search_vector, q) AS rank "
+    "FROM items, websearch_to_tsquery('english', $1) AS q WHERE search_vector @@ q) AS hits "
+    "WHERE $2::real IS NULL OR rank < $2::real OR (rank = $2::real AND id > $3) "
+    "ORDER BY rank DESC, id LIMIT $4";
+
+constexpr char kCategoryStats[] = "category_stats";
+constexpr char kCategoryStatsSql[] =
+    "SELECT count(*), coalesce(sum(stock), 0)::bigint, coalesce(min(price_cents), 0), "
+    "coalesce(max(price_cents), 0), coalesce(avg(price_cents), 0)::float8 "
+    "FROM items WHERE category = $1";
+
+#undef HOTPATH_ITEM_COLUMNS
+
+constexpr int kSearchRankColumn = 11;
+
+// A PostgreSQL array literal: {"a","b"} with quotes and backslashes escaped.
+std::string TextArrayLiteral(const google::protobuf::RepeatedPtrField<std::string>& values) {
+  std::string literal = "{";
+  for (int i = 0; i < values.size(); ++i) {
+    if (i > 0) literal += ',';
+    literal += '"';
+    for (const char c : values[i]) {
+      if (c == '"' || c == '\\') literal += '\\';
+      literal += c;
+    }
+    literal += '"';
+  }
+  literal += '}';
+  return literal;
+}
+
+void SetTimestamp(std::int64_t micros, google::protobuf::Timestamp* timestamp) {
+  std::int64_t seconds = micros / 1000000;
+  std::int64_t rest = micros % 1000000;
+  if (rest < 0) {
+    rest += 1000000;
+    --seconds;
+  }
+  timestamp->set_seconds(seconds);
+  timestamp->set_nanos(static_cast<std::int32_t>(rest * 1000));
+}
+
+void RowToItem(const pqxx::row& row, v1::Item* item) {
+  item->set_id(row[0].as<std::int64_t>());
+  item->set_sku(row[1].c_str(), row[1].size());
+  item->set_name(row[2].c_str(), row[2].size());
+  item->set_description(row[3].c_str(), row[3].size());
+  item->set_category(row[4].c_str(), row[4].size());
+  item->set_price_cents(row[5].as<std::int64_t>());
+  item->set_stock(row[6].as<std::int32_t>());
+  pqxx::array_parser tags = row[7].as_array();
+  for (auto next = tags.get_next(); next.first != pqxx::array_parser::done; next = tags.get_next()) {
+    if (next.first == pqxx::array_parser::string_value) item->add_tags(std::move(next.second));
+  }
+  SetTimestamp(row[8].as<std::int64_t>(), item->mutable_create_time());
+  SetTimestamp(row[9].as<std::int64_t>(), item->mutable_update_time());
+  item->set_etag(EtagForVersion(row[10].as<std::int64_t>()));
+}
+
+const char* Flag(bool on) { return on ? "true" : "false"; }
+
+// The row's etag mismatch or absence, after an update or delete matched nothing.
+absl::Status ExplainNoMatch(pqxx::connection& connection, std::int64_t id) {
+  pqxx::nontransaction tx(connection);
+  const pqxx::result current = tx.exec_prepared(kItemVersion, id);
+  if (current.empty()) return absl::NotFoundError(absl::StrCat("item ", id, " not found"));
+  return absl::AbortedError(absl::StrCat("etag mismatch: item ", id, " has changed (etag is now \"",
+                                         EtagForVersion(current[0][0].as<std::int64_t>()),
+                                         "\"); read it again and retry"));
+}
+
+class CopyImport final : public ItemImport {
+ public:
+  CopyImport(db::PgLease lease, absl::Time deadline)
+      : lease_(std::move(lease)), tx_(lease_.connection(), "import") {
+    // statement_timeout bounds the whole COPY: the caller's deadline, or none at all.
+    const absl::Duration left = deadline - absl::Now();
+    const std::int64_t ms =
+        deadline == absl::InfiniteFuture() ? 0 : std::max<std::int64_t>(1, absl::ToInt64Milliseconds(left));
+    tx_.exec(absl::StrCat("SET LOCAL statement_timeout = ", ms));
+    stream_ = std::make_unique<pqxx::stream_to>(
+        tx_, "items",
+        std::vector<std::string>{"sku", "name", "description", "category", "price_cents", "stock",
+                                 "tags"});
+  }
+
+  ~CopyImport() override {
+    if (stream_ != nullptr) {
+      // Abandoned: end the COPY so the transaction can roll back; the connection is kept only if
+      // that worked.
+      try {
+        stream_->complete();
+      } catch (const std::exception&) {
+        lease_.MarkBroken();
+      }
+    }
+  }
+
+  absl::Status Write(const std::vector<v1::Item>& items, std::int64_t first_index) override {
+    try {
+      for (const auto& item : items) {
+        *stream_ << std::make_tuple(item.sku(), item.name(), item.description(), item.category(),
+                                    item.price_cents(), item.stock(), TextArrayLiteral(item.tags()));
+      }
+      written_ += static_cast<std::int64_t>(items.size());
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      return Fail(e, first_index);
+    }
+  }
+
+  absl::StatusOr<std::int64_t> Commit() override {
+    try {
+      stream_->complete();
+      stream_.reset();
+      tx_.commit();
+      return written_;
+    } catch (const std::exception& e) {
+      stream_.reset();
+      return Fail(e, 0);
+    }
+  }
+
+ private:
+  // COPY reports the failing row as "COPY items, line N" (1-based): name it by stream index.
+  absl::Status Fail(const std::exception& e, std::int64_t fallback_index) {
+    if (db::IsConnectionLost(e)) lease_.MarkBroken();
+    const absl::Status status = db::StatusFromException(e, "importing items");
+    const absl::string_view text = e.what();
+    std::int64_t index = -1;
+    if (const auto at = text.find("COPY items, line "); at != absl::string_view::npos) {
+      absl::string_view digits = text.substr(at + 17);
+      digits = digits.substr(0, digits.find_first_not_of("0123456789"));
+      if (std::int64_t line; absl::SimpleAtoi(digits, &line)) index = line - 1;
+    }
+    if (index < 0) return status;
+    return absl::Status(status.code(), absl::StrCat("item ", index, " rejected, nothing imported: ",
+                                                    status.message()));
+  }
+
+  db::PgLease lease_;                        // the connection the import holds
+  pqxx::work tx_;                            // everything or nothing
+  std::unique_ptr<pqxx::stream_to> stream_;  // the COPY in progress; null once completed
+  std::int64_t written_ = 0;                 // rows sent so far
+};
+
+}  // namespace
+
+std::string EtagForVersion(std::int64_t version) { return absl::StrCat(version); }
+
+std::vector<db::PreparedStatement> ItemStore::Statements() {
+  return {
+      {kGetItem, kGetItemSql},
+      {kBatchGetItems, kBatchGetItemsSql},
+      {kCreateItem, kCreateItemSql},
+      {kUpdateItem, kUpdateItemSql},
+      {kDeleteItem, kDeleteItemSql},
+      {kItemVersion, kItemVersionSql},
+      {kListById, kListByIdSql},
+      {kListInCategory, kListInCategorySql},
+      {kListByCategoryOrder, kListByCategoryOrderSql},
+      {kSearchItems, kSearchItemsSql},
+      {kCategoryStats, kCategoryStatsSql},
+  };
+}
+
+template <class T, class Fn>
+absl::StatusOr<T> ItemStore::WithConnection(const char* what, absl::Time deadline, bool idempotent,
+                                            Fn fn) {
+  for (int attempt = 0;; ++attempt) {
+    auto lease = pool_->Acquire(deadline);
+    if (!lease.ok()) return lease.status();
+    if (const absl::Status limited = lease->LimitTo(deadline); !limited.ok()) {
+      // Nothing was sent yet, so even a write may go again on a fresh connection.
+      if (absl::IsUnavailable(limited) && attempt == 0) continue;
+      return limited;
+    }
+    try {
+      return fn(lease->connection());
+    } catch (const std::exception& e) {
+      if (db::IsConnectionLost(e)) {
+        lease->MarkBroken();
+        // A stale connection (the server restarted since it was used) fails on first use: a read
+        // is safe to repeat once on a fresh one.
+        if (idempotent && attempt == 0) continue;
+      }
+      return db::StatusFromException(e, what);
+    }
+  }
+}
+
+absl::StatusOr<v1::Item> ItemStore::Get(std::int64_t id, absl::Time deadline) {
+  return WithConnection<v1::Item>(
+      "reading an item", deadline, true, [id](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
+        pqxx::nontransaction tx(c);
+        const pqxx::result rows = tx.exec_prepared(kGetItem, id);
+        if (rows.empty()) return absl::NotFoundError(absl::StrCat("item ", id, " not found"));
+        v1::Item item;
+        RowToItem(rows[0], &item);
+        return item;
+      });
+}
+
+absl::StatusOr<std::vector<v1::Item>> ItemStore::BatchGet(const std::vector<std::int64_t>& ids,
+                                                          absl::Time deadline) {
+  const std::string literal = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+  return WithConnection<std::vector<v1::Item>>(
+      "reading items", deadline, true,
+      [&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Item>> {
+        pqxx::nontransaction tx(c);
+        const pqxx::result rows = tx.exec_prepared(kBatchGetItems, literal);
+        std::unordered_map<std::int64_t, v1::Item> found;
+        found.reserve(rows.size());
+        for (const auto& row : rows) {
+          v1::Item item;
+          RowToItem(row, &item);
+          found.emplace(item.id(), std::move(item));
+        }
+        std::vector<v1::Item> items;
+        std::vector<std::int64_t> missing;
+        items.reserve(ids.size());
+        for (const std::int64_t id : ids) {
+          if (auto it = found.find(id); it != found.end()) {
+            items.push_back(it->second);
+          } else if (missing.size() < 20) {
+            missing.push_back(id);
+          }
+        }
+        if (!missing.empty()) {
+          return absl::NotFoundError(absl::StrCat("items not found: ", absl::StrJoin(missing, ", ")));
+        }
+        return items;
+      });
+}
+
+absl::StatusOr<v1::Item> ItemStore::Create(const v1::Item& item, absl::Time deadline) {
+  const std::string tags = TextArrayLiteral(item.tags());
+  return WithConnection<v1::Item>(
+      "creating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
+        pqxx::nontransaction tx(c);
+        const pqxx::result rows =
+            tx.exec_prepared(kCreateItem, item.sku(), item.name(), item.description(),
+                             item.category(), item.price_cents(), item.stock(), tags);
+        v1::Item created;
+        RowToItem(rows.at(0), &created);
+        return created;
+      });
+}
+
+absl::StatusOr<v1::Item> ItemStore::Update(const v1::Item& item, const ItemFields& fields,
+                                           std::optional<std::int64_t> expected_version,
+                                           absl::Time deadline) {
+  const std::string tags = TextArrayLiteral(item.tags());
+  const std::string price = absl::StrCat(item.price_cents());
+  const std::string stock = absl::StrCat(item.stock());
+  const std::string version = expected_version ? absl::StrCat(*expected_version) : "";
+  return WithConnection<v1::Item>(
+      "updating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
+        pqxx::result rows;
+        {
+          pqxx::nontransaction tx(c);
+          rows = tx.exec_prepared(kUpdateItem, item.id(), Flag(fields.sku), item.sku(),
+                                  Flag(fields.name), item.name(), Flag(fields.description),
+                                  item.description(), Flag(fields.category), item.category(),
+                                  Flag(fields.price_cents), price, Flag(fields.stock), stock,
+                                  Flag(fields.tags), tags,
+                                  expected_version ? version.c_str() : nullptr);
+        }
+        if (rows.empty()) return ExplainNoMatch(c, item.id());
+        v1::Item updated;
+        RowToItem(rows[0], &updated);
+        return updated;
+      });
+}
+
+absl::Status ItemStore::Delete(std::int64_t id, std::optional<std::int64_t> expected_version,
+                               absl::Time deadline) {
+  const std::string version = expected_version ? absl::StrCat(*expected_version) : "";
+  auto result = WithConnection<bool>(
+      "deleting an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<bool> {
+        pqxx::result rows;
+        {
+          pqxx::nontransaction tx(c);
+          rows = tx.exec_prepared(kDeleteItem, id, expected_version ? version.c_str() : nullptr);
+        }
+        if (rows.empty()) return ExplainNoMatch(c, id);
+        return true;
+      });
+  return result.status();
+}
+
+absl::StatusOr<std::vector<v1::Item>> ItemStore::List(const ItemFilter& filter,
+                                                      const PageCursor& after, int limit,
+                                                      absl::Time deadline) {
+  return WithConnection<std::vector<v1::Item>>(
+      "listing items", deadline, true,
+      [&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Item>> {
+        pqxx::nontransaction tx(c);
+        pqxx::result rows;
+        if (!filter.category.empty()) {
+          rows = tx.exec_prepared(kListInCategory, filter.category, after.last_id,
+                                  filter.min_price_cents, filter.max_price_cents, limit);
+        } else if (filter.order_by_category) {
+          rows = tx.exec_prepared(kListByCategoryOrder, after.last_category, after.last_id,
+                                  filter.min_price_cents, filter.max_price_cents, limit);
+        } else {
+          rows = tx.exec_prepared(kListById, after.last_id, filter.min_price_cents,
+                                  filter.max_price_cents, limit);
+        }
+        std::vector<v1::Item> items(rows.size());
+        for (std::size_t i = 0; i < rows.size(); ++i) RowToItem(rows[i], &items[i]);
+        return items;
+      });
+}
+
+absl::StatusOr<std::vector<RankedItem>> ItemStore::Search(const std::string& query,
+                                                          const std::optional<PageCursor>& after,
+                                                          int limit, absl::Time deadline) {
+  std::string rank;  // the previous page's last rank, exactly as float4 prints it
+  char buffer[32];
+  if (after && after->last_rank) {
+    std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(*after->last_rank));
+    rank = buffer;
+  }
+  const std::int64_t after_id = after ? after->last_id : 0;
+  return WithConnection<std::vector<RankedItem>>(
+      "searching items", deadline, true,
+      [&](pqxx::connection& c) -> absl::StatusOr<std::vector<RankedItem>> {
+        pqxx::nontransaction tx(c);
+        const pqxx::result rows =
+            tx.exec_prepared(kSearchItems, query, rank.empty() ? nullptr : rank.c_str(), after_id, limit);
+        std::vector<RankedItem> items(rows.size());
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+          RowToItem(rows[i], &items[i].item);
+          items[i].rank = rows[i][kSearchRankColumn].as<float>();
+        }
+        return items;
+      });
+}
+
+absl::StatusOr<v1::CategoryStats> ItemStore::CategoryStats(const std::string& category,
+                                                           absl::Time deadline) {
+  return WithConnection<v1::CategoryStats>(
+      "computing category stats", deadline, true,
+      [&](pqxx::connection& c) -> absl::StatusOr<v1::CategoryStats> {
+        pqxx::nontransaction tx(c);
+        const pqxx::result rows = tx.exec_prepared(kCategoryStats, category);
+        const pqxx::row row = rows.at(0);
+        if (row[0].as<std::int64_t>() == 0) {
+          return absl::NotFoundError(absl::StrCat("category \"", category, "\" has no items"));
+        }
+        v1::CategoryStats stats;
+        stats.set_category(category);
+        stats.set_item_count(row[0].as<std::int64_t>());
+        stats.set_stock_total(row[1].as<std::int64_t>());
+        stats.set_min_price_cents(row[2].as<std::int64_t>());
+        stats.set_max_price_cents(row[3].as<std::int64_t>());
+        stats.set_avg_price_cents(row[4].as<double>());
+        return stats;
+      });
+}
+
+absl::StatusOr<std::unique_ptr<ItemImport>> ItemStore::BeginImport(absl::Time deadline) {
+  auto lease = pool_->Acquire(deadline);
+  if (!lease.ok()) return lease.status();
+  try {
+    return std::unique_ptr<ItemImport>(new CopyImport(*std::move(lease), deadline));
+  } catch (const std::exception& e) {
+    return db::StatusFromException(e, "starting an import");
+  }
+}
+
+}  // namespace hotpath::catalog

@@ -1,0 +1,289 @@
+#include "server/catalog/item_validation.h"
+
+#include <set>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace hotpath::catalog {
+namespace {
+
+// Code points in s, or -1 when s is not valid UTF-8 (overlongs, surrogates and > U+10FFFF included).
+int Utf8Length(absl::string_view s) {
+  int count = 0;
+  for (std::size_t i = 0; i < s.size(); ++count) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t extra;
+    std::uint32_t code;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      code = c & 0x07;
+    } else {
+      return -1;
+    }
+    if (i + extra >= s.size()) return -1;  // truncated sequence
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if ((next & 0xC0) != 0x80) return -1;
+      code = (code << 6) | (next & 0x3F);
+    }
+    static constexpr std::uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
+    if (code < kMinForLength[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) {
+      return -1;
+    }
+    i += extra + 1;
+  }
+  return count;
+}
+
+// Text rules shared by every string field: valid UTF-8, no NUL or other control characters except
+// (when multiline) newline and tab, and a length in code points.
+void CheckText(absl::string_view value, absl::string_view field, int min_chars, int max_chars,
+               bool multiline, rpc::FieldViolations& violations) {
+  const int length = Utf8Length(value);
+  if (length < 0) {
+    violations.Add(std::string(field), "must be valid UTF-8");
+    return;
+  }
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 && !(multiline && (c == '\n' || c == '\t' || c == '\r'))) {
+      violations.Add(std::string(field), "must not contain control characters");
+      return;
+    }
+  }
+  if (length < min_chars) {
+    violations.Add(std::string(field), min_chars == 1 ? "is required"
+                                                      : absl::StrCat("must have at least ",
+                                                                     min_chars, " characters"));
+  } else if (length > max_chars) {
+    violations.Add(std::string(field), absl::StrCat("must have at most ", max_chars, " characters"));
+  }
+}
+
+// Identifiers (sku, category): 1..max characters of [A-Za-z0-9._-].
+void CheckIdentifier(absl::string_view value, absl::string_view field, int max_chars,
+                     rpc::FieldViolations& violations) {
+  if (value.empty()) {
+    violations.Add(std::string(field), "is required");
+    return;
+  }
+  if (value.size() > static_cast<std::size_t>(max_chars)) {
+    violations.Add(std::string(field), absl::StrCat("must have at most ", max_chars, " characters"));
+    return;
+  }
+  for (const char c : value) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') {
+      violations.Add(std::string(field), "may contain only letters, digits, '.', '_' and '-'");
+      return;
+    }
+  }
+}
+
+void CheckId(std::int64_t id, absl::string_view field, rpc::FieldViolations& violations) {
+  if (id <= 0) violations.Add(std::string(field), "must be a positive item id");
+}
+
+void CheckPageSize(std::int32_t page_size, rpc::FieldViolations& violations) {
+  if (page_size < 0) violations.Add("page_size", "must not be negative");
+}
+
+void CheckPriceRange(bool has_min, std::int64_t min, bool has_max, std::int64_t max,
+                     rpc::FieldViolations& violations) {
+  if (has_min && min < 0) violations.Add("min_price_cents", "must not be negative");
+  if (has_max && max < 0) violations.Add("max_price_cents", "must not be negative");
+  if (has_min && has_max && min > max) {
+    violations.Add("max_price_cents", "must not be below min_price_cents");
+  }
+}
+
+std::string Path(absl::string_view prefix, absl::string_view field) {
+  return prefix.empty() ? std::string(field) : absl::StrCat(prefix, ".", field);
+}
+
+}  // namespace
+
+void ValidateItemFields(const v1::Item& item, const ItemFields& fields, absl::string_view prefix,
+                        rpc::FieldViolations& violations) {
+  if (fields.sku) CheckIdentifier(item.sku(), Path(prefix, "sku"), kMaxSkuChars, violations);
+  if (fields.name) CheckText(item.name(), Path(prefix, "name"), 1, kMaxNameChars, false, violations);
+  if (fields.description) {
+    CheckText(item.description(), Path(prefix, "description"), 0, kMaxDescriptionChars, true,
+              violations);
+  }
+  if (fields.category) {
+    CheckIdentifier(item.category(), Path(prefix, "category"), kMaxCategoryChars, violations);
+  }
+  if (fields.price_cents && (item.price_cents() < 0 || item.price_cents() > kMaxPriceCents)) {
+    violations.Add(Path(prefix, "price_cents"), absl::StrCat("must be between 0 and ", kMaxPriceCents));
+  }
+  if (fields.stock && item.stock() < 0) violations.Add(Path(prefix, "stock"), "must not be negative");
+  if (fields.tags) {
+    if (item.tags_size() > kMaxTags) {
+      violations.Add(Path(prefix, "tags"), absl::StrCat("must have at most ", kMaxTags, " tags"));
+    } else {
+      std::set<absl::string_view> seen;
+      for (int i = 0; i < item.tags_size(); ++i) {
+        const std::string path = absl::StrCat(Path(prefix, "tags"), "[", i, "]");
+        CheckText(item.tags(i), path, 1, kMaxTagChars, false, violations);
+        if (!seen.insert(item.tags(i)).second) violations.Add(path, "repeats an earlier tag");
+      }
+    }
+  }
+}
+
+absl::Status ValidateCreate(const v1::CreateItemRequest& request) {
+  rpc::FieldViolations violations;
+  if (!request.has_item()) {
+    violations.Add("item", "is required");
+  } else {
+    ValidateItemFields(request.item(), ItemFields::All(), "item", violations);
+  }
+  return violations.ToStatus();
+}
+
+absl::StatusOr<ItemFields> ValidateUpdate(const v1::UpdateItemRequest& request) {
+  rpc::FieldViolations violations;
+  const v1::Item& item = request.item();
+  CheckId(item.id(), "item.id", violations);
+  ItemFields fields;
+  if (request.has_update_mask() && request.update_mask().paths_size() > 0) {
+    for (int i = 0; i < request.update_mask().paths_size(); ++i) {
+      const std::string& path = request.update_mask().paths(i);
+      if (path == "*") fields = ItemFields::All();
+      else if (path == "sku") fields.sku = true;
+      else if (path == "name") fields.name = true;
+      else if (path == "description") fields.description = true;
+      else if (path == "category") fields.category = true;
+      else if (path == "price_cents" || path == "priceCents") fields.price_cents = true;
+      else if (path == "stock") fields.stock = true;
+      else if (path == "tags") fields.tags = true;
+      else {
+        violations.Add(absl::StrCat("update_mask.paths[", i, "]"),
+                       absl::StrCat("\"", absl::CHexEscape(path),
+                                    "\" is not an updatable field (sku, name, description, "
+                                    "category, price_cents, stock, tags, or *)"));
+      }
+    }
+  } else {
+    fields.sku = !item.sku().empty();
+    fields.name = !item.name().empty();
+    fields.description = !item.description().empty();
+    fields.category = !item.category().empty();
+    fields.price_cents = item.price_cents() != 0;
+    fields.stock = item.stock() != 0;
+    fields.tags = item.tags_size() > 0;
+    if (!fields.Any() && item.id() > 0) {
+      violations.Add("update_mask", "names no field, and the item sets none to update");
+    }
+  }
+  ValidateItemFields(item, fields, "item", violations);
+  if (!item.etag().empty() && !ParseEtag(item.etag(), "item.etag").ok()) {
+    violations.Add("item.etag", "is not an etag this server issued");
+  }
+  if (!violations.empty()) return violations.ToStatus();
+  return fields;
+}
+
+absl::Status ValidateGet(const v1::GetItemRequest& request) {
+  rpc::FieldViolations violations;
+  CheckId(request.id(), "id", violations);
+  return violations.ToStatus();
+}
+
+absl::Status ValidateDelete(const v1::DeleteItemRequest& request) {
+  rpc::FieldViolations violations;
+  CheckId(request.id(), "id", violations);
+  if (!request.etag().empty() && !ParseEtag(request.etag(), "etag").ok()) {
+    violations.Add("etag", "is not an etag this server issued");
+  }
+  return violations.ToStatus();
+}
+
+absl::Status ValidateBatchGet(const v1::BatchGetItemsRequest& request) {
+  rpc::FieldViolations violations;
+  if (request.ids_size() == 0) {
+    violations.Add("ids", "is required");
+  } else if (request.ids_size() > kMaxBatchGetIds) {
+    violations.Add("ids", absl::StrCat("must have at most ", kMaxBatchGetIds, " ids"));
+  } else {
+    for (int i = 0; i < request.ids_size(); ++i) {
+      CheckId(request.ids(i), absl::StrCat("ids[", i, "]"), violations);
+    }
+  }
+  return violations.ToStatus();
+}
+
+absl::Status ValidateList(const v1::ListItemsRequest& request) {
+  rpc::FieldViolations violations;
+  CheckPageSize(request.page_size(), violations);
+  if (!request.category().empty()) {
+    CheckIdentifier(request.category(), "category", kMaxCategoryChars, violations);
+  }
+  CheckPriceRange(request.has_min_price_cents(), request.min_price_cents(),
+                  request.has_max_price_cents(), request.max_price_cents(), violations);
+  if (!request.order_by().empty() && request.order_by() != "id" &&
+      request.order_by() != "category,id") {
+    violations.Add("order_by", "must be \"id\" or \"category,id\"");
+  }
+  return violations.ToStatus();
+}
+
+absl::Status ValidateSearch(const v1::SearchItemsRequest& request) {
+  rpc::FieldViolations violations;
+  CheckText(request.query(), "query", 1, kMaxSearchQueryChars, false, violations);
+  CheckPageSize(request.page_size(), violations);
+  return violations.ToStatus();
+}
+
+absl::Status ValidateCategoryStats(const v1::GetCategoryStatsRequest& request) {
+  rpc::FieldViolations violations;
+  CheckIdentifier(request.category(), "category", kMaxCategoryChars, violations);
+  return violations.ToStatus();
+}
+
+absl::Status ValidateExport(const v1::ExportItemsRequest& request) {
+  rpc::FieldViolations violations;
+  if (!request.category().empty()) {
+    CheckIdentifier(request.category(), "category", kMaxCategoryChars, violations);
+  }
+  CheckPriceRange(request.has_min_price_cents(), request.min_price_cents(),
+                  request.has_max_price_cents(), request.max_price_cents(), violations);
+  return violations.ToStatus();
+}
+
+int EffectivePageSize(std::int32_t page_size) {
+  if (page_size <= 0) return kDefaultPageSize;
+  return page_size > kMaxPageSize ? kMaxPageSize : page_size;
+}
+
+absl::StatusOr<std::int64_t> ParseEtag(absl::string_view etag, absl::string_view field) {
+  absl::string_view text = etag;
+  absl::ConsumePrefix(&text, "W/");
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') {
+    text = text.substr(1, text.size() - 2);
+  }
+  std::int64_t version;
+  if (!absl::SimpleAtoi(text, &version) || version <= 0) {
+    rpc::FieldViolations violations;
+    violations.Add(std::string(field), "is not an etag this server issued");
+    return violations.ToStatus();
+  }
+  return version;
+}
+
+}  // namespace hotpath::catalog

@@ -1,0 +1,26 @@
+// Versioned schema migrations, compiled into the binary from server/db/migrations/*.sql.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+
+namespace hotpath::db {
+
+struct Migration {
+  absl::string_view version;  // file name without .sql, e.g. "0001_items"; applied in this order
+  absl::string_view sql;      // the file's text
+};
+
+// Every migration in server/db/migrations, ordered by version.
+const std::vector<Migration>& BuiltinMigrations();
+
+// Applies the migrations not yet recorded in schema_migrations, all in one transaction that holds
+// an advisory lock, so replicas starting at once apply each exactly once. Returns what was applied.
+absl::Status Migrate(const std::string& database_url, const std::vector<Migration>& migrations,
+                     std::vector<std::string>* applied = nullptr);
+
+}  // namespace hotpath::db

@@ -1,0 +1,180 @@
+#include "server/db/pg_pool.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <pqxx/except>
+#include <pqxx/nontransaction>
+
+#include "absl/strings/str_cat.h"
+
+namespace hotpath::db {
+namespace {
+
+// libpq counts connect_timeout in whole seconds, minimum 2.
+std::string WithConnectTimeout(const std::string& url, absl::Duration timeout) {
+  const std::int64_t seconds = std::max<std::int64_t>(2, absl::ToInt64Seconds(timeout));
+  const bool is_uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+  if (is_uri) {
+    return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&",
+                        "connect_timeout=", seconds);
+  }
+  return absl::StrCat(url, " connect_timeout=", seconds);
+}
+
+}  // namespace
+
+PgLease::PgLease(PgLease&& other) noexcept
+    : pool_(other.pool_), slot_(std::move(other.slot_)), broken_(other.broken_) {}
+
+PgLease::~PgLease() {
+  if (slot_ != nullptr) pool_->Release(std::move(slot_), broken_);
+}
+
+absl::Status PgLease::LimitTo(absl::Time deadline) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError("deadline passed before the query could start");
+  }
+  const std::int64_t want = std::max<std::int64_t>(
+      1, absl::ToInt64Milliseconds(std::min(left, pool_->options().max_statement_timeout)));
+  // Re-setting it costs a round trip: keep the current value while it is no longer than the time
+  // left and not much shorter.
+  if (slot_->timeout_ms > 0 && slot_->timeout_ms <= want && slot_->timeout_ms * 2 >= want) {
+    return absl::OkStatus();
+  }
+  try {
+    pqxx::nontransaction tx(*slot_->connection);
+    tx.exec(absl::StrCat("SET statement_timeout = ", want));
+    slot_->timeout_ms = want;
+    return absl::OkStatus();
+  } catch (const pqxx::broken_connection& e) {
+    MarkBroken();
+    return absl::UnavailableError(absl::StrCat("database unavailable: ", e.what()));
+  } catch (const std::exception& e) {
+    MarkBroken();
+    return absl::UnavailableError(absl::StrCat("could not set statement_timeout: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Create(PgPoolOptions options) {
+  options.min_size = std::clamp(options.min_size, 0, std::max(1, options.max_size));
+  options.max_size = std::max(1, options.max_size);
+  std::unique_ptr<PgPool> pool(new PgPool(std::move(options)));
+  const absl::Time deadline = absl::Now() + pool->options_.connect_timeout;
+  std::vector<PgLease> warm;
+  for (int i = 0; i < std::max(1, pool->options_.min_size); ++i) {
+    auto lease = pool->Acquire(deadline);
+    if (!lease.ok()) return lease.status();
+    warm.push_back(*std::move(lease));
+  }
+  return pool;
+}
+
+PgPool::~PgPool() { Close(); }
+
+absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (closed_) return absl::UnavailableError("database pool is closed");
+    if (!idle_.empty()) {
+      auto slot = std::move(idle_.back());
+      idle_.pop_back();
+      ++in_use_;
+      return PgLease(this, std::move(slot));
+    }
+    if (open_ < options_.max_size) {
+      ++open_;
+      ++in_use_;
+      lock.unlock();
+      auto slot = Open(deadline);
+      if (!slot.ok()) {
+        lock.lock();
+        --open_;
+        --in_use_;
+        ++counters_.connect_errors;
+        released_.notify_one();
+        return slot.status();
+      }
+      return PgLease(this, *std::move(slot));
+    }
+    if (released_.wait_until(lock, absl::ToChronoTime(deadline)) == std::cv_status::timeout &&
+        idle_.empty() && !closed_) {
+      ++counters_.acquire_timeouts;
+      return absl::DeadlineExceededError(absl::StrCat(
+          "timed out waiting for a database connection (all ", options_.max_size, " in use)"));
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError("deadline passed before a database connection could open");
+  }
+  auto slot = std::make_unique<PgLease::Slot>();
+  try {
+    slot->connection = std::make_unique<pqxx::connection>(
+        WithConnectTimeout(options_.database_url, std::min(left, options_.connect_timeout)));
+    for (const auto& statement : options_.statements) {
+      slot->connection->prepare(statement.name, statement.sql);
+    }
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    return absl::UnavailableError(absl::StrCat("database unavailable: ", why));
+  }
+  std::lock_guard lock(mu_);
+  slot->generation = generation_;
+  ++counters_.opened;
+  return slot;
+}
+
+void PgPool::Release(std::unique_ptr<PgLease::Slot> slot, bool broken) {
+  std::vector<std::unique_ptr<PgLease::Slot>> discard;
+  {
+    std::lock_guard lock(mu_);
+    --in_use_;
+    if (broken) {
+      ++counters_.broken;
+      // Whatever broke this one (most often a server restart) broke the older idle ones too: drop
+      // them now rather than fail one caller per stale connection.
+      if (slot->generation == generation_) ++generation_;
+      for (auto& idle : idle_) {
+        if (idle->generation < generation_) discard.push_back(std::move(idle));
+      }
+      std::erase(idle_, nullptr);
+    }
+    if (broken || closed_ || !slot->connection->is_open()) {
+      discard.push_back(std::move(slot));
+    } else {
+      idle_.push_back(std::move(slot));
+    }
+    open_ -= static_cast<int>(discard.size());
+  }
+  released_.notify_all();
+  // discard's destructors close the connections outside the lock.
+}
+
+void PgPool::Close() {
+  std::vector<std::unique_ptr<PgLease::Slot>> discard;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    discard.swap(idle_);
+    open_ -= static_cast<int>(discard.size());
+  }
+  released_.notify_all();
+}
+
+PgPoolStats PgPool::stats() const {
+  std::lock_guard lock(mu_);
+  PgPoolStats stats = counters_;
+  stats.in_use = in_use_;
+  stats.idle = static_cast<int>(idle_.size());
+  stats.max_size = options_.max_size;
+  return stats;
+}
+
+}  // namespace hotpath::db

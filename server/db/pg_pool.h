@@ -1,0 +1,121 @@
+// A bounded pool of libpqxx connections.
+//
+// Connections are opened lazily up to max_size (min_size of them at start), handed out LIFO so the
+// warmest are reused, and discarded when found broken, so the pool heals by itself after PostgreSQL
+// restarts. Acquire never waits past the caller's deadline. Each lease sets the session's
+// statement_timeout no longer than the caller's remaining time, so PostgreSQL itself stops a query
+// nobody is waiting for.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace hotpath::db {
+
+struct PreparedStatement {
+  std::string name;  // what exec_prepared calls it
+  std::string sql;   // the statement, with $1.. parameters
+};
+
+struct PgPoolOptions {
+  // libpq connection string or URL, e.g. "postgresql://user@host:5432/db" or "host=/tmp port=5432".
+  std::string database_url;
+  // Connections opened at start. Default 2.
+  int min_size = 2;
+  // Most connections ever open at once. Default 16.
+  int max_size = 16;
+  // Longest a new connection may take to open. Default 5 s.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // statement_timeout for callers without a deadline. Default 30 s.
+  absl::Duration max_statement_timeout = absl::Seconds(30);
+  // Prepared (lazily, once) on every connection.
+  std::vector<PreparedStatement> statements;
+};
+
+struct PgPoolStats {
+  int in_use = 0;                // leased right now
+  int idle = 0;                  // open and waiting
+  int max_size = 0;              // the bound
+  std::int64_t opened = 0;       // connections opened since start
+  std::int64_t broken = 0;       // connections discarded as broken
+  std::int64_t connect_errors = 0;  // failed attempts to open one
+  std::int64_t acquire_timeouts = 0;  // Acquire calls that ran out of time
+};
+
+class PgPool;
+
+// One connection, exclusively the holder's until the lease is destroyed.
+class PgLease final {
+ public:
+  PgLease(PgLease&& other) noexcept;
+  PgLease& operator=(PgLease&&) = delete;
+  ~PgLease();
+
+  pqxx::connection& connection() { return *slot_->connection; }
+
+  // Sets statement_timeout to at most the time left before deadline (and at most the pool's
+  // max_statement_timeout). DEADLINE_EXCEEDED when no time is left.
+  absl::Status LimitTo(absl::Time deadline);
+
+  // The connection failed: discard it on release and drop the idle ones opened before it (a server
+  // restart breaks them all).
+  void MarkBroken() { broken_ = true; }
+
+ private:
+  friend class PgPool;
+  struct Slot {
+    std::unique_ptr<pqxx::connection> connection;  // the libpqxx connection
+    std::int64_t timeout_ms = -1;                  // statement_timeout now set on it, -1: unknown
+    std::int64_t generation = 0;                   // pool generation when it was opened
+  };
+  PgLease(PgPool* pool, std::unique_ptr<Slot> slot) : pool_(pool), slot_(std::move(slot)) {}
+
+  PgPool* pool_;                // where the connection goes back
+  std::unique_ptr<Slot> slot_;  // null once moved from
+  bool broken_ = false;         // discard instead of returning
+};
+
+class PgPool final {
+ public:
+  // Opens min_size connections; fails (UNAVAILABLE) if the first cannot be opened.
+  static absl::StatusOr<std::unique_ptr<PgPool>> Create(PgPoolOptions options);
+  ~PgPool();
+
+  // A connection, waiting for one at most until deadline (DEADLINE_EXCEEDED), or UNAVAILABLE when a
+  // new one cannot be opened or the pool is closed.
+  absl::StatusOr<PgLease> Acquire(absl::Time deadline);
+
+  // Fails every waiting and future Acquire, closes idle connections. Leases still out close on release.
+  void Close();
+
+  PgPoolStats stats() const;
+  const PgPoolOptions& options() const { return options_; }
+
+ private:
+  friend class PgLease;
+  explicit PgPool(PgPoolOptions options) : options_(std::move(options)) {}
+  absl::StatusOr<std::unique_ptr<PgLease::Slot>> Open(absl::Time deadline);
+  void Release(std::unique_ptr<PgLease::Slot> slot, bool broken);
+
+  const PgPoolOptions options_;  // as given
+  mutable std::mutex mu_;        // guards everything below
+  std::condition_variable released_;  // a slot came back or the pool closed
+  std::vector<std::unique_ptr<PgLease::Slot>> idle_;  // open, unused; back is the warmest
+  int open_ = 0;                 // open or opening connections, leased or idle
+  int in_use_ = 0;               // leased
+  std::int64_t generation_ = 0;  // bumped when a broken connection is seen
+  bool closed_ = false;          // Close was called
+  PgPoolStats counters_;         // the monotonic counters of stats()
+};
+
+}  // namespace hotpath::db

@@ -1,0 +1,21 @@
+// libpqxx exceptions end here: the store boundary turns them into absl::Status.
+#pragma once
+
+#include <exception>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+
+namespace hotpath::db {
+
+// The status for an exception thrown by libpqxx (or anything else) while doing `what`:
+// unique violation -> ALREADY_EXISTS, check/not-null/data errors -> INVALID_ARGUMENT,
+// statement_timeout -> DEADLINE_EXCEEDED, lost or refused connections -> UNAVAILABLE,
+// serialization failures and deadlocks -> ABORTED, anything else INTERNAL.
+absl::Status StatusFromException(const std::exception& e, absl::string_view what);
+
+// True when the exception means the connection can no longer be used.
+bool IsConnectionLost(const std::exception& e);
+
+}  // namespace hotpath::db

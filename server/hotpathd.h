@@ -1,0 +1,65 @@
+// hotpathd as a library: the database pool, migrations, the catalog service and the gRPC server,
+// wired together. main.cc only parses flags and waits for a signal; tests start it in-process.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/catalog/catalog_rpc.h"
+#include "server/catalog/catalog_service.h"
+#include "server/catalog/item_store.h"
+#include "server/catalog/page_token.h"
+#include "server/db/pg_pool.h"
+#include "server/rpc/async_server.h"
+#include "server/rpc/executor.h"
+
+namespace hotpath {
+
+struct HotpathdOptions {
+  // gRPC listen address; port 0 picks a free port.
+  std::string grpc_address = "0.0.0.0:50051";
+  // Database: URL, pool bounds and timeouts (see PgPoolOptions).
+  db::PgPoolOptions database;
+  // Apply pending schema migrations at start. Default on.
+  bool migrate = true;
+  // Threads running database work. 0: the pool's max size (more could only wait for a connection).
+  int executor_threads = 0;
+  // Database tasks that may wait for a thread before calls are refused with RESOURCE_EXHAUSTED.
+  int executor_queue = 4096;
+  // Completion queues / polling threads; 0: one per core.
+  int completion_queues = 0;
+  // Pending calls registered per method and queue.
+  int pending_calls_per_method = 16;
+  // HMAC key for page tokens; empty: random per process.
+  std::string page_token_secret;
+};
+
+class Hotpathd final {
+ public:
+  // Connects, migrates, starts serving; the error says which step failed.
+  static absl::StatusOr<std::unique_ptr<Hotpathd>> Start(HotpathdOptions options);
+  ~Hotpathd();
+
+  int grpc_port() const { return server_->port(); }
+  db::PgPool& pool() { return *pool_; }
+
+  // Graceful stop: health NOT_SERVING, no new calls, in-flight ones get until grace, database work
+  // drains, the pool closes. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Hotpathd() = default;
+
+  std::unique_ptr<db::PgPool> pool_;                  // database connections
+  std::unique_ptr<catalog::PageTokenCodec> tokens_;   // page token signer
+  std::unique_ptr<catalog::ItemStore> store_;         // catalog SQL
+  std::unique_ptr<catalog::CatalogService> catalog_;  // catalog logic
+  std::unique_ptr<rpc::Executor> executor_;           // database work
+  std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;  // catalog's async bindings
+  std::unique_ptr<rpc::AsyncServer> server_;          // the gRPC server
+  bool stopped_ = false;                              // Shutdown ran
+};
+
+}  // namespace hotpath

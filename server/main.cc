@@ -1,0 +1,104 @@
+// hotpathd: flags in, signals handled, everything else in the hotpath_server library.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/hotpathd.h"
+
+namespace {
+
+std::string EnvOr(const char* name, std::string fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+int EnvOr(const char* name, int fallback) {
+  int value;
+  const char* text = std::getenv(name);
+  return text != nullptr && absl::SimpleAtoi(text, &value) ? value : fallback;
+}
+
+}  // namespace
+
+// Every flag falls back to an environment variable, named in its help.
+ABSL_FLAG(std::string, grpc_host, EnvOr("HOTPATH_GRPC_HOST", "0.0.0.0"),
+          "gRPC listen host (env HOTPATH_GRPC_HOST)");
+ABSL_FLAG(int, grpc_port, EnvOr("HOTPATH_GRPC_PORT", 50051),
+          "gRPC port; 0 picks a free one (env HOTPATH_GRPC_PORT)");
+ABSL_FLAG(int, http_port, EnvOr("HOTPATH_HTTP_PORT", 8080),
+          "HTTP port for the gateway and /metrics (env HOTPATH_HTTP_PORT)");
+ABSL_FLAG(std::string, database_url,
+          EnvOr("DATABASE_URL", "postgresql://postgres@localhost:5432/hotpath"),
+          "PostgreSQL URL or libpq connection string (env DATABASE_URL)");
+ABSL_FLAG(int, pool_min, EnvOr("HOTPATH_POOL_MIN", 2),
+          "database connections opened at start (env HOTPATH_POOL_MIN)");
+ABSL_FLAG(int, pool_max, EnvOr("HOTPATH_POOL_MAX", 16),
+          "most database connections (env HOTPATH_POOL_MAX)");
+ABSL_FLAG(int, connect_timeout_ms, EnvOr("HOTPATH_CONNECT_TIMEOUT_MS", 5000),
+          "longest wait to open a database connection (env HOTPATH_CONNECT_TIMEOUT_MS)");
+ABSL_FLAG(int, statement_timeout_ms, EnvOr("HOTPATH_STATEMENT_TIMEOUT_MS", 30000),
+          "statement_timeout for calls without a deadline (env HOTPATH_STATEMENT_TIMEOUT_MS)");
+ABSL_FLAG(int, executor_threads, EnvOr("HOTPATH_EXECUTOR_THREADS", 0),
+          "threads for database work; 0: pool_max (env HOTPATH_EXECUTOR_THREADS)");
+ABSL_FLAG(int, executor_queue, EnvOr("HOTPATH_EXECUTOR_QUEUE", 4096),
+          "database tasks that may queue before RESOURCE_EXHAUSTED (env HOTPATH_EXECUTOR_QUEUE)");
+ABSL_FLAG(int, cq_threads, EnvOr("HOTPATH_CQ_THREADS", 0),
+          "completion queues, one polling thread each; 0: one per core (env HOTPATH_CQ_THREADS)");
+ABSL_FLAG(int, pending_calls, EnvOr("HOTPATH_PENDING_CALLS", 16),
+          "pending calls registered per method and queue (env HOTPATH_PENDING_CALLS)");
+ABSL_FLAG(std::string, page_token_secret, EnvOr("HOTPATH_PAGE_TOKEN_SECRET", ""),
+          "HMAC key for page tokens, shared by replicas; empty: random per process "
+          "(env HOTPATH_PAGE_TOKEN_SECRET)");
+ABSL_FLAG(bool, migrate, true, "apply pending schema migrations at start");
+ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
+          "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("hotpathd: the hotpath catalog server (gRPC, HTTP/JSON, /metrics)");
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals are taken synchronously by this thread: block them before any other thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  hotpath::HotpathdOptions options;
+  options.grpc_address =
+      absl::StrCat(absl::GetFlag(FLAGS_grpc_host), ":", absl::GetFlag(FLAGS_grpc_port));
+  options.database.database_url = absl::GetFlag(FLAGS_database_url);
+  options.database.min_size = absl::GetFlag(FLAGS_pool_min);
+  options.database.max_size = absl::GetFlag(FLAGS_pool_max);
+  options.database.connect_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_connect_timeout_ms));
+  options.database.max_statement_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
+  options.migrate = absl::GetFlag(FLAGS_migrate);
+  options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
+  options.executor_queue = absl::GetFlag(FLAGS_executor_queue);
+  options.completion_queues = absl::GetFlag(FLAGS_cq_threads);
+  options.pending_calls_per_method = absl::GetFlag(FLAGS_pending_calls);
+  options.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
+
+  auto server = hotpath::Hotpathd::Start(std::move(options));
+  if (!server.ok()) {
+    std::cerr << "hotpathd: failed to start: " << server.status() << "\n";
+    return 1;
+  }
+  std::cerr << "hotpathd: serving gRPC on port " << (*server)->grpc_port() << std::endl;
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  std::cerr << "hotpathd: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ", draining calls" << std::endl;
+  (*server)->Shutdown(absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  std::cerr << "hotpathd: stopped" << std::endl;
+  return 0;
+}

@@ -1,0 +1,370 @@
+// State machines for gRPC's async completion-queue API: one object per call, one obvious place where
+// each state ends.
+//
+// Every tag this runtime puts on a completion queue is a CompletionHandler*. A call object arms
+// itself (registers a pending Request* with the server); when a client call matches it, it arms a
+// replacement so the method always has pending calls, hands the request to the method's handler and
+// lives until its final operation completes.
+//
+// Handlers run on completion-queue threads and must not block: anything slow (database work) goes to
+// the Executor, and the call is finished from there.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/rpc/executor.h"
+#include "server/rpc/streams.h"
+#include "server/rpc/status.h"
+
+namespace hotpath::rpc {
+
+class CompletionHandler {
+ public:
+  virtual ~CompletionHandler() = default;
+  // ok: the completion queue's verdict on the operation this tag was given to.
+  virtual void OnComplete(bool ok) = 0;
+};
+
+// Serves one completion queue until it is shut down and drained.
+void PollCompletionQueue(grpc::ServerCompletionQueue* cq);
+
+inline const grpc::Status& ExecutorRefusedStatus() {
+  static const grpc::Status status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "server busy: the database work queue is full, retry later");
+  return status;
+}
+
+template <class Response>
+class UnaryCallBase {
+ public:
+  virtual ~UnaryCallBase() = default;
+  virtual void Finish(const Response* response, const grpc::Status& status) = 0;
+};
+
+// The right to answer one unary call, exactly once, from any thread. Dropping it unanswered answers
+// INTERNAL, so no call is ever left hanging.
+template <class Response>
+class UnaryResponder final {
+ public:
+  explicit UnaryResponder(UnaryCallBase<Response>* call) : call_(call) {}
+  UnaryResponder(UnaryResponder&& other) noexcept : call_(std::exchange(other.call_, nullptr)) {}
+  UnaryResponder& operator=(UnaryResponder&& other) noexcept {
+    if (this != &other) {
+      Abandon();
+      call_ = std::exchange(other.call_, nullptr);
+    }
+    return *this;
+  }
+  ~UnaryResponder() { Abandon(); }
+
+  void Finish(const Response& response) { std::exchange(call_, nullptr)->Finish(&response, grpc::Status::OK); }
+  void Finish(const grpc::Status& status) { std::exchange(call_, nullptr)->Finish(nullptr, status); }
+  void Finish(const absl::StatusOr<Response>& result) {
+    if (result.ok()) {
+      Finish(*result);
+    } else {
+      Finish(ToGrpcStatus(result.status()));
+    }
+  }
+
+ private:
+  void Abandon() {
+    if (call_ != nullptr) {
+      std::exchange(call_, nullptr)
+          ->Finish(nullptr, grpc::Status(grpc::StatusCode::INTERNAL, "call dropped unanswered"));
+    }
+  }
+
+  UnaryCallBase<Response>* call_;  // the call to answer; null once answered
+};
+
+// Runs work() on the executor and answers the call with its result. work: absl::StatusOr<Response>().
+template <class Response, class Work>
+void RunOnExecutor(Executor& executor, UnaryResponder<Response> responder, Work work) {
+  auto shared = std::make_shared<UnaryResponder<Response>>(std::move(responder));
+  const bool queued = executor.Submit([shared, work = std::move(work)]() mutable {
+    shared->Finish(work());
+  });
+  if (!queued) shared->Finish(ExecutorRefusedStatus());
+}
+
+template <class AsyncService, class Request, class Response>
+class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response> {
+ public:
+  using Writer = grpc::ServerAsyncResponseWriter<Response>;
+  using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Request*, Writer*,
+                                               grpc::CompletionQueue*,
+                                               grpc::ServerCompletionQueue*, void*);
+  // Called on a completion-queue thread; answers through the responder now or later.
+  using Handler =
+      std::function<void(grpc::ServerContext&, const Request&, UnaryResponder<Response>)>;
+
+  struct Method {
+    AsyncService* service;  // the generated AsyncService the method belongs to
+    RequestMethod request;  // its Request<Method> member
+    Handler handler;        // what to do with each call
+  };
+
+  // Registers one pending call of method on cq. method must outlive the server.
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
+    new UnaryCall(method, cq);
+  }
+
+  void OnComplete(bool ok) override {
+    if (state_ == State::kFinishing || !ok) {
+      delete this;  // finished, or the server is shutting down and this call never started
+      return;
+    }
+    Arm(method_, cq_);
+    state_ = State::kHandling;
+    // After this the responder owns the call: it may be finished (and deleted) on another thread
+    // before the handler even returns, so nothing below may touch members.
+    method_->handler(context_, request_, UnaryResponder<Response>(this));
+  }
+
+  void Finish(const Response* response, const grpc::Status& status) override {
+    state_ = State::kFinishing;
+    if (response != nullptr) {
+      writer_.Finish(*response, status, this);
+    } else {
+      writer_.FinishWithError(status, this);
+    }
+  }
+
+ private:
+  enum class State { kAwaiting, kHandling, kFinishing };
+
+  UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq)
+      : method_(method), cq_(cq), writer_(&context_) {
+    (method_->service->*method_->request)(&context_, &request_, &writer_, cq_, cq_, this);
+  }
+
+  const Method* method_;             // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
+  grpc::ServerContext context_;      // per-call metadata, deadline, peer
+  Request request_;                  // the client's message
+  Writer writer_;                    // answers the call
+  State state_ = State::kAwaiting;   // where the state machine is
+};
+
+// Server streaming: fetch a batch on the executor, write it one message at a time (each write waits
+// for the previous one, so a slow reader holds back the producer), fetch the next.
+template <class AsyncService, class Request, class Response>
+class ServerStreamCall final : public CompletionHandler {
+ public:
+  using Writer = grpc::ServerAsyncWriter<Response>;
+  using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Request*, Writer*,
+                                               grpc::CompletionQueue*,
+                                               grpc::ServerCompletionQueue*, void*);
+  // Called on a completion-queue thread: validate and build the source, without blocking.
+  using Handler = std::function<absl::StatusOr<std::unique_ptr<StreamSource<Response>>>(
+      grpc::ServerContext&, const Request&)>;
+
+  struct Method {
+    AsyncService* service;  // the generated AsyncService the method belongs to
+    RequestMethod request;  // its Request<Method> member
+    Handler handler;        // builds each call's source
+    Executor* executor;     // where batches are fetched
+  };
+
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
+    new ServerStreamCall(method, cq);
+  }
+
+  void OnComplete(bool ok) override {
+    switch (state_) {
+      case State::kAwaiting: {
+        if (!ok) break;
+        Arm(method_, cq_);
+        auto source = method_->handler(context_, request_);
+        if (!source.ok()) return FinishWith(ToGrpcStatus(source.status()));
+        source_ = *std::move(source);
+        return Fetch();
+      }
+      case State::kWriting:
+        if (!ok) {
+          return FinishWith(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+        }
+        return WriteNext();
+      case State::kFetching:
+      case State::kFinishing:
+        break;
+    }
+    delete this;
+  }
+
+ private:
+  enum class State { kAwaiting, kFetching, kWriting, kFinishing };
+
+  ServerStreamCall(const Method* method, grpc::ServerCompletionQueue* cq)
+      : method_(method), cq_(cq), writer_(&context_) {
+    (method_->service->*method_->request)(&context_, &request_, &writer_, cq_, cq_, this);
+  }
+
+  void Fetch() {
+    state_ = State::kFetching;
+    batch_.clear();
+    next_ = 0;
+    const bool queued = method_->executor->Submit([this] {
+      const absl::Status status = source_->Next(&batch_, &done_);
+      if (!status.ok()) return FinishWith(ToGrpcStatus(status));
+      WriteNext();
+    });
+    if (!queued) FinishWith(ExecutorRefusedStatus());
+  }
+
+  void WriteNext() {
+    if (next_ < batch_.size()) {
+      state_ = State::kWriting;
+      writer_.Write(batch_[next_++], this);
+    } else if (done_) {
+      FinishWith(grpc::Status::OK);
+    } else {
+      Fetch();
+    }
+  }
+
+  void FinishWith(const grpc::Status& status) {
+    state_ = State::kFinishing;
+    writer_.Finish(status, this);
+  }
+
+  const Method* method_;                             // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;                  // the queue this call lives on
+  grpc::ServerContext context_;                      // per-call metadata, deadline, peer
+  Request request_;                                  // the client's message
+  Writer writer_;                                    // writes the stream
+  std::unique_ptr<StreamSource<Response>> source_;  // where messages come from
+  std::vector<Response> batch_;                      // the batch being written
+  std::size_t next_ = 0;                             // index in batch_ of the next write
+  bool done_ = false;                                // the source has no more batches
+  State state_ = State::kAwaiting;                   // where the state machine is
+};
+
+// Client streaming: read up to batch_size messages, hand them to the sink on the executor (no
+// further read until it is done, so a slow sink holds back the client), repeat; on half-close,
+// finish the sink and answer.
+template <class AsyncService, class Request, class Response>
+class ClientStreamCall final : public CompletionHandler {
+ public:
+  using Reader = grpc::ServerAsyncReader<Response, Request>;
+  using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Reader*,
+                                               grpc::CompletionQueue*,
+                                               grpc::ServerCompletionQueue*, void*);
+  using Handler = std::function<absl::StatusOr<std::unique_ptr<StreamSink<Request, Response>>>(
+      grpc::ServerContext&)>;
+
+  struct Method {
+    AsyncService* service;   // the generated AsyncService the method belongs to
+    RequestMethod request;   // its Request<Method> member
+    Handler handler;         // builds each call's sink
+    Executor* executor;      // where batches are consumed
+    std::size_t batch_size;  // messages per Consume
+  };
+
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
+    new ClientStreamCall(method, cq);
+  }
+
+  void OnComplete(bool ok) override {
+    switch (state_) {
+      case State::kAwaiting: {
+        if (!ok) {
+          delete this;  // never started, so the done tag will not come either
+          return;
+        }
+        Arm(method_, cq_);
+        auto sink = method_->handler(context_);
+        if (!sink.ok()) return FinishWithError(ToGrpcStatus(sink.status()));
+        sink_ = *std::move(sink);
+        return ReadNext();
+      }
+      case State::kReading:
+        if (!ok) return Consume(/*last=*/true);  // half-close, or the call died
+        batch_.push_back(std::move(incoming_));
+        if (batch_.size() >= method_->batch_size) return Consume(/*last=*/false);
+        return ReadNext();
+      case State::kConsuming:
+      case State::kFinishing:
+        return Release();
+    }
+  }
+
+ private:
+  enum class State { kAwaiting, kReading, kConsuming, kFinishing };
+
+  // AsyncNotifyWhenDone's tag: tells whether the call was cancelled.
+  class DoneTag final : public CompletionHandler {
+   public:
+    explicit DoneTag(ClientStreamCall* call) : call_(call) {}
+    void OnComplete(bool) override {
+      call_->cancelled_ = call_->context_.IsCancelled();
+      call_->Release();
+    }
+
+   private:
+    ClientStreamCall* call_;  // the owner
+  };
+
+  ClientStreamCall(const Method* method, grpc::ServerCompletionQueue* cq)
+      : method_(method), cq_(cq), reader_(&context_), done_tag_(this) {
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    (method_->service->*method_->request)(&context_, &reader_, cq_, cq_, this);
+  }
+
+  // Each of the final operation and the done tag releases once; the second deletes.
+  void Release() {
+    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  void ReadNext() {
+    state_ = State::kReading;
+    incoming_.Clear();
+    reader_.Read(&incoming_, this);
+  }
+
+  void Consume(bool last) {
+    state_ = State::kConsuming;
+    const bool queued = method_->executor->Submit([this, last] {
+      if (!batch_.empty()) {
+        const absl::Status status = sink_->Consume(batch_);
+        batch_.clear();
+        if (!status.ok()) return FinishWithError(ToGrpcStatus(status));
+      }
+      if (!last) return ReadNext();
+      auto response = sink_->Finish(cancelled_);
+      if (!response.ok()) return FinishWithError(ToGrpcStatus(response.status()));
+      state_ = State::kFinishing;
+      reader_.Finish(*response, grpc::Status::OK, this);
+    });
+    if (!queued) FinishWithError(ExecutorRefusedStatus());
+  }
+
+  void FinishWithError(const grpc::Status& status) {
+    state_ = State::kFinishing;
+    reader_.FinishWithError(status, this);
+  }
+
+  const Method* method_;                                   // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;                        // the queue this call lives on
+  grpc::ServerContext context_;                            // per-call metadata, deadline, peer
+  Reader reader_;                                          // reads the stream, answers once
+  DoneTag done_tag_;                                       // learns of cancellation
+  std::unique_ptr<StreamSink<Request, Response>> sink_;  // where messages go
+  Request incoming_;                                       // target of the pending read
+  std::vector<Request> batch_;                             // messages not yet consumed
+  std::atomic<bool> cancelled_{false};                     // set when the call died early
+  std::atomic<int> references_{2};                         // final op + done tag
+  State state_ = State::kAwaiting;                         // where the state machine is
+};
+
+}  // namespace hotpath::rpc

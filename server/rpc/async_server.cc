@@ -1,0 +1,75 @@
+#include "server/rpc/async_server.h"
+
+#include <chrono>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/rpc/async_calls.h"
+
+namespace hotpath::rpc {
+
+void PollCompletionQueue(grpc::ServerCompletionQueue* cq) {
+  void* tag;
+  bool ok;
+  while (cq->Next(&tag, &ok)) static_cast<CompletionHandler*>(tag)->OnComplete(ok);
+}
+
+absl::Time DeadlineOf(const grpc::ServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+AsyncServer::AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> modules)
+    : options_(std::move(options)), modules_(std::move(modules)) {}
+
+AsyncServer::~AsyncServer() {
+  if (server_ != nullptr) {
+    if (!shut_down_) Shutdown(absl::ZeroDuration());
+    StopPolling();
+  }
+}
+
+absl::Status AsyncServer::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.address, grpc::InsecureServerCredentials(), &port_);
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  for (RpcModule* module : modules_) builder.RegisterService(module->service());
+  int queue_count = options_.completion_queues;
+  if (queue_count <= 0) queue_count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < queue_count; ++i) queues_.push_back(builder.AddCompletionQueue());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("could not listen on ", options_.address));
+  }
+  for (auto& queue : queues_) {
+    for (RpcModule* module : modules_) module->Arm(queue.get(), options_.pending_calls_per_method);
+  }
+  for (auto& queue : queues_) pollers_.emplace_back(PollCompletionQueue, queue.get());
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (RpcModule* module : modules_) health->SetServingStatus(module->name(), true);
+  return absl::OkStatus();
+}
+
+void AsyncServer::Shutdown(absl::Duration grace) {
+  if (server_ == nullptr || shut_down_) return;
+  shut_down_ = true;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+}
+
+void AsyncServer::StopPolling() {
+  if (server_ == nullptr || pollers_.empty()) return;
+  for (auto& queue : queues_) queue->Shutdown();
+  for (auto& poller : pollers_) poller.join();
+  pollers_.clear();
+}
+
+}  // namespace hotpath::rpc

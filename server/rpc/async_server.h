@@ -1,0 +1,70 @@
+// A gRPC server on the async completion-queue API: one completion queue and polling thread per
+// core, services plugged in as RpcModules, health checking and reflection built in.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace hotpath::rpc {
+
+// One service's async bindings.
+class RpcModule {
+ public:
+  virtual ~RpcModule() = default;
+  // The generated AsyncService to register.
+  virtual grpc::Service* service() = 0;
+  // Its full name, e.g. "hotpath.catalog.v1.CatalogService", for health checking.
+  virtual std::string name() const = 0;
+  // Registers count pending calls of each of its methods on cq.
+  virtual void Arm(grpc::ServerCompletionQueue* cq, int count) = 0;
+};
+
+struct AsyncServerOptions {
+  // host:port to listen on; port 0 picks a free one (see AsyncServer::port).
+  std::string address = "0.0.0.0:50051";
+  // Completion queues, each with one polling thread. 0: one per core.
+  int completion_queues = 0;
+  // Pending calls kept registered per method and queue. Default 16.
+  int pending_calls_per_method = 16;
+  // Largest message accepted or sent, in bytes. Default 4 MiB.
+  int max_message_bytes = 4 * 1024 * 1024;
+};
+
+// The deadline of a call; InfiniteFuture when the client set none.
+absl::Time DeadlineOf(const grpc::ServerContext& context);
+
+class AsyncServer final {
+ public:
+  AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> modules);
+  ~AsyncServer();
+
+  // Binds, arms every module's methods and starts the polling threads. Health: SERVING.
+  absl::Status Start();
+  int port() const { return port_; }
+
+  // Health to NOT_SERVING, stop accepting, give in-flight calls until grace to finish, then cancel
+  // the rest. Polling goes on (work still on executors may finish calls); see StopPolling.
+  void Shutdown(absl::Duration grace);
+  // Shuts the completion queues down, drains them and joins the polling threads. Call after
+  // Shutdown and after every executor that may finish calls has stopped.
+  void StopPolling();
+
+ private:
+  const AsyncServerOptions options_;                            // as given
+  std::vector<RpcModule*> modules_;                             // the services, not owned
+  // Queues before the server: the server must be destroyed first.
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // one per polling thread
+  std::unique_ptr<grpc::Server> server_;                        // null until Start
+  std::vector<std::thread> pollers_;                            // one per queue
+  int port_ = 0;                                                // the bound port
+  bool shut_down_ = false;                                      // Shutdown ran
+};
+
+}  // namespace hotpath::rpc

@@ -1,0 +1,46 @@
+// A fixed pool of worker threads with a bounded queue: where blocking work (database calls) runs so
+// that completion-queue threads never block.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hotpath::rpc {
+
+class Executor final {
+ public:
+  // threads: worker count (>= 1). max_queued: tasks waiting beyond the running ones before Submit
+  // refuses (>= 1).
+  Executor(std::size_t threads, std::size_t max_queued);
+  ~Executor();
+
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // Queues task; false when the queue is full or the executor is stopping (the task is dropped, and
+  // the caller answers RESOURCE_EXHAUSTED / UNAVAILABLE itself).
+  [[nodiscard]] bool Submit(std::function<void()> task);
+
+  // Runs every task already queued, then joins the workers. Idempotent.
+  void Stop();
+
+  std::size_t threads() const { return workers_.size(); }
+  std::size_t queued() const;
+
+ private:
+  void WorkerLoop();
+
+  const std::size_t max_queued_;               // bound on tasks_ size
+  mutable std::mutex mu_;                      // guards tasks_ and stopping_
+  std::condition_variable cv_;                 // signals new tasks or stop
+  std::deque<std::function<void()>> tasks_;    // waiting tasks, oldest first
+  bool stopping_ = false;                      // set once by Stop
+  std::vector<std::thread> workers_;           // the worker threads
+};
+
+}  // namespace hotpath::rpc

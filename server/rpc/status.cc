@@ -1,0 +1,80 @@
+#include "server/rpc/status.h"
+
+#include <optional>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/any.pb.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace hotpath::rpc {
+namespace {
+
+constexpr absl::string_view kTypeUrlPrefix = "type.googleapis.com/";
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl and gRPC share the canonical code numbering.
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  google::rpc::Status details;
+  status.ForEachPayload([&details](absl::string_view type_url, const absl::Cord& payload) {
+    auto* any = details.add_details();
+    any->set_type_url(std::string(type_url));
+    any->set_value(std::string(payload));
+  });
+  std::string message(status.message());
+  if (details.details_size() == 0) return grpc::Status(code, message);
+  details.set_code(static_cast<int>(code));
+  details.set_message(message);
+  return grpc::Status(code, message, details.SerializeAsString());
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  absl::Status result(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  google::rpc::Status details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const auto& any : details.details()) result.SetPayload(any.type_url(), absl::Cord(any.value()));
+  }
+  return result;
+}
+
+void FieldViolations::Add(std::string field, std::string description) {
+  violations_.push_back({std::move(field), std::move(description)});
+}
+
+absl::Status FieldViolations::ToStatus() const {
+  if (violations_.empty()) return absl::OkStatus();
+  google::rpc::BadRequest bad_request;
+  std::string message = "invalid request:";
+  for (const auto& v : violations_) {
+    auto* fv = bad_request.add_field_violations();
+    fv->set_field(v.field);
+    fv->set_description(v.description);
+    absl::StrAppend(&message, " ", v.field, ": ", v.description, ";");
+  }
+  message.pop_back();
+  absl::Status status = absl::InvalidArgumentError(message);
+  status.SetPayload(absl::StrCat(kTypeUrlPrefix, bad_request.GetTypeName()),
+                    absl::Cord(bad_request.SerializeAsString()));
+  return status;
+}
+
+}  // namespace hotpath::rpc
+
+namespace hotpath::rpc {
+
+absl::Status WithMessagePrefix(const absl::Status& status, absl::string_view prefix) {
+  if (status.ok()) return status;
+  absl::Status result(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload([&result](absl::string_view type_url, const absl::Cord& payload) {
+    result.SetPayload(type_url, payload);
+  });
+  return result;
+}
+
+}  // namespace hotpath::rpc

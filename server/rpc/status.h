@@ -1,0 +1,48 @@
+// The one bridge between the service layer's absl::Status and the wire's grpc::Status.
+//
+// Rich error details travel as absl::Status payloads keyed by their type URL
+// ("type.googleapis.com/google.rpc.BadRequest"); on the wire they become the details of a
+// google.rpc.Status in the grpc-status-details-bin trailer, which every gRPC client library and the
+// gateway understand.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <grpcpp/support/status.h>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+
+namespace hotpath::rpc {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// Collects the field violations of one request and turns them into a single INVALID_ARGUMENT status
+// carrying a google.rpc.BadRequest detail.
+class FieldViolations final {
+ public:
+  // field: the path in the request, e.g. "item.sku". description: what is wrong, for a person.
+  void Add(std::string field, std::string description);
+  bool empty() const { return violations_.empty(); }
+  // OK when nothing was added.
+  absl::Status ToStatus() const;
+
+ private:
+  struct Violation {
+    std::string field;        // request path of the bad field
+    std::string description;  // why it was rejected
+  };
+  std::vector<Violation> violations_;  // in the order found
+};
+
+}  // namespace hotpath::rpc
+
+namespace hotpath::rpc {
+
+// status with its message prefixed ("item 7 rejected: ...") and its payloads kept.
+absl::Status WithMessagePrefix(const absl::Status& status, absl::string_view prefix);
+
+}  // namespace hotpath::rpc
