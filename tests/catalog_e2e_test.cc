@@ -1,0 +1,611 @@
+// Every CatalogService RPC through a generated stub against an in-process hotpathd and a real
+// PostgreSQL, error paths included.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "client/demo_items.h"
+#include "gmock/gmock.h"
+#include "server/catalog/item_store.h"
+#include "server/db/migrations.h"
+#include "tests/test_env.h"
+#include <grpcpp/generic/generic_stub.h>
+
+namespace hotpath::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class CatalogTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    StartServer(Options());
+  }
+
+  // Imports DemoItem(1..count) through ImportItems.
+  v1::ImportItemsResponse ImportDemo(int first, int count, grpc::Status* status) {
+    auto context = Context(absl::Seconds(60));
+    v1::ImportItemsResponse response;
+    auto writer = stub_->ImportItems(context.get(), &response);
+    for (int n = first; n < first + count; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      if (!writer->Write(request)) break;
+    }
+    writer->WritesDone();
+    *status = writer->Finish();
+    return response;
+  }
+
+  std::int64_t CountItems() const { return std::stoll(database_->Query("SELECT count(*) FROM items")); }
+};
+
+TEST_F(CatalogTest, CreateAssignsIdTimesAndEtagAndGetReturnsIt) {
+  const v1::Item created = CreateDemo(1);
+  EXPECT_GT(created.id(), 0);
+  EXPECT_EQ(created.sku(), "SKU-1");
+  EXPECT_EQ(created.etag(), "1");
+  EXPECT_GT(created.create_time().seconds(), 1'600'000'000);
+  EXPECT_EQ(created.create_time().seconds(), created.update_time().seconds());
+
+  v1::GetItemRequest get;
+  get.set_id(created.id());
+  v1::Item fetched;
+  ASSERT_TRUE(stub_->GetItem(Context().get(), get, &fetched).ok());
+  EXPECT_EQ(fetched.SerializeAsString(), created.SerializeAsString());
+}
+
+TEST_F(CatalogTest, CreateStoresTextExactly) {
+  v1::CreateItemRequest request;
+  v1::Item& item = *request.mutable_item();
+  item.set_sku("Q-1");
+  item.set_name("Quote ' and \" and \\ and ; DROP TABLE items; -- é 中文");
+  item.set_description("line one\nline\ttwo");
+  item.set_category("odd");
+  item.add_tags("a,b");
+  item.add_tags("{braces}");
+  item.add_tags("\"quoted\"");
+  item.add_tags("back\\slash");
+  item.add_tags("NULL");
+  v1::Item created;
+  ASSERT_TRUE(stub_->CreateItem(Context().get(), request, &created).ok());
+  EXPECT_EQ(created.name(), item.name());
+  EXPECT_EQ(created.description(), item.description());
+  EXPECT_THAT(created.tags(), ElementsAre("a,b", "{braces}", "\"quoted\"", "back\\slash", "NULL"));
+  EXPECT_EQ(CountItems(), 1);
+}
+
+TEST_F(CatalogTest, CreateRejectsInvalidFieldsWithFieldViolations) {
+  v1::CreateItemRequest request;
+  request.mutable_item()->set_sku("has space");
+  request.mutable_item()->set_price_cents(-5);
+  v1::Item created;
+  const grpc::Status status = stub_->CreateItem(Context().get(), request, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ViolatedFields(status),
+              ElementsAre("item.sku", "item.name", "item.category", "item.price_cents"));
+  EXPECT_EQ(CountItems(), 0);
+}
+
+TEST_F(CatalogTest, CreateDuplicateSkuIsAlreadyExists) {
+  CreateDemo(1);
+  v1::CreateItemRequest request;
+  *request.mutable_item() = client::DemoItem(1);
+  v1::Item created;
+  const grpc::Status status = stub_->CreateItem(Context().get(), request, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(status.error_message(), HasSubstr("SKU-1"));
+}
+
+TEST_F(CatalogTest, GetMissingIsNotFoundAndBadIdIsInvalid) {
+  v1::GetItemRequest get;
+  get.set_id(999);
+  v1::Item item;
+  EXPECT_EQ(stub_->GetItem(Context().get(), get, &item).error_code(), grpc::StatusCode::NOT_FOUND);
+  get.set_id(-1);
+  const grpc::Status status = stub_->GetItem(Context().get(), get, &item);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("id"));
+}
+
+TEST_F(CatalogTest, BatchGetKeepsRequestOrderAndNamesMissingIds) {
+  const v1::Item a = CreateDemo(1), b = CreateDemo(2), c = CreateDemo(3);
+  v1::BatchGetItemsRequest request;
+  for (auto id : {c.id(), a.id(), c.id(), b.id()}) request.add_ids(id);
+  v1::BatchGetItemsResponse response;
+  ASSERT_TRUE(stub_->BatchGetItems(Context().get(), request, &response).ok());
+  std::vector<std::int64_t> ids;
+  for (const auto& item : response.items()) ids.push_back(item.id());
+  EXPECT_THAT(ids, ElementsAre(c.id(), a.id(), c.id(), b.id()));
+
+  request.add_ids(4242);
+  const grpc::Status status = stub_->BatchGetItems(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("4242"));
+
+  request.clear_ids();
+  for (int i = 1; i <= 1001; ++i) request.add_ids(i);
+  EXPECT_EQ(stub_->BatchGetItems(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(CatalogTest, ListPagesThroughEveryItemOnceWithFilters) {
+  grpc::Status status;
+  ImportDemo(1, 95, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  auto collect = [this](v1::ListItemsRequest request) {
+    std::vector<v1::Item> all;
+    for (int pages = 0; pages < 100; ++pages) {
+      v1::ListItemsResponse response;
+      const grpc::Status s = stub_->ListItems(Context().get(), request, &response);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      all.insert(all.end(), response.items().begin(), response.items().end());
+      if (response.next_page_token().empty()) break;
+      request.set_page_token(response.next_page_token());
+    }
+    return all;
+  };
+
+  v1::ListItemsRequest request;
+  request.set_page_size(10);
+  std::vector<v1::Item> all = collect(request);
+  ASSERT_EQ(all.size(), 95u);
+  for (std::size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].id(), all[i].id());
+
+  request.set_category("cat-3");
+  request.set_min_price_cents(200);
+  request.set_max_price_cents(2000);
+  std::vector<v1::Item> filtered = collect(request);
+  ASSERT_FALSE(filtered.empty());
+  for (const auto& item : filtered) {
+    EXPECT_EQ(item.category(), "cat-3");
+    EXPECT_GE(item.price_cents(), 200);
+    EXPECT_LE(item.price_cents(), 2000);
+  }
+  // DemoItem(n): category n % 20, price 37n: cat-3 in [200, 2000] is n = 23, 43.
+  EXPECT_EQ(filtered.size(), 2u);
+
+  v1::ListItemsRequest by_category;
+  by_category.set_page_size(7);
+  by_category.set_order_by("category,id");
+  std::vector<v1::Item> ordered = collect(by_category);
+  ASSERT_EQ(ordered.size(), 95u);
+  for (std::size_t i = 1; i < ordered.size(); ++i) {
+    EXPECT_LT(std::make_tuple(ordered[i - 1].category(), ordered[i - 1].id()),
+              std::make_tuple(ordered[i].category(), ordered[i].id()));
+  }
+}
+
+TEST_F(CatalogTest, ListDefaultsToFiftyAndRejectsTamperedOrForeignTokens) {
+  grpc::Status status;
+  ImportDemo(1, 60, &status);
+  ASSERT_TRUE(status.ok());
+  v1::ListItemsRequest request;
+  v1::ListItemsResponse response;
+  ASSERT_TRUE(stub_->ListItems(Context().get(), request, &response).ok());
+  EXPECT_EQ(response.items_size(), 50);
+  ASSERT_FALSE(response.next_page_token().empty());
+
+  std::string tampered = response.next_page_token();
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+  request.set_page_token(tampered);
+  status = stub_->ListItems(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("page_token"));
+
+  v1::ListItemsResponse first;
+  ASSERT_TRUE(stub_->ListItems(Context().get(), v1::ListItemsRequest(), &first).ok());
+  request.set_page_token(first.next_page_token());
+  request.set_category("cat-1");  // other filters than the token was made for
+  EXPECT_EQ(stub_->ListItems(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(CatalogTest, UpdateAppliesTheMaskAndChecksTheEtag) {
+  const v1::Item original = CreateDemo(1);
+  CreateDemo(2);
+  v1::UpdateItemRequest request;
+  request.mutable_item()->set_id(original.id());
+  request.mutable_item()->set_name("Renamed");
+  request.mutable_item()->set_stock(123);  // not in the mask: must not change
+  request.mutable_item()->set_etag(original.etag());
+  request.mutable_update_mask()->add_paths("name");
+  v1::Item updated;
+  ASSERT_TRUE(stub_->UpdateItem(Context().get(), request, &updated).ok());
+  EXPECT_EQ(updated.name(), "Renamed");
+  EXPECT_EQ(updated.stock(), original.stock());
+  EXPECT_EQ(updated.sku(), original.sku());
+  EXPECT_NE(updated.etag(), original.etag());
+  EXPECT_GE(absl::FromUnixSeconds(updated.update_time().seconds()) +
+                absl::Nanoseconds(updated.update_time().nanos()),
+            absl::FromUnixSeconds(original.update_time().seconds()) +
+                absl::Nanoseconds(original.update_time().nanos()));
+
+  // The same (now stale) etag again: ABORTED, nothing changed.
+  request.mutable_item()->set_name("Again");
+  grpc::Status status = stub_->UpdateItem(Context().get(), request, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(database_->Query(absl::StrCat("SELECT name FROM items WHERE id = ", original.id())),
+            "Renamed");
+
+  // Taking another item's sku: ALREADY_EXISTS.
+  request.mutable_item()->clear_etag();
+  request.mutable_item()->set_sku("SKU-2");
+  request.mutable_update_mask()->add_paths("sku");
+  status = stub_->UpdateItem(Context().get(), request, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  request.mutable_item()->set_id(99999);
+  request.mutable_item()->set_sku("SKU-NEW");
+  EXPECT_EQ(stub_->UpdateItem(Context().get(), request, &updated).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  request.mutable_update_mask()->add_paths("create_time");
+  status = stub_->UpdateItem(Context().get(), request, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(CatalogTest, DeleteHonoursTheEtag) {
+  const v1::Item item = CreateDemo(1);
+  v1::DeleteItemRequest request;
+  request.set_id(item.id());
+  request.set_etag("77");
+  v1::DeleteItemResponse response;
+  EXPECT_EQ(stub_->DeleteItem(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::ABORTED);
+  request.set_etag(item.etag());
+  ASSERT_TRUE(stub_->DeleteItem(Context().get(), request, &response).ok());
+  EXPECT_EQ(stub_->DeleteItem(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CountItems(), 0);
+}
+
+TEST_F(CatalogTest, SearchRanksAndPagesThroughEveryHitOnce) {
+  grpc::Status status;
+  ImportDemo(1, 40, &status);
+  ASSERT_TRUE(status.ok());
+  v1::CreateItemRequest create;
+  *create.mutable_item() = client::DemoItem(1000);
+  create.mutable_item()->set_name("Cobalt anvil");
+  create.mutable_item()->set_description("An anvil, cobalt blue. The anvil of anvils.");
+  v1::Item anvil;
+  ASSERT_TRUE(stub_->CreateItem(Context().get(), create, &anvil).ok());
+
+  v1::SearchItemsRequest request;
+  request.set_query("anvil");
+  v1::SearchItemsResponse response;
+  ASSERT_TRUE(stub_->SearchItems(Context().get(), request, &response).ok());
+  ASSERT_EQ(response.items_size(), 1);
+  EXPECT_EQ(response.items(0).id(), anvil.id());
+
+  // "item" matches the 40 demo rows (not the anvil); pages of 6 must return each exactly once.
+  request.set_query("item");
+  request.set_page_size(6);
+  std::set<std::int64_t> seen;
+  int served = 0;
+  for (int pages = 0; pages < 20; ++pages) {
+    ASSERT_TRUE(stub_->SearchItems(Context().get(), request, &response).ok());
+    for (const auto& item : response.items()) seen.insert(item.id());
+    served += response.items_size();
+    if (response.next_page_token().empty()) break;
+    request.set_page_token(response.next_page_token());
+  }
+  EXPECT_EQ(served, 40);
+  EXPECT_EQ(seen.size(), 40u);
+
+  request.set_query("");
+  request.clear_page_token();
+  EXPECT_EQ(stub_->SearchItems(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(CatalogTest, CategoryStatsAggregatesAndUnknownIsNotFound) {
+  grpc::Status status;
+  ImportDemo(1, 100, &status);
+  ASSERT_TRUE(status.ok());
+  v1::GetCategoryStatsRequest request;
+  request.set_category("cat-5");
+  v1::CategoryStats stats;
+  ASSERT_TRUE(stub_->GetCategoryStats(Context().get(), request, &stats).ok());
+  // cat-5 among 1..100: n = 5, 25, 45, 65, 85.
+  EXPECT_EQ(stats.item_count(), 5);
+  EXPECT_EQ(stats.stock_total(), 5 + 25 + 45 + 65 + 85);
+  EXPECT_EQ(stats.min_price_cents(), 5 * 37);
+  EXPECT_EQ(stats.max_price_cents(), 85 * 37);
+  EXPECT_DOUBLE_EQ(stats.avg_price_cents(), 45 * 37);
+
+  request.set_category("nothing-here");
+  EXPECT_EQ(stub_->GetCategoryStats(Context().get(), request, &stats).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(CatalogTest, ExportStreamsEveryMatchingItemInIdOrder) {
+  grpc::Status status;
+  ImportDemo(1, 1234, &status);  // more than two export batches
+  ASSERT_TRUE(status.ok());
+  auto read_all = [this](const v1::ExportItemsRequest& request, grpc::Status* finish) {
+    auto context = Context(absl::Seconds(30));
+    auto reader = stub_->ExportItems(context.get(), request);
+    std::vector<std::int64_t> ids;
+    v1::Item item;
+    while (reader->Read(&item)) ids.push_back(item.id());
+    *finish = reader->Finish();
+    return ids;
+  };
+  std::vector<std::int64_t> ids = read_all(v1::ExportItemsRequest(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(ids.size(), 1234u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+
+  v1::ExportItemsRequest filtered;
+  filtered.set_category("cat-7");
+  EXPECT_EQ(read_all(filtered, &status).size(), 62u);  // n % 20 == 7 for n in 1..1234
+
+  filtered.set_min_price_cents(-1);
+  read_all(filtered, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(CatalogTest, ImportStoresEverythingInOneGo) {
+  grpc::Status status;
+  const v1::ImportItemsResponse response = ImportDemo(1, 2500, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.imported_count(), 2500);
+  EXPECT_EQ(CountItems(), 2500);
+  EXPECT_EQ(database_->Query("SELECT tags::text FROM items WHERE sku = 'SKU-12'"), "{t5,t1}");
+}
+
+TEST_F(CatalogTest, ImportWithABadRowStoresNothingAndNamesTheRow) {
+  CreateDemo(5000);
+  auto context = Context();
+  v1::ImportItemsResponse response;
+  auto writer = stub_->ImportItems(context.get(), &response);
+  for (int n = 1; n <= 1500; ++n) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(n);
+    if (n == 1208) request.mutable_item()->set_stock(-3);  // index 1207, in the second batch
+    if (!writer->Write(request)) break;
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("item 1207"));
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("items[1207].stock"));
+  EXPECT_EQ(CountItems(), 1);
+
+  // A sku already taken is caught by the database at commit: still nothing stored.
+  auto context2 = Context();
+  auto writer2 = stub_->ImportItems(context2.get(), &response);
+  for (int n = 4990; n <= 5010; ++n) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(n);
+    writer2->Write(request);
+  }
+  writer2->WritesDone();
+  status = writer2->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(status.error_message(), HasSubstr("item 10"));  // SKU-5000 is the 11th row
+  EXPECT_EQ(CountItems(), 1);
+}
+
+TEST_F(CatalogTest, ImportCancelledMidStreamStoresNothing) {
+  auto context = Context();
+  v1::ImportItemsResponse response;
+  auto writer = stub_->ImportItems(context.get(), &response);
+  for (int n = 1; n <= 2100; ++n) {  // two batches reach the database
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(n);
+    if (!writer->Write(request)) break;
+  }
+  context->TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The server learns of it asynchronously: wait until its connection is back in the pool.
+  for (int i = 0; i < 100 && server_->pool().stats().in_use > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(CountItems(), 0);
+}
+
+TEST_F(CatalogTest, ConcurrentCreatesAllLandWithDistinctIds) {
+  constexpr int kThreads = 8, kPerThread = 25;
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::int64_t> ids;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        v1::CreateItemRequest request;
+        *request.mutable_item() = client::DemoItem(t * 1000 + i + 1);
+        v1::Item item;
+        if (!stub_->CreateItem(Context().get(), request, &item).ok()) {
+          ++failures;
+          continue;
+        }
+        std::lock_guard lock(mu);
+        ids.insert(item.id());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  EXPECT_EQ(CountItems(), kThreads * kPerThread);
+}
+
+TEST_F(CatalogTest, ConcurrentEtagUpdatesLoseNoIncrement) {
+  const v1::Item item = CreateDemo(500);  // stock 0
+  constexpr int kThreads = 6, kIncrements = 10;
+  std::vector<std::thread> threads;
+  std::atomic<int> conflicts{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int done = 0; done < kIncrements;) {
+        v1::GetItemRequest get;
+        get.set_id(item.id());
+        v1::Item current;
+        ASSERT_TRUE(stub_->GetItem(Context().get(), get, &current).ok());
+        v1::UpdateItemRequest update;
+        update.mutable_item()->set_id(item.id());
+        update.mutable_item()->set_stock(current.stock() + 1);
+        update.mutable_item()->set_etag(current.etag());
+        update.mutable_update_mask()->add_paths("stock");
+        v1::Item updated;
+        const grpc::Status status = stub_->UpdateItem(Context().get(), update, &updated);
+        if (status.ok()) {
+          ++done;
+        } else {
+          ASSERT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+          ++conflicts;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(database_->Query(absl::StrCat("SELECT stock FROM items WHERE id = ", item.id())),
+            absl::StrCat(kThreads * kIncrements));
+}
+
+TEST_F(CatalogTest, AcquireWaitsNoLongerThanTheDeadline) {
+  server_.reset();
+  HotpathdOptions options = Options();
+  options.database.max_size = 1;
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  {
+    auto held = server_->pool().Acquire(absl::Now() + absl::Seconds(1));  // the only connection
+    ASSERT_TRUE(held.ok());
+    v1::GetItemRequest get;
+    get.set_id(item.id());
+    v1::Item fetched;
+    const absl::Time start = absl::Now();
+    const grpc::Status status = stub_->GetItem(Context(absl::Milliseconds(300)).get(), get, &fetched);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  }
+  EXPECT_EQ(server_->pool().stats().acquire_timeouts, 1);
+}
+
+TEST_F(CatalogTest, StatementTimeoutCancelsQueriesPastTheDeadline) {
+  // Lock the table so the update blocks in PostgreSQL until statement_timeout stops it.
+  const v1::Item item = CreateDemo(1);
+  pqxx::connection blocker(database_->url());
+  pqxx::work lock(blocker);
+  lock.exec("LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
+  v1::UpdateItemRequest update;
+  update.mutable_item()->set_id(item.id());
+  update.mutable_item()->set_stock(9);
+  v1::Item updated;
+  const absl::Time start = absl::Now();
+  const grpc::Status status = stub_->UpdateItem(Context(absl::Milliseconds(500)).get(), update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  lock.abort();
+  // The cancelled statement left nothing behind, and the connection is usable again.
+  EXPECT_EQ(database_->Query(absl::StrCat("SELECT stock FROM items WHERE id = ", item.id())), "1");
+  v1::GetItemRequest get;
+  get.set_id(item.id());
+  EXPECT_TRUE(stub_->GetItem(Context().get(), get, &updated).ok());
+}
+
+TEST_F(CatalogTest, HealthServiceSaysServing) {
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext context;
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1), response;
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&response, &status, nullptr);
+  void* tag;
+  bool ok;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  ASSERT_EQ(slices.size(), 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size()),
+            std::string("\x08\x01", 2));  // status: SERVING
+}
+
+// Every statement the store prepares, planned generically on 10,000 rows, uses an index.
+TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
+  database_->Query(
+      "INSERT INTO items (sku, name, description, category, price_cents, stock, tags) "
+      "SELECT 'SKU-' || g, 'Item ' || g, 'Description of item ' || g, 'cat-' || (g % 20), "
+      "(g * 37) % 100000, g % 500, ARRAY['t' || (g % 7)] FROM generate_series(1, 10000) g");
+  database_->Query("ANALYZE items");
+  const std::map<std::string, std::string> arguments = {
+      {"get_item", "(1)"},
+      {"batch_get_items", "('{1,2,3}')"},
+      {"create_item", "('s', 'n', 'd', 'c', 1, 1, '{}')"},
+      {"update_item", "(1, true, 's', false, 'n', false, 'd', false, 'c', false, 1, false, 1, false, '{}', NULL)"},
+      {"delete_item", "(1, NULL)"},
+      {"item_version", "(1)"},
+      {"list_by_id", "(0, 0, 100000, 51)"},
+      {"list_in_category", "('cat-3', 0, 0, 100000, 51)"},
+      {"list_by_category_order", "('cat-3', 0, 0, 100000, 51)"},
+      {"search_items", "('item', NULL, 0, 51)"},
+      {"category_stats", "('cat-3')"},
+  };
+  pqxx::connection connection(database_->url());
+  pqxx::nontransaction tx(connection);
+  tx.exec("SET plan_cache_mode = force_generic_plan");
+  for (const auto& statement : catalog::ItemStore::Statements()) {
+    SCOPED_TRACE(statement.name);
+    ASSERT_TRUE(arguments.count(statement.name)) << "no arguments for " << statement.name;
+    tx.exec(absl::StrCat("PREPARE ", statement.name, " AS ", statement.sql));
+    std::string plan;
+    for (const auto& row : tx.exec(absl::StrCat("EXPLAIN EXECUTE ", statement.name,
+                                                arguments.at(statement.name)))) {
+      absl::StrAppend(&plan, row[0].c_str(), "\n");
+    }
+    EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
+  }
+}
+
+TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
+  TestDatabase database;
+  std::vector<std::thread> threads;
+  std::atomic<int> applied{0}, failed{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      std::vector<std::string> done;
+      if (!db::Migrate(database.url(), db::BuiltinMigrations(), &done).ok()) ++failed;
+      applied += static_cast<int>(done.size());
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(applied.load(), static_cast<int>(db::BuiltinMigrations().size()));
+  EXPECT_EQ(database.Query("SELECT count(*) FROM schema_migrations"),
+            absl::StrCat(db::BuiltinMigrations().size()));
+}
+
+TEST(Migrations, AdoptAPeerCreatedItemsTable) {
+  TestDatabase database;
+  database.Query(
+      "CREATE TABLE items (id bigserial PRIMARY KEY, sku text NOT NULL UNIQUE, name text NOT NULL,"
+      " description text NOT NULL DEFAULT '', category text NOT NULL,"
+      " price_cents bigint NOT NULL DEFAULT 0, stock integer NOT NULL DEFAULT 0,"
+      " tags text[] NOT NULL DEFAULT '{}', create_time timestamptz NOT NULL DEFAULT now(),"
+      " update_time timestamptz NOT NULL DEFAULT now());"
+      "INSERT INTO items (sku, name, category) VALUES ('P-1', 'Peer row', 'c')");
+  ASSERT_TRUE(db::Migrate(database.url(), db::BuiltinMigrations()).ok());
+  EXPECT_EQ(database.Query("SELECT version FROM items WHERE sku = 'P-1'"), "1");
+  EXPECT_EQ(database.Query("SELECT count(*) FROM items WHERE search_vector @@ 'peer'::tsquery"), "1");
+}
+
+}  // namespace
+}  // namespace hotpath::testing

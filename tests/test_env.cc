@@ -1,0 +1,105 @@
+#include "tests/test_env.h"
+
+#include <cstdlib>
+#include <random>
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "client/demo_items.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace hotpath::testing {
+
+TestDatabase::TestDatabase() {
+  const char* url = std::getenv("HOTPATH_TEST_DATABASE_URL");
+  if (url == nullptr || *url == '\0') {
+    ADD_FAILURE() << "HOTPATH_TEST_DATABASE_URL is not set: run the tests with scripts/test";
+    std::abort();
+  }
+  admin_url_ = url;
+  std::random_device random;
+  name_ = absl::StrCat("hotpath_test_", random(), random());
+  pqxx::connection admin(admin_url_ + " dbname=postgres");
+  pqxx::nontransaction tx(admin);
+  tx.exec(absl::StrCat("CREATE DATABASE ", name_));
+  url_ = absl::StrCat(admin_url_, " dbname=", name_);
+}
+
+TestDatabase::~TestDatabase() {
+  try {
+    pqxx::connection admin(admin_url_ + " dbname=postgres");
+    pqxx::nontransaction tx(admin);
+    tx.exec(absl::StrCat("DROP DATABASE IF EXISTS ", name_, " WITH (FORCE)"));
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "dropping " << name_ << ": " << e.what();
+  }
+}
+
+std::string TestDatabase::Query(const std::string& sql) const {
+  pqxx::connection connection(url_);
+  pqxx::nontransaction tx(connection);
+  const pqxx::result result = tx.exec(sql);
+  if (result.empty() || result[0].empty() || result[0][0].is_null()) return "";
+  return result[0][0].c_str();
+}
+
+void ServerTest::SetUp() { database_ = std::make_unique<TestDatabase>(); }
+
+void ServerTest::TearDown() {
+  stub_.reset();
+  channel_.reset();
+  server_.reset();
+  database_.reset();
+}
+
+HotpathdOptions ServerTest::Options() const {
+  HotpathdOptions options;
+  options.grpc_address = "127.0.0.1:0";
+  options.database.database_url = database_->url();
+  options.database.min_size = 1;
+  options.database.max_size = 8;
+  options.completion_queues = 2;
+  options.pending_calls_per_method = 4;
+  options.page_token_secret = "test-secret";
+  return options;
+}
+
+void ServerTest::StartServer(HotpathdOptions options) {
+  auto server = Hotpathd::Start(std::move(options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                 grpc::InsecureChannelCredentials());
+  stub_ = v1::CatalogService::NewStub(channel_);
+}
+
+std::unique_ptr<grpc::ClientContext> ServerTest::Context(absl::Duration deadline) const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  return context;
+}
+
+v1::Item ServerTest::CreateDemo(int n) {
+  v1::CreateItemRequest request;
+  *request.mutable_item() = client::DemoItem(n);
+  v1::Item item;
+  const grpc::Status status = stub_->CreateItem(Context().get(), request, &item);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return item;
+}
+
+std::vector<std::string> ViolatedFields(const grpc::Status& status) {
+  std::vector<std::string> fields;
+  google::rpc::Status details;
+  if (!details.ParseFromString(status.error_details())) return fields;
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad_request;
+    if (!any.UnpackTo(&bad_request)) continue;
+    for (const auto& v : bad_request.field_violations()) fields.push_back(v.field());
+  }
+  return fields;
+}
+
+}  // namespace hotpath::testing

@@ -1,0 +1,56 @@
+// What the end-to-end tests share: a fresh database per test, and a hotpathd serving it in-process.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "gtest/gtest.h"
+#include "hotpath/catalog/v1/catalog.grpc.pb.h"
+#include "server/hotpathd.h"
+
+namespace hotpath::testing {
+
+namespace v1 = ::hotpath::catalog::v1;
+
+// A database created for one test from HOTPATH_TEST_DATABASE_URL (a libpq keyword/value string
+// without dbname) and dropped afterwards.
+class TestDatabase final {
+ public:
+  TestDatabase();
+  ~TestDatabase();
+  const std::string& url() const { return url_; }
+  // Runs sql on the test database, returning the first column of the first row ("" if none).
+  std::string Query(const std::string& sql) const;
+
+ private:
+  std::string admin_url_;  // the server's maintenance database
+  std::string name_;       // this test's database
+  std::string url_;        // connection string for it
+};
+
+// A fresh database with hotpathd serving it on a free port, and a stub to call it.
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Options for the server; tests may change them before StartServer.
+  HotpathdOptions Options() const;
+  void StartServer(HotpathdOptions options);
+
+  std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(10)) const;
+  // Creates an item from DemoItem(n) with a sku unique to n.
+  v1::Item CreateDemo(int n);
+
+  std::unique_ptr<TestDatabase> database_;           // this test's database
+  std::unique_ptr<Hotpathd> server_;                 // the server under test
+  std::shared_ptr<grpc::Channel> channel_;           // to server_
+  std::unique_ptr<v1::CatalogService::Stub> stub_;   // catalog calls over channel_
+};
+
+// The field paths of the google.rpc.BadRequest in status's details.
+std::vector<std::string> ViolatedFields(const grpc::Status& status);
+
+}  // namespace hotpath::testing
