@@ -539,6 +539,42 @@ TEST_F(CatalogTest, HealthServiceSaysServing) {
             std::string("\x08\x01", 2));  // status: SERVING
 }
 
+// Server reflection lists the catalog: ServerReflectionRequest{list_services: ""} by hand, as the
+// reflection protos are not shipped by Debian.
+TEST_F(CatalogTest, ReflectionListsTheCatalogService) {
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::CompletionQueue cq;
+  auto await = [&cq] {
+    void* tag;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok;
+  };
+  auto call = generic.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  call->StartCall(nullptr);
+  ASSERT_TRUE(await());
+  grpc::Slice list_services(std::string("\x3a\x00", 2));  // field 7, empty string
+  grpc::ByteBuffer request(&list_services, 1);
+  call->Write(request, nullptr);
+  ASSERT_TRUE(await());
+  call->WritesDone(nullptr);
+  ASSERT_TRUE(await());
+  grpc::ByteBuffer response;
+  call->Read(&response, nullptr);
+  ASSERT_TRUE(await());
+  grpc::Slice merged;
+  ASSERT_TRUE(response.TrySingleSlice(&merged).ok() || response.DumpToSingleSlice(&merged).ok());
+  const std::string bytes(reinterpret_cast<const char*>(merged.begin()), merged.size());
+  EXPECT_NE(bytes.find("hotpath.catalog.v1.CatalogService"), std::string::npos);
+  EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
+  grpc::Status status;
+  call->Finish(&status, nullptr);
+  await();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 // Every statement the store prepares, planned generically on 10,000 rows, uses an index.
 TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
   database_->Query(
