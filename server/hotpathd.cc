@@ -22,9 +22,14 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   d->pool_ = *std::move(pool);
   d->tokens_ = std::make_unique<catalog::PageTokenCodec>(options.page_token_secret);
   d->store_ = std::make_unique<catalog::ItemStore>(d->pool_.get());
-  d->catalog_ = std::make_unique<catalog::CatalogService>(d->store_.get(), d->tokens_.get());
   d->executor_ = std::make_unique<rpc::Executor>(
       options.executor_threads > 0 ? options.executor_threads : pool_max, options.executor_queue);
+  d->catalog_ = std::make_unique<catalog::CatalogService>(
+      d->store_.get(), d->tokens_.get(),
+      [executor = d->executor_.get()](std::function<void()> task) {
+        return executor->Submit(std::move(task));
+      },
+      options.cache);
   d->catalog_rpc_ = std::make_unique<catalog::CatalogRpc>(d->catalog_.get(), d->executor_.get());
   d->server_ = std::make_unique<rpc::AsyncServer>(
       rpc::AsyncServerOptions{.address = options.grpc_address,

@@ -34,6 +34,8 @@ struct HotpathdOptions {
   int pending_calls_per_method = 16;
   // HMAC key for page tokens; empty: random per process.
   std::string page_token_secret;
+  // The catalog's caches.
+  catalog::CatalogCacheOptions cache;
 };
 
 class Hotpathd final {
@@ -44,6 +46,7 @@ class Hotpathd final {
 
   int grpc_port() const { return server_->port(); }
   db::PgPool& pool() { return *pool_; }
+  catalog::CatalogService& catalog() { return *catalog_; }
 
   // Graceful stop: health NOT_SERVING, no new calls, in-flight ones get until grace, database work
   // drains, the pool closes. Idempotent.

@@ -56,6 +56,17 @@ ABSL_FLAG(int, pending_calls, EnvOr("HOTPATH_PENDING_CALLS", 16),
 ABSL_FLAG(std::string, page_token_secret, EnvOr("HOTPATH_PAGE_TOKEN_SECRET", ""),
           "HMAC key for page tokens, shared by replicas; empty: random per process "
           "(env HOTPATH_PAGE_TOKEN_SECRET)");
+ABSL_FLAG(bool, cache_enabled, EnvOr("HOTPATH_CACHE_ENABLED", "true") != "false",
+          "cache reads in process; false sends every read to the database (env HOTPATH_CACHE_ENABLED)");
+ABSL_FLAG(int, item_cache_size, EnvOr("HOTPATH_ITEM_CACHE_SIZE", 100000),
+          "items kept by GetItem/BatchGetItems' cache (env HOTPATH_ITEM_CACHE_SIZE)");
+ABSL_FLAG(absl::Duration, item_cache_ttl, absl::Seconds(60), "lifetime of a cached item");
+ABSL_FLAG(absl::Duration, item_cache_negative_ttl, absl::Seconds(5),
+          "lifetime of a cached NOT_FOUND item (0: none)");
+ABSL_FLAG(int, stats_cache_size, 1000, "categories kept by GetCategoryStats' cache");
+ABSL_FLAG(absl::Duration, stats_cache_ttl, absl::Seconds(30), "lifetime of cached category stats");
+ABSL_FLAG(absl::Duration, stats_cache_refresh_after, absl::Seconds(10),
+          "age after which cached stats are refreshed in the background while still served (0: off)");
 ABSL_FLAG(bool, migrate, true, "apply pending schema migrations at start");
 ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
@@ -86,6 +97,14 @@ int main(int argc, char** argv) {
   options.completion_queues = absl::GetFlag(FLAGS_cq_threads);
   options.pending_calls_per_method = absl::GetFlag(FLAGS_pending_calls);
   options.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
+  options.cache.enabled = absl::GetFlag(FLAGS_cache_enabled);
+  options.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));
+  options.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
+  options.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
+  options.cache.category_stats.max_entries =
+      static_cast<std::size_t>(absl::GetFlag(FLAGS_stats_cache_size));
+  options.cache.category_stats.ttl = absl::GetFlag(FLAGS_stats_cache_ttl);
+  options.cache.category_stats.refresh_after = absl::GetFlag(FLAGS_stats_cache_refresh_after);
 
   auto server = hotpath::Hotpathd::Start(std::move(options));
   if (!server.ok()) {

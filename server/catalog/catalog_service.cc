@@ -1,5 +1,7 @@
 #include "server/catalog/catalog_service.h"
 
+#include <functional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -56,7 +58,9 @@ class ExportSource final : public rpc::StreamSource<v1::Item> {
 
 class ImportSink final : public rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse> {
  public:
-  ImportSink(ItemStore* store, absl::Time deadline) : store_(store), deadline_(deadline) {}
+  // on_commit: runs after the rows are committed, before the call is answered.
+  ImportSink(ItemStore* store, absl::Time deadline, std::function<void()> on_commit)
+      : store_(store), deadline_(deadline), on_commit_(std::move(on_commit)) {}
 
   absl::Status Consume(std::vector<v1::CreateItemRequest>& batch) override {
     std::vector<v1::Item> items;
@@ -92,6 +96,7 @@ class ImportSink final : public rpc::StreamSink<v1::CreateItemRequest, v1::Impor
     if (import_ == nullptr) return response;  // an empty stream
     auto count = import_->Commit();
     if (!count.ok()) return count.status();
+    on_commit_();
     response.set_imported_count(*count);
     return response;
   }
@@ -101,33 +106,117 @@ class ImportSink final : public rpc::StreamSink<v1::CreateItemRequest, v1::Impor
   absl::Time deadline_;                   // the call's deadline
   std::int64_t received_ = 0;             // messages seen so far
   std::unique_ptr<ItemImport> import_;    // opened with the first batch
+  std::function<void()> on_commit_;       // cache upkeep after a commit
 };
 
+// Runs load on the scheduler and hands its result to done as a shared value.
+template <class T, class Load>
+void LoadWith(const cache::Scheduler& scheduler, CatalogService::Done<T> done, Load load) {
+  auto shared = std::make_shared<CatalogService::Done<T>>(std::move(done));
+  const bool queued = scheduler([shared, load = std::move(load)]() mutable {
+    absl::StatusOr<T> result = load();
+    if (!result.ok()) return (*shared)(result.status());
+    (*shared)(std::make_shared<const T>(*std::move(result)));
+  });
+  if (!queued) (*shared)(absl::ResourceExhaustedError("server busy: the database work queue is full, retry later"));
+}
+
 }  // namespace
+
+CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
+                               cache::Scheduler scheduler, const CatalogCacheOptions& cache_options)
+    : store_(store),
+      tokens_(tokens),
+      scheduler_(std::move(scheduler)),
+      load_timeout_(cache_options.load_timeout) {
+  if (!cache_options.enabled) return;
+  items_ = std::make_unique<cache::TtlCache<std::int64_t, v1::Item>>(
+      cache_options.items,
+      [this](const std::int64_t& id, absl::Time deadline) {
+        return store_->Get(id, std::min(deadline, absl::Now() + load_timeout_));
+      },
+      scheduler_);
+  stats_ = std::make_unique<cache::TtlCache<std::string, v1::CategoryStats>>(
+      cache_options.category_stats,
+      [this](const std::string& category, absl::Time deadline) {
+        return store_->CategoryStats(category, std::min(deadline, absl::Now() + load_timeout_));
+      },
+      scheduler_);
+}
+
+void CatalogService::Invalidate(std::int64_t id) {
+  if (items_ != nullptr) items_->Invalidate(id);
+}
+
+void CatalogService::GetItem(const v1::GetItemRequest& request, absl::Time deadline,
+                             Done<v1::Item> done) {
+  if (absl::Status s = ValidateGet(request); !s.ok()) return done(s);
+  if (items_ != nullptr) return items_->Get(request.id(), std::move(done), deadline);
+  LoadWith<v1::Item>(scheduler_, std::move(done),
+                     [this, id = request.id(), deadline] { return store_->Get(id, deadline); });
+}
+
+void CatalogService::BatchGetItems(const v1::BatchGetItemsRequest& request, absl::Time deadline,
+                                   Done<v1::BatchGetItemsResponse> done) {
+  if (absl::Status s = ValidateBatchGet(request); !s.ok()) return done(s);
+  const std::vector<std::int64_t> ids(request.ids().begin(), request.ids().end());
+  // Whatever the cache holds answers now; the rest comes from one query.
+  auto found = std::make_shared<std::vector<std::shared_ptr<const v1::Item>>>(ids.size());
+  std::vector<std::int64_t> missing;
+  for (std::size_t i = 0; items_ != nullptr && i < ids.size(); ++i) {
+    auto hit = items_->Peek(ids[i]);
+    if (!hit) continue;
+    if (!hit->ok()) return done(absl::NotFoundError(absl::StrCat("items not found: ", ids[i])));
+    (*found)[i] = **hit;
+  }
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if ((*found)[i] == nullptr) missing.push_back(ids[i]);
+  }
+  auto assemble = [ids, found] {
+    v1::BatchGetItemsResponse response;
+    response.mutable_items()->Reserve(static_cast<int>(ids.size()));
+    for (const auto& item : *found) *response.add_items() = *item;
+    return response;
+  };
+  if (missing.empty()) return done(std::make_shared<const v1::BatchGetItemsResponse>(assemble()));
+  LoadWith<v1::BatchGetItemsResponse>(
+      scheduler_, std::move(done),
+      [this, ids, found, missing, deadline, assemble]() -> absl::StatusOr<v1::BatchGetItemsResponse> {
+        std::vector<std::uint64_t> epochs;
+        if (items_ != nullptr) {
+          for (const std::int64_t id : missing) epochs.push_back(items_->Epoch(id));
+        }
+        auto items = store_->BatchGet(missing, deadline);
+        if (!items.ok()) return items.status();
+        std::unordered_map<std::int64_t, std::shared_ptr<const v1::Item>> loaded;
+        for (std::size_t i = 0; i < items->size(); ++i) {
+          if (items_ != nullptr) items_->PutIfUnchanged(missing[i], (*items)[i], epochs[i]);
+          loaded.emplace(missing[i], std::make_shared<const v1::Item>(std::move((*items)[i])));
+        }
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          if ((*found)[i] == nullptr) (*found)[i] = loaded.at(ids[i]);
+        }
+        return assemble();
+      });
+}
+
+void CatalogService::GetCategoryStats(const v1::GetCategoryStatsRequest& request,
+                                      absl::Time deadline, Done<v1::CategoryStats> done) {
+  if (absl::Status s = ValidateCategoryStats(request); !s.ok()) return done(s);
+  if (stats_ != nullptr) return stats_->Get(request.category(), std::move(done), deadline);
+  LoadWith<v1::CategoryStats>(scheduler_, std::move(done),
+                              [this, category = request.category(), deadline] {
+                                return store_->CategoryStats(category, deadline);
+                              });
+}
 
 absl::StatusOr<v1::Item> CatalogService::CreateItem(const v1::CreateItemRequest& request,
                                                     absl::Time deadline) {
   if (absl::Status s = ValidateCreate(request); !s.ok()) return s;
   auto item = store_->Create(request.item(), deadline);
   if (!item.ok()) return ExplainConflict(item.status(), request.item().sku());
+  Invalidate(item->id());  // a cached NOT_FOUND from before the insert
   return item;
-}
-
-absl::StatusOr<v1::Item> CatalogService::GetItem(const v1::GetItemRequest& request,
-                                                 absl::Time deadline) {
-  if (absl::Status s = ValidateGet(request); !s.ok()) return s;
-  return store_->Get(request.id(), deadline);
-}
-
-absl::StatusOr<v1::BatchGetItemsResponse> CatalogService::BatchGetItems(
-    const v1::BatchGetItemsRequest& request, absl::Time deadline) {
-  if (absl::Status s = ValidateBatchGet(request); !s.ok()) return s;
-  auto items = store_->BatchGet({request.ids().begin(), request.ids().end()}, deadline);
-  if (!items.ok()) return items.status();
-  v1::BatchGetItemsResponse response;
-  response.mutable_items()->Reserve(static_cast<int>(items->size()));
-  for (auto& item : *items) *response.add_items() = std::move(item);
-  return response;
 }
 
 absl::StatusOr<v1::ListItemsResponse> CatalogService::ListItems(const v1::ListItemsRequest& request,
@@ -168,6 +257,7 @@ absl::StatusOr<v1::Item> CatalogService::UpdateItem(const v1::UpdateItemRequest&
     expected_version = *version;
   }
   auto item = store_->Update(request.item(), *fields, expected_version, deadline);
+  Invalidate(request.item().id());  // even on failure: the outcome of a lost connection is unknown
   if (!item.ok()) return ExplainConflict(item.status(), request.item().sku());
   return item;
 }
@@ -181,7 +271,9 @@ absl::StatusOr<v1::DeleteItemResponse> CatalogService::DeleteItem(
     if (!version.ok()) return version.status();
     expected_version = *version;
   }
-  if (absl::Status s = store_->Delete(request.id(), expected_version, deadline); !s.ok()) return s;
+  const absl::Status deleted = store_->Delete(request.id(), expected_version, deadline);
+  Invalidate(request.id());
+  if (!deleted.ok()) return deleted;
   return v1::DeleteItemResponse();
 }
 
@@ -209,12 +301,6 @@ absl::StatusOr<v1::SearchItemsResponse> CatalogService::SearchItems(
   return response;
 }
 
-absl::StatusOr<v1::CategoryStats> CatalogService::GetCategoryStats(
-    const v1::GetCategoryStatsRequest& request, absl::Time deadline) {
-  if (absl::Status s = ValidateCategoryStats(request); !s.ok()) return s;
-  return store_->CategoryStats(request.category(), deadline);
-}
-
 absl::StatusOr<std::unique_ptr<rpc::StreamSource<v1::Item>>> CatalogService::ExportItems(
     const v1::ExportItemsRequest& request, absl::Time deadline) {
   if (absl::Status s = ValidateExport(request); !s.ok()) return s;
@@ -223,7 +309,10 @@ absl::StatusOr<std::unique_ptr<rpc::StreamSource<v1::Item>>> CatalogService::Exp
 
 std::unique_ptr<rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>
 CatalogService::ImportItems(absl::Time deadline) {
-  return std::make_unique<ImportSink>(store_, deadline);
+  // New rows get ids nobody knew, except through a cached NOT_FOUND: drop those with the rest.
+  return std::make_unique<ImportSink>(store_, deadline, [this] {
+    if (items_ != nullptr) items_->Clear();
+  });
 }
 
 }  // namespace hotpath::catalog

@@ -8,22 +8,51 @@
 #include "absl/time/time.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/catalog/item_store.h"
+#include "server/cache/ttl_cache.h"
 #include "server/catalog/page_token.h"
 #include "server/rpc/streams.h"
 
 namespace hotpath::catalog {
+
+struct CatalogCacheOptions {
+  // Off: every read goes to the database (the benchmarks' database-read scenarios).
+  bool enabled = true;
+  // GetItem / BatchGetItems, by id. Writes invalidate their item before they answer.
+  cache::CacheOptions items{.name = "items", .max_entries = 100'000, .ttl = absl::Seconds(60),
+                            .negative_ttl = absl::Seconds(5)};
+  // GetCategoryStats, by category: an aggregate, kept for its TTL (writes do not invalidate it) and
+  // refreshed in the background once past refresh_after.
+  cache::CacheOptions category_stats{.name = "category_stats", .max_entries = 1000,
+                                     .ttl = absl::Seconds(30), .negative_ttl = absl::Seconds(5),
+                                     .refresh_after = absl::Seconds(10)};
+  // Longest a cache load may take. A load runs until the deadline of the call whose miss started
+  // it (callers that join it share that), and never longer than this.
+  absl::Duration load_timeout = absl::Seconds(5);
+};
 
 class CatalogService final {
  public:
   // Items per ExportItems batch (one query each).
   static constexpr int kExportBatchSize = 500;
 
-  CatalogService(ItemStore* store, const PageTokenCodec* tokens) : store_(store), tokens_(tokens) {}
+  // Answers of the cached reads; shared with the cache, so a hit copies nothing.
+  template <class T>
+  using Done = std::function<void(const absl::StatusOr<std::shared_ptr<const T>>&)>;
 
+  // scheduler: where database reads for the cached methods run (the database executor).
+  CatalogService(ItemStore* store, const PageTokenCodec* tokens, cache::Scheduler scheduler,
+                 const CatalogCacheOptions& cache_options);
+
+  // Cached reads: done runs at once (on the caller's thread) for a cache hit or a validation error,
+  // else on the scheduler's thread once the database answers.
+  void GetItem(const v1::GetItemRequest& request, absl::Time deadline, Done<v1::Item> done);
+  void BatchGetItems(const v1::BatchGetItemsRequest& request, absl::Time deadline,
+                     Done<v1::BatchGetItemsResponse> done);
+  void GetCategoryStats(const v1::GetCategoryStatsRequest& request, absl::Time deadline,
+                        Done<v1::CategoryStats> done);
+
+  // The rest block on the database: call them on the executor.
   absl::StatusOr<v1::Item> CreateItem(const v1::CreateItemRequest& request, absl::Time deadline);
-  absl::StatusOr<v1::Item> GetItem(const v1::GetItemRequest& request, absl::Time deadline);
-  absl::StatusOr<v1::BatchGetItemsResponse> BatchGetItems(const v1::BatchGetItemsRequest& request,
-                                                          absl::Time deadline);
   absl::StatusOr<v1::ListItemsResponse> ListItems(const v1::ListItemsRequest& request,
                                                   absl::Time deadline);
   absl::StatusOr<v1::Item> UpdateItem(const v1::UpdateItemRequest& request, absl::Time deadline);
@@ -31,8 +60,6 @@ class CatalogService final {
                                                     absl::Time deadline);
   absl::StatusOr<v1::SearchItemsResponse> SearchItems(const v1::SearchItemsRequest& request,
                                                       absl::Time deadline);
-  absl::StatusOr<v1::CategoryStats> GetCategoryStats(const v1::GetCategoryStatsRequest& request,
-                                                     absl::Time deadline);
 
   // Validates now (no I/O); the source reads kExportBatchSize items per Next, in id order.
   absl::StatusOr<std::unique_ptr<rpc::StreamSource<v1::Item>>> ExportItems(
@@ -41,9 +68,20 @@ class CatalogService final {
   std::unique_ptr<rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>> ImportItems(
       absl::Time deadline);
 
+  // Null when caching is off.
+  cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }
+  cache::TtlCache<std::string, v1::CategoryStats>* category_stats_cache() { return stats_.get(); }
+
  private:
-  ItemStore* store_;               // where items live
-  const PageTokenCodec* tokens_;  // signs and checks page tokens
+  // Drops what a write to item id made stale, before the write is answered.
+  void Invalidate(std::int64_t id);
+
+  ItemStore* store_;                // where items live
+  const PageTokenCodec* tokens_;   // signs and checks page tokens
+  cache::Scheduler scheduler_;      // runs database reads for the cached methods
+  absl::Duration load_timeout_;     // deadline of cache loads
+  std::unique_ptr<cache::TtlCache<std::int64_t, v1::Item>> items_;           // by id
+  std::unique_ptr<cache::TtlCache<std::string, v1::CategoryStats>> stats_;  // by category
 };
 
 }  // namespace hotpath::catalog

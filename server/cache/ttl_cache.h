@@ -1,0 +1,335 @@
+// A generic, thread-safe, sharded in-process cache: what Python's cachetools.TTLCache(maxsize, ttl)
+// has (max entries with LRU eviction among live entries, TTL from insert), plus what a server needs:
+//
+// - request coalescing: concurrent misses on one key cause one load; every caller gets its result,
+//   and a load error goes to all of them without being cached;
+// - negative caching: a NOT_FOUND result is kept for its own, shorter TTL;
+// - stale-while-revalidate (optional): past refresh_after, an entry is still served while one
+//   background load replaces it;
+// - invalidation that wins against loads: a load that started before Invalidate(key) or Clear()
+//   never puts its (possibly stale) value back, and callers arriving after the invalidation start a
+//   new load instead of joining the old one.
+//
+// Loads run through a caller-supplied scheduler (the server's database executor), so callers never
+// block: Get answers a hit on the spot and a miss through its callback.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace hotpath::cache {
+
+// Where a cache reads the time; tests inject a fake one.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() const = 0;
+  static const Clock* Real();
+};
+
+struct CacheOptions {
+  // Name used in metrics (cache="..."). Required.
+  std::string name;
+  // Most entries kept (positive and negative); LRU among live entries goes first. Default 10,000.
+  std::size_t max_entries = 10'000;
+  // Lifetime of a loaded value, from insert. Default 60 s.
+  absl::Duration ttl = absl::Seconds(60);
+  // Lifetime of a NOT_FOUND result; zero disables negative caching. Default 5 s.
+  absl::Duration negative_ttl = absl::Seconds(5);
+  // Age after which a hit triggers one background refresh (stale-while-revalidate); must be below
+  // ttl to have an effect. Zero (the default) disables it.
+  absl::Duration refresh_after = absl::ZeroDuration();
+  // Independent locks; more shards, less contention. Default 16.
+  std::size_t shards = 16;
+  // Time source; default the real clock.
+  const Clock* clock = nullptr;
+};
+
+struct CacheStats {
+  std::int64_t hits = 0;         // answered from a live entry (negative ones included)
+  std::int64_t misses = 0;       // had to wait for a load (started or joined)
+  std::int64_t loads = 0;        // loads started (misses coalesce; refreshes count)
+  std::int64_t load_errors = 0;  // loads that failed with anything but a cached NOT_FOUND
+  std::int64_t evictions = 0;    // live entries dropped to make room
+  std::int64_t size = 0;         // entries held now
+};
+
+// Runs a load somewhere else; false when it cannot (the load then fails RESOURCE_EXHAUSTED).
+using Scheduler = std::function<bool(std::function<void()>)>;
+
+template <class Key, class Value>
+class TtlCache final {
+ public:
+  using ValuePtr = std::shared_ptr<const Value>;
+  using Result = absl::StatusOr<ValuePtr>;
+  // Produces the value of a key; runs on the scheduler, may block, and should give up at deadline
+  // (the deadline of the caller whose miss started the load; InfiniteFuture for refreshes).
+  using Loader = std::function<absl::StatusOr<Value>(const Key&, absl::Time deadline)>;
+  using Callback = std::function<void(const Result&)>;
+
+  TtlCache(CacheOptions options, Loader loader, Scheduler scheduler)
+      : options_(std::move(options)),
+        clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
+        loader_(std::move(loader)),
+        scheduler_(std::move(scheduler)),
+        shards_(options_.shards == 0 ? 1 : options_.shards) {
+    per_shard_max_ = (options_.max_entries + shards_.size() - 1) / shards_.size();
+    if (per_shard_max_ == 0) per_shard_max_ = 1;
+  }
+
+  TtlCache(const TtlCache&) = delete;
+  TtlCache& operator=(const TtlCache&) = delete;
+
+  const CacheOptions& options() const { return options_; }
+
+  // A live entry's result (a value, or a cached NOT_FOUND), or nullopt. Counts a hit, never a miss,
+  // and may start a background refresh.
+  std::optional<Result> Peek(const Key& key) {
+    Shard& shard = ShardOf(key);
+    std::unique_lock lock(shard.mu);
+    std::optional<Result> hit = LiveEntry(shard, key);
+    if (hit) MaybeRefresh(shard, key, lock);
+    return hit;
+  }
+
+  // done(result) runs exactly once: at once for a hit, else when the load finishes, on the
+  // scheduler's thread. deadline: handed to the loader when this call starts the load.
+  void Get(const Key& key, Callback done, absl::Time deadline = absl::InfiniteFuture()) {
+    Shard& shard = ShardOf(key);
+    std::unique_lock lock(shard.mu);
+    if (std::optional<Result> hit = LiveEntry(shard, key)) {
+      MaybeRefresh(shard, key, lock);
+      lock.unlock();
+      done(*hit);
+      return;
+    }
+    ++shard.counters.misses;
+    auto& load = shard.loads[key];
+    if (load != nullptr) {
+      load->waiters.push_back(std::move(done));  // coalesce onto the load in flight
+      return;
+    }
+    load = std::make_shared<Load>();
+    load->waiters.push_back(std::move(done));
+    StartLoad(shard, key, load, deadline, lock);
+  }
+
+  // Get, waiting for the result: for tests and tools, never for a completion-queue thread.
+  Result GetBlocking(const Key& key, absl::Time deadline = absl::InfiniteFuture()) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result> result;
+    Get(key, [&](const Result& r) {
+      std::lock_guard lock(mu);
+      result = r;
+      cv.notify_one();
+    }, deadline);
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return result.has_value(); });
+    return *result;
+  }
+
+  // What a read that started at `Epoch(key)` may store: the value, unless key (or the cache) was
+  // invalidated since. For callers that load several keys in one query (batch reads).
+  std::uint64_t Epoch(const Key& key) {
+    Shard& shard = ShardOf(key);
+    std::lock_guard lock(shard.mu);
+    return shard.epoch;
+  }
+  void PutIfUnchanged(const Key& key, Value value, std::uint64_t epoch) {
+    Shard& shard = ShardOf(key);
+    std::lock_guard lock(shard.mu);
+    if (shard.epoch != epoch) return;
+    Store(shard, key, std::make_shared<const Value>(std::move(value)), absl::OkStatus());
+  }
+
+  // Drops key's entry and detaches any load in flight for it.
+  void Invalidate(const Key& key) {
+    Shard& shard = ShardOf(key);
+    std::lock_guard lock(shard.mu);
+    ++shard.epoch;
+    shard.loads.erase(key);
+    if (auto it = shard.entries.find(key); it != shard.entries.end()) Erase(shard, it);
+  }
+
+  void Clear() {
+    for (Shard& shard : shards_) {
+      std::lock_guard lock(shard.mu);
+      ++shard.epoch;
+      shard.loads.clear();
+      shard.entries.clear();
+      shard.lru.clear();
+      shard.expiry.clear();
+      shard.negative_expiry.clear();
+    }
+  }
+
+  CacheStats stats() const {
+    CacheStats stats;
+    for (const Shard& shard : shards_) {
+      std::lock_guard lock(shard.mu);
+      stats.hits += shard.counters.hits;
+      stats.misses += shard.counters.misses;
+      stats.loads += shard.counters.loads;
+      stats.load_errors += shard.counters.load_errors;
+      stats.evictions += shard.counters.evictions;
+      stats.size += static_cast<std::int64_t>(shard.entries.size());
+    }
+    return stats;
+  }
+
+ private:
+  struct Load {
+    std::vector<Callback> waiters;  // callers to answer when the load ends
+  };
+
+  struct Entry {
+    ValuePtr value;                 // null for a negative entry
+    absl::Status status;            // OK, or the cached NOT_FOUND
+    absl::Time inserted;            // for refresh_after
+    absl::Time expires;             // inserted + ttl (or negative_ttl)
+    typename std::list<Key>::iterator lru;     // position in Shard::lru
+    typename std::list<Key>::iterator expiry;  // position in its expiry list
+  };
+
+  // Cache-line aligned so that shards' locks and counters never share a line.
+  struct alignas(64) Shard {
+    mutable std::mutex mu;                                          // guards the rest
+    std::unordered_map<Key, Entry, absl::Hash<Key>> entries;        // live or not-yet-purged
+    std::unordered_map<Key, std::shared_ptr<Load>, absl::Hash<Key>> loads;  // in flight
+    std::list<Key> lru;              // most recently used first
+    std::list<Key> expiry;           // positive entries, oldest insert first (one TTL: expiry order)
+    std::list<Key> negative_expiry;  // negative entries, oldest insert first
+    std::uint64_t epoch = 0;         // bumped by every invalidation
+    CacheStats counters;             // this shard's share of stats() (size unused)
+  };
+
+  Shard& ShardOf(const Key& key) { return shards_[absl::Hash<Key>{}(key) % shards_.size()]; }
+
+  // The live entry's result, refreshing its LRU position; expired entries are purged.
+  std::optional<Result> LiveEntry(Shard& shard, const Key& key) {
+    auto it = shard.entries.find(key);
+    if (it == shard.entries.end()) return std::nullopt;
+    if (clock_->Now() >= it->second.expires) {
+      Erase(shard, it);
+      return std::nullopt;
+    }
+    shard.lru.splice(shard.lru.begin(), shard.lru, it->second.lru);
+    ++shard.counters.hits;
+    if (it->second.value != nullptr) return Result(it->second.value);
+    return Result(it->second.status);
+  }
+
+  void MaybeRefresh(Shard& shard, const Key& key, std::unique_lock<std::mutex>& lock) {
+    if (options_.refresh_after <= absl::ZeroDuration()) return;
+    auto it = shard.entries.find(key);
+    if (it == shard.entries.end() || clock_->Now() - it->second.inserted < options_.refresh_after) {
+      return;
+    }
+    auto& load = shard.loads[key];
+    if (load != nullptr) return;  // a refresh (or load) is already under way
+    load = std::make_shared<Load>();
+    StartLoad(shard, key, load, absl::InfiniteFuture(), lock);
+    lock.lock();  // the caller still holds the shard
+  }
+
+  // Schedules the load; releases lock.
+  void StartLoad(Shard& shard, const Key& key, std::shared_ptr<Load> load, absl::Time deadline,
+                 std::unique_lock<std::mutex>& lock) {
+    ++shard.counters.loads;
+    lock.unlock();
+    auto run = [this, &shard, key, load, deadline] {
+      absl::StatusOr<Value> loaded = loader_(key, deadline);
+      Finish(shard, key, load, std::move(loaded));
+    };
+    if (!scheduler_(run)) {
+      Finish(shard, key, load,
+             absl::ResourceExhaustedError("server busy: no capacity to load the value, retry later"));
+    }
+  }
+
+  void Finish(Shard& shard, const Key& key, const std::shared_ptr<Load>& load,
+              absl::StatusOr<Value> loaded) {
+    Result result = loaded.ok() ? Result(std::make_shared<const Value>(*std::move(loaded)))
+                                : Result(loaded.status());
+    const bool negative = absl::IsNotFound(result.status());
+    std::vector<Callback> waiters;
+    {
+      std::lock_guard lock(shard.mu);
+      if (!result.ok() && !negative) ++shard.counters.load_errors;
+      auto it = shard.loads.find(key);
+      // Only the current load of the key may store: an invalidation detached this one.
+      if (it != shard.loads.end() && it->second == load) {
+        shard.loads.erase(it);
+        if (result.ok()) {
+          Store(shard, key, *result, absl::OkStatus());
+        } else if (negative && options_.negative_ttl > absl::ZeroDuration()) {
+          Store(shard, key, nullptr, result.status());
+        }
+      }
+      waiters.swap(load->waiters);
+    }
+    for (auto& waiter : waiters) waiter(result);
+  }
+
+  void Store(Shard& shard, const Key& key, ValuePtr value, absl::Status status) {
+    const absl::Time now = clock_->Now();
+    if (auto it = shard.entries.find(key); it != shard.entries.end()) Erase(shard, it);
+    Purge(shard, now);
+    while (shard.entries.size() >= per_shard_max_ && !shard.lru.empty()) {
+      Erase(shard, shard.entries.find(shard.lru.back()));
+      ++shard.counters.evictions;
+    }
+    const bool negative = value == nullptr;
+    auto& expiry = negative ? shard.negative_expiry : shard.expiry;
+    shard.lru.push_front(key);
+    expiry.push_back(key);
+    shard.entries.emplace(
+        key, Entry{std::move(value), std::move(status), now,
+                   now + (negative ? options_.negative_ttl : options_.ttl), shard.lru.begin(),
+                   std::prev(expiry.end())});
+  }
+
+  // Drops expired entries: each expiry list is in expiry order, so only its head can be due.
+  void Purge(Shard& shard, absl::Time now) {
+    for (auto* list : {&shard.expiry, &shard.negative_expiry}) {
+      while (!list->empty()) {
+        auto it = shard.entries.find(list->front());
+        if (it->second.expires > now) break;
+        Erase(shard, it);
+      }
+    }
+  }
+
+  void Erase(Shard& shard, typename std::unordered_map<Key, Entry, absl::Hash<Key>>::iterator it) {
+    shard.lru.erase(it->second.lru);
+    (it->second.value == nullptr ? shard.negative_expiry : shard.expiry).erase(it->second.expiry);
+    shard.entries.erase(it);
+  }
+
+  const CacheOptions options_;  // as given
+  const Clock* clock_;          // time source
+  Loader loader_;               // produces values
+  Scheduler scheduler_;         // runs loads
+  std::vector<Shard> shards_;   // keys by hash
+  std::size_t per_shard_max_;   // max_entries spread over the shards
+};
+
+}  // namespace hotpath::cache

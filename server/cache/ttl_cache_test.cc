@@ -1,0 +1,301 @@
+#include "server/cache/ttl_cache.h"
+
+#include <atomic>
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace hotpath::cache {
+namespace {
+
+class FakeClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    std::lock_guard lock(mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    std::lock_guard lock(mu_);
+    now_ += d;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1'000'000);
+};
+
+// Runs loads only when told to, so a test decides what happens in between.
+class ManualScheduler {
+ public:
+  Scheduler AsScheduler() {
+    return [this](std::function<void()> task) {
+      std::lock_guard lock(mu_);
+      tasks_.push_back(std::move(task));
+      return true;
+    };
+  }
+  // Runs what is queued now; returns how many ran.
+  int RunAll() {
+    std::deque<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(mu_);
+      tasks.swap(tasks_);
+    }
+    for (auto& task : tasks) task();
+    return static_cast<int>(tasks.size());
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<std::function<void()>> tasks_;
+};
+
+Scheduler Inline() {
+  return [](std::function<void()> task) {
+    task();
+    return true;
+  };
+}
+
+using StringCache = TtlCache<std::string, std::string>;
+
+CacheOptions Options(FakeClock* clock, std::size_t max_entries = 100) {
+  CacheOptions options;
+  options.name = "test";
+  options.max_entries = max_entries;
+  options.shards = 1;  // exact LRU order across keys
+  options.ttl = absl::Seconds(60);
+  options.negative_ttl = absl::Seconds(5);
+  options.clock = clock;
+  return options;
+}
+
+// A loader answering "<key>@<version>" and counting calls.
+struct CountingLoader {
+  std::atomic<int> calls{0};
+  std::atomic<int> version{1};
+  StringCache::Loader AsLoader() {
+    return [this](const std::string& key, absl::Time) -> absl::StatusOr<std::string> {
+      ++calls;
+      if (key.rfind("missing", 0) == 0) return absl::NotFoundError(key);
+      if (key.rfind("broken", 0) == 0) return absl::UnavailableError("database down");
+      return key + "@" + std::to_string(version.load());
+    };
+  }
+};
+
+std::string ValueOf(const StringCache::Result& result) {
+  return result.ok() ? **result : std::string(result.status().ToString());
+}
+
+TEST(TtlCache, LoadsOnceThenHitsUntilTheTtlPasses) {
+  FakeClock clock;
+  CountingLoader loader;
+  StringCache cache(Options(&clock), loader.AsLoader(), Inline());
+  EXPECT_EQ(ValueOf(cache.GetBlocking("a")), "a@1");
+  loader.version = 2;
+  clock.Advance(absl::Seconds(59));
+  EXPECT_EQ(ValueOf(cache.GetBlocking("a")), "a@1");
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(ValueOf(cache.GetBlocking("a")), "a@2");
+  const CacheStats stats = cache.stats();
+  EXPECT_EQ(stats.loads, 2);
+  EXPECT_EQ(stats.hits, 1);
+  EXPECT_EQ(stats.misses, 2);
+  EXPECT_EQ(stats.size, 1);
+}
+
+TEST(TtlCache, EvictsTheLeastRecentlyUsed) {
+  FakeClock clock;
+  CountingLoader loader;
+  StringCache cache(Options(&clock, 3), loader.AsLoader(), Inline());
+  for (const char* key : {"a", "b", "c"}) cache.GetBlocking(key);
+  cache.GetBlocking("a");  // a is now the most recent; b the least
+  cache.GetBlocking("d");
+  EXPECT_EQ(cache.stats().evictions, 1);
+  EXPECT_TRUE(cache.Peek("a").has_value());
+  EXPECT_FALSE(cache.Peek("b").has_value());
+  EXPECT_TRUE(cache.Peek("c").has_value());
+  EXPECT_TRUE(cache.Peek("d").has_value());
+}
+
+TEST(TtlCache, ExpiredEntriesGoBeforeAnyLiveOneIsEvicted) {
+  FakeClock clock;
+  CountingLoader loader;
+  StringCache cache(Options(&clock, 3), loader.AsLoader(), Inline());
+  cache.GetBlocking("old");
+  clock.Advance(absl::Seconds(30));
+  cache.GetBlocking("b");
+  cache.GetBlocking("c");
+  cache.GetBlocking("old");  // "old" is the most recently used, but dies first
+  clock.Advance(absl::Seconds(31));
+  cache.GetBlocking("d");
+  EXPECT_EQ(cache.stats().evictions, 0);  // the expired entry made room
+  EXPECT_TRUE(cache.Peek("b").has_value());
+  EXPECT_TRUE(cache.Peek("c").has_value());
+  EXPECT_TRUE(cache.Peek("d").has_value());
+}
+
+TEST(TtlCache, ConcurrentMissesCoalesceIntoOneLoad) {
+  std::atomic<int> calls{0};
+  std::atomic<bool> release{false};
+  CacheOptions options;
+  options.name = "test";
+  StringCache cache(
+      options,
+      [&](const std::string& key, absl::Time) -> absl::StatusOr<std::string> {
+        ++calls;
+        while (!release) std::this_thread::yield();
+        return key + "!";
+      },
+      [](std::function<void()> task) {
+        std::thread(std::move(task)).detach();
+        return true;
+      });
+  constexpr int kThreads = 64;
+  std::atomic<int> answered{0}, right{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      cache.Get("k", [&](const StringCache::Result& r) {
+        if (r.ok() && **r == "k!") ++right;
+        ++answered;
+      });
+    });
+  }
+  for (auto& t : threads) t.join();  // every Get has registered before the load may end
+  release = true;
+  while (answered < kThreads) std::this_thread::yield();
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(right.load(), kThreads);
+  EXPECT_EQ(cache.stats().loads, 1);
+  EXPECT_EQ(cache.stats().misses, kThreads);
+}
+
+TEST(TtlCache, ALoadErrorReachesEveryWaiterAndIsNotCached) {
+  FakeClock clock;
+  CountingLoader loader;
+  ManualScheduler scheduler;
+  StringCache cache(Options(&clock), loader.AsLoader(), scheduler.AsScheduler());
+  std::vector<absl::StatusCode> codes;
+  for (int i = 0; i < 5; ++i) {
+    cache.Get("broken", [&](const StringCache::Result& r) { codes.push_back(r.status().code()); });
+  }
+  EXPECT_EQ(scheduler.RunAll(), 1);
+  EXPECT_EQ(codes, std::vector<absl::StatusCode>(5, absl::StatusCode::kUnavailable));
+  EXPECT_FALSE(cache.Peek("broken").has_value());
+  cache.Get("broken", [](const StringCache::Result&) {});
+  EXPECT_EQ(scheduler.RunAll(), 1);  // tried again
+  EXPECT_EQ(cache.stats().load_errors, 2);
+}
+
+TEST(TtlCache, NotFoundIsCachedForTheNegativeTtl) {
+  FakeClock clock;
+  CountingLoader loader;
+  StringCache cache(Options(&clock), loader.AsLoader(), Inline());
+  EXPECT_EQ(cache.GetBlocking("missing-1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.GetBlocking("missing-1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loader.calls.load(), 1);
+  clock.Advance(absl::Seconds(5));
+  cache.GetBlocking("missing-1");
+  EXPECT_EQ(loader.calls.load(), 2);
+  EXPECT_EQ(cache.stats().load_errors, 0);
+}
+
+TEST(TtlCache, NegativeCachingCanBeTurnedOff) {
+  FakeClock clock;
+  CountingLoader loader;
+  CacheOptions options = Options(&clock);
+  options.negative_ttl = absl::ZeroDuration();
+  StringCache cache(options, loader.AsLoader(), Inline());
+  cache.GetBlocking("missing-1");
+  cache.GetBlocking("missing-1");
+  EXPECT_EQ(loader.calls.load(), 2);
+}
+
+TEST(TtlCache, StaleWhileRevalidateServesTheOldValueDuringOneRefresh) {
+  FakeClock clock;
+  CountingLoader loader;
+  ManualScheduler scheduler;
+  CacheOptions options = Options(&clock);
+  options.refresh_after = absl::Seconds(10);
+  StringCache cache(options, loader.AsLoader(), scheduler.AsScheduler());
+  cache.Get("a", [](const StringCache::Result&) {});
+  scheduler.RunAll();
+  loader.version = 2;
+  clock.Advance(absl::Seconds(11));
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@1");  // stale, served at once
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@1");  // still one refresh only
+  EXPECT_EQ(scheduler.RunAll(), 1);
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@2");
+  EXPECT_EQ(scheduler.RunAll(), 0);  // fresh again: no refresh
+}
+
+TEST(TtlCache, ALoadThatStartedBeforeAnInvalidationNeverStoresItsValue) {
+  FakeClock clock;
+  std::function<void()> stale_load;
+  StringCache cache(
+      Options(&clock),
+      [](const std::string& key, absl::Time) -> absl::StatusOr<std::string> { return key + "@before-write"; },
+      [&](std::function<void()> task) {
+        stale_load = std::move(task);
+        return true;
+      });
+  std::vector<std::string> seen;
+  cache.Get("a", [&](const StringCache::Result& r) { seen.push_back(ValueOf(r)); });
+  cache.Invalidate("a");  // a write lands while the read is in flight
+  stale_load();           // the read completes after the invalidation
+  EXPECT_EQ(seen, std::vector<std::string>{"a@before-write"});  // its caller is still answered
+  EXPECT_FALSE(cache.Peek("a").has_value());                     // but the value is not kept
+}
+
+TEST(TtlCache, ReadersAfterAnInvalidationStartANewLoad) {
+  FakeClock clock;
+  ManualScheduler scheduler;
+  std::atomic<int> version{0};
+  StringCache cache(
+      Options(&clock),
+      [&](const std::string& key, absl::Time) -> absl::StatusOr<std::string> {
+        return key + "@" + std::to_string(++version);
+      },
+      scheduler.AsScheduler());
+  std::vector<std::string> before, after;
+  cache.Get("a", [&](const StringCache::Result& r) { before.push_back(ValueOf(r)); });
+  cache.Invalidate("a");
+  cache.Get("a", [&](const StringCache::Result& r) { after.push_back(ValueOf(r)); });
+  EXPECT_EQ(scheduler.RunAll(), 2);  // two loads: the second did not join the first
+  EXPECT_EQ(before, std::vector<std::string>{"a@1"});
+  EXPECT_EQ(after, std::vector<std::string>{"a@2"});
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@2");
+}
+
+TEST(TtlCache, ClearAndPutIfUnchanged) {
+  FakeClock clock;
+  CountingLoader loader;
+  StringCache cache(Options(&clock), loader.AsLoader(), Inline());
+  const std::uint64_t before = cache.Epoch("x");
+  cache.PutIfUnchanged("x", "fresh", before);
+  EXPECT_EQ(ValueOf(*cache.Peek("x")), "fresh");
+  const std::uint64_t epoch = cache.Epoch("y");
+  cache.Invalidate("y");
+  cache.PutIfUnchanged("y", "stale", epoch);
+  EXPECT_FALSE(cache.Peek("y").has_value());
+  cache.Clear();
+  EXPECT_EQ(cache.stats().size, 0);
+  EXPECT_FALSE(cache.Peek("x").has_value());
+}
+
+TEST(TtlCache, ASchedulerThatRefusesFailsTheWaiters) {
+  CacheOptions options;
+  options.name = "test";
+  StringCache cache(options, [](const std::string& k, absl::Time) -> absl::StatusOr<std::string> { return k; },
+                    [](std::function<void()>) { return false; });
+  EXPECT_EQ(cache.GetBlocking("a").status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(cache.Peek("a").has_value());
+}
+
+}  // namespace
+}  // namespace hotpath::cache
