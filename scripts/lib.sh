@@ -8,7 +8,7 @@ HOTPATH_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libpqxx-dev libpq-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev zlib1g-dev libssl-dev
-  postgresql postgresql-contrib
+  postgresql postgresql-contrib prometheus nghttp2-client wrk curl
   golang-github-grpc-ecosystem-grpc-gateway-dev golang-grpc-gateway
 )
 

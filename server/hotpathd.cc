@@ -2,13 +2,39 @@
 
 #include <utility>
 
+#include <boost/beast/http.hpp>
+#include <prometheus/family.h>
+
 #include "absl/strings/str_cat.h"
 #include "server/db/migrations.h"
+#include "server/interceptors/interceptors.h"
 
 namespace hotpath {
+namespace {
+
+namespace bhttp = boost::beast::http;
+
+http::Response TextResponse(const http::Request& request, bhttp::status status,
+                            const char* content_type, std::string body) {
+  http::Response response(status, request.version());
+  response.set(bhttp::field::content_type, content_type);
+  response.body() = std::move(body);
+  return response;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions options) {
   std::unique_ptr<Hotpathd> d(new Hotpathd());
+  d->metrics_ = std::make_unique<metrics::MetricsRegistry>();
+  d->grpc_metrics_ = std::make_unique<metrics::GrpcServerMetrics>(d->metrics_->registry());
+  d->acquire_wait_ = &prometheus::BuildHistogram()
+                          .Name("hotpath_db_pool_acquire_wait_seconds")
+                          .Help("Time spent waiting for a database connection.")
+                          .Register(d->metrics_->registry())
+                          .Add({}, prometheus::Histogram::BucketBoundaries{
+                                       0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5});
+
   if (options.migrate) {
     if (absl::Status s = db::Migrate(options.database.database_url, db::BuiltinMigrations());
         !s.ok()) {
@@ -16,6 +42,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     }
   }
   options.database.statements = catalog::ItemStore::Statements();
+  options.database.on_acquire_wait = [histogram = d->acquire_wait_](absl::Duration waited) {
+    histogram->Observe(absl::ToDoubleSeconds(waited));
+  };
   const int pool_max = options.database.max_size;
   auto pool = db::PgPool::Create(std::move(options.database));
   if (!pool.ok()) return pool.status();
@@ -31,13 +60,89 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       },
       options.cache);
   d->catalog_rpc_ = std::make_unique<catalog::CatalogRpc>(d->catalog_.get(), d->executor_.get());
+
+  Hotpathd* self = d.get();
+  d->metrics_->AddCollector([self] {
+    auto families = metrics::ProcessFamilies();
+    auto pool_families = metrics::PoolFamilies(self->pool_->stats());
+    families.insert(families.end(), pool_families.begin(), pool_families.end());
+    std::vector<std::pair<std::string, cache::CacheStats>> caches;
+    if (auto* items = self->catalog_->item_cache()) {
+      caches.emplace_back(items->options().name, items->stats());
+    }
+    if (auto* stats = self->catalog_->category_stats_cache()) {
+      caches.emplace_back(stats->options().name, stats->stats());
+    }
+    auto cache_families = metrics::CacheFamilies(caches);
+    families.insert(families.end(), cache_families.begin(), cache_families.end());
+    families.push_back(metrics::GaugeFamily(
+        "hotpath_executor_queued_tasks", "Database tasks waiting for an executor thread.",
+        {{{}, static_cast<double>(self->executor_->queued())}}));
+    return families;
+  });
+
+  rpc::AsyncServer::InterceptorFactories interceptors;
+  interceptors.push_back(interceptors::MakeMetricsInterceptorFactory(d->grpc_metrics_.get()));
+  interceptors.push_back(interceptors::MakeTimingInterceptorFactory(d->grpc_metrics_.get()));
+  if (options.access_log) interceptors.push_back(interceptors::MakeAccessLogInterceptorFactory());
+  options.calls.compress_min_bytes = options.compress_min_bytes;
   d->server_ = std::make_unique<rpc::AsyncServer>(
       rpc::AsyncServerOptions{.address = options.grpc_address,
                               .completion_queues = options.completion_queues,
-                              .pending_calls_per_method = options.pending_calls_per_method},
-      std::vector<rpc::RpcModule*>{d->catalog_rpc_.get()});
+                              .calls = options.calls},
+      std::vector<rpc::RpcModule*>{d->catalog_rpc_.get()}, std::move(interceptors));
+  d->grpc_metrics_->InitializeServices({d->catalog_rpc_->name()});
   if (absl::Status s = d->server_->Start(); !s.ok()) return s;
+
+  d->http_ = std::make_unique<http::HttpServer>(
+      options.http, [self](const http::Request& request, http::Responder respond) {
+        self->HandleHttp(request, std::move(respond));
+      });
+  if (absl::Status s = d->http_->Start(); !s.ok()) return s;
+  d->ready_ = true;
   return d;
+}
+
+void Hotpathd::HandleHttp(const http::Request& request, http::Responder respond) {
+  const std::string_view target(request.target().data(), request.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path != "/metrics" && path != "/healthz" && path != "/readyz") {
+    return respond(http::JsonError(request, bhttp::status::not_found, 5,
+                                   absl::StrCat("no route for ", std::string(path))));
+  }
+  if (request.method() != bhttp::verb::get && request.method() != bhttp::verb::head) {
+    http::Response response =
+        http::JsonError(request, bhttp::status::method_not_allowed, 12,
+                        absl::StrCat(std::string(request.method_string()), " is not allowed on ",
+                                     std::string(path)));
+    response.set(bhttp::field::allow, "GET, HEAD");
+    return respond(std::move(response));
+  }
+  if (path == "/metrics") {
+    return respond(TextResponse(request, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                                metrics_->Render()));
+  }
+  if (path == "/healthz") {
+    return respond(TextResponse(request, bhttp::status::ok, "application/json", "{\"status\":\"ok\"}"));
+  }
+  // /readyz: only while serving and PostgreSQL answers; the probe runs on the executor.
+  if (!ready_) {
+    return respond(TextResponse(request, bhttp::status::service_unavailable, "application/json",
+                                "{\"status\":\"shutting down\"}"));
+  }
+  auto shared = std::make_shared<http::Responder>(std::move(respond));
+  const http::Request* req = &request;
+  const bool queued = executor_->Submit([this, shared, req] {
+    const absl::Status ping = pool_->Ping(absl::Now() + absl::Seconds(1));
+    if (ping.ok()) {
+      return (*shared)(TextResponse(*req, bhttp::status::ok, "application/json", "{\"status\":\"ready\"}"));
+    }
+    (*shared)(http::JsonError(*req, bhttp::status::service_unavailable, 14,
+                              std::string(ping.message())));
+  });
+  if (!queued) {
+    (*shared)(http::JsonError(request, bhttp::status::service_unavailable, 14, "server busy"));
+  }
 }
 
 Hotpathd::~Hotpathd() { Shutdown(absl::ZeroDuration()); }
@@ -45,9 +150,12 @@ Hotpathd::~Hotpathd() { Shutdown(absl::ZeroDuration()); }
 void Hotpathd::Shutdown(absl::Duration grace) {
   if (stopped_) return;
   stopped_ = true;
+  ready_ = false;
   if (server_ != nullptr) server_->Shutdown(grace);
   if (executor_ != nullptr) executor_->Stop();
   if (server_ != nullptr) server_->StopPolling();
+  // After the executor: its last tasks may still answer HTTP requests.
+  if (http_ != nullptr) http_->Stop();
   if (pool_ != nullptr) pool_->Close();
 }
 

@@ -1,9 +1,13 @@
-// hotpathd as a library: the database pool, migrations, the catalog service and the gRPC server,
-// wired together. main.cc only parses flags and waits for a signal; tests start it in-process.
+// hotpathd as a library: the database pool, migrations, the catalog service, the gRPC server with
+// its interceptors, and the HTTP server with /metrics, wired together. main.cc only parses flags and
+// waits for a signal; tests start it in-process.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
+
+#include <prometheus/histogram.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -12,6 +16,9 @@
 #include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
 #include "server/db/pg_pool.h"
+#include "server/http/http_server.h"
+#include "server/metrics/grpc_metrics.h"
+#include "server/metrics/metrics_registry.h"
 #include "server/rpc/async_server.h"
 #include "server/rpc/executor.h"
 
@@ -20,6 +27,8 @@ namespace hotpath {
 struct HotpathdOptions {
   // gRPC listen address; port 0 picks a free port.
   std::string grpc_address = "0.0.0.0:50051";
+  // HTTP server (/metrics, /healthz, /readyz): host, port (0 picks a free one), threads.
+  http::HttpServerOptions http;
   // Database: URL, pool bounds and timeouts (see PgPoolOptions).
   db::PgPoolOptions database;
   // Apply pending schema migrations at start. Default on.
@@ -30,8 +39,12 @@ struct HotpathdOptions {
   int executor_queue = 4096;
   // Completion queues / polling threads; 0: one per core.
   int completion_queues = 0;
-  // Pending calls registered per method and queue.
-  int pending_calls_per_method = 16;
+  // Pending calls per method and queue; server-stream compression threshold.
+  rpc::CallOptions calls;
+  // gRPC responses of at least this many bytes are gzip-compressed for clients that accept gzip.
+  std::size_t compress_min_bytes = 1000;
+  // One JSON line per gRPC call on stderr.
+  bool access_log = false;
   // HMAC key for page tokens; empty: random per process.
   std::string page_token_secret;
   // The catalog's caches.
@@ -45,24 +58,33 @@ class Hotpathd final {
   ~Hotpathd();
 
   int grpc_port() const { return server_->port(); }
+  int http_port() const { return http_->port(); }
   db::PgPool& pool() { return *pool_; }
   catalog::CatalogService& catalog() { return *catalog_; }
+  metrics::MetricsRegistry& metrics() { return *metrics_; }
 
-  // Graceful stop: health NOT_SERVING, no new calls, in-flight ones get until grace, database work
-  // drains, the pool closes. Idempotent.
+  // Graceful stop: readiness and health go false, no new calls, in-flight ones get until grace,
+  // database work drains, the HTTP server and the pool close. Idempotent.
   void Shutdown(absl::Duration grace);
 
  private:
   Hotpathd() = default;
+  // The HTTP routes of the runtime itself.
+  void HandleHttp(const http::Request& request, http::Responder respond);
 
-  std::unique_ptr<db::PgPool> pool_;                  // database connections
-  std::unique_ptr<catalog::PageTokenCodec> tokens_;   // page token signer
-  std::unique_ptr<catalog::ItemStore> store_;         // catalog SQL
-  std::unique_ptr<catalog::CatalogService> catalog_;  // catalog logic
-  std::unique_ptr<rpc::Executor> executor_;           // database work
-  std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;  // catalog's async bindings
-  std::unique_ptr<rpc::AsyncServer> server_;          // the gRPC server
-  bool stopped_ = false;                              // Shutdown ran
+  std::unique_ptr<metrics::MetricsRegistry> metrics_;     // everything /metrics shows
+  std::unique_ptr<metrics::GrpcServerMetrics> grpc_metrics_;  // grpc_server_* series
+  prometheus::Histogram* acquire_wait_ = nullptr;         // pool acquire waits
+  std::unique_ptr<db::PgPool> pool_;                      // database connections
+  std::unique_ptr<catalog::PageTokenCodec> tokens_;       // page token signer
+  std::unique_ptr<catalog::ItemStore> store_;             // catalog SQL
+  std::unique_ptr<rpc::Executor> executor_;               // database work
+  std::unique_ptr<catalog::CatalogService> catalog_;      // catalog logic
+  std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;      // catalog's async bindings
+  std::unique_ptr<rpc::AsyncServer> server_;              // the gRPC server
+  std::unique_ptr<http::HttpServer> http_;                // /metrics, /healthz, /readyz
+  std::atomic<bool> ready_{false};                        // serving and not shutting down
+  bool stopped_ = false;                                  // Shutdown ran
 };
 
 }  // namespace hotpath

@@ -1,4 +1,5 @@
 // hotpathd: flags in, signals handled, everything else in the hotpath_server library.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -32,8 +33,18 @@ ABSL_FLAG(std::string, grpc_host, EnvOr("HOTPATH_GRPC_HOST", "0.0.0.0"),
           "gRPC listen host (env HOTPATH_GRPC_HOST)");
 ABSL_FLAG(int, grpc_port, EnvOr("HOTPATH_GRPC_PORT", 50051),
           "gRPC port; 0 picks a free one (env HOTPATH_GRPC_PORT)");
+ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"),
+          "HTTP listen host (env HOTPATH_HTTP_HOST)");
 ABSL_FLAG(int, http_port, EnvOr("HOTPATH_HTTP_PORT", 8080),
-          "HTTP port for the gateway and /metrics (env HOTPATH_HTTP_PORT)");
+          "HTTP port for /metrics, /healthz, /readyz and the gateway; 0 picks a free one "
+          "(env HOTPATH_HTTP_PORT)");
+ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 1),
+          "threads of the HTTP server (env HOTPATH_HTTP_THREADS)");
+ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
+          "responses of at least this many bytes are gzip-compressed for clients that accept it "
+          "(env HOTPATH_COMPRESS_MIN_BYTES)");
+ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", "false") == "true",
+          "one JSON line per gRPC call on stderr (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, database_url,
           EnvOr("DATABASE_URL", "postgresql://postgres@localhost:5432/hotpath"),
           "PostgreSQL URL or libpq connection string (env DATABASE_URL)");
@@ -95,7 +106,12 @@ int main(int argc, char** argv) {
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   options.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   options.completion_queues = absl::GetFlag(FLAGS_cq_threads);
-  options.pending_calls_per_method = absl::GetFlag(FLAGS_pending_calls);
+  options.calls.pending_calls = absl::GetFlag(FLAGS_pending_calls);
+  options.http.host = absl::GetFlag(FLAGS_http_host);
+  options.http.port = absl::GetFlag(FLAGS_http_port);
+  options.http.threads = absl::GetFlag(FLAGS_http_threads);
+  options.compress_min_bytes = static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
+  options.access_log = absl::GetFlag(FLAGS_access_log);
   options.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
   options.cache.enabled = absl::GetFlag(FLAGS_cache_enabled);
   options.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));
@@ -111,7 +127,8 @@ int main(int argc, char** argv) {
     std::cerr << "hotpathd: failed to start: " << server.status() << "\n";
     return 1;
   }
-  std::cerr << "hotpathd: serving gRPC on port " << (*server)->grpc_port() << std::endl;
+  std::cerr << "hotpathd: serving gRPC on port " << (*server)->grpc_port() << ", HTTP on port "
+            << (*server)->http_port() << std::endl;
 
   int signal = 0;
   sigwait(&signals, &signal);

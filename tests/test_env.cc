@@ -61,7 +61,9 @@ HotpathdOptions ServerTest::Options() const {
   options.database.min_size = 1;
   options.database.max_size = 8;
   options.completion_queues = 2;
-  options.pending_calls_per_method = 4;
+  options.calls.pending_calls = 4;
+  options.http.host = "127.0.0.1";
+  options.http.port = 0;
   options.page_token_secret = "test-secret";
   return options;
 }

@@ -68,21 +68,22 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
           },
           executor, kImportBatchSize} {}
 
-void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, int count) {
+void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& options) {
+  const int count = options.pending_calls;
   for (int i = 0; i < count; ++i) {
-    Unary<v1::CreateItemRequest, v1::Item>::Arm(&create_item_, cq);
-    Unary<v1::GetItemRequest, v1::Item>::Arm(&get_item_, cq);
-    Unary<v1::BatchGetItemsRequest, v1::BatchGetItemsResponse>::Arm(&batch_get_items_, cq);
-    Unary<v1::ListItemsRequest, v1::ListItemsResponse>::Arm(&list_items_, cq);
-    Unary<v1::UpdateItemRequest, v1::Item>::Arm(&update_item_, cq);
-    Unary<v1::DeleteItemRequest, v1::DeleteItemResponse>::Arm(&delete_item_, cq);
-    Unary<v1::SearchItemsRequest, v1::SearchItemsResponse>::Arm(&search_items_, cq);
-    Unary<v1::GetCategoryStatsRequest, v1::CategoryStats>::Arm(&get_category_stats_, cq);
+    Unary<v1::CreateItemRequest, v1::Item>::Arm(&create_item_, cq, &options);
+    Unary<v1::GetItemRequest, v1::Item>::Arm(&get_item_, cq, &options);
+    Unary<v1::BatchGetItemsRequest, v1::BatchGetItemsResponse>::Arm(&batch_get_items_, cq, &options);
+    Unary<v1::ListItemsRequest, v1::ListItemsResponse>::Arm(&list_items_, cq, &options);
+    Unary<v1::UpdateItemRequest, v1::Item>::Arm(&update_item_, cq, &options);
+    Unary<v1::DeleteItemRequest, v1::DeleteItemResponse>::Arm(&delete_item_, cq, &options);
+    Unary<v1::SearchItemsRequest, v1::SearchItemsResponse>::Arm(&search_items_, cq, &options);
+    Unary<v1::GetCategoryStatsRequest, v1::CategoryStats>::Arm(&get_category_stats_, cq, &options);
   }
   // Streams are long and rare: a few pending calls are plenty.
   for (int i = 0; i < std::max(1, count / 4); ++i) {
-    rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Arm(&export_items_, cq);
-    rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Arm(&import_items_, cq);
+    rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Arm(&export_items_, cq, &options);
+    rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Arm(&import_items_, cq, &options);
   }
 }
 

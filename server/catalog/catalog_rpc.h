@@ -21,7 +21,7 @@ class CatalogRpc final : public rpc::RpcModule {
 
   grpc::Service* service() override { return &service_; }
   std::string name() const override { return v1::CatalogService::service_full_name(); }
-  void Arm(grpc::ServerCompletionQueue* cq, int count) override;
+  void Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& options) override;
 
  private:
   using Async = v1::CatalogService::AsyncService;

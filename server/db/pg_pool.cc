@@ -74,6 +74,28 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Create(PgPoolOptions options) {
 PgPool::~PgPool() { Close(); }
 
 absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
+  if (!options_.on_acquire_wait) return AcquireUntimed(deadline);
+  const absl::Time start = absl::Now();
+  auto lease = AcquireUntimed(deadline);
+  options_.on_acquire_wait(absl::Now() - start);
+  return lease;
+}
+
+absl::Status PgPool::Ping(absl::Time deadline) {
+  auto lease = Acquire(deadline);
+  if (!lease.ok()) return lease.status();
+  if (absl::Status limited = lease->LimitTo(deadline); !limited.ok()) return limited;
+  try {
+    pqxx::nontransaction tx(lease->connection());
+    tx.exec("SELECT 1");
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    lease->MarkBroken();
+    return absl::UnavailableError(absl::StrCat("database unavailable: ", e.what()));
+  }
+}
+
+absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
   std::unique_lock lock(mu_);
   for (;;) {
     if (closed_) return absl::UnavailableError("database pool is closed");

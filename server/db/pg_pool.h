@@ -8,6 +8,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,8 @@ struct PgPoolOptions {
   absl::Duration max_statement_timeout = absl::Seconds(30);
   // Prepared (lazily, once) on every connection.
   std::vector<PreparedStatement> statements;
+  // Told how long each Acquire waited (for a histogram); optional, must be thread-safe.
+  std::function<void(absl::Duration)> on_acquire_wait;
 };
 
 struct PgPoolStats {
@@ -95,6 +98,9 @@ class PgPool final {
   // new one cannot be opened or the pool is closed.
   absl::StatusOr<PgLease> Acquire(absl::Time deadline);
 
+  // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.
+  absl::Status Ping(absl::Time deadline);
+
   // Fails every waiting and future Acquire, closes idle connections. Leases still out close on release.
   void Close();
 
@@ -104,6 +110,7 @@ class PgPool final {
  private:
   friend class PgLease;
   explicit PgPool(PgPoolOptions options) : options_(std::move(options)) {}
+  absl::StatusOr<PgLease> AcquireUntimed(absl::Time deadline);
   absl::StatusOr<std::unique_ptr<PgLease::Slot>> Open(absl::Time deadline);
   void Release(std::unique_ptr<PgLease::Slot> slot, bool broken);
 

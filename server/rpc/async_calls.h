@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -33,6 +34,23 @@ class CompletionHandler {
   // ok: the completion queue's verdict on the operation this tag was given to.
   virtual void OnComplete(bool ok) = 0;
 };
+
+// What every call of a server shares.
+struct CallOptions {
+  // Pending calls registered per method and completion queue. Default 16.
+  int pending_calls = 16;
+  // Responses of at least this many bytes are compressed (gzip) for clients that accept gzip;
+  // smaller ones never are, and on a stream each message is judged alone. Default 1000 (the FastAPI
+  // GZipMiddleware's minimum_size); 0 compresses everything, SIZE_MAX nothing.
+  std::size_t compress_min_bytes = 1000;
+};
+
+// Asks the core to compress the call's messages with the best algorithm the client accepts at
+// the "low" level: gzip when the client lists it (as every gRPC library does by default),
+// identity otherwise. Must be called before the initial metadata is sent.
+inline void CompressIfAccepted(grpc::ServerContext& context) {
+  context.set_compression_level(GRPC_COMPRESS_LEVEL_LOW);
+}
 
 // Serves one completion queue until it is shut down and drained.
 void PollCompletionQueue(grpc::ServerCompletionQueue* cq);
@@ -114,9 +132,10 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
     Handler handler;        // what to do with each call
   };
 
-  // Registers one pending call of method on cq. method must outlive the server.
-  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
-    new UnaryCall(method, cq);
+  // Registers one pending call of method on cq. method and options must outlive the server.
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq,
+                  const CallOptions* options) {
+    new UnaryCall(method, cq, options);
   }
 
   void OnComplete(bool ok) override {
@@ -124,7 +143,7 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
       delete this;  // finished, or the server is shutting down and this call never started
       return;
     }
-    Arm(method_, cq_);
+    Arm(method_, cq_, options_);
     state_ = State::kHandling;
     // After this the responder owns the call: it may be finished (and deleted) on another thread
     // before the handler even returns, so nothing below may touch members.
@@ -134,6 +153,8 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
   void Finish(const Response* response, const grpc::Status& status) override {
     state_ = State::kFinishing;
     if (response != nullptr) {
+      // The response travels with the initial metadata, so its size can still decide.
+      if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
       writer_.Finish(*response, status, this);
     } else {
       writer_.FinishWithError(status, this);
@@ -143,13 +164,14 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
  private:
   enum class State { kAwaiting, kHandling, kFinishing };
 
-  UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq)
-      : method_(method), cq_(cq), writer_(&context_) {
+  UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq, const CallOptions* options)
+      : method_(method), cq_(cq), options_(options), writer_(&context_) {
     (method_->service->*method_->request)(&context_, &request_, &writer_, cq_, cq_, this);
   }
 
   const Method* method_;             // shared registration of the method
   grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
+  const CallOptions* options_;       // the server's call options
   grpc::ServerContext context_;      // per-call metadata, deadline, peer
   Request request_;                  // the client's message
   Writer writer_;                    // answers the call
@@ -176,18 +198,21 @@ class ServerStreamCall final : public CompletionHandler {
     Executor* executor;     // where batches are fetched
   };
 
-  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
-    new ServerStreamCall(method, cq);
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq,
+                  const CallOptions* options) {
+    new ServerStreamCall(method, cq, options);
   }
 
   void OnComplete(bool ok) override {
     switch (state_) {
       case State::kAwaiting: {
         if (!ok) break;
-        Arm(method_, cq_);
+        Arm(method_, cq_, options_);
         auto source = method_->handler(context_, request_);
         if (!source.ok()) return FinishWith(ToGrpcStatus(source.status()));
         source_ = *std::move(source);
+        // Per message below (WriteNext): gzip when the client accepts it and the message is big.
+        if (options_->compress_min_bytes != SIZE_MAX) CompressIfAccepted(context_);
         return Fetch();
       }
       case State::kWriting:
@@ -205,8 +230,9 @@ class ServerStreamCall final : public CompletionHandler {
  private:
   enum class State { kAwaiting, kFetching, kWriting, kFinishing };
 
-  ServerStreamCall(const Method* method, grpc::ServerCompletionQueue* cq)
-      : method_(method), cq_(cq), writer_(&context_) {
+  ServerStreamCall(const Method* method, grpc::ServerCompletionQueue* cq,
+                   const CallOptions* options)
+      : method_(method), cq_(cq), options_(options), writer_(&context_) {
     (method_->service->*method_->request)(&context_, &request_, &writer_, cq_, cq_, this);
   }
 
@@ -225,7 +251,11 @@ class ServerStreamCall final : public CompletionHandler {
   void WriteNext() {
     if (next_ < batch_.size()) {
       state_ = State::kWriting;
-      writer_.Write(batch_[next_++], this);
+      const Response& message = batch_[next_++];
+      grpc::WriteOptions write_options;
+      // Compression, when the call has it, is per message: small ones are not worth it.
+      if (message.ByteSizeLong() < options_->compress_min_bytes) write_options.set_no_compression();
+      writer_.Write(message, write_options, this);
     } else if (done_) {
       FinishWith(grpc::Status::OK);
     } else {
@@ -240,6 +270,7 @@ class ServerStreamCall final : public CompletionHandler {
 
   const Method* method_;                             // shared registration of the method
   grpc::ServerCompletionQueue* cq_;                  // the queue this call lives on
+  const CallOptions* options_;                       // the server's call options
   grpc::ServerContext context_;                      // per-call metadata, deadline, peer
   Request request_;                                  // the client's message
   Writer writer_;                                    // writes the stream
@@ -271,8 +302,9 @@ class ClientStreamCall final : public CompletionHandler {
     std::size_t batch_size;  // messages per Consume
   };
 
-  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
-    new ClientStreamCall(method, cq);
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq,
+                  const CallOptions* options) {
+    new ClientStreamCall(method, cq, options);
   }
 
   void OnComplete(bool ok) override {
@@ -282,7 +314,7 @@ class ClientStreamCall final : public CompletionHandler {
           delete this;  // never started, so the done tag will not come either
           return;
         }
-        Arm(method_, cq_);
+        Arm(method_, cq_, options_);
         auto sink = method_->handler(context_);
         if (!sink.ok()) return FinishWithError(ToGrpcStatus(sink.status()));
         sink_ = *std::move(sink);
@@ -315,8 +347,9 @@ class ClientStreamCall final : public CompletionHandler {
     ClientStreamCall* call_;  // the owner
   };
 
-  ClientStreamCall(const Method* method, grpc::ServerCompletionQueue* cq)
-      : method_(method), cq_(cq), reader_(&context_), done_tag_(this) {
+  ClientStreamCall(const Method* method, grpc::ServerCompletionQueue* cq,
+                   const CallOptions* options)
+      : method_(method), cq_(cq), options_(options), reader_(&context_), done_tag_(this) {
     context_.AsyncNotifyWhenDone(&done_tag_);
     (method_->service->*method_->request)(&context_, &reader_, cq_, cq_, this);
   }
@@ -344,6 +377,7 @@ class ClientStreamCall final : public CompletionHandler {
       auto response = sink_->Finish(cancelled_);
       if (!response.ok()) return FinishWithError(ToGrpcStatus(response.status()));
       state_ = State::kFinishing;
+      if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
       reader_.Finish(*response, grpc::Status::OK, this);
     });
     if (!queued) FinishWithError(ExecutorRefusedStatus());
@@ -356,6 +390,7 @@ class ClientStreamCall final : public CompletionHandler {
 
   const Method* method_;                                   // shared registration of the method
   grpc::ServerCompletionQueue* cq_;                        // the queue this call lives on
+  const CallOptions* options_;                             // the server's call options
   grpc::ServerContext context_;                            // per-call metadata, deadline, peer
   Reader reader_;                                          // reads the stream, answers once
   DoneTag done_tag_;                                       // learns of cancellation

@@ -22,8 +22,11 @@ absl::Time DeadlineOf(const grpc::ServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-AsyncServer::AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> modules)
-    : options_(std::move(options)), modules_(std::move(modules)) {}
+AsyncServer::AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> modules,
+                         InterceptorFactories interceptors)
+    : options_(std::move(options)),
+      modules_(std::move(modules)),
+      interceptors_(std::move(interceptors)) {}
 
 AsyncServer::~AsyncServer() {
   if (server_ != nullptr) {
@@ -40,6 +43,7 @@ absl::Status AsyncServer::Start() {
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   for (RpcModule* module : modules_) builder.RegisterService(module->service());
+  if (!interceptors_.empty()) builder.experimental().SetInterceptorCreators(std::move(interceptors_));
   int queue_count = options_.completion_queues;
   if (queue_count <= 0) queue_count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < queue_count; ++i) queues_.push_back(builder.AddCompletionQueue());
@@ -49,7 +53,7 @@ absl::Status AsyncServer::Start() {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options_.address));
   }
   for (auto& queue : queues_) {
-    for (RpcModule* module : modules_) module->Arm(queue.get(), options_.pending_calls_per_method);
+    for (RpcModule* module : modules_) module->Arm(queue.get(), options_.calls);
   }
   for (auto& queue : queues_) pollers_.emplace_back(PollCompletionQueue, queue.get());
   auto* health = server_->GetHealthCheckService();

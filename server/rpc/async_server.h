@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/rpc/async_calls.h"
 
 namespace hotpath::rpc {
 
@@ -22,8 +23,8 @@ class RpcModule {
   virtual grpc::Service* service() = 0;
   // Its full name, e.g. "hotpath.catalog.v1.CatalogService", for health checking.
   virtual std::string name() const = 0;
-  // Registers count pending calls of each of its methods on cq.
-  virtual void Arm(grpc::ServerCompletionQueue* cq, int count) = 0;
+  // Registers options.pending_calls pending calls of each of its methods on cq.
+  virtual void Arm(grpc::ServerCompletionQueue* cq, const CallOptions& options) = 0;
 };
 
 struct AsyncServerOptions {
@@ -31,8 +32,8 @@ struct AsyncServerOptions {
   std::string address = "0.0.0.0:50051";
   // Completion queues, each with one polling thread. 0: one per core.
   int completion_queues = 0;
-  // Pending calls kept registered per method and queue. Default 16.
-  int pending_calls_per_method = 16;
+  // Pending calls per method and queue, stream compression threshold.
+  CallOptions calls;
   // Largest message accepted or sent, in bytes. Default 4 MiB.
   int max_message_bytes = 4 * 1024 * 1024;
 };
@@ -42,7 +43,12 @@ absl::Time DeadlineOf(const grpc::ServerContext& context);
 
 class AsyncServer final {
  public:
-  AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> modules);
+  using InterceptorFactories =
+      std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>;
+
+  // interceptors run on every call of every module, in this order.
+  AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> modules,
+              InterceptorFactories interceptors = {});
   ~AsyncServer();
 
   // Binds, arms every module's methods and starts the polling threads. Health: SERVING.
@@ -59,6 +65,7 @@ class AsyncServer final {
  private:
   const AsyncServerOptions options_;                            // as given
   std::vector<RpcModule*> modules_;                             // the services, not owned
+  InterceptorFactories interceptors_;                           // handed to the builder at Start
   // Queues before the server: the server must be destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // one per polling thread
   std::unique_ptr<grpc::Server> server_;                        // null until Start

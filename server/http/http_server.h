@@ -1,0 +1,83 @@
+// The one HTTP/1.1 server of the process, on Boost.Beast: /metrics, /healthz and /readyz today, the
+// JSON gateway's routes on the same port.
+//
+// listener -> session -> handler -> respond: the handler knows nothing of sockets. It gets the
+// request and a Responder to call exactly once, now or later, from any thread; the session writes
+// responses in request order, so pipelined requests are answered in order, and stops reading while
+// `max_pipeline` responses are outstanding (back-pressure). Keep-alive, header and idle timeouts,
+// Date/Server/Content-Length headers and HEAD are handled here, not by handlers.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace hotpath::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+// Answers one request; call exactly once, from any thread.
+using Responder = std::function<void(Response)>;
+// The request stays valid until respond is called. A HEAD request arrives as HEAD; the server
+// drops the body of its response and keeps the Content-Length.
+using Handler = std::function<void(const Request& request, Responder respond)>;
+
+struct HttpServerOptions {
+  // Listen address and port; port 0 picks a free one (see HttpServer::port).
+  std::string host = "0.0.0.0";
+  int port = 8080;
+  // Threads running the event loop. Default 1.
+  int threads = 1;
+  // Largest request body accepted; larger ones get 413. Default 1 MiB.
+  std::size_t max_body_bytes = 1 << 20;
+  // Largest request header block; larger ones get 431. Default 16 KiB.
+  std::size_t max_header_bytes = 16 << 10;
+  // Time a client has to send a whole request header once it started one. Default 10 s.
+  absl::Duration header_timeout = absl::Seconds(10);
+  // Time a keep-alive connection may sit idle between requests. Default 60 s.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Pipelined requests answered but not yet written before the session stops reading. Default 16.
+  std::size_t max_pipeline = 16;
+  // Value of the Server header.
+  std::string server_name = "hotpath";
+};
+
+// A JSON error body {"code":N,"message":"..."} with the given HTTP status; code is the gRPC code
+// (google.rpc.Status), as grpc-gateway writes its errors.
+Response JsonError(const Request& request, boost::beast::http::status status, int code,
+                   const std::string& message);
+
+class HttpServer final {
+ public:
+  HttpServer(HttpServerOptions options, Handler handler);
+  ~HttpServer();
+
+  // Binds and starts accepting.
+  absl::Status Start();
+  int port() const { return port_; }
+  // Stops accepting and closes every connection; joins the threads.
+  void Stop();
+
+ private:
+  class Listener;
+
+  const HttpServerOptions options_;              // as given
+  Handler handler_;                              // answers requests
+  boost::asio::io_context io_;                   // the event loop
+  std::shared_ptr<Listener> listener_;           // accepts connections
+  std::vector<std::thread> threads_;             // run io_
+  int port_ = 0;                                 // the bound port
+};
+
+}  // namespace hotpath::http

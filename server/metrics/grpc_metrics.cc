@@ -1,0 +1,111 @@
+#include "server/metrics/grpc_metrics.h"
+
+#include <google/protobuf/descriptor.h>
+
+namespace hotpath::metrics {
+namespace {
+
+const char* TypeName(grpc::internal::RpcMethod::RpcType type) {
+  switch (type) {
+    case grpc::internal::RpcMethod::NORMAL_RPC:
+      return "unary";
+    case grpc::internal::RpcMethod::CLIENT_STREAMING:
+      return "client_stream";
+    case grpc::internal::RpcMethod::SERVER_STREAMING:
+      return "server_stream";
+    case grpc::internal::RpcMethod::BIDI_STREAMING:
+      return "bidi_stream";
+  }
+  return "unary";
+}
+
+// go-grpc-prometheus's default buckets (prometheus.DefBuckets), in seconds.
+const prometheus::Histogram::BucketBoundaries& HandlingBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return buckets;
+}
+
+}  // namespace
+
+const std::array<const char*, 17>& GrpcCodeNames() {
+  static const std::array<const char*, 17> names = {
+      "OK",          "Canceled",        "Unknown",           "InvalidArgument",
+      "DeadlineExceeded", "NotFound",   "AlreadyExists",     "PermissionDenied",
+      "ResourceExhausted", "FailedPrecondition", "Aborted",  "OutOfRange",
+      "Unimplemented", "Internal",      "Unavailable",       "DataLoss",
+      "Unauthenticated"};
+  return names;
+}
+
+GrpcServerMetrics::GrpcServerMetrics(prometheus::Registry& registry)
+    : started_(prometheus::BuildCounter()
+                   .Name("grpc_server_started_total")
+                   .Help("Total number of RPCs started on the server.")
+                   .Register(registry)),
+      handled_(prometheus::BuildCounter()
+                   .Name("grpc_server_handled_total")
+                   .Help("Total number of RPCs completed on the server, regardless of success or failure.")
+                   .Register(registry)),
+      msg_received_(prometheus::BuildCounter()
+                        .Name("grpc_server_msg_received_total")
+                        .Help("Total number of RPC stream messages received on the server.")
+                        .Register(registry)),
+      msg_sent_(prometheus::BuildCounter()
+                    .Name("grpc_server_msg_sent_total")
+                    .Help("Total number of gRPC stream messages sent by the server.")
+                    .Register(registry)),
+      handling_seconds_(prometheus::BuildHistogram()
+                            .Name("grpc_server_handling_seconds")
+                            .Help("Histogram of response latency (seconds) of gRPC that had been "
+                                  "application-level handled by the server.")
+                            .Register(registry)) {}
+
+void GrpcServerMetrics::InitializeMethod(const std::string& full_method,
+                                         grpc::internal::RpcMethod::RpcType type) {
+  For(full_method.c_str(), type);
+}
+
+void GrpcServerMetrics::InitializeServices(const std::vector<std::string>& service_names) {
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const std::string& name : service_names) {
+    const google::protobuf::ServiceDescriptor* service = pool->FindServiceByName(name);
+    if (service == nullptr) continue;
+    for (int i = 0; i < service->method_count(); ++i) {
+      const google::protobuf::MethodDescriptor* m = service->method(i);
+      const auto type = m->client_streaming()
+                            ? (m->server_streaming() ? grpc::internal::RpcMethod::BIDI_STREAMING
+                                                     : grpc::internal::RpcMethod::CLIENT_STREAMING)
+                            : (m->server_streaming() ? grpc::internal::RpcMethod::SERVER_STREAMING
+                                                     : grpc::internal::RpcMethod::NORMAL_RPC);
+      InitializeMethod("/" + name + "/" + m->name(), type);
+    }
+  }
+}
+
+MethodMetrics& GrpcServerMetrics::For(const char* full_method,
+                                      grpc::internal::RpcMethod::RpcType type) {
+  std::lock_guard lock(mu_);
+  auto& slot = methods_[full_method];
+  if (slot != nullptr) return *slot;
+  // "/pkg.Service/Method" -> service "pkg.Service", method "Method".
+  const std::string full = full_method;
+  const std::size_t slash = full.find('/', 1);
+  const std::string service = slash == std::string::npos ? "unknown" : full.substr(1, slash - 1);
+  const std::string method = slash == std::string::npos ? full : full.substr(slash + 1);
+  const prometheus::Labels labels = {
+      {"grpc_type", TypeName(type)}, {"grpc_service", service}, {"grpc_method", method}};
+  slot = std::make_unique<MethodMetrics>();
+  slot->started = &started_.Add(labels);
+  for (std::size_t code = 0; code < GrpcCodeNames().size(); ++code) {
+    prometheus::Labels with_code = labels;
+    with_code["grpc_code"] = GrpcCodeNames()[code];
+    slot->handled[code] = &handled_.Add(with_code);
+  }
+  slot->msg_received = &msg_received_.Add(labels);
+  slot->msg_sent = &msg_sent_.Add(labels);
+  slot->handling_seconds = &handling_seconds_.Add(labels, HandlingBuckets());
+  return *slot;
+}
+
+}  // namespace hotpath::metrics

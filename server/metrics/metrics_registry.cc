@@ -1,0 +1,168 @@
+#include "server/metrics/metrics_registry.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <prometheus/text_serializer.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace hotpath::metrics {
+namespace {
+
+prometheus::MetricFamily Family(std::string name, std::string help, prometheus::MetricType type,
+                                std::vector<Sample> samples) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = type;
+  for (auto& [labels, value] : samples) {
+    prometheus::ClientMetric metric;
+    for (auto& [k, v] : labels) metric.label.push_back({k, v});
+    if (type == prometheus::MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
+}
+
+std::string ReadFile(const char* path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+void MetricsRegistry::AddCollector(Collector collector) {
+  std::lock_guard lock(mu_);
+  collectors_.push_back(std::move(collector));
+}
+
+std::string MetricsRegistry::Render() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& collector : collectors_) {
+      auto more = collector();
+      families.insert(families.end(), std::make_move_iterator(more.begin()),
+                      std::make_move_iterator(more.end()));
+    }
+  }
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help, std::vector<Sample> samples) {
+  return Family(std::move(name), std::move(help), prometheus::MetricType::Gauge, std::move(samples));
+}
+
+prometheus::MetricFamily CounterFamily(std::string name, std::string help,
+                                       std::vector<Sample> samples) {
+  return Family(std::move(name), std::move(help), prometheus::MetricType::Counter,
+                std::move(samples));
+}
+
+std::vector<prometheus::MetricFamily> ProcessFamilies() {
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  static const double page_size = static_cast<double>(sysconf(_SC_PAGESIZE));
+  std::vector<prometheus::MetricFamily> families;
+  // /proc/self/stat: fields after the parenthesised command name; utime is field 14 overall.
+  const std::string stat = ReadFile("/proc/self/stat");
+  const std::size_t close = stat.rfind(')');
+  if (close != std::string::npos) {
+    const std::vector<std::string> f = absl::StrSplit(stat.substr(close + 2), ' ');
+    // f[0] is field 3 (state): field n is f[n - 3].
+    double utime = 0, stime = 0, start_ticks = 0, vsize = 0, rss_pages = 0;
+    if (f.size() > 21 && absl::SimpleAtod(f[11], &utime) && absl::SimpleAtod(f[12], &stime) &&
+        absl::SimpleAtod(f[19], &start_ticks) && absl::SimpleAtod(f[20], &vsize) &&
+        absl::SimpleAtod(f[21], &rss_pages)) {
+      families.push_back(CounterFamily("process_cpu_seconds_total",
+                                       "Total user and system CPU time spent in seconds.",
+                                       {{{}, (utime + stime) / ticks}}));
+      families.push_back(GaugeFamily("process_virtual_memory_bytes",
+                                     "Virtual memory size in bytes.", {{{}, vsize}}));
+      families.push_back(GaugeFamily("process_resident_memory_bytes",
+                                     "Resident memory size in bytes.", {{{}, rss_pages * page_size}}));
+      double boot_time = 0;
+      for (absl::string_view line : absl::StrSplit(ReadFile("/proc/stat"), '\n')) {
+        if (absl::ConsumePrefix(&line, "btime ")) (void)absl::SimpleAtod(line, &boot_time);
+      }
+      families.push_back(GaugeFamily("process_start_time_seconds",
+                                     "Start time of the process since unix epoch in seconds.",
+                                     {{{}, boot_time + start_ticks / ticks}}));
+    }
+  }
+  double fds = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (const dirent* entry = readdir(dir)) {
+      if (entry->d_name[0] != '.') ++fds;
+    }
+    closedir(dir);
+    --fds;  // the directory stream's own descriptor
+  }
+  families.push_back(GaugeFamily("process_open_fds", "Number of open file descriptors.", {{{}, fds}}));
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    families.push_back(GaugeFamily("process_max_fds", "Maximum number of open file descriptors.",
+                                   {{{}, static_cast<double>(limit.rlim_cur)}}));
+  }
+  return families;
+}
+
+std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {
+  return {
+      GaugeFamily("hotpath_db_pool_connections", "Database connections by state.",
+                  {{{{"state", "in_use"}}, static_cast<double>(s.in_use)},
+                   {{{"state", "idle"}}, static_cast<double>(s.idle)}}),
+      GaugeFamily("hotpath_db_pool_max_connections", "Most database connections the pool opens.",
+                  {{{}, static_cast<double>(s.max_size)}}),
+      CounterFamily("hotpath_db_pool_opened_total", "Database connections opened.",
+                    {{{}, static_cast<double>(s.opened)}}),
+      CounterFamily("hotpath_db_pool_broken_total", "Database connections discarded as broken.",
+                    {{{}, static_cast<double>(s.broken)}}),
+      CounterFamily("hotpath_db_pool_connection_errors_total",
+                    "Failed attempts to open a database connection.",
+                    {{{}, static_cast<double>(s.connect_errors)}}),
+      CounterFamily("hotpath_db_pool_acquire_timeouts_total",
+                    "Waits for a database connection that ran out of time.",
+                    {{{}, static_cast<double>(s.acquire_timeouts)}}),
+  };
+}
+
+std::vector<prometheus::MetricFamily> CacheFamilies(
+    const std::vector<std::pair<std::string, cache::CacheStats>>& caches) {
+  std::vector<Sample> hits, misses, loads, load_errors, evictions, entries;
+  for (const auto& [name, s] : caches) {
+    const std::vector<std::pair<std::string, std::string>> labels = {{"cache", name}};
+    hits.push_back({labels, static_cast<double>(s.hits)});
+    misses.push_back({labels, static_cast<double>(s.misses)});
+    loads.push_back({labels, static_cast<double>(s.loads)});
+    load_errors.push_back({labels, static_cast<double>(s.load_errors)});
+    evictions.push_back({labels, static_cast<double>(s.evictions)});
+    entries.push_back({labels, static_cast<double>(s.size)});
+  }
+  return {
+      CounterFamily("hotpath_cache_hits_total", "Reads answered from the cache.", std::move(hits)),
+      CounterFamily("hotpath_cache_misses_total", "Reads that waited for a load.", std::move(misses)),
+      CounterFamily("hotpath_cache_loads_total", "Loads started (concurrent misses share one).",
+                    std::move(loads)),
+      CounterFamily("hotpath_cache_load_errors_total", "Loads that failed.", std::move(load_errors)),
+      CounterFamily("hotpath_cache_evictions_total", "Live entries evicted to make room.",
+                    std::move(evictions)),
+      GaugeFamily("hotpath_cache_entries", "Entries held.", std::move(entries)),
+  };
+}
+
+}  // namespace hotpath::metrics

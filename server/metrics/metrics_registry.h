@@ -1,0 +1,57 @@
+// The process's Prometheus metrics: a prometheus-cpp registry for what is counted as it happens,
+// plus collectors that read the state of runtime pieces (pool, caches, process) at scrape time.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+#include "server/cache/ttl_cache.h"
+#include "server/db/pg_pool.h"
+
+namespace hotpath::metrics {
+
+using Collector = std::function<std::vector<prometheus::MetricFamily>()>;
+
+class MetricsRegistry final {
+ public:
+  MetricsRegistry() : registry_(std::make_shared<prometheus::Registry>()) {}
+
+  prometheus::Registry& registry() { return *registry_; }
+  // Called on every scrape; must be thread-safe.
+  void AddCollector(Collector collector);
+  // Everything, in the Prometheus text exposition format (version 0.0.4).
+  std::string Render() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;  // counters and histograms
+  mutable std::mutex mu_;                           // guards collectors_
+  std::vector<Collector> collectors_;               // read at scrape time
+};
+
+// One labelled sample: label pairs and a value.
+using Sample = std::pair<std::vector<std::pair<std::string, std::string>>, double>;
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help, std::vector<Sample> samples);
+prometheus::MetricFamily CounterFamily(std::string name, std::string help,
+                                       std::vector<Sample> samples);
+
+// process_resident_memory_bytes, process_virtual_memory_bytes, process_cpu_seconds_total,
+// process_open_fds, process_max_fds, process_start_time_seconds (from /proc, as the official
+// clients name them).
+std::vector<prometheus::MetricFamily> ProcessFamilies();
+
+// hotpath_db_pool_*: connections by state, max, opened, broken, connect errors, acquire timeouts.
+std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats);
+
+// hotpath_cache_*{cache="..."}: hits, misses, loads, load errors, evictions, entries.
+std::vector<prometheus::MetricFamily> CacheFamilies(
+    const std::vector<std::pair<std::string, cache::CacheStats>>& caches);
+
+}  // namespace hotpath::metrics

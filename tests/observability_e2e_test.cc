@@ -1,0 +1,412 @@
+// The runtime around the catalog, end to end: x-process-time on every RPC, gzip by size and by what
+// the client accepts, exact metric movements on /metrics (checked by promtool), the read-through
+// cache, and the HTTP endpoints of the runtime.
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client/demo_items.h"
+#include "gmock/gmock.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+struct HttpResult {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+HttpResult HttpCall(int port, bhttp::verb method, const std::string& target) {
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+  bhttp::request<bhttp::string_body> request(method, target, 11);
+  request.set(bhttp::field::host, "127.0.0.1");
+  bhttp::write(socket, request);
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.skip(method == bhttp::verb::head);
+  bhttp::read(socket, buffer, parser);
+  HttpResult result;
+  result.status = static_cast<int>(parser.get().result_int());
+  for (const auto& field : parser.get()) {
+    result.headers[std::string(field.name_string())] = std::string(field.value());
+  }
+  result.body = parser.get().body();
+  return result;
+}
+
+// The value of one series in a /metrics text ("name{labels}" exactly as exposed), or -1.
+double Sample(const std::string& text, const std::string& series) {
+  const std::size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  const std::size_t start = at + series.size() + 2;
+  double value = -1;
+  (void)absl::SimpleAtod(text.substr(start, text.find('\n', start) - start), &value);
+  return value;
+}
+
+// Labels as exposed: sorted by name, grpc_code (when given) first.
+std::string Labels(const char* type, const char* method, const char* code = nullptr) {
+  return absl::StrCat(code == nullptr ? "" : absl::StrCat("grpc_code=\"", code, "\","),
+                      "grpc_method=\"", method,
+                      "\",grpc_service=\"hotpath.catalog.v1.CatalogService\",grpc_type=\"", type,
+                      "\"");
+}
+
+class ObservabilityTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    StartServer(Options());
+  }
+  std::string Metrics() { return HttpCall(server_->http_port(), bhttp::verb::get, "/metrics").body; }
+
+  std::multimap<grpc::string_ref, grpc::string_ref> last_initial_, last_trailing_;
+};
+
+// x-process-time as a non-negative number of seconds in metadata map m.
+bool HasProcessTime(const std::multimap<grpc::string_ref, grpc::string_ref>& m) {
+  auto it = m.find("x-process-time");
+  if (it == m.end()) return false;
+  double seconds = -1;
+  return absl::SimpleAtod(std::string(it->second.data(), it->second.size()), &seconds) &&
+         seconds >= 0 && seconds < 60;
+}
+
+TEST_F(ObservabilityTest, EveryRpcCarriesXProcessTime) {
+  const v1::Item item = CreateDemo(1);
+  auto check = [](grpc::ClientContext& context, const char* what) {
+    EXPECT_TRUE(HasProcessTime(context.GetServerTrailingMetadata())) << what << " trailers";
+    EXPECT_TRUE(HasProcessTime(context.GetServerInitialMetadata())) << what << " headers";
+  };
+  {
+    v1::GetItemRequest request;
+    request.set_id(item.id());
+    v1::Item response;
+    auto context = Context();
+    ASSERT_TRUE(stub_->GetItem(context.get(), request, &response).ok());
+    check(*context, "GetItem");
+  }
+  {
+    v1::GetItemRequest request;
+    request.set_id(424242);
+    v1::Item response;
+    auto context = Context();
+    EXPECT_EQ(stub_->GetItem(context.get(), request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+    check(*context, "GetItem NOT_FOUND");
+  }
+  {
+    v1::CreateItemRequest request;  // invalid
+    v1::Item response;
+    auto context = Context();
+    EXPECT_EQ(stub_->CreateItem(context.get(), request, &response).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    check(*context, "CreateItem INVALID_ARGUMENT");
+  }
+  {
+    auto context = Context();
+    auto reader = stub_->ExportItems(context.get(), v1::ExportItemsRequest());
+    v1::Item read;
+    while (reader->Read(&read)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    check(*context, "ExportItems");
+  }
+  {
+    auto context = Context();
+    v1::ImportItemsResponse response;
+    auto writer = stub_->ImportItems(context.get(), &response);
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(2);
+    writer->Write(request);
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    check(*context, "ImportItems");
+  }
+}
+
+// Runs a command, returning what it printed (stdout and stderr).
+std::string RunCommand(const std::string& command, int* exit_code = nullptr) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return "popen failed";
+  std::string output;
+  std::array<char, 4096> buffer;
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  const int rc = pclose(pipe);
+  if (exit_code != nullptr) *exit_code = rc;
+  return output;
+}
+
+// The response headers of one gRPC call made by nghttp (a plain HTTP/2 client, so the
+// grpc-encoding header is visible: gRPC libraries consume it), with the given accept-encoding.
+std::string RawGrpcHeaders(int port, const std::string& method, const google::protobuf::Message& request,
+                           const std::string& accept_encoding) {
+  const std::string body = request.SerializeAsString();
+  std::string frame(5, '\0');
+  frame[1] = static_cast<char>(body.size() >> 24);
+  frame[2] = static_cast<char>(body.size() >> 16);
+  frame[3] = static_cast<char>(body.size() >> 8);
+  frame[4] = static_cast<char>(body.size());
+  const std::string path = ::testing::TempDir() + "/hotpath_grpc_request.bin";
+  std::ofstream(path, std::ios::binary) << frame << body;
+  return RunCommand(absl::StrCat("nghttp -v -H ':method: POST' -H 'content-type: application/grpc' ",
+                          "-H 'te: trailers' -H 'grpc-accept-encoding: ", accept_encoding, "' -d ",
+                          path, " http://127.0.0.1:", port, "/hotpath.catalog.v1.CatalogService/",
+                          method, " | grep -a -E 'recv \\(stream_id=[0-9]+\\) [a-z:-]+:'"));
+}
+
+TEST_F(ObservabilityTest, LargeResponsesAreGzipForClientsThatAcceptIt) {
+  {
+    auto context = Context();
+    v1::ImportItemsResponse response;
+    auto writer = stub_->ImportItems(context.get(), &response);
+    for (int n = 1; n <= 60; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      writer->Write(request);
+    }
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+  v1::ListItemsRequest list;
+  list.set_page_size(50);  // ~12 KB of items
+  const int port = server_->grpc_port();
+
+  const std::string gzip = RawGrpcHeaders(port, "ListItems", list, "identity,gzip");
+  EXPECT_THAT(gzip, ::testing::HasSubstr("grpc-encoding: gzip")) << gzip;
+  EXPECT_THAT(gzip, ::testing::HasSubstr("grpc-status: 0"));
+  const std::string plain = RawGrpcHeaders(port, "ListItems", list, "identity");
+  EXPECT_THAT(plain, ::testing::Not(::testing::HasSubstr("grpc-encoding: gzip"))) << plain;
+  EXPECT_THAT(plain, ::testing::HasSubstr("grpc-status: 0"));
+
+  v1::GetItemRequest get;  // ~250 bytes: never compressed
+  get.set_id(1);
+  const std::string small = RawGrpcHeaders(port, "GetItem", get, "identity,gzip");
+  EXPECT_THAT(small, ::testing::Not(::testing::HasSubstr("grpc-encoding: gzip"))) << small;
+  EXPECT_THAT(small, ::testing::HasSubstr("grpc-status: 0"));
+
+  // gRPC clients of both kinds read the same 50 items.
+  v1::ListItemsResponse listed;
+  ASSERT_TRUE(stub_->ListItems(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.items_size(), 50);
+  grpc::ChannelArguments identity_only;
+  identity_only.SetInt(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1 << GRPC_COMPRESS_NONE);
+  auto plain_stub = v1::CatalogService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), identity_only));
+  ASSERT_TRUE(plain_stub->ListItems(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.items_size(), 50);
+}
+
+TEST_F(ObservabilityTest, StreamsCompressBigMessagesOnly) {
+  v1::CreateItemRequest create;
+  *create.mutable_item() = client::DemoItem(1);
+  create.mutable_item()->set_description(std::string(3000, 'x'));  // one big item among small ones
+  v1::Item big;
+  ASSERT_TRUE(stub_->CreateItem(Context().get(), create, &big).ok());
+  CreateDemo(2);
+  // nghttp shows each DATA frame; a compressed gRPC message has flag byte 1. Count via the C++
+  // client instead: both kinds of client read every message intact.
+  grpc::ChannelArguments identity_only;
+  identity_only.SetInt(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1 << GRPC_COMPRESS_NONE);
+  for (auto channel : {channel_, grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                                           grpc::InsecureChannelCredentials(), identity_only)}) {
+    auto stub = v1::CatalogService::NewStub(channel);
+    auto context = Context();
+    auto reader = stub->ExportItems(context.get(), v1::ExportItemsRequest());
+    std::vector<v1::Item> items;
+    v1::Item item;
+    while (reader->Read(&item)) items.push_back(item);
+    ASSERT_TRUE(reader->Finish().ok());
+    ASSERT_EQ(items.size(), 2u);
+    EXPECT_EQ(items[0].description().size(), 3000u);
+  }
+  v1::ExportItemsRequest request;
+  const std::string headers = RawGrpcHeaders(server_->grpc_port(), "ExportItems", request, "identity,gzip");
+  EXPECT_THAT(headers, ::testing::HasSubstr("grpc-encoding: gzip")) << headers;
+}
+
+TEST_F(ObservabilityTest, MetricsMoveByExactlyTheCallsMade) {
+  const v1::Item item = CreateDemo(1);
+  const std::string before = Metrics();
+  ASSERT_NE(Sample(before, "grpc_server_started_total{" + Labels("unary", "GetItem") + "}"), -1) << before;
+  const std::string ok = Labels("unary", "GetItem", "OK");
+  const std::string not_found = Labels("unary", "GetItem", "NotFound");
+  // Every method's series exist at zero before any call.
+  EXPECT_EQ(Sample(before, "grpc_server_started_total{" + Labels("server_stream", "ExportItems") + "}"), 0);
+  EXPECT_EQ(Sample(before, "grpc_server_handled_total{" + Labels("unary", "SearchItems", "Unavailable") + "}"), 0);
+
+  for (int i = 0; i < 7; ++i) {
+    v1::GetItemRequest request;
+    request.set_id(i < 5 ? item.id() : 999999);
+    v1::Item response;
+    stub_->GetItem(Context().get(), request, &response);
+  }
+  {
+    auto context = Context();
+    v1::ImportItemsResponse response;
+    auto writer = stub_->ImportItems(context.get(), &response);
+    for (int n = 10; n < 13; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      writer->Write(request);
+    }
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+  const std::string after = Metrics();
+  auto delta = [&](const std::string& series) { return Sample(after, series) - Sample(before, series); };
+  EXPECT_EQ(delta("grpc_server_started_total{" + Labels("unary", "GetItem") + "}"), 7);
+  EXPECT_EQ(delta("grpc_server_handled_total{" + ok + "}"), 5);
+  EXPECT_EQ(delta("grpc_server_handled_total{" + not_found + "}"), 2);
+  EXPECT_EQ(delta("grpc_server_msg_received_total{" + Labels("unary", "GetItem") + "}"), 7);
+  EXPECT_EQ(delta("grpc_server_msg_sent_total{" + Labels("unary", "GetItem") + "}"), 5);
+  EXPECT_EQ(delta("grpc_server_handling_seconds_count{" + Labels("unary", "GetItem") + "}"), 7);
+  EXPECT_EQ(delta("grpc_server_msg_received_total{" + Labels("client_stream", "ImportItems") + "}"), 3);
+  EXPECT_EQ(delta("grpc_server_msg_sent_total{" + Labels("client_stream", "ImportItems") + "}"), 1);
+  EXPECT_EQ(delta("grpc_server_handled_total{" + Labels("client_stream", "ImportItems", "OK") + "}"), 1);
+  // The item cache: one load, four hits; the two NOT_FOUNDs: one load, one negative hit.
+  EXPECT_EQ(delta("hotpath_cache_hits_total{cache=\"items\"}"), 5);
+  EXPECT_EQ(delta("hotpath_cache_loads_total{cache=\"items\"}"), 2);
+  EXPECT_GT(Sample(after, "hotpath_db_pool_max_connections"), 0);
+  EXPECT_GT(Sample(after, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(Sample(after, "process_open_fds"), 3);
+}
+
+TEST_F(ObservabilityTest, PromtoolFindsNothingToReport) {
+  CreateDemo(1);
+  const std::string path = ::testing::TempDir() + "/hotpath_metrics.txt";
+  {
+    std::ofstream out(path);
+    out << Metrics();
+  }
+  int rc = -1;
+  const std::string output = RunCommand("promtool check metrics < " + path, &rc);
+  EXPECT_EQ(rc, 0) << output;
+  EXPECT_EQ(output, "");
+}
+
+TEST_F(ObservabilityTest, ConcurrentColdReadsCauseOneDatabaseRead) {
+  const v1::Item item = CreateDemo(1);  // the create invalidated the id: the cache is cold
+  const auto before = server_->catalog().item_cache()->stats();
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 100; ++i) {
+    threads.emplace_back([&] {
+      v1::GetItemRequest request;
+      request.set_id(item.id());
+      v1::Item response;
+      if (stub_->GetItem(Context().get(), request, &response).ok() && response.sku() == item.sku()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 100);
+  EXPECT_EQ(server_->catalog().item_cache()->stats().loads - before.loads, 1);
+}
+
+TEST_F(ObservabilityTest, AnUpdateIsVisibleToTheNextRead) {
+  const v1::Item item = CreateDemo(1);
+  v1::GetItemRequest get;
+  get.set_id(item.id());
+  v1::Item read;
+  ASSERT_TRUE(stub_->GetItem(Context().get(), get, &read).ok());  // now cached
+  ASSERT_TRUE(stub_->GetItem(Context().get(), get, &read).ok());
+  v1::UpdateItemRequest update;
+  update.mutable_item()->set_id(item.id());
+  update.mutable_item()->set_name("Renamed");
+  v1::Item updated;
+  ASSERT_TRUE(stub_->UpdateItem(Context().get(), update, &updated).ok());
+  ASSERT_TRUE(stub_->GetItem(Context().get(), get, &read).ok());
+  EXPECT_EQ(read.name(), "Renamed");
+  EXPECT_EQ(read.etag(), updated.etag());
+
+  v1::DeleteItemRequest del;
+  del.set_id(item.id());
+  v1::DeleteItemResponse deleted;
+  ASSERT_TRUE(stub_->DeleteItem(Context().get(), del, &deleted).ok());
+  EXPECT_EQ(stub_->GetItem(Context().get(), get, &read).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::BatchGetItemsRequest batch;  // the batch path sees the delete too
+  batch.add_ids(item.id());
+  v1::BatchGetItemsResponse batched;
+  EXPECT_EQ(stub_->BatchGetItems(Context().get(), batch, &batched).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ObservabilityTest, CacheOffSendsEveryReadToTheDatabase) {
+  server_.reset();
+  HotpathdOptions options = Options();
+  options.cache.enabled = false;
+  StartServer(options);
+  EXPECT_EQ(server_->catalog().item_cache(), nullptr);
+  const v1::Item item = CreateDemo(1);
+  v1::GetItemRequest get;
+  get.set_id(item.id());
+  v1::Item read;
+  EXPECT_TRUE(stub_->GetItem(Context().get(), get, &read).ok());
+  v1::GetCategoryStatsRequest stats;
+  stats.set_category(item.category());
+  v1::CategoryStats got;
+  EXPECT_TRUE(stub_->GetCategoryStats(Context().get(), stats, &got).ok());
+  EXPECT_EQ(got.item_count(), 1);
+}
+
+TEST_F(ObservabilityTest, HttpEndpoints) {
+  const int port = server_->http_port();
+  HttpResult health = HttpCall(port, bhttp::verb::get, "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_FALSE(health.headers["Date"].empty());
+  EXPECT_EQ(health.headers["Server"], "hotpath");
+  EXPECT_EQ(HttpCall(port, bhttp::verb::get, "/readyz").status, 200);
+
+  HttpResult metrics = HttpCall(port, bhttp::verb::get, "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_THAT(metrics.headers["Content-Type"], ::testing::StartsWith("text/plain; version=0.0.4"));
+  HttpResult head = HttpCall(port, bhttp::verb::head, "/metrics");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_FALSE(head.headers["Content-Length"].empty());
+
+  HttpResult missing = HttpCall(port, bhttp::verb::get, "/nowhere");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_THAT(missing.body, ::testing::HasSubstr("\"code\":5"));
+  HttpResult post = HttpCall(port, bhttp::verb::post, "/metrics");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.headers["Allow"], "GET, HEAD");
+}
+
+TEST_F(ObservabilityTest, ReadyzFailsWhileTheDatabaseIsUnreachable) {
+  server_.reset();
+  HotpathdOptions options = Options();
+  StartServer(options);
+  // Point readiness at a pool whose connections are all taken and cannot grow: it times out.
+  std::vector<db::PgLease> held;
+  for (int i = 0; i < options.database.max_size; ++i) {
+    auto lease = server_->pool().Acquire(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(lease.ok());
+    held.push_back(*std::move(lease));
+  }
+  EXPECT_EQ(HttpCall(server_->http_port(), bhttp::verb::get, "/readyz").status, 503);
+  held.clear();
+  EXPECT_EQ(HttpCall(server_->http_port(), bhttp::verb::get, "/readyz").status, 200);
+}
+
+}  // namespace
+}  // namespace hotpath::testing
