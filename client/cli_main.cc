@@ -222,8 +222,8 @@ class Cli final {
   template <class Request>
   static void FillFilter(Request* request) {
     request->set_category(absl::GetFlag(FLAGS_category));
-    if (Specified("min_price_cents")) request->set_min_price_cents(absl::GetFlag(FLAGS_min_price_cents));
-    if (Specified("max_price_cents")) request->set_max_price_cents(absl::GetFlag(FLAGS_max_price_cents));
+    if (Specified("min_price_cents")) request->mutable_min_price_cents()->set_value(absl::GetFlag(FLAGS_min_price_cents));
+    if (Specified("max_price_cents")) request->mutable_max_price_cents()->set_value(absl::GetFlag(FLAGS_max_price_cents));
   }
 
   int List() {

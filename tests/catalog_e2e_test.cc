@@ -165,8 +165,8 @@ TEST_F(CatalogTest, ListPagesThroughEveryItemOnceWithFilters) {
   for (std::size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].id(), all[i].id());
 
   request.set_category("cat-3");
-  request.set_min_price_cents(200);
-  request.set_max_price_cents(2000);
+  request.mutable_min_price_cents()->set_value(200);
+  request.mutable_max_price_cents()->set_value(2000);
   std::vector<v1::Item> filtered = collect(request);
   ASSERT_FALSE(filtered.empty());
   for (const auto& item : filtered) {
@@ -353,7 +353,7 @@ TEST_F(CatalogTest, ExportStreamsEveryMatchingItemInIdOrder) {
   filtered.set_category("cat-7");
   EXPECT_EQ(read_all(filtered, &status).size(), 62u);  // n % 20 == 7 for n in 1..1234
 
-  filtered.set_min_price_cents(-1);
+  filtered.mutable_min_price_cents()->set_value(-1);
   read_all(filtered, &status);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }

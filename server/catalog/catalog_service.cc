@@ -13,8 +13,8 @@ namespace {
 
 // The request fields a list token is bound to: change any of them and old tokens are refused.
 std::string ListScope(const v1::ListItemsRequest& r) {
-  return absl::StrCat("list|", r.category(), "|", r.has_min_price_cents() ? absl::StrCat(r.min_price_cents()) : "",
-                      "|", r.has_max_price_cents() ? absl::StrCat(r.max_price_cents()) : "", "|",
+  return absl::StrCat("list|", r.category(), "|", r.has_min_price_cents() ? absl::StrCat(r.min_price_cents().value()) : "",
+                      "|", r.has_max_price_cents() ? absl::StrCat(r.max_price_cents().value()) : "", "|",
                       r.order_by());
 }
 
@@ -24,8 +24,8 @@ template <class Request>
 ItemFilter FilterOf(const Request& r) {
   ItemFilter filter;
   filter.category = r.category();
-  if (r.has_min_price_cents()) filter.min_price_cents = r.min_price_cents();
-  if (r.has_max_price_cents()) filter.max_price_cents = r.max_price_cents();
+  if (r.has_min_price_cents()) filter.min_price_cents = r.min_price_cents().value();
+  if (r.has_max_price_cents()) filter.max_price_cents = r.max_price_cents().value();
   return filter;
 }
 

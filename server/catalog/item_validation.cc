@@ -234,8 +234,8 @@ absl::Status ValidateList(const v1::ListItemsRequest& request) {
   if (!request.category().empty()) {
     CheckIdentifier(request.category(), "category", kMaxCategoryChars, violations);
   }
-  CheckPriceRange(request.has_min_price_cents(), request.min_price_cents(),
-                  request.has_max_price_cents(), request.max_price_cents(), violations);
+  CheckPriceRange(request.has_min_price_cents(), request.min_price_cents().value(),
+                  request.has_max_price_cents(), request.max_price_cents().value(), violations);
   if (!request.order_by().empty() && request.order_by() != "id" &&
       request.order_by() != "category,id") {
     violations.Add("order_by", "must be \"id\" or \"category,id\"");
@@ -261,8 +261,8 @@ absl::Status ValidateExport(const v1::ExportItemsRequest& request) {
   if (!request.category().empty()) {
     CheckIdentifier(request.category(), "category", kMaxCategoryChars, violations);
   }
-  CheckPriceRange(request.has_min_price_cents(), request.min_price_cents(),
-                  request.has_max_price_cents(), request.max_price_cents(), violations);
+  CheckPriceRange(request.has_min_price_cents(), request.min_price_cents().value(),
+                  request.has_max_price_cents(), request.max_price_cents().value(), violations);
   return violations.ToStatus();
 }
 

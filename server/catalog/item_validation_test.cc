@@ -188,8 +188,8 @@ TEST(ValidateRequests, IdsPageSizesAndFilters) {
   v1::ListItemsRequest list;
   EXPECT_TRUE(ValidateList(list).ok());
   list.set_page_size(-1);
-  list.set_min_price_cents(500);
-  list.set_max_price_cents(100);
+  list.mutable_min_price_cents()->set_value(500);
+  list.mutable_max_price_cents()->set_value(100);
   list.set_order_by("price");
   EXPECT_EQ(ViolatedFields(ValidateList(list)),
             (std::vector<std::string>{"page_size", "max_price_cents", "order_by"}));

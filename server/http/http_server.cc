@@ -3,6 +3,7 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <utility>
 #include <optional>
 
 #include <boost/asio/bind_executor.hpp>
@@ -72,17 +73,62 @@ class Session final : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // One request and what has been answered for it so far. Touched only on the session's strand.
   struct Slot {
-    Request request;                  // what was asked
-    std::optional<Response> response;  // the answer, once given
-    bool head = false;                // a HEAD request: write the header only
-    bool close_after = false;         // close the connection after writing this answer
+    Request request;                    // what was asked
+    std::optional<Response> response;   // a whole answer, once given
+    std::optional<Response> stream_header;  // a streamed answer's header, once started
+    bool header_sent = false;           // the stream's header is on the wire
+    std::optional<std::string> chunk;   // the stream's next chunk, waiting for its turn
+    std::function<void(bool)> on_written;  // runs when the header or chunk is written
+    bool finish = false;                // the stream is complete: send the last chunk
+    bool head = false;                  // a HEAD request: write the header only
+    bool close_after = false;           // close the connection after this answer
+  };
+
+  // Carries a handler's answers onto the strand.
+  class SlotSink final : public Responder::Sink {
+   public:
+    SlotSink(std::shared_ptr<Session> session, Slot* slot) : session_(std::move(session)), slot_(slot) {}
+    void Whole(Response response) override {
+      Post([response = std::move(response)](Slot& slot) mutable {
+        if (!slot.response && !slot.stream_header) slot.response = std::move(response);
+      });
+    }
+    void Start(Response header, std::function<void(bool)> on_written) override {
+      Post([header = std::move(header), on_written = std::move(on_written)](Slot& slot) mutable {
+        if (slot.response || slot.stream_header) return;
+        slot.stream_header = std::move(header);
+        slot.on_written = std::move(on_written);
+      });
+    }
+    void Chunk(std::string data, std::function<void(bool)> on_written) override {
+      Post([data = std::move(data), on_written = std::move(on_written)](Slot& slot) mutable {
+        slot.chunk = std::move(data);
+        slot.on_written = std::move(on_written);
+      });
+    }
+    void Finish() override {
+      Post([](Slot& slot) { slot.finish = true; });
+    }
+
+   private:
+    template <class Fn>
+    void Post(Fn fn) {
+      net::post(session_->stream_.get_executor(),
+                [session = session_, slot = slot_, fn = std::move(fn)]() mutable {
+                  fn(*slot);
+                  session->Write();
+                });
+    }
+    std::shared_ptr<Session> session_;  // kept alive while an answer is owed
+    Slot* slot_;                        // stable: slots live in a deque, removed only in front
   };
 
   void Read() {
     if (read_closed_) return;
     if (slots_.size() >= options_.max_pipeline) {
-      paused_ = true;  // resumed when a response is written
+      paused_ = true;  // resumed when an answer is written
       return;
     }
     parser_.emplace();
@@ -127,55 +173,99 @@ class Session final : public std::enable_shared_from_this<Session> {
     slot.request = parser_->release();
     slot.head = slot.request.method() == bhttp::verb::head;
     slot.close_after = !slot.request.keep_alive();
-    if (slot.close_after) read_closed_ = true;  // no request after one that asked to close
-    // deque: a slot's address stays put while others are added at the back and removed in front.
-    Slot* target = &slot;
-    auto self = shared_from_this();
-    auto answered = std::make_shared<std::once_flag>();
-    handler_(slot.request, [self, target, answered](Response response) {
-      std::call_once(*answered, [&] {
-        net::post(self->stream_.get_executor(), [self, target, response = std::move(response)]() mutable {
-          target->response = std::move(response);
-          self->Write();
-        });
-      });
-    });
+    if (slot.close_after) read_closed_ = true;  // nothing is read after a request that closes
+    handler_(slot.request, Responder(std::make_shared<SlotSink>(shared_from_this(), &slot)));
     Read();
   }
 
+  void Prepare(Slot& slot, bhttp::response_header<>& header) {
+    header.version(slot.request.version() == 10 ? 10 : 11);
+    header.set(bhttp::field::server, options_.server_name);
+    header.set(bhttp::field::date, HttpDate());
+  }
+
+  // Writes whatever the front slot has ready; one write at a time.
   void Write() {
-    if (writing_ || slots_.empty() || !slots_.front().response) return;
+    if (writing_ || slots_.empty()) return;
     Slot& slot = slots_.front();
-    Response& response = *slot.response;
-    response.version(slot.request.version() == 10 ? 10 : 11);
-    response.set(bhttp::field::server, options_.server_name);
-    response.set(bhttp::field::date, HttpDate());
-    response.keep_alive(!slot.close_after);
-    response.prepare_payload();
-    writing_ = true;
-    stream_.expires_after(ToChrono(options_.idle_timeout));
     auto self = shared_from_this();
-    if (slot.head) {
-      serializer_.emplace(response);
-      bhttp::async_write_header(stream_, *serializer_, [self](beast::error_code ec, std::size_t) {
-        self->OnWrite(ec);
-      });
-    } else {
-      bhttp::async_write(stream_, response, [self](beast::error_code ec, std::size_t) {
-        self->OnWrite(ec);
-      });
+    auto done = [self](beast::error_code ec, std::size_t) { self->OnWrite(ec); };
+    stream_.expires_after(ToChrono(options_.idle_timeout));
+    if (slot.response) {
+      Response& response = *slot.response;
+      Prepare(slot, response.base());
+      response.keep_alive(!slot.close_after);
+      response.prepare_payload();
+      writing_ = true;
+      if (slot.head) {
+        serializer_.emplace(response);
+        bhttp::async_write_header(stream_, *serializer_, done);
+      } else {
+        bhttp::async_write(stream_, response, done);
+      }
+      return;
     }
+    if (!slot.stream_header) return;  // not answered yet
+    if (!slot.header_sent) {
+      stream_header_.emplace(std::move(*slot.stream_header));
+      Prepare(slot, stream_header_->base());
+      stream_header_->keep_alive(!slot.close_after);
+      stream_header_->body().clear();
+      stream_header_->chunked(true);
+      writing_ = true;
+      header_serializer_.emplace(*stream_header_);
+      bhttp::async_write_header(stream_, *header_serializer_, [self](beast::error_code ec, std::size_t) {
+        self->header_serializer_.reset();
+        self->slots_.front().header_sent = true;
+        self->OnStreamWrite(ec);
+      });
+      return;
+    }
+    if (slot.chunk && !slot.head) {
+      chunk_ = std::move(*slot.chunk);
+      slot.chunk.reset();
+      writing_ = true;
+      net::async_write(stream_, bhttp::make_chunk(net::buffer(chunk_)),
+                       [self](beast::error_code ec, std::size_t) { self->OnStreamWrite(ec); });
+      return;
+    }
+    if (slot.chunk && slot.head) {  // HEAD: swallow chunks
+      slot.chunk.reset();
+      if (auto callback = std::exchange(slot.on_written, nullptr)) callback(true);
+    }
+    if (slot.finish) {
+      writing_ = true;
+      if (slot.head) {
+        net::post(stream_.get_executor(), [self] { self->OnWrite({}); });
+      } else {
+        net::async_write(stream_, bhttp::make_chunk_last(), done);
+      }
+    }
+  }
+
+  void OnStreamWrite(beast::error_code ec) {
+    writing_ = false;
+    Slot& slot = slots_.front();
+    if (ec) {
+      // The client is gone: tell the producer, and stop.
+      read_closed_ = true;
+      if (auto callback = std::exchange(slot.on_written, nullptr)) callback(false);
+      Close();
+      return;
+    }
+    if (auto callback = std::exchange(slot.on_written, nullptr)) callback(true);
+    Write();
   }
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
     serializer_.reset();
+    stream_header_.reset();
     const bool close = ec || slots_.front().close_after;
     slots_.pop_front();
     if (close) {
       read_closed_ = true;
-      // Answers still owed keep the session alive through their responders; they are dropped.
-      if (slots_.empty() || ec) Close();
+      Close();
       return;
     }
     if (paused_) {
@@ -198,6 +288,9 @@ class Session final : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;                    // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;  // HEAD writes
+  std::optional<Response> stream_header_;        // the streamed answer being written
+  std::optional<bhttp::response_serializer<bhttp::string_body>> header_serializer_;  // its header
+  std::string chunk_;                            // the chunk being written
   std::deque<Slot> slots_;                       // requests read, oldest first, until answered
   bool writing_ = false;                         // a write is in flight
   bool paused_ = false;                          // reading waits for the pipeline to drain

@@ -27,10 +27,39 @@ namespace hotpath::http {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
-// Answers one request; call exactly once, from any thread.
-using Responder = std::function<void(Response)>;
-// The request stays valid until respond is called. A HEAD request arrives as HEAD; the server
-// drops the body of its response and keeps the Content-Length.
+
+// Answers one request, from any thread: either a whole response (call it once), or a stream
+// (StartStream, then WriteChunk any number of times, then FinishStream). A stream has at most one
+// write in flight: the next may start once on_written ran; on_written(false) means the client is
+// gone and the stream should stop (FinishStream is still welcome).
+class Responder {
+ public:
+  class Sink {
+   public:
+    virtual ~Sink() = default;
+    virtual void Whole(Response response) = 0;
+    virtual void Start(Response header, std::function<void(bool)> on_written) = 0;
+    virtual void Chunk(std::string data, std::function<void(bool)> on_written) = 0;
+    virtual void Finish() = 0;
+  };
+  explicit Responder(std::shared_ptr<Sink> sink) : sink_(std::move(sink)) {}
+
+  void operator()(Response response) const { sink_->Whole(std::move(response)); }
+  // header's body is ignored; the stream is sent with chunked transfer encoding.
+  void StartStream(Response header, std::function<void(bool)> on_written) const {
+    sink_->Start(std::move(header), std::move(on_written));
+  }
+  void WriteChunk(std::string data, std::function<void(bool)> on_written) const {
+    sink_->Chunk(std::move(data), std::move(on_written));
+  }
+  void FinishStream() const { sink_->Finish(); }
+
+ private:
+  std::shared_ptr<Sink> sink_;  // the session's slot for this request
+};
+
+// The request stays valid until the response (or the stream) is finished. A HEAD request arrives
+// as HEAD; the server drops the body of its response and keeps the Content-Length.
 using Handler = std::function<void(const Request& request, Responder respond)>;
 
 struct HttpServerOptions {

@@ -1,0 +1,304 @@
+#include "gateway/transcoder.h"
+
+#include <google/protobuf/stubs/common.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "google/rpc/status.pb.h"
+
+namespace hotpath::gateway {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+absl::Status BadParameter(absl::string_view name, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("invalid parameter \"", name, "\": ", why));
+}
+
+// A field by proto name or lowerCamelCase JSON name.
+const FieldDescriptor* FindField(const Descriptor* descriptor, absl::string_view name) {
+  const std::string key(name);
+  if (const FieldDescriptor* f = descriptor->FindFieldByName(key)) return f;
+  if (const FieldDescriptor* f = descriptor->FindFieldByCamelcaseName(key)) return f;
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    if (descriptor->field(i)->json_name() == key) return descriptor->field(i);
+  }
+  return nullptr;
+}
+
+// What protobuf itself accepts in a proto3 string field: the server would fail to parse anything else.
+bool IsValidUtf8(absl::string_view s) {
+  return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
+}
+
+std::string JsonQuote(absl::string_view value) {
+  std::string out = "\"";
+  for (const char c : value) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Sets one field (dotted path, names in either form) from its text form, as a path variable or
+// query parameter carries it. Repeated fields get the value appended.
+absl::Status SetFromText(Message* message, absl::string_view dotted, absl::string_view value,
+                         absl::string_view parameter) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(dotted, '.');
+  Message* target = message;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    const FieldDescriptor* f = FindField(target->GetDescriptor(), parts[i]);
+    if (f == nullptr) return BadParameter(parameter, absl::StrCat("no field \"", parts[i], "\""));
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated()) {
+      return BadParameter(parameter, absl::StrCat("\"", parts[i], "\" has no fields"));
+    }
+    target = target->GetReflection()->MutableMessage(target, f);
+  }
+  const FieldDescriptor* f = FindField(target->GetDescriptor(), parts.back());
+  if (f == nullptr) return BadParameter(parameter, absl::StrCat("no field \"", parts.back(), "\""));
+  if (f->is_map()) return BadParameter(parameter, "map fields cannot be set from a URL");
+  const Reflection* r = target->GetReflection();
+  const bool repeated = f->is_repeated();
+  const std::string text(value);
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32: {
+      std::int32_t v;
+      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not a 32-bit integer"));
+      repeated ? r->AddInt32(target, f, v) : r->SetInt32(target, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_INT64: {
+      std::int64_t v;
+      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not a 64-bit integer"));
+      repeated ? r->AddInt64(target, f, v) : r->SetInt64(target, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_UINT32: {
+      std::uint32_t v;
+      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not an unsigned 32-bit integer"));
+      repeated ? r->AddUInt32(target, f, v) : r->SetUInt32(target, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_UINT64: {
+      std::uint64_t v;
+      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not an unsigned 64-bit integer"));
+      repeated ? r->AddUInt64(target, f, v) : r->SetUInt64(target, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_DOUBLE: {
+      double v;
+      if (!absl::SimpleAtod(text, &v)) return BadParameter(parameter, "not a number");
+      repeated ? r->AddDouble(target, f, v) : r->SetDouble(target, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_FLOAT: {
+      float v;
+      if (!absl::SimpleAtof(text, &v)) return BadParameter(parameter, "not a number");
+      repeated ? r->AddFloat(target, f, v) : r->SetFloat(target, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_BOOL: {
+      bool v;
+      if (!absl::SimpleAtob(text, &v)) return BadParameter(parameter, "not true or false");
+      repeated ? r->AddBool(target, f, v) : r->SetBool(target, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      const auto* e = f->enum_type()->FindValueByName(text);
+      int number;
+      if (e == nullptr && absl::SimpleAtoi(text, &number)) e = f->enum_type()->FindValueByNumber(number);
+      if (e == nullptr) return BadParameter(parameter, absl::StrCat("not a value of ", f->enum_type()->full_name()));
+      repeated ? r->AddEnum(target, f, e) : r->SetEnum(target, f, e);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_STRING: {
+      std::string v = text;
+      if (f->type() == FieldDescriptor::TYPE_BYTES) {
+        if (!absl::Base64Unescape(text, &v) && !absl::WebSafeBase64Unescape(text, &v)) {
+          return BadParameter(parameter, "not base64");
+        }
+      } else if (!IsValidUtf8(v)) {
+        return BadParameter(parameter, "not valid UTF-8");
+      }
+      repeated ? r->AddString(target, f, std::move(v)) : r->SetString(target, f, std::move(v));
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_MESSAGE: {
+      // Well-known types in their JSON string form: FieldMask "a,b", Timestamp, Duration, wrappers.
+      Message* sub = repeated ? r->AddMessage(target, f) : r->MutableMessage(target, f);
+      if (sub->GetDescriptor()->file()->package() != "google.protobuf") {
+        return BadParameter(parameter, "a message: set its fields with dotted names");
+      }
+      auto parsed = google::protobuf::util::JsonStringToMessage(JsonQuote(text), sub);
+      if (!parsed.ok()) parsed = google::protobuf::util::JsonStringToMessage(text, sub);
+      if (!parsed.ok()) {
+        return BadParameter(parameter, absl::StrCat("not a valid ", sub->GetDescriptor()->full_name()));
+      }
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The JSON parser's complaint as one line, with where it happened.
+std::string ParseError(const google::protobuf::util::Status& status) {
+  std::string message(status.message());
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  return message;
+}
+
+google::protobuf::util::JsonParseOptions ParseOptions(const TranscodeOptions& options) {
+  google::protobuf::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = options.ignore_unknown_fields;
+  return parse;
+}
+
+google::protobuf::util::JsonPrintOptions PrintOptions() {
+  google::protobuf::util::JsonPrintOptions print;
+  print.always_print_primitive_fields = true;
+  print.preserve_proto_field_names = false;
+  return print;
+}
+
+// The first segment of a dotted field path.
+absl::string_view Head(absl::string_view dotted) { return dotted.substr(0, dotted.find('.')); }
+
+}  // namespace
+
+absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_variables,
+                          absl::string_view query, absl::string_view body,
+                          const TranscodeOptions& options, Message* request) {
+  const Descriptor* descriptor = request->GetDescriptor();
+  // Body first, so path variables (which name the resource) win over it.
+  if (binding.body.empty()) {
+    if (!absl::StripAsciiWhitespace(body).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(binding.http_method, " ", binding.path.text,
+                                                     " takes no request body"));
+    }
+  } else {
+    const absl::string_view json = absl::StripAsciiWhitespace(body).empty() ? "{}" : body;
+    if (binding.body == "*") {
+      const auto parsed = google::protobuf::util::JsonStringToMessage(json, request, ParseOptions(options));
+      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("invalid JSON body: ", ParseError(parsed)));
+    } else {
+      const FieldDescriptor* f = FindField(descriptor, binding.body);
+      if (f == nullptr) return absl::InternalError(absl::StrCat("body field ", binding.body, " not in ", descriptor->full_name()));
+      google::protobuf::util::Status parsed;
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated()) {
+        parsed = google::protobuf::util::JsonStringToMessage(
+            json, request->GetReflection()->MutableMessage(request, f), ParseOptions(options));
+      } else {
+        parsed = google::protobuf::util::JsonStringToMessage(
+            absl::StrCat("{", JsonQuote(f->json_name()), ":", json, "}"), request, ParseOptions(options));
+      }
+      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("invalid JSON body: ", ParseError(parsed)));
+    }
+  }
+  for (const auto& [field, value] : path_variables) {
+    if (absl::Status s = SetFromText(request, field, value, field); !s.ok()) return s;
+  }
+  if (query.empty()) return absl::OkStatus();
+  if (binding.body == "*") {
+    return absl::InvalidArgumentError("query parameters are not accepted here: the body carries every field");
+  }
+  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    const std::size_t eq = pair.find('=');
+    std::string name, value;
+    if (!PercentDecode(pair.substr(0, eq), &name, true) ||
+        !PercentDecode(eq == absl::string_view::npos ? "" : pair.substr(eq + 1), &value, true)) {
+      return absl::InvalidArgumentError(absl::StrCat("malformed percent-encoding in query parameter \"", absl::CHexEscape(pair), "\""));
+    }
+    // Fields bound by the path or the body cannot be set again from the query.
+    const FieldDescriptor* head = FindField(descriptor, Head(name));
+    if (head != nullptr && !binding.body.empty() && FindField(descriptor, binding.body) == head) {
+      return BadParameter(name, "is carried by the request body");
+    }
+    for (const auto& [field, unused] : path_variables) {
+      const FieldDescriptor* bound = FindField(descriptor, Head(field));
+      if (bound != nullptr && bound == head && (field == name || Head(field) == name)) {
+        return BadParameter(name, "is bound by the path");
+      }
+    }
+    if (absl::Status s = SetFromText(request, name, value, name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::string MessageJson(const Message& message) {
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, PrintOptions());
+  return json;
+}
+
+absl::StatusOr<std::string> RenderResponse(const HttpBinding& binding, const Message& response) {
+  if (binding.response_body.empty()) return MessageJson(response);
+  const FieldDescriptor* f = FindField(response.GetDescriptor(), binding.response_body);
+  if (f == nullptr || f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+    return absl::InternalError(absl::StrCat("response_body ", binding.response_body, " is not a message field"));
+  }
+  const Reflection* r = response.GetReflection();
+  if (!f->is_repeated()) return MessageJson(r->GetMessage(response, f));
+  std::vector<std::string> items;
+  for (int i = 0; i < r->FieldSize(response, f); ++i) items.push_back(MessageJson(r->GetRepeatedMessage(response, f, i)));
+  return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+}
+
+int HttpStatusForCode(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return 200;
+    case grpc::StatusCode::CANCELLED: return 499;
+    case grpc::StatusCode::UNKNOWN: return 500;
+    case grpc::StatusCode::INVALID_ARGUMENT: return 400;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return 504;
+    case grpc::StatusCode::NOT_FOUND: return 404;
+    case grpc::StatusCode::ALREADY_EXISTS: return 409;
+    case grpc::StatusCode::PERMISSION_DENIED: return 403;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return 429;
+    case grpc::StatusCode::FAILED_PRECONDITION: return 400;
+    case grpc::StatusCode::ABORTED: return 409;
+    case grpc::StatusCode::OUT_OF_RANGE: return 400;
+    case grpc::StatusCode::UNIMPLEMENTED: return 501;
+    case grpc::StatusCode::INTERNAL: return 500;
+    case grpc::StatusCode::UNAVAILABLE: return 503;
+    case grpc::StatusCode::DATA_LOSS: return 500;
+    case grpc::StatusCode::UNAUTHENTICATED: return 401;
+    default: return 500;
+  }
+}
+
+std::string StatusJson(const grpc::Status& status) {
+  google::rpc::Status rpc_status;
+  if (status.error_details().empty() || !rpc_status.ParseFromString(status.error_details())) {
+    rpc_status.Clear();
+  }
+  rpc_status.set_code(static_cast<int>(status.error_code()));
+  rpc_status.set_message(status.error_message());
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print = PrintOptions();
+  if (!google::protobuf::util::MessageToJsonString(rpc_status, &json, print).ok()) {
+    // A detail of a type this binary does not know: drop the details, keep code and message.
+    rpc_status.clear_details();
+    (void)google::protobuf::util::MessageToJsonString(rpc_status, &json, print);
+  }
+  return json;
+}
+
+}  // namespace hotpath::gateway
