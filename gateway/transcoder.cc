@@ -196,7 +196,7 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
   } else {
     const absl::string_view json = absl::StripAsciiWhitespace(body).empty() ? "{}" : body;
     if (binding.body == "*") {
-      const auto parsed = google::protobuf::util::JsonStringToMessage(json, request, ParseOptions(options));
+      const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json), request, ParseOptions(options));
       if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("invalid JSON body: ", ParseError(parsed)));
     } else {
       const FieldDescriptor* f = FindField(descriptor, binding.body);
@@ -204,7 +204,7 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
       google::protobuf::util::Status parsed;
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated()) {
         parsed = google::protobuf::util::JsonStringToMessage(
-            json, request->GetReflection()->MutableMessage(request, f), ParseOptions(options));
+            std::string(json), request->GetReflection()->MutableMessage(request, f), ParseOptions(options));
       } else {
         parsed = google::protobuf::util::JsonStringToMessage(
             absl::StrCat("{", JsonQuote(f->json_name()), ":", json, "}"), request, ParseOptions(options));

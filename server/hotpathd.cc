@@ -6,6 +6,7 @@
 #include <prometheus/family.h>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/openapi.h"
 #include "server/db/migrations.h"
 #include "server/interceptors/interceptors.h"
 
@@ -13,14 +14,6 @@ namespace hotpath {
 namespace {
 
 namespace bhttp = boost::beast::http;
-
-http::Response TextResponse(const http::Request& request, bhttp::status status,
-                            const char* content_type, std::string body) {
-  http::Response response(status, request.version());
-  response.set(bhttp::field::content_type, content_type);
-  response.body() = std::move(body);
-  return response;
-}
 
 }  // namespace
 
@@ -94,55 +87,44 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   d->grpc_metrics_->InitializeServices({d->catalog_rpc_->name()});
   if (absl::Status s = d->server_->Start(); !s.ok()) return s;
 
+  d->http_metrics_ = std::make_unique<metrics::HttpMetrics>(d->metrics_->registry());
+  d->runtime_routes_ = std::make_unique<http::RuntimeRoutes>(
+      [self] { return self->metrics_->Render(); },
+      [self](std::function<void(absl::Status)> done) {
+        // Readiness is a database round trip: on the executor, never on the HTTP thread.
+        auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+        const bool queued = self->executor_->Submit(
+            [self, shared] { (*shared)(self->pool_->Ping(absl::Now() + absl::Seconds(1))); });
+        if (!queued) (*shared)(absl::UnavailableError("server busy"));
+      });
+  if (options.gateway) {
+    gateway::GatewayOptions gateway_options;
+    gateway_options.transcode.ignore_unknown_fields = options.ignore_unknown_fields;
+    gateway_options.compress_min_bytes = options.compress_min_bytes;
+    gateway_options.max_body_bytes = options.http.max_body_bytes;
+    gateway_options.openapi_json = gateway::kCatalogOpenApi;
+    auto gateway = gateway::Gateway::Create(
+        {d->catalog_rpc_->name()},
+        std::make_unique<gateway::Dispatcher>(d->server_->InProcessChannel()),
+        std::move(gateway_options));
+    if (!gateway.ok()) return gateway.status();
+    d->gateway_ = *std::move(gateway);
+  }
   d->http_ = std::make_unique<http::HttpServer>(
       options.http, [self](const http::Request& request, http::Responder respond) {
         self->HandleHttp(request, std::move(respond));
       });
   if (absl::Status s = d->http_->Start(); !s.ok()) return s;
-  d->ready_ = true;
   return d;
 }
 
 void Hotpathd::HandleHttp(const http::Request& request, http::Responder respond) {
-  const std::string_view target(request.target().data(), request.target().size());
-  const std::string_view path = target.substr(0, target.find('?'));
-  if (path != "/metrics" && path != "/healthz" && path != "/readyz") {
-    return respond(http::JsonError(request, bhttp::status::not_found, 5,
-                                   absl::StrCat("no route for ", std::string(path))));
-  }
-  if (request.method() != bhttp::verb::get && request.method() != bhttp::verb::head) {
-    http::Response response =
-        http::JsonError(request, bhttp::status::method_not_allowed, 12,
-                        absl::StrCat(std::string(request.method_string()), " is not allowed on ",
-                                     std::string(path)));
-    response.set(bhttp::field::allow, "GET, HEAD");
-    return respond(std::move(response));
-  }
-  if (path == "/metrics") {
-    return respond(TextResponse(request, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                                metrics_->Render()));
-  }
-  if (path == "/healthz") {
-    return respond(TextResponse(request, bhttp::status::ok, "application/json", "{\"status\":\"ok\"}"));
-  }
-  // /readyz: only while serving and PostgreSQL answers; the probe runs on the executor.
-  if (!ready_) {
-    return respond(TextResponse(request, bhttp::status::service_unavailable, "application/json",
-                                "{\"status\":\"shutting down\"}"));
-  }
-  auto shared = std::make_shared<http::Responder>(std::move(respond));
-  const http::Request* req = &request;
-  const bool queued = executor_->Submit([this, shared, req] {
-    const absl::Status ping = pool_->Ping(absl::Now() + absl::Seconds(1));
-    if (ping.ok()) {
-      return (*shared)(TextResponse(*req, bhttp::status::ok, "application/json", "{\"status\":\"ready\"}"));
-    }
-    (*shared)(http::JsonError(*req, bhttp::status::service_unavailable, 14,
-                              std::string(ping.message())));
-  });
-  if (!queued) {
-    (*shared)(http::JsonError(request, bhttp::status::service_unavailable, 14, "server busy"));
-  }
+  auto route = std::make_shared<std::string>();
+  const http::Responder instrumented = http_metrics_->Instrument(std::move(respond), request, route);
+  if (runtime_routes_->Handle(request, instrumented, route.get())) return;
+  if (gateway_ != nullptr && gateway_->Handle(request, instrumented, route.get())) return;
+  instrumented(http::JsonError(request, bhttp::status::not_found, 5,
+                               absl::StrCat("no route for ", std::string(http::PathOf(request)))));
 }
 
 Hotpathd::~Hotpathd() { Shutdown(absl::ZeroDuration()); }
@@ -150,7 +132,7 @@ Hotpathd::~Hotpathd() { Shutdown(absl::ZeroDuration()); }
 void Hotpathd::Shutdown(absl::Duration grace) {
   if (stopped_) return;
   stopped_ = true;
-  ready_ = false;
+  if (runtime_routes_ != nullptr) runtime_routes_->SetShuttingDown();
   if (server_ != nullptr) server_->Shutdown(grace);
   if (executor_ != nullptr) executor_->Stop();
   if (server_ != nullptr) server_->StopPolling();

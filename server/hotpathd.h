@@ -15,8 +15,11 @@
 #include "server/catalog/catalog_service.h"
 #include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
+#include "gateway/gateway.h"
 #include "server/db/pg_pool.h"
 #include "server/http/http_server.h"
+#include "server/http/runtime_routes.h"
+#include "server/metrics/http_metrics.h"
 #include "server/metrics/grpc_metrics.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/rpc/async_server.h"
@@ -27,8 +30,12 @@ namespace hotpath {
 struct HotpathdOptions {
   // gRPC listen address; port 0 picks a free port.
   std::string grpc_address = "0.0.0.0:50051";
-  // HTTP server (/metrics, /healthz, /readyz): host, port (0 picks a free one), threads.
+  // HTTP server (gateway, /metrics, /healthz, /readyz): host, port (0 picks a free one), threads.
   http::HttpServerOptions http;
+  // Serve the JSON gateway on the HTTP port. Default on.
+  bool gateway = true;
+  // Ignore unknown JSON fields in gateway request bodies instead of answering 400.
+  bool ignore_unknown_fields = false;
   // Database: URL, pool bounds and timeouts (see PgPoolOptions).
   db::PgPoolOptions database;
   // Apply pending schema migrations at start. Default on.
@@ -69,9 +76,11 @@ class Hotpathd final {
 
  private:
   Hotpathd() = default;
-  // The HTTP routes of the runtime itself.
+  // Every HTTP request: the runtime's routes, then the gateway's, else 404.
   void HandleHttp(const http::Request& request, http::Responder respond);
 
+  // First, so it is destroyed last: a late gRPC callback may still post an answer to its loop.
+  std::unique_ptr<http::HttpServer> http_;                // serves the routes below
   std::unique_ptr<metrics::MetricsRegistry> metrics_;     // everything /metrics shows
   std::unique_ptr<metrics::GrpcServerMetrics> grpc_metrics_;  // grpc_server_* series
   prometheus::Histogram* acquire_wait_ = nullptr;         // pool acquire waits
@@ -82,8 +91,9 @@ class Hotpathd final {
   std::unique_ptr<catalog::CatalogService> catalog_;      // catalog logic
   std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;      // catalog's async bindings
   std::unique_ptr<rpc::AsyncServer> server_;              // the gRPC server
-  std::unique_ptr<http::HttpServer> http_;                // /metrics, /healthz, /readyz
-  std::atomic<bool> ready_{false};                        // serving and not shutting down
+  std::unique_ptr<metrics::HttpMetrics> http_metrics_;    // http_requests_total, durations
+  std::unique_ptr<http::RuntimeRoutes> runtime_routes_;   // /metrics, /healthz, /readyz
+  std::unique_ptr<gateway::Gateway> gateway_;             // REST routes; null when off
   bool stopped_ = false;                                  // Shutdown ran
 };
 

@@ -43,6 +43,12 @@ ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 1),
 ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "responses of at least this many bytes are gzip-compressed for clients that accept it "
           "(env HOTPATH_COMPRESS_MIN_BYTES)");
+ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", "true") != "false",
+          "serve the HTTP/JSON gateway on the HTTP port (env HOTPATH_GATEWAY)");
+ABSL_FLAG(bool, ignore_unknown_fields, false,
+          "gateway: ignore unknown JSON fields in request bodies instead of answering 400");
+ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
+          "largest HTTP request body, unpacked, in bytes; larger ones get 413 (env HOTPATH_MAX_BODY_BYTES)");
 ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", "false") == "true",
           "one JSON line per gRPC call on stderr (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, database_url,
@@ -112,6 +118,9 @@ int main(int argc, char** argv) {
   options.http.threads = absl::GetFlag(FLAGS_http_threads);
   options.compress_min_bytes = static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
   options.access_log = absl::GetFlag(FLAGS_access_log);
+  options.gateway = absl::GetFlag(FLAGS_gateway);
+  options.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
+  options.http.max_body_bytes = static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_max_body_bytes)));
   options.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
   options.cache.enabled = absl::GetFlag(FLAGS_cache_enabled);
   options.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));

@@ -62,6 +62,13 @@ absl::Status AsyncServer::Start() {
   return absl::OkStatus();
 }
 
+std::shared_ptr<grpc::Channel> AsyncServer::InProcessChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  args.SetMaxSendMessageSize(options_.max_message_bytes);
+  return server_->InProcessChannel(args);
+}
+
 void AsyncServer::Shutdown(absl::Duration grace) {
   if (server_ == nullptr || shut_down_) return;
   shut_down_ = true;

@@ -54,6 +54,8 @@ class AsyncServer final {
   // Binds, arms every module's methods and starts the polling threads. Health: SERVING.
   absl::Status Start();
   int port() const { return port_; }
+  // A channel to this server that never leaves the process (after Start).
+  std::shared_ptr<grpc::Channel> InProcessChannel();
 
   // Health to NOT_SERVING, stop accepting, give in-flight calls until grace to finish, then cancel
   // the rest. Polling goes on (work still on executors may finish calls); see StopPolling.

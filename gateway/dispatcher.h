@@ -1,0 +1,65 @@
+// How the gateway reaches the services: generic gRPC calls (method path + serialized message) over a
+// channel. In hotpathd that channel is the server's in-process channel (no socket, no network hop,
+// yet the same interceptors, deadlines and metadata as any client); hotpath-gateway uses a channel
+// to --upstream.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/channel.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include "absl/time/time.h"
+
+namespace hotpath::gateway {
+
+using Metadata = std::multimap<std::string, std::string>;
+
+struct OutgoingCall {
+  std::string method;                                         // "/pkg.Service/Method"
+  std::vector<std::pair<std::string, std::string>> metadata;  // sent as client metadata
+  absl::Time deadline = absl::InfiniteFuture();               // the call's deadline
+};
+
+struct CallResult {
+  grpc::Status status;   // how it ended
+  std::string response;  // the serialized response (unary calls that succeeded)
+  Metadata headers;      // the server's initial metadata
+  Metadata trailers;     // the server's trailing metadata
+};
+
+// Receives a server stream. Calls come one at a time, never concurrently.
+class StreamObserver {
+ public:
+  virtual ~StreamObserver() = default;
+  // One message; call read_next() for the next one when ready (back-pressure), or cancel().
+  virtual void OnMessage(std::string message, std::function<void()> read_next,
+                         std::function<void()> cancel) = 0;
+  // The end: status and metadata (response is empty). The observer may be destroyed after.
+  virtual void OnDone(CallResult result) = 0;
+};
+
+class Dispatcher final {
+ public:
+  explicit Dispatcher(std::shared_ptr<grpc::Channel> channel)
+      : channel_(std::move(channel)), stub_(channel_) {}
+
+  // done runs once, on a gRPC thread.
+  void Unary(const OutgoingCall& call, std::string request, std::function<void(CallResult)> done);
+  // observer must live until its OnDone.
+  void ServerStream(const OutgoingCall& call, std::string request,
+                    std::shared_ptr<StreamObserver> observer);
+
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;  // to the services
+  grpc::GenericStub stub_;                  // generic calls on channel_
+};
+
+}  // namespace hotpath::gateway

@@ -1,0 +1,335 @@
+#include "gateway/gateway.h"
+
+#include <chrono>
+#include <random>
+
+#include <boost/beast/http.hpp>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/dynamic_message.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "google/api/annotations.pb.h"
+#include "server/http/gzip.h"
+#include "server/http/runtime_routes.h"
+
+namespace hotpath::gateway {
+namespace {
+
+namespace bhttp = boost::beast::http;
+using google::protobuf::Message;
+using google::protobuf::MethodDescriptor;
+using Clock = std::chrono::steady_clock;
+
+std::string RandomRequestId() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  return absl::StrCat(absl::Hex(random(), absl::kZeroPad16), absl::Hex(random(), absl::kZeroPad16));
+}
+
+std::string Header(const http::Request& request, bhttp::field field) {
+  auto it = request.find(field);
+  return it == request.end() ? "" : std::string(it->value());
+}
+
+// grpc-timeout's form: up to 8 digits and a unit (H, M, S, m, u, n).
+bool ParseGrpcTimeout(absl::string_view text, absl::Duration* timeout) {
+  if (text.size() < 2 || text.size() > 9) return false;
+  std::int64_t value;
+  if (!absl::SimpleAtoi(text.substr(0, text.size() - 1), &value) || value < 0) return false;
+  switch (text.back()) {
+    case 'H': *timeout = absl::Hours(value); return true;
+    case 'M': *timeout = absl::Minutes(value); return true;
+    case 'S': *timeout = absl::Seconds(value); return true;
+    case 'm': *timeout = absl::Milliseconds(value); return true;
+    case 'u': *timeout = absl::Microseconds(value); return true;
+    case 'n': *timeout = absl::Nanoseconds(value); return true;
+  }
+  return false;
+}
+
+std::string ProcessTime(Clock::time_point start) {
+  return absl::StrFormat("%.6f", std::chrono::duration<double>(Clock::now() - start).count());
+}
+
+// What every gateway answer carries, whatever its status.
+struct AnswerContext {
+  unsigned version;             // HTTP version of the request
+  bool head;                    // HEAD: the server drops the body
+  bool accepts_gzip;            // Accept-Encoding allows gzip
+  std::string request_id;       // echoed as X-Request-Id
+  Clock::time_point start;      // for X-Process-Time
+};
+
+http::Response Answer(const AnswerContext& a, int status, std::string body, const char* type,
+                      std::size_t compress_min_bytes) {
+  http::Response response(static_cast<bhttp::status>(status), a.version);
+  response.set(bhttp::field::content_type, type);
+  response.set(bhttp::field::vary, "Accept-Encoding");
+  response.set("X-Request-Id", a.request_id);
+  if (a.accepts_gzip && body.size() >= compress_min_bytes) {
+    body = http::GzipCompress(body);
+    response.set(bhttp::field::content_encoding, "gzip");
+  }
+  response.body() = std::move(body);
+  response.set("X-Process-Time", ProcessTime(a.start));
+  return response;
+}
+
+http::Response ErrorAnswer(const AnswerContext& a, const grpc::Status& status,
+                           std::size_t compress_min_bytes) {
+  return Answer(a, HttpStatusForCode(status.error_code()), StatusJson(status), "application/json",
+                compress_min_bytes);
+}
+
+// Server metadata back to the client as grpc-gateway does: headers as Grpc-Metadata-<key>,
+// trailers as Grpc-Trailer-<key> (gRPC's own keys and binary values left out).
+void CopyMetadata(const CallResult& result, http::Response& response) {
+  for (const auto& [prefix, metadata] : {std::pair{"Grpc-Metadata-", &result.headers},
+                                         std::pair{"Grpc-Trailer-", &result.trailers}}) {
+    for (const auto& [key, value] : *metadata) {
+      if (absl::StartsWith(key, "grpc-") || absl::EndsWith(key, "-bin")) continue;
+      response.insert(absl::StrCat(prefix, key), value);
+    }
+  }
+}
+
+// NDJSON for a server stream: the header goes out with the first message, so a call that fails
+// before any message still gets its proper HTTP status.
+class NdjsonStream final : public StreamObserver {
+ public:
+  NdjsonStream(http::Responder respond, AnswerContext answer, const Message* prototype,
+               std::size_t compress_min_bytes)
+      : respond_(std::move(respond)), answer_(std::move(answer)), prototype_(prototype),
+        compress_min_bytes_(compress_min_bytes) {}
+
+  void OnMessage(std::string bytes, std::function<void()> read_next,
+                 std::function<void()> cancel) override {
+    std::unique_ptr<Message> message(prototype_->New());
+    if (!message->ParseFromString(bytes)) {
+      failed_ = grpc::Status(grpc::StatusCode::INTERNAL, "undecodable message from the service");
+      return cancel();
+    }
+    std::string line = absl::StrCat("{\"result\":", MessageJson(*message), "}\n");
+    auto next = [read_next, cancel](bool ok) { ok ? read_next() : cancel(); };
+    if (started_) return respond_.WriteChunk(std::move(line), next);
+    started_ = true;
+    http::Response header(bhttp::status::ok, answer_.version);
+    header.set(bhttp::field::content_type, "application/x-ndjson");
+    header.set("X-Request-Id", answer_.request_id);
+    header.set("X-Process-Time", ProcessTime(answer_.start));
+    respond_.StartStream(std::move(header), [respond = respond_, line = std::move(line), next,
+                                             cancel](bool ok) mutable {
+      if (!ok) return cancel();
+      respond.WriteChunk(std::move(line), next);
+    });
+  }
+
+  void OnDone(CallResult result) override {
+    const grpc::Status status = failed_.ok() ? result.status : failed_;
+    if (!started_) {
+      if (!status.ok()) return respond_(ErrorAnswer(answer_, status, compress_min_bytes_));
+      http::Response empty = Answer(answer_, 200, "", "application/x-ndjson", SIZE_MAX);
+      CopyMetadata(result, empty);
+      return respond_(std::move(empty));
+    }
+    if (status.ok()) return respond_.FinishStream();
+    respond_.WriteChunk(absl::StrCat("{\"error\":", StatusJson(status), "}\n"),
+                        [respond = respond_](bool) { respond.FinishStream(); });
+  }
+
+ private:
+  http::Responder respond_;           // the HTTP answer
+  AnswerContext answer_;              // headers for it
+  const Message* prototype_;          // the stream's message type
+  std::size_t compress_min_bytes_;    // for error answers
+  bool started_ = false;              // the header is out
+  grpc::Status failed_;               // a local failure that ended the stream
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
+    const std::vector<std::string>& service_names, std::unique_ptr<Dispatcher> dispatcher,
+    GatewayOptions options) {
+  std::unique_ptr<Gateway> gateway(new Gateway(std::move(dispatcher), std::move(options)));
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const std::string& name : service_names) {
+    const google::protobuf::ServiceDescriptor* service = pool->FindServiceByName(name);
+    if (service == nullptr) return absl::NotFoundError(absl::StrCat("unknown service ", name));
+    for (int i = 0; i < service->method_count(); ++i) {
+      const MethodDescriptor* method = service->method(i);
+      if (!method->options().HasExtension(google::api::http)) continue;
+      if (method->client_streaming()) continue;  // no REST form for client streams
+      const google::api::HttpRule& rule = method->options().GetExtension(google::api::http);
+      if (absl::Status s = gateway->AddRule(method, rule); !s.ok()) return s;
+      for (const auto& extra : rule.additional_bindings()) {
+        if (absl::Status s = gateway->AddRule(method, extra); !s.ok()) return s;
+      }
+    }
+  }
+  return gateway;
+}
+
+absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api::HttpRule& rule) {
+  HttpBinding binding;
+  binding.method = method;
+  std::string path;
+  switch (rule.pattern_case()) {
+    case google::api::HttpRule::kGet: binding.http_method = "GET"; path = rule.get(); break;
+    case google::api::HttpRule::kPut: binding.http_method = "PUT"; path = rule.put(); break;
+    case google::api::HttpRule::kPost: binding.http_method = "POST"; path = rule.post(); break;
+    case google::api::HttpRule::kDelete: binding.http_method = "DELETE"; path = rule.delete_(); break;
+    case google::api::HttpRule::kPatch: binding.http_method = "PATCH"; path = rule.patch(); break;
+    case google::api::HttpRule::kCustom:
+      binding.http_method = rule.custom().kind();
+      path = rule.custom().path();
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(method->full_name(), ": http rule without a pattern"));
+  }
+  auto parsed = PathTemplate::Parse(path);
+  if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat(method->full_name(), ": ", parsed.status().message()));
+  binding.path = *std::move(parsed);
+  binding.body = rule.body();
+  binding.response_body = rule.response_body();
+  const PathTemplate path_template = binding.path;
+  const std::string http_method = binding.http_method;
+  ++route_count_;
+  return routes_.Add(http_method, path_template, std::move(binding));
+}
+
+bool Gateway::Handle(const http::Request& request, const http::Responder& respond,
+                     std::string* route) {
+  const absl::string_view target(request.target().data(), request.target().size());
+  const absl::string_view path = http::PathOf(request);
+  const absl::string_view query =
+      path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
+  AnswerContext answer{request.version(), request.method() == bhttp::verb::head,
+                       http::AcceptsGzip(Header(request, bhttp::field::accept_encoding)), "",
+                       Clock::now()};
+  if (auto it = request.find("X-Request-Id"); it != request.end()) answer.request_id = std::string(it->value());
+  if (answer.request_id.empty() || answer.request_id.size() > 128) answer.request_id = RandomRequestId();
+  const std::size_t min = options_.compress_min_bytes;
+
+  if (path == "/openapi.json" && !options_.openapi_json.empty()) {
+    *route = "/openapi.json";
+    respond(Answer(answer, 200, options_.openapi_json, "application/json", min));
+    return true;
+  }
+  const std::string method = answer.head ? "GET" : std::string(request.method_string());
+  auto match = routes_.Find(method, path);
+  if (match.target == nullptr) {
+    if (match.allowed.empty()) return false;
+    *route = "unmatched";
+    if (match.allowed.count("GET")) match.allowed.insert("HEAD");
+    http::Response response = ErrorAnswer(
+        answer,
+        grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                     absl::StrCat(method, " is not allowed on ", std::string(path))),
+        min);
+    response.result(bhttp::status::method_not_allowed);
+    response.set(bhttp::field::allow, absl::StrJoin(match.allowed, ", "));
+    respond(std::move(response));
+    return true;
+  }
+  const HttpBinding& binding = *match.target;
+  *route = binding.path.text;
+  auto fail = [&](grpc::StatusCode code, const std::string& message, int http_status = 0) {
+    http::Response response = ErrorAnswer(answer, grpc::Status(code, message), min);
+    if (http_status != 0) response.result(static_cast<bhttp::status>(http_status));
+    respond(std::move(response));
+    return true;
+  };
+
+  // Deadline and metadata from the headers.
+  OutgoingCall call;
+  call.method = absl::StrCat("/", binding.method->service()->full_name(), "/", binding.method->name());
+  if (auto it = request.find("Grpc-Timeout"); it != request.end()) {
+    absl::Duration timeout;
+    if (!ParseGrpcTimeout(std::string(it->value()), &timeout)) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT, "Grpc-Timeout must be digits and a unit (H M S m u n), e.g. 500m");
+    }
+    call.deadline = absl::Now() + timeout;
+  } else if (auto it = request.find("X-Timeout-Ms"); it != request.end()) {
+    std::int64_t ms;
+    if (!absl::SimpleAtoi(std::string(it->value()), &ms) || ms <= 0) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT, "X-Timeout-Ms must be a positive number of milliseconds");
+    }
+    call.deadline = absl::Now() + absl::Milliseconds(ms);
+  }
+  call.metadata.emplace_back("x-request-id", answer.request_id);
+  for (const auto& field : request) {
+    const std::string name = absl::AsciiStrToLower(std::string(field.name_string()));
+    if (name == "authorization") {
+      call.metadata.emplace_back(name, std::string(field.value()));
+    } else if (absl::StartsWith(name, "grpc-metadata-") && name.size() > 14) {
+      call.metadata.emplace_back(name.substr(14), std::string(field.value()));
+    }
+  }
+
+  // The body: JSON, possibly gzip.
+  std::string unpacked;
+  absl::string_view body = request.body();
+  if (!absl::StripAsciiWhitespace(body).empty()) {
+    const std::string type = absl::AsciiStrToLower(Header(request, bhttp::field::content_type));
+    if (!type.empty() && !absl::StartsWith(type, "application/json")) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat("unsupported Content-Type \"", type, "\": send application/json"), 415);
+    }
+    const std::string encoding = absl::AsciiStrToLower(Header(request, bhttp::field::content_encoding));
+    if (encoding == "gzip") {
+      auto inflated = http::GzipDecompress(body, options_.max_body_bytes);
+      if (!inflated.ok()) {
+        return fail(grpc::StatusCode::INVALID_ARGUMENT, std::string(inflated.status().message()),
+                    absl::IsResourceExhausted(inflated.status()) ? 413 : 400);
+      }
+      unpacked = *std::move(inflated);
+      body = unpacked;
+    } else if (!encoding.empty() && encoding != "identity") {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat("unsupported Content-Encoding \"", encoding, "\": send gzip or identity"), 415);
+    }
+  }
+
+  const Message* input = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+      binding.method->input_type());
+  const Message* output = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+      binding.method->output_type());
+  std::unique_ptr<Message> message(input->New());
+  if (absl::Status s = BuildRequest(binding, match.bindings, query, body, options_.transcode, message.get());
+      !s.ok()) {
+    return fail(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
+  }
+
+  if (binding.method->server_streaming()) {
+    dispatcher_->ServerStream(call, message->SerializeAsString(),
+                              std::make_shared<NdjsonStream>(respond, answer, output, min));
+    return true;
+  }
+  dispatcher_->Unary(call, message->SerializeAsString(),
+                     [respond, answer, output, min, &binding](CallResult result) {
+                       if (!result.status.ok()) {
+                         http::Response response = ErrorAnswer(answer, result.status, min);
+                         CopyMetadata(result, response);
+                         return respond(std::move(response));
+                       }
+                       std::unique_ptr<Message> reply(output->New());
+                       if (!reply->ParseFromString(result.response)) {
+                         return respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INTERNAL, "undecodable response from the service"), min));
+                       }
+                       auto json = RenderResponse(binding, *reply);
+                       if (!json.ok()) {
+                         return respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INTERNAL, std::string(json.status().message())), min));
+                       }
+                       http::Response response = Answer(answer, 200, *std::move(json), "application/json", min);
+                       CopyMetadata(result, response);
+                       respond(std::move(response));
+                     });
+  return true;
+}
+
+}  // namespace hotpath::gateway

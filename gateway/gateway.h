@@ -1,0 +1,58 @@
+// The HTTP/JSON gateway: serves every RPC that has a google.api.http rule, from the service
+// descriptors alone, the way grpc-gateway and Envoy's transcoder do. Routes are built once at start.
+//
+// Per request: match the route; take deadline (Grpc-Timeout, X-Timeout-Ms) and metadata
+// (Authorization, X-Request-Id, Grpc-Metadata-*) from the headers; build the request message from
+// path, query and (possibly gzip) JSON body; call the method through the Dispatcher; answer JSON
+// (gzip when accepted and at least compress_min_bytes), or the gRPC error as
+// {"code","message","details"} with grpc-gateway's status table. Server streams answer NDJSON:
+// {"result": message} per line, and a final {"error": status} line if the stream fails midway.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/dispatcher.h"
+#include "gateway/route_table.h"
+#include "gateway/transcoder.h"
+#include "google/api/http.pb.h"
+#include "server/http/http_server.h"
+
+namespace hotpath::gateway {
+
+struct GatewayOptions {
+  TranscodeOptions transcode;              // JSON parsing rules
+  std::size_t compress_min_bytes = 1000;   // smallest answer gzip-compressed
+  std::size_t max_body_bytes = 1 << 20;    // limit on a request body once unpacked
+  std::string openapi_json;                // served at /openapi.json when not empty
+};
+
+class Gateway final {
+ public:
+  // Routes for every method of the named services (from the generated descriptor pool) that has
+  // google.api.http options, additional bindings included.
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(
+      const std::vector<std::string>& service_names, std::unique_ptr<Dispatcher> dispatcher,
+      GatewayOptions options);
+
+  // Answers request when its path is a gateway route (under any method) and returns true; false
+  // leaves it to the caller. *route: the matched template, for metrics.
+  bool Handle(const http::Request& request, const http::Responder& respond, std::string* route);
+
+  std::size_t route_count() const { return route_count_; }
+
+ private:
+  explicit Gateway(std::unique_ptr<Dispatcher> dispatcher, GatewayOptions options)
+      : dispatcher_(std::move(dispatcher)), options_(std::move(options)) {}
+  absl::Status AddRule(const google::protobuf::MethodDescriptor* method,
+                       const google::api::HttpRule& rule);
+
+  std::unique_ptr<Dispatcher> dispatcher_;  // reaches the services
+  const GatewayOptions options_;            // as given
+  RouteTable<HttpBinding> routes_;          // built once
+  std::size_t route_count_ = 0;             // bindings added
+};
+
+}  // namespace hotpath::gateway

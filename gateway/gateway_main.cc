@@ -1,0 +1,113 @@
+// hotpath-gateway: the HTTP/JSON gateway alone, in front of remote hotpath gRPC servers.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gateway/gateway.h"
+#include "gateway/openapi.h"
+#include "hotpath/catalog/v1/catalog.grpc.pb.h"
+#include "server/http/http_server.h"
+#include "server/http/runtime_routes.h"
+#include "server/metrics/http_metrics.h"
+#include "server/metrics/metrics_registry.h"
+
+namespace {
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, upstream, EnvOr("HOTPATH_UPSTREAM", "localhost:50051"),
+          "gRPC address (host:port, or any gRPC target such as dns:///name:port) of the hotpath "
+          "servers (env HOTPATH_UPSTREAM)");
+ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"), "HTTP listen host");
+ABSL_FLAG(int, http_port, 8081, "HTTP port; 0 picks a free one");
+ABSL_FLAG(int, http_threads, 1, "threads of the HTTP server");
+ABSL_FLAG(int, max_body_bytes, 1 << 20, "largest request body, unpacked, in bytes (413 above)");
+ABSL_FLAG(int, compress_min_bytes, 1000, "answers of at least this many bytes are gzip-compressed");
+ABSL_FLAG(bool, ignore_unknown_fields, false, "ignore unknown JSON fields instead of answering 400");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("hotpath-gateway: HTTP/JSON in front of hotpath gRPC servers");
+  absl::ParseCommandLine(argc, argv);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_upstream), grpc::InsecureChannelCredentials());
+  hotpath::metrics::MetricsRegistry metrics;
+  metrics.AddCollector([] { return hotpath::metrics::ProcessFamilies(); });
+  hotpath::metrics::HttpMetrics http_metrics(metrics.registry());
+
+  hotpath::gateway::GatewayOptions options;
+  options.transcode.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
+  options.compress_min_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_compress_min_bytes));
+  options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
+  options.openapi_json = hotpath::gateway::kCatalogOpenApi;
+  auto gateway = hotpath::gateway::Gateway::Create(
+      {hotpath::catalog::v1::CatalogService::service_full_name()},
+      std::make_unique<hotpath::gateway::Dispatcher>(channel), std::move(options));
+  if (!gateway.ok()) {
+    std::cerr << "hotpath-gateway: " << gateway.status() << "\n";
+    return 1;
+  }
+
+  // Ready while the upstream's health service says SERVING.
+  auto health = std::make_shared<hotpath::gateway::Dispatcher>(channel);
+  hotpath::http::RuntimeRoutes runtime(
+      [&metrics] { return metrics.Render(); },
+      [health](std::function<void(absl::Status)> done) {
+        hotpath::gateway::OutgoingCall call;
+        call.method = "/grpc.health.v1.Health/Check";
+        call.deadline = absl::Now() + absl::Seconds(1);
+        health->Unary(call, "", [done](hotpath::gateway::CallResult result) {
+          if (!result.status.ok()) {
+            return done(absl::UnavailableError(absl::StrCat("upstream: ", result.status.error_message())));
+          }
+          // HealthCheckResponse{status: SERVING} is the two bytes 08 01.
+          done(result.response == std::string("\x08\x01", 2) ? absl::OkStatus()
+                                                              : absl::UnavailableError("upstream is not serving"));
+        });
+      });
+
+  hotpath::http::HttpServerOptions http_options;
+  http_options.host = absl::GetFlag(FLAGS_http_host);
+  http_options.port = absl::GetFlag(FLAGS_http_port);
+  http_options.threads = absl::GetFlag(FLAGS_http_threads);
+  http_options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
+  hotpath::gateway::Gateway* routes = gateway->get();
+  hotpath::http::HttpServer server(http_options, [&](const hotpath::http::Request& request,
+                                                     hotpath::http::Responder respond) {
+    auto route = std::make_shared<std::string>();
+    const hotpath::http::Responder instrumented = http_metrics.Instrument(std::move(respond), request, route);
+    if (runtime.Handle(request, instrumented, route.get())) return;
+    if (routes->Handle(request, instrumented, route.get())) return;
+    instrumented(hotpath::http::JsonError(request, boost::beast::http::status::not_found, 5,
+                                          absl::StrCat("no route for ", std::string(hotpath::http::PathOf(request)))));
+  });
+  if (absl::Status s = server.Start(); !s.ok()) {
+    std::cerr << "hotpath-gateway: " << s << "\n";
+    return 1;
+  }
+  std::cerr << "hotpath-gateway: serving HTTP on port " << server.port() << " for "
+            << absl::GetFlag(FLAGS_upstream) << " (" << routes->route_count() << " routes)"
+            << std::endl;
+  int signal = 0;
+  sigwait(&signals, &signal);
+  runtime.SetShuttingDown();
+  server.Stop();
+  std::cerr << "hotpath-gateway: stopped" << std::endl;
+  return 0;
+}

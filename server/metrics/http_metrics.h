@@ -1,0 +1,34 @@
+// HTTP request metrics: http_requests_total{method,route,status} and
+// http_request_duration_seconds{method,route}, where route is the matched template (never the raw
+// path, so that ids do not explode the series).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "server/http/http_server.h"
+
+namespace hotpath::metrics {
+
+class HttpMetrics final {
+ public:
+  explicit HttpMetrics(prometheus::Registry& registry);
+
+  // A responder that records the request when the answer (or the stream's end) goes out. route is
+  // read then, so the handler may fill it in while handling.
+  http::Responder Instrument(http::Responder inner, const http::Request& request,
+                             std::shared_ptr<const std::string> route);
+
+  void Record(const std::string& method, const std::string& route, int status, double seconds);
+
+ private:
+  prometheus::Family<prometheus::Counter>& requests_;     // http_requests_total
+  prometheus::Family<prometheus::Histogram>& durations_;  // http_request_duration_seconds
+};
+
+}  // namespace hotpath::metrics
