@@ -41,13 +41,20 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
     stub.PrepareBidiStreamingCall(&context_, call.method, grpc::StubOptions(), this);
     StartWriteLast(&request_, grpc::WriteOptions());
     StartRead(&response_);
+    // Reads are started from outside the reactions (when the HTTP client has taken the previous
+    // message): the hold keeps the call, and OnDone, waiting until the read flow ends.
+    AddHold();
     StartCall();
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream ended; OnDone follows
-    observer_->OnMessage(FromBuffer(response_), [this] { StartRead(&response_); },
-                         [this] { context_.TryCancel(); });
+    if (!ok) return RemoveHold();  // the stream ended: no more reads; OnDone follows
+    observer_->OnMessage(
+        FromBuffer(response_), [this] { StartRead(&response_); },
+        [this] {
+          context_.TryCancel();
+          RemoveHold();
+        });
   }
 
   void OnDone(const grpc::Status& status) override {

@@ -37,7 +37,8 @@ struct CallResult {
 class StreamObserver {
  public:
   virtual ~StreamObserver() = default;
-  // One message; call read_next() for the next one when ready (back-pressure), or cancel().
+  // One message; call exactly one of read_next() (for the next message, when ready: this is the
+  // back-pressure) or cancel().
   virtual void OnMessage(std::string message, std::function<void()> read_next,
                          std::function<void()> cancel) = 0;
   // The end: status and metadata (response is empty). The observer may be destroyed after.

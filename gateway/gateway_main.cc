@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/gateway.h"
 #include "gateway/openapi.h"
-#include "hotpath/catalog/v1/catalog.grpc.pb.h"
+#include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
 #include "server/metrics/http_metrics.h"
@@ -56,8 +56,12 @@ int main(int argc, char** argv) {
   options.compress_min_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_compress_min_bytes));
   options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   options.openapi_json = hotpath::gateway::kCatalogOpenApi;
+  // Naming a message of the file links its descriptors in (a static library is otherwise free to
+  // leave them out): the routes come from them.
+  const auto* catalog =
+      hotpath::catalog::v1::Item::descriptor()->file()->FindServiceByName("CatalogService");
   auto gateway = hotpath::gateway::Gateway::Create(
-      {hotpath::catalog::v1::CatalogService::service_full_name()},
+      {catalog->full_name()},
       std::make_unique<hotpath::gateway::Dispatcher>(channel), std::move(options));
   if (!gateway.ok()) {
     std::cerr << "hotpath-gateway: " << gateway.status() << "\n";

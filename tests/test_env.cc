@@ -3,7 +3,15 @@
 #include <cstdlib>
 #include <random>
 
+#include <array>
+#include <cstdio>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <pqxx/pqxx>
+
+#include "absl/strings/ascii.h"
 
 #include "absl/strings/str_cat.h"
 #include "client/demo_items.h"
@@ -102,6 +110,49 @@ std::vector<std::string> ViolatedFields(const grpc::Status& status) {
     for (const auto& v : bad_request.field_violations()) fields.push_back(v.field());
   }
   return fields;
+}
+
+HttpReply Http(int port, const std::string& method, const std::string& target,
+               const std::string& body,
+               const std::vector<std::pair<std::string, std::string>>& headers) {
+  namespace bhttp = boost::beast::http;
+  using tcp = boost::asio::ip::tcp;
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+  bhttp::request<bhttp::string_body> request;
+  request.method_string(method);
+  request.target(target);
+  request.version(11);
+  request.set(bhttp::field::host, "127.0.0.1");
+  for (const auto& [k, v] : headers) request.set(k, v);
+  request.body() = body;
+  if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") request.prepare_payload();
+  bhttp::write(socket, request);
+  boost::beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(64 << 20);
+  parser.skip(method == "HEAD");
+  bhttp::read(socket, buffer, parser);
+  HttpReply reply;
+  reply.status = static_cast<int>(parser.get().result_int());
+  for (const auto& field : parser.get()) {
+    reply.headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
+  }
+  reply.body = parser.get().body();
+  return reply;
+}
+
+std::string RunCommand(const std::string& command, int* exit_code) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return "popen failed";
+  std::string output;
+  std::array<char, 4096> buffer;
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  const int rc = pclose(pipe);
+  if (exit_code != nullptr) *exit_code = rc;
+  return output;
 }
 
 }  // namespace hotpath::testing

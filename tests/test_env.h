@@ -1,7 +1,10 @@
 // What the end-to-end tests share: a fresh database per test, and a hotpathd serving it in-process.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <utility>
+#include <vector>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -52,5 +55,19 @@ class ServerTest : public ::testing::Test {
 
 // The field paths of the google.rpc.BadRequest in status's details.
 std::vector<std::string> ViolatedFields(const grpc::Status& status);
+
+struct HttpReply {
+  int status = 0;                              // HTTP status
+  std::map<std::string, std::string> headers;  // by lower-case name (last value wins)
+  std::string body;                            // as received (not unzipped)
+};
+
+// One HTTP/1.1 request to 127.0.0.1:port on a fresh connection.
+HttpReply Http(int port, const std::string& method, const std::string& target,
+               const std::string& body = "",
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+// Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
+std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 
 }  // namespace hotpath::testing

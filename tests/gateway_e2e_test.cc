@@ -1,0 +1,360 @@
+// The HTTP/JSON gateway over real HTTP: every catalog route, every error class, headers, gzip both
+// ways, keep-alive with pipelining, NDJSON export, and the standalone hotpath-gateway in front of a
+// separate server.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <regex>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/demo_items.h"
+#include "gmock/gmock.h"
+#include "server/http/gzip.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+const Headers kJson = {{"Content-Type", "application/json"}};
+
+class GatewayTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    StartServer(Options());
+    port_ = server_->http_port();
+  }
+
+  void Seed(int count) {
+    auto context = Context(absl::Seconds(60));
+    v1::ImportItemsResponse response;
+    auto writer = stub_->ImportItems(context.get(), &response);
+    for (int n = 1; n <= count; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      writer->Write(request);
+    }
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+
+  HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
+                 const Headers& headers = kJson) {
+    return Http(port_, method, target, body, headers);
+  }
+
+  int port_ = 0;
+};
+
+TEST_F(GatewayTest, EveryCatalogRoute) {
+  // POST /v1/items, body "item"
+  HttpReply created = Call("POST", "/v1/items",
+                           R"({"sku":"G-1","name":"Gadget","category":"tools","priceCents":"150","tags":["a"]})");
+  ASSERT_EQ(created.status, 200) << created.body;
+  EXPECT_EQ(created.headers["content-type"], "application/json");
+  EXPECT_THAT(created.body, HasSubstr(R"("sku":"G-1")"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(created.body, m, std::regex(R"re("id":"(\d+)")re")));
+  const std::string id = m[1];
+
+  // GET /v1/items/{id}
+  HttpReply got = Call("GET", "/v1/items/" + id);
+  ASSERT_EQ(got.status, 200);
+  EXPECT_THAT(got.body, HasSubstr(R"("name":"Gadget")"));
+  EXPECT_THAT(got.body, HasSubstr(R"("stock":0)"));  // zero values emitted
+
+  // PATCH /v1/items/{item.id}, body "item", update_mask from the query
+  HttpReply patched = Call("PATCH", "/v1/items/" + id + "?updateMask=name,priceCents",
+                           R"({"name":"Gizmo","priceCents":"175","stock":99,"etag":"1"})");
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  EXPECT_THAT(patched.body, HasSubstr(R"("name":"Gizmo")"));
+  EXPECT_THAT(patched.body, HasSubstr(R"("stock":0)"));  // not in the mask
+  EXPECT_THAT(patched.body, HasSubstr(R"("etag":"2")"));
+
+  Seed(30);
+  // GET /v1/items with filters and pages
+  HttpReply listed = Call("GET", "/v1/items?category=cat-3&pageSize=1&minPriceCents=0");
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  EXPECT_THAT(listed.body, HasSubstr(R"("sku":"SKU-3")"));
+  ASSERT_TRUE(std::regex_search(listed.body, m, std::regex(R"re("nextPageToken":"([^"]+)")re")));
+  HttpReply page2 = Call("GET", "/v1/items?category=cat-3&pageSize=1&minPriceCents=0&pageToken=" + std::string(m[1]));
+  ASSERT_EQ(page2.status, 200) << page2.body;
+  EXPECT_THAT(page2.body, HasSubstr(R"("sku":"SKU-23")"));
+
+  // GET /v1/items:batchGet with repeated ids
+  HttpReply batch = Call("GET", "/v1/items:batchGet?ids=3&ids=" + id + "&ids=2");
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  const std::size_t third = batch.body.find("\"id\":\"3\""), gizmo = batch.body.find("G-1"),
+                    second = batch.body.find("\"id\":\"2\"");
+  ASSERT_NE(third, std::string::npos);
+  ASSERT_NE(second, std::string::npos);
+  EXPECT_LT(third, gizmo);
+  EXPECT_LT(gizmo, second);
+
+  // GET /v1/items:search
+  HttpReply search = Call("GET", "/v1/items:search?query=gizmo");
+  ASSERT_EQ(search.status, 200) << search.body;
+  EXPECT_THAT(search.body, HasSubstr("G-1"));
+
+  // GET /v1/categories/{category}/stats
+  HttpReply stats = Call("GET", "/v1/categories/tools/stats");
+  ASSERT_EQ(stats.status, 200) << stats.body;
+  EXPECT_THAT(stats.body, HasSubstr(R"("itemCount":"1")"));
+
+  // DELETE /v1/items/{id} with an etag precondition from the query
+  EXPECT_EQ(Call("DELETE", "/v1/items/" + id + "?etag=1").status, 409);
+  HttpReply deleted = Call("DELETE", "/v1/items/" + id + "?etag=2");
+  EXPECT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_EQ(deleted.body, "{}");
+  EXPECT_EQ(Call("GET", "/v1/items/" + id).status, 404);
+}
+
+struct ErrorCase {
+  const char* name;
+  const char* method;
+  const char* target;
+  const char* body;
+  Headers headers;
+  int status;
+  const char* body_has;
+};
+
+class GatewayErrorTest : public GatewayTest, public ::testing::WithParamInterface<ErrorCase> {};
+
+TEST_P(GatewayErrorTest, AnswersWithTheRightStatusAndAJsonError) {
+  CreateDemo(1);  // SKU-1, id 1
+  const ErrorCase& c = GetParam();
+  HttpReply reply = Call(c.method, c.target, c.body, c.headers);
+  EXPECT_EQ(reply.status, c.status) << reply.body;
+  EXPECT_THAT(reply.body, HasSubstr(c.body_has));
+  EXPECT_THAT(reply.body, HasSubstr("\"code\":"));
+  EXPECT_THAT(reply.body, HasSubstr("\"message\":"));
+  EXPECT_EQ(reply.headers["content-type"], "application/json");
+  EXPECT_EQ(Call("GET", "/v1/items/1").status, 200) << "the server must keep serving";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, GatewayErrorTest,
+    ::testing::Values(
+        ErrorCase{"InvalidField", "POST", "/v1/items", R"({"sku":"bad sku","name":"x","category":"c"})", kJson, 400,
+                  "\"field\":\"item.sku\""},
+        ErrorCase{"MissingItem", "GET", "/v1/items/999", "", kJson, 404, "item 999 not found"},
+        ErrorCase{"UnknownPath", "GET", "/v1/nothing", "", kJson, 404, "no route"},
+        ErrorCase{"WrongMethod", "PUT", "/v1/items/1", "", kJson, 405, "not allowed"},
+        ErrorCase{"DuplicateSku", "POST", "/v1/items", R"({"sku":"SKU-1","name":"x","category":"c"})", kJson, 409,
+                  "already exists"},
+        ErrorCase{"EtagMismatch", "PATCH", "/v1/items/1", R"({"stock":5,"etag":"9"})", kJson, 409, "etag mismatch"},
+        ErrorCase{"MalformedJson", "POST", "/v1/items", R"({"sku": "x",)", kJson, 400, "invalid JSON body"},
+        ErrorCase{"UnknownJsonField", "POST", "/v1/items", R"({"sku":"x","colour":"red"})", kJson, 400, "colour"},
+        ErrorCase{"WrongType", "POST", "/v1/items", R"({"stock":"many"})", kJson, 400, "invalid JSON body"},
+        ErrorCase{"WrongContentType", "POST", "/v1/items", R"({"sku":"x"})", {{"Content-Type", "text/plain"}}, 415,
+                  "Content-Type"},
+        ErrorCase{"UnknownContentEncoding", "POST", "/v1/items", R"({})",
+                  {{"Content-Type", "application/json"}, {"Content-Encoding", "br"}}, 415, "Content-Encoding"},
+        ErrorCase{"BadGzipBody", "POST", "/v1/items", "not gzip",
+                  {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}}, 400, "gzip"},
+        ErrorCase{"BadPathValue", "GET", "/v1/items/abc", "", kJson, 400, "\\\"id\\\""},
+        ErrorCase{"BadQueryValue", "GET", "/v1/items?pageSize=ten", "", kJson, 400, "pageSize"},
+        ErrorCase{"UnknownQueryParameter", "GET", "/v1/items?colour=red", "", kJson, 400, "colour"},
+        ErrorCase{"PathTraversalInCapture", "GET", "/v1/categories/..%2F..%2Fetc/stats", "", kJson, 400,
+                  "category"},
+        ErrorCase{"SqlInCapture", "GET", "/v1/categories/x';DROP%20TABLE%20items;--/stats", "", kJson, 400,
+                  "category"},
+        ErrorCase{"DeadlinePassed", "GET", "/v1/items:search?query=item", "", {{"Grpc-Timeout", "1n"}}, 504,
+                  "eadline"},
+        ErrorCase{"BadTimeout", "GET", "/v1/items/1", "", {{"Grpc-Timeout", "soon"}}, 400, "Grpc-Timeout"},
+        ErrorCase{"BodyOnGet", "GET", "/v1/items/1", R"({"x":1})", kJson, 400, "takes no request body"}),
+    [](const ::testing::TestParamInfo<ErrorCase>& info) { return std::string(info.param.name); });
+
+TEST_F(GatewayTest, OversizedBodyIs413) {
+  // The server answers as soon as it reads the Content-Length, without reading the body.
+  namespace bhttp = boost::beast::http;
+  using tcp = boost::asio::ip::tcp;
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)));
+  const std::string head = absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+                                        "Content-Length: ", 2 << 20, "\r\n\r\n{\"sku\":");
+  boost::asio::write(socket, boost::asio::buffer(head));
+  boost::beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> response;
+  bhttp::read(socket, buffer, response);
+  EXPECT_EQ(response.result_int(), 413u);
+  EXPECT_THAT(response.body(), HasSubstr("exceeds"));
+  EXPECT_EQ(Call("GET", "/healthz").status, 200);
+}
+
+TEST_F(GatewayTest, HeadersInAndOut) {
+  CreateDemo(1);
+  HttpReply reply = Call("GET", "/v1/items/1", "", {{"X-Request-Id", "req-42"}, {"Grpc-Metadata-Tenant", "t1"}});
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.headers["x-request-id"], "req-42");
+  double seconds = -1;
+  EXPECT_TRUE(absl::SimpleAtod(reply.headers["x-process-time"], &seconds));
+  EXPECT_GE(seconds, 0);
+  EXPECT_FALSE(reply.headers["grpc-metadata-x-process-time"].empty());  // the server's, forwarded
+  EXPECT_EQ(reply.headers["vary"], "Accept-Encoding");
+  EXPECT_FALSE(reply.headers["date"].empty());
+  HttpReply generated = Call("GET", "/v1/items/1");
+  EXPECT_EQ(generated.headers["x-request-id"].size(), 32u);
+  HttpReply head = Call("HEAD", "/v1/items/1");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_EQ(head.headers["content-length"], generated.headers["content-length"]);
+  HttpReply timeout_ms = Call("GET", "/v1/items/1", "", {{"X-Timeout-Ms", "5000"}});
+  EXPECT_EQ(timeout_ms.status, 200);
+}
+
+TEST_F(GatewayTest, GzipBothWays) {
+  Seed(60);
+  HttpReply plain = Call("GET", "/v1/items?pageSize=50");
+  ASSERT_EQ(plain.status, 200);
+  EXPECT_EQ(plain.headers.count("content-encoding"), 0u);
+  HttpReply zipped = Call("GET", "/v1/items?pageSize=50", "", {{"Accept-Encoding", "gzip, deflate"}});
+  ASSERT_EQ(zipped.status, 200);
+  EXPECT_EQ(zipped.headers["content-encoding"], "gzip");
+  EXPECT_LT(zipped.body.size(), plain.body.size() / 3);
+  auto unzipped = http::GzipDecompress(zipped.body, 1 << 24);
+  ASSERT_TRUE(unzipped.ok());
+  EXPECT_EQ(unzipped->size(), plain.body.size());
+  HttpReply refused = Call("GET", "/v1/items?pageSize=50", "", {{"Accept-Encoding", "gzip;q=0"}});
+  EXPECT_EQ(refused.headers.count("content-encoding"), 0u);
+  HttpReply small = Call("GET", "/v1/items/1", "", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(small.headers.count("content-encoding"), 0u);  // under 1000 bytes
+
+  const std::string body = http::GzipCompress(R"({"sku":"Z-1","name":"Zipped","category":"z"})");
+  HttpReply created = Call("POST", "/v1/items", body,
+                           {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}});
+  EXPECT_EQ(created.status, 200) << created.body;
+  EXPECT_THAT(created.body, HasSubstr("Zipped"));
+}
+
+TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
+  Seed(5);
+  namespace bhttp = boost::beast::http;
+  using tcp = boost::asio::ip::tcp;
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)));
+  // Five requests in one write, before reading anything; a slow one (a database read) first.
+  std::string batch;
+  for (int id : {5, 1, 4, 2, 3}) {
+    batch += absl::StrCat("GET /v1/items/", id, " HTTP/1.1\r\nHost: x\r\n\r\n");
+  }
+  boost::asio::write(socket, boost::asio::buffer(batch));
+  boost::beast::flat_buffer buffer;
+  for (int id : {5, 1, 4, 2, 3}) {
+    bhttp::response<bhttp::string_body> response;
+    bhttp::read(socket, buffer, response);
+    EXPECT_EQ(response.result_int(), 200u);
+    EXPECT_THAT(response.body(), HasSubstr(absl::StrCat("\"sku\":\"SKU-", id, "\"")));
+    EXPECT_TRUE(response.keep_alive());
+  }
+  // The connection stays open for more.
+  boost::asio::write(socket, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  bhttp::response<bhttp::string_body> last;
+  bhttp::read(socket, buffer, last);
+  EXPECT_EQ(last.result_int(), 200u);
+  EXPECT_FALSE(last.keep_alive());
+}
+
+TEST_F(GatewayTest, ExportStreamsNdjson) {
+  Seed(3000);
+  HttpReply reply = Call("GET", "/v1/items:export");
+  ASSERT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.headers["content-type"], "application/x-ndjson");
+  EXPECT_EQ(reply.headers["transfer-encoding"], "chunked");
+  std::vector<std::string> lines = absl::StrSplit(reply.body, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3000u);
+  std::int64_t previous = 0;
+  for (const auto& line : lines) {
+    ASSERT_EQ(line.rfind("{\"result\":{", 0), 0u) << line;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(line, m, std::regex(R"re("id":"(\d+)")re")));
+    const std::int64_t id = std::stoll(m[1]);
+    EXPECT_GT(id, previous);
+    previous = id;
+  }
+  HttpReply filtered = Call("GET", "/v1/items:export?category=cat-7");
+  EXPECT_EQ(std::count(filtered.body.begin(), filtered.body.end(), '\n'), 150);
+  HttpReply invalid = Call("GET", "/v1/items:export?minPriceCents=-1");
+  EXPECT_EQ(invalid.status, 400);  // failed before the first item: a proper status, not a stream
+  HttpReply empty = Call("GET", "/v1/items:export?category=none");
+  EXPECT_EQ(empty.status, 200);
+  EXPECT_EQ(empty.body, "");
+}
+
+TEST_F(GatewayTest, MetricsAndOpenApi) {
+  CreateDemo(1);
+  for (int i = 0; i < 3; ++i) Call("GET", "/v1/items/1");
+  Call("GET", "/v1/items/424242");
+  const std::string metrics = Call("GET", "/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr(R"(http_requests_total{method="GET",route="/v1/items/{id}",status="200"} 3)"));
+  EXPECT_THAT(metrics, HasSubstr(R"(http_requests_total{method="GET",route="/v1/items/{id}",status="404"} 1)"));
+  EXPECT_THAT(metrics, HasSubstr(R"(http_request_duration_seconds_count{method="GET",route="/v1/items/{id}"} 4)"));
+  HttpReply openapi = Call("GET", "/openapi.json");
+  EXPECT_EQ(openapi.status, 200);
+  EXPECT_THAT(openapi.body, HasSubstr("\"swagger\": \"2.0\""));
+  EXPECT_THAT(openapi.body, HasSubstr("/v1/items:search"));
+}
+
+// hotpath-gateway as its own process in front of this test's server.
+TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
+  CreateDemo(1);
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], STDERR_FILENO);
+    close(out[0]);
+    const std::string upstream = absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port());
+    execl(HOTPATH_GATEWAY_BINARY, "hotpath-gateway", upstream.c_str(), "--http_host=127.0.0.1",
+          "--http_port=0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  // "hotpath-gateway: serving HTTP on port N for ..."
+  std::string banner, line;
+  std::smatch m;
+  char c;
+  while (read(out[0], &c, 1) == 1) {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    banner += line + "\n";
+    if (std::regex_search(line, m, std::regex(R"(serving HTTP on port (\d+))"))) break;
+    line.clear();
+  }
+  ASSERT_FALSE(m.empty()) << banner;
+  const int port = std::stoi(m[1]);
+
+  HttpReply got = Http(port, "GET", "/v1/items/1");
+  EXPECT_EQ(got.status, 200) << got.body;
+  EXPECT_THAT(got.body, HasSubstr("SKU-1"));
+  HttpReply created = Http(port, "POST", "/v1/items", R"({"sku":"R-1","name":"Remote","category":"r"})", kJson);
+  EXPECT_EQ(created.status, 200) << created.body;
+  EXPECT_EQ(Http(port, "GET", "/v1/items/999").status, 404);
+  EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);
+  EXPECT_THAT(Http(port, "GET", "/metrics").body, HasSubstr("http_requests_total"));
+
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(out[0]);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
+}  // namespace hotpath::testing
