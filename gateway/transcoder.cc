@@ -156,13 +156,19 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
   return absl::OkStatus();
 }
 
-// The JSON parser's complaint as one line, with where it happened.
-std::string ParseError(const google::protobuf::util::Status& status) {
-  std::string message(status.message());
-  for (char& c : message) {
-    if (c == '\n') c = ' ';
+// The JSON parser's complaint as one line, with where it happened. Protobuf reports
+// "<what>\n<excerpt of the input>\n<spaces>^": the excerpt is found in the body to give the offset.
+std::string ParseError(const google::protobuf::util::Status& status, absl::string_view body) {
+  const std::vector<std::string> lines = absl::StrSplit(std::string(status.message()), '\n');
+  if (lines.size() >= 3) {
+    const std::size_t caret = lines[2].find('^');
+    const std::size_t at = body.find(lines[1]);
+    if (caret != std::string::npos && at != absl::string_view::npos) {
+      return absl::StrCat("invalid JSON body at byte ", at + caret, ": ", lines[0]);
+    }
   }
-  return message;
+  std::string message = absl::StrJoin(lines, " ");
+  return absl::StrCat("invalid JSON body: ", message);
 }
 
 google::protobuf::util::JsonParseOptions ParseOptions(const TranscodeOptions& options) {
@@ -197,19 +203,20 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
     const absl::string_view json = absl::StripAsciiWhitespace(body).empty() ? "{}" : body;
     if (binding.body == "*") {
       const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json), request, ParseOptions(options));
-      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("invalid JSON body: ", ParseError(parsed)));
+      if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
     } else {
       const FieldDescriptor* f = FindField(descriptor, binding.body);
       if (f == nullptr) return absl::InternalError(absl::StrCat("body field ", binding.body, " not in ", descriptor->full_name()));
-      google::protobuf::util::Status parsed;
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated()) {
-        parsed = google::protobuf::util::JsonStringToMessage(
+        const auto parsed = google::protobuf::util::JsonStringToMessage(
             std::string(json), request->GetReflection()->MutableMessage(request, f), ParseOptions(options));
+        if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
       } else {
-        parsed = google::protobuf::util::JsonStringToMessage(
-            absl::StrCat("{", JsonQuote(f->json_name()), ":", json, "}"), request, ParseOptions(options));
+        const std::string wrapped = absl::StrCat("{", JsonQuote(f->json_name()), ":", json, "}");
+        const auto parsed =
+            google::protobuf::util::JsonStringToMessage(wrapped, request, ParseOptions(options));
+        if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, wrapped));
       }
-      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("invalid JSON body: ", ParseError(parsed)));
     }
   }
   for (const auto& [field, value] : path_variables) {

@@ -92,6 +92,8 @@ TEST(BuildRequest, BodyErrors) {
   absl::Status s = BuildRequest(create, {}, "", R"({"sku": "x",)", {}, &request);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("invalid JSON body"));
+  s = BuildRequest(create, {}, "", R"({"sku": "x" "name": 1})", {}, &request);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("invalid JSON body at byte 12:"));
 
   s = BuildRequest(create, {}, "", R"({"sku": "x", "colour": "red"})", {}, &request);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
