@@ -25,18 +25,12 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/demo_items.h"
+#include "server/app/env.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
 
-namespace {
-
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-}  // namespace
+using hotpath::app::EnvOr;
 
 ABSL_FLAG(std::string, addr, EnvOr("HOTPATH_ADDR", "localhost:50051"),
           "server address host:port (env HOTPATH_ADDR)");

@@ -11,6 +11,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/gateway.h"
+#include "server/app/env.h"
+#include "server/app/termination.h"
 #include "gateway/openapi.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/http/http_server.h"
@@ -18,14 +20,7 @@
 #include "server/metrics/http_metrics.h"
 #include "server/metrics/metrics_registry.h"
 
-namespace {
-
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-}  // namespace
+using hotpath::app::EnvOr;
 
 ABSL_FLAG(std::string, upstream, EnvOr("HOTPATH_UPSTREAM", "localhost:50051"),
           "gRPC address (host:port, or any gRPC target such as dns:///name:port) of the hotpath "
@@ -40,11 +35,7 @@ ABSL_FLAG(bool, ignore_unknown_fields, false, "ignore unknown JSON fields instea
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("hotpath-gateway: HTTP/JSON in front of hotpath gRPC servers");
   absl::ParseCommandLine(argc, argv);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  hotpath::app::BlockTerminationSignals();
 
   auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_upstream), grpc::InsecureChannelCredentials());
   hotpath::metrics::MetricsRegistry metrics;
@@ -108,8 +99,7 @@ int main(int argc, char** argv) {
   std::cerr << "hotpath-gateway: serving HTTP on port " << server.port() << " for "
             << absl::GetFlag(FLAGS_upstream) << " (" << routes->route_count() << " routes)"
             << std::endl;
-  int signal = 0;
-  sigwait(&signals, &signal);
+  hotpath::app::WaitForTerminationSignal();
   runtime.SetShuttingDown();
   server.Stop();
   std::cerr << "hotpath-gateway: stopped" << std::endl;

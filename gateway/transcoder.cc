@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/rpc/status.pb.h"
+#include "server/http/json_quote.h"
 
 namespace hotpath::gateway {
 namespace {
@@ -37,23 +38,6 @@ const FieldDescriptor* FindField(const Descriptor* descriptor, absl::string_view
 // What protobuf itself accepts in a proto3 string field: the server would fail to parse anything else.
 bool IsValidUtf8(absl::string_view s) {
   return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
-}
-
-std::string JsonQuote(absl::string_view value) {
-  std::string out = "\"";
-  for (const char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 // Sets one field (dotted path, names in either form) from its text form, as a path variable or
@@ -145,7 +129,7 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
       if (sub->GetDescriptor()->file()->package() != "google.protobuf") {
         return BadParameter(parameter, "a message: set its fields with dotted names");
       }
-      auto parsed = google::protobuf::util::JsonStringToMessage(JsonQuote(text), sub);
+      auto parsed = google::protobuf::util::JsonStringToMessage(http::JsonQuote(text), sub);
       if (!parsed.ok()) parsed = google::protobuf::util::JsonStringToMessage(text, sub);
       if (!parsed.ok()) {
         return BadParameter(parameter, absl::StrCat("not a valid ", sub->GetDescriptor()->full_name()));
@@ -212,7 +196,7 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
             std::string(json), request->GetReflection()->MutableMessage(request, f), ParseOptions(options));
         if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
       } else {
-        const std::string wrapped = absl::StrCat("{", JsonQuote(f->json_name()), ":", json, "}");
+        const std::string wrapped = absl::StrCat("{", http::JsonQuote(f->json_name()), ":", json, "}");
         const auto parsed =
             google::protobuf::util::JsonStringToMessage(wrapped, request, ParseOptions(options));
         if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, wrapped));

@@ -11,22 +11,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/app/env.h"
+#include "server/app/termination.h"
 #include "server/hotpathd.h"
 
-namespace {
-
-std::string EnvOr(const char* name, std::string fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-int EnvOr(const char* name, int fallback) {
-  int value;
-  const char* text = std::getenv(name);
-  return text != nullptr && absl::SimpleAtoi(text, &value) ? value : fallback;
-}
-
-}  // namespace
+using hotpath::app::EnvOr;
 
 // Every flag falls back to an environment variable, named in its help.
 ABSL_FLAG(std::string, grpc_host, EnvOr("HOTPATH_GRPC_HOST", "0.0.0.0"),
@@ -92,12 +81,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("hotpathd: the hotpath catalog server (gRPC, HTTP/JSON, /metrics)");
   absl::ParseCommandLine(argc, argv);
 
-  // Signals are taken synchronously by this thread: block them before any other thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  hotpath::app::BlockTerminationSignals();
 
   hotpath::HotpathdOptions options;
   options.grpc_address =
@@ -139,10 +123,8 @@ int main(int argc, char** argv) {
   std::cerr << "hotpathd: serving gRPC on port " << (*server)->grpc_port() << ", HTTP on port "
             << (*server)->http_port() << std::endl;
 
-  int signal = 0;
-  sigwait(&signals, &signal);
-  std::cerr << "hotpathd: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
-            << ", draining calls" << std::endl;
+  std::cerr << "hotpathd: " << hotpath::app::WaitForTerminationSignal() << ", draining calls"
+            << std::endl;
   (*server)->Shutdown(absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   std::cerr << "hotpathd: stopped" << std::endl;
   return 0;

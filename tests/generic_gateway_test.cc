@@ -27,6 +27,10 @@ class Library final : public lib::LibraryService::Service {
     book->set_name(request->name());
     auto it = context->client_metadata().find("tenant");
     if (it != context->client_metadata().end()) book->set_title(std::string(it->second.data(), it->second.size()));
+    it = context->client_metadata().find("authorization");
+    if (it != context->client_metadata().end()) book->add_authors(std::string(it->second.data(), it->second.size()));
+    context->AddInitialMetadata("x-shelf-checked", "yes");
+    context->AddTrailingMetadata("x-audit", "logged");
     return grpc::Status::OK;
   }
   grpc::Status CreateBook(grpc::ServerContext*, const lib::Book* request, lib::Book* book) override {
@@ -38,6 +42,16 @@ class Library final : public lib::LibraryService::Service {
     for (const auto& author : request->authors()) response->add_titles()->set_text("by " + author);
     response->add_titles()->set_text(absl::StrCat("since ", request->since().seconds(), " asc ",
                                                   request->ascending(), " kind ", request->kind()));
+    return grpc::Status::OK;
+  }
+  grpc::Status CountTitles(grpc::ServerContext*, const lib::CountTitlesRequest* request,
+                           grpc::ServerWriter<lib::Title>* writer) override {
+    for (int i = 0; i < request->n(); ++i) {
+      lib::Title title;
+      title.set_text(absl::StrCat("title ", i));
+      writer->Write(title);
+    }
+    if (request->fail()) return grpc::Status(grpc::StatusCode::ABORTED, "ran out of titles");
     return grpc::Status::OK;
   }
   grpc::Status Echo(grpc::ServerContext*, const lib::EchoRequest* request, lib::EchoRequest* reply) override {
@@ -86,10 +100,14 @@ class GenericGatewayTest : public ::testing::Test {
 };
 
 TEST_F(GenericGatewayTest, MultiSegmentCaptureAndAdditionalBinding) {
-  HttpReply book = Call("GET", "/v1/shelves/7/books/b%2F1", "", {{"Grpc-Metadata-Tenant", "acme"}});
+  HttpReply book = Call("GET", "/v1/shelves/7/books/b%2F1", "",
+                        {{"Grpc-Metadata-Tenant", "acme"}, {"Authorization", "Bearer t0k"}});
   ASSERT_EQ(book.status, 200) << book.body;
   EXPECT_THAT(book.body, HasSubstr(R"("name":"shelves/7/books/b/1")"));
   EXPECT_THAT(book.body, HasSubstr(R"("title":"acme")"));  // Grpc-Metadata-* reached the service
+  EXPECT_THAT(book.body, HasSubstr(R"("authors":["Bearer t0k"])"));  // and Authorization
+  EXPECT_EQ(book.headers["grpc-metadata-x-shelf-checked"], "yes");   // and back
+  EXPECT_EQ(book.headers["grpc-trailer-x-audit"], "logged");
   HttpReply rest = Call("GET", "/v1/books/a/b/c");
   ASSERT_EQ(rest.status, 200) << rest.body;
   EXPECT_THAT(rest.body, HasSubstr(R"("name":"a/b/c")"));
@@ -114,6 +132,19 @@ TEST_F(GenericGatewayTest, ResponseBodyAndWellKnownQueryTypes) {
   EXPECT_THAT(titles.body, HasSubstr(R"({"text":"since 86400 asc 1 kind 2"})"));
   EXPECT_EQ(Call("GET", "/v1/titles?kind=SONNET").status, 400);
   EXPECT_EQ(Call("GET", "/v1/titles?since=yesterday").status, 400);
+}
+
+TEST_F(GenericGatewayTest, StreamErrorsMidwayEndWithAnErrorLine) {
+  HttpReply ok = Call("GET", "/v1/count/3");
+  ASSERT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "{\"result\":{\"text\":\"title 0\"}}\n{\"result\":{\"text\":\"title 1\"}}\n"
+                     "{\"result\":{\"text\":\"title 2\"}}\n");
+  HttpReply failed = Call("GET", "/v1/count/2?fail=true");
+  ASSERT_EQ(failed.status, 200);  // the status line went out with the first item
+  EXPECT_THAT(failed.body, ::testing::EndsWith(
+                               "{\"error\":{\"code\":10,\"message\":\"ran out of titles\",\"details\":[]}}\n"));
+  HttpReply at_once = Call("GET", "/v1/count/0?fail=true");
+  EXPECT_EQ(at_once.status, 409);  // failed before any item: a plain error answer
 }
 
 TEST_F(GenericGatewayTest, CustomKindNestedCaptureAndBodyField) {

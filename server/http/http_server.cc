@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "server/http/json_quote.h"
 
 namespace hotpath::http {
 namespace {
@@ -35,28 +36,6 @@ std::string HttpDate() {
     cached_second = now;
   }
   return cached;
-}
-
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-          out += buffer;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
@@ -303,7 +282,7 @@ Response JsonError(const Request& request, bhttp::status status, int code,
                    const std::string& message) {
   Response response(status, request.version() == 0 ? 11 : request.version());
   response.set(bhttp::field::content_type, "application/json");
-  response.body() = absl::StrCat("{\"code\":", code, ",\"message\":", JsonString(message),
+  response.body() = absl::StrCat("{\"code\":", code, ",\"message\":", JsonQuote(message),
                                  ",\"details\":[]}");
   return response;
 }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/http/json_quote.h"
 
 namespace hotpath::interceptors {
 namespace {
@@ -103,21 +104,6 @@ class MetricsFactory final : public Factory {
   metrics::GrpcServerMetrics* metrics_;  // shared series
 };
 
-std::string JsonEscape(absl::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 class AccessLogInterceptor final : public Interceptor {
  public:
   explicit AccessLogInterceptor(ServerRpcInfo* info) : info_(info) {}
@@ -127,8 +113,8 @@ class AccessLogInterceptor final : public Interceptor {
       const grpc::Status status = methods->GetSendStatus();
       const std::string line = absl::StrCat(
           "{\"time\":\"", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
-          "\",\"method\":\"", JsonEscape(info_->method()), "\",\"peer\":\"",
-          JsonEscape(info_->server_context()->peer()), "\",\"code\":\"",
+          "\",\"method\":", http::JsonQuote(info_->method()),
+          ",\"peer\":", http::JsonQuote(info_->server_context()->peer()), ",\"code\":\"",
           metrics::GrpcCodeNames()[static_cast<std::size_t>(status.error_code()) % 17],
           "\",\"duration_seconds\":", FormatProcessTime(SecondsSince(start_)), "}\n");
       static std::mutex mu;
