@@ -21,6 +21,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -50,6 +52,8 @@ ABSL_FLAG(int32_t, page_size, 0, "items per page (list, search)");
 ABSL_FLAG(std::string, page_token, "", "page to fetch, from a previous next_page_token");
 ABSL_FLAG(int64_t, items, 10000, "demo items to load (seed)");
 ABSL_FLAG(bool, force, false, "seed even when the catalog already has items");
+ABSL_FLAG(int64_t, first, 1, "seed, demo-items: number of the first demo item");
+ABSL_FLAG(bool, csv, false, "demo-items: CSV for COPY (sku,name,description,category,price_cents,stock,tags)");
 
 namespace {
 
@@ -103,7 +107,7 @@ int Fail(const grpc::Status& status) {
 int Usage(const std::string& why) {
   std::cerr << "hotpath: " << why << "\n"
             << "commands: get ID | batch-get ID... | list | create | update ID | delete ID | "
-               "search QUERY | stats CATEGORY | export | import FILE | seed | health\n"
+               "search QUERY | stats CATEGORY | export | import FILE | seed | health | demo-items\n"
                "run 'hotpath --help' for flags\n";
   return 2;
 }
@@ -166,6 +170,7 @@ class Cli final {
     if (cmd == "import" && args.size() == 2) return Import(args[1]);
     if (cmd == "seed" && args.size() == 1) return Seed();
     if (cmd == "health" && args.size() == 1) return Health();
+    if (cmd == "demo-items" && args.size() == 1) return DemoItems();
     return Usage("unknown command or wrong arguments: " + cmd);
   }
 
@@ -303,13 +308,43 @@ class Cli final {
       std::cerr << "seed: the catalog already has items; nothing loaded (--force to load anyway)\n";
       return 0;
     }
-    const std::int64_t count = absl::GetFlag(FLAGS_items);
-    std::int64_t n = 0;
+    const std::int64_t first = absl::GetFlag(FLAGS_first);
+    const std::int64_t end = first + absl::GetFlag(FLAGS_items);
+    std::int64_t n = first;
     return StreamImport([&](v1::Item* item, std::string*) {
-      if (n >= count) return false;
-      *item = hotpath::client::DemoItem(++n);
+      if (n >= end) return false;
+      *item = hotpath::client::DemoItem(n++);
       return true;
     });
+  }
+
+  // Prints demo items (no server involved): JSON lines for `import`, or CSV for psql's \copy.
+  static int DemoItems() {
+    const std::int64_t first = absl::GetFlag(FLAGS_first);
+    const std::int64_t end = first + absl::GetFlag(FLAGS_items);
+    const bool csv = absl::GetFlag(FLAGS_csv);
+    std::string out;
+    for (std::int64_t n = first; n < end; ++n) {
+      const v1::Item item = hotpath::client::DemoItem(n);
+      if (csv) {
+        auto quote = [](const std::string& s) { return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\""; };
+        std::string tags = "{";
+        for (int i = 0; i < item.tags_size(); ++i) absl::StrAppend(&tags, i ? "," : "", item.tags(i));
+        tags += "}";
+        absl::StrAppend(&out, quote(item.sku()), ",", quote(item.name()), ",", quote(item.description()), ",",
+                        quote(item.category()), ",", item.price_cents(), ",", item.stock(), ",", quote(tags), "\n");
+      } else {
+        std::string json;
+        (void)google::protobuf::util::MessageToJsonString(item, &json);
+        absl::StrAppend(&out, json, "\n");
+      }
+      if (out.size() > (1 << 20)) {
+        std::cout << out;
+        out.clear();
+      }
+    }
+    std::cout << out << std::flush;
+    return 0;
   }
 
   int Health() {
