@@ -310,24 +310,38 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
                               std::make_shared<NdjsonStream>(respond, answer, output, min));
     return true;
   }
+  auto respond_unary = [respond, answer, min, &binding](const grpc::Status& status, const Message* reply,
+                                                       const CallResult* metadata) {
+    if (!status.ok()) {
+      http::Response response = ErrorAnswer(answer, status, min);
+      if (metadata != nullptr) CopyMetadata(*metadata, response);
+      return respond(std::move(response));
+    }
+    auto json = RenderResponse(binding, *reply);
+    if (!json.ok()) {
+      return respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INTERNAL, std::string(json.status().message())), min));
+    }
+    http::Response response = Answer(answer, 200, *std::move(json), "application/json", min);
+    if (metadata != nullptr) CopyMetadata(*metadata, response);
+    respond(std::move(response));
+  };
+  if (const rpc::LocalHandler* local = options_.local != nullptr ? options_.local->Find(call.method) : nullptr) {
+    // In process: the request message itself goes to the service; nothing is serialized.
+    std::shared_ptr<const Message> request(std::move(message));
+    (*local)(*request, rpc::LocalCall{call.deadline, std::move(call.metadata)},
+             [request, respond_unary](const grpc::Status& status, const Message* reply) {
+               respond_unary(status, reply, nullptr);
+             });
+    return true;
+  }
   dispatcher_->Unary(call, message->SerializeAsString(),
-                     [respond, answer, output, min, &binding](CallResult result) {
-                       if (!result.status.ok()) {
-                         http::Response response = ErrorAnswer(answer, result.status, min);
-                         CopyMetadata(result, response);
-                         return respond(std::move(response));
-                       }
+                     [respond_unary, output](CallResult result) {
+                       if (!result.status.ok()) return respond_unary(result.status, nullptr, &result);
                        std::unique_ptr<Message> reply(output->New());
                        if (!reply->ParseFromString(result.response)) {
-                         return respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INTERNAL, "undecodable response from the service"), min));
+                         return respond_unary(grpc::Status(grpc::StatusCode::INTERNAL, "undecodable response from the service"), nullptr, &result);
                        }
-                       auto json = RenderResponse(binding, *reply);
-                       if (!json.ok()) {
-                         return respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INTERNAL, std::string(json.status().message())), min));
-                       }
-                       http::Response response = Answer(answer, 200, *std::move(json), "application/json", min);
-                       CopyMetadata(result, response);
-                       respond(std::move(response));
+                       respond_unary(grpc::Status::OK, reply.get(), &result);
                      });
   return true;
 }

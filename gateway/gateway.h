@@ -19,6 +19,7 @@
 #include "gateway/transcoder.h"
 #include "google/api/http.pb.h"
 #include "server/http/http_server.h"
+#include "server/rpc/local_handlers.h"
 
 namespace hotpath::gateway {
 
@@ -27,6 +28,9 @@ struct GatewayOptions {
   std::size_t compress_min_bytes = 1000;   // smallest answer gzip-compressed
   std::size_t max_body_bytes = 1 << 20;    // limit on a request body once unpacked
   std::string openapi_json;                // served at /openapi.json when not empty
+  // In-process handlers, used instead of the dispatcher for the methods they have (hotpathd: the
+  // services' own code, no gRPC hop). Not owned; may be null.
+  const rpc::LocalHandlers* local = nullptr;
 };
 
 class Gateway final {

@@ -1,5 +1,7 @@
 #include "gateway/transcoder.h"
 
+#include "gateway/json_printer.h"
+
 #include <google/protobuf/stubs/common.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -235,6 +237,9 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
 
 std::string MessageJson(const Message& message) {
   std::string json;
+  json.reserve(512);
+  if (AppendCanonicalJson(message, &json)) return json;
+  json.clear();  // a type the fast printer leaves to protobuf
   (void)google::protobuf::util::MessageToJsonString(message, &json, PrintOptions());
   return json;
 }

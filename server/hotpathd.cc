@@ -103,6 +103,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     gateway_options.compress_min_bytes = options.compress_min_bytes;
     gateway_options.max_body_bytes = options.http.max_body_bytes;
     gateway_options.openapi_json = gateway::kCatalogOpenApi;
+    gateway_options.local = &d->catalog_rpc_->local_handlers();
     auto gateway = gateway::Gateway::Create(
         {d->catalog_rpc_->name()},
         std::make_unique<gateway::Dispatcher>(d->server_->InProcessChannel()),

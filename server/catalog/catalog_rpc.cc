@@ -1,5 +1,7 @@
 #include "server/catalog/catalog_rpc.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace hotpath::catalog {
 namespace {
 
@@ -35,6 +37,38 @@ auto Cached(CatalogService* catalog,
   };
 }
 
+// The local form of an executor method.
+template <class Request, class Response>
+rpc::LocalHandler LocalOnExecutor(CatalogService* catalog, rpc::Executor* executor,
+                                  absl::StatusOr<Response> (CatalogService::*method)(const Request&,
+                                                                                     absl::Time)) {
+  return [=](const google::protobuf::Message& message, const rpc::LocalCall& call, rpc::LocalDone done) {
+    const auto& request = static_cast<const Request&>(message);
+    auto shared = std::make_shared<rpc::LocalDone>(std::move(done));
+    const absl::Time deadline = call.deadline;
+    const bool queued = executor->Submit([catalog, method, &request, deadline, shared] {
+      const absl::StatusOr<Response> result = (catalog->*method)(request, deadline);
+      if (result.ok()) return (*shared)(grpc::Status::OK, &*result);
+      (*shared)(rpc::ToGrpcStatus(result.status()), nullptr);
+    });
+    if (!queued) (*shared)(rpc::ExecutorRefusedStatus(), nullptr);
+  };
+}
+
+// The local form of a cached method: a hit answers on the caller's thread.
+template <class Request, class Response>
+rpc::LocalHandler LocalCached(CatalogService* catalog,
+                              void (CatalogService::*method)(const Request&, absl::Time,
+                                                             CatalogService::Done<Response>)) {
+  return [=](const google::protobuf::Message& message, const rpc::LocalCall& call, rpc::LocalDone done) {
+    (catalog->*method)(static_cast<const Request&>(message), call.deadline,
+                       [done = std::move(done)](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
+                         if (r.ok()) return done(grpc::Status::OK, r->get());
+                         done(rpc::ToGrpcStatus(r.status()), nullptr);
+                       });
+  };
+}
+
 }  // namespace
 
 CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
@@ -66,7 +100,17 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
                   rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>> {
             return catalog->ImportItems(rpc::DeadlineOf(context));
           },
-          executor, kImportBatchSize} {}
+          executor, kImportBatchSize} {
+  const std::string prefix = absl::StrCat("/", name(), "/");
+  local_.Add(prefix + "CreateItem", LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
+  local_.Add(prefix + "GetItem", LocalCached(catalog, &CatalogService::GetItem));
+  local_.Add(prefix + "BatchGetItems", LocalCached(catalog, &CatalogService::BatchGetItems));
+  local_.Add(prefix + "ListItems", LocalOnExecutor(catalog, executor, &CatalogService::ListItems));
+  local_.Add(prefix + "UpdateItem", LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
+  local_.Add(prefix + "DeleteItem", LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
+  local_.Add(prefix + "SearchItems", LocalOnExecutor(catalog, executor, &CatalogService::SearchItems));
+  local_.Add(prefix + "GetCategoryStats", LocalCached(catalog, &CatalogService::GetCategoryStats));
+}
 
 void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& options) {
   const int count = options.pending_calls;

@@ -9,6 +9,7 @@
 #include "server/rpc/async_calls.h"
 #include "server/rpc/async_server.h"
 #include "server/rpc/executor.h"
+#include "server/rpc/local_handlers.h"
 
 namespace hotpath::catalog {
 
@@ -22,6 +23,9 @@ class CatalogRpc final : public rpc::RpcModule {
   grpc::Service* service() override { return &service_; }
   std::string name() const override { return v1::CatalogService::service_full_name(); }
   void Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& options) override;
+
+  // The unary methods as in-process handlers (same validation, cache and store code).
+  const rpc::LocalHandlers& local_handlers() const { return local_; }
 
  private:
   using Async = v1::CatalogService::AsyncService;
@@ -39,6 +43,7 @@ class CatalogRpc final : public rpc::RpcModule {
   Unary<v1::GetCategoryStatsRequest, v1::CategoryStats>::Method get_category_stats_;
   rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Method export_items_;
   rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Method import_items_;
+  rpc::LocalHandlers local_;  // the unary methods without gRPC
 };
 
 }  // namespace hotpath::catalog

@@ -1,0 +1,258 @@
+#include "gateway/json_printer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/stubs/strutil.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace hotpath::gateway {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// Escapes as protobuf's JSON printer does: quote, backslash, control characters, < and > (unsafe
+// in HTML), and U+2028/U+2029 (line breaks to JavaScript).
+void AppendString(const std::string& s, std::string* out) {
+  out->push_back('"');
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out->append("\\\""); continue;
+      case '\\': out->append("\\\\"); continue;
+      case '\b': out->append("\\b"); continue;
+      case '\f': out->append("\\f"); continue;
+      case '\n': out->append("\\n"); continue;
+      case '\r': out->append("\\r"); continue;
+      case '\t': out->append("\\t"); continue;
+      case '<': out->append("\\u003c"); continue;
+      case '>': out->append("\\u003e"); continue;
+      default: break;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+      out->append(buffer);
+    } else if (c == 0xe2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+               (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
+      out->append(static_cast<unsigned char>(s[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029");
+      i += 2;
+    } else {
+      out->push_back(static_cast<char>(c));
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendDouble(double v, std::string* out) {
+  if (std::isnan(v)) return out->append("\"NaN\""), void();
+  if (std::isinf(v)) return out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\""), void();
+  out->append(google::protobuf::SimpleDtoa(v));
+}
+
+void AppendFloat(float v, std::string* out) {
+  if (std::isnan(v)) return out->append("\"NaN\""), void();
+  if (std::isinf(v)) return out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\""), void();
+  out->append(google::protobuf::SimpleFtoa(v));
+}
+
+// Fractional seconds as protobuf writes them: none, or 3, 6 or 9 digits.
+void AppendNanos(std::int32_t nanos, std::string* out) {
+  if (nanos == 0) return;
+  char buffer[16];
+  if (nanos % 1000000 == 0) {
+    std::snprintf(buffer, sizeof buffer, ".%03d", nanos / 1000000);
+  } else if (nanos % 1000 == 0) {
+    std::snprintf(buffer, sizeof buffer, ".%06d", nanos / 1000);
+  } else {
+    std::snprintf(buffer, sizeof buffer, ".%09d", nanos);
+  }
+  out->append(buffer);
+}
+
+bool AppendMessage(const Message& message, std::string* out);
+
+// Well-known types with a JSON form of their own. Returns false for types left to protobuf; sets
+// *handled when the message was a well-known type it printed.
+bool AppendWellKnown(const Message& message, std::string* out, bool* handled) {
+  const Descriptor* d = message.GetDescriptor();
+  *handled = false;
+  if (d->file()->name().rfind("google/protobuf/", 0) != 0) return true;
+  const std::string& name = d->full_name();
+  const Reflection* r = message.GetReflection();
+  if (name == "google.protobuf.Timestamp") {
+    const std::int64_t seconds = r->GetInt64(message, d->FindFieldByNumber(1));
+    const std::int32_t nanos = r->GetInt32(message, d->FindFieldByNumber(2));
+    out->push_back('"');
+    out->append(absl::FormatTime("%4Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(seconds), absl::UTCTimeZone()));
+    AppendNanos(nanos, out);
+    out->append("Z\"");
+  } else if (name == "google.protobuf.Duration") {
+    std::int64_t seconds = r->GetInt64(message, d->FindFieldByNumber(1));
+    std::int32_t nanos = r->GetInt32(message, d->FindFieldByNumber(2));
+    out->push_back('"');
+    if (seconds < 0 || nanos < 0) {
+      out->push_back('-');
+      seconds = -seconds;
+      nanos = -nanos;
+    }
+    absl::StrAppend(out, seconds);
+    AppendNanos(nanos, out);
+    out->append("s\"");
+  } else if (name == "google.protobuf.FieldMask") {
+    const FieldDescriptor* paths = d->FindFieldByNumber(1);
+    std::string joined;
+    for (int i = 0; i < r->FieldSize(message, paths); ++i) {
+      if (i > 0) joined.push_back(',');
+      // snake_case -> lowerCamelCase, per segment.
+      bool upper = false;
+      for (const char c : r->GetRepeatedString(message, paths, i)) {
+        if (c == '_') {
+          upper = true;
+        } else {
+          joined.push_back(upper && c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+          upper = false;
+        }
+      }
+    }
+    AppendString(joined, out);
+  } else if (name == "google.protobuf.DoubleValue" || name == "google.protobuf.FloatValue" ||
+             name == "google.protobuf.Int64Value" || name == "google.protobuf.UInt64Value" ||
+             name == "google.protobuf.Int32Value" || name == "google.protobuf.UInt32Value" ||
+             name == "google.protobuf.BoolValue" || name == "google.protobuf.StringValue" ||
+             name == "google.protobuf.BytesValue") {
+    return false;  // handled by the caller as the wrapped scalar
+  } else if (name == "google.protobuf.Empty") {
+    out->append("{}");
+  } else {
+    return false;  // Any, Struct, Value, ListValue: protobuf's printer
+  }
+  *handled = true;
+  return true;
+}
+
+bool AppendScalar(const Message& m, const FieldDescriptor* f, int index, std::string* out) {
+  const Reflection* r = m.GetReflection();
+  const bool rep = index >= 0;
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      absl::StrAppend(out, rep ? r->GetRepeatedInt32(m, f, index) : r->GetInt32(m, f));
+      break;
+    case FieldDescriptor::CPPTYPE_UINT32:
+      absl::StrAppend(out, rep ? r->GetRepeatedUInt32(m, f, index) : r->GetUInt32(m, f));
+      break;
+    case FieldDescriptor::CPPTYPE_INT64:
+      absl::StrAppend(out, "\"", rep ? r->GetRepeatedInt64(m, f, index) : r->GetInt64(m, f), "\"");
+      break;
+    case FieldDescriptor::CPPTYPE_UINT64:
+      absl::StrAppend(out, "\"", rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f), "\"");
+      break;
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      AppendDouble(rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f), out);
+      break;
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      AppendFloat(rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f), out);
+      break;
+    case FieldDescriptor::CPPTYPE_BOOL:
+      out->append((rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f)) ? "true" : "false");
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      const int number = rep ? r->GetRepeatedEnumValue(m, f, index) : r->GetEnumValue(m, f);
+      if (f->enum_type()->full_name() == "google.protobuf.NullValue") return false;
+      const auto* value = f->enum_type()->FindValueByNumber(number);
+      if (value != nullptr) {
+        AppendString(value->name(), out);
+      } else {
+        absl::StrAppend(out, number);
+      }
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_STRING: {
+      std::string scratch;
+      const std::string& s = rep ? r->GetRepeatedStringReference(m, f, index, &scratch)
+                                 : r->GetStringReference(m, f, &scratch);
+      if (f->type() == FieldDescriptor::TYPE_BYTES) {
+        out->push_back('"');
+        out->append(absl::Base64Escape(s));
+        out->push_back('"');
+      } else {
+        AppendString(s, out);
+      }
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_MESSAGE: {
+      const Message& sub = rep ? r->GetRepeatedMessage(m, f, index) : r->GetMessage(m, f);
+      return AppendMessage(sub, out);
+    }
+  }
+  return true;
+}
+
+bool AppendMessage(const Message& message, std::string* out) {
+  bool handled;
+  if (!AppendWellKnown(message, out, &handled)) {
+    // A wrapper prints as its value.
+    const Descriptor* d = message.GetDescriptor();
+    if (d->file()->name() == "google/protobuf/wrappers.proto") {
+      return AppendScalar(message, d->FindFieldByNumber(1), -1, out);
+    }
+    return false;
+  }
+  if (handled) return true;
+  const Descriptor* d = message.GetDescriptor();
+  const Reflection* r = message.GetReflection();
+  // protobuf's order: the fields without presence (scalars, lists) in declaration order, then the
+  // set fields with presence (messages, oneofs, optionals) in field-number order.
+  std::vector<const FieldDescriptor*> fields;
+  std::vector<const FieldDescriptor*> present;
+  fields.reserve(static_cast<std::size_t>(d->field_count()));
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->is_repeated() || !f->has_presence()) {
+      fields.push_back(f);
+    } else if (r->HasField(message, f)) {
+      present.push_back(f);
+    }
+  }
+  std::sort(present.begin(), present.end(),
+            [](const FieldDescriptor* a, const FieldDescriptor* b) { return a->number() < b->number(); });
+  fields.insert(fields.end(), present.begin(), present.end());
+  out->push_back('{');
+  bool first = true;
+  for (const FieldDescriptor* f : fields) {
+    if (f->is_map()) return false;
+    if (!first) out->push_back(',');
+    first = false;
+    out->push_back('"');
+    out->append(f->json_name());
+    out->append("\":");
+    if (f->is_repeated()) {
+      out->push_back('[');
+      const int n = r->FieldSize(message, f);
+      for (int i = 0; i < n; ++i) {
+        if (i > 0) out->push_back(',');
+        if (!AppendScalar(message, f, i, out)) return false;
+      }
+      out->push_back(']');
+    } else if (!AppendScalar(message, f, -1, out)) {
+      return false;
+    }
+  }
+  out->push_back('}');
+  return true;
+}
+
+}  // namespace
+
+bool AppendCanonicalJson(const Message& message, std::string* out) { return AppendMessage(message, out); }
+
+}  // namespace hotpath::gateway
