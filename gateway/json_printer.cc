@@ -24,8 +24,13 @@ using google::protobuf::Reflection;
 // in HTML), and U+2028/U+2029 (line breaks to JavaScript).
 void AppendString(const std::string& s, std::string* out) {
   out->push_back('"');
+  std::size_t run = 0;  // start of the pending run of bytes that need no escaping
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
+    const bool plain = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != 0x7f && c != 0xe2;
+    if (plain) continue;
+    out->append(s, run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out->append("\\\""); continue;
       case '\\': out->append("\\\\"); continue;
@@ -38,18 +43,22 @@ void AppendString(const std::string& s, std::string* out) {
       case '>': out->append("\\u003e"); continue;
       default: break;
     }
-    if (c < 0x20 || c == 0x7f) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      out->append(buffer);
-    } else if (c == 0xe2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-               (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
-      out->append(static_cast<unsigned char>(s[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029");
-      i += 2;
-    } else {
-      out->push_back(static_cast<char>(c));
+    if (c == 0xe2) {
+      if (i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+          (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
+        out->append(static_cast<unsigned char>(s[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029");
+        i += 2;
+        run = i + 1;
+      } else {
+        out->push_back(static_cast<char>(c));  // another three-byte character
+      }
+      continue;
     }
+    char buffer[8];
+    std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+    out->append(buffer);
   }
+  out->append(s, run, s.size() - run);
   out->push_back('"');
 }
 
