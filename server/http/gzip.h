@@ -9,7 +9,7 @@
 
 namespace hotpath::http {
 
-// in as a gzip member.
+// in as a gzip member, at compression level 1 (fast).
 std::string GzipCompress(absl::string_view in);
 // A gzip body, unpacked; INVALID_ARGUMENT when it is not gzip, RESOURCE_EXHAUSTED past max_bytes.
 absl::StatusOr<std::string> GzipDecompress(absl::string_view in, std::size_t max_bytes);
