@@ -44,7 +44,7 @@ struct HotpathdOptions {
   int executor_threads = 0;
   // Database tasks that may wait for a thread before calls are refused with RESOURCE_EXHAUSTED.
   int executor_queue = 4096;
-  // Completion queues / polling threads; 0: four per core.
+  // Completion queues / polling threads; 0: one per core.
   int completion_queues = 0;
   // Pending calls per method and queue; server-stream compression threshold.
   rpc::CallOptions calls;

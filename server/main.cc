@@ -56,7 +56,7 @@ ABSL_FLAG(int, executor_threads, EnvOr("HOTPATH_EXECUTOR_THREADS", 0),
 ABSL_FLAG(int, executor_queue, EnvOr("HOTPATH_EXECUTOR_QUEUE", 4096),
           "database tasks that may queue before RESOURCE_EXHAUSTED (env HOTPATH_EXECUTOR_QUEUE)");
 ABSL_FLAG(int, cq_threads, EnvOr("HOTPATH_CQ_THREADS", 0),
-          "completion queues, one polling thread each; 0: four per core (env HOTPATH_CQ_THREADS)");
+          "completion queues, one polling thread each; 0: one per core (env HOTPATH_CQ_THREADS)");
 ABSL_FLAG(int, pending_calls, EnvOr("HOTPATH_PENDING_CALLS", 16),
           "pending calls registered per method and queue (env HOTPATH_PENDING_CALLS)");
 ABSL_FLAG(std::string, page_token_secret, EnvOr("HOTPATH_PAGE_TOKEN_SECRET", ""),

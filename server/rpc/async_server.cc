@@ -45,7 +45,7 @@ absl::Status AsyncServer::Start() {
   for (RpcModule* module : modules_) builder.RegisterService(module->service());
   if (!interceptors_.empty()) builder.experimental().SetInterceptorCreators(std::move(interceptors_));
   int queue_count = options_.completion_queues;
-  if (queue_count <= 0) queue_count = 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (queue_count <= 0) queue_count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < queue_count; ++i) queues_.push_back(builder.AddCompletionQueue());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {

@@ -30,8 +30,8 @@ class RpcModule {
 struct AsyncServerOptions {
   // host:port to listen on; port 0 picks a free one (see AsyncServer::port).
   std::string address = "0.0.0.0:50051";
-  // Completion queues, each with one polling thread. 0: four per core (measured best; see
-  // bench/NOTES.md).
+  // Completion queues, each with one polling thread. 0: one per core (the best balance measured;
+  // many streams on few connections gain from more, see bench/NOTES.md).
   int completion_queues = 0;
   // Pending calls per method and queue, stream compression threshold.
   CallOptions calls;
