@@ -222,6 +222,12 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   }
   const std::string method = answer.head ? "GET" : std::string(request.method_string());
   auto match = routes_.Find(method, path);
+  if (match.target == nullptr && match.malformed) {
+    *route = "unmatched";
+    respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                             "malformed percent-encoding in the path"), min));
+    return true;
+  }
   if (match.target == nullptr) {
     if (match.allowed.empty()) return false;
     *route = "unmatched";

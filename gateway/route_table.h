@@ -29,6 +29,7 @@ class RouteTable final {
     const PathTemplate* path_template = nullptr;  // the matched template
     Bindings bindings;                 // variables, decoded
     std::set<std::string> allowed;     // when target is null: methods that do match the path
+    bool malformed = false;            // a route matched but a variable's %-escape is broken
   };
   // path: the request path without the query, still percent-encoded.
   Match Find(const std::string& method, absl::string_view path) const;

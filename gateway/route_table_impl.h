@@ -60,7 +60,8 @@ typename RouteTable<Target>::Match RouteTable<Target>::Find(const std::string& m
   // the whole segment (a template without a verb whose literal contains ':').
   std::vector<std::string> raw = absl::StrSplit(path.substr(1), '/');
   std::vector<std::pair<std::vector<std::string>, std::string>> candidates;
-  if (const std::size_t colon = raw.back().rfind(':'); colon != std::string::npos) {
+  if (const std::size_t colon = raw.back().rfind(':');
+      colon != std::string::npos && colon + 1 < raw.back().size()) {
     auto split = raw;
     split.back() = raw.back().substr(0, colon);
     candidates.emplace_back(std::move(split), raw.back().substr(colon + 1));
@@ -92,7 +93,10 @@ typename RouteTable<Target>::Match RouteTable<Target>::Find(const std::string& m
           }
           bindings.emplace_back(v.field_path, absl::StrJoin(parts, "/"));
         }
-        if (!decoded) continue;
+        if (!decoded) {
+          match.malformed = true;
+          continue;
+        }
         match.target = &route.target;
         match.path_template = &route.path_template;
         match.bindings = std::move(bindings);
@@ -100,6 +104,7 @@ typename RouteTable<Target>::Match RouteTable<Target>::Find(const std::string& m
     }
     if (match.target != nullptr) {
       match.allowed.clear();
+      match.malformed = false;
       return match;
     }
   }

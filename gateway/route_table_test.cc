@@ -111,8 +111,19 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"GET", "/", "", {}, {}},
         Case{"GET", "", "", {}, {}},
         Case{"GET", "/v1/categories/%zz/stats", "", {}, {}},             // bad escape: no match
+        Case{"GET", "/v1/items:", "", {}, {}},                            // an empty verb is no verb
         Case{"GET", "/v1/shelves/s1/books", "", {}, {}}),
     [](const ::testing::TestParamInfo<Case>& info) { return "Case" + std::to_string(info.index); });
+
+TEST(RouteTable, ReportsBrokenEscapesInVariables) {
+  RouteTable<int> table;
+  ASSERT_TRUE(table.Add("GET", *PathTemplate::Parse("/v1/items/{id}"), 1).ok());
+  ASSERT_TRUE(table.Add("DELETE", *PathTemplate::Parse("/v1/items/{id}"), 2).ok());
+  auto match = table.Find("GET", "/v1/items/%");
+  EXPECT_EQ(match.target, nullptr);
+  EXPECT_TRUE(match.malformed);
+  EXPECT_FALSE(table.Find("GET", "/v1/items/%41").malformed);
+}
 
 TEST(RouteTable, RefusesClashingRoutes) {
   RouteTable<int> table;

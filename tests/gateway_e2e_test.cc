@@ -164,6 +164,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"BadGzipBody", "POST", "/v1/items", "not gzip",
                   {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}}, 400, "gzip"},
         ErrorCase{"BadPathValue", "GET", "/v1/items/abc", "", kJson, 400, "\\\"id\\\""},
+        ErrorCase{"BrokenEscapeInPath", "GET", "/v1/items/%", "", kJson, 400, "percent-encoding"},
         ErrorCase{"BadQueryValue", "GET", "/v1/items?pageSize=ten", "", kJson, 400, "pageSize"},
         ErrorCase{"UnknownQueryParameter", "GET", "/v1/items?colour=red", "", kJson, 400, "colour"},
         ErrorCase{"PathTraversalInCapture", "GET", "/v1/categories/..%2F..%2Fetc/stats", "", kJson, 400,
