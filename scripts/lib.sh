@@ -28,12 +28,16 @@ install_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Configures (once) and builds build/ with Ninja and ccache. Extra args are ninja targets.
+# Configures (once) and builds with Ninja and ccache: build/, or $HOTPATH_BUILD_DIR with extra
+# $HOTPATH_CXX_FLAGS (the sanitizer builds). Extra args are ninja targets.
 build() {
-  local dir="$HOTPATH_ROOT/build"
+  local dir="${HOTPATH_BUILD_DIR:-$HOTPATH_ROOT/build}"
   if [ ! -f "$dir/build.ninja" ]; then
     log "configuring $dir"
-    cmake -S "$HOTPATH_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="${HOTPATH_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+    local flags=()
+    [ -n "${HOTPATH_CXX_FLAGS:-}" ] && flags=(-DCMAKE_CXX_FLAGS="$HOTPATH_CXX_FLAGS")
+    cmake -S "$HOTPATH_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="${HOTPATH_BUILD_TYPE:-RelWithDebInfo}" \
+      ${flags[@]+"${flags[@]}"} >/dev/null
   fi
   log "building"
   cmake --build "$dir" -j "${HOTPATH_JOBS:-2}" ${1:+--target "$@"}
