@@ -10,6 +10,9 @@
 //
 // Requests are built with the generated messages and sent through the generic stub as bytes;
 // responses are counted, not decoded, so the client spends its CPU on load, not on parsing.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -21,9 +24,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -61,10 +61,23 @@ namespace v1 = hotpath::catalog::v1;
 using Clock = std::chrono::steady_clock;
 
 const char* CodeName(grpc::StatusCode code) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                 "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char* kNames[] = {"OK",
+                                 "CANCELLED",
+                                 "UNKNOWN",
+                                 "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND",
+                                 "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED",
+                                 "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION",
+                                 "ABORTED",
+                                 "OUT_OF_RANGE",
+                                 "UNIMPLEMENTED",
+                                 "INTERNAL",
+                                 "UNAVAILABLE",
+                                 "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
   const auto i = static_cast<std::size_t>(code);
   return i < 17 ? kNames[i] : "UNKNOWN";
 }
@@ -76,12 +89,18 @@ class RequestMaker {
     if (sku_prefix_.empty()) sku_prefix_ = absl::StrCat("BENCH-", getpid(), "-");
     const std::string m = absl::GetFlag(FLAGS_method);
     const std::string service = "/hotpath.catalog.v1.CatalogService/";
-    if (m == "get") path_ = service + "GetItem";
-    else if (m == "batch") path_ = service + "BatchGetItems";
-    else if (m == "list") path_ = service + "ListItems";
-    else if (m == "search") path_ = service + "SearchItems";
-    else if (m == "stats") path_ = service + "GetCategoryStats";
-    else if (m == "create") path_ = service + "CreateItem";
+    if (m == "get")
+      path_ = service + "GetItem";
+    else if (m == "batch")
+      path_ = service + "BatchGetItems";
+    else if (m == "list")
+      path_ = service + "ListItems";
+    else if (m == "search")
+      path_ = service + "SearchItems";
+    else if (m == "stats")
+      path_ = service + "GetCategoryStats";
+    else if (m == "create")
+      path_ = service + "CreateItem";
     method_ = m;
   }
   bool valid() const { return !path_.empty(); }
@@ -123,17 +142,17 @@ class RequestMaker {
   }
 
  private:
-  std::string method_;                    // the --method flag
-  std::string path_;                      // "/pkg.Service/Method"
-  std::string sku_prefix_;                // create: unique per run
+  std::string method_;                     // the --method flag
+  std::string path_;                       // "/pkg.Service/Method"
+  std::string sku_prefix_;                 // create: unique per run
   std::atomic<std::int64_t> next_sku_{0};  // create: next sku number
 };
 
 // What each completion-queue thread measures.
 struct ThreadStats {
-  hotpath::client::LatencyHistogram latency;  // measured calls only
+  hotpath::client::LatencyHistogram latency;       // measured calls only
   std::map<grpc::StatusCode, std::int64_t> codes;  // by final status
-  std::int64_t bytes = 0;                      // response bytes
+  std::int64_t bytes = 0;                          // response bytes
 };
 
 struct Shared {
@@ -160,8 +179,8 @@ struct Call {
   bool closed_loop = true;  // start another on completion
 };
 
-void StartCall(Shared& shared, grpc::CompletionQueue* cq, std::mt19937_64& random, Clock::time_point start,
-               bool closed_loop) {
+void StartCall(Shared& shared, grpc::CompletionQueue* cq, std::mt19937_64& random,
+               Clock::time_point start, bool closed_loop) {
   auto* call = new Call();
   call->start = start;
   call->closed_loop = closed_loop;
@@ -170,7 +189,8 @@ void StartCall(Shared& shared, grpc::CompletionQueue* cq, std::mt19937_64& rando
   const std::string bytes = shared.maker.Make(random);
   grpc::Slice slice(bytes);
   grpc::ByteBuffer request(&slice, 1);
-  auto& stub = *shared.stubs[static_cast<std::size_t>(shared.next_stub.fetch_add(1)) % shared.stubs.size()];
+  auto& stub =
+      *shared.stubs[static_cast<std::size_t>(shared.next_stub.fetch_add(1)) % shared.stubs.size()];
   call->reader = stub.PrepareUnaryCall(&call->context, shared.maker.path(), request, cq);
   shared.outstanding.fetch_add(1);
   call->reader->StartCall();
@@ -186,7 +206,8 @@ void PollLoop(Shared& shared, grpc::CompletionQueue* cq, ThreadStats& stats, std
     const auto now = Clock::now();
     shared.outstanding.fetch_sub(1);
     if (call->counted) {
-      stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(now - call->start).count());
+      stats.latency.Record(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - call->start).count());
       ++stats.codes[call->status.error_code()];
       stats.bytes += static_cast<std::int64_t>(call->response.Length());
       const std::int64_t n = shared.measured.fetch_add(1) + 1;
@@ -216,7 +237,8 @@ int main(int argc, char** argv) {
     if (!absl::GetFlag(FLAGS_gzip)) {
       args.SetInt(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1 << GRPC_COMPRESS_NONE);
     }
-    auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr), grpc::InsecureChannelCredentials(), args);
+    auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr),
+                                             grpc::InsecureChannelCredentials(), args);
     if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
       std::cerr << "hotpath-bench: cannot connect to " << absl::GetFlag(FLAGS_addr) << "\n";
       return 1;
@@ -231,7 +253,8 @@ int main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t) queues.push_back(std::make_unique<grpc::CompletionQueue>());
   for (int t = 0; t < threads; ++t) {
     pollers.emplace_back(PollLoop, std::ref(shared), queues[static_cast<std::size_t>(t)].get(),
-                         std::ref(stats[static_cast<std::size_t>(t)]), 1000 + static_cast<std::uint64_t>(t));
+                         std::ref(stats[static_cast<std::size_t>(t)]),
+                         1000 + static_cast<std::uint64_t>(t));
   }
 
   const double rate = absl::GetFlag(FLAGS_rate);
@@ -243,12 +266,14 @@ int main(int argc, char** argv) {
   std::mt19937_64 random(42);
   if (rate <= 0) {
     for (int i = 0; i < concurrency; ++i) {
-      StartCall(shared, queues[static_cast<std::size_t>(i % threads)].get(), random, Clock::now(), true);
+      StartCall(shared, queues[static_cast<std::size_t>(i % threads)].get(), random, Clock::now(),
+                true);
     }
     std::this_thread::sleep_for(warmup);
     measure_start = Clock::now();
     shared.measuring = true;
-    while (!shared.stopping && (shared.max_requests > 0 || Clock::now() - measure_start < duration)) {
+    while (!shared.stopping &&
+           (shared.max_requests > 0 || Clock::now() - measure_start < duration)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     shared.stopping = true;
@@ -263,13 +288,15 @@ int main(int argc, char** argv) {
     while (!done) {
       const auto now = Clock::now();
       for (;; ++i) {
-        const auto due = begin + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(i));
+        const auto due =
+            begin + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(i));
         if (due > now) break;
         if (!shared.measuring && due - begin >= warmup) {
           shared.measuring = true;
           measure_start = due;
         }
-        if (shared.measuring && (shared.stopping || (shared.max_requests == 0 && due - measure_start >= duration))) {
+        if (shared.measuring &&
+            (shared.stopping || (shared.max_requests == 0 && due - measure_start >= duration))) {
           done = true;
           break;
         }
@@ -309,21 +336,25 @@ int main(int argc, char** argv) {
       absl::StrAppend(&codes, codes.empty() ? "" : ",", "\"", CodeName(code), "\":", n);
     }
     std::cout << absl::StrFormat(
-        "{\"method\":\"%s\",\"mode\":\"%s\",\"requests\":%d,\"seconds\":%.3f,\"rps\":%.1f,\"errors\":%d,"
-        "\"codes\":{%s},\"dropped\":%d,\"response_bytes\":%d,\"latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,"
+        "{\"method\":\"%s\",\"mode\":\"%s\",\"requests\":%d,\"seconds\":%.3f,\"rps\":%.1f,"
+        "\"errors\":%d,"
+        "\"codes\":{%s},\"dropped\":%d,\"response_bytes\":%d,\"latency_ms\":{\"mean\":%.3f,\"p50\":"
+        "%.3f,"
         "\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}}\n",
-        absl::GetFlag(FLAGS_method), rate > 0 ? "open" : "closed", calls, seconds, rps, errors, codes,
-        shared.dropped.load(), total.bytes, total.latency.mean() / 1e6, ms(0.5), ms(0.9), ms(0.99), ms(0.999),
-        static_cast<double>(total.latency.max()) / 1e6);
+        absl::GetFlag(FLAGS_method), rate > 0 ? "open" : "closed", calls, seconds, rps, errors,
+        codes, shared.dropped.load(), total.bytes, total.latency.mean() / 1e6, ms(0.5), ms(0.9),
+        ms(0.99), ms(0.999), static_cast<double>(total.latency.max()) / 1e6);
   } else {
     std::cout << absl::StrFormat("%s, %s loop: %d calls in %.2f s = %.0f calls/s, %d errors\n",
-                                 absl::GetFlag(FLAGS_method), rate > 0 ? "open" : "closed", calls, seconds,
-                                 rps, errors);
-    for (const auto& [code, n] : total.codes) std::cout << "  " << CodeName(code) << ": " << n << "\n";
+                                 absl::GetFlag(FLAGS_method), rate > 0 ? "open" : "closed", calls,
+                                 seconds, rps, errors);
+    for (const auto& [code, n] : total.codes)
+      std::cout << "  " << CodeName(code) << ": " << n << "\n";
     if (shared.dropped > 0) std::cout << "  not sent (cap reached): " << shared.dropped << "\n";
-    std::cout << absl::StrFormat("latency ms: mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
-                                 total.latency.mean() / 1e6, ms(0.5), ms(0.9), ms(0.99), ms(0.999),
-                                 static_cast<double>(total.latency.max()) / 1e6);
+    std::cout << absl::StrFormat(
+        "latency ms: mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+        total.latency.mean() / 1e6, ms(0.5), ms(0.9), ms(0.99), ms(0.999),
+        static_cast<double>(total.latency.max()) / 1e6);
   }
   return errors > 0 && errors == calls ? 1 : 0;
 }

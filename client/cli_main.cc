@@ -6,16 +6,16 @@
 //   hotpath search "blue widget"       hotpath stats cat-3       hotpath batch-get 1 2 3
 //   hotpath export [--category c] > items.jsonl                  hotpath import items.jsonl
 //   hotpath seed --items 10000         hotpath health
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/util/json_util.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -27,10 +27,10 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/demo_items.h"
-#include "server/app/env.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
+#include "server/app/env.h"
 
 using hotpath::app::EnvOr;
 
@@ -44,7 +44,8 @@ ABSL_FLAG(std::string, category, "", "item category (create, update), or a filte
 ABSL_FLAG(int64_t, price_cents, 0, "item price in cents (create, update)");
 ABSL_FLAG(int32_t, stock, 0, "units in stock (create, update)");
 ABSL_FLAG(std::vector<std::string>, tags, {}, "comma-separated tags (create, update)");
-ABSL_FLAG(std::string, etag, "", "precondition: the etag the item must still have (update, delete)");
+ABSL_FLAG(std::string, etag, "",
+          "precondition: the etag the item must still have (update, delete)");
 ABSL_FLAG(int64_t, min_price_cents, 0, "filter: lowest price (list, export)");
 ABSL_FLAG(int64_t, max_price_cents, 0, "filter: highest price (list, export)");
 ABSL_FLAG(std::string, order_by, "", "list order: id or category,id");
@@ -53,7 +54,8 @@ ABSL_FLAG(std::string, page_token, "", "page to fetch, from a previous next_page
 ABSL_FLAG(int64_t, items, 10000, "demo items to load (seed)");
 ABSL_FLAG(bool, force, false, "seed even when the catalog already has items");
 ABSL_FLAG(int64_t, first, 1, "seed, demo-items: number of the first demo item");
-ABSL_FLAG(bool, csv, false, "demo-items: CSV for COPY (sku,name,description,category,price_cents,stock,tags)");
+ABSL_FLAG(bool, csv, false,
+          "demo-items: CSV for COPY (sku,name,description,category,price_cents,stock,tags)");
 
 namespace {
 
@@ -221,8 +223,10 @@ class Cli final {
   template <class Request>
   static void FillFilter(Request* request) {
     request->set_category(absl::GetFlag(FLAGS_category));
-    if (Specified("min_price_cents")) request->mutable_min_price_cents()->set_value(absl::GetFlag(FLAGS_min_price_cents));
-    if (Specified("max_price_cents")) request->mutable_max_price_cents()->set_value(absl::GetFlag(FLAGS_max_price_cents));
+    if (Specified("min_price_cents"))
+      request->mutable_min_price_cents()->set_value(absl::GetFlag(FLAGS_min_price_cents));
+    if (Specified("max_price_cents"))
+      request->mutable_max_price_cents()->set_value(absl::GetFlag(FLAGS_max_price_cents));
   }
 
   int List() {
@@ -327,12 +331,16 @@ class Cli final {
     for (std::int64_t n = first; n < end; ++n) {
       const v1::Item item = hotpath::client::DemoItem(n);
       if (csv) {
-        auto quote = [](const std::string& s) { return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\""; };
+        auto quote = [](const std::string& s) {
+          return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\"";
+        };
         std::string tags = "{";
-        for (int i = 0; i < item.tags_size(); ++i) absl::StrAppend(&tags, i ? "," : "", item.tags(i));
+        for (int i = 0; i < item.tags_size(); ++i)
+          absl::StrAppend(&tags, i ? "," : "", item.tags(i));
         tags += "}";
-        absl::StrAppend(&out, quote(item.sku()), ",", quote(item.name()), ",", quote(item.description()), ",",
-                        quote(item.category()), ",", item.price_cents(), ",", item.stock(), ",", quote(tags), "\n");
+        absl::StrAppend(&out, quote(item.sku()), ",", quote(item.name()), ",",
+                        quote(item.description()), ",", quote(item.category()), ",",
+                        item.price_cents(), ",", item.stock(), ",", quote(tags), "\n");
       } else {
         std::string json;
         (void)google::protobuf::util::MessageToJsonString(item, &json);
@@ -374,8 +382,8 @@ class Cli final {
     return serving ? 0 : 1;
   }
 
-  std::shared_ptr<grpc::Channel> channel_;             // to the server
-  std::unique_ptr<v1::CatalogService::Stub> stub_;     // catalog calls
+  std::shared_ptr<grpc::Channel> channel_;          // to the server
+  std::unique_ptr<v1::CatalogService::Stub> stub_;  // catalog calls
 };
 
 }  // namespace

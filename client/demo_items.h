@@ -1,5 +1,5 @@
-// The demo catalog: item n (1-based) is the same row shared/peers/schema.sql makes, so hotpath and its
-// peers are measured on the same data (tags de-duplicated: an item's tags are a set here).
+// The demo catalog: item n (1-based) is the same row shared/peers/schema.sql makes, so hotpath and
+// its peers are measured on the same data (tags de-duplicated: an item's tags are a set here).
 #pragma once
 
 #include <cstdint>

@@ -7,8 +7,8 @@
 namespace hotpath::client {
 namespace {
 
-constexpr int kLinear = 2 << 10;   // values below this are their own bucket
-constexpr int kMaxExponent = 42;   // 2^42 ns
+constexpr int kLinear = 2 << 10;  // values below this are their own bucket
+constexpr int kMaxExponent = 42;  // 2^42 ns
 
 }  // namespace
 

@@ -17,7 +17,9 @@ class LatencyHistogram final {
 
   std::int64_t count() const { return count_; }
   std::int64_t max() const { return max_; }
-  double mean() const { return count_ == 0 ? 0 : static_cast<double>(sum_) / static_cast<double>(count_); }
+  double mean() const {
+    return count_ == 0 ? 0 : static_cast<double>(sum_) / static_cast<double>(count_);
+  }
   // The smallest recorded value v such that a fraction q (0..1] of the samples are <= v (as the
   // upper edge of its bucket, never above max()).
   std::int64_t Percentile(double q) const;

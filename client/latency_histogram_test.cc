@@ -22,7 +22,8 @@ TEST(LatencyHistogram, RelativeErrorUnderAThousandth) {
   std::mt19937_64 random(7);
   std::vector<std::int64_t> values;
   for (int i = 0; i < 100000; ++i) {
-    const auto v = static_cast<std::int64_t>(std::exp(std::uniform_real_distribution<>(7, 25)(random)));
+    const auto v =
+        static_cast<std::int64_t>(std::exp(std::uniform_real_distribution<>(7, 25)(random)));
     values.push_back(v);
     h.Record(v);
   }

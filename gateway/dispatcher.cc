@@ -15,18 +15,21 @@ std::string FromBuffer(const grpc::ByteBuffer& buffer) {
   std::string bytes;
   if (!buffer.Dump(&slices).ok()) return bytes;
   bytes.reserve(buffer.Length());
-  for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  for (const auto& slice : slices)
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   return bytes;
 }
 
 Metadata ToMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& in) {
   Metadata out;
-  for (const auto& [k, v] : in) out.emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
+  for (const auto& [k, v] : in)
+    out.emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
   return out;
 }
 
 void Prepare(grpc::ClientContext& context, const OutgoingCall& call) {
-  if (call.deadline != absl::InfiniteFuture()) context.set_deadline(absl::ToChronoTime(call.deadline));
+  if (call.deadline != absl::InfiniteFuture())
+    context.set_deadline(absl::ToChronoTime(call.deadline));
   for (const auto& [key, value] : call.metadata) context.AddMetadata(key, value);
 }
 
@@ -67,10 +70,10 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   }
 
  private:
-  grpc::ClientContext context_;                // the call
-  grpc::ByteBuffer request_;                   // the one request message
-  grpc::ByteBuffer response_;                  // target of the pending read
-  std::shared_ptr<StreamObserver> observer_;   // where messages go
+  grpc::ClientContext context_;               // the call
+  grpc::ByteBuffer request_;                  // the one request message
+  grpc::ByteBuffer response_;                 // target of the pending read
+  std::shared_ptr<StreamObserver> observer_;  // where messages go
 };
 
 }  // namespace

@@ -1,8 +1,11 @@
-// How the gateway reaches the services: generic gRPC calls (method path + serialized message) over a
-// channel. In hotpathd that channel is the server's in-process channel (no socket, no network hop,
-// yet the same interceptors, deadlines and metadata as any client); hotpath-gateway uses a channel
-// to --upstream.
+// How the gateway reaches the services: generic gRPC calls (method path + serialized message) over
+// a channel. In hotpathd that channel is the server's in-process channel (no socket, no network
+// hop, yet the same interceptors, deadlines and metadata as any client); hotpath-gateway uses a
+// channel to --upstream.
 #pragma once
+
+#include <grpcpp/channel.h>
+#include <grpcpp/generic/generic_stub.h>
 
 #include <functional>
 #include <map>
@@ -10,9 +13,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/channel.h>
-#include <grpcpp/generic/generic_stub.h>
 
 #include "absl/time/time.h"
 

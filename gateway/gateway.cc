@@ -1,11 +1,11 @@
 #include "gateway/gateway.h"
 
-#include <chrono>
-#include <random>
-
-#include <boost/beast/http.hpp>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
+
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <random>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -41,12 +41,24 @@ bool ParseGrpcTimeout(absl::string_view text, absl::Duration* timeout) {
   std::int64_t value;
   if (!absl::SimpleAtoi(text.substr(0, text.size() - 1), &value) || value < 0) return false;
   switch (text.back()) {
-    case 'H': *timeout = absl::Hours(value); return true;
-    case 'M': *timeout = absl::Minutes(value); return true;
-    case 'S': *timeout = absl::Seconds(value); return true;
-    case 'm': *timeout = absl::Milliseconds(value); return true;
-    case 'u': *timeout = absl::Microseconds(value); return true;
-    case 'n': *timeout = absl::Nanoseconds(value); return true;
+    case 'H':
+      *timeout = absl::Hours(value);
+      return true;
+    case 'M':
+      *timeout = absl::Minutes(value);
+      return true;
+    case 'S':
+      *timeout = absl::Seconds(value);
+      return true;
+    case 'm':
+      *timeout = absl::Milliseconds(value);
+      return true;
+    case 'u':
+      *timeout = absl::Microseconds(value);
+      return true;
+    case 'n':
+      *timeout = absl::Nanoseconds(value);
+      return true;
   }
   return false;
 }
@@ -57,11 +69,11 @@ std::string ProcessTime(Clock::time_point start) {
 
 // What every gateway answer carries, whatever its status.
 struct AnswerContext {
-  unsigned version;             // HTTP version of the request
-  bool head;                    // HEAD: the server drops the body
-  bool accepts_gzip;            // Accept-Encoding allows gzip
-  std::string request_id;       // echoed as X-Request-Id
-  Clock::time_point start;      // for X-Process-Time
+  unsigned version;         // HTTP version of the request
+  bool head;                // HEAD: the server drops the body
+  bool accepts_gzip;        // Accept-Encoding allows gzip
+  std::string request_id;   // echoed as X-Request-Id
+  Clock::time_point start;  // for X-Process-Time
 };
 
 http::Response Answer(const AnswerContext& a, int status, std::string body, const char* type,
@@ -103,7 +115,9 @@ class NdjsonStream final : public StreamObserver {
  public:
   NdjsonStream(http::Responder respond, AnswerContext answer, const Message* prototype,
                std::size_t compress_min_bytes)
-      : respond_(std::move(respond)), answer_(std::move(answer)), prototype_(prototype),
+      : respond_(std::move(respond)),
+        answer_(std::move(answer)),
+        prototype_(prototype),
         compress_min_bytes_(compress_min_bytes) {}
 
   void OnMessage(std::string bytes, std::function<void()> read_next,
@@ -142,12 +156,12 @@ class NdjsonStream final : public StreamObserver {
   }
 
  private:
-  http::Responder respond_;           // the HTTP answer
-  AnswerContext answer_;              // headers for it
-  const Message* prototype_;          // the stream's message type
-  std::size_t compress_min_bytes_;    // for error answers
-  bool started_ = false;              // the header is out
-  grpc::Status failed_;               // a local failure that ended the stream
+  http::Responder respond_;         // the HTTP answer
+  AnswerContext answer_;            // headers for it
+  const Message* prototype_;        // the stream's message type
+  std::size_t compress_min_bytes_;  // for error answers
+  bool started_ = false;            // the header is out
+  grpc::Status failed_;             // a local failure that ended the stream
 };
 
 }  // namespace
@@ -179,20 +193,38 @@ absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api:
   binding.method = method;
   std::string path;
   switch (rule.pattern_case()) {
-    case google::api::HttpRule::kGet: binding.http_method = "GET"; path = rule.get(); break;
-    case google::api::HttpRule::kPut: binding.http_method = "PUT"; path = rule.put(); break;
-    case google::api::HttpRule::kPost: binding.http_method = "POST"; path = rule.post(); break;
-    case google::api::HttpRule::kDelete: binding.http_method = "DELETE"; path = rule.delete_(); break;
-    case google::api::HttpRule::kPatch: binding.http_method = "PATCH"; path = rule.patch(); break;
+    case google::api::HttpRule::kGet:
+      binding.http_method = "GET";
+      path = rule.get();
+      break;
+    case google::api::HttpRule::kPut:
+      binding.http_method = "PUT";
+      path = rule.put();
+      break;
+    case google::api::HttpRule::kPost:
+      binding.http_method = "POST";
+      path = rule.post();
+      break;
+    case google::api::HttpRule::kDelete:
+      binding.http_method = "DELETE";
+      path = rule.delete_();
+      break;
+    case google::api::HttpRule::kPatch:
+      binding.http_method = "PATCH";
+      path = rule.patch();
+      break;
     case google::api::HttpRule::kCustom:
       binding.http_method = rule.custom().kind();
       path = rule.custom().path();
       break;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(method->full_name(), ": http rule without a pattern"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(method->full_name(), ": http rule without a pattern"));
   }
   auto parsed = PathTemplate::Parse(path);
-  if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat(method->full_name(), ": ", parsed.status().message()));
+  if (!parsed.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(method->full_name(), ": ", parsed.status().message()));
   binding.path = *std::move(parsed);
   binding.body = rule.body();
   binding.response_body = rule.response_body();
@@ -211,8 +243,10 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   AnswerContext answer{request.version(), request.method() == bhttp::verb::head,
                        http::AcceptsGzip(Header(request, bhttp::field::accept_encoding)), "",
                        Clock::now()};
-  if (auto it = request.find("X-Request-Id"); it != request.end()) answer.request_id = std::string(it->value());
-  if (answer.request_id.empty() || answer.request_id.size() > 128) answer.request_id = RandomRequestId();
+  if (auto it = request.find("X-Request-Id"); it != request.end())
+    answer.request_id = std::string(it->value());
+  if (answer.request_id.empty() || answer.request_id.size() > 128)
+    answer.request_id = RandomRequestId();
   const std::size_t min = options_.compress_min_bytes;
 
   if (path == "/openapi.json" && !options_.openapi_json.empty()) {
@@ -224,19 +258,21 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   auto match = routes_.Find(method, path);
   if (match.target == nullptr && match.malformed) {
     *route = "unmatched";
-    respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                             "malformed percent-encoding in the path"), min));
+    respond(ErrorAnswer(
+        answer,
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed percent-encoding in the path"),
+        min));
     return true;
   }
   if (match.target == nullptr) {
     if (match.allowed.empty()) return false;
     *route = "unmatched";
     if (match.allowed.count("GET")) match.allowed.insert("HEAD");
-    http::Response response = ErrorAnswer(
-        answer,
-        grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                     absl::StrCat(method, " is not allowed on ", std::string(path))),
-        min);
+    http::Response response =
+        ErrorAnswer(answer,
+                    grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                 absl::StrCat(method, " is not allowed on ", std::string(path))),
+                    min);
     response.result(bhttp::status::method_not_allowed);
     response.set(bhttp::field::allow, absl::StrJoin(match.allowed, ", "));
     respond(std::move(response));
@@ -253,17 +289,20 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
 
   // Deadline and metadata from the headers.
   OutgoingCall call;
-  call.method = absl::StrCat("/", binding.method->service()->full_name(), "/", binding.method->name());
+  call.method =
+      absl::StrCat("/", binding.method->service()->full_name(), "/", binding.method->name());
   if (auto it = request.find("Grpc-Timeout"); it != request.end()) {
     absl::Duration timeout;
     if (!ParseGrpcTimeout(std::string(it->value()), &timeout)) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT, "Grpc-Timeout must be digits and a unit (H M S m u n), e.g. 500m");
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  "Grpc-Timeout must be digits and a unit (H M S m u n), e.g. 500m");
     }
     call.deadline = absl::Now() + timeout;
   } else if (auto it = request.find("X-Timeout-Ms"); it != request.end()) {
     std::int64_t ms;
     if (!absl::SimpleAtoi(std::string(it->value()), &ms) || ms <= 0) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT, "X-Timeout-Ms must be a positive number of milliseconds");
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  "X-Timeout-Ms must be a positive number of milliseconds");
     }
     call.deadline = absl::Now() + absl::Milliseconds(ms);
   }
@@ -284,9 +323,11 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     const std::string type = absl::AsciiStrToLower(Header(request, bhttp::field::content_type));
     if (!type.empty() && !absl::StartsWith(type, "application/json")) {
       return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  absl::StrCat("unsupported Content-Type \"", type, "\": send application/json"), 415);
+                  absl::StrCat("unsupported Content-Type \"", type, "\": send application/json"),
+                  415);
     }
-    const std::string encoding = absl::AsciiStrToLower(Header(request, bhttp::field::content_encoding));
+    const std::string encoding =
+        absl::AsciiStrToLower(Header(request, bhttp::field::content_encoding));
     if (encoding == "gzip") {
       auto inflated = http::GzipDecompress(body, options_.max_body_bytes);
       if (!inflated.ok()) {
@@ -296,8 +337,10 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
       unpacked = *std::move(inflated);
       body = unpacked;
     } else if (!encoding.empty() && encoding != "identity") {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  absl::StrCat("unsupported Content-Encoding \"", encoding, "\": send gzip or identity"), 415);
+      return fail(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("unsupported Content-Encoding \"", encoding, "\": send gzip or identity"),
+          415);
     }
   }
 
@@ -306,7 +349,8 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   const Message* output = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
       binding.method->output_type());
   std::unique_ptr<Message> message(input->New());
-  if (absl::Status s = BuildRequest(binding, match.bindings, query, body, options_.transcode, message.get());
+  if (absl::Status s =
+          BuildRequest(binding, match.bindings, query, body, options_.transcode, message.get());
       !s.ok()) {
     return fail(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
   }
@@ -316,8 +360,9 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
                               std::make_shared<NdjsonStream>(respond, answer, output, min));
     return true;
   }
-  auto respond_unary = [respond, answer, min, &binding](const grpc::Status& status, const Message* reply,
-                                                       const CallResult* metadata) {
+  auto respond_unary = [respond, answer, min, &binding](const grpc::Status& status,
+                                                        const Message* reply,
+                                                        const CallResult* metadata) {
     if (!status.ok()) {
       http::Response response = ErrorAnswer(answer, status, min);
       if (metadata != nullptr) CopyMetadata(*metadata, response);
@@ -325,13 +370,16 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     }
     auto json = RenderResponse(binding, *reply);
     if (!json.ok()) {
-      return respond(ErrorAnswer(answer, grpc::Status(grpc::StatusCode::INTERNAL, std::string(json.status().message())), min));
+      return respond(ErrorAnswer(
+          answer, grpc::Status(grpc::StatusCode::INTERNAL, std::string(json.status().message())),
+          min));
     }
     http::Response response = Answer(answer, 200, *std::move(json), "application/json", min);
     if (metadata != nullptr) CopyMetadata(*metadata, response);
     respond(std::move(response));
   };
-  if (const rpc::LocalHandler* local = options_.local != nullptr ? options_.local->Find(call.method) : nullptr) {
+  if (const rpc::LocalHandler* local =
+          options_.local != nullptr ? options_.local->Find(call.method) : nullptr) {
     // In process: the request message itself goes to the service; nothing is serialized.
     std::shared_ptr<const Message> request(std::move(message));
     (*local)(*request, rpc::LocalCall{call.deadline, std::move(call.metadata)},
@@ -340,15 +388,17 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
              });
     return true;
   }
-  dispatcher_->Unary(call, message->SerializeAsString(),
-                     [respond_unary, output](CallResult result) {
-                       if (!result.status.ok()) return respond_unary(result.status, nullptr, &result);
-                       std::unique_ptr<Message> reply(output->New());
-                       if (!reply->ParseFromString(result.response)) {
-                         return respond_unary(grpc::Status(grpc::StatusCode::INTERNAL, "undecodable response from the service"), nullptr, &result);
-                       }
-                       respond_unary(grpc::Status::OK, reply.get(), &result);
-                     });
+  dispatcher_->Unary(
+      call, message->SerializeAsString(), [respond_unary, output](CallResult result) {
+        if (!result.status.ok()) return respond_unary(result.status, nullptr, &result);
+        std::unique_ptr<Message> reply(output->New());
+        if (!reply->ParseFromString(result.response)) {
+          return respond_unary(
+              grpc::Status(grpc::StatusCode::INTERNAL, "undecodable response from the service"),
+              nullptr, &result);
+        }
+        respond_unary(grpc::Status::OK, reply.get(), &result);
+      });
   return true;
 }
 

@@ -1,5 +1,6 @@
 // The HTTP/JSON gateway: serves every RPC that has a google.api.http rule, from the service
-// descriptors alone, the way grpc-gateway and Envoy's transcoder do. Routes are built once at start.
+// descriptors alone, the way grpc-gateway and Envoy's transcoder do. Routes are built once at
+// start.
 //
 // Per request: match the route; take deadline (Grpc-Timeout, X-Timeout-Ms) and metadata
 // (Authorization, X-Request-Id, Grpc-Metadata-*) from the headers; build the request message from
@@ -24,10 +25,10 @@
 namespace hotpath::gateway {
 
 struct GatewayOptions {
-  TranscodeOptions transcode;              // JSON parsing rules
-  std::size_t compress_min_bytes = 1000;   // smallest answer gzip-compressed
-  std::size_t max_body_bytes = 1 << 20;    // limit on a request body once unpacked
-  std::string openapi_json;                // served at /openapi.json when not empty
+  TranscodeOptions transcode;             // JSON parsing rules
+  std::size_t compress_min_bytes = 1000;  // smallest answer gzip-compressed
+  std::size_t max_body_bytes = 1 << 20;   // limit on a request body once unpacked
+  std::string openapi_json;               // served at /openapi.json when not empty
   // In-process handlers, used instead of the dispatcher for the methods they have (hotpathd: the
   // services' own code, no gRPC hop). Not owned; may be null.
   const rpc::LocalHandlers* local = nullptr;

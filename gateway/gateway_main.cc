@@ -1,9 +1,9 @@
 // hotpath-gateway: the HTTP/JSON gateway alone, in front of remote hotpath gRPC servers.
+#include <grpcpp/grpcpp.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -11,10 +11,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/gateway.h"
-#include "server/app/env.h"
-#include "server/app/termination.h"
 #include "gateway/openapi.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
+#include "server/app/env.h"
+#include "server/app/termination.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
 #include "server/metrics/http_metrics.h"
@@ -30,14 +30,16 @@ ABSL_FLAG(int, http_port, 8081, "HTTP port; 0 picks a free one");
 ABSL_FLAG(int, http_threads, 1, "threads of the HTTP server");
 ABSL_FLAG(int, max_body_bytes, 1 << 20, "largest request body, unpacked, in bytes (413 above)");
 ABSL_FLAG(int, compress_min_bytes, 1000, "answers of at least this many bytes are gzip-compressed");
-ABSL_FLAG(bool, ignore_unknown_fields, false, "ignore unknown JSON fields instead of answering 400");
+ABSL_FLAG(bool, ignore_unknown_fields, false,
+          "ignore unknown JSON fields instead of answering 400");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("hotpath-gateway: HTTP/JSON in front of hotpath gRPC servers");
   absl::ParseCommandLine(argc, argv);
   hotpath::app::BlockTerminationSignals();
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_upstream), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_upstream), grpc::InsecureChannelCredentials());
   hotpath::metrics::MetricsRegistry metrics;
   metrics.AddCollector([] { return hotpath::metrics::ProcessFamilies(); });
   hotpath::metrics::HttpMetrics http_metrics(metrics.registry());
@@ -52,8 +54,8 @@ int main(int argc, char** argv) {
   const auto* catalog =
       hotpath::catalog::v1::Item::descriptor()->file()->FindServiceByName("CatalogService");
   auto gateway = hotpath::gateway::Gateway::Create(
-      {catalog->full_name()},
-      std::make_unique<hotpath::gateway::Dispatcher>(channel), std::move(options));
+      {catalog->full_name()}, std::make_unique<hotpath::gateway::Dispatcher>(channel),
+      std::move(options));
   if (!gateway.ok()) {
     std::cerr << "hotpath-gateway: " << gateway.status() << "\n";
     return 1;
@@ -69,11 +71,13 @@ int main(int argc, char** argv) {
         call.deadline = absl::Now() + absl::Seconds(1);
         health->Unary(call, "", [done](hotpath::gateway::CallResult result) {
           if (!result.status.ok()) {
-            return done(absl::UnavailableError(absl::StrCat("upstream: ", result.status.error_message())));
+            return done(
+                absl::UnavailableError(absl::StrCat("upstream: ", result.status.error_message())));
           }
           // HealthCheckResponse{status: SERVING} is the two bytes 08 01.
-          done(result.response == std::string("\x08\x01", 2) ? absl::OkStatus()
-                                                              : absl::UnavailableError("upstream is not serving"));
+          done(result.response == std::string("\x08\x01", 2)
+                   ? absl::OkStatus()
+                   : absl::UnavailableError("upstream is not serving"));
         });
       });
 
@@ -83,15 +87,17 @@ int main(int argc, char** argv) {
   http_options.threads = absl::GetFlag(FLAGS_http_threads);
   http_options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   hotpath::gateway::Gateway* routes = gateway->get();
-  hotpath::http::HttpServer server(http_options, [&](const hotpath::http::Request& request,
-                                                     hotpath::http::Responder respond) {
-    auto route = std::make_shared<std::string>();
-    const hotpath::http::Responder instrumented = http_metrics.Instrument(std::move(respond), request, route);
-    if (runtime.Handle(request, instrumented, route.get())) return;
-    if (routes->Handle(request, instrumented, route.get())) return;
-    instrumented(hotpath::http::JsonError(request, boost::beast::http::status::not_found, 5,
-                                          absl::StrCat("no route for ", std::string(hotpath::http::PathOf(request)))));
-  });
+  hotpath::http::HttpServer server(
+      http_options, [&](const hotpath::http::Request& request, hotpath::http::Responder respond) {
+        auto route = std::make_shared<std::string>();
+        const hotpath::http::Responder instrumented =
+            http_metrics.Instrument(std::move(respond), request, route);
+        if (runtime.Handle(request, instrumented, route.get())) return;
+        if (routes->Handle(request, instrumented, route.get())) return;
+        instrumented(hotpath::http::JsonError(
+            request, boost::beast::http::status::not_found, 5,
+            absl::StrCat("no route for ", std::string(hotpath::http::PathOf(request)))));
+      });
   if (absl::Status s = server.Start(); !s.ok()) {
     std::cerr << "hotpath-gateway: " << s << "\n";
     return 1;

@@ -1,12 +1,12 @@
 #include "gateway/json_printer.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/stubs/strutil.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/stubs/strutil.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -27,25 +27,46 @@ void AppendString(const std::string& s, std::string* out) {
   std::size_t run = 0;  // start of the pending run of bytes that need no escaping
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const bool plain = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != 0x7f && c != 0xe2;
+    const bool plain =
+        c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != 0x7f && c != 0xe2;
     if (plain) continue;
     out->append(s, run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out->append("\\\""); continue;
-      case '\\': out->append("\\\\"); continue;
-      case '\b': out->append("\\b"); continue;
-      case '\f': out->append("\\f"); continue;
-      case '\n': out->append("\\n"); continue;
-      case '\r': out->append("\\r"); continue;
-      case '\t': out->append("\\t"); continue;
-      case '<': out->append("\\u003c"); continue;
-      case '>': out->append("\\u003e"); continue;
-      default: break;
+      case '"':
+        out->append("\\\"");
+        continue;
+      case '\\':
+        out->append("\\\\");
+        continue;
+      case '\b':
+        out->append("\\b");
+        continue;
+      case '\f':
+        out->append("\\f");
+        continue;
+      case '\n':
+        out->append("\\n");
+        continue;
+      case '\r':
+        out->append("\\r");
+        continue;
+      case '\t':
+        out->append("\\t");
+        continue;
+      case '<':
+        out->append("\\u003c");
+        continue;
+      case '>':
+        out->append("\\u003e");
+        continue;
+      default:
+        break;
     }
     if (c == 0xe2) {
       if (i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-          (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
+          (static_cast<unsigned char>(s[i + 2]) == 0xa8 ||
+           static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
         out->append(static_cast<unsigned char>(s[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029");
         i += 2;
         run = i + 1;
@@ -102,7 +123,8 @@ bool AppendWellKnown(const Message& message, std::string* out, bool* handled) {
     const std::int64_t seconds = r->GetInt64(message, d->FindFieldByNumber(1));
     const std::int32_t nanos = r->GetInt32(message, d->FindFieldByNumber(2));
     out->push_back('"');
-    out->append(absl::FormatTime("%4Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(seconds), absl::UTCTimeZone()));
+    out->append(absl::FormatTime("%4Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(seconds),
+                                 absl::UTCTimeZone()));
     AppendNanos(nanos, out);
     out->append("Z\"");
   } else if (name == "google.protobuf.Duration") {
@@ -163,7 +185,8 @@ bool AppendScalar(const Message& m, const FieldDescriptor* f, int index, std::st
       absl::StrAppend(out, "\"", rep ? r->GetRepeatedInt64(m, f, index) : r->GetInt64(m, f), "\"");
       break;
     case FieldDescriptor::CPPTYPE_UINT64:
-      absl::StrAppend(out, "\"", rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f), "\"");
+      absl::StrAppend(out, "\"", rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f),
+                      "\"");
       break;
     case FieldDescriptor::CPPTYPE_DOUBLE:
       AppendDouble(rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f), out);
@@ -232,8 +255,9 @@ bool AppendMessage(const Message& message, std::string* out) {
       present.push_back(f);
     }
   }
-  std::sort(present.begin(), present.end(),
-            [](const FieldDescriptor* a, const FieldDescriptor* b) { return a->number() < b->number(); });
+  std::sort(present.begin(), present.end(), [](const FieldDescriptor* a, const FieldDescriptor* b) {
+    return a->number() < b->number();
+  });
   fields.insert(fields.end(), present.begin(), present.end());
   out->push_back('{');
   bool first = true;
@@ -262,6 +286,8 @@ bool AppendMessage(const Message& message, std::string* out) {
 
 }  // namespace
 
-bool AppendCanonicalJson(const Message& message, std::string* out) { return AppendMessage(message, out); }
+bool AppendCanonicalJson(const Message& message, std::string* out) {
+  return AppendMessage(message, out);
+}
 
 }  // namespace hotpath::gateway

@@ -5,9 +5,9 @@
 // Value, ListValue) make it decline, and the caller falls back to protobuf's printer.
 #pragma once
 
-#include <string>
-
 #include <google/protobuf/message.h>
+
+#include <string>
 
 namespace hotpath::gateway {
 

@@ -31,7 +31,8 @@ v1::Item FullItem() {
   v1::Item item;
   item.set_id(9007199254740993);  // beyond double precision: must stay a string
   item.set_sku("SKU-1");
-  item.set_name("Quote \" backslash \\ tab \t newline \n <tag> & 'x' = é 中文 \xE2\x80\xA8 \x01 \x7f");
+  item.set_name(
+      "Quote \" backslash \\ tab \t newline \n <tag> & 'x' = é 中文 \xE2\x80\xA8 \x01 \x7f");
   item.set_description("");
   item.set_category("cat-1");
   item.set_price_cents(-5);

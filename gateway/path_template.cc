@@ -19,7 +19,8 @@ class Parser {
       t.verb = Literal();
       if (t.verb.empty()) return Error("empty verb");
     }
-    if (pos_ != text_.size()) return Error(absl::StrCat("unexpected '", text_.substr(pos_, 1), "'"));
+    if (pos_ != text_.size())
+      return Error(absl::StrCat("unexpected '", text_.substr(pos_, 1), "'"));
     for (std::size_t i = 0; i + 1 < t.segments.size(); ++i) {
       if (t.segments[i].kind == PathTemplate::Kind::kMulti) return Error("'**' must be last");
     }
@@ -54,7 +55,8 @@ class Parser {
       return absl::OkStatus();
     }
     if (Consume('*')) {
-      t.segments.push_back({Consume('*') ? PathTemplate::Kind::kMulti : PathTemplate::Kind::kSingle, ""});
+      t.segments.push_back(
+          {Consume('*') ? PathTemplate::Kind::kMulti : PathTemplate::Kind::kSingle, ""});
       return absl::OkStatus();
     }
     std::string literal = Literal();
@@ -74,7 +76,8 @@ class Parser {
 
   std::string FieldPath() {
     const std::size_t start = pos_;
-    while (pos_ < text_.size() && (absl::ascii_isalnum(text_[pos_]) || text_[pos_] == '_' || text_[pos_] == '.')) {
+    while (pos_ < text_.size() &&
+           (absl::ascii_isalnum(text_[pos_]) || text_[pos_] == '_' || text_[pos_] == '.')) {
       ++pos_;
     }
     return std::string(text_.substr(start, pos_ - start));
@@ -99,6 +102,8 @@ class Parser {
 
 }  // namespace
 
-absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) { return Parser(text).Run(); }
+absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) {
+  return Parser(text).Run();
+}
 
 }  // namespace hotpath::gateway

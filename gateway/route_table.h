@@ -25,11 +25,11 @@ class RouteTable final {
   absl::Status Add(const std::string& method, const PathTemplate& path_template, Target target);
 
   struct Match {
-    const Target* target = nullptr;    // null: no route for this method
+    const Target* target = nullptr;               // null: no route for this method
     const PathTemplate* path_template = nullptr;  // the matched template
-    Bindings bindings;                 // variables, decoded
-    std::set<std::string> allowed;     // when target is null: methods that do match the path
-    bool malformed = false;            // a route matched but a variable's %-escape is broken
+    Bindings bindings;                            // variables, decoded
+    std::set<std::string> allowed;  // when target is null: methods that do match the path
+    bool malformed = false;         // a route matched but a variable's %-escape is broken
   };
   // path: the request path without the query, still percent-encoded.
   Match Find(const std::string& method, absl::string_view path) const;

@@ -29,8 +29,8 @@ absl::Status RouteTable<Target>::Add(const std::string& method, const PathTempla
   }
   auto& slot = node->routes[method][t.verb];
   if (slot != nullptr) {
-    return absl::AlreadyExistsError(absl::StrCat(method, " ", t.text, " clashes with ",
-                                                 slot->path_template.text));
+    return absl::AlreadyExistsError(
+        absl::StrCat(method, " ", t.text, " clashes with ", slot->path_template.text));
   }
   slot = std::make_unique<Route>(Route{t, std::move(target)});
   return absl::OkStatus();
@@ -86,7 +86,8 @@ typename RouteTable<Target>::Match RouteTable<Target>::Find(const std::string& m
           const std::size_t end_at =
               v.end_segment < 0 ? segments.size() : static_cast<std::size_t>(v.end_segment);
           std::vector<std::string> parts;
-          for (std::size_t i = static_cast<std::size_t>(v.first_segment); i < end_at && i < segments.size(); ++i) {
+          for (std::size_t i = static_cast<std::size_t>(v.first_segment);
+               i < end_at && i < segments.size(); ++i) {
             std::string part;
             decoded = decoded && PercentDecode(segments[i], &part, false);
             parts.push_back(std::move(part));

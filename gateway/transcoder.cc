@@ -1,7 +1,5 @@
 #include "gateway/transcoder.h"
 
-#include "gateway/json_printer.h"
-
 #include <google/protobuf/stubs/common.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "gateway/json_printer.h"
 #include "google/rpc/status.pb.h"
 #include "server/http/json_quote.h"
 
@@ -37,7 +36,8 @@ const FieldDescriptor* FindField(const Descriptor* descriptor, absl::string_view
   return nullptr;
 }
 
-// What protobuf itself accepts in a proto3 string field: the server would fail to parse anything else.
+// What protobuf itself accepts in a proto3 string field: the server would fail to parse anything
+// else.
 bool IsValidUtf8(absl::string_view s) {
   return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
 }
@@ -65,25 +65,33 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32: {
       std::int32_t v;
-      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not a 32-bit integer"));
+      if (!absl::SimpleAtoi(text, &v))
+        return BadParameter(
+            parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not a 32-bit integer"));
       repeated ? r->AddInt32(target, f, v) : r->SetInt32(target, f, v);
       break;
     }
     case FieldDescriptor::CPPTYPE_INT64: {
       std::int64_t v;
-      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not a 64-bit integer"));
+      if (!absl::SimpleAtoi(text, &v))
+        return BadParameter(
+            parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not a 64-bit integer"));
       repeated ? r->AddInt64(target, f, v) : r->SetInt64(target, f, v);
       break;
     }
     case FieldDescriptor::CPPTYPE_UINT32: {
       std::uint32_t v;
-      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not an unsigned 32-bit integer"));
+      if (!absl::SimpleAtoi(text, &v))
+        return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text),
+                                                    "\" is not an unsigned 32-bit integer"));
       repeated ? r->AddUInt32(target, f, v) : r->SetUInt32(target, f, v);
       break;
     }
     case FieldDescriptor::CPPTYPE_UINT64: {
       std::uint64_t v;
-      if (!absl::SimpleAtoi(text, &v)) return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text), "\" is not an unsigned 64-bit integer"));
+      if (!absl::SimpleAtoi(text, &v))
+        return BadParameter(parameter, absl::StrCat("\"", absl::CHexEscape(text),
+                                                    "\" is not an unsigned 64-bit integer"));
       repeated ? r->AddUInt64(target, f, v) : r->SetUInt64(target, f, v);
       break;
     }
@@ -108,8 +116,11 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
     case FieldDescriptor::CPPTYPE_ENUM: {
       const auto* e = f->enum_type()->FindValueByName(text);
       int number;
-      if (e == nullptr && absl::SimpleAtoi(text, &number)) e = f->enum_type()->FindValueByNumber(number);
-      if (e == nullptr) return BadParameter(parameter, absl::StrCat("not a value of ", f->enum_type()->full_name()));
+      if (e == nullptr && absl::SimpleAtoi(text, &number))
+        e = f->enum_type()->FindValueByNumber(number);
+      if (e == nullptr)
+        return BadParameter(parameter,
+                            absl::StrCat("not a value of ", f->enum_type()->full_name()));
       repeated ? r->AddEnum(target, f, e) : r->SetEnum(target, f, e);
       break;
     }
@@ -134,7 +145,8 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
       auto parsed = google::protobuf::util::JsonStringToMessage(http::JsonQuote(text), sub);
       if (!parsed.ok()) parsed = google::protobuf::util::JsonStringToMessage(text, sub);
       if (!parsed.ok()) {
-        return BadParameter(parameter, absl::StrCat("not a valid ", sub->GetDescriptor()->full_name()));
+        return BadParameter(parameter,
+                            absl::StrCat("not a valid ", sub->GetDescriptor()->full_name()));
       }
       break;
     }
@@ -182,23 +194,28 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
   // Body first, so path variables (which name the resource) win over it.
   if (binding.body.empty()) {
     if (!absl::StripAsciiWhitespace(body).empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(binding.http_method, " ", binding.path.text,
-                                                     " takes no request body"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(binding.http_method, " ", binding.path.text, " takes no request body"));
     }
   } else {
     const absl::string_view json = absl::StripAsciiWhitespace(body).empty() ? "{}" : body;
     if (binding.body == "*") {
-      const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json), request, ParseOptions(options));
+      const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json), request,
+                                                                      ParseOptions(options));
       if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
     } else {
       const FieldDescriptor* f = FindField(descriptor, binding.body);
-      if (f == nullptr) return absl::InternalError(absl::StrCat("body field ", binding.body, " not in ", descriptor->full_name()));
+      if (f == nullptr)
+        return absl::InternalError(
+            absl::StrCat("body field ", binding.body, " not in ", descriptor->full_name()));
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated()) {
         const auto parsed = google::protobuf::util::JsonStringToMessage(
-            std::string(json), request->GetReflection()->MutableMessage(request, f), ParseOptions(options));
+            std::string(json), request->GetReflection()->MutableMessage(request, f),
+            ParseOptions(options));
         if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
       } else {
-        const std::string wrapped = absl::StrCat("{", http::JsonQuote(f->json_name()), ":", json, "}");
+        const std::string wrapped =
+            absl::StrCat("{", http::JsonQuote(f->json_name()), ":", json, "}");
         const auto parsed =
             google::protobuf::util::JsonStringToMessage(wrapped, request, ParseOptions(options));
         if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, wrapped));
@@ -210,14 +227,16 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
   }
   if (query.empty()) return absl::OkStatus();
   if (binding.body == "*") {
-    return absl::InvalidArgumentError("query parameters are not accepted here: the body carries every field");
+    return absl::InvalidArgumentError(
+        "query parameters are not accepted here: the body carries every field");
   }
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     const std::size_t eq = pair.find('=');
     std::string name, value;
     if (!PercentDecode(pair.substr(0, eq), &name, true) ||
         !PercentDecode(eq == absl::string_view::npos ? "" : pair.substr(eq + 1), &value, true)) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed percent-encoding in query parameter \"", absl::CHexEscape(pair), "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "malformed percent-encoding in query parameter \"", absl::CHexEscape(pair), "\""));
     }
     // Fields bound by the path or the body cannot be set again from the query.
     const FieldDescriptor* head = FindField(descriptor, Head(name));
@@ -248,35 +267,55 @@ absl::StatusOr<std::string> RenderResponse(const HttpBinding& binding, const Mes
   if (binding.response_body.empty()) return MessageJson(response);
   const FieldDescriptor* f = FindField(response.GetDescriptor(), binding.response_body);
   if (f == nullptr || f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
-    return absl::InternalError(absl::StrCat("response_body ", binding.response_body, " is not a message field"));
+    return absl::InternalError(
+        absl::StrCat("response_body ", binding.response_body, " is not a message field"));
   }
   const Reflection* r = response.GetReflection();
   if (!f->is_repeated()) return MessageJson(r->GetMessage(response, f));
   std::vector<std::string> items;
-  for (int i = 0; i < r->FieldSize(response, f); ++i) items.push_back(MessageJson(r->GetRepeatedMessage(response, f, i)));
+  for (int i = 0; i < r->FieldSize(response, f); ++i)
+    items.push_back(MessageJson(r->GetRepeatedMessage(response, f, i)));
   return absl::StrCat("[", absl::StrJoin(items, ","), "]");
 }
 
 int HttpStatusForCode(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return 200;
-    case grpc::StatusCode::CANCELLED: return 499;
-    case grpc::StatusCode::UNKNOWN: return 500;
-    case grpc::StatusCode::INVALID_ARGUMENT: return 400;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return 504;
-    case grpc::StatusCode::NOT_FOUND: return 404;
-    case grpc::StatusCode::ALREADY_EXISTS: return 409;
-    case grpc::StatusCode::PERMISSION_DENIED: return 403;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return 429;
-    case grpc::StatusCode::FAILED_PRECONDITION: return 400;
-    case grpc::StatusCode::ABORTED: return 409;
-    case grpc::StatusCode::OUT_OF_RANGE: return 400;
-    case grpc::StatusCode::UNIMPLEMENTED: return 501;
-    case grpc::StatusCode::INTERNAL: return 500;
-    case grpc::StatusCode::UNAVAILABLE: return 503;
-    case grpc::StatusCode::DATA_LOSS: return 500;
-    case grpc::StatusCode::UNAUTHENTICATED: return 401;
-    default: return 500;
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::CANCELLED:
+      return 499;
+    case grpc::StatusCode::UNKNOWN:
+      return 500;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return 400;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return 409;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return 400;
+    case grpc::StatusCode::ABORTED:
+      return 409;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return 501;
+    case grpc::StatusCode::INTERNAL:
+      return 500;
+    case grpc::StatusCode::UNAVAILABLE:
+      return 503;
+    case grpc::StatusCode::DATA_LOSS:
+      return 500;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    default:
+      return 500;
   }
 }
 

@@ -4,11 +4,11 @@
 // names accepted in, int64 as strings, enums by name, zero values emitted.
 #pragma once
 
-#include <string>
-
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 #include <grpcpp/support/status.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -21,10 +21,10 @@ namespace hotpath::gateway {
 // One REST form of one RPC, from its google.api.http rule (or an additional binding).
 struct HttpBinding {
   const google::protobuf::MethodDescriptor* method = nullptr;  // the RPC
-  std::string http_method;     // "GET", "POST", ... (custom kinds as written)
-  PathTemplate path;           // parsed template
-  std::string body;            // "" (no body), "*" (the whole request) or a top-level field name
-  std::string response_body;   // "" (the whole response) or a top-level field name
+  std::string http_method;    // "GET", "POST", ... (custom kinds as written)
+  PathTemplate path;          // parsed template
+  std::string body;           // "" (no body), "*" (the whole request) or a top-level field name
+  std::string response_body;  // "" (the whole response) or a top-level field name
 };
 
 struct TranscodeOptions {

@@ -15,10 +15,14 @@ namespace v1 = ::hotpath::catalog::v1;
 using ::testing::HasSubstr;
 
 const google::protobuf::MethodDescriptor* Method(const char* name) {
-  return v1::Item::descriptor()->file()->FindServiceByName("CatalogService")->FindMethodByName(name);
+  return v1::Item::descriptor()
+      ->file()
+      ->FindServiceByName("CatalogService")
+      ->FindMethodByName(name);
 }
 
-HttpBinding Binding(const char* method, const char* http_method, const char* path, const char* body) {
+HttpBinding Binding(const char* method, const char* http_method, const char* path,
+                    const char* body) {
   return HttpBinding{Method(method), http_method, *PathTemplate::Parse(path), body, ""};
 }
 
@@ -48,23 +52,24 @@ TEST_P(ListQueryTest, FillsTheRequest) {
 
 INSTANTIATE_TEST_SUITE_P(
     Queries, ListQueryTest,
-    ::testing::Values(
-        QueryCase{"", "{}", ""},
-        QueryCase{"pageSize=10", "{\"pageSize\":10}", ""},
-        QueryCase{"page_size=10", "{\"pageSize\":10}", ""},                   // proto name
-        QueryCase{"category=cat%2D3&pageToken=abc", "{\"category\":\"cat-3\",\"pageToken\":\"abc\"}", ""},
-        QueryCase{"category=a+b", "{\"category\":\"a b\"}", ""},              // + is a space
-        QueryCase{"minPriceCents=100&max_price_cents=200",                    // wrappers
-                  "{\"minPriceCents\":\"100\",\"maxPriceCents\":\"200\"}", ""},
-        QueryCase{"minPriceCents=0", "{\"minPriceCents\":\"0\"}", ""},        // 0 is set
-        QueryCase{"pageSize=ten", "", "not a 32-bit integer"},
-        QueryCase{"pageSize=99999999999", "", "not a 32-bit integer"},
-        QueryCase{"minPriceCents=x", "", "not a valid google.protobuf.Int64Value"},
-        QueryCase{"nope=1", "", "no field \"nope\""},
-        QueryCase{"category.x=1", "", "has no fields"},
-        QueryCase{"category=%ff", "", "not valid UTF-8"},
-        QueryCase{"category=%zz", "", "malformed percent-encoding"}),
-    [](const ::testing::TestParamInfo<QueryCase>& info) { return "Case" + std::to_string(info.index); });
+    ::testing::Values(QueryCase{"", "{}", ""}, QueryCase{"pageSize=10", "{\"pageSize\":10}", ""},
+                      QueryCase{"page_size=10", "{\"pageSize\":10}", ""},  // proto name
+                      QueryCase{"category=cat%2D3&pageToken=abc",
+                                "{\"category\":\"cat-3\",\"pageToken\":\"abc\"}", ""},
+                      QueryCase{"category=a+b", "{\"category\":\"a b\"}", ""},  // + is a space
+                      QueryCase{"minPriceCents=100&max_price_cents=200",        // wrappers
+                                "{\"minPriceCents\":\"100\",\"maxPriceCents\":\"200\"}", ""},
+                      QueryCase{"minPriceCents=0", "{\"minPriceCents\":\"0\"}", ""},  // 0 is set
+                      QueryCase{"pageSize=ten", "", "not a 32-bit integer"},
+                      QueryCase{"pageSize=99999999999", "", "not a 32-bit integer"},
+                      QueryCase{"minPriceCents=x", "", "not a valid google.protobuf.Int64Value"},
+                      QueryCase{"nope=1", "", "no field \"nope\""},
+                      QueryCase{"category.x=1", "", "has no fields"},
+                      QueryCase{"category=%ff", "", "not valid UTF-8"},
+                      QueryCase{"category=%zz", "", "malformed percent-encoding"}),
+    [](const ::testing::TestParamInfo<QueryCase>& info) {
+      return "Case" + std::to_string(info.index);
+    });
 
 TEST(BuildRequest, RepeatedQueryKeysAppend) {
   v1::BatchGetItemsRequest request;
@@ -117,9 +122,11 @@ TEST(BuildRequest, BodyErrors) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
 
   v1::GetItemRequest get;
-  s = BuildRequest(Binding("GetItem", "GET", "/v1/items/{id}", ""), {{"id", "1"}}, "", "{}", {}, &get);
+  s = BuildRequest(Binding("GetItem", "GET", "/v1/items/{id}", ""), {{"id", "1"}}, "", "{}", {},
+                   &get);
   EXPECT_THAT(std::string(s.message()), HasSubstr("takes no request body"));
-  s = BuildRequest(Binding("GetItem", "GET", "/v1/items/{id}", ""), {{"id", "1"}}, "id=2", "", {}, &get);
+  s = BuildRequest(Binding("GetItem", "GET", "/v1/items/{id}", ""), {{"id", "1"}}, "id=2", "", {},
+                   &get);
   EXPECT_THAT(std::string(s.message()), HasSubstr("bound by the path"));
 }
 
@@ -129,7 +136,7 @@ TEST(RenderResponse, CanonicalJsonWithZeroValues) {
   item.set_sku("S");
   auto json = RenderResponse(Binding("GetItem", "GET", "/v1/items/{id}", ""), item);
   ASSERT_TRUE(json.ok());
-  EXPECT_THAT(*json, HasSubstr("\"id\":\"5\""));        // int64 as a string
+  EXPECT_THAT(*json, HasSubstr("\"id\":\"5\""));          // int64 as a string
   EXPECT_THAT(*json, HasSubstr("\"priceCents\":\"0\""));  // zero values emitted, lowerCamelCase
   EXPECT_THAT(*json, HasSubstr("\"tags\":[]"));
 
@@ -145,14 +152,22 @@ TEST(RenderResponse, CanonicalJsonWithZeroValues) {
 
 TEST(Errors, StatusTableAndBody) {
   const std::vector<std::pair<grpc::StatusCode, int>> table = {
-      {grpc::StatusCode::OK, 200}, {grpc::StatusCode::CANCELLED, 499},
-      {grpc::StatusCode::UNKNOWN, 500}, {grpc::StatusCode::INVALID_ARGUMENT, 400},
-      {grpc::StatusCode::DEADLINE_EXCEEDED, 504}, {grpc::StatusCode::NOT_FOUND, 404},
-      {grpc::StatusCode::ALREADY_EXISTS, 409}, {grpc::StatusCode::PERMISSION_DENIED, 403},
-      {grpc::StatusCode::RESOURCE_EXHAUSTED, 429}, {grpc::StatusCode::FAILED_PRECONDITION, 400},
-      {grpc::StatusCode::ABORTED, 409}, {grpc::StatusCode::OUT_OF_RANGE, 400},
-      {grpc::StatusCode::UNIMPLEMENTED, 501}, {grpc::StatusCode::INTERNAL, 500},
-      {grpc::StatusCode::UNAVAILABLE, 503}, {grpc::StatusCode::DATA_LOSS, 500},
+      {grpc::StatusCode::OK, 200},
+      {grpc::StatusCode::CANCELLED, 499},
+      {grpc::StatusCode::UNKNOWN, 500},
+      {grpc::StatusCode::INVALID_ARGUMENT, 400},
+      {grpc::StatusCode::DEADLINE_EXCEEDED, 504},
+      {grpc::StatusCode::NOT_FOUND, 404},
+      {grpc::StatusCode::ALREADY_EXISTS, 409},
+      {grpc::StatusCode::PERMISSION_DENIED, 403},
+      {grpc::StatusCode::RESOURCE_EXHAUSTED, 429},
+      {grpc::StatusCode::FAILED_PRECONDITION, 400},
+      {grpc::StatusCode::ABORTED, 409},
+      {grpc::StatusCode::OUT_OF_RANGE, 400},
+      {grpc::StatusCode::UNIMPLEMENTED, 501},
+      {grpc::StatusCode::INTERNAL, 500},
+      {grpc::StatusCode::UNAVAILABLE, 503},
+      {grpc::StatusCode::DATA_LOSS, 500},
       {grpc::StatusCode::UNAUTHENTICATED, 401}};
   for (const auto& [code, http] : table) EXPECT_EQ(HttpStatusForCode(code), http) << code;
 
@@ -163,8 +178,8 @@ TEST(Errors, StatusTableAndBody) {
   google::rpc::Status details;
   details.set_code(3);
   details.add_details()->PackFrom(bad);
-  const std::string json = StatusJson(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad \"sku\"",
-                                                   details.SerializeAsString()));
+  const std::string json = StatusJson(
+      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad \"sku\"", details.SerializeAsString()));
   EXPECT_THAT(json, HasSubstr("\"code\":3"));
   EXPECT_THAT(json, HasSubstr("\"message\":\"bad \\\"sku\\\"\""));
   EXPECT_THAT(json, HasSubstr("\"@type\":\"type.googleapis.com/google.rpc.BadRequest\""));

@@ -1,9 +1,9 @@
 #include "server/hotpathd.h"
 
-#include <utility>
+#include <prometheus/family.h>
 
 #include <boost/beast/http.hpp>
-#include <prometheus/family.h>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "gateway/openapi.h"
@@ -121,7 +121,8 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
 
 void Hotpathd::HandleHttp(const http::Request& request, http::Responder respond) {
   auto route = std::make_shared<std::string>();
-  const http::Responder instrumented = http_metrics_->Instrument(std::move(respond), request, route);
+  const http::Responder instrumented =
+      http_metrics_->Instrument(std::move(respond), request, route);
   if (runtime_routes_->Handle(request, instrumented, route.get())) return;
   if (gateway_ != nullptr && gateway_->Handle(request, instrumented, route.get())) return;
   instrumented(http::JsonError(request, bhttp::status::not_found, 5,

@@ -1,26 +1,26 @@
 // hotpathd as a library: the database pool, migrations, the catalog service, the gRPC server with
-// its interceptors, and the HTTP server with /metrics, wired together. main.cc only parses flags and
-// waits for a signal; tests start it in-process.
+// its interceptors, and the HTTP server with /metrics, wired together. main.cc only parses flags
+// and waits for a signal; tests start it in-process.
 #pragma once
+
+#include <prometheus/histogram.h>
 
 #include <atomic>
 #include <memory>
 #include <string>
 
-#include <prometheus/histogram.h>
-
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gateway/gateway.h"
 #include "server/catalog/catalog_rpc.h"
 #include "server/catalog/catalog_service.h"
 #include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
-#include "gateway/gateway.h"
 #include "server/db/pg_pool.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
-#include "server/metrics/http_metrics.h"
 #include "server/metrics/grpc_metrics.h"
+#include "server/metrics/http_metrics.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/rpc/async_server.h"
 #include "server/rpc/executor.h"
@@ -80,21 +80,21 @@ class Hotpathd final {
   void HandleHttp(const http::Request& request, http::Responder respond);
 
   // First, so it is destroyed last: a late gRPC callback may still post an answer to its loop.
-  std::unique_ptr<http::HttpServer> http_;                // serves the routes below
-  std::unique_ptr<metrics::MetricsRegistry> metrics_;     // everything /metrics shows
+  std::unique_ptr<http::HttpServer> http_;                    // serves the routes below
+  std::unique_ptr<metrics::MetricsRegistry> metrics_;         // everything /metrics shows
   std::unique_ptr<metrics::GrpcServerMetrics> grpc_metrics_;  // grpc_server_* series
-  prometheus::Histogram* acquire_wait_ = nullptr;         // pool acquire waits
-  std::unique_ptr<db::PgPool> pool_;                      // database connections
-  std::unique_ptr<catalog::PageTokenCodec> tokens_;       // page token signer
-  std::unique_ptr<catalog::ItemStore> store_;             // catalog SQL
-  std::unique_ptr<rpc::Executor> executor_;               // database work
-  std::unique_ptr<catalog::CatalogService> catalog_;      // catalog logic
-  std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;      // catalog's async bindings
-  std::unique_ptr<rpc::AsyncServer> server_;              // the gRPC server
-  std::unique_ptr<metrics::HttpMetrics> http_metrics_;    // http_requests_total, durations
-  std::unique_ptr<http::RuntimeRoutes> runtime_routes_;   // /metrics, /healthz, /readyz
-  std::unique_ptr<gateway::Gateway> gateway_;             // REST routes; null when off
-  bool stopped_ = false;                                  // Shutdown ran
+  prometheus::Histogram* acquire_wait_ = nullptr;             // pool acquire waits
+  std::unique_ptr<db::PgPool> pool_;                          // database connections
+  std::unique_ptr<catalog::PageTokenCodec> tokens_;           // page token signer
+  std::unique_ptr<catalog::ItemStore> store_;                 // catalog SQL
+  std::unique_ptr<rpc::Executor> executor_;                   // database work
+  std::unique_ptr<catalog::CatalogService> catalog_;          // catalog logic
+  std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;          // catalog's async bindings
+  std::unique_ptr<rpc::AsyncServer> server_;                  // the gRPC server
+  std::unique_ptr<metrics::HttpMetrics> http_metrics_;        // http_requests_total, durations
+  std::unique_ptr<http::RuntimeRoutes> runtime_routes_;       // /metrics, /healthz, /readyz
+  std::unique_ptr<gateway::Gateway> gateway_;                 // REST routes; null when off
+  bool stopped_ = false;                                      // Shutdown ran
 };
 
 }  // namespace hotpath

@@ -37,7 +37,8 @@ ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", "true") != "false",
 ABSL_FLAG(bool, ignore_unknown_fields, false,
           "gateway: ignore unknown JSON fields in request bodies instead of answering 400");
 ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
-          "largest HTTP request body, unpacked, in bytes; larger ones get 413 (env HOTPATH_MAX_BODY_BYTES)");
+          "largest HTTP request body, unpacked, in bytes; larger ones get 413 (env "
+          "HOTPATH_MAX_BODY_BYTES)");
 ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", "false") == "true",
           "one JSON line per gRPC call on stderr (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, database_url,
@@ -62,8 +63,9 @@ ABSL_FLAG(int, pending_calls, EnvOr("HOTPATH_PENDING_CALLS", 16),
 ABSL_FLAG(std::string, page_token_secret, EnvOr("HOTPATH_PAGE_TOKEN_SECRET", ""),
           "HMAC key for page tokens, shared by replicas; empty: random per process "
           "(env HOTPATH_PAGE_TOKEN_SECRET)");
-ABSL_FLAG(bool, cache_enabled, EnvOr("HOTPATH_CACHE_ENABLED", "true") != "false",
-          "cache reads in process; false sends every read to the database (env HOTPATH_CACHE_ENABLED)");
+ABSL_FLAG(
+    bool, cache_enabled, EnvOr("HOTPATH_CACHE_ENABLED", "true") != "false",
+    "cache reads in process; false sends every read to the database (env HOTPATH_CACHE_ENABLED)");
 ABSL_FLAG(int, item_cache_size, EnvOr("HOTPATH_ITEM_CACHE_SIZE", 100000),
           "items kept by GetItem/BatchGetItems' cache (env HOTPATH_ITEM_CACHE_SIZE)");
 ABSL_FLAG(absl::Duration, item_cache_ttl, absl::Seconds(60), "lifetime of a cached item");
@@ -71,8 +73,9 @@ ABSL_FLAG(absl::Duration, item_cache_negative_ttl, absl::Seconds(5),
           "lifetime of a cached NOT_FOUND item (0: none)");
 ABSL_FLAG(int, stats_cache_size, 1000, "categories kept by GetCategoryStats' cache");
 ABSL_FLAG(absl::Duration, stats_cache_ttl, absl::Seconds(30), "lifetime of cached category stats");
-ABSL_FLAG(absl::Duration, stats_cache_refresh_after, absl::Seconds(10),
-          "age after which cached stats are refreshed in the background while still served (0: off)");
+ABSL_FLAG(
+    absl::Duration, stats_cache_refresh_after, absl::Seconds(10),
+    "age after which cached stats are refreshed in the background while still served (0: off)");
 ABSL_FLAG(bool, migrate, true, "apply pending schema migrations at start");
 ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
@@ -100,11 +103,13 @@ int main(int argc, char** argv) {
   options.http.host = absl::GetFlag(FLAGS_http_host);
   options.http.port = absl::GetFlag(FLAGS_http_port);
   options.http.threads = absl::GetFlag(FLAGS_http_threads);
-  options.compress_min_bytes = static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
+  options.compress_min_bytes =
+      static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.gateway = absl::GetFlag(FLAGS_gateway);
   options.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
-  options.http.max_body_bytes = static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_max_body_bytes)));
+  options.http.max_body_bytes =
+      static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_max_body_bytes)));
   options.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
   options.cache.enabled = absl::GetFlag(FLAGS_cache_enabled);
   options.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));

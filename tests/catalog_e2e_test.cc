@@ -1,15 +1,16 @@
 // Every CatalogService RPC through a generated stub against an in-process hotpathd and a real
 // PostgreSQL, error paths included.
+#include <grpcpp/generic/generic_stub.h>
+
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
-#include <tuple>
-#include <atomic>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -18,7 +19,6 @@
 #include "server/catalog/item_store.h"
 #include "server/db/migrations.h"
 #include "tests/test_env.h"
-#include <grpcpp/generic/generic_stub.h>
 
 namespace hotpath::testing {
 namespace {
@@ -48,7 +48,9 @@ class CatalogTest : public ServerTest {
     return response;
   }
 
-  std::int64_t CountItems() const { return std::stoll(database_->Query("SELECT count(*) FROM items")); }
+  std::int64_t CountItems() const {
+    return std::stoll(database_->Query("SELECT count(*) FROM items"));
+  }
 };
 
 TEST_F(CatalogTest, CreateAssignsIdTimesAndEtagAndGetReturnsIt) {
@@ -412,7 +414,8 @@ TEST_F(CatalogTest, ImportCancelledMidStreamStoresNothing) {
   context->TryCancel();
   EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   // The server learns of it asynchronously: wait until its connection is back in the pool.
-  for (int i = 0; i < 100 && server_->pool().stats().in_use > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  for (int i = 0; i < 100 && server_->pool().stats().in_use > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(20));
   EXPECT_EQ(CountItems(), 0);
 }
 
@@ -489,7 +492,8 @@ TEST_F(CatalogTest, AcquireWaitsNoLongerThanTheDeadline) {
     get.set_id(item.id());
     v1::Item fetched;
     const absl::Time start = absl::Now();
-    const grpc::Status status = stub_->GetItem(Context(absl::Milliseconds(300)).get(), get, &fetched);
+    const grpc::Status status =
+        stub_->GetItem(Context(absl::Milliseconds(300)).get(), get, &fetched);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
     EXPECT_LT(absl::Now() - start, absl::Seconds(3));
     // The server gives up on its own at the same deadline, while the connection is still held.
@@ -511,7 +515,8 @@ TEST_F(CatalogTest, StatementTimeoutCancelsQueriesPastTheDeadline) {
   update.mutable_item()->set_stock(9);
   v1::Item updated;
   const absl::Time start = absl::Now();
-  const grpc::Status status = stub_->UpdateItem(Context(absl::Milliseconds(500)).get(), update, &updated);
+  const grpc::Status status =
+      stub_->UpdateItem(Context(absl::Milliseconds(500)).get(), update, &updated);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   lock.abort();
@@ -590,7 +595,8 @@ TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
       {"get_item", "(1)"},
       {"batch_get_items", "('{1,2,3}')"},
       {"create_item", "('s', 'n', 'd', 'c', 1, 1, '{}')"},
-      {"update_item", "(1, true, 's', false, 'n', false, 'd', false, 'c', false, 1, false, 1, false, '{}', NULL)"},
+      {"update_item",
+       "(1, true, 's', false, 'n', false, 'd', false, 'c', false, 1, false, 1, false, '{}', NULL)"},
       {"delete_item", "(1, NULL)"},
       {"item_version", "(1)"},
       {"list_by_id", "(0, 0, 100000, 51)"},
@@ -607,8 +613,8 @@ TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
     ASSERT_TRUE(arguments.count(statement.name)) << "no arguments for " << statement.name;
     tx.exec(absl::StrCat("PREPARE ", statement.name, " AS ", statement.sql));
     std::string plan;
-    for (const auto& row : tx.exec(absl::StrCat("EXPLAIN EXECUTE ", statement.name,
-                                                arguments.at(statement.name)))) {
+    for (const auto& row :
+         tx.exec(absl::StrCat("EXPLAIN EXECUTE ", statement.name, arguments.at(statement.name)))) {
       absl::StrAppend(&plan, row[0].c_str(), "\n");
     }
     EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
@@ -644,7 +650,8 @@ TEST(Migrations, AdoptAPeerCreatedItemsTable) {
       "INSERT INTO items (sku, name, category) VALUES ('P-1', 'Peer row', 'c')");
   ASSERT_TRUE(db::Migrate(database.url(), db::BuiltinMigrations()).ok());
   EXPECT_EQ(database.Query("SELECT version FROM items WHERE sku = 'P-1'"), "1");
-  EXPECT_EQ(database.Query("SELECT count(*) FROM items WHERE search_vector @@ 'peer'::tsquery"), "1");
+  EXPECT_EQ(database.Query("SELECT count(*) FROM items WHERE search_vector @@ 'peer'::tsquery"),
+            "1");
 }
 
 }  // namespace

@@ -5,12 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <regex>
-#include <thread>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <regex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -58,8 +57,9 @@ class GatewayTest : public ServerTest {
 
 TEST_F(GatewayTest, EveryCatalogRoute) {
   // POST /v1/items, body "item"
-  HttpReply created = Call("POST", "/v1/items",
-                           R"({"sku":"G-1","name":"Gadget","category":"tools","priceCents":"150","tags":["a"]})");
+  HttpReply created =
+      Call("POST", "/v1/items",
+           R"({"sku":"G-1","name":"Gadget","category":"tools","priceCents":"150","tags":["a"]})");
   ASSERT_EQ(created.status, 200) << created.body;
   EXPECT_EQ(created.headers["content-type"], "application/json");
   EXPECT_THAT(created.body, HasSubstr(R"("sku":"G-1")"));
@@ -87,7 +87,8 @@ TEST_F(GatewayTest, EveryCatalogRoute) {
   ASSERT_EQ(listed.status, 200) << listed.body;
   EXPECT_THAT(listed.body, HasSubstr(R"("sku":"SKU-3")"));
   ASSERT_TRUE(std::regex_search(listed.body, m, std::regex(R"re("nextPageToken":"([^"]+)")re")));
-  HttpReply page2 = Call("GET", "/v1/items?category=cat-3&pageSize=1&minPriceCents=0&pageToken=" + std::string(m[1]));
+  HttpReply page2 = Call(
+      "GET", "/v1/items?category=cat-3&pageSize=1&minPriceCents=0&pageToken=" + std::string(m[1]));
   ASSERT_EQ(page2.status, 200) << page2.body;
   EXPECT_THAT(page2.body, HasSubstr(R"("sku":"SKU-23")"));
 
@@ -146,35 +147,67 @@ TEST_P(GatewayErrorTest, AnswersWithTheRightStatusAndAJsonError) {
 INSTANTIATE_TEST_SUITE_P(
     Errors, GatewayErrorTest,
     ::testing::Values(
-        ErrorCase{"InvalidField", "POST", "/v1/items", R"({"sku":"bad sku","name":"x","category":"c"})", kJson, 400,
+        ErrorCase{"InvalidField", "POST", "/v1/items",
+                  R"({"sku":"bad sku","name":"x","category":"c"})", kJson, 400,
                   "\"field\":\"item.sku\""},
         ErrorCase{"MissingItem", "GET", "/v1/items/999", "", kJson, 404, "item 999 not found"},
         ErrorCase{"UnknownPath", "GET", "/v1/nothing", "", kJson, 404, "no route"},
         ErrorCase{"WrongMethod", "PUT", "/v1/items/1", "", kJson, 405, "not allowed"},
-        ErrorCase{"DuplicateSku", "POST", "/v1/items", R"({"sku":"SKU-1","name":"x","category":"c"})", kJson, 409,
-                  "already exists"},
-        ErrorCase{"EtagMismatch", "PATCH", "/v1/items/1", R"({"stock":5,"etag":"9"})", kJson, 409, "etag mismatch"},
-        ErrorCase{"MalformedJson", "POST", "/v1/items", R"({"sku": "x",)", kJson, 400, "invalid JSON body"},
-        ErrorCase{"UnknownJsonField", "POST", "/v1/items", R"({"sku":"x","colour":"red"})", kJson, 400, "colour"},
-        ErrorCase{"WrongType", "POST", "/v1/items", R"({"stock":"many"})", kJson, 400, "invalid JSON body"},
-        ErrorCase{"WrongContentType", "POST", "/v1/items", R"({"sku":"x"})", {{"Content-Type", "text/plain"}}, 415,
+        ErrorCase{"DuplicateSku", "POST", "/v1/items",
+                  R"({"sku":"SKU-1","name":"x","category":"c"})", kJson, 409, "already exists"},
+        ErrorCase{"EtagMismatch", "PATCH", "/v1/items/1", R"({"stock":5,"etag":"9"})", kJson, 409,
+                  "etag mismatch"},
+        ErrorCase{"MalformedJson", "POST", "/v1/items", R"({"sku": "x",)", kJson, 400,
+                  "invalid JSON body"},
+        ErrorCase{"UnknownJsonField", "POST", "/v1/items", R"({"sku":"x","colour":"red"})", kJson,
+                  400, "colour"},
+        ErrorCase{"WrongType", "POST", "/v1/items", R"({"stock":"many"})", kJson, 400,
+                  "invalid JSON body"},
+        ErrorCase{"WrongContentType",
+                  "POST",
+                  "/v1/items",
+                  R"({"sku":"x"})",
+                  {{"Content-Type", "text/plain"}},
+                  415,
                   "Content-Type"},
-        ErrorCase{"UnknownContentEncoding", "POST", "/v1/items", R"({})",
-                  {{"Content-Type", "application/json"}, {"Content-Encoding", "br"}}, 415, "Content-Encoding"},
-        ErrorCase{"BadGzipBody", "POST", "/v1/items", "not gzip",
-                  {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}}, 400, "gzip"},
+        ErrorCase{"UnknownContentEncoding",
+                  "POST",
+                  "/v1/items",
+                  R"({})",
+                  {{"Content-Type", "application/json"}, {"Content-Encoding", "br"}},
+                  415,
+                  "Content-Encoding"},
+        ErrorCase{"BadGzipBody",
+                  "POST",
+                  "/v1/items",
+                  "not gzip",
+                  {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}},
+                  400,
+                  "gzip"},
         ErrorCase{"BadPathValue", "GET", "/v1/items/abc", "", kJson, 400, "\\\"id\\\""},
         ErrorCase{"BrokenEscapeInPath", "GET", "/v1/items/%", "", kJson, 400, "percent-encoding"},
         ErrorCase{"BadQueryValue", "GET", "/v1/items?pageSize=ten", "", kJson, 400, "pageSize"},
         ErrorCase{"UnknownQueryParameter", "GET", "/v1/items?colour=red", "", kJson, 400, "colour"},
-        ErrorCase{"PathTraversalInCapture", "GET", "/v1/categories/..%2F..%2Fetc/stats", "", kJson, 400,
-                  "category"},
-        ErrorCase{"SqlInCapture", "GET", "/v1/categories/x';DROP%20TABLE%20items;--/stats", "", kJson, 400,
-                  "category"},
-        ErrorCase{"DeadlinePassed", "GET", "/v1/items:search?query=item", "", {{"Grpc-Timeout", "1n"}}, 504,
+        ErrorCase{"PathTraversalInCapture", "GET", "/v1/categories/..%2F..%2Fetc/stats", "", kJson,
+                  400, "category"},
+        ErrorCase{"SqlInCapture", "GET", "/v1/categories/x';DROP%20TABLE%20items;--/stats", "",
+                  kJson, 400, "category"},
+        ErrorCase{"DeadlinePassed",
+                  "GET",
+                  "/v1/items:search?query=item",
+                  "",
+                  {{"Grpc-Timeout", "1n"}},
+                  504,
                   "eadline"},
-        ErrorCase{"BadTimeout", "GET", "/v1/items/1", "", {{"Grpc-Timeout", "soon"}}, 400, "Grpc-Timeout"},
-        ErrorCase{"BodyOnGet", "GET", "/v1/items/1", R"({"x":1})", kJson, 400, "takes no request body"}),
+        ErrorCase{"BadTimeout",
+                  "GET",
+                  "/v1/items/1",
+                  "",
+                  {{"Grpc-Timeout", "soon"}},
+                  400,
+                  "Grpc-Timeout"},
+        ErrorCase{"BodyOnGet", "GET", "/v1/items/1", R"({"x":1})", kJson, 400,
+                  "takes no request body"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return std::string(info.param.name); });
 
 TEST_F(GatewayTest, OversizedBodyIs413) {
@@ -183,9 +216,11 @@ TEST_F(GatewayTest, OversizedBodyIs413) {
   using tcp = boost::asio::ip::tcp;
   boost::asio::io_context io;
   tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)));
-  const std::string head = absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
-                                        "Content-Length: ", 2 << 20, "\r\n\r\n{\"sku\":");
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                               static_cast<unsigned short>(port_)));
+  const std::string head =
+      absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+                   "Content-Length: ", 2 << 20, "\r\n\r\n{\"sku\":");
   boost::asio::write(socket, boost::asio::buffer(head));
   boost::beast::flat_buffer buffer;
   bhttp::response<bhttp::string_body> response;
@@ -197,7 +232,8 @@ TEST_F(GatewayTest, OversizedBodyIs413) {
 
 TEST_F(GatewayTest, HeadersInAndOut) {
   CreateDemo(1);
-  HttpReply reply = Call("GET", "/v1/items/1", "", {{"X-Request-Id", "req-42"}, {"Grpc-Metadata-Tenant", "t1"}});
+  HttpReply reply =
+      Call("GET", "/v1/items/1", "", {{"X-Request-Id", "req-42"}, {"Grpc-Metadata-Tenant", "t1"}});
   EXPECT_EQ(reply.status, 200);
   EXPECT_EQ(reply.headers["x-request-id"], "req-42");
   double seconds = -1;
@@ -222,7 +258,8 @@ TEST_F(GatewayTest, GzipBothWays) {
   HttpReply plain = Call("GET", "/v1/items?pageSize=50");
   ASSERT_EQ(plain.status, 200);
   EXPECT_EQ(plain.headers.count("content-encoding"), 0u);
-  HttpReply zipped = Call("GET", "/v1/items?pageSize=50", "", {{"Accept-Encoding", "gzip, deflate"}});
+  HttpReply zipped =
+      Call("GET", "/v1/items?pageSize=50", "", {{"Accept-Encoding", "gzip, deflate"}});
   ASSERT_EQ(zipped.status, 200);
   EXPECT_EQ(zipped.headers["content-encoding"], "gzip");
   EXPECT_LT(zipped.body.size(), plain.body.size() / 3);
@@ -247,7 +284,8 @@ TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
   using tcp = boost::asio::ip::tcp;
   boost::asio::io_context io;
   tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)));
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                               static_cast<unsigned short>(port_)));
   // Five requests in one write, before reading anything; a slow one (a database read) first.
   std::string batch;
   for (int id : {5, 1, 4, 2, 3}) {
@@ -263,7 +301,8 @@ TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
     EXPECT_TRUE(response.keep_alive());
   }
   // The connection stays open for more.
-  boost::asio::write(socket, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  boost::asio::write(socket, boost::asio::buffer(std::string(
+                                 "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
   bhttp::response<bhttp::string_body> last;
   bhttp::read(socket, buffer, last);
   EXPECT_EQ(last.result_int(), 200u);
@@ -301,9 +340,15 @@ TEST_F(GatewayTest, MetricsAndOpenApi) {
   for (int i = 0; i < 3; ++i) Call("GET", "/v1/items/1");
   Call("GET", "/v1/items/424242");
   const std::string metrics = Call("GET", "/metrics").body;
-  EXPECT_THAT(metrics, HasSubstr(R"(http_requests_total{method="GET",route="/v1/items/{id}",status="200"} 3)"));
-  EXPECT_THAT(metrics, HasSubstr(R"(http_requests_total{method="GET",route="/v1/items/{id}",status="404"} 1)"));
-  EXPECT_THAT(metrics, HasSubstr(R"(http_request_duration_seconds_count{method="GET",route="/v1/items/{id}"} 4)"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr(R"(http_requests_total{method="GET",route="/v1/items/{id}",status="200"} 3)"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr(R"(http_requests_total{method="GET",route="/v1/items/{id}",status="404"} 1)"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr(R"(http_request_duration_seconds_count{method="GET",route="/v1/items/{id}"} 4)"));
   HttpReply openapi = Call("GET", "/openapi.json");
   EXPECT_EQ(openapi.status, 200);
   EXPECT_THAT(openapi.body, HasSubstr("\"swagger\": \"2.0\""));
@@ -345,7 +390,8 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
   HttpReply got = Http(port, "GET", "/v1/items/1");
   EXPECT_EQ(got.status, 200) << got.body;
   EXPECT_THAT(got.body, HasSubstr("SKU-1"));
-  HttpReply created = Http(port, "POST", "/v1/items", R"({"sku":"R-1","name":"Remote","category":"r"})", kJson);
+  HttpReply created =
+      Http(port, "POST", "/v1/items", R"({"sku":"R-1","name":"Remote","category":"r"})", kJson);
   EXPECT_EQ(created.status, 200) << created.body;
   EXPECT_EQ(Http(port, "GET", "/v1/items/999").status, 404);
   EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);

@@ -1,6 +1,6 @@
-// The gateway in front of a second, unrelated service (tests/proto/hotpath/library/v1/library.proto): every
-// template form, body "*", response_body, additional bindings and custom kinds, with no change to
-// the gateway.
+// The gateway in front of a second, unrelated service
+// (tests/proto/hotpath/library/v1/library.proto): every template form, body "*", response_body,
+// additional bindings and custom kinds, with no change to the gateway.
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
@@ -26,14 +26,17 @@ class Library final : public lib::LibraryService::Service {
     }
     book->set_name(request->name());
     auto it = context->client_metadata().find("tenant");
-    if (it != context->client_metadata().end()) book->set_title(std::string(it->second.data(), it->second.size()));
+    if (it != context->client_metadata().end())
+      book->set_title(std::string(it->second.data(), it->second.size()));
     it = context->client_metadata().find("authorization");
-    if (it != context->client_metadata().end()) book->add_authors(std::string(it->second.data(), it->second.size()));
+    if (it != context->client_metadata().end())
+      book->add_authors(std::string(it->second.data(), it->second.size()));
     context->AddInitialMetadata("x-shelf-checked", "yes");
     context->AddTrailingMetadata("x-audit", "logged");
     return grpc::Status::OK;
   }
-  grpc::Status CreateBook(grpc::ServerContext*, const lib::Book* request, lib::Book* book) override {
+  grpc::Status CreateBook(grpc::ServerContext*, const lib::Book* request,
+                          lib::Book* book) override {
     *book = *request;
     return grpc::Status::OK;
   }
@@ -54,7 +57,8 @@ class Library final : public lib::LibraryService::Service {
     if (request->fail()) return grpc::Status(grpc::StatusCode::ABORTED, "ran out of titles");
     return grpc::Status::OK;
   }
-  grpc::Status Echo(grpc::ServerContext*, const lib::EchoRequest* request, lib::EchoRequest* reply) override {
+  grpc::Status Echo(grpc::ServerContext*, const lib::EchoRequest* request,
+                    lib::EchoRequest* reply) override {
     *reply = *request;
     return grpc::Status::OK;
   }
@@ -67,7 +71,10 @@ class GenericGatewayTest : public ::testing::Test {
     builder.RegisterService(&library_);
     server_ = builder.BuildAndStart();
     auto gateway = gateway::Gateway::Create(
-        {lib::GetBookRequest::descriptor()->file()->FindServiceByName("LibraryService")->full_name()},
+        {lib::GetBookRequest::descriptor()
+             ->file()
+             ->FindServiceByName("LibraryService")
+             ->full_name()},
         std::make_unique<gateway::Dispatcher>(server_->InProcessChannel(grpc::ChannelArguments())),
         gateway::GatewayOptions());
     ASSERT_TRUE(gateway.ok()) << gateway.status();
@@ -75,12 +82,13 @@ class GenericGatewayTest : public ::testing::Test {
     http::HttpServerOptions options;
     options.host = "127.0.0.1";
     options.port = 0;
-    http_ = std::make_unique<http::HttpServer>(options, [this](const http::Request& request, http::Responder respond) {
-      std::string route;
-      if (!gateway_->Handle(request, respond, &route)) {
-        respond(http::JsonError(request, boost::beast::http::status::not_found, 5, "no route"));
-      }
-    });
+    http_ = std::make_unique<http::HttpServer>(
+        options, [this](const http::Request& request, http::Responder respond) {
+          std::string route;
+          if (!gateway_->Handle(request, respond, &route)) {
+            respond(http::JsonError(request, boost::beast::http::status::not_found, 5, "no route"));
+          }
+        });
     ASSERT_TRUE(http_->Start().ok());
   }
   void TearDown() override {
@@ -89,7 +97,8 @@ class GenericGatewayTest : public ::testing::Test {
   }
 
   HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
-                 std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", "application/json"}}) {
+                 std::vector<std::pair<std::string, std::string>> headers = {
+                     {"Content-Type", "application/json"}}) {
     return Http(http_->port(), method, target, body, headers);
   }
 
@@ -116,8 +125,9 @@ TEST_F(GenericGatewayTest, MultiSegmentCaptureAndAdditionalBinding) {
 }
 
 TEST_F(GenericGatewayTest, WholeBodyWithCapture) {
-  HttpReply created = Call("POST", "/v1/shelves/3/books",
-                           R"({"title":"Dune","pages":412,"authors":["Herbert"],"published":"1965-08-01T00:00:00Z","shelf":"ignored"})");
+  HttpReply created = Call(
+      "POST", "/v1/shelves/3/books",
+      R"({"title":"Dune","pages":412,"authors":["Herbert"],"published":"1965-08-01T00:00:00Z","shelf":"ignored"})");
   ASSERT_EQ(created.status, 200) << created.body;
   EXPECT_THAT(created.body, HasSubstr(R"("shelf":"shelves/3")"));  // the path wins
   EXPECT_THAT(created.body, HasSubstr(R"("published":"1965-08-01T00:00:00Z")"));
@@ -125,7 +135,9 @@ TEST_F(GenericGatewayTest, WholeBodyWithCapture) {
 }
 
 TEST_F(GenericGatewayTest, ResponseBodyAndWellKnownQueryTypes) {
-  HttpReply titles = Call("GET", "/v1/titles?authors=ann&authors=bob&since=1970-01-02T00:00:00Z&ascending=true&kind=POEM");
+  HttpReply titles = Call(
+      "GET",
+      "/v1/titles?authors=ann&authors=bob&since=1970-01-02T00:00:00Z&ascending=true&kind=POEM");
   ASSERT_EQ(titles.status, 200) << titles.body;
   EXPECT_EQ(titles.body.front(), '[');  // response_body: the titles alone
   EXPECT_THAT(titles.body, HasSubstr(R"({"text":"by ann"})"));
@@ -137,18 +149,21 @@ TEST_F(GenericGatewayTest, ResponseBodyAndWellKnownQueryTypes) {
 TEST_F(GenericGatewayTest, StreamErrorsMidwayEndWithAnErrorLine) {
   HttpReply ok = Call("GET", "/v1/count/3");
   ASSERT_EQ(ok.status, 200);
-  EXPECT_EQ(ok.body, "{\"result\":{\"text\":\"title 0\"}}\n{\"result\":{\"text\":\"title 1\"}}\n"
-                     "{\"result\":{\"text\":\"title 2\"}}\n");
+  EXPECT_EQ(ok.body,
+            "{\"result\":{\"text\":\"title 0\"}}\n{\"result\":{\"text\":\"title 1\"}}\n"
+            "{\"result\":{\"text\":\"title 2\"}}\n");
   HttpReply failed = Call("GET", "/v1/count/2?fail=true");
   ASSERT_EQ(failed.status, 200);  // the status line went out with the first item
-  EXPECT_THAT(failed.body, ::testing::EndsWith(
-                               "{\"error\":{\"code\":10,\"message\":\"ran out of titles\",\"details\":[]}}\n"));
+  EXPECT_THAT(failed.body,
+              ::testing::EndsWith(
+                  "{\"error\":{\"code\":10,\"message\":\"ran out of titles\",\"details\":[]}}\n"));
   HttpReply at_once = Call("GET", "/v1/count/0?fail=true");
   EXPECT_EQ(at_once.status, 409);  // failed before any item: a plain error answer
 }
 
 TEST_F(GenericGatewayTest, CustomKindNestedCaptureAndBodyField) {
-  HttpReply echo = Call("SEARCH", "/v1/echo/42?nested.note=hi&mask=nested.id,payload", R"({"text":"hello"})");
+  HttpReply echo =
+      Call("SEARCH", "/v1/echo/42?nested.note=hi&mask=nested.id,payload", R"({"text":"hello"})");
   ASSERT_EQ(echo.status, 200) << echo.body;
   EXPECT_THAT(echo.body, HasSubstr(R"("nested":{"id":"42","note":"hi"})"));
   EXPECT_THAT(echo.body, HasSubstr(R"("payload":{"text":"hello"})"));

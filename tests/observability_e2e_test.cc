@@ -2,16 +2,15 @@
 // the client accepts, exact metric movements on /metrics (checked by promtool), the read-through
 // cache, and the HTTP endpoints of the runtime.
 #include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <thread>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -42,10 +41,9 @@ double Sample(const std::string& text, const std::string& series) {
 
 // Labels as exposed: sorted by name, grpc_code (when given) first.
 std::string Labels(const char* type, const char* method, const char* code = nullptr) {
-  return absl::StrCat(code == nullptr ? "" : absl::StrCat("grpc_code=\"", code, "\","),
-                      "grpc_method=\"", method,
-                      "\",grpc_service=\"hotpath.catalog.v1.CatalogService\",grpc_type=\"", type,
-                      "\"");
+  return absl::StrCat(
+      code == nullptr ? "" : absl::StrCat("grpc_code=\"", code, "\","), "grpc_method=\"", method,
+      "\",grpc_service=\"hotpath.catalog.v1.CatalogService\",grpc_type=\"", type, "\"");
 }
 
 class ObservabilityTest : public ServerTest {
@@ -54,7 +52,9 @@ class ObservabilityTest : public ServerTest {
     ServerTest::SetUp();
     StartServer(Options());
   }
-  std::string Metrics() { return HttpCall(server_->http_port(), bhttp::verb::get, "/metrics").body; }
+  std::string Metrics() {
+    return HttpCall(server_->http_port(), bhttp::verb::get, "/metrics").body;
+  }
 
   std::multimap<grpc::string_ref, grpc::string_ref> last_initial_, last_trailing_;
 };
@@ -87,7 +87,8 @@ TEST_F(ObservabilityTest, EveryRpcCarriesXProcessTime) {
     request.set_id(424242);
     v1::Item response;
     auto context = Context();
-    EXPECT_EQ(stub_->GetItem(context.get(), request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(stub_->GetItem(context.get(), request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
     check(*context, "GetItem NOT_FOUND");
   }
   {
@@ -122,7 +123,8 @@ TEST_F(ObservabilityTest, EveryRpcCarriesXProcessTime) {
 
 // The response headers of one gRPC call made by nghttp (a plain HTTP/2 client, so the
 // grpc-encoding header is visible: gRPC libraries consume it), with the given accept-encoding.
-std::string RawGrpcHeaders(int port, const std::string& method, const google::protobuf::Message& request,
+std::string RawGrpcHeaders(int port, const std::string& method,
+                           const google::protobuf::Message& request,
                            const std::string& accept_encoding) {
   const std::string body = request.SerializeAsString();
   std::string frame(5, '\0');
@@ -132,10 +134,11 @@ std::string RawGrpcHeaders(int port, const std::string& method, const google::pr
   frame[4] = static_cast<char>(body.size());
   const std::string path = ::testing::TempDir() + "/hotpath_grpc_request.bin";
   std::ofstream(path, std::ios::binary) << frame << body;
-  return RunCommand(absl::StrCat("nghttp -v -H ':method: POST' -H 'content-type: application/grpc' ",
-                          "-H 'te: trailers' -H 'grpc-accept-encoding: ", accept_encoding, "' -d ",
-                          path, " http://127.0.0.1:", port, "/hotpath.catalog.v1.CatalogService/",
-                          method, " | grep -a -E 'recv \\(stream_id=[0-9]+\\) [a-z:-]+:'"));
+  return RunCommand(
+      absl::StrCat("nghttp -v -H ':method: POST' -H 'content-type: application/grpc' ",
+                   "-H 'te: trailers' -H 'grpc-accept-encoding: ", accept_encoding, "' -d ", path,
+                   " http://127.0.0.1:", port, "/hotpath.catalog.v1.CatalogService/", method,
+                   " | grep -a -E 'recv \\(stream_id=[0-9]+\\) [a-z:-]+:'"));
 }
 
 TEST_F(ObservabilityTest, LargeResponsesAreGzipForClientsThatAcceptIt) {
@@ -191,8 +194,9 @@ TEST_F(ObservabilityTest, StreamsCompressBigMessagesOnly) {
   // client instead: both kinds of client read every message intact.
   grpc::ChannelArguments identity_only;
   identity_only.SetInt(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1 << GRPC_COMPRESS_NONE);
-  for (auto channel : {channel_, grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
-                                                           grpc::InsecureChannelCredentials(), identity_only)}) {
+  for (auto channel :
+       {channel_, grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                            grpc::InsecureChannelCredentials(), identity_only)}) {
     auto stub = v1::CatalogService::NewStub(channel);
     auto context = Context();
     auto reader = stub->ExportItems(context.get(), v1::ExportItemsRequest());
@@ -204,19 +208,25 @@ TEST_F(ObservabilityTest, StreamsCompressBigMessagesOnly) {
     EXPECT_EQ(items[0].description().size(), 3000u);
   }
   v1::ExportItemsRequest request;
-  const std::string headers = RawGrpcHeaders(server_->grpc_port(), "ExportItems", request, "identity,gzip");
+  const std::string headers =
+      RawGrpcHeaders(server_->grpc_port(), "ExportItems", request, "identity,gzip");
   EXPECT_THAT(headers, ::testing::HasSubstr("grpc-encoding: gzip")) << headers;
 }
 
 TEST_F(ObservabilityTest, MetricsMoveByExactlyTheCallsMade) {
   const v1::Item item = CreateDemo(1);
   const std::string before = Metrics();
-  ASSERT_NE(Sample(before, "grpc_server_started_total{" + Labels("unary", "GetItem") + "}"), -1) << before;
+  ASSERT_NE(Sample(before, "grpc_server_started_total{" + Labels("unary", "GetItem") + "}"), -1)
+      << before;
   const std::string ok = Labels("unary", "GetItem", "OK");
   const std::string not_found = Labels("unary", "GetItem", "NotFound");
   // Every method's series exist at zero before any call.
-  EXPECT_EQ(Sample(before, "grpc_server_started_total{" + Labels("server_stream", "ExportItems") + "}"), 0);
-  EXPECT_EQ(Sample(before, "grpc_server_handled_total{" + Labels("unary", "SearchItems", "Unavailable") + "}"), 0);
+  EXPECT_EQ(
+      Sample(before, "grpc_server_started_total{" + Labels("server_stream", "ExportItems") + "}"),
+      0);
+  EXPECT_EQ(Sample(before, "grpc_server_handled_total{" +
+                               Labels("unary", "SearchItems", "Unavailable") + "}"),
+            0);
 
   for (int i = 0; i < 7; ++i) {
     v1::GetItemRequest request;
@@ -237,16 +247,20 @@ TEST_F(ObservabilityTest, MetricsMoveByExactlyTheCallsMade) {
     ASSERT_TRUE(writer->Finish().ok());
   }
   const std::string after = Metrics();
-  auto delta = [&](const std::string& series) { return Sample(after, series) - Sample(before, series); };
+  auto delta = [&](const std::string& series) {
+    return Sample(after, series) - Sample(before, series);
+  };
   EXPECT_EQ(delta("grpc_server_started_total{" + Labels("unary", "GetItem") + "}"), 7);
   EXPECT_EQ(delta("grpc_server_handled_total{" + ok + "}"), 5);
   EXPECT_EQ(delta("grpc_server_handled_total{" + not_found + "}"), 2);
   EXPECT_EQ(delta("grpc_server_msg_received_total{" + Labels("unary", "GetItem") + "}"), 7);
   EXPECT_EQ(delta("grpc_server_msg_sent_total{" + Labels("unary", "GetItem") + "}"), 5);
   EXPECT_EQ(delta("grpc_server_handling_seconds_count{" + Labels("unary", "GetItem") + "}"), 7);
-  EXPECT_EQ(delta("grpc_server_msg_received_total{" + Labels("client_stream", "ImportItems") + "}"), 3);
+  EXPECT_EQ(delta("grpc_server_msg_received_total{" + Labels("client_stream", "ImportItems") + "}"),
+            3);
   EXPECT_EQ(delta("grpc_server_msg_sent_total{" + Labels("client_stream", "ImportItems") + "}"), 1);
-  EXPECT_EQ(delta("grpc_server_handled_total{" + Labels("client_stream", "ImportItems", "OK") + "}"), 1);
+  EXPECT_EQ(
+      delta("grpc_server_handled_total{" + Labels("client_stream", "ImportItems", "OK") + "}"), 1);
   // The item cache: one load, four hits; the two NOT_FOUNDs: one load, one negative hit.
   EXPECT_EQ(delta("hotpath_cache_hits_total{cache=\"items\"}"), 5);
   EXPECT_EQ(delta("hotpath_cache_loads_total{cache=\"items\"}"), 2);
@@ -278,7 +292,8 @@ TEST_F(ObservabilityTest, ConcurrentColdReadsCauseOneDatabaseRead) {
       v1::GetItemRequest request;
       request.set_id(item.id());
       v1::Item response;
-      if (stub_->GetItem(Context().get(), request, &response).ok() && response.sku() == item.sku()) ++ok;
+      if (stub_->GetItem(Context().get(), request, &response).ok() && response.sku() == item.sku())
+        ++ok;
     });
   }
   for (auto& t : threads) t.join();

@@ -20,7 +20,8 @@ int PgCtl(const char* command) {
 class PgRestartTest : public ServerTest {
  protected:
   void SetUp() override {
-    if (std::getenv("HOTPATH_TEST_PG_SCRIPT") == nullptr || std::getenv("HOTPATH_TEST_PG_BASE") == nullptr) {
+    if (std::getenv("HOTPATH_TEST_PG_SCRIPT") == nullptr ||
+        std::getenv("HOTPATH_TEST_PG_BASE") == nullptr) {
       GTEST_SKIP() << "needs HOTPATH_TEST_PG_SCRIPT and HOTPATH_TEST_PG_BASE (set by scripts/test)";
     }
     ServerTest::SetUp();
@@ -47,7 +48,8 @@ TEST_F(PgRestartTest, CallsFailFastDuringTheOutageAndRecoverAfter) {
   ASSERT_TRUE(Get(item.id(), absl::Seconds(5)).ok());  // now cached
   // Warm every pooled connection, so all of them are stale after the restart.
   std::vector<std::thread> warmers;
-  for (int i = 0; i < 8; ++i) warmers.emplace_back([&] { EXPECT_TRUE(List(absl::Seconds(5)).ok()); });
+  for (int i = 0; i < 8; ++i)
+    warmers.emplace_back([&] { EXPECT_TRUE(List(absl::Seconds(5)).ok()); });
   for (auto& t : warmers) t.join();
 
   ASSERT_EQ(PgCtl("stop"), 0);

@@ -1,18 +1,15 @@
 #include "tests/test_env.h"
 
-#include <cstdlib>
-#include <random>
-
 #include <array>
-#include <cstdio>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <pqxx/pqxx>
+#include <random>
 
 #include "absl/strings/ascii.h"
-
 #include "absl/strings/str_cat.h"
 #include "client/demo_items.h"
 #include "google/rpc/error_details.pb.h"
@@ -119,7 +116,8 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   using tcp = boost::asio::ip::tcp;
   boost::asio::io_context io;
   tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+  socket.connect(
+      tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
   bhttp::request<bhttp::string_body> request;
   request.method_string(method);
   request.target(target);
@@ -127,7 +125,8 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   request.set(bhttp::field::host, "127.0.0.1");
   for (const auto& [k, v] : headers) request.set(k, v);
   request.body() = body;
-  if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") request.prepare_payload();
+  if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT")
+    request.prepare_payload();
   bhttp::write(socket, request);
   boost::beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
@@ -137,7 +136,8 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   HttpReply reply;
   reply.status = static_cast<int>(parser.get().result_int());
   for (const auto& field : parser.get()) {
-    reply.headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
+    reply.headers[absl::AsciiStrToLower(std::string(field.name_string()))] =
+        std::string(field.value());
   }
   reply.body = parser.get().body();
   return reply;
@@ -149,7 +149,8 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   std::string output;
   std::array<char, 4096> buffer;
   std::size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    output.append(buffer.data(), n);
   const int rc = pclose(pipe);
   if (exit_code != nullptr) *exit_code = rc;
   return output;

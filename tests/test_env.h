@@ -1,13 +1,13 @@
 // What the end-to-end tests share: a fresh database per test, and a hotpathd serving it in-process.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <map>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
-#include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "gtest/gtest.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
@@ -47,10 +47,10 @@ class ServerTest : public ::testing::Test {
   // Creates an item from DemoItem(n) with a sku unique to n.
   v1::Item CreateDemo(int n);
 
-  std::unique_ptr<TestDatabase> database_;           // this test's database
-  std::unique_ptr<Hotpathd> server_;                 // the server under test
-  std::shared_ptr<grpc::Channel> channel_;           // to server_
-  std::unique_ptr<v1::CatalogService::Stub> stub_;   // catalog calls over channel_
+  std::unique_ptr<TestDatabase> database_;          // this test's database
+  std::unique_ptr<Hotpathd> server_;                // the server under test
+  std::shared_ptr<grpc::Channel> channel_;          // to server_
+  std::unique_ptr<v1::CatalogService::Stub> stub_;  // catalog calls over channel_
 };
 
 // The field paths of the google.rpc.BadRequest in status's details.

@@ -1,5 +1,6 @@
 // A generic, thread-safe, sharded in-process cache: what Python's cachetools.TTLCache(maxsize, ttl)
-// has (max entries with LRU eviction among live entries, TTL from insert), plus what a server needs:
+// has (max entries with LRU eviction among live entries, TTL from insert), plus what a server
+// needs:
 //
 // - request coalescing: concurrent misses on one key cause one load; every caller gets its result,
 //   and a load error goes to all of them without being cached;
@@ -136,11 +137,14 @@ class TtlCache final {
     std::mutex mu;
     std::condition_variable cv;
     std::optional<Result> result;
-    Get(key, [&](const Result& r) {
-      std::lock_guard lock(mu);
-      result = r;
-      cv.notify_one();
-    }, deadline);
+    Get(
+        key,
+        [&](const Result& r) {
+          std::lock_guard lock(mu);
+          result = r;
+          cv.notify_one();
+        },
+        deadline);
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return result.has_value(); });
     return *result;
@@ -201,21 +205,21 @@ class TtlCache final {
   };
 
   struct Entry {
-    ValuePtr value;                 // null for a negative entry
-    absl::Status status;            // OK, or the cached NOT_FOUND
-    absl::Time inserted;            // for refresh_after
-    absl::Time expires;             // inserted + ttl (or negative_ttl)
+    ValuePtr value;                            // null for a negative entry
+    absl::Status status;                       // OK, or the cached NOT_FOUND
+    absl::Time inserted;                       // for refresh_after
+    absl::Time expires;                        // inserted + ttl (or negative_ttl)
     typename std::list<Key>::iterator lru;     // position in Shard::lru
     typename std::list<Key>::iterator expiry;  // position in its expiry list
   };
 
   // Cache-line aligned so that shards' locks and counters never share a line.
   struct alignas(64) Shard {
-    mutable std::mutex mu;                                          // guards the rest
-    std::unordered_map<Key, Entry, absl::Hash<Key>> entries;        // live or not-yet-purged
+    mutable std::mutex mu;                                    // guards the rest
+    std::unordered_map<Key, Entry, absl::Hash<Key>> entries;  // live or not-yet-purged
     std::unordered_map<Key, std::shared_ptr<Load>, absl::Hash<Key>> loads;  // in flight
-    std::list<Key> lru;              // most recently used first
-    std::list<Key> expiry;           // positive entries, oldest insert first (one TTL: expiry order)
+    std::list<Key> lru;     // most recently used first
+    std::list<Key> expiry;  // positive entries, oldest insert first (one TTL: expiry order)
     std::list<Key> negative_expiry;  // negative entries, oldest insert first
     std::uint64_t epoch = 0;         // bumped by every invalidation
     CacheStats counters;             // this shard's share of stats() (size unused)
@@ -260,8 +264,9 @@ class TtlCache final {
       Finish(shard, key, load, std::move(loaded));
     };
     if (!scheduler_(run)) {
-      Finish(shard, key, load,
-             absl::ResourceExhaustedError("server busy: no capacity to load the value, retry later"));
+      Finish(
+          shard, key, load,
+          absl::ResourceExhaustedError("server busy: no capacity to load the value, retry later"));
     }
   }
 
@@ -301,10 +306,9 @@ class TtlCache final {
     auto& expiry = negative ? shard.negative_expiry : shard.expiry;
     shard.lru.push_front(key);
     expiry.push_back(key);
-    shard.entries.emplace(
-        key, Entry{std::move(value), std::move(status), now,
-                   now + (negative ? options_.negative_ttl : options_.ttl), shard.lru.begin(),
-                   std::prev(expiry.end())});
+    shard.entries.emplace(key, Entry{std::move(value), std::move(status), now,
+                                     now + (negative ? options_.negative_ttl : options_.ttl),
+                                     shard.lru.begin(), std::prev(expiry.end())});
   }
 
   // Drops expired entries: each expiry list is in expiry order, so only its head can be due.

@@ -1,4 +1,5 @@
-// Cache get/put under contention: a hit is what a cached GetItem costs on a completion-queue thread.
+// Cache get/put under contention: a hit is what a cached GetItem costs on a completion-queue
+// thread.
 #include <string>
 
 #include "benchmark/benchmark.h"

@@ -239,7 +239,9 @@ TEST(TtlCache, ALoadThatStartedBeforeAnInvalidationNeverStoresItsValue) {
   std::function<void()> stale_load;
   StringCache cache(
       Options(&clock),
-      [](const std::string& key, absl::Time) -> absl::StatusOr<std::string> { return key + "@before-write"; },
+      [](const std::string& key, absl::Time) -> absl::StatusOr<std::string> {
+        return key + "@before-write";
+      },
       [&](std::function<void()> task) {
         stale_load = std::move(task);
         return true;
@@ -249,7 +251,7 @@ TEST(TtlCache, ALoadThatStartedBeforeAnInvalidationNeverStoresItsValue) {
   cache.Invalidate("a");  // a write lands while the read is in flight
   stale_load();           // the read completes after the invalidation
   EXPECT_EQ(seen, std::vector<std::string>{"a@before-write"});  // its caller is still answered
-  EXPECT_FALSE(cache.Peek("a").has_value());                     // but the value is not kept
+  EXPECT_FALSE(cache.Peek("a").has_value());                    // but the value is not kept
 }
 
 TEST(TtlCache, ReadersAfterAnInvalidationStartANewLoad) {
@@ -291,8 +293,9 @@ TEST(TtlCache, ClearAndPutIfUnchanged) {
 TEST(TtlCache, ASchedulerThatRefusesFailsTheWaiters) {
   CacheOptions options;
   options.name = "test";
-  StringCache cache(options, [](const std::string& k, absl::Time) -> absl::StatusOr<std::string> { return k; },
-                    [](std::function<void()>) { return false; });
+  StringCache cache(
+      options, [](const std::string& k, absl::Time) -> absl::StatusOr<std::string> { return k; },
+      [](std::function<void()>) { return false; });
   EXPECT_EQ(cache.GetBlocking("a").status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(cache.Peek("a").has_value());
 }

@@ -13,8 +13,9 @@ auto OnExecutor(CatalogService* catalog, rpc::Executor* executor,
              rpc::UnaryResponder<Response> responder) {
     const absl::Time deadline = rpc::DeadlineOf(context);
     // The call, and so request, lives until the responder answers.
-    rpc::RunOnExecutor(*executor, std::move(responder),
-                       [catalog, method, &request, deadline] { return (catalog->*method)(request, deadline); });
+    rpc::RunOnExecutor(*executor, std::move(responder), [catalog, method, &request, deadline] {
+      return (catalog->*method)(request, deadline);
+    });
   };
 }
 
@@ -42,7 +43,8 @@ template <class Request, class Response>
 rpc::LocalHandler LocalOnExecutor(CatalogService* catalog, rpc::Executor* executor,
                                   absl::StatusOr<Response> (CatalogService::*method)(const Request&,
                                                                                      absl::Time)) {
-  return [=](const google::protobuf::Message& message, const rpc::LocalCall& call, rpc::LocalDone done) {
+  return [=](const google::protobuf::Message& message, const rpc::LocalCall& call,
+             rpc::LocalDone done) {
     const auto& request = static_cast<const Request&>(message);
     auto shared = std::make_shared<rpc::LocalDone>(std::move(done));
     const absl::Time deadline = call.deadline;
@@ -60,12 +62,14 @@ template <class Request, class Response>
 rpc::LocalHandler LocalCached(CatalogService* catalog,
                               void (CatalogService::*method)(const Request&, absl::Time,
                                                              CatalogService::Done<Response>)) {
-  return [=](const google::protobuf::Message& message, const rpc::LocalCall& call, rpc::LocalDone done) {
-    (catalog->*method)(static_cast<const Request&>(message), call.deadline,
-                       [done = std::move(done)](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
-                         if (r.ok()) return done(grpc::Status::OK, r->get());
-                         done(rpc::ToGrpcStatus(r.status()), nullptr);
-                       });
+  return [=](const google::protobuf::Message& message, const rpc::LocalCall& call,
+             rpc::LocalDone done) {
+    (catalog->*method)(
+        static_cast<const Request&>(message), call.deadline,
+        [done = std::move(done)](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
+          if (r.ok()) return done(grpc::Status::OK, r->get());
+          done(rpc::ToGrpcStatus(r.status()), nullptr);
+        });
   };
 }
 
@@ -74,8 +78,7 @@ rpc::LocalHandler LocalCached(CatalogService* catalog,
 CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
     : create_item_{&service_, &Async::RequestCreateItem,
                    OnExecutor(catalog, executor, &CatalogService::CreateItem)},
-      get_item_{&service_, &Async::RequestGetItem,
-                Cached(catalog, &CatalogService::GetItem)},
+      get_item_{&service_, &Async::RequestGetItem, Cached(catalog, &CatalogService::GetItem)},
       batch_get_items_{&service_, &Async::RequestBatchGetItems,
                        Cached(catalog, &CatalogService::BatchGetItems)},
       list_items_{&service_, &Async::RequestListItems,
@@ -93,22 +96,25 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
                       return catalog->ExportItems(request, rpc::DeadlineOf(context));
                     },
                     executor},
-      import_items_{
-          &service_, &Async::RequestImportItems,
-          [catalog](grpc::ServerContext& context)
-              -> absl::StatusOr<std::unique_ptr<
-                  rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>> {
-            return catalog->ImportItems(rpc::DeadlineOf(context));
-          },
-          executor, kImportBatchSize} {
+      import_items_{&service_, &Async::RequestImportItems,
+                    [catalog](grpc::ServerContext& context)
+                        -> absl::StatusOr<std::unique_ptr<
+                            rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>> {
+                      return catalog->ImportItems(rpc::DeadlineOf(context));
+                    },
+                    executor, kImportBatchSize} {
   const std::string prefix = absl::StrCat("/", name(), "/");
-  local_.Add(prefix + "CreateItem", LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
+  local_.Add(prefix + "CreateItem",
+             LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
   local_.Add(prefix + "GetItem", LocalCached(catalog, &CatalogService::GetItem));
   local_.Add(prefix + "BatchGetItems", LocalCached(catalog, &CatalogService::BatchGetItems));
   local_.Add(prefix + "ListItems", LocalOnExecutor(catalog, executor, &CatalogService::ListItems));
-  local_.Add(prefix + "UpdateItem", LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
-  local_.Add(prefix + "DeleteItem", LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
-  local_.Add(prefix + "SearchItems", LocalOnExecutor(catalog, executor, &CatalogService::SearchItems));
+  local_.Add(prefix + "UpdateItem",
+             LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
+  local_.Add(prefix + "DeleteItem",
+             LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
+  local_.Add(prefix + "SearchItems",
+             LocalOnExecutor(catalog, executor, &CatalogService::SearchItems));
   local_.Add(prefix + "GetCategoryStats", LocalCached(catalog, &CatalogService::GetCategoryStats));
 }
 
@@ -117,7 +123,8 @@ void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& op
   for (int i = 0; i < count; ++i) {
     Unary<v1::CreateItemRequest, v1::Item>::Arm(&create_item_, cq, &options);
     Unary<v1::GetItemRequest, v1::Item>::Arm(&get_item_, cq, &options);
-    Unary<v1::BatchGetItemsRequest, v1::BatchGetItemsResponse>::Arm(&batch_get_items_, cq, &options);
+    Unary<v1::BatchGetItemsRequest, v1::BatchGetItemsResponse>::Arm(&batch_get_items_, cq,
+                                                                    &options);
     Unary<v1::ListItemsRequest, v1::ListItemsResponse>::Arm(&list_items_, cq, &options);
     Unary<v1::UpdateItemRequest, v1::Item>::Arm(&update_item_, cq, &options);
     Unary<v1::DeleteItemRequest, v1::DeleteItemResponse>::Arm(&delete_item_, cq, &options);
@@ -126,10 +133,11 @@ void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& op
   }
   // Streams are long and rare: a few pending calls are plenty.
   for (int i = 0; i < std::max(1, count / 4); ++i) {
-    rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Arm(&export_items_, cq, &options);
-    rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Arm(&import_items_, cq, &options);
+    rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Arm(&export_items_, cq,
+                                                                        &options);
+    rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Arm(
+        &import_items_, cq, &options);
   }
 }
 
 }  // namespace hotpath::catalog
-

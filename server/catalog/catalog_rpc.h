@@ -42,7 +42,8 @@ class CatalogRpc final : public rpc::RpcModule {
   Unary<v1::SearchItemsRequest, v1::SearchItemsResponse>::Method search_items_;
   Unary<v1::GetCategoryStatsRequest, v1::CategoryStats>::Method get_category_stats_;
   rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Method export_items_;
-  rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Method import_items_;
+  rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Method
+      import_items_;
   rpc::LocalHandlers local_;  // the unary methods without gRPC
 };
 

@@ -13,12 +13,15 @@ namespace {
 
 // The request fields a list token is bound to: change any of them and old tokens are refused.
 std::string ListScope(const v1::ListItemsRequest& r) {
-  return absl::StrCat("list|", r.category(), "|", r.has_min_price_cents() ? absl::StrCat(r.min_price_cents().value()) : "",
-                      "|", r.has_max_price_cents() ? absl::StrCat(r.max_price_cents().value()) : "", "|",
+  return absl::StrCat("list|", r.category(), "|",
+                      r.has_min_price_cents() ? absl::StrCat(r.min_price_cents().value()) : "", "|",
+                      r.has_max_price_cents() ? absl::StrCat(r.max_price_cents().value()) : "", "|",
                       r.order_by());
 }
 
-std::string SearchScope(const v1::SearchItemsRequest& r) { return absl::StrCat("search|", r.query()); }
+std::string SearchScope(const v1::SearchItemsRequest& r) {
+  return absl::StrCat("search|", r.query());
+}
 
 template <class Request>
 ItemFilter FilterOf(const Request& r) {
@@ -75,8 +78,8 @@ class ImportSink final : public rpc::StreamSink<v1::CreateItemRequest, v1::Impor
         ValidateItemFields(request.item(), ItemFields::All(), prefix, violations);
       }
       if (!violations.empty()) {
-        return rpc::WithMessagePrefix(violations.ToStatus(),
-                                      absl::StrCat("item ", index, " rejected, nothing imported: "));
+        return rpc::WithMessagePrefix(
+            violations.ToStatus(), absl::StrCat("item ", index, " rejected, nothing imported: "));
       }
       items.push_back(std::move(*request.mutable_item()));
     }
@@ -102,11 +105,11 @@ class ImportSink final : public rpc::StreamSink<v1::CreateItemRequest, v1::Impor
   }
 
  private:
-  ItemStore* store_;                      // where items go
-  absl::Time deadline_;                   // the call's deadline
-  std::int64_t received_ = 0;             // messages seen so far
-  std::unique_ptr<ItemImport> import_;    // opened with the first batch
-  std::function<void()> on_commit_;       // cache upkeep after a commit
+  ItemStore* store_;                    // where items go
+  absl::Time deadline_;                 // the call's deadline
+  std::int64_t received_ = 0;           // messages seen so far
+  std::unique_ptr<ItemImport> import_;  // opened with the first batch
+  std::function<void()> on_commit_;     // cache upkeep after a commit
 };
 
 // Runs load on the scheduler and hands its result to done as a shared value.
@@ -118,7 +121,9 @@ void LoadWith(const cache::Scheduler& scheduler, CatalogService::Done<T> done, L
     if (!result.ok()) return (*shared)(result.status());
     (*shared)(std::make_shared<const T>(*std::move(result)));
   });
-  if (!queued) (*shared)(absl::ResourceExhaustedError("server busy: the database work queue is full, retry later"));
+  if (!queued)
+    (*shared)(
+        absl::ResourceExhaustedError("server busy: the database work queue is full, retry later"));
 }
 
 }  // namespace
@@ -181,7 +186,8 @@ void CatalogService::BatchGetItems(const v1::BatchGetItemsRequest& request, absl
   if (missing.empty()) return done(std::make_shared<const v1::BatchGetItemsResponse>(assemble()));
   LoadWith<v1::BatchGetItemsResponse>(
       scheduler_, std::move(done),
-      [this, ids, found, missing, deadline, assemble]() -> absl::StatusOr<v1::BatchGetItemsResponse> {
+      [this, ids, found, missing, deadline,
+       assemble]() -> absl::StatusOr<v1::BatchGetItemsResponse> {
         std::vector<std::uint64_t> epochs;
         if (items_ != nullptr) {
           for (const std::int64_t id : missing) epochs.push_back(items_->Epoch(id));

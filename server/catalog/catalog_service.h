@@ -7,8 +7,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
-#include "server/catalog/item_store.h"
 #include "server/cache/ttl_cache.h"
+#include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
 #include "server/rpc/streams.h"
 
@@ -18,12 +18,16 @@ struct CatalogCacheOptions {
   // Off: every read goes to the database (the benchmarks' database-read scenarios).
   bool enabled = true;
   // GetItem / BatchGetItems, by id. Writes invalidate their item before they answer.
-  cache::CacheOptions items{.name = "items", .max_entries = 100'000, .ttl = absl::Seconds(60),
+  cache::CacheOptions items{.name = "items",
+                            .max_entries = 100'000,
+                            .ttl = absl::Seconds(60),
                             .negative_ttl = absl::Seconds(5)};
   // GetCategoryStats, by category: an aggregate, kept for its TTL (writes do not invalidate it) and
   // refreshed in the background once past refresh_after.
-  cache::CacheOptions category_stats{.name = "category_stats", .max_entries = 1000,
-                                     .ttl = absl::Seconds(30), .negative_ttl = absl::Seconds(5),
+  cache::CacheOptions category_stats{.name = "category_stats",
+                                     .max_entries = 1000,
+                                     .ttl = absl::Seconds(30),
+                                     .negative_ttl = absl::Seconds(5),
                                      .refresh_after = absl::Seconds(10)};
   // Longest a cache load may take. A load runs until the deadline of the call whose miss started
   // it (callers that join it share that), and never longer than this.
@@ -76,11 +80,11 @@ class CatalogService final {
   // Drops what a write to item id made stale, before the write is answered.
   void Invalidate(std::int64_t id);
 
-  ItemStore* store_;                // where items live
-  const PageTokenCodec* tokens_;   // signs and checks page tokens
-  cache::Scheduler scheduler_;      // runs database reads for the cached methods
-  absl::Duration load_timeout_;     // deadline of cache loads
-  std::unique_ptr<cache::TtlCache<std::int64_t, v1::Item>> items_;           // by id
+  ItemStore* store_;              // where items live
+  const PageTokenCodec* tokens_;  // signs and checks page tokens
+  cache::Scheduler scheduler_;    // runs database reads for the cached methods
+  absl::Duration load_timeout_;   // deadline of cache loads
+  std::unique_ptr<cache::TtlCache<std::int64_t, v1::Item>> items_;          // by id
   std::unique_ptr<cache::TtlCache<std::string, v1::CategoryStats>> stats_;  // by category
 };
 

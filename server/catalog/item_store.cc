@@ -1,23 +1,22 @@
 #include "server/catalog/item_store.h"
 
+#include <pqxx/pqxx>
 #include <unordered_map>
 #include <utility>
 
-#include <pqxx/pqxx>
-
-#include "absl/strings/string_view.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "server/db/pg_status.h"
 
 namespace hotpath::catalog {
 namespace {
 
 // The columns every item query returns, in RowToItem's order. Times come as epoch microseconds.
-#define HOTPATH_ITEM_COLUMNS                                                          \
-  "id, sku, name, description, category, price_cents, stock, tags, "                  \
-  "(extract(epoch FROM create_time) * 1000000)::bigint AS create_us, "                \
+#define HOTPATH_ITEM_COLUMNS                                           \
+  "id, sku, name, description, category, price_cents, stock, tags, "   \
+  "(extract(epoch FROM create_time) * 1000000)::bigint AS create_us, " \
   "(extract(epoch FROM update_time) * 1000000)::bigint AS update_us, version"
 
 constexpr char kGetItem[] = "get_item";
@@ -59,24 +58,28 @@ constexpr char kItemVersionSql[] = "SELECT version FROM items WHERE id = $1";
 // (items_pkey, or items_category_id for a category or the (category, id) order).
 constexpr char kListById[] = "list_by_id";
 constexpr char kListByIdSql[] =
-    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items "
+    "SELECT " HOTPATH_ITEM_COLUMNS
+    " FROM items "
     "WHERE id > $1 AND price_cents BETWEEN $2 AND $3 ORDER BY id LIMIT $4";
 
 constexpr char kListInCategory[] = "list_in_category";
 constexpr char kListInCategorySql[] =
-    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items "
+    "SELECT " HOTPATH_ITEM_COLUMNS
+    " FROM items "
     "WHERE category = $1 AND id > $2 AND price_cents BETWEEN $3 AND $4 ORDER BY id LIMIT $5";
 
 constexpr char kListByCategoryOrder[] = "list_by_category_order";
 constexpr char kListByCategoryOrderSql[] =
-    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items "
+    "SELECT " HOTPATH_ITEM_COLUMNS
+    " FROM items "
     "WHERE (category, id) > ($1, $2) AND price_cents BETWEEN $3 AND $4 "
     "ORDER BY category, id LIMIT $5";
 
 // Ranked full-text search; keyset on (rank DESC, id).
 constexpr char kSearchItems[] = "search_items";
 constexpr char kSearchItemsSql[] =
-    "SELECT * FROM (SELECT " HOTPATH_ITEM_COLUMNS ", ts_rank(search_vector, q) AS rank "
+    "SELECT * FROM (SELECT " HOTPATH_ITEM_COLUMNS
+    ", ts_rank(search_vector, q) AS rank "
     "FROM items, websearch_to_tsquery('english', $1) AS q WHERE search_vector @@ q) AS hits "
     "WHERE $2::real IS NULL OR rank < $2::real OR (rank = $2::real AND id > $3) "
     "ORDER BY rank DESC, id LIMIT $4";
@@ -127,7 +130,8 @@ void RowToItem(const pqxx::row& row, v1::Item* item) {
   item->set_price_cents(row[5].as<std::int64_t>());
   item->set_stock(row[6].as<std::int32_t>());
   pqxx::array_parser tags = row[7].as_array();
-  for (auto next = tags.get_next(); next.first != pqxx::array_parser::done; next = tags.get_next()) {
+  for (auto next = tags.get_next(); next.first != pqxx::array_parser::done;
+       next = tags.get_next()) {
     if (next.first == pqxx::array_parser::string_value) item->add_tags(std::move(next.second));
   }
   SetTimestamp(row[8].as<std::int64_t>(), item->mutable_create_time());
@@ -153,8 +157,9 @@ class CopyImport final : public ItemImport {
       : lease_(std::move(lease)), tx_(lease_.connection(), "import") {
     // statement_timeout bounds the whole COPY: the caller's deadline, or none at all.
     const absl::Duration left = deadline - absl::Now();
-    const std::int64_t ms =
-        deadline == absl::InfiniteFuture() ? 0 : std::max<std::int64_t>(1, absl::ToInt64Milliseconds(left));
+    const std::int64_t ms = deadline == absl::InfiniteFuture()
+                                ? 0
+                                : std::max<std::int64_t>(1, absl::ToInt64Milliseconds(left));
     tx_.exec(absl::StrCat("SET LOCAL statement_timeout = ", ms));
     stream_ = std::make_unique<pqxx::stream_to>(
         tx_, "items",
@@ -178,7 +183,8 @@ class CopyImport final : public ItemImport {
     try {
       for (const auto& item : items) {
         *stream_ << std::make_tuple(item.sku(), item.name(), item.description(), item.category(),
-                                    item.price_cents(), item.stock(), TextArrayLiteral(item.tags()));
+                                    item.price_cents(), item.stock(),
+                                    TextArrayLiteral(item.tags()));
       }
       written_ += static_cast<std::int64_t>(items.size());
       return absl::OkStatus();
@@ -212,8 +218,9 @@ class CopyImport final : public ItemImport {
       if (std::int64_t line; absl::SimpleAtoi(digits, &line)) index = line - 1;
     }
     if (index < 0) return status;
-    return absl::Status(status.code(), absl::StrCat("item ", index, " rejected, nothing imported: ",
-                                                    status.message()));
+    return absl::Status(
+        status.code(),
+        absl::StrCat("item ", index, " rejected, nothing imported: ", status.message()));
   }
 
   db::PgLease lease_;                        // the connection the import holds
@@ -305,7 +312,8 @@ absl::StatusOr<std::vector<v1::Item>> ItemStore::BatchGet(const std::vector<std:
           }
         }
         if (!missing.empty()) {
-          return absl::NotFoundError(absl::StrCat("items not found: ", absl::StrJoin(missing, ", ")));
+          return absl::NotFoundError(
+              absl::StrCat("items not found: ", absl::StrJoin(missing, ", ")));
         }
         return items;
       });
@@ -337,12 +345,11 @@ absl::StatusOr<v1::Item> ItemStore::Update(const v1::Item& item, const ItemField
         pqxx::result rows;
         {
           pqxx::nontransaction tx(c);
-          rows = tx.exec_prepared(kUpdateItem, item.id(), Flag(fields.sku), item.sku(),
-                                  Flag(fields.name), item.name(), Flag(fields.description),
-                                  item.description(), Flag(fields.category), item.category(),
-                                  Flag(fields.price_cents), price, Flag(fields.stock), stock,
-                                  Flag(fields.tags), tags,
-                                  expected_version ? version.c_str() : nullptr);
+          rows = tx.exec_prepared(
+              kUpdateItem, item.id(), Flag(fields.sku), item.sku(), Flag(fields.name), item.name(),
+              Flag(fields.description), item.description(), Flag(fields.category), item.category(),
+              Flag(fields.price_cents), price, Flag(fields.stock), stock, Flag(fields.tags), tags,
+              expected_version ? version.c_str() : nullptr);
         }
         if (rows.empty()) return ExplainNoMatch(c, item.id());
         v1::Item updated;
@@ -405,8 +412,8 @@ absl::StatusOr<std::vector<RankedItem>> ItemStore::Search(const std::string& que
       "searching items", deadline, true,
       [&](pqxx::connection& c) -> absl::StatusOr<std::vector<RankedItem>> {
         pqxx::nontransaction tx(c);
-        const pqxx::result rows =
-            tx.exec_prepared(kSearchItems, query, rank.empty() ? nullptr : rank.c_str(), after_id, limit);
+        const pqxx::result rows = tx.exec_prepared(
+            kSearchItems, query, rank.empty() ? nullptr : rank.c_str(), after_id, limit);
         std::vector<RankedItem> items(rows.size());
         for (std::size_t i = 0; i < rows.size(); ++i) {
           RowToItem(rows[i], &items[i].item);

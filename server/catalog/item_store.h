@@ -21,10 +21,10 @@ namespace hotpath::catalog {
 
 // A page of a list: the rows in order and, for search, their ranks.
 struct ItemFilter {
-  std::string category;                                          // empty: any
-  std::int64_t min_price_cents = 0;                              // inclusive
+  std::string category;                                                     // empty: any
+  std::int64_t min_price_cents = 0;                                         // inclusive
   std::int64_t max_price_cents = std::numeric_limits<std::int64_t>::max();  // inclusive
-  bool order_by_category = false;                                // (category, id) instead of id
+  bool order_by_category = false;  // (category, id) instead of id
 };
 
 struct RankedItem {
@@ -67,8 +67,7 @@ class ItemStore final {
                                                  const std::optional<PageCursor>& after, int limit,
                                                  absl::Time deadline);
   // NOT_FOUND when the category has no items.
-  absl::StatusOr<v1::CategoryStats> CategoryStats(const std::string& category,
-                                                  absl::Time deadline);
+  absl::StatusOr<v1::CategoryStats> CategoryStats(const std::string& category, absl::Time deadline);
   // Holds one pooled connection until the import commits or is destroyed (rolled back).
   absl::StatusOr<std::unique_ptr<ItemImport>> BeginImport(absl::Time deadline);
 

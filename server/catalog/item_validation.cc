@@ -3,17 +3,18 @@
 #include <set>
 #include <string>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
 namespace hotpath::catalog {
 namespace {
 
-// Code points in s, or -1 when s is not valid UTF-8 (overlongs, surrogates and > U+10FFFF included).
+// Code points in s, or -1 when s is not valid UTF-8 (overlongs, surrogates and > U+10FFFF
+// included).
 int Utf8Length(absl::string_view s) {
   int count = 0;
   for (std::size_t i = 0; i < s.size(); ++count) {
@@ -67,11 +68,12 @@ void CheckText(absl::string_view value, absl::string_view field, int min_chars, 
     }
   }
   if (length < min_chars) {
-    violations.Add(std::string(field), min_chars == 1 ? "is required"
-                                                      : absl::StrCat("must have at least ",
-                                                                     min_chars, " characters"));
+    violations.Add(std::string(field),
+                   min_chars == 1 ? "is required"
+                                  : absl::StrCat("must have at least ", min_chars, " characters"));
   } else if (length > max_chars) {
-    violations.Add(std::string(field), absl::StrCat("must have at most ", max_chars, " characters"));
+    violations.Add(std::string(field),
+                   absl::StrCat("must have at most ", max_chars, " characters"));
   }
 }
 
@@ -83,7 +85,8 @@ void CheckIdentifier(absl::string_view value, absl::string_view field, int max_c
     return;
   }
   if (value.size() > static_cast<std::size_t>(max_chars)) {
-    violations.Add(std::string(field), absl::StrCat("must have at most ", max_chars, " characters"));
+    violations.Add(std::string(field),
+                   absl::StrCat("must have at most ", max_chars, " characters"));
     return;
   }
   for (const char c : value) {
@@ -120,7 +123,8 @@ std::string Path(absl::string_view prefix, absl::string_view field) {
 void ValidateItemFields(const v1::Item& item, const ItemFields& fields, absl::string_view prefix,
                         rpc::FieldViolations& violations) {
   if (fields.sku) CheckIdentifier(item.sku(), Path(prefix, "sku"), kMaxSkuChars, violations);
-  if (fields.name) CheckText(item.name(), Path(prefix, "name"), 1, kMaxNameChars, false, violations);
+  if (fields.name)
+    CheckText(item.name(), Path(prefix, "name"), 1, kMaxNameChars, false, violations);
   if (fields.description) {
     CheckText(item.description(), Path(prefix, "description"), 0, kMaxDescriptionChars, true,
               violations);
@@ -129,9 +133,11 @@ void ValidateItemFields(const v1::Item& item, const ItemFields& fields, absl::st
     CheckIdentifier(item.category(), Path(prefix, "category"), kMaxCategoryChars, violations);
   }
   if (fields.price_cents && (item.price_cents() < 0 || item.price_cents() > kMaxPriceCents)) {
-    violations.Add(Path(prefix, "price_cents"), absl::StrCat("must be between 0 and ", kMaxPriceCents));
+    violations.Add(Path(prefix, "price_cents"),
+                   absl::StrCat("must be between 0 and ", kMaxPriceCents));
   }
-  if (fields.stock && item.stock() < 0) violations.Add(Path(prefix, "stock"), "must not be negative");
+  if (fields.stock && item.stock() < 0)
+    violations.Add(Path(prefix, "stock"), "must not be negative");
   if (fields.tags) {
     if (item.tags_size() > kMaxTags) {
       violations.Add(Path(prefix, "tags"), absl::StrCat("must have at most ", kMaxTags, " tags"));
@@ -164,14 +170,22 @@ absl::StatusOr<ItemFields> ValidateUpdate(const v1::UpdateItemRequest& request) 
   if (request.has_update_mask() && request.update_mask().paths_size() > 0) {
     for (int i = 0; i < request.update_mask().paths_size(); ++i) {
       const std::string& path = request.update_mask().paths(i);
-      if (path == "*") fields = ItemFields::All();
-      else if (path == "sku") fields.sku = true;
-      else if (path == "name") fields.name = true;
-      else if (path == "description") fields.description = true;
-      else if (path == "category") fields.category = true;
-      else if (path == "price_cents" || path == "priceCents") fields.price_cents = true;
-      else if (path == "stock") fields.stock = true;
-      else if (path == "tags") fields.tags = true;
+      if (path == "*")
+        fields = ItemFields::All();
+      else if (path == "sku")
+        fields.sku = true;
+      else if (path == "name")
+        fields.name = true;
+      else if (path == "description")
+        fields.description = true;
+      else if (path == "category")
+        fields.category = true;
+      else if (path == "price_cents" || path == "priceCents")
+        fields.price_cents = true;
+      else if (path == "stock")
+        fields.stock = true;
+      else if (path == "tags")
+        fields.tags = true;
       else {
         violations.Add(absl::StrCat("update_mask.paths[", i, "]"),
                        absl::StrCat("\"", absl::CHexEscape(path),

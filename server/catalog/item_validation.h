@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/rpc/status.h"
 
@@ -38,7 +38,9 @@ struct ItemFields {
   bool tags = false;
 
   static ItemFields All() { return {true, true, true, true, true, true, true}; }
-  bool Any() const { return sku || name || description || category || price_cents || stock || tags; }
+  bool Any() const {
+    return sku || name || description || category || price_cents || stock || tags;
+  }
 };
 
 // Checks the fields of item selected by fields; violation paths start with prefix ("item").

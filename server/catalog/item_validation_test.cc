@@ -38,7 +38,9 @@ v1::CreateItemRequest CreateWith(const v1::Item& item) {
   return request;
 }
 
-TEST(ValidateCreate, AcceptsAValidItem) { EXPECT_TRUE(ValidateCreate(CreateWith(ValidItem())).ok()); }
+TEST(ValidateCreate, AcceptsAValidItem) {
+  EXPECT_TRUE(ValidateCreate(CreateWith(ValidItem())).ok());
+}
 
 TEST(ValidateCreate, RequiresTheItem) {
   const absl::Status status = ValidateCreate(v1::CreateItemRequest());
@@ -47,9 +49,9 @@ TEST(ValidateCreate, RequiresTheItem) {
 }
 
 struct BadField {
-  const char* name;                 // test label
-  void (*mutate)(v1::Item&);        // makes the item invalid
-  const char* field;                // the violation's path
+  const char* name;           // test label
+  void (*mutate)(v1::Item&);  // makes the item invalid
+  const char* field;          // the violation's path
 };
 
 class ValidateCreateRejects : public testing::TestWithParam<BadField> {};
@@ -78,8 +80,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{"NameInvalidUtf8", [](v1::Item& i) { i.set_name("caf\xC3"); }, "item.name"},
         BadField{"NameOverlongUtf8", [](v1::Item& i) { i.set_name("\xC0\xAF"); }, "item.name"},
         BadField{"NameSurrogate", [](v1::Item& i) { i.set_name("\xED\xA0\x80"); }, "item.name"},
-        BadField{"LongDescription",
-                 [](v1::Item& i) { i.set_description(std::string(4001, 'd')); },
+        BadField{"LongDescription", [](v1::Item& i) { i.set_description(std::string(4001, 'd')); },
                  "item.description"},
         BadField{"EmptyCategory", [](v1::Item& i) { i.clear_category(); }, "item.category"},
         BadField{"NegativePrice", [](v1::Item& i) { i.set_price_cents(-1); }, "item.price_cents"},

@@ -1,18 +1,18 @@
 #include "server/catalog/page_token.h"
 
-#include <cstdio>
-#include <vector>
-
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "absl/strings/string_view.h"
+#include <cstdio>
+#include <vector>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "server/rpc/status.h"
 
 namespace hotpath::catalog {
@@ -53,9 +53,9 @@ std::string PageTokenCodec::Encode(const PageCursor& cursor, absl::string_view s
     std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(*cursor.last_rank));
     rank = buffer;
   }
-  const std::string payload = absl::StrCat(kVersion, std::string(1, kSeparator), cursor.last_id,
-                                           std::string(1, kSeparator), rank,
-                                           std::string(1, kSeparator), cursor.last_category);
+  const std::string payload =
+      absl::StrCat(kVersion, std::string(1, kSeparator), cursor.last_id, std::string(1, kSeparator),
+                   rank, std::string(1, kSeparator), cursor.last_category);
   return absl::WebSafeBase64Escape(absl::StrCat(payload, Mac(payload, scope)));
 }
 

@@ -10,16 +10,16 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace hotpath::catalog {
 
 // Where the next page starts: after (last_rank, last_category, last_id) in the list's order.
 struct PageCursor {
-  std::int64_t last_id = 0;          // id of the last row served
-  std::string last_category;         // its category, for order_by "category,id"
-  std::optional<float> last_rank;    // its search rank, for SearchItems
+  std::int64_t last_id = 0;        // id of the last row served
+  std::string last_category;       // its category, for order_by "category,id"
+  std::optional<float> last_rank;  // its search rank, for SearchItems
 };
 
 class PageTokenCodec final {

@@ -1,7 +1,6 @@
 #include "server/db/migrations.h"
 
 #include <cstdint>
-
 #include <pqxx/connection>
 #include <pqxx/transaction>
 

@@ -1,10 +1,9 @@
 #include "server/db/pg_pool.h"
 
 #include <algorithm>
-#include <utility>
-
 #include <pqxx/except>
 #include <pqxx/nontransaction>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 

@@ -8,14 +8,13 @@
 #pragma once
 
 #include <condition_variable>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <pqxx/connection>
 #include <string>
 #include <vector>
-
-#include <pqxx/connection>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -46,12 +45,12 @@ struct PgPoolOptions {
 };
 
 struct PgPoolStats {
-  int in_use = 0;                // leased right now
-  int idle = 0;                  // open and waiting
-  int max_size = 0;              // the bound
-  std::int64_t opened = 0;       // connections opened since start
-  std::int64_t broken = 0;       // connections discarded as broken
-  std::int64_t connect_errors = 0;  // failed attempts to open one
+  int in_use = 0;                     // leased right now
+  int idle = 0;                       // open and waiting
+  int max_size = 0;                   // the bound
+  std::int64_t opened = 0;            // connections opened since start
+  std::int64_t broken = 0;            // connections discarded as broken
+  std::int64_t connect_errors = 0;    // failed attempts to open one
   std::int64_t acquire_timeouts = 0;  // Acquire calls that ran out of time
 };
 
@@ -101,7 +100,8 @@ class PgPool final {
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.
   absl::Status Ping(absl::Time deadline);
 
-  // Fails every waiting and future Acquire, closes idle connections. Leases still out close on release.
+  // Fails every waiting and future Acquire, closes idle connections. Leases still out close on
+  // release.
   void Close();
 
   PgPoolStats stats() const;
@@ -114,15 +114,15 @@ class PgPool final {
   absl::StatusOr<std::unique_ptr<PgLease::Slot>> Open(absl::Time deadline);
   void Release(std::unique_ptr<PgLease::Slot> slot, bool broken);
 
-  const PgPoolOptions options_;  // as given
-  mutable std::mutex mu_;        // guards everything below
-  std::condition_variable released_;  // a slot came back or the pool closed
+  const PgPoolOptions options_;                       // as given
+  mutable std::mutex mu_;                             // guards everything below
+  std::condition_variable released_;                  // a slot came back or the pool closed
   std::vector<std::unique_ptr<PgLease::Slot>> idle_;  // open, unused; back is the warmest
-  int open_ = 0;                 // open or opening connections, leased or idle
-  int in_use_ = 0;               // leased
-  std::int64_t generation_ = 0;  // bumped when a broken connection is seen
-  bool closed_ = false;          // Close was called
-  PgPoolStats counters_;         // the monotonic counters of stats()
+  int open_ = 0;                                      // open or opening connections, leased or idle
+  int in_use_ = 0;                                    // leased
+  std::int64_t generation_ = 0;                       // bumped when a broken connection is seen
+  bool closed_ = false;                               // Close was called
+  PgPoolStats counters_;                              // the monotonic counters of stats()
 };
 
 }  // namespace hotpath::db

@@ -1,13 +1,12 @@
 #include "server/db/pg_status.h"
 
+#include <pqxx/except>
 #include <string>
 
-#include <pqxx/except>
-
-#include "absl/strings/string_view.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
 namespace hotpath::db {
@@ -48,13 +47,12 @@ bool IsConnectionLost(const std::exception& e) {
 
 absl::Status StatusFromException(const std::exception& e, absl::string_view what) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
-    return absl::UnavailableError(absl::StrCat("database unavailable while ", what, ": ",
-                                               OneLine(e.what())));
+    return absl::UnavailableError(
+        absl::StrCat("database unavailable while ", what, ": ", OneLine(e.what())));
   }
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("database connection lost during commit while ", what,
-                     "; the outcome is unknown"));
+    return absl::UnavailableError(absl::StrCat("database connection lost during commit while ",
+                                               what, "; the outcome is unknown"));
   }
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     const absl::StatusCode code = CodeForSqlState(sql->sqlstate());

@@ -4,8 +4,8 @@
 #include <exception>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace hotpath::db {
 

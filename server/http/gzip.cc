@@ -12,8 +12,8 @@ namespace hotpath::http {
 std::string GzipCompress(absl::string_view in) {
   z_stream z{};
   // windowBits 15 + 16: a gzip header and trailer instead of zlib's. Level 1, as nginx's default
-  // gzip_comp_level: for JSON it keeps most of the size win at a fraction of level 6's CPU (zlib was
-  // a quarter of the server's CPU on 50-item lists at level 6).
+  // gzip_comp_level: for JSON it keeps most of the size win at a fraction of level 6's CPU (zlib
+  // was a quarter of the server's CPU on 50-item lists at level 6).
   deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
   std::string out(deflateBound(&z, static_cast<uLong>(in.size())), '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));

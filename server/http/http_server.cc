@@ -1,17 +1,16 @@
 #include "server/http/http_server.h"
 
-#include <ctime>
-#include <deque>
-#include <mutex>
-#include <utility>
-#include <optional>
-
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/http/json_quote.h"
@@ -54,21 +53,22 @@ class Session final : public std::enable_shared_from_this<Session> {
  private:
   // One request and what has been answered for it so far. Touched only on the session's strand.
   struct Slot {
-    Request request;                    // what was asked
-    std::optional<Response> response;   // a whole answer, once given
+    Request request;                        // what was asked
+    std::optional<Response> response;       // a whole answer, once given
     std::optional<Response> stream_header;  // a streamed answer's header, once started
-    bool header_sent = false;           // the stream's header is on the wire
-    std::optional<std::string> chunk;   // the stream's next chunk, waiting for its turn
-    std::function<void(bool)> on_written;  // runs when the header or chunk is written
-    bool finish = false;                // the stream is complete: send the last chunk
-    bool head = false;                  // a HEAD request: write the header only
-    bool close_after = false;           // close the connection after this answer
+    bool header_sent = false;               // the stream's header is on the wire
+    std::optional<std::string> chunk;       // the stream's next chunk, waiting for its turn
+    std::function<void(bool)> on_written;   // runs when the header or chunk is written
+    bool finish = false;                    // the stream is complete: send the last chunk
+    bool head = false;                      // a HEAD request: write the header only
+    bool close_after = false;               // close the connection after this answer
   };
 
   // Carries a handler's answers onto the strand.
   class SlotSink final : public Responder::Sink {
    public:
-    SlotSink(std::shared_ptr<Session> session, Slot* slot) : session_(std::move(session)), slot_(slot) {}
+    SlotSink(std::shared_ptr<Session> session, Slot* slot)
+        : session_(std::move(session)), slot_(slot) {}
     void Whole(Response response) override {
       Post([response = std::move(response)](Slot& slot) mutable {
         if (!slot.response && !slot.stream_header) slot.response = std::move(response);
@@ -113,17 +113,17 @@ class Session final : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    stream_.expires_after(ToChrono(slots_.empty() && buffer_.size() == 0 ? options_.idle_timeout
-                                                                           : options_.header_timeout));
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->OnRead(ec);
-                      });
+    stream_.expires_after(ToChrono(
+        slots_.empty() && buffer_.size() == 0 ? options_.idle_timeout : options_.header_timeout));
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
-        ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof) {
+        ec == beast::error::timeout || ec == net::error::connection_reset ||
+        ec == net::error::eof) {
       read_closed_ = true;
       if (slots_.empty()) Close();
       return;
@@ -136,8 +136,9 @@ class Session final : public std::enable_shared_from_this<Session> {
       auto& slot = slots_.emplace_back();
       slot.close_after = true;
       if (ec == bhttp::error::body_limit) {
-        slot.response = JsonError(bad, bhttp::status::payload_too_large, 3,
-                                  absl::StrCat("request body exceeds ", options_.max_body_bytes, " bytes"));
+        slot.response =
+            JsonError(bad, bhttp::status::payload_too_large, 3,
+                      absl::StrCat("request body exceeds ", options_.max_body_bytes, " bytes"));
       } else if (ec == bhttp::error::header_limit) {
         slot.response = JsonError(bad, bhttp::status::request_header_fields_too_large, 3,
                                   "request header too large");
@@ -193,11 +194,12 @@ class Session final : public std::enable_shared_from_this<Session> {
       stream_header_->chunked(true);
       writing_ = true;
       header_serializer_.emplace(*stream_header_);
-      bhttp::async_write_header(stream_, *header_serializer_, [self](beast::error_code ec, std::size_t) {
-        self->header_serializer_.reset();
-        self->slots_.front().header_sent = true;
-        self->OnStreamWrite(ec);
-      });
+      bhttp::async_write_header(stream_, *header_serializer_,
+                                [self](beast::error_code ec, std::size_t) {
+                                  self->header_serializer_.reset();
+                                  self->slots_.front().header_sent = true;
+                                  self->OnStreamWrite(ec);
+                                });
       return;
     }
     if (slot.chunk && !slot.head) {
@@ -261,19 +263,19 @@ class Session final : public std::enable_shared_from_this<Session> {
     stream_.close();
   }
 
-  beast::tcp_stream stream_;                     // the connection
-  const HttpServerOptions& options_;             // the server's settings
-  const Handler& handler_;                       // the server's handler
-  beast::flat_buffer buffer_;                    // bytes read and not yet parsed
+  beast::tcp_stream stream_;          // the connection
+  const HttpServerOptions& options_;  // the server's settings
+  const Handler& handler_;            // the server's handler
+  beast::flat_buffer buffer_;         // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;  // HEAD writes
-  std::optional<Response> stream_header_;        // the streamed answer being written
+  std::optional<Response> stream_header_;  // the streamed answer being written
   std::optional<bhttp::response_serializer<bhttp::string_body>> header_serializer_;  // its header
-  std::string chunk_;                            // the chunk being written
-  std::deque<Slot> slots_;                       // requests read, oldest first, until answered
-  bool writing_ = false;                         // a write is in flight
-  bool paused_ = false;                          // reading waits for the pipeline to drain
-  bool read_closed_ = false;                     // no more requests will be read
+  std::string chunk_;         // the chunk being written
+  std::deque<Slot> slots_;    // requests read, oldest first, until answered
+  bool writing_ = false;      // a write is in flight
+  bool paused_ = false;       // reading waits for the pipeline to drain
+  bool read_closed_ = false;  // no more requests will be read
 };
 
 }  // namespace
@@ -282,8 +284,8 @@ Response JsonError(const Request& request, bhttp::status status, int code,
                    const std::string& message) {
   Response response(status, request.version() == 0 ? 11 : request.version());
   response.set(bhttp::field::content_type, "application/json");
-  response.body() = absl::StrCat("{\"code\":", code, ",\"message\":", JsonQuote(message),
-                                 ",\"details\":[]}");
+  response.body() =
+      absl::StrCat("{\"code\":", code, ",\"message\":", JsonQuote(message), ",\"details\":[]}");
   return response;
 }
 
@@ -303,8 +305,8 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   int port() const { return acceptor_.local_endpoint().port(); }
 
   void Accept() {
-    acceptor_.async_accept(net::make_strand(io_), [self = shared_from_this()](
-                                                      beast::error_code ec, tcp::socket socket) {
+    acceptor_.async_accept(net::make_strand(io_), [self = shared_from_this()](beast::error_code ec,
+                                                                              tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;  // closing
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
@@ -322,10 +324,10 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   }
 
  private:
-  net::io_context& io_;              // where sessions run
-  tcp::acceptor acceptor_;           // the listening socket
+  net::io_context& io_;               // where sessions run
+  tcp::acceptor acceptor_;            // the listening socket
   const HttpServerOptions& options_;  // the server's settings
-  const Handler& handler_;           // the server's handler
+  const Handler& handler_;            // the server's handler
 };
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler)
@@ -340,12 +342,13 @@ absl::Status HttpServer::Start() {
   listener_ = std::make_shared<Listener>(io_, options_, handler_);
   ec = listener_->Open(tcp::endpoint(address, static_cast<unsigned short>(options_.port)));
   if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("could not listen on ", options_.host, ":", options_.port, ": ", ec.message()));
+    return absl::UnavailableError(absl::StrCat("could not listen on ", options_.host, ":",
+                                               options_.port, ": ", ec.message()));
   }
   port_ = listener_->port();
   listener_->Accept();
-  for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { io_.run(); });
+  for (int i = 0; i < std::max(1, options_.threads); ++i)
+    threads_.emplace_back([this] { io_.run(); });
   return absl::OkStatus();
 }
 

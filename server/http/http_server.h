@@ -8,17 +8,16 @@
 // Date/Server/Content-Length headers and HEAD are handled here, not by handlers.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -101,12 +100,12 @@ class HttpServer final {
  private:
   class Listener;
 
-  const HttpServerOptions options_;              // as given
-  Handler handler_;                              // answers requests
-  boost::asio::io_context io_;                   // the event loop
-  std::shared_ptr<Listener> listener_;           // accepts connections
-  std::vector<std::thread> threads_;             // run io_
-  int port_ = 0;                                 // the bound port
+  const HttpServerOptions options_;     // as given
+  Handler handler_;                     // answers requests
+  boost::asio::io_context io_;          // the event loop
+  std::shared_ptr<Listener> listener_;  // accepts connections
+  std::vector<std::thread> threads_;    // run io_
+  int port_ = 0;                        // the bound port
 };
 
 }  // namespace hotpath::http

@@ -28,9 +28,9 @@ bool RuntimeRoutes::Handle(const Request& request, const Responder& respond, std
   if (path != "/metrics" && path != "/healthz" && path != "/readyz") return false;
   *route = std::string(path);
   if (request.method() != bhttp::verb::get && request.method() != bhttp::verb::head) {
-    Response response = JsonError(request, bhttp::status::method_not_allowed, 12,
-                                  absl::StrCat(std::string(request.method_string()),
-                                               " is not allowed on ", path));
+    Response response =
+        JsonError(request, bhttp::status::method_not_allowed, 12,
+                  absl::StrCat(std::string(request.method_string()), " is not allowed on ", path));
     response.set(bhttp::field::allow, "GET, HEAD");
     respond(std::move(response));
     return true;
@@ -50,7 +50,8 @@ bool RuntimeRoutes::Handle(const Request& request, const Responder& respond, std
       if (status.ok()) {
         respond(Text(shape, bhttp::status::ok, "application/json", "{\"status\":\"ready\"}"));
       } else {
-        respond(JsonError(shape, bhttp::status::service_unavailable, 14, std::string(status.message())));
+        respond(JsonError(shape, bhttp::status::service_unavailable, 14,
+                          std::string(status.message())));
       }
     });
   }

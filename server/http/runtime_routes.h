@@ -26,9 +26,9 @@ class RuntimeRoutes final {
   void SetShuttingDown() { shutting_down_ = true; }
 
  private:
-  std::function<std::string()> render_metrics_;                        // /metrics body
-  std::function<void(std::function<void(absl::Status)>)> probe_;       // /readyz check
-  std::atomic<bool> shutting_down_{false};                             // /readyz answers 503
+  std::function<std::string()> render_metrics_;                   // /metrics body
+  std::function<void(std::function<void(absl::Status)>)> probe_;  // /readyz check
+  std::atomic<bool> shutting_down_{false};                        // /readyz answers 503
 };
 
 // The path part of a request target ("/a/b?x=1" -> "/a/b").

@@ -1,12 +1,12 @@
 #include "server/interceptors/interceptors.h"
 
+#include <grpcpp/server_context.h>
+
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
 #include <string>
-
-#include <grpcpp/server_context.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

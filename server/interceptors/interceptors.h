@@ -13,10 +13,10 @@
 // which pick gzip only for clients that accept it.
 #pragma once
 
+#include <grpcpp/support/server_interceptor.h>
+
 #include <cstddef>
 #include <memory>
-
-#include <grpcpp/support/server_interceptor.h>
 
 #include "server/metrics/grpc_metrics.h"
 

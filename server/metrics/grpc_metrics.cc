@@ -30,11 +30,10 @@ const prometheus::Histogram::BucketBoundaries& HandlingBuckets() {
 
 const std::array<const char*, 17>& GrpcCodeNames() {
   static const std::array<const char*, 17> names = {
-      "OK",          "Canceled",        "Unknown",           "InvalidArgument",
-      "DeadlineExceeded", "NotFound",   "AlreadyExists",     "PermissionDenied",
-      "ResourceExhausted", "FailedPrecondition", "Aborted",  "OutOfRange",
-      "Unimplemented", "Internal",      "Unavailable",       "DataLoss",
-      "Unauthenticated"};
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
   return names;
 }
 
@@ -43,10 +42,12 @@ GrpcServerMetrics::GrpcServerMetrics(prometheus::Registry& registry)
                    .Name("grpc_server_started_total")
                    .Help("Total number of RPCs started on the server.")
                    .Register(registry)),
-      handled_(prometheus::BuildCounter()
-                   .Name("grpc_server_handled_total")
-                   .Help("Total number of RPCs completed on the server, regardless of success or failure.")
-                   .Register(registry)),
+      handled_(
+          prometheus::BuildCounter()
+              .Name("grpc_server_handled_total")
+              .Help(
+                  "Total number of RPCs completed on the server, regardless of success or failure.")
+              .Register(registry)),
       msg_received_(prometheus::BuildCounter()
                         .Name("grpc_server_msg_received_total")
                         .Help("Total number of RPC stream messages received on the server.")

@@ -3,17 +3,17 @@
 // grpc_server_msg_received_total, grpc_server_msg_sent_total, grpc_server_handling_seconds.
 #pragma once
 
-#include <array>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <unordered_map>
-
 #include <grpcpp/grpcpp.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 
 namespace hotpath::metrics {
 
@@ -47,7 +47,7 @@ class GrpcServerMetrics final {
   prometheus::Family<prometheus::Counter>& msg_received_;
   prometheus::Family<prometheus::Counter>& msg_sent_;
   prometheus::Family<prometheus::Histogram>& handling_seconds_;
-  std::mutex mu_;  // guards methods_
+  std::mutex mu_;                                                            // guards methods_
   std::unordered_map<std::string, std::unique_ptr<MethodMetrics>> methods_;  // by full name
 };
 

@@ -13,7 +13,10 @@ class InstrumentedSink final : public http::Responder::Sink {
  public:
   InstrumentedSink(HttpMetrics* metrics, http::Responder inner, std::string method,
                    std::shared_ptr<const std::string> route)
-      : metrics_(metrics), inner_(std::move(inner)), method_(std::move(method)), route_(std::move(route)) {}
+      : metrics_(metrics),
+        inner_(std::move(inner)),
+        method_(std::move(method)),
+        route_(std::move(route)) {}
 
   void Whole(http::Response response) override {
     Record(response.result_int());
@@ -37,11 +40,11 @@ class InstrumentedSink final : public http::Responder::Sink {
                      std::chrono::duration<double>(Clock::now() - start_).count());
   }
 
-  HttpMetrics* metrics_;                       // where to record
-  http::Responder inner_;                      // the real answer
-  std::string method_;                         // GET, POST, ...
-  std::shared_ptr<const std::string> route_;   // the route template, filled by the handler
-  int status_ = 200;                           // a stream's status
+  HttpMetrics* metrics_;                          // where to record
+  http::Responder inner_;                         // the real answer
+  std::string method_;                            // GET, POST, ...
+  std::shared_ptr<const std::string> route_;      // the route template, filled by the handler
+  int status_ = 200;                              // a stream's status
   const Clock::time_point start_ = Clock::now();  // when the request arrived
 };
 
@@ -52,10 +55,11 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
                     .Name("http_requests_total")
                     .Help("HTTP requests answered, by method, route template and status.")
                     .Register(registry)),
-      durations_(prometheus::BuildHistogram()
-                     .Name("http_request_duration_seconds")
-                     .Help("Time from an HTTP request's arrival to its answer (or the end of its stream).")
-                     .Register(registry)) {}
+      durations_(
+          prometheus::BuildHistogram()
+              .Name("http_request_duration_seconds")
+              .Help("Time from an HTTP request's arrival to its answer (or the end of its stream).")
+              .Register(registry)) {}
 
 http::Responder HttpMetrics::Instrument(http::Responder inner, const http::Request& request,
                                         std::shared_ptr<const std::string> route) {
@@ -67,7 +71,8 @@ void HttpMetrics::Record(const std::string& method, const std::string& route, in
                          double seconds) {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  requests_.Add({{"method", method}, {"route", route}, {"status", absl::StrCat(status)}}).Increment();
+  requests_.Add({{"method", method}, {"route", route}, {"status", absl::StrCat(status)}})
+      .Increment();
   durations_.Add({{"method", method}, {"route", route}}, kBuckets).Observe(seconds);
 }
 

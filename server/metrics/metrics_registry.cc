@@ -1,13 +1,12 @@
 #include "server/metrics/metrics_registry.h"
 
 #include <dirent.h>
+#include <prometheus/text_serializer.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
-
-#include <prometheus/text_serializer.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -64,8 +63,10 @@ std::string MetricsRegistry::Render() const {
   return out.str();
 }
 
-prometheus::MetricFamily GaugeFamily(std::string name, std::string help, std::vector<Sample> samples) {
-  return Family(std::move(name), std::move(help), prometheus::MetricType::Gauge, std::move(samples));
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help,
+                                     std::vector<Sample> samples) {
+  return Family(std::move(name), std::move(help), prometheus::MetricType::Gauge,
+                std::move(samples));
 }
 
 prometheus::MetricFamily CounterFamily(std::string name, std::string help,
@@ -94,7 +95,8 @@ std::vector<prometheus::MetricFamily> ProcessFamilies() {
       families.push_back(GaugeFamily("process_virtual_memory_bytes",
                                      "Virtual memory size in bytes.", {{{}, vsize}}));
       families.push_back(GaugeFamily("process_resident_memory_bytes",
-                                     "Resident memory size in bytes.", {{{}, rss_pages * page_size}}));
+                                     "Resident memory size in bytes.",
+                                     {{{}, rss_pages * page_size}}));
       double boot_time = 0;
       for (absl::string_view line : absl::StrSplit(ReadFile("/proc/stat"), '\n')) {
         if (absl::ConsumePrefix(&line, "btime ")) (void)absl::SimpleAtod(line, &boot_time);
@@ -112,7 +114,8 @@ std::vector<prometheus::MetricFamily> ProcessFamilies() {
     closedir(dir);
     --fds;  // the directory stream's own descriptor
   }
-  families.push_back(GaugeFamily("process_open_fds", "Number of open file descriptors.", {{{}, fds}}));
+  families.push_back(
+      GaugeFamily("process_open_fds", "Number of open file descriptors.", {{{}, fds}}));
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
     families.push_back(GaugeFamily("process_max_fds", "Maximum number of open file descriptors.",
@@ -155,10 +158,12 @@ std::vector<prometheus::MetricFamily> CacheFamilies(
   }
   return {
       CounterFamily("hotpath_cache_hits_total", "Reads answered from the cache.", std::move(hits)),
-      CounterFamily("hotpath_cache_misses_total", "Reads that waited for a load.", std::move(misses)),
+      CounterFamily("hotpath_cache_misses_total", "Reads that waited for a load.",
+                    std::move(misses)),
       CounterFamily("hotpath_cache_loads_total", "Loads started (concurrent misses share one).",
                     std::move(loads)),
-      CounterFamily("hotpath_cache_load_errors_total", "Loads that failed.", std::move(load_errors)),
+      CounterFamily("hotpath_cache_load_errors_total", "Loads that failed.",
+                    std::move(load_errors)),
       CounterFamily("hotpath_cache_evictions_total", "Live entries evicted to make room.",
                     std::move(evictions)),
       GaugeFamily("hotpath_cache_entries", "Entries held.", std::move(entries)),

@@ -2,15 +2,15 @@
 // plus collectors that read the state of runtime pieces (pool, caches, process) at scrape time.
 #pragma once
 
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <prometheus/metric_family.h>
-#include <prometheus/registry.h>
 
 #include "server/cache/ttl_cache.h"
 #include "server/db/pg_pool.h"
@@ -38,7 +38,8 @@ class MetricsRegistry final {
 // One labelled sample: label pairs and a value.
 using Sample = std::pair<std::vector<std::pair<std::string, std::string>>, double>;
 
-prometheus::MetricFamily GaugeFamily(std::string name, std::string help, std::vector<Sample> samples);
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help,
+                                     std::vector<Sample> samples);
 prometheus::MetricFamily CounterFamily(std::string name, std::string help,
                                        std::vector<Sample> samples);
 

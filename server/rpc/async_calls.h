@@ -1,14 +1,16 @@
-// State machines for gRPC's async completion-queue API: one object per call, one obvious place where
-// each state ends.
+// State machines for gRPC's async completion-queue API: one object per call, one obvious place
+// where each state ends.
 //
 // Every tag this runtime puts on a completion queue is a CompletionHandler*. A call object arms
 // itself (registers a pending Request* with the server); when a client call matches it, it arms a
 // replacement so the method always has pending calls, hands the request to the method's handler and
 // lives until its final operation completes.
 //
-// Handlers run on completion-queue threads and must not block: anything slow (database work) goes to
-// the Executor, and the call is finished from there.
+// Handlers run on completion-queue threads and must not block: anything slow (database work) goes
+// to the Executor, and the call is finished from there.
 #pragma once
+
+#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <cstddef>
@@ -18,13 +20,11 @@
 #include <utility>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/rpc/executor.h"
-#include "server/rpc/streams.h"
 #include "server/rpc/status.h"
+#include "server/rpc/streams.h"
 
 namespace hotpath::rpc {
 
@@ -84,8 +84,12 @@ class UnaryResponder final {
   }
   ~UnaryResponder() { Abandon(); }
 
-  void Finish(const Response& response) { std::exchange(call_, nullptr)->Finish(&response, grpc::Status::OK); }
-  void Finish(const grpc::Status& status) { std::exchange(call_, nullptr)->Finish(nullptr, status); }
+  void Finish(const Response& response) {
+    std::exchange(call_, nullptr)->Finish(&response, grpc::Status::OK);
+  }
+  void Finish(const grpc::Status& status) {
+    std::exchange(call_, nullptr)->Finish(nullptr, status);
+  }
   void Finish(const absl::StatusOr<Response>& result) {
     if (result.ok()) {
       Finish(*result);
@@ -105,13 +109,13 @@ class UnaryResponder final {
   UnaryCallBase<Response>* call_;  // the call to answer; null once answered
 };
 
-// Runs work() on the executor and answers the call with its result. work: absl::StatusOr<Response>().
+// Runs work() on the executor and answers the call with its result. work:
+// absl::StatusOr<Response>().
 template <class Response, class Work>
 void RunOnExecutor(Executor& executor, UnaryResponder<Response> responder, Work work) {
   auto shared = std::make_shared<UnaryResponder<Response>>(std::move(responder));
-  const bool queued = executor.Submit([shared, work = std::move(work)]() mutable {
-    shared->Finish(work());
-  });
+  const bool queued =
+      executor.Submit([shared, work = std::move(work)]() mutable { shared->Finish(work()); });
   if (!queued) shared->Finish(ExecutorRefusedStatus());
 }
 
@@ -120,8 +124,8 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
  public:
   using Writer = grpc::ServerAsyncResponseWriter<Response>;
   using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Request*, Writer*,
-                                               grpc::CompletionQueue*,
-                                               grpc::ServerCompletionQueue*, void*);
+                                               grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
+                                               void*);
   // Called on a completion-queue thread; answers through the responder now or later.
   using Handler =
       std::function<void(grpc::ServerContext&, const Request&, UnaryResponder<Response>)>;
@@ -185,8 +189,8 @@ class ServerStreamCall final : public CompletionHandler {
  public:
   using Writer = grpc::ServerAsyncWriter<Response>;
   using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Request*, Writer*,
-                                               grpc::CompletionQueue*,
-                                               grpc::ServerCompletionQueue*, void*);
+                                               grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
+                                               void*);
   // Called on a completion-queue thread: validate and build the source, without blocking.
   using Handler = std::function<absl::StatusOr<std::unique_ptr<StreamSource<Response>>>(
       grpc::ServerContext&, const Request&)>;
@@ -268,17 +272,17 @@ class ServerStreamCall final : public CompletionHandler {
     writer_.Finish(status, this);
   }
 
-  const Method* method_;                             // shared registration of the method
-  grpc::ServerCompletionQueue* cq_;                  // the queue this call lives on
-  const CallOptions* options_;                       // the server's call options
-  grpc::ServerContext context_;                      // per-call metadata, deadline, peer
-  Request request_;                                  // the client's message
-  Writer writer_;                                    // writes the stream
+  const Method* method_;                            // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;                 // the queue this call lives on
+  const CallOptions* options_;                      // the server's call options
+  grpc::ServerContext context_;                     // per-call metadata, deadline, peer
+  Request request_;                                 // the client's message
+  Writer writer_;                                   // writes the stream
   std::unique_ptr<StreamSource<Response>> source_;  // where messages come from
-  std::vector<Response> batch_;                      // the batch being written
-  std::size_t next_ = 0;                             // index in batch_ of the next write
-  bool done_ = false;                                // the source has no more batches
-  State state_ = State::kAwaiting;                   // where the state machine is
+  std::vector<Response> batch_;                     // the batch being written
+  std::size_t next_ = 0;                            // index in batch_ of the next write
+  bool done_ = false;                               // the source has no more batches
+  State state_ = State::kAwaiting;                  // where the state machine is
 };
 
 // Client streaming: read up to batch_size messages, hand them to the sink on the executor (no
@@ -289,8 +293,8 @@ class ClientStreamCall final : public CompletionHandler {
  public:
   using Reader = grpc::ServerAsyncReader<Response, Request>;
   using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Reader*,
-                                               grpc::CompletionQueue*,
-                                               grpc::ServerCompletionQueue*, void*);
+                                               grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
+                                               void*);
   using Handler = std::function<absl::StatusOr<std::unique_ptr<StreamSink<Request, Response>>>(
       grpc::ServerContext&)>;
 
@@ -388,18 +392,18 @@ class ClientStreamCall final : public CompletionHandler {
     reader_.FinishWithError(status, this);
   }
 
-  const Method* method_;                                   // shared registration of the method
-  grpc::ServerCompletionQueue* cq_;                        // the queue this call lives on
-  const CallOptions* options_;                             // the server's call options
-  grpc::ServerContext context_;                            // per-call metadata, deadline, peer
-  Reader reader_;                                          // reads the stream, answers once
-  DoneTag done_tag_;                                       // learns of cancellation
+  const Method* method_;                                 // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;                      // the queue this call lives on
+  const CallOptions* options_;                           // the server's call options
+  grpc::ServerContext context_;                          // per-call metadata, deadline, peer
+  Reader reader_;                                        // reads the stream, answers once
+  DoneTag done_tag_;                                     // learns of cancellation
   std::unique_ptr<StreamSink<Request, Response>> sink_;  // where messages go
-  Request incoming_;                                       // target of the pending read
-  std::vector<Request> batch_;                             // messages not yet consumed
-  std::atomic<bool> cancelled_{false};                     // set when the call died early
-  std::atomic<int> references_{2};                         // final op + done tag
-  State state_ = State::kAwaiting;                         // where the state machine is
+  Request incoming_;                                     // target of the pending read
+  std::vector<Request> batch_;                           // messages not yet consumed
+  std::atomic<bool> cancelled_{false};                   // set when the call died early
+  std::atomic<int> references_{2};                       // final op + done tag
+  State state_ = State::kAwaiting;                       // where the state machine is
 };
 
 }  // namespace hotpath::rpc

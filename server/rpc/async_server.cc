@@ -1,9 +1,9 @@
 #include "server/rpc/async_server.h"
 
-#include <chrono>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "server/rpc/async_calls.h"
@@ -43,9 +43,11 @@ absl::Status AsyncServer::Start() {
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   for (RpcModule* module : modules_) builder.RegisterService(module->service());
-  if (!interceptors_.empty()) builder.experimental().SetInterceptorCreators(std::move(interceptors_));
+  if (!interceptors_.empty())
+    builder.experimental().SetInterceptorCreators(std::move(interceptors_));
   int queue_count = options_.completion_queues;
-  if (queue_count <= 0) queue_count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (queue_count <= 0)
+    queue_count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < queue_count; ++i) queues_.push_back(builder.AddCompletionQueue());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {

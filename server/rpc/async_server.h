@@ -2,12 +2,12 @@
 // core, services plugged in as RpcModules, health checking and reflection built in.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -66,15 +66,15 @@ class AsyncServer final {
   void StopPolling();
 
  private:
-  const AsyncServerOptions options_;                            // as given
-  std::vector<RpcModule*> modules_;                             // the services, not owned
-  InterceptorFactories interceptors_;                           // handed to the builder at Start
+  const AsyncServerOptions options_;   // as given
+  std::vector<RpcModule*> modules_;    // the services, not owned
+  InterceptorFactories interceptors_;  // handed to the builder at Start
   // Queues before the server: the server must be destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // one per polling thread
-  std::unique_ptr<grpc::Server> server_;                        // null until Start
-  std::vector<std::thread> pollers_;                            // one per queue
-  int port_ = 0;                                                // the bound port
-  bool shut_down_ = false;                                      // Shutdown ran
+  std::unique_ptr<grpc::Server> server_;                              // null until Start
+  std::vector<std::thread> pollers_;                                  // one per queue
+  int port_ = 0;                                                      // the bound port
+  bool shut_down_ = false;                                            // Shutdown ran
 };
 
 }  // namespace hotpath::rpc

@@ -35,12 +35,12 @@ class Executor final {
  private:
   void WorkerLoop();
 
-  const std::size_t max_queued_;               // bound on tasks_ size
-  mutable std::mutex mu_;                      // guards tasks_ and stopping_
-  std::condition_variable cv_;                 // signals new tasks or stop
-  std::deque<std::function<void()>> tasks_;    // waiting tasks, oldest first
-  bool stopping_ = false;                      // set once by Stop
-  std::vector<std::thread> workers_;           // the worker threads
+  const std::size_t max_queued_;             // bound on tasks_ size
+  mutable std::mutex mu_;                    // guards tasks_ and stopping_
+  std::condition_variable cv_;               // signals new tasks or stop
+  std::deque<std::function<void()>> tasks_;  // waiting tasks, oldest first
+  bool stopping_ = false;                    // set once by Stop
+  std::vector<std::thread> workers_;         // the worker threads
 };
 
 }  // namespace hotpath::rpc

@@ -4,14 +4,14 @@
 // cache hit) and on the executor when it must block, and answers through its callback.
 #pragma once
 
+#include <google/protobuf/message.h>
+#include <grpcpp/support/status.h>
+
 #include <functional>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <google/protobuf/message.h>
-#include <grpcpp/support/status.h>
 
 #include "absl/time/time.h"
 
@@ -23,15 +23,18 @@ struct LocalCall {
 };
 
 // response is valid only during the call (null unless status is OK).
-using LocalDone = std::function<void(const grpc::Status& status, const google::protobuf::Message* response)>;
+using LocalDone =
+    std::function<void(const grpc::Status& status, const google::protobuf::Message* response)>;
 // request is of the method's input type and stays valid until done runs.
-using LocalHandler =
-    std::function<void(const google::protobuf::Message& request, const LocalCall& call, LocalDone done)>;
+using LocalHandler = std::function<void(const google::protobuf::Message& request,
+                                        const LocalCall& call, LocalDone done)>;
 
 class LocalHandlers final {
  public:
   // method: "/pkg.Service/Method".
-  void Add(std::string method, LocalHandler handler) { handlers_[std::move(method)] = std::move(handler); }
+  void Add(std::string method, LocalHandler handler) {
+    handlers_[std::move(method)] = std::move(handler);
+  }
   // Null when the method has no local handler (callers then go through gRPC).
   const LocalHandler* Find(const std::string& method) const {
     auto it = handlers_.find(method);

@@ -2,9 +2,9 @@
 
 #include <optional>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/any.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -38,7 +38,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   absl::Status result(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   google::rpc::Status details;
   if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
-    for (const auto& any : details.details()) result.SetPayload(any.type_url(), absl::Cord(any.value()));
+    for (const auto& any : details.details())
+      result.SetPayload(any.type_url(), absl::Cord(any.value()));
   }
   return result;
 }

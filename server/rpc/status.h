@@ -6,14 +6,14 @@
 // gateway understand.
 #pragma once
 
+#include <grpcpp/support/status.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <grpcpp/support/status.h>
-
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace hotpath::rpc {
 
