@@ -25,6 +25,15 @@ namespace {
 using ::testing::HasSubstr;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 const Headers kJson = {{"Content-Type", "application/json"}};
+namespace bhttp = boost::beast::http;
+
+// A raw connection, for requests that the Http() helper would not send as they are.
+boost::asio::ip::tcp::socket Connect(boost::asio::io_context& io, int port) {
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                static_cast<unsigned short>(port)));
+  return socket;
+}
 
 class GatewayTest : public ServerTest {
  protected:
@@ -212,12 +221,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(GatewayTest, OversizedBodyIs413) {
   // The server answers as soon as it reads the Content-Length, without reading the body.
-  namespace bhttp = boost::beast::http;
-  using tcp = boost::asio::ip::tcp;
   boost::asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
-                               static_cast<unsigned short>(port_)));
+  boost::asio::ip::tcp::socket socket = Connect(io, port_);
   const std::string head =
       absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
                    "Content-Length: ", 2 << 20, "\r\n\r\n{\"sku\":");
@@ -280,12 +285,8 @@ TEST_F(GatewayTest, GzipBothWays) {
 
 TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
   Seed(5);
-  namespace bhttp = boost::beast::http;
-  using tcp = boost::asio::ip::tcp;
   boost::asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
-                               static_cast<unsigned short>(port_)));
+  boost::asio::ip::tcp::socket socket = Connect(io, port_);
   // Five requests in one write, before reading anything; a slow one (a database read) first.
   std::string batch;
   for (int id : {5, 1, 4, 2, 3}) {
