@@ -310,6 +310,47 @@ TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
   EXPECT_FALSE(last.keep_alive());
 }
 
+// Reads until the server closes the connection; false if it is still open after `wait`.
+bool ClosedWithin(boost::asio::ip::tcp::socket& socket, absl::Duration wait) {
+  socket.non_blocking(true);
+  const absl::Time until = absl::Now() + wait;
+  char buffer[4096];
+  while (absl::Now() < until) {
+    boost::system::error_code ec;
+    socket.read_some(boost::asio::buffer(buffer), ec);
+    if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) return true;
+    if (ec && ec != boost::asio::error::would_block) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+TEST_F(GatewayTest, IdleAndHeaderTimeoutsCloseConnections) {
+  server_.reset();
+  HotpathdOptions options = Options();
+  options.http.idle_timeout = absl::Milliseconds(300);
+  options.http.header_timeout = absl::Milliseconds(300);
+  StartServer(options);
+  port_ = server_->http_port();
+  boost::asio::io_context io;
+  // Idle keep-alive connection: one request, then silence.
+  boost::asio::ip::tcp::socket idle = Connect(io, port_);
+  boost::asio::write(idle,
+                     boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")));
+  boost::beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> response;
+  bhttp::read(idle, buffer, response);
+  EXPECT_EQ(response.result_int(), 200u);
+  EXPECT_TRUE(ClosedWithin(idle, absl::Seconds(3)));
+  // A header that never ends.
+  boost::asio::ip::tcp::socket slow = Connect(io, port_);
+  boost::asio::write(
+      slow, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")));
+  EXPECT_TRUE(ClosedWithin(slow, absl::Seconds(3)));
+  // The server still serves.
+  EXPECT_EQ(Call("GET", "/healthz").status, 200);
+}
+
 TEST_F(GatewayTest, ExportStreamsNdjson) {
   Seed(3000);
   HttpReply reply = Call("GET", "/v1/items:export");
