@@ -110,11 +110,23 @@ class Session final : public std::enable_shared_from_this<Session> {
       paused_ = true;  // resumed when an answer is written
       return;
     }
+    if (buffer_.size() > 0) return ReadRequest();  // a pipelined request has begun already
+    // Nothing pending: wait for the next request's first bytes under the idle timeout; from then
+    // on the request timeout applies (a header that trickles in is cut short).
+    stream_.expires_after(ToChrono(options_.idle_timeout));
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->OnRead(ec);
+                              self->buffer_.commit(n);
+                              self->ReadRequest();
+                            });
+  }
+
+  void ReadRequest() {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    stream_.expires_after(ToChrono(
-        slots_.empty() && buffer_.size() == 0 ? options_.idle_timeout : options_.header_timeout));
+    stream_.expires_after(ToChrono(options_.header_timeout));
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });

@@ -71,7 +71,7 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 1 << 20;
   // Largest request header block; larger ones get 431. Default 16 KiB.
   std::size_t max_header_bytes = 16 << 10;
-  // Time a client has to send a whole request header once it started one. Default 10 s.
+  // Time a client has to send a whole request once its first byte arrived. Default 10 s.
   absl::Duration header_timeout = absl::Seconds(10);
   // Time a keep-alive connection may sit idle between requests. Default 60 s.
   absl::Duration idle_timeout = absl::Seconds(60);
