@@ -50,6 +50,9 @@ ABSL_FLAG(int, pool_max, EnvOr("HOTPATH_POOL_MAX", 16),
           "most database connections (env HOTPATH_POOL_MAX)");
 ABSL_FLAG(int, connect_timeout_ms, EnvOr("HOTPATH_CONNECT_TIMEOUT_MS", 5000),
           "longest wait to open a database connection (env HOTPATH_CONNECT_TIMEOUT_MS)");
+ABSL_FLAG(int, acquire_timeout_ms, EnvOr("HOTPATH_ACQUIRE_TIMEOUT_MS", 10000),
+          "longest wait for a pooled connection, whatever the call's deadline "
+          "(env HOTPATH_ACQUIRE_TIMEOUT_MS)");
 ABSL_FLAG(int, statement_timeout_ms, EnvOr("HOTPATH_STATEMENT_TIMEOUT_MS", 30000),
           "statement_timeout for calls without a deadline (env HOTPATH_STATEMENT_TIMEOUT_MS)");
 ABSL_FLAG(int, executor_threads, EnvOr("HOTPATH_EXECUTOR_THREADS", 0),
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
   options.database.min_size = absl::GetFlag(FLAGS_pool_min);
   options.database.max_size = absl::GetFlag(FLAGS_pool_max);
   options.database.connect_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_connect_timeout_ms));
+  options.database.max_acquire_wait = absl::Milliseconds(absl::GetFlag(FLAGS_acquire_timeout_ms));
   options.database.max_statement_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
   options.migrate = absl::GetFlag(FLAGS_migrate);

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "server/catalog/item_store.h"
 #include "server/db/migrations.h"
+#include "server/db/pg_pool.h"
 #include "tests/test_env.h"
 
 namespace hotpath::testing {
@@ -619,6 +620,24 @@ TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
     }
     EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
   }
+}
+
+TEST(PgPool, ACallerWithoutDeadlineStillWaitsABoundedTime) {
+  TestDatabase database;
+  db::PgPoolOptions options;
+  options.database_url = database.url();
+  options.min_size = 1;
+  options.max_size = 1;
+  options.max_acquire_wait = absl::Milliseconds(300);
+  auto pool = db::PgPool::Create(options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto held = (*pool)->Acquire(absl::InfiniteFuture());
+  ASSERT_TRUE(held.ok());
+  const absl::Time start = absl::Now();
+  auto second = (*pool)->Acquire(absl::InfiniteFuture());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
 }
 
 TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {

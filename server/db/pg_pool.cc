@@ -95,6 +95,8 @@ absl::Status PgPool::Ping(absl::Time deadline) {
 }
 
 absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
+  // Never an unbounded wait (and never InfiniteFuture, which no clock can wait for).
+  deadline = std::min(deadline, absl::Now() + options_.max_acquire_wait);
   std::unique_lock lock(mu_);
   for (;;) {
     if (closed_) return absl::UnavailableError("database pool is closed");

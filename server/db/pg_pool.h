@@ -38,6 +38,8 @@ struct PgPoolOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   // statement_timeout for callers without a deadline. Default 30 s.
   absl::Duration max_statement_timeout = absl::Seconds(30);
+  // Longest wait for a connection, whatever the caller's deadline (none included). Default 10 s.
+  absl::Duration max_acquire_wait = absl::Seconds(10);
   // Prepared (lazily, once) on every connection.
   std::vector<PreparedStatement> statements;
   // Told how long each Acquire waited (for a histogram); optional, must be thread-safe.
@@ -93,8 +95,8 @@ class PgPool final {
   static absl::StatusOr<std::unique_ptr<PgPool>> Create(PgPoolOptions options);
   ~PgPool();
 
-  // A connection, waiting for one at most until deadline (DEADLINE_EXCEEDED), or UNAVAILABLE when a
-  // new one cannot be opened or the pool is closed.
+  // A connection, waiting for one at most until deadline and at most max_acquire_wait
+  // (DEADLINE_EXCEEDED), or UNAVAILABLE when a new one cannot be opened or the pool is closed.
   absl::StatusOr<PgLease> Acquire(absl::Time deadline);
 
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.
