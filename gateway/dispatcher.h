@@ -56,8 +56,6 @@ class Dispatcher final {
   void ServerStream(const OutgoingCall& call, std::string request,
                     std::shared_ptr<StreamObserver> observer);
 
-  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
-
  private:
   std::shared_ptr<grpc::Channel> channel_;  // to the services
   grpc::GenericStub stub_;                  // generic calls on channel_

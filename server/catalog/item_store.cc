@@ -401,12 +401,8 @@ absl::StatusOr<std::vector<v1::Item>> ItemStore::List(const ItemFilter& filter,
 absl::StatusOr<std::vector<RankedItem>> ItemStore::Search(const std::string& query,
                                                           const std::optional<PageCursor>& after,
                                                           int limit, absl::Time deadline) {
-  std::string rank;  // the previous page's last rank, exactly as float4 prints it
-  char buffer[32];
-  if (after && after->last_rank) {
-    std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(*after->last_rank));
-    rank = buffer;
-  }
+  // The previous page's last rank, exactly.
+  const std::string rank = after && after->last_rank ? RankText(*after->last_rank) : "";
   const std::int64_t after_id = after ? after->last_id : 0;
   return WithConnection<std::vector<RankedItem>>(
       "searching items", deadline, true,

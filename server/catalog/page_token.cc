@@ -46,13 +46,14 @@ std::string PageTokenCodec::Mac(absl::string_view payload, absl::string_view sco
   return std::string(reinterpret_cast<const char*>(digest), kMacBytes);
 }
 
+std::string RankText(float rank) {
+  char buffer[32];  // 9 significant digits: enough for any float to survive a round trip
+  std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(rank));
+  return buffer;
+}
+
 std::string PageTokenCodec::Encode(const PageCursor& cursor, absl::string_view scope) const {
-  std::string rank;
-  if (cursor.last_rank.has_value()) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(*cursor.last_rank));
-    rank = buffer;
-  }
+  const std::string rank = cursor.last_rank.has_value() ? RankText(*cursor.last_rank) : "";
   const std::string payload =
       absl::StrCat(kVersion, std::string(1, kSeparator), cursor.last_id, std::string(1, kSeparator),
                    rank, std::string(1, kSeparator), cursor.last_category);

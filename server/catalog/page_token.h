@@ -22,6 +22,10 @@ struct PageCursor {
   std::optional<float> last_rank;  // its search rank, for SearchItems
 };
 
+// A rank as text that parses back (in C++ or as PostgreSQL's float4) to the very same float: the
+// search SQL compares ranks for equality.
+std::string RankText(float rank);
+
 class PageTokenCodec final {
  public:
   // secret: the HMAC key; empty picks a random one (tokens then die with the process).

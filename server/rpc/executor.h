@@ -29,7 +29,6 @@ class Executor final {
   // Runs every task already queued, then joins the workers. Idempotent.
   void Stop();
 
-  std::size_t threads() const { return workers_.size(); }
   std::size_t queued() const;
 
  private:

@@ -1,7 +1,5 @@
 #include "server/rpc/status.h"
 
-#include <optional>
-
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -31,17 +29,6 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   details.set_code(static_cast<int>(code));
   details.set_message(message);
   return grpc::Status(code, message, details.SerializeAsString());
-}
-
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  absl::Status result(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-  google::rpc::Status details;
-  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
-    for (const auto& any : details.details())
-      result.SetPayload(any.type_url(), absl::Cord(any.value()));
-  }
-  return result;
 }
 
 void FieldViolations::Add(std::string field, std::string description) {

@@ -18,7 +18,6 @@
 namespace hotpath::rpc {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // Collects the field violations of one request and turns them into a single INVALID_ARGUMENT status
 // carrying a google.rpc.BadRequest detail.
