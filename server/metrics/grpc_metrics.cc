@@ -2,6 +2,9 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include <mutex>
+#include <shared_mutex>
+
 namespace hotpath::metrics {
 namespace {
 
@@ -86,9 +89,14 @@ void GrpcServerMetrics::InitializeServices(const std::vector<std::string>& servi
 
 MethodMetrics& GrpcServerMetrics::For(const char* full_method,
                                       grpc::internal::RpcMethod::RpcType type) {
-  std::lock_guard lock(mu_);
+  {
+    std::shared_lock lock(mu_);
+    auto it = methods_.find(absl::string_view(full_method));
+    if (it != methods_.end()) return *it->second;
+  }
+  std::unique_lock lock(mu_);
   auto& slot = methods_[full_method];
-  if (slot != nullptr) return *slot;
+  if (slot != nullptr) return *slot;  // added meanwhile
   // "/pkg.Service/Method" -> service "pkg.Service", method "Method".
   const std::string full = full_method;
   const std::size_t slash = full.find('/', 1);

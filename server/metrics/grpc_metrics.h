@@ -11,9 +11,10 @@
 
 #include <array>
 #include <memory>
-#include <mutex>
+#include <shared_mutex>
 #include <string>
-#include <unordered_map>
+
+#include "absl/container/flat_hash_map.h"
 
 namespace hotpath::metrics {
 
@@ -39,6 +40,7 @@ class GrpcServerMetrics final {
   void InitializeServices(const std::vector<std::string>& service_names);
 
   // The method's series, created on first use for methods not initialised (health, reflection).
+  // Called twice per call (timing and metrics interceptors): a shared lock, no allocation.
   MethodMetrics& For(const char* full_method, grpc::internal::RpcMethod::RpcType type);
 
  private:
@@ -47,8 +49,8 @@ class GrpcServerMetrics final {
   prometheus::Family<prometheus::Counter>& msg_received_;
   prometheus::Family<prometheus::Counter>& msg_sent_;
   prometheus::Family<prometheus::Histogram>& handling_seconds_;
-  std::mutex mu_;                                                            // guards methods_
-  std::unordered_map<std::string, std::unique_ptr<MethodMetrics>> methods_;  // by full name
+  std::shared_mutex mu_;  // guards methods_; exclusive only to add a method
+  absl::flat_hash_map<std::string, std::unique_ptr<MethodMetrics>> methods_;  // by full name
 };
 
 }  // namespace hotpath::metrics
