@@ -52,6 +52,7 @@ ABSL_FLAG(double, rate, 0, "open loop: calls per second (0: closed loop)");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "load before measuring, not counted");
 ABSL_FLAG(bool, gzip, true, "accept gzip responses (false: identity only)");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(5), "deadline of each call");
+ABSL_FLAG(std::string, token, "", "bearer token sent with every call (create on a server with tokens)");
 ABSL_FLAG(bool, json, false, "print the report as one JSON object");
 ABSL_FLAG(std::string, sku_prefix, "", "create: sku prefix (default: BENCH-<pid>-)");
 
@@ -166,6 +167,7 @@ struct Shared {
   std::atomic<std::int64_t> dropped{0};  // open loop: calls not sent because the cap was reached
   std::int64_t max_requests = 0;
   absl::Duration deadline;
+  std::string authorization;  // "Bearer <token>", or empty
 };
 
 // One call in flight; its tag on the completion queue.
@@ -186,6 +188,7 @@ void StartCall(Shared& shared, grpc::CompletionQueue* cq, std::mt19937_64& rando
   call->closed_loop = closed_loop;
   call->counted = shared.measuring.load(std::memory_order_relaxed);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + shared.deadline));
+  if (!shared.authorization.empty()) call->context.AddMetadata("authorization", shared.authorization);
   const std::string bytes = shared.maker.Make(random);
   grpc::Slice slice(bytes);
   grpc::ByteBuffer request(&slice, 1);
@@ -230,6 +233,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   shared.deadline = absl::GetFlag(FLAGS_deadline);
+  if (const std::string token = absl::GetFlag(FLAGS_token); !token.empty()) {
+    shared.authorization = "Bearer " + token;
+  }
   shared.max_requests = absl::GetFlag(FLAGS_requests);
   for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_connections)); ++i) {
     grpc::ChannelArguments args;

@@ -36,6 +36,8 @@ using hotpath::app::EnvOr;
 
 ABSL_FLAG(std::string, addr, EnvOr("HOTPATH_ADDR", "localhost:50051"),
           "server address host:port (env HOTPATH_ADDR)");
+ABSL_FLAG(std::string, token, EnvOr("HOTPATH_TOKEN", ""),
+          "bearer token sent with every call, for servers that require one (env HOTPATH_TOKEN)");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(10), "deadline of each call (e.g. 500ms, 10s)");
 ABSL_FLAG(std::string, sku, "", "item sku (create, update)");
 ABSL_FLAG(std::string, name, "", "item name (create, update)");
@@ -185,8 +187,12 @@ class Cli final {
     return true;
   }
 
-  void SetDeadline(grpc::ClientContext* context) const {
+  // Deadline and credentials of every call.
+  void Prepare(grpc::ClientContext* context) const {
     context->set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_deadline)));
+    if (const std::string token = absl::GetFlag(FLAGS_token); !token.empty()) {
+      context->AddMetadata("authorization", "Bearer " + token);
+    }
   }
 
   template <class Request, class Response>
@@ -194,7 +200,7 @@ class Cli final {
                                                              Response*),
             const Request& request) {
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     Response response;
     const grpc::Status status = (stub_.get()->*method)(&context, request, &response);
     if (!status.ok()) return Fail(status);
@@ -242,7 +248,7 @@ class Cli final {
     v1::ExportItemsRequest request;
     FillFilter(&request);
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     auto reader = stub_->ExportItems(&context, request);
     v1::Item item;
     while (reader->Read(&item)) PrintJson(item, /*one_line=*/true);
@@ -255,7 +261,7 @@ class Cli final {
   template <class Next>
   int StreamImport(Next next) {
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     v1::ImportItemsResponse response;
     auto writer = stub_->ImportItems(&context, &response);
     v1::CreateItemRequest request;
@@ -302,7 +308,7 @@ class Cli final {
 
   int Seed() {
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     v1::ListItemsRequest probe;
     probe.set_page_size(1);
     v1::ListItemsResponse existing;
@@ -358,7 +364,7 @@ class Cli final {
   int Health() {
     // grpc.health.v1.Health/Check by hand: an empty request means the whole server.
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     grpc::Slice empty("");
     grpc::ByteBuffer request(&empty, 1), response;
     grpc::GenericStub generic(channel_);

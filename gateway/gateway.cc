@@ -93,8 +93,13 @@ http::Response Answer(const AnswerContext& a, int status, std::string body, cons
 
 http::Response ErrorAnswer(const AnswerContext& a, const grpc::Status& status,
                            std::size_t compress_min_bytes) {
-  return Answer(a, HttpStatusForCode(status.error_code()), StatusJson(status), "application/json",
-                compress_min_bytes);
+  http::Response response = Answer(a, HttpStatusForCode(status.error_code()), StatusJson(status),
+                                   "application/json", compress_min_bytes);
+  // RFC 7235: a 401 names the scheme that would succeed.
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    response.set(bhttp::field::www_authenticate, "Bearer realm=\"hotpath\"");
+  }
+  return response;
 }
 
 // Server metadata back to the client as grpc-gateway does: headers as Grpc-Metadata-<key>,
@@ -378,14 +383,15 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     if (metadata != nullptr) CopyMetadata(*metadata, response);
     respond(std::move(response));
   };
-  if (const rpc::LocalHandler* local =
+  if (const rpc::LocalMethod* local =
           options_.local != nullptr ? options_.local->Find(call.method) : nullptr) {
     // In process: the request message itself goes to the service; nothing is serialized.
     std::shared_ptr<const Message> request(std::move(message));
-    (*local)(*request, rpc::LocalCall{call.deadline, std::move(call.metadata)},
-             [request, respond_unary](const grpc::Status& status, const Message* reply) {
-               respond_unary(status, reply, nullptr);
-             });
+    options_.local->Call(
+        *local, *request, rpc::LocalCall{call.deadline, std::move(call.metadata)},
+        [request, respond_unary](const grpc::Status& status, const Message* reply) {
+          respond_unary(status, reply, nullptr);
+        });
     return true;
   }
   dispatcher_->Unary(

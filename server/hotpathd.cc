@@ -53,6 +53,8 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       },
       options.cache);
   d->catalog_rpc_ = std::make_unique<catalog::CatalogRpc>(d->catalog_.get(), d->executor_.get());
+  d->gate_ = std::make_unique<rpc::CallGate>(std::move(options.admission));
+  d->catalog_rpc_->local_handlers().set_gate(d->gate_.get());
 
   Hotpathd* self = d.get();
   d->metrics_->AddCollector([self] {
@@ -69,6 +71,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     auto cache_families = metrics::CacheFamilies(caches);
     families.insert(families.end(), cache_families.begin(), cache_families.end());
     families.push_back(metrics::GaugeFamily(
+        "hotpath_calls_in_flight", "Calls admitted and not yet answered (gRPC and gateway).",
+        {{{}, static_cast<double>(self->gate_->in_flight())}}));
+    families.push_back(metrics::GaugeFamily(
         "hotpath_executor_queued_tasks", "Database tasks waiting for an executor thread.",
         {{{}, static_cast<double>(self->executor_->queued())}}));
     return families;
@@ -79,10 +84,12 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   interceptors.push_back(interceptors::MakeTimingInterceptorFactory(d->grpc_metrics_.get()));
   if (options.access_log) interceptors.push_back(interceptors::MakeAccessLogInterceptorFactory());
   options.calls.compress_min_bytes = options.compress_min_bytes;
+  options.calls.gate = d->gate_.get();
   d->server_ = std::make_unique<rpc::AsyncServer>(
       rpc::AsyncServerOptions{.address = options.grpc_address,
                               .completion_queues = options.completion_queues,
-                              .calls = options.calls},
+                              .calls = options.calls,
+                              .connections = options.connections},
       std::vector<rpc::RpcModule*>{d->catalog_rpc_.get()}, std::move(interceptors));
   d->grpc_metrics_->InitializeServices({d->catalog_rpc_->name()});
   if (absl::Status s = d->server_->Start(); !s.ok()) return s;

@@ -23,6 +23,7 @@
 #include "server/metrics/http_metrics.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/rpc/async_server.h"
+#include "server/rpc/call_gate.h"
 #include "server/rpc/executor.h"
 
 namespace hotpath {
@@ -56,6 +57,10 @@ struct HotpathdOptions {
   std::string page_token_secret;
   // The catalog's caches.
   catalog::CatalogCacheOptions cache;
+  // Admission of every call, gRPC or gateway: in-flight cap and bearer tokens.
+  rpc::CallGateOptions admission;
+  // gRPC connection management: keepalive, connection age.
+  rpc::ConnectionOptions connections;
 };
 
 class Hotpathd final {
@@ -88,6 +93,7 @@ class Hotpathd final {
   std::unique_ptr<catalog::PageTokenCodec> tokens_;           // page token signer
   std::unique_ptr<catalog::ItemStore> store_;                 // catalog SQL
   std::unique_ptr<rpc::Executor> executor_;                   // database work
+  std::unique_ptr<rpc::CallGate> gate_;                       // admits every call
   std::unique_ptr<catalog::CatalogService> catalog_;          // catalog logic
   std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;          // catalog's async bindings
   std::unique_ptr<rpc::AsyncServer> server_;                  // the gRPC server

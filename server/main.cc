@@ -80,6 +80,19 @@ ABSL_FLAG(
     absl::Duration, stats_cache_refresh_after, absl::Seconds(10),
     "age after which cached stats are refreshed in the background while still served (0: off)");
 ABSL_FLAG(bool, migrate, true, "apply pending schema migrations at start");
+ABSL_FLAG(std::string, auth_tokens_file, EnvOr("HOTPATH_AUTH_TOKENS_FILE", ""),
+          "file of bearer tokens, one a line; when set, writes (Create/Update/Delete/Import) need "
+          "'authorization: Bearer <token>' (env HOTPATH_AUTH_TOKENS_FILE)");
+ABSL_FLAG(bool, auth_reads, EnvOr("HOTPATH_AUTH_READS", "false") == "true",
+          "with --auth_tokens_file, reads need a token too (env HOTPATH_AUTH_READS)");
+ABSL_FLAG(int, max_in_flight, EnvOr("HOTPATH_MAX_IN_FLIGHT", 2048),
+          "calls in flight (gRPC and gateway) beyond which new ones are refused at once with "
+          "RESOURCE_EXHAUSTED / 429; 0: no cap (env HOTPATH_MAX_IN_FLIGHT)");
+ABSL_FLAG(int, max_connection_age_s, EnvOr("HOTPATH_MAX_CONNECTION_AGE_S", 1800),
+          "gRPC connections older than this are closed gracefully so clients rebalance; 0: never "
+          "(env HOTPATH_MAX_CONNECTION_AGE_S)");
+ABSL_FLAG(int, keepalive_s, EnvOr("HOTPATH_KEEPALIVE_S", 60),
+          "gRPC keepalive ping interval on idle connections (env HOTPATH_KEEPALIVE_S)");
 ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
 
@@ -123,6 +136,26 @@ int main(int argc, char** argv) {
       static_cast<std::size_t>(absl::GetFlag(FLAGS_stats_cache_size));
   options.cache.category_stats.ttl = absl::GetFlag(FLAGS_stats_cache_ttl);
   options.cache.category_stats.refresh_after = absl::GetFlag(FLAGS_stats_cache_refresh_after);
+
+  if (const std::string tokens_file = absl::GetFlag(FLAGS_auth_tokens_file); !tokens_file.empty()) {
+    auto tokens = hotpath::rpc::ReadTokensFile(tokens_file);
+    if (!tokens.ok()) {
+      std::cerr << "hotpathd: " << tokens.status().message() << "\n";
+      return 1;
+    }
+    options.admission.tokens = *std::move(tokens);
+    options.admission.tokens_for_reads = absl::GetFlag(FLAGS_auth_reads);
+  } else {
+    std::cerr << "hotpathd: WARNING: no --auth_tokens_file: writes are open to every client"
+              << std::endl;
+  }
+  options.admission.max_in_flight = std::max(0, absl::GetFlag(FLAGS_max_in_flight));
+  if (const int age = absl::GetFlag(FLAGS_max_connection_age_s); age > 0) {
+    options.connections.max_connection_age = absl::Seconds(age);
+  } else {
+    options.connections.max_connection_age = absl::InfiniteDuration();
+  }
+  options.connections.keepalive_time = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_keepalive_s)));
 
   auto server = hotpath::Hotpathd::Start(std::move(options));
   if (!server.ok()) {

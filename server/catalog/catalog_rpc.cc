@@ -73,49 +73,55 @@ rpc::LocalHandler LocalCached(CatalogService* catalog,
   };
 }
 
+const google::protobuf::ServiceDescriptor* CatalogDescriptor() {
+  return google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+      v1::CatalogService::service_full_name());
+}
+
+const google::protobuf::MethodDescriptor* Method(const char* name) {
+  return CatalogDescriptor()->FindMethodByName(name);
+}
+
 }  // namespace
 
 CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
-    : create_item_{&service_, &Async::RequestCreateItem,
+    : service_(CatalogDescriptor()),
+      create_item_{&service_, Method("CreateItem"),
                    OnExecutor(catalog, executor, &CatalogService::CreateItem)},
-      get_item_{&service_, &Async::RequestGetItem, Cached(catalog, &CatalogService::GetItem)},
-      batch_get_items_{&service_, &Async::RequestBatchGetItems,
+      get_item_{&service_, Method("GetItem"), Cached(catalog, &CatalogService::GetItem)},
+      batch_get_items_{&service_, Method("BatchGetItems"),
                        Cached(catalog, &CatalogService::BatchGetItems)},
-      list_items_{&service_, &Async::RequestListItems,
+      list_items_{&service_, Method("ListItems"),
                   OnExecutor(catalog, executor, &CatalogService::ListItems)},
-      update_item_{&service_, &Async::RequestUpdateItem,
+      update_item_{&service_, Method("UpdateItem"),
                    OnExecutor(catalog, executor, &CatalogService::UpdateItem)},
-      delete_item_{&service_, &Async::RequestDeleteItem,
+      delete_item_{&service_, Method("DeleteItem"),
                    OnExecutor(catalog, executor, &CatalogService::DeleteItem)},
-      search_items_{&service_, &Async::RequestSearchItems,
+      search_items_{&service_, Method("SearchItems"),
                     OnExecutor(catalog, executor, &CatalogService::SearchItems)},
-      get_category_stats_{&service_, &Async::RequestGetCategoryStats,
+      get_category_stats_{&service_, Method("GetCategoryStats"),
                           Cached(catalog, &CatalogService::GetCategoryStats)},
-      export_items_{&service_, &Async::RequestExportItems,
+      export_items_{&service_, Method("ExportItems"),
                     [catalog](grpc::ServerContext& context, const v1::ExportItemsRequest& request) {
                       return catalog->ExportItems(request, rpc::DeadlineOf(context));
                     },
                     executor},
-      import_items_{&service_, &Async::RequestImportItems,
+      import_items_{&service_, Method("ImportItems"),
                     [catalog](grpc::ServerContext& context)
                         -> absl::StatusOr<std::unique_ptr<
                             rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>> {
                       return catalog->ImportItems(rpc::DeadlineOf(context));
                     },
                     executor, kImportBatchSize} {
-  const std::string prefix = absl::StrCat("/", name(), "/");
-  local_.Add(prefix + "CreateItem",
-             LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
-  local_.Add(prefix + "GetItem", LocalCached(catalog, &CatalogService::GetItem));
-  local_.Add(prefix + "BatchGetItems", LocalCached(catalog, &CatalogService::BatchGetItems));
-  local_.Add(prefix + "ListItems", LocalOnExecutor(catalog, executor, &CatalogService::ListItems));
-  local_.Add(prefix + "UpdateItem",
-             LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
-  local_.Add(prefix + "DeleteItem",
-             LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
-  local_.Add(prefix + "SearchItems",
+  local_.Add(Method("CreateItem"), LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
+  local_.Add(Method("GetItem"), LocalCached(catalog, &CatalogService::GetItem));
+  local_.Add(Method("BatchGetItems"), LocalCached(catalog, &CatalogService::BatchGetItems));
+  local_.Add(Method("ListItems"), LocalOnExecutor(catalog, executor, &CatalogService::ListItems));
+  local_.Add(Method("UpdateItem"), LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
+  local_.Add(Method("DeleteItem"), LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
+  local_.Add(Method("SearchItems"),
              LocalOnExecutor(catalog, executor, &CatalogService::SearchItems));
-  local_.Add(prefix + "GetCategoryStats", LocalCached(catalog, &CatalogService::GetCategoryStats));
+  local_.Add(Method("GetCategoryStats"), LocalCached(catalog, &CatalogService::GetCategoryStats));
 }
 
 void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& options) {
@@ -133,10 +139,9 @@ void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& op
   }
   // Streams are long and rare: a few pending calls are plenty.
   for (int i = 0; i < std::max(1, count / 4); ++i) {
-    rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Arm(&export_items_, cq,
-                                                                        &options);
-    rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Arm(
-        &import_items_, cq, &options);
+    rpc::ServerStreamCall<v1::ExportItemsRequest, v1::Item>::Arm(&export_items_, cq, &options);
+    rpc::ClientStreamCall<v1::CreateItemRequest, v1::ImportItemsResponse>::Arm(&import_items_, cq,
+                                                                               &options);
   }
 }
 

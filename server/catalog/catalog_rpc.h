@@ -20,19 +20,18 @@ class CatalogRpc final : public rpc::RpcModule {
 
   CatalogRpc(CatalogService* catalog, rpc::Executor* executor);
 
-  grpc::Service* service() override { return &service_; }
+  grpc::Service* service() override { return service_.service(); }
   std::string name() const override { return v1::CatalogService::service_full_name(); }
   void Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& options) override;
 
   // The unary methods as in-process handlers (same validation, cache and store code).
-  const rpc::LocalHandlers& local_handlers() const { return local_; }
+  rpc::LocalHandlers& local_handlers() { return local_; }
 
  private:
-  using Async = v1::CatalogService::AsyncService;
   template <class Request, class Response>
-  using Unary = rpc::UnaryCall<Async, Request, Response>;
+  using Unary = rpc::UnaryCall<Request, Response>;
 
-  Async service_;  // the generated async service
+  rpc::RawServiceOf<v1::CatalogService::Service> service_;  // the generated service, raw
   Unary<v1::CreateItemRequest, v1::Item>::Method create_item_;
   Unary<v1::GetItemRequest, v1::Item>::Method get_item_;
   Unary<v1::BatchGetItemsRequest, v1::BatchGetItemsResponse>::Method batch_get_items_;
@@ -41,9 +40,8 @@ class CatalogRpc final : public rpc::RpcModule {
   Unary<v1::DeleteItemRequest, v1::DeleteItemResponse>::Method delete_item_;
   Unary<v1::SearchItemsRequest, v1::SearchItemsResponse>::Method search_items_;
   Unary<v1::GetCategoryStatsRequest, v1::CategoryStats>::Method get_category_stats_;
-  rpc::ServerStreamCall<Async, v1::ExportItemsRequest, v1::Item>::Method export_items_;
-  rpc::ClientStreamCall<Async, v1::CreateItemRequest, v1::ImportItemsResponse>::Method
-      import_items_;
+  rpc::ServerStreamCall<v1::ExportItemsRequest, v1::Item>::Method export_items_;
+  rpc::ClientStreamCall<v1::CreateItemRequest, v1::ImportItemsResponse>::Method import_items_;
   rpc::LocalHandlers local_;  // the unary methods without gRPC
 };
 

@@ -8,9 +8,17 @@
 //
 // Handlers run on completion-queue threads and must not block: anything slow (database work) goes
 // to the Executor, and the call is finished from there.
+//
+// Methods are served raw (gRPC hands over the bytes) and parsed here, so a malformed message is
+// answered INVALID_ARGUMENT; gRPC's own parsing answers INTERNAL "Unable to parse request". Before
+// its handler runs, every call passes the CallGate (in-flight cap, bearer tokens).
 #pragma once
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/async_stream.h>
+#include <grpcpp/support/async_unary_call.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include <atomic>
 #include <cstddef>
@@ -22,6 +30,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "server/rpc/call_gate.h"
 #include "server/rpc/executor.h"
 #include "server/rpc/status.h"
 #include "server/rpc/streams.h"
@@ -43,7 +53,91 @@ struct CallOptions {
   // smaller ones never are, and on a stream each message is judged alone. Default 1000 (the FastAPI
   // GZipMiddleware's minimum_size); 0 compresses everything, SIZE_MAX nothing.
   std::size_t compress_min_bytes = 1000;
+  // Admits each call before its handler runs; null admits every call.
+  CallGate* gate = nullptr;
 };
+
+// The raw form of a generated service: what the calls below register themselves with.
+class RawService {
+ public:
+  virtual ~RawService() = default;
+  virtual grpc::Service* service() = 0;
+  virtual const google::protobuf::ServiceDescriptor* descriptor() const = 0;
+  virtual void RequestUnary(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                            grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+                            grpc::ServerCompletionQueue* cq, void* tag) = 0;
+  virtual void RequestServerStream(int index, grpc::ServerContext* context,
+                                   grpc::ByteBuffer* request,
+                                   grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+                                   grpc::ServerCompletionQueue* cq, void* tag) = 0;
+  virtual void RequestClientStream(
+      int index, grpc::ServerContext* context,
+      grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>* reader,
+      grpc::ServerCompletionQueue* cq, void* tag) = 0;
+};
+
+// Generated: the generated service base, e.g. catalog::v1::CatalogService::Service. Every method
+// is marked raw; gRPC numbers methods in descriptor order.
+template <class Generated>
+class RawServiceOf final : public RawService, private Generated {
+ public:
+  explicit RawServiceOf(const google::protobuf::ServiceDescriptor* descriptor)
+      : descriptor_(descriptor) {
+    for (int i = 0; i < descriptor->method_count(); ++i) this->MarkMethodRaw(i);
+  }
+  grpc::Service* service() override { return this; }
+  const google::protobuf::ServiceDescriptor* descriptor() const override { return descriptor_; }
+  void RequestUnary(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+                    grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncUnary(index, context, request, writer, cq, cq, tag);
+  }
+  void RequestServerStream(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                           grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+                           grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncServerStreaming(index, context, request, writer, cq, cq, tag);
+  }
+  void RequestClientStream(int index, grpc::ServerContext* context,
+                           grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>* reader,
+                           grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncClientStreaming(index, context, reader, cq, cq, tag);
+  }
+
+ private:
+  const google::protobuf::ServiceDescriptor* descriptor_;  // the service's methods, in order
+};
+
+// Parses a raw message; INVALID_ARGUMENT (not gRPC's INTERNAL) when the bytes are not one.
+template <class Message>
+grpc::Status ParseMessage(grpc::ByteBuffer* bytes, Message* message) {
+  if (grpc::SerializationTraits<Message>::Deserialize(bytes, message).ok()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat("the request is not a valid ", Message::descriptor()->full_name(),
+                                   " message (bad protobuf encoding or invalid UTF-8 in a string)"));
+}
+
+template <class Message>
+grpc::ByteBuffer SerializeMessage(const Message& message) {
+  grpc::ByteBuffer bytes;
+  bool own_buffer;
+  grpc::SerializationTraits<Message>::Serialize(message, &bytes, &own_buffer);
+  return bytes;
+}
+
+// Asks options' gate to admit a call of method; OK and *ticket set, or the status to answer.
+inline grpc::Status AdmitCall(const CallOptions& options,
+                              const google::protobuf::MethodDescriptor& method,
+                              const grpc::ServerContext& context, CallGate::Ticket* ticket) {
+  if (options.gate == nullptr) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string_view authorization =
+      it == metadata.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+  auto admitted = options.gate->Admit(method, authorization);
+  if (!admitted.ok()) return ToGrpcStatus(admitted.status());
+  *ticket = *std::move(admitted);
+  return grpc::Status::OK;
+}
 
 // Asks the core to compress the call's messages with the best algorithm the client accepts at
 // the "low" level: gzip when the client lists it (as every gRPC library does by default),
@@ -119,21 +213,18 @@ void RunOnExecutor(Executor& executor, UnaryResponder<Response> responder, Work 
   if (!queued) shared->Finish(ExecutorRefusedStatus());
 }
 
-template <class AsyncService, class Request, class Response>
+template <class Request, class Response>
 class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response> {
  public:
-  using Writer = grpc::ServerAsyncResponseWriter<Response>;
-  using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Request*, Writer*,
-                                               grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
-                                               void*);
+  using Writer = grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>;
   // Called on a completion-queue thread; answers through the responder now or later.
   using Handler =
       std::function<void(grpc::ServerContext&, const Request&, UnaryResponder<Response>)>;
 
   struct Method {
-    AsyncService* service;  // the generated AsyncService the method belongs to
-    RequestMethod request;  // its Request<Method> member
-    Handler handler;        // what to do with each call
+    RawService* service;                                 // the service it belongs to
+    const google::protobuf::MethodDescriptor* method;    // which method
+    Handler handler;                                     // what to do with each call
   };
 
   // Registers one pending call of method on cq. method and options must outlive the server.
@@ -149,6 +240,9 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
     }
     Arm(method_, cq_, options_);
     state_ = State::kHandling;
+    grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
+    if (admitted.ok()) admitted = ParseMessage(&request_bytes_, &request_);
+    if (!admitted.ok()) return Finish(nullptr, admitted);
     // After this the responder owns the call: it may be finished (and deleted) on another thread
     // before the handler even returns, so nothing below may touch members.
     method_->handler(context_, request_, UnaryResponder<Response>(this));
@@ -159,7 +253,7 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
     if (response != nullptr) {
       // The response travels with the initial metadata, so its size can still decide.
       if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
-      writer_.Finish(*response, status, this);
+      writer_.Finish(SerializeMessage(*response), status, this);
     } else {
       writer_.FinishWithError(status, this);
     }
@@ -170,36 +264,36 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
 
   UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq, const CallOptions* options)
       : method_(method), cq_(cq), options_(options), writer_(&context_) {
-    (method_->service->*method_->request)(&context_, &request_, &writer_, cq_, cq_, this);
+    method_->service->RequestUnary(method_->method->index(), &context_, &request_bytes_, &writer_,
+                                   cq_, this);
   }
 
   const Method* method_;             // shared registration of the method
   grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
   const CallOptions* options_;       // the server's call options
   grpc::ServerContext context_;      // per-call metadata, deadline, peer
+  grpc::ByteBuffer request_bytes_;   // the client's message as received
   Request request_;                  // the client's message
   Writer writer_;                    // answers the call
+  CallGate::Ticket ticket_;          // the call's in-flight slot, freed with the call
   State state_ = State::kAwaiting;   // where the state machine is
 };
 
 // Server streaming: fetch a batch on the executor, write it one message at a time (each write waits
 // for the previous one, so a slow reader holds back the producer), fetch the next.
-template <class AsyncService, class Request, class Response>
+template <class Request, class Response>
 class ServerStreamCall final : public CompletionHandler {
  public:
-  using Writer = grpc::ServerAsyncWriter<Response>;
-  using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Request*, Writer*,
-                                               grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
-                                               void*);
+  using Writer = grpc::ServerAsyncWriter<grpc::ByteBuffer>;
   // Called on a completion-queue thread: validate and build the source, without blocking.
   using Handler = std::function<absl::StatusOr<std::unique_ptr<StreamSource<Response>>>(
       grpc::ServerContext&, const Request&)>;
 
   struct Method {
-    AsyncService* service;  // the generated AsyncService the method belongs to
-    RequestMethod request;  // its Request<Method> member
-    Handler handler;        // builds each call's source
-    Executor* executor;     // where batches are fetched
+    RawService* service;                               // the service it belongs to
+    const google::protobuf::MethodDescriptor* method;  // which method
+    Handler handler;                                   // builds each call's source
+    Executor* executor;                                // where batches are fetched
   };
 
   static void Arm(const Method* method, grpc::ServerCompletionQueue* cq,
@@ -212,6 +306,9 @@ class ServerStreamCall final : public CompletionHandler {
       case State::kAwaiting: {
         if (!ok) break;
         Arm(method_, cq_, options_);
+        grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
+        if (admitted.ok()) admitted = ParseMessage(&request_bytes_, &request_);
+        if (!admitted.ok()) return FinishWith(admitted);
         auto source = method_->handler(context_, request_);
         if (!source.ok()) return FinishWith(ToGrpcStatus(source.status()));
         source_ = *std::move(source);
@@ -237,7 +334,8 @@ class ServerStreamCall final : public CompletionHandler {
   ServerStreamCall(const Method* method, grpc::ServerCompletionQueue* cq,
                    const CallOptions* options)
       : method_(method), cq_(cq), options_(options), writer_(&context_) {
-    (method_->service->*method_->request)(&context_, &request_, &writer_, cq_, cq_, this);
+    method_->service->RequestServerStream(method_->method->index(), &context_, &request_bytes_,
+                                          &writer_, cq_, this);
   }
 
   void Fetch() {
@@ -259,7 +357,7 @@ class ServerStreamCall final : public CompletionHandler {
       grpc::WriteOptions write_options;
       // Compression, when the call has it, is per message: small ones are not worth it.
       if (message.ByteSizeLong() < options_->compress_min_bytes) write_options.set_no_compression();
-      writer_.Write(message, write_options, this);
+      writer_.Write(SerializeMessage(message), write_options, this);
     } else if (done_) {
       FinishWith(grpc::Status::OK);
     } else {
@@ -276,8 +374,10 @@ class ServerStreamCall final : public CompletionHandler {
   grpc::ServerCompletionQueue* cq_;                 // the queue this call lives on
   const CallOptions* options_;                      // the server's call options
   grpc::ServerContext context_;                     // per-call metadata, deadline, peer
+  grpc::ByteBuffer request_bytes_;                  // the client's message as received
   Request request_;                                 // the client's message
   Writer writer_;                                   // writes the stream
+  CallGate::Ticket ticket_;                         // the call's in-flight slot
   std::unique_ptr<StreamSource<Response>> source_;  // where messages come from
   std::vector<Response> batch_;                     // the batch being written
   std::size_t next_ = 0;                            // index in batch_ of the next write
@@ -288,22 +388,19 @@ class ServerStreamCall final : public CompletionHandler {
 // Client streaming: read up to batch_size messages, hand them to the sink on the executor (no
 // further read until it is done, so a slow sink holds back the client), repeat; on half-close,
 // finish the sink and answer.
-template <class AsyncService, class Request, class Response>
+template <class Request, class Response>
 class ClientStreamCall final : public CompletionHandler {
  public:
-  using Reader = grpc::ServerAsyncReader<Response, Request>;
-  using RequestMethod = void (AsyncService::*)(grpc::ServerContext*, Reader*,
-                                               grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
-                                               void*);
+  using Reader = grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>;
   using Handler = std::function<absl::StatusOr<std::unique_ptr<StreamSink<Request, Response>>>(
       grpc::ServerContext&)>;
 
   struct Method {
-    AsyncService* service;   // the generated AsyncService the method belongs to
-    RequestMethod request;   // its Request<Method> member
-    Handler handler;         // builds each call's sink
-    Executor* executor;      // where batches are consumed
-    std::size_t batch_size;  // messages per Consume
+    RawService* service;                               // the service it belongs to
+    const google::protobuf::MethodDescriptor* method;  // which method
+    Handler handler;                                   // builds each call's sink
+    Executor* executor;                                // where batches are consumed
+    std::size_t batch_size;                            // messages per Consume
   };
 
   static void Arm(const Method* method, grpc::ServerCompletionQueue* cq,
@@ -319,6 +416,10 @@ class ClientStreamCall final : public CompletionHandler {
           return;
         }
         Arm(method_, cq_, options_);
+        if (grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
+            !admitted.ok()) {
+          return FinishWithError(admitted);
+        }
         auto sink = method_->handler(context_);
         if (!sink.ok()) return FinishWithError(ToGrpcStatus(sink.status()));
         sink_ = *std::move(sink);
@@ -326,7 +427,13 @@ class ClientStreamCall final : public CompletionHandler {
       }
       case State::kReading:
         if (!ok) return Consume(/*last=*/true);  // half-close, or the call died
-        batch_.push_back(std::move(incoming_));
+        batch_.emplace_back();
+        if (grpc::Status parsed = ParseMessage(&incoming_, &batch_.back()); !parsed.ok()) {
+          // Nothing of this stream is committed: the sink is dropped unfinished.
+          return FinishWithError(grpc::Status(
+              parsed.error_code(), absl::StrCat("message ", received_ + 1, ": ", parsed.error_message())));
+        }
+        ++received_;
         if (batch_.size() >= method_->batch_size) return Consume(/*last=*/false);
         return ReadNext();
       case State::kConsuming:
@@ -355,7 +462,7 @@ class ClientStreamCall final : public CompletionHandler {
                    const CallOptions* options)
       : method_(method), cq_(cq), options_(options), reader_(&context_), done_tag_(this) {
     context_.AsyncNotifyWhenDone(&done_tag_);
-    (method_->service->*method_->request)(&context_, &reader_, cq_, cq_, this);
+    method_->service->RequestClientStream(method_->method->index(), &context_, &reader_, cq_, this);
   }
 
   // Each of the final operation and the done tag releases once; the second deletes.
@@ -382,7 +489,7 @@ class ClientStreamCall final : public CompletionHandler {
       if (!response.ok()) return FinishWithError(ToGrpcStatus(response.status()));
       state_ = State::kFinishing;
       if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
-      reader_.Finish(*response, grpc::Status::OK, this);
+      reader_.Finish(SerializeMessage(*response), grpc::Status::OK, this);
     });
     if (!queued) FinishWithError(ExecutorRefusedStatus());
   }
@@ -399,8 +506,10 @@ class ClientStreamCall final : public CompletionHandler {
   Reader reader_;                                        // reads the stream, answers once
   DoneTag done_tag_;                                     // learns of cancellation
   std::unique_ptr<StreamSink<Request, Response>> sink_;  // where messages go
-  Request incoming_;                                     // target of the pending read
+  grpc::ByteBuffer incoming_;                            // target of the pending read
   std::vector<Request> batch_;                           // messages not yet consumed
+  std::size_t received_ = 0;                             // messages read so far
+  CallGate::Ticket ticket_;                              // the call's in-flight slot
   std::atomic<bool> cancelled_{false};                   // set when the call died early
   std::atomic<int> references_{2};                       // final op + done tag
   State state_ = State::kAwaiting;                       // where the state machine is

@@ -27,6 +27,25 @@ class RpcModule {
   virtual void Arm(grpc::ServerCompletionQueue* cq, const CallOptions& options) = 0;
 };
 
+// How the server keeps connections healthy and bounded (gRPC channel arguments).
+struct ConnectionOptions {
+  // Ping an idle connection this often, and drop it when the ping is not answered in time.
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Fewest time between client pings the server tolerates (more often: GOAWAY).
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+  // Close connections older than this (after letting their calls finish for max_connection_age_grace),
+  // so clients rebalance across replicas. InfiniteDuration: never.
+  absl::Duration max_connection_age = absl::Minutes(30);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // Close connections without calls for this long.
+  absl::Duration max_connection_idle = absl::Minutes(10);
+  // Concurrent streams per connection.
+  int max_concurrent_streams = 256;
+  // Largest request metadata (headers), in bytes; beyond it the call fails RESOURCE_EXHAUSTED.
+  int max_metadata_bytes = 16 * 1024;
+};
+
 struct AsyncServerOptions {
   // host:port to listen on; port 0 picks a free one (see AsyncServer::port).
   std::string address = "0.0.0.0:50051";
@@ -37,6 +56,8 @@ struct AsyncServerOptions {
   CallOptions calls;
   // Largest message accepted or sent, in bytes. Default 4 MiB.
   int max_message_bytes = 4 * 1024 * 1024;
+  // Keepalive, connection age and stream limits.
+  ConnectionOptions connections;
 };
 
 // The deadline of a call; InfiniteFuture when the client set none.
