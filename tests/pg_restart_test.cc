@@ -1,10 +1,15 @@
 // PostgreSQL restarts under a running hotpathd: calls fail fast while it is down, and the service
 // heals by itself once it is back. Restarts the shared test cluster, so ctest runs it alone.
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
+#include "client/demo_items.h"
 #include "absl/strings/str_cat.h"
 #include "tests/test_env.h"
 
@@ -91,6 +96,113 @@ TEST_F(PgRestartTest, CallsFailFastDuringTheOutageAndRecoverAfter) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(database_->Query("SELECT count(*) FROM items WHERE sku LIKE 'OUTAGE-%'"), "0");
   EXPECT_EQ(server_->pool().stats().in_use, 0);
+}
+
+// The outage under steady gRPC and REST load (writes and database reads), PostgreSQL down 5 s.
+TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceReturns) {
+  const int http_port = server_->http_port();
+  std::mutex mutex;
+  std::map<grpc::StatusCode, int> grpc_codes;  // every gRPC answer, by code
+  std::map<int, int> http_statuses;            // every HTTP answer, by status
+  absl::Duration slowest;                      // the longest call, any outcome
+  std::set<std::int64_t> acknowledged;         // ids of creates answered OK (gRPC)
+  std::set<std::string> acknowledged_http;     // skus of creates answered 200 (REST)
+  std::atomic<bool> stop{false};
+  std::atomic<int> sku{1};
+  std::atomic<std::int64_t> last_failure_ns{0};  // when a call last failed
+  constexpr absl::Duration kDeadline = absl::Seconds(1);
+
+  auto note = [&](absl::Time start, bool ok) {
+    const absl::Duration took = absl::Now() - start;
+    std::lock_guard lock(mutex);
+    slowest = std::max(slowest, took);
+    if (!ok) last_failure_ns = absl::ToUnixNanos(absl::Now());
+  };
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&, t] {
+      auto stub = v1::CatalogService::NewStub(channel_);
+      while (!stop.load()) {
+        const absl::Time start = absl::Now();
+        grpc::Status status;
+        std::int64_t created = 0;
+        if (t % 2 == 0) {
+          v1::CreateItemRequest request;
+          *request.mutable_item() = client::DemoItem(sku.fetch_add(1));
+          v1::Item item;
+          status = stub->CreateItem(Context(kDeadline).get(), request, &item);
+          created = item.id();
+        } else {
+          status = List(kDeadline);
+        }
+        note(start, status.ok());
+        {
+          std::lock_guard lock(mutex);
+          ++grpc_codes[status.error_code()];
+          if (status.ok() && created != 0) acknowledged.insert(created);
+        }
+        if (!status.ok()) absl::SleepFor(absl::Milliseconds(20));
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    load.emplace_back([&, t] {
+      while (!stop.load()) {
+        const absl::Time start = absl::Now();
+        const std::string http_sku = absl::StrCat("REST-", sku.fetch_add(1));
+        const HttpReply reply =
+            t == 0 ? Http(http_port, "GET", "/v1/items?page_size=10", "",
+                          {{"X-Timeout-Ms", "1000"}})
+                   : Http(http_port, "POST", "/v1/items",
+                          absl::StrCat(R"({"sku":")", http_sku,
+                                       R"(","name":"n","category":"c","priceCents":"5"})"),
+                          {{"Content-Type", "application/json"}, {"X-Timeout-Ms", "1000"}});
+        note(start, reply.status == 200);
+        {
+          std::lock_guard lock(mutex);
+          ++http_statuses[reply.status];
+          if (t == 1 && reply.status == 200) acknowledged_http.insert(http_sku);
+        }
+        if (reply.status != 200) absl::SleepFor(absl::Milliseconds(20));
+      }
+    });
+  }
+
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_EQ(PgCtl("stop"), 0);
+  absl::SleepFor(absl::Seconds(5));
+  ASSERT_EQ(PgCtl("start"), 0);
+  const absl::Time back = absl::Now();
+  absl::SleepFor(absl::Seconds(3));
+  stop = true;
+  for (auto& thread : load) thread.join();
+
+  const absl::Duration recovery =
+      std::max(absl::ZeroDuration(), absl::FromUnixNanos(last_failure_ns.load()) - back);
+  std::cerr << "under load: gRPC OK " << grpc_codes[grpc::StatusCode::OK] << ", UNAVAILABLE "
+            << grpc_codes[grpc::StatusCode::UNAVAILABLE] << "; HTTP 200 " << http_statuses[200]
+            << ", 503 " << http_statuses[503] << "; slowest call " << slowest
+            << "; last failure " << recovery << " after PostgreSQL was back\n";
+  for (const auto& [code, count] : grpc_codes) {
+    EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::UNAVAILABLE)
+        << count << " calls answered " << code;
+  }
+  for (const auto& [status, count] : http_statuses) {
+    EXPECT_TRUE(status == 200 || status == 503) << count << " answers of " << status;
+  }
+  EXPECT_GT(grpc_codes[grpc::StatusCode::UNAVAILABLE], 0);  // the outage was seen
+  EXPECT_LT(slowest, kDeadline) << "a call hung instead of failing fast";
+  EXPECT_LT(recovery, absl::Seconds(2)) << "service took too long to recover";
+  std::string ids = "0";
+  for (std::int64_t id : acknowledged) absl::StrAppend(&ids, ",", id);
+  EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE id IN (", ids, ")")),
+            std::to_string(acknowledged.size()));
+  std::string skus = "''";
+  for (const std::string& s : acknowledged_http) absl::StrAppend(&skus, ",'", s, "'");
+  EXPECT_EQ(
+      database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", skus, ")")),
+      std::to_string(acknowledged_http.size()));
+  EXPECT_EQ(server_->pool().stats().in_use, 0);  // no lease leaked
 }
 
 }  // namespace

@@ -100,6 +100,11 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
   std::unique_lock lock(mu_);
   for (;;) {
     if (closed_) return absl::UnavailableError("database pool is closed");
+    if (down_) {
+      ++counters_.fail_fast;
+      return absl::UnavailableError(
+          absl::StrCat(down_reason_.message(), " (reconnecting in the background)"));
+    }
     if (!idle_.empty()) {
       auto slot = std::move(idle_.back());
       idle_.pop_back();
@@ -116,7 +121,8 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
         --open_;
         --in_use_;
         ++counters_.connect_errors;
-        released_.notify_one();
+        if (absl::IsUnavailable(slot.status())) MarkDownLocked(slot.status());
+        released_.notify_all();
         return slot.status();
       }
       return PgLease(this, *std::move(slot));
@@ -181,14 +187,54 @@ void PgPool::Release(std::unique_ptr<PgLease::Slot> slot, bool broken) {
 
 void PgPool::Close() {
   std::vector<std::unique_ptr<PgLease::Slot>> discard;
+  std::thread prober;
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
     closed_ = true;
     discard.swap(idle_);
     open_ -= static_cast<int>(discard.size());
+    prober.swap(prober_);
   }
   released_.notify_all();
+  probe_wake_.notify_all();
+  if (prober.joinable()) prober.join();
+}
+
+void PgPool::MarkDownLocked(const absl::Status& why) {
+  if (down_ || closed_) return;
+  down_ = true;
+  down_reason_ = why;
+  // Whatever idle connections remain predate the outage.
+  ++generation_;
+  if (prober_.joinable()) prober_.detach();  // a finished prober's thread; nothing left to join
+  prober_ = std::thread([this] { Probe(); });
+}
+
+void PgPool::Probe() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      probe_wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.probe_interval),
+                           [this] { return closed_; });
+      if (closed_) return;
+    }
+    auto slot = Open(absl::Now() + options_.connect_timeout);
+    std::lock_guard lock(mu_);
+    if (!slot.ok()) {
+      ++counters_.connect_errors;
+      down_reason_ = slot.status();
+      continue;
+    }
+    down_ = false;
+    if (closed_) return;
+    // The probe's connection is the first of the new generation.
+    (*slot)->generation = generation_;
+    ++open_;
+    idle_.push_back(*std::move(slot));
+    released_.notify_all();
+    return;
+  }
 }
 
 PgPoolStats PgPool::stats() const {
@@ -197,6 +243,7 @@ PgPoolStats PgPool::stats() const {
   stats.in_use = in_use_;
   stats.idle = static_cast<int>(idle_.size());
   stats.max_size = options_.max_size;
+  stats.down = down_;
   return stats;
 }
 

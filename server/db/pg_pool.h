@@ -14,6 +14,7 @@
 #include <mutex>
 #include <pqxx/connection>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -44,6 +45,11 @@ struct PgPoolOptions {
   std::vector<PreparedStatement> statements;
   // Told how long each Acquire waited (for a histogram); optional, must be thread-safe.
   std::function<void(absl::Duration)> on_acquire_wait;
+  // After a connection fails to open, the database counts as down: Acquire fails at once with
+  // UNAVAILABLE (no caller waits on a connect that cannot succeed, nor on libpq's 2 s minimum
+  // connect timeout) while one background prober tries to connect this often. Its first
+  // success brings the pool back. Default 100 ms.
+  absl::Duration probe_interval = absl::Milliseconds(100);
 };
 
 struct PgPoolStats {
@@ -54,6 +60,8 @@ struct PgPoolStats {
   std::int64_t broken = 0;            // connections discarded as broken
   std::int64_t connect_errors = 0;    // failed attempts to open one
   std::int64_t acquire_timeouts = 0;  // Acquire calls that ran out of time
+  std::int64_t fail_fast = 0;         // Acquire calls refused at once while the database was down
+  bool down = false;                  // the database is unreachable; the prober is at work
 };
 
 class PgPool;
@@ -102,8 +110,8 @@ class PgPool final {
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.
   absl::Status Ping(absl::Time deadline);
 
-  // Fails every waiting and future Acquire, closes idle connections. Leases still out close on
-  // release.
+  // Fails every waiting and future Acquire, closes idle connections, stops the prober. Leases
+  // still out close on release.
   void Close();
 
   PgPoolStats stats() const;
@@ -115,6 +123,10 @@ class PgPool final {
   absl::StatusOr<PgLease> AcquireUntimed(absl::Time deadline);
   absl::StatusOr<std::unique_ptr<PgLease::Slot>> Open(absl::Time deadline);
   void Release(std::unique_ptr<PgLease::Slot> slot, bool broken);
+  // With mu_ held: the database is unreachable (why); starts the prober unless it runs.
+  void MarkDownLocked(const absl::Status& why);
+  // The prober's loop: connect every probe_interval until it works or the pool closes.
+  void Probe();
 
   const PgPoolOptions options_;                       // as given
   mutable std::mutex mu_;                             // guards everything below
@@ -124,6 +136,10 @@ class PgPool final {
   int in_use_ = 0;                                    // leased
   std::int64_t generation_ = 0;                       // bumped when a broken connection is seen
   bool closed_ = false;                               // Close was called
+  bool down_ = false;                                 // unreachable: fail fast, prober runs
+  absl::Status down_reason_;                          // the connect error that marked it down
+  std::condition_variable probe_wake_;                // wakes the prober early on Close
+  std::thread prober_;                                // connects while down_; joined by Close
   PgPoolStats counters_;                              // the monotonic counters of stats()
 };
 

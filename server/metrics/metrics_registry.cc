@@ -141,6 +141,12 @@ std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {
       CounterFamily("hotpath_db_pool_acquire_timeouts_total",
                     "Waits for a database connection that ran out of time.",
                     {{{}, static_cast<double>(s.acquire_timeouts)}}),
+      CounterFamily("hotpath_db_pool_fail_fast_total",
+                    "Connection requests refused at once while the database was unreachable.",
+                    {{{}, static_cast<double>(s.fail_fast)}}),
+      GaugeFamily("hotpath_db_pool_down",
+                  "1 while the database is unreachable and the pool reconnects in the background.",
+                  {{{}, s.down ? 1.0 : 0.0}}),
   };
 }
 
