@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "server/rpc/tls.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -36,6 +37,8 @@ using hotpath::app::EnvOr;
 
 ABSL_FLAG(std::string, addr, EnvOr("HOTPATH_ADDR", "localhost:50051"),
           "server address host:port (env HOTPATH_ADDR)");
+ABSL_FLAG(std::string, tls_ca_file, EnvOr("HOTPATH_TLS_CA_FILE", ""),
+          "call over TLS, trusting this CA's PEM certificate (env HOTPATH_TLS_CA_FILE)");
 ABSL_FLAG(std::string, token, EnvOr("HOTPATH_TOKEN", ""),
           "bearer token sent with every call, for servers that require one (env HOTPATH_TOKEN)");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(10), "deadline of each call (e.g. 500ms, 10s)");
@@ -402,7 +405,9 @@ int main(int argc, char** argv) {
   if (args.empty()) return Usage("no command");
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr),
-                                           grpc::InsecureChannelCredentials(), channel_args);
+  auto credentials = hotpath::rpc::ChannelCredentials(absl::GetFlag(FLAGS_tls_ca_file));
+  if (!credentials.ok()) return Usage(std::string(credentials.status().message()));
+  auto channel =
+      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr), *credentials, channel_args);
   return Cli(channel).Run(args);
 }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "server/rpc/tls.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -25,6 +26,13 @@ using hotpath::app::EnvOr;
 ABSL_FLAG(std::string, upstream, EnvOr("HOTPATH_UPSTREAM", "localhost:50051"),
           "gRPC address (host:port, or any gRPC target such as dns:///name:port) of the hotpath "
           "servers (env HOTPATH_UPSTREAM)");
+ABSL_FLAG(std::string, upstream_ca_file, EnvOr("HOTPATH_UPSTREAM_CA_FILE", ""),
+          "call the upstream over TLS, trusting this CA's PEM certificate "
+          "(env HOTPATH_UPSTREAM_CA_FILE)");
+ABSL_FLAG(std::string, tls_cert_file, EnvOr("HOTPATH_TLS_CERT_FILE", ""),
+          "serve HTTPS with this PEM certificate chain (env HOTPATH_TLS_CERT_FILE)");
+ABSL_FLAG(std::string, tls_key_file, EnvOr("HOTPATH_TLS_KEY_FILE", ""),
+          "the certificate's PEM private key (env HOTPATH_TLS_KEY_FILE)");
 ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"), "HTTP listen host");
 ABSL_FLAG(int, http_port, 8081, "HTTP port; 0 picks a free one");
 ABSL_FLAG(int, http_threads, 1, "threads of the HTTP server");
@@ -38,8 +46,12 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   hotpath::app::BlockTerminationSignals();
 
-  auto channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_upstream), grpc::InsecureChannelCredentials());
+  auto credentials = hotpath::rpc::ChannelCredentials(absl::GetFlag(FLAGS_upstream_ca_file));
+  if (!credentials.ok()) {
+    std::cerr << "hotpath-gateway: " << credentials.status().message() << "\n";
+    return 1;
+  }
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_upstream), *credentials);
   hotpath::metrics::MetricsRegistry metrics;
   metrics.AddCollector([] { return hotpath::metrics::ProcessFamilies(); });
   hotpath::metrics::HttpMetrics http_metrics(metrics.registry());
@@ -86,6 +98,8 @@ int main(int argc, char** argv) {
   http_options.port = absl::GetFlag(FLAGS_http_port);
   http_options.threads = absl::GetFlag(FLAGS_http_threads);
   http_options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
+  http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   hotpath::gateway::Gateway* routes = gateway->get();
   hotpath::http::HttpServer server(
       http_options, [&](const hotpath::http::Request& request, hotpath::http::Responder respond) {

@@ -3,6 +3,9 @@
 #include <prometheus/family.h>
 
 #include <boost/beast/http.hpp>
+#include <algorithm>
+#include <iostream>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +22,7 @@ namespace bhttp = boost::beast::http;
 
 absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions options) {
   std::unique_ptr<Hotpathd> d(new Hotpathd());
+  d->drain_delay_ = options.drain_delay;
   d->metrics_ = std::make_unique<metrics::MetricsRegistry>();
   d->grpc_metrics_ = std::make_unique<metrics::GrpcServerMetrics>(d->metrics_->registry());
   d->acquire_wait_ = &prometheus::BuildHistogram()
@@ -89,7 +93,10 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       rpc::AsyncServerOptions{.address = options.grpc_address,
                               .completion_queues = options.completion_queues,
                               .calls = options.calls,
-                              .connections = options.connections},
+                              .connections = options.connections,
+                              .tls_cert_file = options.tls_cert_file,
+                              .tls_key_file = options.tls_key_file,
+                              .tls_client_ca_file = options.tls_client_ca_file},
       std::vector<rpc::RpcModule*>{d->catalog_rpc_.get()}, std::move(interceptors));
   d->grpc_metrics_->InitializeServices({d->catalog_rpc_->name()});
   if (absl::Status s = d->server_->Start(); !s.ok()) return s;
@@ -141,8 +148,22 @@ Hotpathd::~Hotpathd() { Shutdown(absl::ZeroDuration()); }
 void Hotpathd::Shutdown(absl::Duration grace) {
   if (stopped_) return;
   stopped_ = true;
+  // Readiness first, so load balancers stop sending; then no new calls on either port, and the
+  // ones already accepted finish (gRPC and HTTP in parallel) until the grace period ends.
   if (runtime_routes_ != nullptr) runtime_routes_->SetShuttingDown();
-  if (server_ != nullptr) server_->Shutdown(grace);
+  if (server_ != nullptr) server_->SetNotServing();
+  const absl::Time deadline = absl::Now() + grace;
+  if (drain_delay_ > absl::ZeroDuration()) absl::SleepFor(std::min(drain_delay_, grace));
+  std::thread http_drain;
+  if (http_ != nullptr) {
+    http_drain = std::thread([this, deadline] {
+      if (!http_->Drain(deadline)) {
+        std::cerr << "hotpathd: HTTP connections still open at the end of the grace period\n";
+      }
+    });
+  }
+  if (server_ != nullptr) server_->Shutdown(deadline - absl::Now());
+  if (http_drain.joinable()) http_drain.join();
   if (executor_ != nullptr) executor_->Stop();
   if (server_ != nullptr) server_->StopPolling();
   // After the executor: its last tasks may still answer HTTP requests.

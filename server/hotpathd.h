@@ -61,6 +61,13 @@ struct HotpathdOptions {
   rpc::CallGateOptions admission;
   // gRPC connection management: keepalive, connection age.
   rpc::ConnectionOptions connections;
+  // On Shutdown, time between readiness turning false and refusing new calls, so load balancers
+  // stop sending first. Counts against the grace period. Default 0.
+  absl::Duration drain_delay = absl::ZeroDuration();
+  // gRPC TLS (PEM files; empty: plaintext); HTTPS is in http.tls_*.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 class Hotpathd final {
@@ -75,8 +82,9 @@ class Hotpathd final {
   catalog::CatalogService& catalog() { return *catalog_; }
   metrics::MetricsRegistry& metrics() { return *metrics_; }
 
-  // Graceful stop: readiness and health go false, no new calls, in-flight ones get until grace,
-  // database work drains, the HTTP server and the pool close. Idempotent.
+  // Graceful stop: readiness and health go false, drain_delay passes, no new calls or
+  // connections, in-flight ones (gRPC and HTTP) get until grace, database work drains, the HTTP
+  // server and the pool close. Idempotent.
   void Shutdown(absl::Duration grace);
 
  private:
@@ -100,6 +108,7 @@ class Hotpathd final {
   std::unique_ptr<metrics::HttpMetrics> http_metrics_;        // http_requests_total, durations
   std::unique_ptr<http::RuntimeRoutes> runtime_routes_;       // /metrics, /healthz, /readyz
   std::unique_ptr<gateway::Gateway> gateway_;                 // REST routes; null when off
+  absl::Duration drain_delay_;                                // see HotpathdOptions
   bool stopped_ = false;                                      // Shutdown ran
 };
 

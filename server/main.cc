@@ -93,6 +93,17 @@ ABSL_FLAG(int, max_connection_age_s, EnvOr("HOTPATH_MAX_CONNECTION_AGE_S", 1800)
           "(env HOTPATH_MAX_CONNECTION_AGE_S)");
 ABSL_FLAG(int, keepalive_s, EnvOr("HOTPATH_KEEPALIVE_S", 60),
           "gRPC keepalive ping interval on idle connections (env HOTPATH_KEEPALIVE_S)");
+ABSL_FLAG(std::string, tls_cert_file, EnvOr("HOTPATH_TLS_CERT_FILE", ""),
+          "serve gRPC over TLS and HTTP as HTTPS with this PEM certificate chain; empty: "
+          "plaintext (env HOTPATH_TLS_CERT_FILE)");
+ABSL_FLAG(std::string, tls_key_file, EnvOr("HOTPATH_TLS_KEY_FILE", ""),
+          "the certificate's PEM private key (env HOTPATH_TLS_KEY_FILE)");
+ABSL_FLAG(std::string, tls_client_ca_file, EnvOr("HOTPATH_TLS_CLIENT_CA_FILE", ""),
+          "gRPC: require client certificates signed by this CA (mutual TLS) "
+          "(env HOTPATH_TLS_CLIENT_CA_FILE)");
+ABSL_FLAG(int, drain_delay_ms, EnvOr("HOTPATH_DRAIN_DELAY_MS", 0),
+          "on SIGTERM, time /readyz answers 503 before new calls are refused, so load balancers "
+          "stop first; part of the grace period (env HOTPATH_DRAIN_DELAY_MS)");
 ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
 
@@ -156,6 +167,11 @@ int main(int argc, char** argv) {
     options.connections.max_connection_age = absl::InfiniteDuration();
   }
   options.connections.keepalive_time = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_keepalive_s)));
+
+  options.tls_cert_file = options.http.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = options.http.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  options.drain_delay = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_drain_delay_ms)));
 
   auto server = hotpath::Hotpathd::Start(std::move(options));
   if (!server.ok()) {

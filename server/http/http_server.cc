@@ -4,12 +4,15 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <ctime>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,7 +24,9 @@ namespace {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // The Date header, formatted once a second.
 std::string HttpDate() {
@@ -41,13 +46,100 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
-class Session final : public std::enable_shared_from_this<Session> {
+}  // namespace
+
+// What a drain needs of a session, whatever its stream.
+class HttpServer::SessionBase {
  public:
-  Session(tcp::socket socket, const HttpServerOptions& options, const Handler& handler)
-      : stream_(std::move(socket)), options_(options), handler_(handler) {}
+  virtual ~SessionBase() = default;
+  // Reads no further request, answers what it has read (with Connection: close), then closes.
+  virtual void Drain() = 0;
+};
+
+// The open sessions, so a drain can reach them and know when they are gone.
+class HttpServer::Registry {
+ public:
+  std::uint64_t Add(std::weak_ptr<SessionBase> session) {
+    std::lock_guard lock(mutex_);
+    sessions_.emplace(next_, std::move(session));
+    return next_++;
+  }
+  void Remove(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(id);
+  }
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return sessions_.size();
+  }
+  std::vector<std::shared_ptr<SessionBase>> Live() {
+    std::lock_guard lock(mutex_);
+    std::vector<std::shared_ptr<SessionBase>> live;
+    for (auto& [id, weak] : sessions_) {
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+    }
+    return live;
+  }
+
+ private:
+  std::mutex mutex_;                                                 // guards the below
+  std::unordered_map<std::uint64_t, std::weak_ptr<SessionBase>> sessions_;  // by id
+  std::uint64_t next_ = 0;                                           // id of the next session
+};
+
+namespace {
+
+using SessionBase = HttpServer::SessionBase;
+using Registry = HttpServer::Registry;
+
+// Stream: beast::tcp_stream (plaintext) or TlsStream (HTTPS).
+template <class Stream>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  // registry and tls are shared: a session may outlive the server by a late answer.
+  Session(tcp::socket socket, const HttpServerOptions& options, const Handler& handler,
+          std::shared_ptr<Registry> registry)
+    requires std::is_same_v<Stream, beast::tcp_stream>
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        registry_(std::move(registry)) {}
+  Session(tcp::socket socket, std::shared_ptr<ssl::context> tls, const HttpServerOptions& options,
+          const Handler& handler, std::shared_ptr<Registry> registry)
+    requires std::is_same_v<Stream, TlsStream>
+      : tls_(std::move(tls)),
+        stream_(std::move(socket), *tls_),
+        options_(options),
+        handler_(handler),
+        registry_(std::move(registry)) {}
+  ~Session() override { registry_->Remove(id_); }
+
+  // Makes the session reachable by a drain.
+  void Register() { id_ = registry_->Add(this->shared_from_this()); }
+
+  void Drain() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->draining_ = true;
+      self->read_closed_ = true;
+      for (auto& slot : self->slots_) slot.close_after = true;
+      // Idle (or mid-way through an unanswered header): nothing accepted is lost by closing.
+      if (self->slots_.empty()) self->Close();
+    });
+  }
 
   void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (std::is_same_v<Stream, TlsStream>) {
+        // The handshake gets the request timeout, like a header that trickles in.
+        beast::get_lowest_layer(self->stream_).expires_after(ToChrono(self->options_.header_timeout));
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->Close();
+          self->Read();
+        });
+      } else {
+        self->Read();
+      }
+    });
   }
 
  private:
@@ -113,9 +205,9 @@ class Session final : public std::enable_shared_from_this<Session> {
     if (buffer_.size() > 0) return ReadRequest();  // a pipelined request has begun already
     // Nothing pending: wait for the next request's first bytes under the idle timeout; from then
     // on the request timeout applies (a header that trickles in is cut short).
-    stream_.expires_after(ToChrono(options_.idle_timeout));
+    beast::get_lowest_layer(stream_).expires_after(ToChrono(options_.idle_timeout));
     stream_.async_read_some(buffer_.prepare(4096),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->OnRead(ec);
                               self->buffer_.commit(n);
                               self->ReadRequest();
@@ -126,10 +218,10 @@ class Session final : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    stream_.expires_after(ToChrono(options_.header_timeout));
+    beast::get_lowest_layer(stream_).expires_after(ToChrono(options_.header_timeout));
     bhttp::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -164,9 +256,9 @@ class Session final : public std::enable_shared_from_this<Session> {
     auto& slot = slots_.emplace_back();
     slot.request = parser_->release();
     slot.head = slot.request.method() == bhttp::verb::head;
-    slot.close_after = !slot.request.keep_alive();
+    slot.close_after = draining_ || !slot.request.keep_alive();
     if (slot.close_after) read_closed_ = true;  // nothing is read after a request that closes
-    handler_(slot.request, Responder(std::make_shared<SlotSink>(shared_from_this(), &slot)));
+    handler_(slot.request, Responder(std::make_shared<SlotSink>(this->shared_from_this(), &slot)));
     Read();
   }
 
@@ -180,9 +272,9 @@ class Session final : public std::enable_shared_from_this<Session> {
   void Write() {
     if (writing_ || slots_.empty()) return;
     Slot& slot = slots_.front();
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     auto done = [self](beast::error_code ec, std::size_t) { self->OnWrite(ec); };
-    stream_.expires_after(ToChrono(options_.idle_timeout));
+    beast::get_lowest_layer(stream_).expires_after(ToChrono(options_.idle_timeout));
     if (slot.response) {
       Response& response = *slot.response;
       Prepare(slot, response.base());
@@ -270,14 +362,22 @@ class Session final : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    // The connection is what a drain waits for, not this object (a late answer may hold it).
+    registry_->Remove(id_);
+    // No TLS close_notify: the peer sees the TCP close (as with most HTTP servers on keep-alive).
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    auto& tcp_stream = beast::get_lowest_layer(stream_);
+    tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_stream.close();
   }
 
-  beast::tcp_stream stream_;          // the connection
-  const HttpServerOptions& options_;  // the server's settings
-  const Handler& handler_;            // the server's handler
+  std::shared_ptr<ssl::context> tls_;  // HTTPS settings (null for plaintext); before stream_
+  Stream stream_;                      // the connection
+  const HttpServerOptions& options_;   // the server's settings
+  const Handler& handler_;             // the server's handler
+  std::shared_ptr<Registry> registry_;  // where the server finds its sessions
+  std::uint64_t id_ = 0;              // this session's key in registry_
+  bool draining_ = false;             // the server is stopping: answer and close
   beast::flat_buffer buffer_;         // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;  // HEAD writes
@@ -303,8 +403,15 @@ Response JsonError(const Request& request, bhttp::status status, int code,
 
 class HttpServer::Listener final : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& io, const HttpServerOptions& options, const Handler& handler)
-      : io_(io), acceptor_(net::make_strand(io)), options_(options), handler_(handler) {}
+  // tls: null for plaintext.
+  Listener(net::io_context& io, std::shared_ptr<ssl::context> tls, const HttpServerOptions& options,
+           const Handler& handler, std::shared_ptr<Registry> registry)
+      : io_(io),
+        tls_(std::move(tls)),
+        acceptor_(net::make_strand(io)),
+        options_(options),
+        handler_(handler),
+        registry_(std::move(registry)) {}
 
   beast::error_code Open(const tcp::endpoint& endpoint) {
     beast::error_code ec;
@@ -317,19 +424,29 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   int port() const { return acceptor_.local_endpoint().port(); }
 
   void Accept() {
-    acceptor_.async_accept(net::make_strand(io_), [self = shared_from_this()](beast::error_code ec,
+    acceptor_.async_accept(net::make_strand(io_), [self = this->shared_from_this()](beast::error_code ec,
                                                                               tcp::socket socket) {
-      if (ec == net::error::operation_aborted) return;  // closing
+      if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;  // closing
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
-        std::make_shared<Session>(std::move(socket), self->options_, self->handler_)->Start();
+        if (self->tls_ != nullptr) {
+          auto session = std::make_shared<Session<TlsStream>>(
+              std::move(socket), self->tls_, self->options_, self->handler_, self->registry_);
+          session->Register();
+          session->Start();
+        } else {
+          auto session = std::make_shared<Session<beast::tcp_stream>>(
+              std::move(socket), self->options_, self->handler_, self->registry_);
+          session->Register();
+          session->Start();
+        }
       }
       self->Accept();
     });
   }
 
   void Close() {
-    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    net::post(acceptor_.get_executor(), [self = this->shared_from_this()] {
       beast::error_code ignored;
       self->acceptor_.close(ignored);
     });
@@ -337,13 +454,18 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
 
  private:
   net::io_context& io_;               // where sessions run
+  std::shared_ptr<ssl::context> tls_;  // certificate and key; null for plaintext
   tcp::acceptor acceptor_;            // the listening socket
   const HttpServerOptions& options_;  // the server's settings
   const Handler& handler_;            // the server's handler
+  std::shared_ptr<Registry> registry_;  // the open sessions
 };
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler)
-    : options_(std::move(options)), handler_(std::move(handler)), io_(options_.threads) {}
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      io_(options_.threads),
+      registry_(std::make_shared<Registry>()) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -351,7 +473,19 @@ absl::Status HttpServer::Start() {
   beast::error_code ec;
   const auto address = net::ip::make_address(options_.host, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("bad HTTP host ", options_.host));
-  listener_ = std::make_shared<Listener>(io_, options_, handler_);
+  if (!options_.tls_cert_file.empty()) {
+    tls_ = std::make_shared<ssl::context>(ssl::context::tls_server);
+    tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    tls_->use_certificate_chain_file(options_.tls_cert_file, ec);
+    if (!ec) tls_->use_private_key_file(options_.tls_key_file, ssl::context::pem, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat("HTTPS certificate ", options_.tls_cert_file,
+                                                     " / key ", options_.tls_key_file, ": ",
+                                                     ec.message()));
+    }
+  }
+  listener_ = std::make_shared<Listener>(io_, tls_, options_, handler_, registry_);
   ec = listener_->Open(tcp::endpoint(address, static_cast<unsigned short>(options_.port)));
   if (ec) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options_.host, ":",
@@ -362,6 +496,17 @@ absl::Status HttpServer::Start() {
   for (int i = 0; i < std::max(1, options_.threads); ++i)
     threads_.emplace_back([this] { io_.run(); });
   return absl::OkStatus();
+}
+
+bool HttpServer::Drain(absl::Time deadline) {
+  if (threads_.empty()) return true;
+  listener_->Close();
+  for (const auto& session : registry_->Live()) session->Drain();
+  while (registry_->size() > 0) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
 }
 
 void HttpServer::Stop() {

@@ -22,6 +22,10 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace hotpath::http {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -79,6 +83,9 @@ struct HttpServerOptions {
   std::size_t max_pipeline = 16;
   // Value of the Server header.
   std::string server_name = "hotpath";
+  // HTTPS: PEM certificate chain and private key files. Empty: plaintext HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // A JSON error body {"code":N,"message":"..."} with the given HTTP status; code is the gRPC code
@@ -94,8 +101,15 @@ class HttpServer final {
   // Binds and starts accepting.
   absl::Status Start();
   int port() const { return port_; }
-  // Stops accepting and closes every connection; joins the threads.
+  // Graceful: stops accepting, closes idle connections, lets every request already read be
+  // answered (with Connection: close) and waits until each connection is closed or deadline.
+  // False when connections were still open at the deadline. Call Stop afterwards.
+  bool Drain(absl::Time deadline);
+  // Stops accepting and closes every connection at once; joins the threads.
   void Stop();
+
+  class SessionBase;
+  class Registry;
 
  private:
   class Listener;
@@ -103,6 +117,8 @@ class HttpServer final {
   const HttpServerOptions options_;     // as given
   Handler handler_;                     // answers requests
   boost::asio::io_context io_;          // the event loop
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // HTTPS settings; null for plaintext
+  std::shared_ptr<Registry> registry_;  // the open sessions
   std::shared_ptr<Listener> listener_;  // accepts connections
   std::vector<std::thread> threads_;    // run io_
   int port_ = 0;                        // the bound port

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <climits>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "server/rpc/async_calls.h"
+#include "server/rpc/tls.h"
 
 namespace hotpath::rpc {
 
@@ -37,10 +39,13 @@ AsyncServer::~AsyncServer() {
 }
 
 absl::Status AsyncServer::Start() {
+  auto credentials = ServerCredentials(options_.tls_cert_file, options_.tls_key_file,
+                                       options_.tls_client_ca_file);
+  if (!credentials.ok()) return credentials.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.address, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options_.address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   const ConnectionOptions& connections = options_.connections;
@@ -89,6 +94,10 @@ std::shared_ptr<grpc::Channel> AsyncServer::InProcessChannel() {
   args.SetMaxReceiveMessageSize(options_.max_message_bytes);
   args.SetMaxSendMessageSize(options_.max_message_bytes);
   return server_->InProcessChannel(args);
+}
+
+void AsyncServer::SetNotServing() {
+  if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
 }
 
 void AsyncServer::Shutdown(absl::Duration grace) {

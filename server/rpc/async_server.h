@@ -58,6 +58,11 @@ struct AsyncServerOptions {
   int max_message_bytes = 4 * 1024 * 1024;
   // Keepalive, connection age and stream limits.
   ConnectionOptions connections;
+  // TLS: PEM certificate chain and private key files; empty: plaintext. With tls_client_ca_file,
+  // clients must also present a certificate signed by that CA (mutual TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 // The deadline of a call; InfiniteFuture when the client set none.
@@ -79,6 +84,8 @@ class AsyncServer final {
   // A channel to this server that never leaves the process (after Start).
   std::shared_ptr<grpc::Channel> InProcessChannel();
 
+  // Health to NOT_SERVING (every service), still serving calls.
+  void SetNotServing();
   // Health to NOT_SERVING, stop accepting, give in-flight calls until grace to finish, then cancel
   // the rest. Polling goes on (work still on executors may finish calls); see StopPolling.
   void Shutdown(absl::Duration grace);
