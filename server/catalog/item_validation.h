@@ -13,8 +13,6 @@
 
 namespace hotpath::catalog {
 
-namespace v1 = ::hotpath::catalog::v1;
-
 inline constexpr int kMaxSkuChars = 64;
 inline constexpr int kMaxNameChars = 200;
 inline constexpr int kMaxDescriptionChars = 4000;
