@@ -387,8 +387,12 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
           options_.local != nullptr ? options_.local->Find(call.method) : nullptr) {
     // In process: the request message itself goes to the service; nothing is serialized.
     std::shared_ptr<const Message> request(std::move(message));
+    // A client that closes its connection cancels the call (and its running SQL).
+    auto cancellation = std::make_shared<rpc::Cancellation>();
+    respond.OnClientGone([cancellation] { cancellation->Cancel(); });
     options_.local->Call(
-        *local, *request, rpc::LocalCall{call.deadline, std::move(call.metadata)},
+        *local, *request,
+        rpc::LocalCall{call.deadline, std::move(call.metadata), std::move(cancellation)},
         [request, respond_unary](const grpc::Status& status, const Message* reply) {
           respond_unary(status, reply, nullptr);
         });

@@ -48,7 +48,9 @@ rpc::LocalHandler LocalOnExecutor(CatalogService* catalog, rpc::Executor* execut
     const auto& request = static_cast<const Request&>(message);
     auto shared = std::make_shared<rpc::LocalDone>(std::move(done));
     const absl::Time deadline = call.deadline;
-    const bool queued = executor->Submit([catalog, method, &request, deadline, shared] {
+    const bool queued = executor->Submit([catalog, method, &request, deadline, shared,
+                                          cancellation = call.cancellation] {
+      rpc::Cancellation::Scope scope(cancellation.get());
       const absl::StatusOr<Response> result = (catalog->*method)(request, deadline);
       if (result.ok()) return (*shared)(grpc::Status::OK, &*result);
       (*shared)(rpc::ToGrpcStatus(result.status()), nullptr);
@@ -87,18 +89,23 @@ const google::protobuf::MethodDescriptor* Method(const char* name) {
 CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
     : service_(CatalogDescriptor()),
       create_item_{&service_, Method("CreateItem"),
-                   OnExecutor(catalog, executor, &CatalogService::CreateItem)},
+                   OnExecutor(catalog, executor, &CatalogService::CreateItem),
+                   /*cancellable=*/true},
       get_item_{&service_, Method("GetItem"), Cached(catalog, &CatalogService::GetItem)},
       batch_get_items_{&service_, Method("BatchGetItems"),
                        Cached(catalog, &CatalogService::BatchGetItems)},
       list_items_{&service_, Method("ListItems"),
-                  OnExecutor(catalog, executor, &CatalogService::ListItems)},
+                  OnExecutor(catalog, executor, &CatalogService::ListItems),
+                   /*cancellable=*/true},
       update_item_{&service_, Method("UpdateItem"),
-                   OnExecutor(catalog, executor, &CatalogService::UpdateItem)},
+                   OnExecutor(catalog, executor, &CatalogService::UpdateItem),
+                   /*cancellable=*/true},
       delete_item_{&service_, Method("DeleteItem"),
-                   OnExecutor(catalog, executor, &CatalogService::DeleteItem)},
+                   OnExecutor(catalog, executor, &CatalogService::DeleteItem),
+                   /*cancellable=*/true},
       search_items_{&service_, Method("SearchItems"),
-                    OnExecutor(catalog, executor, &CatalogService::SearchItems)},
+                    OnExecutor(catalog, executor, &CatalogService::SearchItems),
+                   /*cancellable=*/true},
       get_category_stats_{&service_, Method("GetCategoryStats"),
                           Cached(catalog, &CatalogService::GetCategoryStats)},
       export_items_{&service_, Method("ExportItems"),

@@ -24,10 +24,15 @@ std::string WithConnectTimeout(const std::string& url, absl::Duration timeout) {
 }  // namespace
 
 PgLease::PgLease(PgLease&& other) noexcept
-    : pool_(other.pool_), slot_(std::move(other.slot_)), broken_(other.broken_) {}
+    : pool_(other.pool_),
+      slot_(std::move(other.slot_)),
+      broken_(other.broken_),
+      cancellation_(std::exchange(other.cancellation_, nullptr)) {}
 
 PgLease::~PgLease() {
-  if (slot_ != nullptr) pool_->Release(std::move(slot_), broken_);
+  // First: once this returns, no cancel request for this call can be sent on the connection.
+  if (cancellation_ != nullptr) cancellation_->ClearOnCancel();
+  if (slot_ != nullptr) pool_->Release(std::move(slot_), broken_ || slot_->cancel_sent);
 }
 
 absl::Status PgLease::LimitTo(absl::Time deadline) {
@@ -73,10 +78,22 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Create(PgPoolOptions options) {
 PgPool::~PgPool() { Close(); }
 
 absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
-  if (!options_.on_acquire_wait) return AcquireUntimed(deadline);
   const absl::Time start = absl::Now();
   auto lease = AcquireUntimed(deadline);
-  options_.on_acquire_wait(absl::Now() - start);
+  if (options_.on_acquire_wait) options_.on_acquire_wait(absl::Now() - start);
+  rpc::Cancellation* call = rpc::Cancellation::Current();
+  if (!lease.ok() || call == nullptr) return lease;
+  PgLease::Slot* slot = lease->slot_.get();
+  const bool registered = call->OnCancel([slot] {
+    slot->cancel_sent = true;
+    try {
+      slot->connection->cancel_query();  // PQcancel: thread-safe, a separate short connection
+    } catch (const std::exception&) {
+      // Nothing running, or the server is gone: either way the statement is not going on.
+    }
+  });
+  if (!registered) return absl::CancelledError("the caller went away before the query started");
+  lease->cancellation_ = call;
   return lease;
 }
 

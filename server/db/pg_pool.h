@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <pqxx/connection>
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/rpc/cancellation.h"
 
 namespace hotpath::db {
 
@@ -89,12 +91,15 @@ class PgLease final {
     std::unique_ptr<pqxx::connection> connection;  // the libpqxx connection
     std::int64_t timeout_ms = -1;                  // statement_timeout now set on it, -1: unknown
     std::int64_t generation = 0;                   // pool generation when it was opened
+    std::atomic<bool> cancel_sent{false};          // a cancel request went to its backend
   };
   PgLease(PgPool* pool, std::unique_ptr<Slot> slot) : pool_(pool), slot_(std::move(slot)) {}
 
   PgPool* pool_;                // where the connection goes back
   std::unique_ptr<Slot> slot_;  // null once moved from
   bool broken_ = false;         // discard instead of returning
+  // The call this lease works for, whose Cancel cancels the running statement; null: none.
+  rpc::Cancellation* cancellation_ = nullptr;
 };
 
 class PgPool final {
@@ -105,6 +110,9 @@ class PgPool final {
 
   // A connection, waiting for one at most until deadline and at most max_acquire_wait
   // (DEADLINE_EXCEEDED), or UNAVAILABLE when a new one cannot be opened or the pool is closed.
+  // When the calling thread works for a call (rpc::Cancellation::Current()), cancelling that call
+  // cancels the statement running on the lease (and the connection is then discarded, so a late
+  // cancel request cannot reach its next user); CANCELLED if the call is cancelled already.
   absl::StatusOr<PgLease> Acquire(absl::Time deadline);
 
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.

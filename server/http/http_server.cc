@@ -154,6 +154,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     bool finish = false;                    // the stream is complete: send the last chunk
     bool head = false;                      // a HEAD request: write the header only
     bool close_after = false;               // close the connection after this answer
+    std::function<void()> on_gone;          // runs if the client leaves before the answer
+    bool linger = false;                    // after this answer, drain what the client still sends
   };
 
   // Carries a handler's answers onto the strand.
@@ -181,6 +183,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     void Finish() override {
       Post([](Slot& slot) { slot.finish = true; });
+    }
+    void OnClientGone(std::function<void()> on_gone) override {
+      net::post(session_->stream_.get_executor(), [session = session_, slot = slot_,
+                                                   on_gone = std::move(on_gone)]() mutable {
+        if (session->client_gone_) return on_gone();
+        if (!slot->response && !slot->stream_header) slot->on_gone = std::move(on_gone);
+      });
     }
 
    private:
@@ -229,6 +238,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         ec == beast::error::timeout || ec == net::error::connection_reset ||
         ec == net::error::eof) {
       read_closed_ = true;
+      if (ec != net::error::operation_aborted && ec != beast::error::timeout) ClientGone();
       if (slots_.empty()) Close();
       return;
     }
@@ -239,6 +249,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       bad.version(11);
       auto& slot = slots_.emplace_back();
       slot.close_after = true;
+      // The client is likely still sending (a body or headers past the limit): read and drop
+      // the rest for a while after answering, so it gets to read the answer instead of a reset.
+      slot.linger = true;
       if (ec == bhttp::error::body_limit) {
         slot.response =
             JsonError(bad, bhttp::status::payload_too_large, 3,
@@ -260,6 +273,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (slot.close_after) read_closed_ = true;  // nothing is read after a request that closes
     handler_(slot.request, Responder(std::make_shared<SlotSink>(this->shared_from_this(), &slot)));
     Read();
+  }
+
+  // The client closed its side while requests were unanswered: whoever works on them may stop.
+  void ClientGone() {
+    client_gone_ = true;
+    for (auto& slot : slots_) {
+      if (auto on_gone = std::exchange(slot.on_gone, nullptr)) on_gone();
+    }
   }
 
   void Prepare(Slot& slot, bhttp::response_header<>& header) {
@@ -346,11 +367,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     writing_ = false;
     serializer_.reset();
     stream_header_.reset();
+    if (ec) ClientGone();
     const bool close = ec || slots_.front().close_after;
+    const bool linger = !ec && slots_.front().linger;
     slots_.pop_front();
     if (close) {
       read_closed_ = true;
-      Close();
+      linger ? LingeringClose() : Close();
       return;
     }
     if (paused_) {
@@ -359,6 +382,24 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     if (slots_.empty() && read_closed_) return Close();
     Write();
+  }
+
+  // Half-closes, then reads and drops what the client still sends (at most 1 MiB, 2 s) before
+  // closing: closing with unread data would reset the connection and lose the answer.
+  void LingeringClose() {
+    beast::error_code ignored;
+    auto& tcp_stream = beast::get_lowest_layer(stream_);
+    tcp_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcp_stream.expires_after(std::chrono::seconds(2));
+    Discard(1 << 20);
+  }
+  void Discard(std::size_t budget) {
+    beast::get_lowest_layer(stream_).async_read_some(
+        net::buffer(discard_, sizeof discard_),
+        [self = this->shared_from_this(), budget](beast::error_code ec, std::size_t n) {
+          if (ec || n >= budget) return self->Close();
+          self->Discard(budget - n);
+        });
   }
 
   void Close() {
@@ -378,6 +419,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::shared_ptr<Registry> registry_;  // where the server finds its sessions
   std::uint64_t id_ = 0;              // this session's key in registry_
   bool draining_ = false;             // the server is stopping: answer and close
+  bool client_gone_ = false;          // the client closed its side of the connection
+  char discard_[4096];                // where a lingering close drops the client's last bytes
   beast::flat_buffer buffer_;         // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;  // HEAD writes

@@ -44,6 +44,8 @@ class Responder {
     virtual void Start(Response header, std::function<void(bool)> on_written) = 0;
     virtual void Chunk(std::string data, std::function<void(bool)> on_written) = 0;
     virtual void Finish() = 0;
+    // on_gone runs (once, on any thread) if the client goes away before being answered.
+    virtual void OnClientGone(std::function<void()> on_gone) {}
   };
   explicit Responder(std::shared_ptr<Sink> sink) : sink_(std::move(sink)) {}
 
@@ -56,6 +58,11 @@ class Responder {
     sink_->Chunk(std::move(data), std::move(on_written));
   }
   void FinishStream() const { sink_->Finish(); }
+  // Tells on_gone when the client closes its connection before the answer is written (then
+  // work done for it can stop). At most one per request; runs at once if the client is gone.
+  void OnClientGone(std::function<void()> on_gone) const {
+    sink_->OnClientGone(std::move(on_gone));
+  }
 
  private:
   std::shared_ptr<Sink> sink_;  // the session's slot for this request

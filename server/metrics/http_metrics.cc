@@ -33,6 +33,9 @@ class InstrumentedSink final : public http::Responder::Sink {
     Record(status_);
     inner_.FinishStream();
   }
+  void OnClientGone(std::function<void()> on_gone) override {
+    inner_.OnClientGone(std::move(on_gone));
+  }
 
  private:
   void Record(int status) {

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "server/rpc/call_gate.h"
+#include "server/rpc/cancellation.h"
 #include "server/rpc/executor.h"
 #include "server/rpc/status.h"
 #include "server/rpc/streams.h"
@@ -160,6 +161,8 @@ class UnaryCallBase {
  public:
   virtual ~UnaryCallBase() = default;
   virtual void Finish(const Response* response, const grpc::Status& status) = 0;
+  // Raised when the client cancels or goes away; null unless the method asked for it.
+  virtual std::shared_ptr<Cancellation> cancellation() const = 0;
 };
 
 // The right to answer one unary call, exactly once, from any thread. Dropping it unanswered answers
@@ -191,6 +194,8 @@ class UnaryResponder final {
       Finish(ToGrpcStatus(result.status()));
     }
   }
+  // See UnaryCallBase::cancellation. Only before the call is answered.
+  std::shared_ptr<Cancellation> cancellation() const { return call_->cancellation(); }
 
  private:
   void Abandon() {
@@ -204,12 +209,17 @@ class UnaryResponder final {
 };
 
 // Runs work() on the executor and answers the call with its result. work:
-// absl::StatusOr<Response>().
+// absl::StatusOr<Response>(). While it runs, the call's cancellation (if any) is Current(), so
+// the database statements it starts are cancelled when the client goes away.
 template <class Response, class Work>
 void RunOnExecutor(Executor& executor, UnaryResponder<Response> responder, Work work) {
+  std::shared_ptr<Cancellation> cancellation = responder.cancellation();
   auto shared = std::make_shared<UnaryResponder<Response>>(std::move(responder));
-  const bool queued =
-      executor.Submit([shared, work = std::move(work)]() mutable { shared->Finish(work()); });
+  const bool queued = executor.Submit(
+      [shared, cancellation = std::move(cancellation), work = std::move(work)]() mutable {
+        Cancellation::Scope scope(cancellation.get());
+        shared->Finish(work());
+      });
   if (!queued) shared->Finish(ExecutorRefusedStatus());
 }
 
@@ -222,9 +232,12 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
       std::function<void(grpc::ServerContext&, const Request&, UnaryResponder<Response>)>;
 
   struct Method {
-    RawService* service;                                 // the service it belongs to
-    const google::protobuf::MethodDescriptor* method;    // which method
-    Handler handler;                                     // what to do with each call
+    RawService* service;                               // the service it belongs to
+    const google::protobuf::MethodDescriptor* method;  // which method
+    Handler handler;                                   // what to do with each call
+    // Learn when a client cancels or disconnects (UnaryResponder::cancellation); costs one more
+    // completion per call, so only for handlers with work worth stopping.
+    bool cancellable = false;
   };
 
   // Registers one pending call of method on cq. method and options must outlive the server.
@@ -234,10 +247,11 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
   }
 
   void OnComplete(bool ok) override {
-    if (state_ == State::kFinishing || !ok) {
-      delete this;  // finished, or the server is shutting down and this call never started
+    if (state_ == State::kAwaiting && !ok) {
+      delete this;  // the server is shutting down and this call never started (no done tag)
       return;
     }
+    if (state_ == State::kFinishing) return Release();
     Arm(method_, cq_, options_);
     state_ = State::kHandling;
     grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
@@ -248,8 +262,11 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
     method_->handler(context_, request_, UnaryResponder<Response>(this));
   }
 
+  std::shared_ptr<Cancellation> cancellation() const override { return cancellation_; }
+
   void Finish(const Response* response, const grpc::Status& status) override {
     state_ = State::kFinishing;
+    ticket_ = CallGate::Ticket();  // before the client can see the answer
     if (response != nullptr) {
       // The response travels with the initial metadata, so its size can still decide.
       if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
@@ -262,10 +279,33 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
  private:
   enum class State { kAwaiting, kHandling, kFinishing };
 
+  // AsyncNotifyWhenDone's tag: raises the cancellation when the call was cancelled.
+  class DoneTag final : public CompletionHandler {
+   public:
+    explicit DoneTag(UnaryCall* call) : call_(call) {}
+    void OnComplete(bool) override {
+      if (call_->context_.IsCancelled()) call_->cancellation_->Cancel();
+      call_->Release();
+    }
+
+   private:
+    UnaryCall* call_;  // the owner
+  };
+
   UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq, const CallOptions* options)
-      : method_(method), cq_(cq), options_(options), writer_(&context_) {
+      : method_(method), cq_(cq), options_(options), writer_(&context_), done_tag_(this) {
+    if (method_->cancellable) {
+      cancellation_ = std::make_shared<Cancellation>();
+      references_.store(2, std::memory_order_relaxed);
+      context_.AsyncNotifyWhenDone(&done_tag_);
+    }
     method_->service->RequestUnary(method_->method->index(), &context_, &request_bytes_, &writer_,
                                    cq_, this);
+  }
+
+  // The final operation releases once, and the done tag once when there is one.
+  void Release() {
+    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   const Method* method_;             // shared registration of the method
@@ -276,6 +316,9 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
   Request request_;                  // the client's message
   Writer writer_;                    // answers the call
   CallGate::Ticket ticket_;          // the call's in-flight slot, freed with the call
+  DoneTag done_tag_;                 // learns of cancellation (cancellable methods only)
+  std::shared_ptr<Cancellation> cancellation_;  // raised by done_tag_; null if not cancellable
+  std::atomic<int> references_{1};   // final op, plus the done tag when cancellable
   State state_ = State::kAwaiting;   // where the state machine is
 };
 
@@ -367,6 +410,7 @@ class ServerStreamCall final : public CompletionHandler {
 
   void FinishWith(const grpc::Status& status) {
     state_ = State::kFinishing;
+    ticket_ = CallGate::Ticket();  // before the client can see the answer
     writer_.Finish(status, this);
   }
 
@@ -488,6 +532,7 @@ class ClientStreamCall final : public CompletionHandler {
       auto response = sink_->Finish(cancelled_);
       if (!response.ok()) return FinishWithError(ToGrpcStatus(response.status()));
       state_ = State::kFinishing;
+      ticket_ = CallGate::Ticket();  // before the client can see the answer
       if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
       reader_.Finish(SerializeMessage(*response), grpc::Status::OK, this);
     });
@@ -496,6 +541,7 @@ class ClientStreamCall final : public CompletionHandler {
 
   void FinishWithError(const grpc::Status& status) {
     state_ = State::kFinishing;
+    ticket_ = CallGate::Ticket();  // before the client can see the answer
     reader_.FinishWithError(status, this);
   }
 

@@ -9,6 +9,7 @@
 #include <grpcpp/support/status.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/rpc/call_gate.h"
+#include "server/rpc/cancellation.h"
 #include "server/rpc/status.h"
 
 namespace hotpath::rpc {
@@ -24,6 +26,7 @@ namespace hotpath::rpc {
 struct LocalCall {
   absl::Time deadline = absl::InfiniteFuture();               // the caller's deadline
   std::vector<std::pair<std::string, std::string>> metadata;  // as a gRPC client would send
+  std::shared_ptr<Cancellation> cancellation;                 // raised if the caller leaves; may be null
 };
 
 // response is valid only during the call (null unless status is OK).
@@ -70,8 +73,8 @@ class LocalHandlers final {
     method.handler(request, call,
                    [slot, done = std::move(done)](const grpc::Status& status,
                                                   const google::protobuf::Message* response) {
+                     *slot = CallGate::Ticket();  // before the caller can see the answer
                      done(status, response);
-                     *slot = CallGate::Ticket();
                    });
   }
 

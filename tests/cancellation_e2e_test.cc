@@ -1,0 +1,138 @@
+// Deadlines and disconnects reach PostgreSQL: a call whose deadline passes while its statement
+// runs, or whose client cancels or hangs up, has that statement cancelled in the server (gone
+// from pg_stat_activity within 100 ms) and changes nothing.
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <future>
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+class CancellationTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    StartServer(Options());
+    item_ = CreateDemo(1);
+    observer_ = std::make_unique<pqxx::connection>(database_->url());
+    blocker_ = std::make_unique<pqxx::connection>(database_->url());
+    lock_ = std::make_unique<pqxx::work>(*blocker_);
+    // Every write to items now waits in PostgreSQL until the lock goes.
+    lock_->exec("LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
+  }
+  void TearDown() override {
+    if (lock_ != nullptr) lock_->abort();
+    lock_.reset();
+    blocker_.reset();
+    observer_.reset();
+    ServerTest::TearDown();
+  }
+
+  // UPDATE statements of this database running (or waiting on a lock) in PostgreSQL now.
+  int RunningUpdates() {
+    pqxx::nontransaction tx(*observer_);
+    return tx.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND state = 'active' AND query ILIKE 'UPDATE items%'")[0][0]
+        .as<int>();
+  }
+  bool AwaitRunningUpdates(int count, absl::Duration within) {
+    const absl::Time end = absl::Now() + within;
+    while (RunningUpdates() != count) {
+      if (absl::Now() > end) return false;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return true;
+  }
+  // Time from now until no UPDATE runs any more (or 5 s).
+  absl::Duration TimeUntilNoUpdateRuns() {
+    const absl::Time start = absl::Now();
+    AwaitRunningUpdates(0, absl::Seconds(5));
+    return absl::Now() - start;
+  }
+  v1::UpdateItemRequest StockUpdate() const {
+    v1::UpdateItemRequest update;
+    update.mutable_item()->set_id(item_.id());
+    update.mutable_item()->set_stock(12345);
+    update.mutable_update_mask()->add_paths("stock");
+    return update;
+  }
+  std::string StoredStock() {
+    lock_->abort();
+    lock_.reset();
+    return database_->Query(absl::StrCat("SELECT stock FROM items WHERE id = ", item_.id()));
+  }
+
+  v1::Item item_;                                 // the row the updates aim at
+  std::unique_ptr<pqxx::connection> observer_;    // reads pg_stat_activity
+  std::unique_ptr<pqxx::connection> blocker_;     // holds the table lock
+  std::unique_ptr<pqxx::work> lock_;              // its transaction
+};
+
+TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverGrpc) {
+  v1::Item updated;
+  const grpc::Status status =
+      stub_->UpdateItem(Context(absl::Milliseconds(500)).get(), StockUpdate(), &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  EXPECT_LT(gone, absl::Milliseconds(100));
+  std::cerr << "statement gone " << gone << " after the deadline\n";
+  EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
+}
+
+TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverRest) {
+  const HttpReply reply =
+      Http(server_->http_port(), "PATCH", absl::StrCat("/v1/items/", item_.id()),
+           R"({"stock":12345})", {{"Content-Type", "application/json"}, {"X-Timeout-Ms", "500"}});
+  EXPECT_EQ(reply.status, 504) << reply.body;
+  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  EXPECT_LT(gone, absl::Milliseconds(100));
+  EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
+}
+
+TEST_F(CancellationTest, AGrpcClientCancellingCancelsTheStatement) {
+  auto context = Context(absl::Seconds(30));
+  v1::Item updated;
+  auto call = std::async(std::launch::async, [&] {
+    return stub_->UpdateItem(context.get(), StockUpdate(), &updated);
+  });
+  ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
+  context->TryCancel();
+  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  EXPECT_EQ(call.get().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_LT(gone, absl::Milliseconds(100)) << "the statement ran on after the client left";
+  std::cerr << "statement gone " << gone << " after the client cancelled\n";
+  EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
+  EXPECT_EQ(server_->pool().stats().in_use, 0);
+}
+
+TEST_F(CancellationTest, AnHttpClientHangingUpCancelsTheStatement) {
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::socket socket(io);
+  socket.connect({net::ip::make_address("127.0.0.1"),
+                  static_cast<unsigned short>(server_->http_port())});
+  const std::string body = R"({"stock":12345})";
+  net::write(socket, net::buffer(absl::StrCat(
+                         "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
+                         "Content-Type: application/json\r\nContent-Length: ", body.size(),
+                         "\r\n\r\n", body)));
+  ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
+  socket.close();
+  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  EXPECT_LT(gone, absl::Milliseconds(100)) << "the statement ran on after the client left";
+  std::cerr << "statement gone " << gone << " after the HTTP client hung up\n";
+  EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
+  for (int i = 0; i < 100 && server_->pool().stats().in_use > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(server_->pool().stats().in_use, 0);
+}
+
+}  // namespace
+}  // namespace hotpath::testing
