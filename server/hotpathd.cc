@@ -156,8 +156,8 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   if (drain_delay_ > absl::ZeroDuration()) absl::SleepFor(std::min(drain_delay_, grace));
   std::thread http_drain;
   if (http_ != nullptr) {
-    http_drain = std::thread([this, deadline] {
-      if (!http_->Drain(deadline)) {
+    http_drain = std::thread([this, deadline, grace] {
+      if (!http_->Drain(deadline) && grace > absl::ZeroDuration()) {
         std::cerr << "hotpathd: HTTP connections still open at the end of the grace period\n";
       }
     });
