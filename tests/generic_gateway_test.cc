@@ -94,6 +94,10 @@ class GenericGatewayTest : public ::testing::Test {
   void TearDown() override {
     http_->Stop();
     server_->Shutdown();
+    // The gateway's pending calls may hold HTTP sessions: release them while the HTTP server's
+    // event loop still exists (ThreadSanitizer caught a session outliving it).
+    gateway_.reset();
+    http_.reset();
   }
 
   HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
