@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "server/rpc/tls.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -32,6 +31,7 @@
 #include "google/rpc/status.pb.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
 #include "server/app/env.h"
+#include "server/rpc/tls.h"
 
 using hotpath::app::EnvOr;
 

@@ -5,12 +5,13 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "server/rpc/tls.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gateway/gateway.h"
 #include "gateway/openapi.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
@@ -20,6 +21,7 @@
 #include "server/http/runtime_routes.h"
 #include "server/metrics/http_metrics.h"
 #include "server/metrics/metrics_registry.h"
+#include "server/rpc/tls.h"
 
 using hotpath::app::EnvOr;
 
@@ -33,6 +35,8 @@ ABSL_FLAG(std::string, tls_cert_file, EnvOr("HOTPATH_TLS_CERT_FILE", ""),
           "serve HTTPS with this PEM certificate chain (env HOTPATH_TLS_CERT_FILE)");
 ABSL_FLAG(std::string, tls_key_file, EnvOr("HOTPATH_TLS_KEY_FILE", ""),
           "the certificate's PEM private key (env HOTPATH_TLS_KEY_FILE)");
+ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
+          "time requests in flight get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
 ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"), "HTTP listen host");
 ABSL_FLAG(int, http_port, 8081, "HTTP port; 0 picks a free one");
 ABSL_FLAG(int, http_threads, 1, "threads of the HTTP server");
@@ -120,8 +124,12 @@ int main(int argc, char** argv) {
             << absl::GetFlag(FLAGS_upstream) << " (" << routes->route_count() << " routes)"
             << std::endl;
   hotpath::app::WaitForTerminationSignal();
+  // Readiness first, then no new connections; requests already read are answered.
   runtime.SetShuttingDown();
+  server.Drain(absl::Now() + absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   server.Stop();
+  // Calls still pending upstream hold HTTP sessions: release them while the event loop exists.
+  gateway->reset();
   std::cerr << "hotpath-gateway: stopped" << std::endl;
   return 0;
 }

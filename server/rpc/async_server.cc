@@ -16,7 +16,14 @@ namespace hotpath::rpc {
 void PollCompletionQueue(grpc::ServerCompletionQueue* cq) {
   void* tag;
   bool ok;
-  while (cq->Next(&tag, &ok)) static_cast<CompletionHandler*>(tag)->OnComplete(ok);
+  for (;;) {
+    IgnoreGrpcBegin();  // Next runs gRPC's inline FinalizeResult code
+    const bool more = cq->Next(&tag, &ok);
+    IgnoreGrpcEnd();
+    if (!more) break;
+    TakeBack(tag);
+    static_cast<CompletionHandler*>(tag)->OnComplete(ok);
+  }
 }
 
 absl::Time DeadlineOf(const grpc::ServerContext& context) {
