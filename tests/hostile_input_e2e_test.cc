@@ -163,7 +163,7 @@ TEST_F(HostileInputTest, TruncatedAndGarbledHttpIsRefusedAndStoresNothing) {
       "Content-Length: 100\r\n\r\n{\"sku\":\"TR-1\",\"name\":\"n\"");
   EXPECT_THAT(answer, AnyOf(::testing::IsEmpty(), ::testing::StartsWith("HTTP/1.1 400")));
   // Not HTTP at all; a bad Content-Length; a header line without a colon.
-  for (const std::string bytes :
+  for (const std::string& bytes :
        {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
         std::string("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"),
         std::string("GET /v1/items/1 HTTP/1.1\r\nHost x\r\n\r\n")}) {
@@ -200,7 +200,7 @@ TEST_F(HostileInputTest, SqlMetacharactersInFreeTextAreStoredLiterally) {
   EXPECT_EQ(database_->Query("SELECT count(*) FROM items"), "5");
   EXPECT_EQ(database_->Query("SELECT name FROM items WHERE sku = 'SQL-2'"), "1' OR '1'='1");
   // Searches with SQL and tsquery syntax are just text to search for.
-  for (const std::string query : {std::string("' OR 1=1; --"), std::string("!&|():*<->"),
+  for (const std::string& query : {std::string("' OR 1=1; --"), std::string("!&|():*<->"),
                                   std::string("DROP TABLE items"), std::string("\\'\"")}) {
     v1::SearchItemsRequest search;
     search.set_query(query);
