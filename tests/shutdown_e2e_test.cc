@@ -56,12 +56,16 @@ TEST_F(ShutdownTest, ReadinessFallsFirstAndNoAcceptedCallFails) {
           v1::ListItemsResponse response;
           status = stub->ListItems(Context().get(), request, &response);
         }
-        std::lock_guard lock(mutex);
-        ++grpc_codes[status.error_code()];
-        if (status.ok() && created != 0) acknowledged.insert(created);
-        if (status.error_code() == grpc::StatusCode::CANCELLED && t % 2 == 0) {
-          cancelled_skus.push_back(sku_sent);
+        {
+          std::lock_guard lock(mutex);
+          ++grpc_codes[status.error_code()];
+          if (status.ok() && created != 0) acknowledged.insert(created);
+          if (status.error_code() == grpc::StatusCode::CANCELLED && t % 2 == 0) {
+            cancelled_skus.push_back(sku_sent);
+          }
         }
+        // Like a client with a retry policy: back off a little when the server refuses.
+        if (!status.ok()) absl::SleepFor(absl::Milliseconds(5));
       }
     });
   }
@@ -78,8 +82,10 @@ TEST_F(ShutdownTest, ReadinessFallsFirstAndNoAcceptedCallFails) {
           std::lock_guard lock(mutex);
           ++http_statuses[reply.status];
         } catch (const std::exception&) {
-          std::lock_guard lock(mutex);
-          ++http_unanswered;  // connection refused or closed before the request was read
+          {
+            std::lock_guard lock(mutex);
+            ++http_unanswered;  // connection refused or closed before the request was read
+          }
           absl::SleepFor(absl::Milliseconds(5));
         }
       }
