@@ -389,7 +389,7 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     std::shared_ptr<const Message> request(std::move(message));
     // A client that closes its connection cancels the call (and its running SQL).
     auto cancellation = std::make_shared<rpc::Cancellation>();
-    respond.OnClientGone([cancellation] { cancellation->Cancel(); });
+    respond.OnClientGone([cancellation] { rpc::CancelSoon(cancellation); });
     options_.local->Call(
         *local, *request,
         rpc::LocalCall{call.deadline, std::move(call.metadata), std::move(cancellation)},

@@ -320,7 +320,7 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
    public:
     explicit DoneTag(UnaryCall* call) : call_(call) {}
     void OnComplete(bool) override {
-      if (call_->context_.IsCancelled()) call_->cancellation_->Cancel();
+      if (call_->context_.IsCancelled()) CancelSoon(call_->cancellation_);
       call_->Release();
     }
 

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 namespace hotpath::rpc {
@@ -59,5 +61,12 @@ class Cancellation final {
   std::function<void()> action_;   // what Cancel runs, if anything
   static inline thread_local Cancellation* current_ = nullptr;  // see Current
 };
+
+// Cancels on a short-lived thread of its own: the action may take a network round trip (the
+// pool's sends a cancel request to PostgreSQL), and those who learn of a departure are
+// completion-queue and event-loop threads, which must never block. Departures are rare.
+inline void CancelSoon(std::shared_ptr<Cancellation> cancellation) {
+  std::thread([cancellation = std::move(cancellation)] { cancellation->Cancel(); }).detach();
+}
 
 }  // namespace hotpath::rpc
