@@ -1,5 +1,6 @@
 #include "server/hotpathd.h"
 
+#include <malloc.h>
 #include <prometheus/family.h>
 
 #include <boost/beast/http.hpp>
@@ -130,6 +131,15 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         self->HandleHttp(request, std::move(respond));
       });
   if (absl::Status s = d->http_->Start(); !s.ok()) return s;
+  if (options.memory_trim_interval > absl::ZeroDuration()) {
+    d->trimmer_ = std::thread([self, every = options.memory_trim_interval] {
+      std::unique_lock lock(self->trimmer_mu_);
+      while (!self->trimmer_wake_.wait_for(lock, absl::ToChronoNanoseconds(every),
+                                           [self] { return self->trimmer_stop_; })) {
+        malloc_trim(0);
+      }
+    });
+  }
   return d;
 }
 
@@ -148,6 +158,12 @@ Hotpathd::~Hotpathd() { Shutdown(absl::ZeroDuration()); }
 void Hotpathd::Shutdown(absl::Duration grace) {
   if (stopped_) return;
   stopped_ = true;
+  {
+    std::lock_guard lock(trimmer_mu_);
+    trimmer_stop_ = true;
+  }
+  trimmer_wake_.notify_all();
+  if (trimmer_.joinable()) trimmer_.join();
   // Readiness first, so load balancers stop sending; then no new calls on either port, and the
   // ones already accepted finish (gRPC and HTTP in parallel) until the grace period ends.
   if (runtime_routes_ != nullptr) runtime_routes_->SetShuttingDown();

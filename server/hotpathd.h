@@ -6,8 +6,11 @@
 #include <prometheus/histogram.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -61,6 +64,9 @@ struct HotpathdOptions {
   rpc::CallGateOptions admission;
   // gRPC connection management: keepalive, connection age.
   rpc::ConnectionOptions connections;
+  // Every this often, free heap pages go back to the OS (glibc malloc_trim): after a burst the
+  // allocator otherwise keeps its high-water mark in RSS. Zero: never. Default 30 s.
+  absl::Duration memory_trim_interval = absl::Seconds(30);
   // On Shutdown, time between readiness turning false and refusing new calls, so load balancers
   // stop sending first. Counts against the grace period. Default 0.
   absl::Duration drain_delay = absl::ZeroDuration();
@@ -109,6 +115,10 @@ class Hotpathd final {
   std::unique_ptr<http::RuntimeRoutes> runtime_routes_;       // /metrics, /healthz, /readyz
   std::unique_ptr<gateway::Gateway> gateway_;                 // REST routes; null when off
   absl::Duration drain_delay_;                                // see HotpathdOptions
+  std::thread trimmer_;                                       // runs malloc_trim periodically
+  std::mutex trimmer_mu_;                                     // guards trimmer_stop_
+  std::condition_variable trimmer_wake_;                      // ends the trimmer's wait
+  bool trimmer_stop_ = false;                                 // Shutdown asked it to stop
   bool stopped_ = false;                                      // Shutdown ran
 };
 

@@ -104,6 +104,9 @@ ABSL_FLAG(std::string, tls_client_ca_file, EnvOr("HOTPATH_TLS_CLIENT_CA_FILE", "
 ABSL_FLAG(int, drain_delay_ms, EnvOr("HOTPATH_DRAIN_DELAY_MS", 0),
           "on SIGTERM, time /readyz answers 503 before new calls are refused, so load balancers "
           "stop first; part of the grace period (env HOTPATH_DRAIN_DELAY_MS)");
+ABSL_FLAG(int, memory_trim_interval_s, EnvOr("HOTPATH_MEMORY_TRIM_INTERVAL_S", 30),
+          "return free heap pages to the OS this often (glibc malloc_trim); 0: never "
+          "(env HOTPATH_MEMORY_TRIM_INTERVAL_S)");
 ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
 
@@ -172,6 +175,8 @@ int main(int argc, char** argv) {
   options.tls_key_file = options.http.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   options.drain_delay = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_drain_delay_ms)));
+  options.memory_trim_interval =
+      absl::Seconds(std::max(0, absl::GetFlag(FLAGS_memory_trim_interval_s)));
 
   auto server = hotpath::Hotpathd::Start(std::move(options));
   if (!server.ok()) {
