@@ -55,7 +55,8 @@ ABSL_FLAG(absl::Duration, deadline, absl::Seconds(5), "deadline of each call");
 ABSL_FLAG(bool, latency_from_send, false,
           "open loop: measure latency from when a call is sent, not from when it was due (shows "
           "the server's share when the client itself cannot keep up with --rate)");
-ABSL_FLAG(std::string, token, "", "bearer token sent with every call (create on a server with tokens)");
+ABSL_FLAG(std::string, token, "",
+          "bearer token sent with every call (create on a server with tokens)");
 ABSL_FLAG(bool, json, false, "print the report as one JSON object");
 ABSL_FLAG(std::string, sku_prefix, "", "create: sku prefix (default: BENCH-<pid>-)");
 
@@ -192,7 +193,8 @@ void StartCall(Shared& shared, grpc::CompletionQueue* cq, std::mt19937_64& rando
   call->closed_loop = closed_loop;
   call->counted = shared.measuring.load(std::memory_order_relaxed);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + shared.deadline));
-  if (!shared.authorization.empty()) call->context.AddMetadata("authorization", shared.authorization);
+  if (!shared.authorization.empty())
+    call->context.AddMetadata("authorization", shared.authorization);
   const std::string bytes = shared.maker.Make(random);
   grpc::Slice slice(bytes);
   grpc::ByteBuffer request(&slice, 1);
@@ -344,9 +346,7 @@ int main(int argc, char** argv) {
     if (code != grpc::StatusCode::OK) errors += n;
   }
   auto ms = [&](double q) { return static_cast<double>(total.latency.Percentile(q)) / 1e6; };
-  auto ok_ms = [&](double q) {
-    return static_cast<double>(total.ok_latency.Percentile(q)) / 1e6;
-  };
+  auto ok_ms = [&](double q) { return static_cast<double>(total.ok_latency.Percentile(q)) / 1e6; };
   const double rps = seconds > 0 ? static_cast<double>(calls) / seconds : 0;
   if (absl::GetFlag(FLAGS_json)) {
     std::string codes;

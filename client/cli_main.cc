@@ -407,7 +407,6 @@ int main(int argc, char** argv) {
   channel_args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   auto credentials = hotpath::rpc::ChannelCredentials(absl::GetFlag(FLAGS_tls_ca_file));
   if (!credentials.ok()) return Usage(std::string(credentials.status().message()));
-  auto channel =
-      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr), *credentials, channel_args);
+  auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr), *credentials, channel_args);
   return Cli(channel).Run(args);
 }

@@ -3,8 +3,8 @@
 #include <malloc.h>
 #include <prometheus/family.h>
 
-#include <boost/beast/http.hpp>
 #include <algorithm>
+#include <boost/beast/http.hpp>
 #include <iostream>
 #include <thread>
 #include <utility>
@@ -182,7 +182,8 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   // the whole stop fits in the grace period even when gRPC must cancel calls at its end (a client
   // that keeps opening streams on a connection being shut down holds it open until then).
   const absl::Duration margin = std::min(grace / 10, absl::Seconds(1));
-  if (server_ != nullptr) server_->Shutdown(std::max(absl::ZeroDuration(), deadline - margin - absl::Now()));
+  if (server_ != nullptr)
+    server_->Shutdown(std::max(absl::ZeroDuration(), deadline - margin - absl::Now()));
   if (http_drain.joinable()) http_drain.join();
   if (executor_ != nullptr) executor_->Stop();
   if (server_ != nullptr) server_->StopPolling();

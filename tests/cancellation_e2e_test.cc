@@ -1,7 +1,11 @@
 // Deadlines and disconnects reach PostgreSQL: a call whose deadline passes while its statement
 // runs, or whose client cancels or hangs up, has that statement cancelled in the server (gone
 // from pg_stat_activity within 100 ms) and changes nothing.
+
+// Debian's Boost.Asio uses std::exchange without including <utility>.
+// clang-format off
 #include <utility>
+// clang-format on
 
 #include <boost/asio.hpp>
 #include <future>
@@ -38,8 +42,10 @@ class CancellationTest : public ServerTest {
   // UPDATE statements of this database running (or waiting on a lock) in PostgreSQL now.
   int RunningUpdates() {
     pqxx::nontransaction tx(*observer_);
-    return tx.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND state = 'active' AND query ILIKE 'UPDATE items%'")[0][0]
+    return tx
+        .exec(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND query ILIKE 'UPDATE items%'")[0][0]
         .as<int>();
   }
   bool AwaitRunningUpdates(int count, absl::Duration within) {
@@ -69,10 +75,10 @@ class CancellationTest : public ServerTest {
     return database_->Query(absl::StrCat("SELECT stock FROM items WHERE id = ", item_.id()));
   }
 
-  v1::Item item_;                                 // the row the updates aim at
-  std::unique_ptr<pqxx::connection> observer_;    // reads pg_stat_activity
-  std::unique_ptr<pqxx::connection> blocker_;     // holds the table lock
-  std::unique_ptr<pqxx::work> lock_;              // its transaction
+  v1::Item item_;                               // the row the updates aim at
+  std::unique_ptr<pqxx::connection> observer_;  // reads pg_stat_activity
+  std::unique_ptr<pqxx::connection> blocker_;   // holds the table lock
+  std::unique_ptr<pqxx::work> lock_;            // its transaction
 };
 
 TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverGrpc) {
@@ -99,9 +105,8 @@ TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverRest) {
 TEST_F(CancellationTest, AGrpcClientCancellingCancelsTheStatement) {
   auto context = Context(absl::Seconds(30));
   v1::Item updated;
-  auto call = std::async(std::launch::async, [&] {
-    return stub_->UpdateItem(context.get(), StockUpdate(), &updated);
-  });
+  auto call = std::async(std::launch::async,
+                         [&] { return stub_->UpdateItem(context.get(), StockUpdate(), &updated); });
   ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
   context->TryCancel();
   const absl::Duration gone = TimeUntilNoUpdateRuns();
@@ -116,8 +121,8 @@ TEST_F(CancellationTest, AnHttpClientHangingUpCancelsTheStatement) {
   namespace net = boost::asio;
   net::io_context io;
   net::ip::tcp::socket socket(io);
-  socket.connect({net::ip::make_address("127.0.0.1"),
-                  static_cast<unsigned short>(server_->http_port())});
+  socket.connect(
+      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
   const std::string body = R"({"stock":12345})";
   net::write(socket, net::buffer(absl::StrCat(
                          "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",

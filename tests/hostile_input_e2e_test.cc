@@ -3,7 +3,11 @@
 // unchanged unless the request was valid (then it holds exactly what was sent).
 #include <sys/socket.h>
 
+// Debian's Boost.Asio uses std::exchange without including <utility>.
+// clang-format off
 #include <utility>
+// clang-format on
+
 #include <boost/asio.hpp>
 #include <climits>
 #include <string>
@@ -53,8 +57,8 @@ class HostileInputTest : public ServerTest {
     namespace net = boost::asio;
     net::io_context io;
     net::ip::tcp::socket socket(io);
-    socket.connect({net::ip::make_address("127.0.0.1"),
-                    static_cast<unsigned short>(server_->http_port())});
+    socket.connect(
+        {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
     boost::system::error_code ec;
     net::write(socket, net::buffer(bytes), ec);  // the server may answer and close mid-way
     socket.shutdown(net::ip::tcp::socket::shutdown_send, ec);
@@ -70,8 +74,10 @@ class HostileInputTest : public ServerTest {
 
   void ExpectGrpcRefusal(const grpc::Status& status, const std::string& what) {
     EXPECT_FALSE(status.ok()) << what;
-    EXPECT_NE(status.error_code(), grpc::StatusCode::INTERNAL) << what << ": " << status.error_message();
-    EXPECT_NE(status.error_code(), grpc::StatusCode::UNKNOWN) << what << ": " << status.error_message();
+    EXPECT_NE(status.error_code(), grpc::StatusCode::INTERNAL)
+        << what << ": " << status.error_message();
+    EXPECT_NE(status.error_code(), grpc::StatusCode::UNKNOWN)
+        << what << ": " << status.error_message();
   }
 };
 
@@ -87,16 +93,20 @@ TEST_F(HostileInputTest, HttpRequestsThatMustBeRefused) {
   std::string deep_array(100000, '[');
   std::string many_headers;
   std::vector<std::pair<std::string, std::string>> flood = kJson;
-  for (int i = 0; i < 1000; ++i) flood.emplace_back(absl::StrCat("X-Flood-", i), "yyyyyyyyyyyyyyyy");
+  for (int i = 0; i < 1000; ++i)
+    flood.emplace_back(absl::StrCat("X-Flood-", i), "yyyyyyyyyyyyyyyy");
   const std::string item = R"({"sku":"NEW-1","name":"n","category":"c","priceCents":"1")";
   const std::vector<HttpCase> cases = {
       {"oversized body", "POST", "/v1/items", std::string(2 << 20, ' '), kJson},
-      {"gzip bomb", "POST", "/v1/items", http::GzipCompress(std::string(64 << 20, ' ')),
+      {"gzip bomb",
+       "POST",
+       "/v1/items",
+       http::GzipCompress(std::string(64 << 20, ' ')),
        {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}}},
       {"invalid UTF-8", "POST", "/v1/items",
        "{\"sku\":\"U-1\",\"name\":\"\xff\xfe\xc3\x28\",\"category\":\"c\"}", kJson},
-      {"NUL in a string", "POST", "/v1/items",
-       R"({"sku":"N-1","name":"a\u0000b","category":"c"})", kJson},
+      {"NUL in a string", "POST", "/v1/items", R"({"sku":"N-1","name":"a\u0000b","category":"c"})",
+       kJson},
       {"huge float", "POST", "/v1/items", item + R"(,"stock":1e400})", kJson},
       {"huge integer", "POST", "/v1/items",
        R"({"sku":"H-1","name":"n","category":"c","priceCents":"99999999999999999999999"})", kJson},
@@ -122,7 +132,11 @@ TEST_F(HostileInputTest, HttpRequestsThatMustBeRefused) {
        absl::StrCat(R"({"sku":")", kSql, R"(","name":"n","category":"c"})"), kJson},
       {"SQL in category", "POST", "/v1/items",
        absl::StrCat(R"({"sku":"S-1","name":"n","category":")", kSql, R"("})"), kJson},
-      {"SQL in category filter", "GET", "/v1/items?category=x%27%3B%20DROP%20TABLE%20items", "", {}},
+      {"SQL in category filter",
+       "GET",
+       "/v1/items?category=x%27%3B%20DROP%20TABLE%20items",
+       "",
+       {}},
       {"SQL in the id", "GET", "/v1/items/1%20OR%201=1", "", {}},
       {"SQL in the etag", "DELETE", "/v1/items/1?etag=1%27%20OR%20%271%27=%271", "", {}},
       {"SQL in a page token", "GET", "/v1/items?pageToken=%27%20OR%201=1--", "", {}},
@@ -130,15 +144,17 @@ TEST_F(HostileInputTest, HttpRequestsThatMustBeRefused) {
       {"dot segments", "GET", "/v1/categories/%2e%2e/stats", "", {}},
       {"header flood", "POST", "/v1/items", item + "}", flood},
       {"page size overflow", "GET", "/v1/items?pageSize=99999999999", "", {}},
-      {"too many batch ids", "GET",
+      {"too many batch ids",
+       "GET",
        [] {
          std::string t = "/v1/items:batchGet?ids=1";
          for (int i = 2; i <= 1500; ++i) absl::StrAppend(&t, "&ids=", i);
          return t;
        }(),
-       "", {}},
-      {"unknown update path", "PATCH", "/v1/items/1",
-       R"({"name":"x","updateMask":"name,id;DROP"})", kJson},
+       "",
+       {}},
+      {"unknown update path", "PATCH", "/v1/items/1", R"({"name":"x","updateMask":"name,id;DROP"})",
+       kJson},
   };
   const std::string before = Fingerprint();
   for (const HttpCase& c : cases) {
@@ -158,9 +174,9 @@ TEST_F(HostileInputTest, HttpRequestsThatMustBeRefused) {
 TEST_F(HostileInputTest, TruncatedAndGarbledHttpIsRefusedAndStoresNothing) {
   const std::string before = Fingerprint();
   // A body shorter than its Content-Length, then the client stops sending.
-  std::string answer = Raw(
-      "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Content-Length: 100\r\n\r\n{\"sku\":\"TR-1\",\"name\":\"n\"");
+  std::string answer =
+      Raw("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          "Content-Length: 100\r\n\r\n{\"sku\":\"TR-1\",\"name\":\"n\"");
   EXPECT_THAT(answer, AnyOf(::testing::IsEmpty(), ::testing::StartsWith("HTTP/1.1 400")));
   // Not HTTP at all; a bad Content-Length; a header line without a colon.
   for (const std::string& bytes :
@@ -171,8 +187,8 @@ TEST_F(HostileInputTest, TruncatedAndGarbledHttpIsRefusedAndStoresNothing) {
     EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 400")) << answer;
   }
   // One header bigger than the whole header block may be.
-  answer = Raw(absl::StrCat("GET /v1/items/1 HTTP/1.1\r\nHost: x\r\nX-Big: ",
-                            std::string(64 << 10, 'a'), "\r\n\r\n"));
+  answer = Raw(absl::StrCat(
+      "GET /v1/items/1 HTTP/1.1\r\nHost: x\r\nX-Big: ", std::string(64 << 10, 'a'), "\r\n\r\n"));
   // (431 and close; the client may see the reset before the answer, as it was still sending.)
   EXPECT_THAT(answer, AnyOf(::testing::IsEmpty(), ::testing::StartsWith("HTTP/1.1 431")))
       << answer.substr(0, 200);
@@ -201,7 +217,7 @@ TEST_F(HostileInputTest, SqlMetacharactersInFreeTextAreStoredLiterally) {
   EXPECT_EQ(database_->Query("SELECT name FROM items WHERE sku = 'SQL-2'"), "1' OR '1'='1");
   // Searches with SQL and tsquery syntax are just text to search for.
   for (const std::string& query : {std::string("' OR 1=1; --"), std::string("!&|():*<->"),
-                                  std::string("DROP TABLE items"), std::string("\\'\"")}) {
+                                   std::string("DROP TABLE items"), std::string("\\'\"")}) {
     v1::SearchItemsRequest search;
     search.set_query(query);
     v1::SearchItemsResponse found;

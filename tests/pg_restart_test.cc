@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "client/demo_items.h"
 #include "absl/strings/str_cat.h"
+#include "client/demo_items.h"
 #include "tests/test_env.h"
 
 namespace hotpath::testing {
@@ -151,12 +151,12 @@ TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceRe
         const absl::Time start = absl::Now();
         const std::string http_sku = absl::StrCat("REST-", sku.fetch_add(1));
         const HttpReply reply =
-            t == 0 ? Http(http_port, "GET", "/v1/items?page_size=10", "",
-                          {{"X-Timeout-Ms", "1000"}})
-                   : Http(http_port, "POST", "/v1/items",
-                          absl::StrCat(R"({"sku":")", http_sku,
-                                       R"(","name":"n","category":"c","priceCents":"5"})"),
-                          {{"Content-Type", "application/json"}, {"X-Timeout-Ms", "1000"}});
+            t == 0
+                ? Http(http_port, "GET", "/v1/items?page_size=10", "", {{"X-Timeout-Ms", "1000"}})
+                : Http(http_port, "POST", "/v1/items",
+                       absl::StrCat(R"({"sku":")", http_sku,
+                                    R"(","name":"n","category":"c","priceCents":"5"})"),
+                       {{"Content-Type", "application/json"}, {"X-Timeout-Ms", "1000"}});
         note(start, reply.status == 200);
         {
           std::lock_guard lock(mutex);
@@ -181,8 +181,8 @@ TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceRe
       std::max(absl::ZeroDuration(), absl::FromUnixNanos(last_failure_ns.load()) - back);
   std::cerr << "under load: gRPC OK " << grpc_codes[grpc::StatusCode::OK] << ", UNAVAILABLE "
             << grpc_codes[grpc::StatusCode::UNAVAILABLE] << "; HTTP 200 " << http_statuses[200]
-            << ", 503 " << http_statuses[503] << "; slowest call " << slowest
-            << "; last failure " << recovery << " after PostgreSQL was back\n";
+            << ", 503 " << http_statuses[503] << "; slowest call " << slowest << "; last failure "
+            << recovery << " after PostgreSQL was back\n";
   for (const auto& [code, count] : grpc_codes) {
     EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::UNAVAILABLE)
         << count << " calls answered " << code;
@@ -199,9 +199,8 @@ TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceRe
             std::to_string(acknowledged.size()));
   std::string skus = "''";
   for (const std::string& s : acknowledged_http) absl::StrAppend(&skus, ",'", s, "'");
-  EXPECT_EQ(
-      database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", skus, ")")),
-      std::to_string(acknowledged_http.size()));
+  EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", skus, ")")),
+            std::to_string(acknowledged_http.size()));
   EXPECT_EQ(server_->pool().stats().in_use, 0);  // no lease leaked
 }
 

@@ -134,9 +134,9 @@ TEST_F(SecurityTest, TheGatewayAppliesTheSameRuleWithA401) {
   EXPECT_EQ(reply.status, 401);
   EXPECT_EQ(CountItems(), 0);
 
-  reply = Http(port, "POST", "/v1/items", body,
-               {{"Content-Type", "application/json"},
-                {"Authorization", absl::StrCat("Bearer ", kToken)}});
+  reply = Http(
+      port, "POST", "/v1/items", body,
+      {{"Content-Type", "application/json"}, {"Authorization", absl::StrCat("Bearer ", kToken)}});
   EXPECT_EQ(reply.status, 200) << reply.body;
   EXPECT_EQ(CountItems(), 1);
   EXPECT_EQ(Http(port, "GET", "/v1/items/1").status, 200);
@@ -194,8 +194,8 @@ TEST_F(SecurityTest, CallsBeyondTheInFlightCapAreShedAtOnce) {
 TEST_F(SecurityTest, MalformedProtobufIsInvalidArgumentAndStoresNothing) {
   StartServer(Options());
   // Not a message at all: a truncated varint, a field with wire type 7.
-  for (const std::string& bytes : {std::string("\x08", 1), std::string("\xff\xff\xff", 3),
-                                  std::string("\x0f\x01", 2)}) {
+  for (const std::string& bytes :
+       {std::string("\x08", 1), std::string("\xff\xff\xff", 3), std::string("\x0f\x01", 2)}) {
     const grpc::Status status = RawUnary(channel_, "GetItem", bytes);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr("hotpath.catalog.v1.GetItemRequest"));
@@ -204,8 +204,8 @@ TEST_F(SecurityTest, MalformedProtobufIsInvalidArgumentAndStoresNothing) {
   v1::CreateItemRequest request;
   *request.mutable_item() = client::DemoItem(1);
   request.mutable_item()->set_name("QQQQQQ");
-  const std::string bad_utf8 = absl::StrReplaceAll(request.SerializeAsString(),
-                                                   {{"QQQQQQ", "\xc3\x28\xff\xfe\xa0\xa1"}});
+  const std::string bad_utf8 =
+      absl::StrReplaceAll(request.SerializeAsString(), {{"QQQQQQ", "\xc3\x28\xff\xfe\xa0\xa1"}});
   grpc::Status status = RawUnary(channel_, "CreateItem", bad_utf8);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
   EXPECT_EQ(CountItems(), 0);

@@ -20,7 +20,8 @@ class ShutdownTest : public ServerTest {};
 TEST_F(ShutdownTest, ReadinessFallsFirstAndNoAcceptedCallFails) {
   HotpathdOptions options = Options();
   options.drain_delay = absl::Milliseconds(400);
-  options.calls.pending_calls = 16;  // hotpathd's default: calls gRPC queues unmatched are CANCELLED at shutdown
+  options.calls.pending_calls =
+      16;  // hotpathd's default: calls gRPC queues unmatched are CANCELLED at shutdown
   StartServer(options);
   const int http_port = server_->http_port();
   for (int n = 1; n <= 20; ++n) CreateDemo(n);
@@ -118,9 +119,9 @@ TEST_F(ShutdownTest, ReadinessFallsFirstAndNoAcceptedCallFails) {
         << count << " calls answered " << code;
   }
   for (const std::string& never_ran : cancelled_skus) {
-    EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '",
-                                            never_ran, "'")),
-              "0")
+    EXPECT_EQ(
+        database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", never_ran, "'")),
+        "0")
         << never_ran << " was answered CANCELLED yet stored";
   }
   EXPECT_GT(grpc_codes[grpc::StatusCode::OK], 10);
@@ -130,11 +131,13 @@ TEST_F(ShutdownTest, ReadinessFallsFirstAndNoAcceptedCallFails) {
   EXPECT_GT(http_statuses[200], 5);
   // Every acknowledged create is in the table.
   const std::int64_t stored = std::stoll(database_->Query(absl::StrCat(
-      "SELECT count(*) FROM items WHERE id IN (", [&] {
+      "SELECT count(*) FROM items WHERE id IN (",
+      [&] {
         std::string ids = "0";
         for (std::int64_t id : acknowledged) absl::StrAppend(&ids, ",", id);
         return ids;
-      }(), ")")));
+      }(),
+      ")")));
   EXPECT_EQ(stored, static_cast<std::int64_t>(acknowledged.size()));
   std::cerr << "grpc OK " << grpc_codes[grpc::StatusCode::OK] << ", UNAVAILABLE "
             << grpc_codes[grpc::StatusCode::UNAVAILABLE] << ", CANCELLED before running "

@@ -21,16 +21,19 @@ class TlsTest : public ServerTest {
     dir_ = new std::string(absl::StrCat(::testing::TempDir(), "hotpath-tls-", getpid()));
     const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     int code = 0;
-    const std::string out = RunCommand(absl::StrCat(
-        "set -e; mkdir -p ", *dir_, " && cd ", *dir_, " && ",
-        "openssl req -x509 ", key, " -keyout ca.key -out ca.pem -days 1 -subj /CN=hotpath-test-ca"
-        " && openssl req ", key, " -keyout server.key -out server.csr -subj /CN=localhost",
-        " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext",
-        " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial",
-        " -out server.pem -days 1 -extfile san.ext",
-        " && openssl req ", key, " -keyout client.key -out client.csr -subj /CN=client",
-        " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial",
-        " -out client.pem -days 1"), &code);
+    const std::string out = RunCommand(
+        absl::StrCat(
+            "set -e; mkdir -p ", *dir_, " && cd ", *dir_, " && ", "openssl req -x509 ", key,
+            " -keyout ca.key -out ca.pem -days 1 -subj /CN=hotpath-test-ca"
+            " && openssl req ",
+            key, " -keyout server.key -out server.csr -subj /CN=localhost",
+            " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext",
+            " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial",
+            " -out server.pem -days 1 -extfile san.ext", " && openssl req ", key,
+            " -keyout client.key -out client.csr -subj /CN=client",
+            " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial",
+            " -out client.pem -days 1"),
+        &code);
     ASSERT_EQ(code, 0) << out;
   }
   static void TearDownTestSuite() {
@@ -102,9 +105,9 @@ TEST_F(TlsTest, GrpcAndHttpsServeThroughTheCertificateAndRefusePlaintext) {
   RunCommand(absl::StrCat("curl -sS -m 5 http://127.0.0.1:", port, "/healthz"), &code);
   EXPECT_NE(code, 0);
   // The server is unharmed by the plaintext attempt.
-  out = RunCommand(absl::StrCat("curl -sS --cacert ", File("ca.pem"), " https://localhost:", port,
-                                "/healthz"),
-                   &code);
+  out = RunCommand(
+      absl::StrCat("curl -sS --cacert ", File("ca.pem"), " https://localhost:", port, "/healthz"),
+      &code);
   EXPECT_EQ(code, 0) << out;
 }
 

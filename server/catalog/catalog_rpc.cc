@@ -48,13 +48,13 @@ rpc::LocalHandler LocalOnExecutor(CatalogService* catalog, rpc::Executor* execut
     const auto& request = static_cast<const Request&>(message);
     auto shared = std::make_shared<rpc::LocalDone>(std::move(done));
     const absl::Time deadline = call.deadline;
-    const bool queued = executor->Submit([catalog, method, &request, deadline, shared,
-                                          cancellation = call.cancellation] {
-      rpc::Cancellation::Scope scope(cancellation.get());
-      const absl::StatusOr<Response> result = (catalog->*method)(request, deadline);
-      if (result.ok()) return (*shared)(grpc::Status::OK, &*result);
-      (*shared)(rpc::ToGrpcStatus(result.status()), nullptr);
-    });
+    const bool queued = executor->Submit(
+        [catalog, method, &request, deadline, shared, cancellation = call.cancellation] {
+          rpc::Cancellation::Scope scope(cancellation.get());
+          const absl::StatusOr<Response> result = (catalog->*method)(request, deadline);
+          if (result.ok()) return (*shared)(grpc::Status::OK, &*result);
+          (*shared)(rpc::ToGrpcStatus(result.status()), nullptr);
+        });
     if (!queued) (*shared)(rpc::ExecutorRefusedStatus(), nullptr);
   };
 }
@@ -96,7 +96,7 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
                        Cached(catalog, &CatalogService::BatchGetItems)},
       list_items_{&service_, Method("ListItems"),
                   OnExecutor(catalog, executor, &CatalogService::ListItems),
-                   /*cancellable=*/true},
+                  /*cancellable=*/true},
       update_item_{&service_, Method("UpdateItem"),
                    OnExecutor(catalog, executor, &CatalogService::UpdateItem),
                    /*cancellable=*/true},
@@ -105,7 +105,7 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
                    /*cancellable=*/true},
       search_items_{&service_, Method("SearchItems"),
                     OnExecutor(catalog, executor, &CatalogService::SearchItems),
-                   /*cancellable=*/true},
+                    /*cancellable=*/true},
       get_category_stats_{&service_, Method("GetCategoryStats"),
                           Cached(catalog, &CatalogService::GetCategoryStats)},
       export_items_{&service_, Method("ExportItems"),

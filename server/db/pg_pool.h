@@ -7,13 +7,13 @@
 // nobody is waiting for.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <pqxx/connection>
-#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>

@@ -3,8 +3,8 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -82,9 +82,9 @@ class HttpServer::Registry {
   }
 
  private:
-  std::mutex mutex_;                                                 // guards the below
+  std::mutex mutex_;                                                        // guards the below
   std::unordered_map<std::uint64_t, std::weak_ptr<SessionBase>> sessions_;  // by id
-  std::uint64_t next_ = 0;                                           // id of the next session
+  std::uint64_t next_ = 0;  // id of the next session
 };
 
 namespace {
@@ -98,15 +98,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
  public:
   // registry and tls are shared: a session may outlive the server by a late answer.
   Session(tcp::socket socket, const HttpServerOptions& options, const Handler& handler,
-          std::shared_ptr<Registry> registry)
-    requires std::is_same_v<Stream, beast::tcp_stream>
+          std::shared_ptr<Registry> registry) requires std::is_same_v<Stream, beast::tcp_stream>
       : stream_(std::move(socket)),
         options_(options),
         handler_(handler),
         registry_(std::move(registry)) {}
   Session(tcp::socket socket, std::shared_ptr<ssl::context> tls, const HttpServerOptions& options,
-          const Handler& handler, std::shared_ptr<Registry> registry)
-    requires std::is_same_v<Stream, TlsStream>
+          const Handler& handler,
+          std::shared_ptr<Registry> registry) requires std::is_same_v<Stream, TlsStream>
       : tls_(std::move(tls)),
         stream_(std::move(socket), *tls_),
         options_(options),
@@ -131,7 +130,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       if constexpr (std::is_same_v<Stream, TlsStream>) {
         // The handshake gets the request timeout, like a header that trickles in.
-        beast::get_lowest_layer(self->stream_).expires_after(ToChrono(self->options_.header_timeout));
+        beast::get_lowest_layer(self->stream_)
+            .expires_after(ToChrono(self->options_.header_timeout));
         self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
           if (ec) return self->Close();
           self->Read();
@@ -185,11 +185,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       Post([](Slot& slot) { slot.finish = true; });
     }
     void OnClientGone(std::function<void()> on_gone) override {
-      net::post(session_->stream_.get_executor(), [session = session_, slot = slot_,
-                                                   on_gone = std::move(on_gone)]() mutable {
-        if (session->client_gone_) return on_gone();
-        if (!slot->response && !slot->stream_header) slot->on_gone = std::move(on_gone);
-      });
+      net::post(session_->stream_.get_executor(),
+                [session = session_, slot = slot_, on_gone = std::move(on_gone)]() mutable {
+                  if (session->client_gone_) return on_gone();
+                  if (!slot->response && !slot->stream_header) slot->on_gone = std::move(on_gone);
+                });
     }
 
    private:
@@ -412,16 +412,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     tcp_stream.close();
   }
 
-  std::shared_ptr<ssl::context> tls_;  // HTTPS settings (null for plaintext); before stream_
-  Stream stream_;                      // the connection
-  const HttpServerOptions& options_;   // the server's settings
-  const Handler& handler_;             // the server's handler
+  std::shared_ptr<ssl::context> tls_;   // HTTPS settings (null for plaintext); before stream_
+  Stream stream_;                       // the connection
+  const HttpServerOptions& options_;    // the server's settings
+  const Handler& handler_;              // the server's handler
   std::shared_ptr<Registry> registry_;  // where the server finds its sessions
-  std::uint64_t id_ = 0;              // this session's key in registry_
-  bool draining_ = false;             // the server is stopping: answer and close
-  bool client_gone_ = false;          // the client closed its side of the connection
-  char discard_[4096];                // where a lingering close drops the client's last bytes
-  beast::flat_buffer buffer_;         // bytes read and not yet parsed
+  std::uint64_t id_ = 0;                // this session's key in registry_
+  bool draining_ = false;               // the server is stopping: answer and close
+  bool client_gone_ = false;            // the client closed its side of the connection
+  char discard_[4096];                  // where a lingering close drops the client's last bytes
+  beast::flat_buffer buffer_;           // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;  // HEAD writes
   std::optional<Response> stream_header_;  // the streamed answer being written
@@ -467,8 +467,8 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   int port() const { return acceptor_.local_endpoint().port(); }
 
   void Accept() {
-    acceptor_.async_accept(net::make_strand(io_), [self = this->shared_from_this()](beast::error_code ec,
-                                                                              tcp::socket socket) {
+    acceptor_.async_accept(net::make_strand(io_), [self = this->shared_from_this()](
+                                                      beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;  // closing
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
@@ -496,11 +496,11 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   }
 
  private:
-  net::io_context& io_;               // where sessions run
-  std::shared_ptr<ssl::context> tls_;  // certificate and key; null for plaintext
-  tcp::acceptor acceptor_;            // the listening socket
-  const HttpServerOptions& options_;  // the server's settings
-  const Handler& handler_;            // the server's handler
+  net::io_context& io_;                 // where sessions run
+  std::shared_ptr<ssl::context> tls_;   // certificate and key; null for plaintext
+  tcp::acceptor acceptor_;              // the listening socket
+  const HttpServerOptions& options_;    // the server's settings
+  const Handler& handler_;              // the server's handler
   std::shared_ptr<Registry> registry_;  // the open sessions
 };
 

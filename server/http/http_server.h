@@ -121,14 +121,14 @@ class HttpServer final {
  private:
   class Listener;
 
-  const HttpServerOptions options_;     // as given
-  Handler handler_;                     // answers requests
-  boost::asio::io_context io_;          // the event loop
+  const HttpServerOptions options_;                 // as given
+  Handler handler_;                                 // answers requests
+  boost::asio::io_context io_;                      // the event loop
   std::shared_ptr<boost::asio::ssl::context> tls_;  // HTTPS settings; null for plaintext
-  std::shared_ptr<Registry> registry_;  // the open sessions
-  std::shared_ptr<Listener> listener_;  // accepts connections
-  std::vector<std::thread> threads_;    // run io_
-  int port_ = 0;                        // the bound port
+  std::shared_ptr<Registry> registry_;              // the open sessions
+  std::shared_ptr<Listener> listener_;              // accepts connections
+  std::vector<std::thread> threads_;                // run io_
+  int port_ = 0;                                    // the bound port
 };
 
 }  // namespace hotpath::http

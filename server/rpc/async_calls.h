@@ -142,9 +142,10 @@ class RawServiceOf final : public RawService, private Generated {
 template <class Message>
 grpc::Status ParseMessage(grpc::ByteBuffer* bytes, Message* message) {
   if (grpc::SerializationTraits<Message>::Deserialize(bytes, message).ok()) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                      absl::StrCat("the request is not a valid ", Message::descriptor()->full_name(),
-                                   " message (bad protobuf encoding or invalid UTF-8 in a string)"));
+  return grpc::Status(
+      grpc::StatusCode::INVALID_ARGUMENT,
+      absl::StrCat("the request is not a valid ", Message::descriptor()->full_name(),
+                   " message (bad protobuf encoding or invalid UTF-8 in a string)"));
 }
 
 template <class Message>
@@ -163,7 +164,8 @@ inline grpc::Status AdmitCall(const CallOptions& options,
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   const std::string_view authorization =
-      it == metadata.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+      it == metadata.end() ? std::string_view()
+                           : std::string_view(it->second.data(), it->second.size());
   auto admitted = options.gate->Admit(method, authorization);
   if (!admitted.ok()) return ToGrpcStatus(admitted.status());
   *ticket = *std::move(admitted);
@@ -350,18 +352,18 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
     if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  const Method* method_;             // shared registration of the method
-  grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
-  const CallOptions* options_;       // the server's call options
-  grpc::ServerContext context_;      // per-call metadata, deadline, peer
-  grpc::ByteBuffer request_bytes_;   // the client's message as received
-  Request request_;                  // the client's message
-  Writer writer_;                    // answers the call
-  CallGate::Ticket ticket_;          // the call's in-flight slot, freed with the call
-  DoneTag done_tag_;                 // learns of cancellation (cancellable methods only)
+  const Method* method_;                        // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;             // the queue this call lives on
+  const CallOptions* options_;                  // the server's call options
+  grpc::ServerContext context_;                 // per-call metadata, deadline, peer
+  grpc::ByteBuffer request_bytes_;              // the client's message as received
+  Request request_;                             // the client's message
+  Writer writer_;                               // answers the call
+  CallGate::Ticket ticket_;                     // the call's in-flight slot, freed with the call
+  DoneTag done_tag_;                            // learns of cancellation (cancellable methods only)
   std::shared_ptr<Cancellation> cancellation_;  // raised by done_tag_; null if not cancellable
-  std::atomic<int> references_{1};   // final op, plus the done tag when cancellable
-  State state_ = State::kAwaiting;   // where the state machine is
+  std::atomic<int> references_{1};              // final op, plus the done tag when cancellable
+  State state_ = State::kAwaiting;              // where the state machine is
 };
 
 // Server streaming: fetch a batch on the executor, write it one message at a time (each write waits
@@ -525,8 +527,9 @@ class ClientStreamCall final : public CompletionHandler {
         batch_.emplace_back();
         if (grpc::Status parsed = ParseMessage(&incoming_, &batch_.back()); !parsed.ok()) {
           // Nothing of this stream is committed: the sink is dropped unfinished.
-          return FinishWithError(grpc::Status(
-              parsed.error_code(), absl::StrCat("message ", received_ + 1, ": ", parsed.error_message())));
+          return FinishWithError(
+              grpc::Status(parsed.error_code(),
+                           absl::StrCat("message ", received_ + 1, ": ", parsed.error_message())));
         }
         ++received_;
         if (batch_.size() >= method_->batch_size) return Consume(/*last=*/false);
@@ -562,7 +565,8 @@ class ClientStreamCall final : public CompletionHandler {
     }
     {
       HandingToGrpc handing(this);
-      method_->service->RequestClientStream(method_->method->index(), &context_, &reader_, cq_, this);
+      method_->service->RequestClientStream(method_->method->index(), &context_, &reader_, cq_,
+                                            this);
     }
   }
 

@@ -46,8 +46,8 @@ AsyncServer::~AsyncServer() {
 }
 
 absl::Status AsyncServer::Start() {
-  auto credentials = ServerCredentials(options_.tls_cert_file, options_.tls_key_file,
-                                       options_.tls_client_ca_file);
+  auto credentials =
+      ServerCredentials(options_.tls_cert_file, options_.tls_key_file, options_.tls_client_ca_file);
   if (!credentials.ok()) return credentials.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -57,8 +57,7 @@ absl::Status AsyncServer::Start() {
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   const ConnectionOptions& connections = options_.connections;
   auto milliseconds = [](absl::Duration d) {
-    return d == absl::InfiniteDuration() ? INT_MAX
-                                         : static_cast<int>(absl::ToInt64Milliseconds(d));
+    return d == absl::InfiniteDuration() ? INT_MAX : static_cast<int>(absl::ToInt64Milliseconds(d));
   };
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, milliseconds(connections.keepalive_time));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,

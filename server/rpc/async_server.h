@@ -34,8 +34,8 @@ struct ConnectionOptions {
   absl::Duration keepalive_timeout = absl::Seconds(20);
   // Fewest time between client pings the server tolerates (more often: GOAWAY).
   absl::Duration min_client_ping_interval = absl::Seconds(10);
-  // Close connections older than this (after letting their calls finish for max_connection_age_grace),
-  // so clients rebalance across replicas. InfiniteDuration: never.
+  // Close connections older than this (after letting their calls finish for
+  // max_connection_age_grace), so clients rebalance across replicas. InfiniteDuration: never.
   absl::Duration max_connection_age = absl::Minutes(30);
   absl::Duration max_connection_age_grace = absl::Seconds(30);
   // Close connections without calls for this long.

@@ -76,8 +76,8 @@ absl::StatusOr<CallGate::Ticket> CallGate::Admit(const google::protobuf::MethodD
   if (max_in_flight_ <= 0) return Ticket();
   if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= max_in_flight_) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "server busy: ", max_in_flight_, " calls already in flight, retry later"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("server busy: ", max_in_flight_, " calls already in flight, retry later"));
   }
   return Ticket(&in_flight_);
 }

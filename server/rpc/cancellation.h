@@ -56,9 +56,9 @@ class Cancellation final {
   };
 
  private:
-  mutable std::mutex mu_;          // guards the below
-  bool cancelled_ = false;         // Cancel was called
-  std::function<void()> action_;   // what Cancel runs, if anything
+  mutable std::mutex mu_;                                       // guards the below
+  bool cancelled_ = false;                                      // Cancel was called
+  std::function<void()> action_;                                // what Cancel runs, if anything
   static inline thread_local Cancellation* current_ = nullptr;  // see Current
 };
 

@@ -26,7 +26,7 @@ namespace hotpath::rpc {
 struct LocalCall {
   absl::Time deadline = absl::InfiniteFuture();               // the caller's deadline
   std::vector<std::pair<std::string, std::string>> metadata;  // as a gRPC client would send
-  std::shared_ptr<Cancellation> cancellation;                 // raised if the caller leaves; may be null
+  std::shared_ptr<Cancellation> cancellation;  // raised if the caller leaves; may be null
 };
 
 // response is valid only during the call (null unless status is OK).

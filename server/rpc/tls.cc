@@ -11,7 +11,8 @@ namespace {
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (!file.is_open() || text.empty()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  if (!file.is_open() || text.empty())
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
   return text;
 }
 

@@ -7,13 +7,12 @@
 // Input: "METHOD TARGET\n" then "Name: value\n" header lines, a blank line, and the body.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
+#include <grpcpp/grpcpp.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_split.h"
 #include "gateway/gateway.h"
@@ -44,8 +43,8 @@ struct Harness {
         hotpath::catalog::v1::Item::descriptor()->file()->FindServiceByName("CatalogService");
     for (int i = 0; i < service->method_count(); ++i) {
       const auto* method = service->method(i);
-      const auto* output =
-          google::protobuf::MessageFactory::generated_factory()->GetPrototype(method->output_type());
+      const auto* output = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+          method->output_type());
       local.Add(method, [output](const google::protobuf::Message&, const hotpath::rpc::LocalCall&,
                                  hotpath::rpc::LocalDone done) { done(grpc::Status::OK, output); });
     }

@@ -55,8 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     request->Clear();
     hotpath::gateway::TranscodeOptions options;
     options.ignore_unknown_fields = ignore_unknown;
-    if (hotpath::gateway::BuildRequest(binding, path_variables, query, body, options,
-                                       request.get())
+    if (hotpath::gateway::BuildRequest(binding, path_variables, query, body, options, request.get())
             .ok()) {
       (void)hotpath::gateway::MessageJson(*request);
     }
