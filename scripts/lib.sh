@@ -43,6 +43,12 @@ build() {
   cmake --build "$dir" -j "${HOTPATH_JOBS:-2}" ${1:+--target "$@"}
 }
 
+# --- for the benchmark scripts ------------------------------------------------------------------
+# free_port: a TCP port free on 127.0.0.1 right now.
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_http URL: waits up to 10 s for URL to answer 2xx.
+wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+
 # --- throwaway PostgreSQL -------------------------------------------------------------------------
 # A cluster lives in a base directory: data/, socket/ and log. As root it runs as the postgres user
 # (PostgreSQL refuses root), so the base directory must be one that user can reach: under /tmp.
