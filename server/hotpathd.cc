@@ -50,7 +50,8 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   d->tokens_ = std::make_unique<catalog::PageTokenCodec>(options.page_token_secret);
   d->store_ = std::make_unique<catalog::ItemStore>(d->pool_.get());
   d->executor_ = std::make_unique<rpc::Executor>(
-      options.executor_threads > 0 ? options.executor_threads : pool_max, options.executor_queue);
+      options.executor_threads > 0 ? options.executor_threads : pool_max, options.executor_queue,
+      options.worker_nice);
   d->catalog_ = std::make_unique<catalog::CatalogService>(
       d->store_.get(), d->tokens_.get(),
       [executor = d->executor_.get()](std::function<void()> task) {

@@ -48,6 +48,9 @@ struct HotpathdOptions {
   int executor_threads = 0;
   // Database tasks that may wait for a thread before calls are refused with RESOURCE_EXHAUSTED.
   int executor_queue = 4096;
+  // Niceness added to the database threads, so that when the cores are saturated the threads that
+  // read and shed calls (completion queues, HTTP) run first; 0: same priority as the rest.
+  int worker_nice = 10;
   // Completion queues / polling threads; 0: one per core.
   int completion_queues = 0;
   // Pending calls per method and queue; server-stream compression threshold.

@@ -59,6 +59,9 @@ ABSL_FLAG(int, executor_threads, EnvOr("HOTPATH_EXECUTOR_THREADS", 0),
           "threads for database work; 0: pool_max (env HOTPATH_EXECUTOR_THREADS)");
 ABSL_FLAG(int, executor_queue, EnvOr("HOTPATH_EXECUTOR_QUEUE", 4096),
           "database tasks that may queue before RESOURCE_EXHAUSTED (env HOTPATH_EXECUTOR_QUEUE)");
+ABSL_FLAG(int, worker_nice, EnvOr("HOTPATH_WORKER_NICE", 10),
+          "niceness added to the database threads so that, with the cores saturated, the threads "
+          "that read and shed calls run first; 0: off (env HOTPATH_WORKER_NICE)");
 ABSL_FLAG(int, cq_threads, EnvOr("HOTPATH_CQ_THREADS", 0),
           "completion queues, one polling thread each; 0: one per core (env HOTPATH_CQ_THREADS)");
 ABSL_FLAG(int, pending_calls, EnvOr("HOTPATH_PENDING_CALLS", 16),
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
       absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
   options.migrate = absl::GetFlag(FLAGS_migrate);
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
+  options.worker_nice = std::clamp(absl::GetFlag(FLAGS_worker_nice), 0, 19);
   options.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   options.completion_queues = absl::GetFlag(FLAGS_cq_threads);
   options.calls.pending_calls = absl::GetFlag(FLAGS_pending_calls);

@@ -1,5 +1,7 @@
 #include "server/http/http_server.h"
 
+#include <pthread.h>
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -537,7 +539,10 @@ absl::Status HttpServer::Start() {
   port_ = listener_->port();
   listener_->Accept();
   for (int i = 0; i < std::max(1, options_.threads); ++i)
-    threads_.emplace_back([this] { io_.run(); });
+    threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "hotpath-http");  // for top -H, perf and gdb
+      io_.run();
+    });
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <pthread.h>
 
 #include <chrono>
 #include <climits>
@@ -14,6 +15,7 @@
 namespace hotpath::rpc {
 
 void PollCompletionQueue(grpc::ServerCompletionQueue* cq) {
+  pthread_setname_np(pthread_self(), "hotpath-cq");  // for top -H, perf and gdb
   void* tag;
   bool ok;
   for (;;) {

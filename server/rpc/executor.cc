@@ -1,14 +1,20 @@
 #include "server/rpc/executor.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <utility>
 
 namespace hotpath::rpc {
 
-Executor::Executor(std::size_t threads, std::size_t max_queued)
+Executor::Executor(std::size_t threads, std::size_t max_queued, int nice)
     : max_queued_(max_queued == 0 ? 1 : max_queued) {
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
-  for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (std::size_t i = 0; i < threads; ++i) {
+    workers_.emplace_back([this, nice] { WorkerLoop(nice); });
+  }
 }
 
 Executor::~Executor() { Stop(); }
@@ -38,7 +44,14 @@ std::size_t Executor::queued() const {
   return tasks_.size();
 }
 
-void Executor::WorkerLoop() {
+void Executor::WorkerLoop(int nice) {
+  pthread_setname_np(pthread_self(), "hotpath-exec");  // for top -H, perf and gdb
+  if (nice != 0) {
+    // On Linux the nice value belongs to the thread; raising it needs no privilege. A failure
+    // (lowering it without CAP_SYS_NICE) leaves the thread as it was: a tuning, not a requirement.
+    const int current = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), current + nice);
+  }
   for (;;) {
     std::function<void()> task;
     {

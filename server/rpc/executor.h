@@ -15,8 +15,11 @@ namespace hotpath::rpc {
 class Executor final {
  public:
   // threads: worker count (>= 1). max_queued: tasks waiting beyond the running ones before Submit
-  // refuses (>= 1).
-  Executor(std::size_t threads, std::size_t max_queued);
+  // refuses (>= 1). nice: added to the workers' scheduling niceness (Linux, per thread; 0 leaves
+  // it), so that under CPU overload the threads that read and shed calls win the cores from the
+  // threads doing admitted work, and excess calls are refused instead of queueing unseen in the
+  // transport.
+  Executor(std::size_t threads, std::size_t max_queued, int nice = 0);
   ~Executor();
 
   Executor(const Executor&) = delete;
@@ -32,7 +35,7 @@ class Executor final {
   std::size_t queued() const;
 
  private:
-  void WorkerLoop();
+  void WorkerLoop(int nice);
 
   const std::size_t max_queued_;             // bound on tasks_ size
   mutable std::mutex mu_;                    // guards tasks_ and stopping_
