@@ -9,7 +9,7 @@ HOTPATH_PACKAGES=(
   libpqxx-dev libpq-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev zlib1g-dev libssl-dev
   postgresql postgresql-contrib prometheus nghttp2-client wrk curl
-  golang-github-grpc-ecosystem-grpc-gateway-dev golang-grpc-gateway
+  golang-github-grpc-ecosystem-grpc-gateway-dev golang-google-grpc-dev golang-grpc-gateway
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

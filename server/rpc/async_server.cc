@@ -1,7 +1,6 @@
 #include "server/rpc/async_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <pthread.h>
 
 #include <chrono>
@@ -10,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "server/rpc/async_calls.h"
+#include "server/rpc/health.h"
 #include "server/rpc/tls.h"
 
 namespace hotpath::rpc {
@@ -37,8 +37,11 @@ absl::Time DeadlineOf(const grpc::ServerContext& context) {
 AsyncServer::AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> modules,
                          InterceptorFactories interceptors)
     : options_(std::move(options)),
+      health_(std::make_unique<HealthService>()),
       modules_(std::move(modules)),
-      interceptors_(std::move(interceptors)) {}
+      interceptors_(std::move(interceptors)) {
+  modules_.push_back(health_.get());
+}
 
 AsyncServer::~AsyncServer() {
   if (server_ != nullptr) {
@@ -51,7 +54,8 @@ absl::Status AsyncServer::Start() {
   auto credentials =
       ServerCredentials(options_.tls_cert_file, options_.tls_key_file, options_.tls_client_ca_file);
   if (!credentials.ok()) return credentials.status();
-  grpc::EnableDefaultHealthCheckService(true);
+  // Ours (health_), on the completion queues: gRPC's is a callback service, see health.h.
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.address, *credentials, &port_);
@@ -91,9 +95,9 @@ absl::Status AsyncServer::Start() {
     for (RpcModule* module : modules_) module->Arm(queue.get(), options_.calls);
   }
   for (auto& queue : queues_) pollers_.emplace_back(PollCompletionQueue, queue.get());
-  auto* health = server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  for (RpcModule* module : modules_) health->SetServingStatus(module->name(), true);
+  for (RpcModule* module : modules_) {
+    if (module != health_.get()) health_->SetServingStatus(module->name(), true);
+  }
   return absl::OkStatus();
 }
 
@@ -105,13 +109,13 @@ std::shared_ptr<grpc::Channel> AsyncServer::InProcessChannel() {
 }
 
 void AsyncServer::SetNotServing() {
-  if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
+  if (server_ != nullptr) health_->SetServingStatus(false);
 }
 
 void AsyncServer::Shutdown(absl::Duration grace) {
   if (server_ == nullptr || shut_down_) return;
   shut_down_ = true;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  health_->Shutdown();  // NOT_SERVING, and Watch streams end instead of holding the grace period
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
 }
 

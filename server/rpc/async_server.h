@@ -1,5 +1,6 @@
 // A gRPC server on the async completion-queue API: one completion queue and polling thread per
-// core, services plugged in as RpcModules, health checking and reflection built in.
+// core, services plugged in as RpcModules, health checking (server/rpc/health.h) and reflection
+// built in.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -14,6 +15,8 @@
 #include "server/rpc/async_calls.h"
 
 namespace hotpath::rpc {
+
+class HealthService;
 
 // One service's async bindings.
 class RpcModule {
@@ -94,9 +97,10 @@ class AsyncServer final {
   void StopPolling();
 
  private:
-  const AsyncServerOptions options_;   // as given
-  std::vector<RpcModule*> modules_;    // the services, not owned
-  InterceptorFactories interceptors_;  // handed to the builder at Start
+  const AsyncServerOptions options_;       // as given
+  std::unique_ptr<HealthService> health_;  // grpc.health.v1.Health; outlives every call
+  std::vector<RpcModule*> modules_;        // the services, not owned, and health_
+  InterceptorFactories interceptors_;      // handed to the builder at Start
   // Queues before the server: the server must be destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // one per polling thread
   std::unique_ptr<grpc::Server> server_;                              // null until Start
