@@ -112,9 +112,9 @@ TEST(TtlCache, EvictsTheLeastRecentlyUsed) {
   FakeClock clock;
   CountingLoader loader;
   StringCache cache(Options(&clock, 3), loader.AsLoader(), Inline());
-  for (const char* key : {"a", "b", "c"}) cache.GetBlocking(key);
-  cache.GetBlocking("a");  // a is now the most recent; b the least
-  cache.GetBlocking("d");
+  for (const char* key : {"a", "b", "c"}) ASSERT_TRUE(cache.GetBlocking(key).ok());
+  ASSERT_TRUE(cache.GetBlocking("a").ok());  // a is now the most recent; b the least
+  ASSERT_TRUE(cache.GetBlocking("d").ok());
   EXPECT_EQ(cache.stats().evictions, 1);
   EXPECT_TRUE(cache.Peek("a").has_value());
   EXPECT_FALSE(cache.Peek("b").has_value());
@@ -126,13 +126,13 @@ TEST(TtlCache, ExpiredEntriesGoBeforeAnyLiveOneIsEvicted) {
   FakeClock clock;
   CountingLoader loader;
   StringCache cache(Options(&clock, 3), loader.AsLoader(), Inline());
-  cache.GetBlocking("old");
+  ASSERT_TRUE(cache.GetBlocking("old").ok());
   clock.Advance(absl::Seconds(30));
-  cache.GetBlocking("b");
-  cache.GetBlocking("c");
-  cache.GetBlocking("old");  // "old" is the most recently used, but dies first
+  ASSERT_TRUE(cache.GetBlocking("b").ok());
+  ASSERT_TRUE(cache.GetBlocking("c").ok());
+  ASSERT_TRUE(cache.GetBlocking("old").ok());  // "old" is the most recently used, but dies first
   clock.Advance(absl::Seconds(31));
-  cache.GetBlocking("d");
+  ASSERT_TRUE(cache.GetBlocking("d").ok());
   EXPECT_EQ(cache.stats().evictions, 0);  // the expired entry made room
   EXPECT_TRUE(cache.Peek("b").has_value());
   EXPECT_TRUE(cache.Peek("c").has_value());
@@ -200,7 +200,7 @@ TEST(TtlCache, NotFoundIsCachedForTheNegativeTtl) {
   EXPECT_EQ(cache.GetBlocking("missing-1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(loader.calls.load(), 1);
   clock.Advance(absl::Seconds(5));
-  cache.GetBlocking("missing-1");
+  EXPECT_EQ(cache.GetBlocking("missing-1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(loader.calls.load(), 2);
   EXPECT_EQ(cache.stats().load_errors, 0);
 }
@@ -211,8 +211,8 @@ TEST(TtlCache, NegativeCachingCanBeTurnedOff) {
   CacheOptions options = Options(&clock);
   options.negative_ttl = absl::ZeroDuration();
   StringCache cache(options, loader.AsLoader(), Inline());
-  cache.GetBlocking("missing-1");
-  cache.GetBlocking("missing-1");
+  EXPECT_EQ(cache.GetBlocking("missing-1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.GetBlocking("missing-1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(loader.calls.load(), 2);
 }
 
