@@ -7,7 +7,6 @@
 //   hotpath export [--category c] > items.jsonl                  hotpath import items.jsonl
 //   hotpath seed --items 10000         hotpath health
 #include <google/protobuf/util/json_util.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
@@ -29,6 +28,7 @@
 #include "client/demo_items.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
 #include "server/app/env.h"
 #include "server/rpc/tls.h"
@@ -365,30 +365,17 @@ class Cli final {
   }
 
   int Health() {
-    // grpc.health.v1.Health/Check by hand: an empty request means the whole server.
+    // An empty service name asks for the server as a whole.
     grpc::ClientContext context;
     Prepare(&context);
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1), response;
-    grpc::GenericStub generic(channel_);
-    grpc::CompletionQueue cq;
-    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
-        generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
-    call->StartCall();
-    grpc::Status status;
-    call->Finish(&response, &status, reinterpret_cast<void*>(1));
-    void* tag;
-    bool ok;
-    cq.Next(&tag, &ok);
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status = grpc::health::v1::Health::NewStub(channel_)->Check(
+        &context, grpc::health::v1::HealthCheckRequest(), &response);
     if (!status.ok()) return Fail(status);
-    std::vector<grpc::Slice> slices;
-    (void)response.Dump(&slices);
-    std::string bytes;
-    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    // HealthCheckResponse{status = 1 (SERVING)} encodes as 08 01.
-    const bool serving = bytes == std::string("\x08\x01", 2);
-    std::cout << "{\"status\": \"" << (serving ? "SERVING" : "NOT_SERVING") << "\"}\n";
-    return serving ? 0 : 1;
+    std::cout << "{\"status\": \""
+              << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+              << "\"}\n";
+    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
   }
 
   std::shared_ptr<grpc::Channel> channel_;          // to the server

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
 #include "gateway/openapi.h"
+#include "grpc/health/v1/health.pb.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/app/env.h"
 #include "server/app/termination.h"
@@ -90,10 +91,10 @@ int main(int argc, char** argv) {
             return done(
                 absl::UnavailableError(absl::StrCat("upstream: ", result.status.error_message())));
           }
-          // HealthCheckResponse{status: SERVING} is the two bytes 08 01.
-          done(result.response == std::string("\x08\x01", 2)
-                   ? absl::OkStatus()
-                   : absl::UnavailableError("upstream is not serving"));
+          grpc::health::v1::HealthCheckResponse health;
+          const bool serving = health.ParseFromString(result.response) &&
+                               health.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+          done(serving ? absl::OkStatus() : absl::UnavailableError("upstream is not serving"));
         });
       });
 

@@ -528,27 +528,6 @@ TEST_F(CatalogTest, StatementTimeoutCancelsQueriesPastTheDeadline) {
   EXPECT_TRUE(stub_->GetItem(Context().get(), get, &updated).ok());
 }
 
-TEST_F(CatalogTest, HealthServiceSaysServing) {
-  grpc::GenericStub generic(channel_);
-  grpc::ClientContext context;
-  grpc::Slice empty("");
-  grpc::ByteBuffer request(&empty, 1), response;
-  grpc::CompletionQueue cq;
-  auto call = generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
-  call->StartCall();
-  grpc::Status status;
-  call->Finish(&response, &status, nullptr);
-  void* tag;
-  bool ok;
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response.Dump(&slices).ok());
-  ASSERT_EQ(slices.size(), 1u);
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size()),
-            std::string("\x08\x01", 2));  // status: SERVING
-}
-
 // Server reflection lists the catalog: ServerReflectionRequest{list_services: ""} by hand, as the
 // reflection protos are not shipped by Debian.
 TEST_F(CatalogTest, ReflectionListsTheCatalogService) {
