@@ -77,8 +77,8 @@ class PgLease final {
 
   pqxx::connection& connection() { return *slot_->connection; }
 
-  // Sets statement_timeout to at most the time left before deadline (and at most the pool's
-  // max_statement_timeout). DEADLINE_EXCEEDED when no time is left.
+  // Sets statement_timeout to a little less than the time left before deadline (and at most the
+  // pool's max_statement_timeout). DEADLINE_EXCEEDED when no time is left.
   absl::Status LimitTo(absl::Time deadline);
 
   // The connection failed: discard it on release and drop the idle ones opened before it (a server
