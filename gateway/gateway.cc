@@ -233,6 +233,7 @@ absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api:
   binding.path = *std::move(parsed);
   binding.body = rule.body();
   binding.response_body = rule.response_body();
+  binding.rpc_path = absl::StrCat("/", method->service()->full_name(), "/", method->name());
   const PathTemplate path_template = binding.path;
   const std::string http_method = binding.http_method;
   ++route_count_;
@@ -294,8 +295,7 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
 
   // Deadline and metadata from the headers.
   OutgoingCall call;
-  call.method =
-      absl::StrCat("/", binding.method->service()->full_name(), "/", binding.method->name());
+  call.method = binding.rpc_path;
   if (auto it = request.find("Grpc-Timeout"); it != request.end()) {
     absl::Duration timeout;
     if (!ParseGrpcTimeout(std::string(it->value()), &timeout)) {
@@ -313,11 +313,12 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   }
   call.metadata.emplace_back("x-request-id", answer.request_id);
   for (const auto& field : request) {
-    const std::string name = absl::AsciiStrToLower(std::string(field.name_string()));
-    if (name == "authorization") {
-      call.metadata.emplace_back(name, std::string(field.value()));
-    } else if (absl::StartsWith(name, "grpc-metadata-") && name.size() > 14) {
-      call.metadata.emplace_back(name.substr(14), std::string(field.value()));
+    const absl::string_view name(field.name_string().data(), field.name_string().size());
+    const absl::string_view value(field.value().data(), field.value().size());
+    if (field.name() == bhttp::field::authorization) {
+      call.metadata.emplace_back("authorization", std::string(value));
+    } else if (name.size() > 14 && absl::StartsWithIgnoreCase(name, "grpc-metadata-")) {
+      call.metadata.emplace_back(absl::AsciiStrToLower(name.substr(14)), std::string(value));
     }
   }
 

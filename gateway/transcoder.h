@@ -25,6 +25,7 @@ struct HttpBinding {
   PathTemplate path;          // parsed template
   std::string body;           // "" (no body), "*" (the whole request) or a top-level field name
   std::string response_body;  // "" (the whole response) or a top-level field name
+  std::string rpc_path;       // "/package.Service/Method", the method's gRPC path
 };
 
 struct TranscodeOptions {
