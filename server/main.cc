@@ -108,7 +108,7 @@ ABSL_FLAG(int, drain_delay_ms, EnvOr("HOTPATH_DRAIN_DELAY_MS", 0),
           "on SIGTERM, time /readyz answers 503 before new calls are refused, so load balancers "
           "stop first; part of the grace period (env HOTPATH_DRAIN_DELAY_MS)");
 ABSL_FLAG(int, memory_trim_interval_s, EnvOr("HOTPATH_MEMORY_TRIM_INTERVAL_S", 30),
-          "return free heap pages to the OS this often (glibc malloc_trim); 0: never "
+          "return free heap pages to the OS this often (jemalloc purge / malloc_trim); 0: never "
           "(env HOTPATH_MEMORY_TRIM_INTERVAL_S)");
 ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
