@@ -68,8 +68,7 @@ struct HotpathdOptions {
   // gRPC connection management: keepalive, connection age.
   rpc::ConnectionOptions connections;
   // Every this often, free heap pages go back to the OS (jemalloc purge, or glibc malloc_trim):
-  // after a burst the allocator otherwise keeps its high-water mark in RSS. Zero: never. Default 30
-  // s.
+  // after a burst the allocator otherwise keeps its high-water mark in RSS. Zero: never. 30 s.
   absl::Duration memory_trim_interval = absl::Seconds(30);
   // On Shutdown, time between readiness turning false and refusing new calls, so load balancers
   // stop sending first. Counts against the grace period. Default 0.

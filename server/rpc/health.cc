@@ -1,7 +1,6 @@
 #include "server/rpc/health.h"
 
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -41,7 +40,7 @@ class HealthService::WatchCall final : public CompletionHandler {
         // call may meanwhile be cancelled and finished, but not deleted (registering_).
         registering_ = true;
         lock.unlock();
-        const bool added = health_->AddWatcher(this, request_.service());
+        const bool added = health_->AddWatcher(this);
         lock.lock();
         registering_ = false;
         if (!added && state_ == State::kWatching) {
@@ -90,8 +89,8 @@ class HealthService::WatchCall final : public CompletionHandler {
       context_.AsyncNotifyWhenDone(&done_tag_);
     }
     HandingToGrpc handing(this);
-    health_->raw_.RequestServerStream(HealthDescriptor()->FindMethodByName("Watch")->index(),
-                                      &context_, &request_bytes_, &writer_, cq_, this);
+    health_->raw_.RequestServerStream(health_->watch_->index(), &context_, &request_bytes_,
+                                      &writer_, cq_, this);
   }
 
   // The call is over (finished, or cancelled by the client): an idle watch finishes now.
@@ -150,7 +149,8 @@ class HealthService::WatchCall final : public CompletionHandler {
   bool registering_ = false;  // AddWatcher is running: not to be deleted yet
 };
 
-HealthService::HealthService() : raw_(HealthDescriptor()) {
+HealthService::HealthService()
+    : raw_(HealthDescriptor()), watch_(HealthDescriptor()->FindMethodByName("Watch")) {
   check_.service = &raw_;
   check_.method = HealthDescriptor()->FindMethodByName("Check");
   check_.handler = [this](grpc::ServerContext&, const Request& request,
@@ -197,30 +197,31 @@ HealthService::Response::ServingStatus HealthService::StatusOfLocked(
 void HealthService::SetServingStatus(const std::string& service, bool serving) {
   std::lock_guard lock(mu_);
   serving_[service] = serving;
-  for (WatchCall* call : watchers_) {
-    // Each call watches one service; telling it the status of its own is all it needs, so ask
-    // every one for its service's status (few watchers; changes are rare).
-    call->Notify(StatusOfLocked(call->service()), false);
-  }
+  NotifyWatchersLocked(false);
 }
 
 void HealthService::SetServingStatus(bool serving) {
   std::lock_guard lock(mu_);
   for (auto& [service, value] : serving_) value = serving;
-  for (WatchCall* call : watchers_) call->Notify(StatusOfLocked(call->service()), false);
+  NotifyWatchersLocked(false);
 }
 
 void HealthService::Shutdown() {
   std::lock_guard lock(mu_);
   shut_down_ = true;
-  for (WatchCall* call : watchers_) call->Notify(StatusOfLocked(call->service()), true);
+  NotifyWatchersLocked(true);
 }
 
-bool HealthService::AddWatcher(WatchCall* call, const std::string& service) {
+void HealthService::NotifyWatchersLocked(bool end) {
+  // Every watch is told its own service's status; one that did not change writes nothing.
+  for (WatchCall* call : watchers_) call->Notify(StatusOfLocked(call->service()), end);
+}
+
+bool HealthService::AddWatcher(WatchCall* call) {
   std::lock_guard lock(mu_);
   if (shut_down_) return false;
   watchers_.insert(call);
-  call->Notify(StatusOfLocked(service), false);
+  call->Notify(StatusOfLocked(call->service()), false);
   return true;
 }
 

@@ -52,11 +52,14 @@ class HealthService final : public RpcModule {
 
   void Check(const Request& request, UnaryResponder<Response> responder);
   Response::ServingStatus StatusOfLocked(const std::string& service) const;
-  // Registers call and tells it the current status; false after Shutdown.
-  bool AddWatcher(WatchCall* call, const std::string& service);
+  // Tells every open Watch stream its service's status; end: and then to finish.
+  void NotifyWatchersLocked(bool end);
+  // Registers call and tells it the current status of its service; false after Shutdown.
+  bool AddWatcher(WatchCall* call);
   void RemoveWatcher(WatchCall* call);
 
   RawServiceOf<::grpc::health::v1::Health::Service> raw_;  // Check and Watch, served raw
+  const google::protobuf::MethodDescriptor* watch_;        // Watch, for its method index
   CallOptions options_;                                    // the server's, without the gate
   UnaryCall<Request, Response>::Method check_;             // Check's registration
   mutable std::mutex mu_;                                  // guards the three below
