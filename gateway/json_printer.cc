@@ -4,6 +4,7 @@
 #include <google/protobuf/stubs/strutil.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -22,14 +23,20 @@ using google::protobuf::Reflection;
 
 // Escapes as protobuf's JSON printer does: quote, backslash, control characters, < and > (unsafe
 // in HTML), and U+2028/U+2029 (line breaks to JavaScript).
+// Bytes that need a look: everything else is copied as it is.
+constexpr std::array<bool, 256> kNeedsEscape = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0; c < 0x20; ++c) table[c] = true;
+  for (unsigned char c : {'"', '\\', '<', '>', '\x7f', '\xe2'}) table[c] = true;
+  return table;
+}();
+
 void AppendString(const std::string& s, std::string* out) {
   out->push_back('"');
   std::size_t run = 0;  // start of the pending run of bytes that need no escaping
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const bool plain =
-        c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != 0x7f && c != 0xe2;
-    if (plain) continue;
+    if (!kNeedsEscape[c]) continue;
     out->append(s, run, i - run);
     run = i + 1;
     switch (c) {

@@ -2,11 +2,13 @@
 
 #include <pthread.h>
 
-#include <boost/asio/bind_executor.hpp>
+#include <algorithm>
+#include <array>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -14,6 +16,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -28,7 +31,12 @@ namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// Sockets bound to one loop's io_context: no type-erased executor, no strand (a loop is one
+// thread).
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using TlsStream = beast::ssl_stream<Socket>;
+using SteadyClock = std::chrono::steady_clock;
 
 // The Date header, formatted once a second.
 std::string HttpDate() {
@@ -44,18 +52,33 @@ std::string HttpDate() {
   return cached;
 }
 
-std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
-  return absl::ToChronoNanoseconds(d);
+SteadyClock::duration ToChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
+
+// A whole response's status line and header block, as Beast's serializer would write them.
+void SerializeHeader(const Response& response, std::string& out) {
+  out.clear();
+  const beast::string_view reason = response.reason();
+  absl::StrAppend(&out, response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ", response.result_int(),
+                  " ", absl::string_view(reason.data(), reason.size()), "\r\n");
+  for (const auto& field : response) {
+    const beast::string_view name = field.name_string();
+    const beast::string_view value = field.value();
+    absl::StrAppend(&out, absl::string_view(name.data(), name.size()), ": ",
+                    absl::string_view(value.data(), value.size()), "\r\n");
+  }
+  out += "\r\n";
 }
 
 }  // namespace
 
-// What a drain needs of a session, whatever its stream.
+// What a drain and the timeout sweep need of a session, whatever its stream.
 class HttpServer::SessionBase {
  public:
   virtual ~SessionBase() = default;
   // Reads no further request, answers what it has read (with Connection: close), then closes.
   virtual void Drain() = 0;
+  // On the session's loop: closes the connection if its I/O deadline has passed.
+  virtual void CheckDeadline(SteadyClock::time_point now) = 0;
 };
 
 // The open sessions, so a drain can reach them and know when they are gone.
@@ -89,27 +112,79 @@ class HttpServer::Registry {
   std::uint64_t next_ = 0;  // id of the next session
 };
 
+// One event-loop thread and the connections it owns. Each connection lives on one loop for its
+// whole life, so its handlers never run concurrently and need no strand or lock; timeouts are
+// deadlines in the session that one sweep timer per loop checks, instead of a timer armed and
+// cancelled around every read and write.
+class HttpServer::Loop {
+ public:
+  explicit Loop(absl::Duration sweep_period)
+      : io_(1), sweep_period_(ToChrono(sweep_period)), sweep_timer_(io_) {}
+
+  net::io_context& io() { return io_; }
+
+  // On this loop: the sweep checks the session's deadline from now on.
+  void Watch(std::weak_ptr<SessionBase> session) { sessions_.push_back(std::move(session)); }
+
+  void Start() {
+    Sweep();
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "hotpath-http");  // for top -H, perf and gdb
+      io_.run();
+    });
+  }
+  void Stop() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Sweep() {
+    sweep_timer_.expires_after(sweep_period_);
+    sweep_timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      const SteadyClock::time_point now = SteadyClock::now();
+      std::erase_if(sessions_, [now](const std::weak_ptr<SessionBase>& weak) {
+        auto session = weak.lock();
+        if (session == nullptr) return true;
+        session->CheckDeadline(now);
+        return false;
+      });
+      Sweep();
+    });
+  }
+
+  net::io_context io_;                                // this loop's connections and timers
+  const SteadyClock::duration sweep_period_;          // how often deadlines are checked
+  net::steady_timer sweep_timer_;                     // drives Sweep
+  std::vector<std::weak_ptr<SessionBase>> sessions_;  // this loop's sessions; only on the loop
+  std::thread thread_;                                // runs io_
+};
+
 namespace {
 
 using SessionBase = HttpServer::SessionBase;
 using Registry = HttpServer::Registry;
+using Loop = HttpServer::Loop;
 
-// Stream: beast::tcp_stream (plaintext) or TlsStream (HTTPS).
+// Stream: Socket (plaintext) or TlsStream (HTTPS).
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   // registry and tls are shared: a session may outlive the server by a late answer.
-  Session(tcp::socket socket, const HttpServerOptions& options, const Handler& handler,
-          std::shared_ptr<Registry> registry) requires std::is_same_v<Stream, beast::tcp_stream>
+  Session(Socket socket, Loop& loop, const HttpServerOptions& options, const Handler& handler,
+          std::shared_ptr<Registry> registry) requires std::is_same_v<Stream, Socket>
       : stream_(std::move(socket)),
+        loop_(loop),
         options_(options),
         handler_(handler),
         registry_(std::move(registry)) {}
-  Session(tcp::socket socket, std::shared_ptr<ssl::context> tls, const HttpServerOptions& options,
-          const Handler& handler,
+  Session(Socket socket, Loop& loop, std::shared_ptr<ssl::context> tls,
+          const HttpServerOptions& options, const Handler& handler,
           std::shared_ptr<Registry> registry) requires std::is_same_v<Stream, TlsStream>
       : tls_(std::move(tls)),
         stream_(std::move(socket), *tls_),
+        loop_(loop),
         options_(options),
         handler_(handler),
         registry_(std::move(registry)) {}
@@ -128,12 +203,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
   }
 
+  void CheckDeadline(SteadyClock::time_point now) override {
+    if (now < read_deadline_ && now < write_deadline_) return;
+    // As a timed-out Beast stream does: the pending operations end with operation_aborted.
+    read_closed_ = true;
+    Close();
+  }
+
   void Start() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->loop_.Watch(self);
       if constexpr (std::is_same_v<Stream, TlsStream>) {
         // The handshake gets the request timeout, like a header that trickles in.
-        beast::get_lowest_layer(self->stream_)
-            .expires_after(ToChrono(self->options_.header_timeout));
+        self->read_deadline_ = Deadline(self->options_.header_timeout);
         self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
           if (ec) return self->Close();
           self->Read();
@@ -145,7 +227,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
  private:
-  // One request and what has been answered for it so far. Touched only on the session's strand.
+  // One request and what has been answered for it so far. Touched only on the session's loop.
   struct Slot {
     Request request;                        // what was asked
     std::optional<Response> response;       // a whole answer, once given
@@ -160,16 +242,22 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     bool linger = false;                    // after this answer, drain what the client still sends
   };
 
-  // Carries a handler's answers onto the strand.
+  // Carries a handler's answers onto the session's loop: at once when the handler answers on
+  // the loop (a cache hit), posted when it answers from another thread.
   class SlotSink final : public Responder::Sink {
    public:
     SlotSink(std::shared_ptr<Session> session, Slot* slot)
         : session_(std::move(session)), slot_(slot) {}
     void Whole(Response response) override {
-      Post([response = std::move(response)](Slot& slot) mutable {
-        if (!slot.response && !slot.stream_header) slot.response = std::move(response);
-      });
+      auto apply = [session = session_, slot = slot_](Response& response) {
+        if (!slot->response && !slot->stream_header) slot->response = std::move(response);
+        session->Write();
+      };
+      if (session_->stream_.get_executor().running_in_this_thread()) return apply(response);
+      net::post(session_->stream_.get_executor(),
+                [apply, response = std::move(response)]() mutable { apply(response); });
     }
+    // Streams always post: a producer that answers on_written at once would otherwise recurse.
     void Start(Response header, std::function<void(bool)> on_written) override {
       Post([header = std::move(header), on_written = std::move(on_written)](Slot& slot) mutable {
         if (slot.response || slot.stream_header) return;
@@ -187,11 +275,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       Post([](Slot& slot) { slot.finish = true; });
     }
     void OnClientGone(std::function<void()> on_gone) override {
+      auto apply = [session = session_, slot = slot_](std::function<void()>& on_gone) {
+        if (session->client_gone_) return on_gone();
+        if (!slot->response && !slot->stream_header) slot->on_gone = std::move(on_gone);
+      };
+      if (session_->stream_.get_executor().running_in_this_thread()) return apply(on_gone);
       net::post(session_->stream_.get_executor(),
-                [session = session_, slot = slot_, on_gone = std::move(on_gone)]() mutable {
-                  if (session->client_gone_) return on_gone();
-                  if (!slot->response && !slot->stream_header) slot->on_gone = std::move(on_gone);
-                });
+                [apply, on_gone = std::move(on_gone)]() mutable { apply(on_gone); });
     }
 
    private:
@@ -207,6 +297,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Slot* slot_;                        // stable: slots live in a deque, removed only in front
   };
 
+  static SteadyClock::time_point Deadline(absl::Duration timeout) {
+    return SteadyClock::now() + ToChrono(timeout);
+  }
+
   void Read() {
     if (read_closed_) return;
     if (slots_.size() >= options_.max_pipeline) {
@@ -216,7 +310,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (buffer_.size() > 0) return ReadRequest();  // a pipelined request has begun already
     // Nothing pending: wait for the next request's first bytes under the idle timeout; from then
     // on the request timeout applies (a header that trickles in is cut short).
-    beast::get_lowest_layer(stream_).expires_after(ToChrono(options_.idle_timeout));
+    read_deadline_ = Deadline(options_.idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->OnRead(ec);
@@ -229,18 +323,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    beast::get_lowest_layer(stream_).expires_after(ToChrono(options_.header_timeout));
+    read_deadline_ = Deadline(options_.header_timeout);
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
+    read_deadline_ = SteadyClock::time_point::max();
     if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
-        ec == beast::error::timeout || ec == net::error::connection_reset ||
-        ec == net::error::eof) {
+        ec == net::error::connection_reset || ec == net::error::eof ||
+        ec == net::error::bad_descriptor) {
       read_closed_ = true;
-      if (ec != net::error::operation_aborted && ec != beast::error::timeout) ClientGone();
+      if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) ClientGone();
       if (slots_.empty()) Close();
       return;
     }
@@ -297,19 +392,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Slot& slot = slots_.front();
     auto self = this->shared_from_this();
     auto done = [self](beast::error_code ec, std::size_t) { self->OnWrite(ec); };
-    beast::get_lowest_layer(stream_).expires_after(ToChrono(options_.idle_timeout));
+    write_deadline_ = Deadline(options_.idle_timeout);
     if (slot.response) {
       Response& response = *slot.response;
       Prepare(slot, response.base());
       response.keep_alive(!slot.close_after);
       response.prepare_payload();
       writing_ = true;
-      if (slot.head) {
-        serializer_.emplace(response);
-        bhttp::async_write_header(stream_, *serializer_, done);
-      } else {
-        bhttp::async_write(stream_, response, done);
-      }
+      // One gathered write of the header block and the body.
+      SerializeHeader(response, header_);
+      const std::array<net::const_buffer, 2> buffers{
+          net::buffer(header_), slot.head ? net::const_buffer() : net::buffer(response.body())};
+      net::async_write(stream_, buffers, done);
       return;
     }
     if (!slot.stream_header) return;  // not answered yet
@@ -353,6 +447,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void OnStreamWrite(beast::error_code ec) {
     writing_ = false;
+    write_deadline_ = SteadyClock::time_point::max();
     Slot& slot = slots_.front();
     if (ec) {
       // The client is gone: tell the producer, and stop.
@@ -367,7 +462,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
-    serializer_.reset();
+    write_deadline_ = SteadyClock::time_point::max();
     stream_header_.reset();
     if (ec) ClientGone();
     const bool close = ec || slots_.front().close_after;
@@ -390,9 +485,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // closing: closing with unread data would reset the connection and lose the answer.
   void LingeringClose() {
     beast::error_code ignored;
-    auto& tcp_stream = beast::get_lowest_layer(stream_);
-    tcp_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    tcp_stream.expires_after(std::chrono::seconds(2));
+    beast::get_lowest_layer(stream_).shutdown(tcp::socket::shutdown_send, ignored);
+    read_deadline_ = Deadline(absl::Seconds(2));
     Discard(1 << 20);
   }
   void Discard(std::size_t budget) {
@@ -407,25 +501,30 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void Close() {
     // The connection is what a drain waits for, not this object (a late answer may hold it).
     registry_->Remove(id_);
+    read_deadline_ = write_deadline_ = SteadyClock::time_point::max();
     // No TLS close_notify: the peer sees the TCP close (as with most HTTP servers on keep-alive).
     beast::error_code ignored;
-    auto& tcp_stream = beast::get_lowest_layer(stream_);
-    tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    tcp_stream.close();
+    auto& socket = beast::get_lowest_layer(stream_);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
   }
 
   std::shared_ptr<ssl::context> tls_;   // HTTPS settings (null for plaintext); before stream_
   Stream stream_;                       // the connection
+  Loop& loop_;                          // the event loop it lives on
   const HttpServerOptions& options_;    // the server's settings
   const Handler& handler_;              // the server's handler
   std::shared_ptr<Registry> registry_;  // where the server finds its sessions
   std::uint64_t id_ = 0;                // this session's key in registry_
-  bool draining_ = false;               // the server is stopping: answer and close
-  bool client_gone_ = false;            // the client closed its side of the connection
-  char discard_[4096];                  // where a lingering close drops the client's last bytes
-  beast::flat_buffer buffer_;           // bytes read and not yet parsed
+  // When the pending read / write gives up (checked by the loop's sweep); max: none pending.
+  SteadyClock::time_point read_deadline_ = SteadyClock::time_point::max();
+  SteadyClock::time_point write_deadline_ = SteadyClock::time_point::max();
+  bool draining_ = false;      // the server is stopping: answer and close
+  bool client_gone_ = false;   // the client closed its side of the connection
+  char discard_[4096];         // where a lingering close drops the client's last bytes
+  beast::flat_buffer buffer_;  // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
-  std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;  // HEAD writes
+  std::string header_;                     // a whole answer's header block, being written
   std::optional<Response> stream_header_;  // the streamed answer being written
   std::optional<bhttp::response_serializer<bhttp::string_body>> header_serializer_;  // its header
   std::string chunk_;         // the chunk being written
@@ -446,14 +545,16 @@ Response JsonError(const Request& request, bhttp::status status, int code,
   return response;
 }
 
+// Accepts on the first loop and hands connections to the loops in turn.
 class HttpServer::Listener final : public std::enable_shared_from_this<Listener> {
  public:
   // tls: null for plaintext.
-  Listener(net::io_context& io, std::shared_ptr<ssl::context> tls, const HttpServerOptions& options,
-           const Handler& handler, std::shared_ptr<Registry> registry)
-      : io_(io),
+  Listener(std::vector<std::unique_ptr<Loop>>& loops, std::shared_ptr<ssl::context> tls,
+           const HttpServerOptions& options, const Handler& handler,
+           std::shared_ptr<Registry> registry)
+      : loops_(loops),
         tls_(std::move(tls)),
-        acceptor_(net::make_strand(io)),
+        acceptor_(loops.front()->io()),
         options_(options),
         handler_(handler),
         registry_(std::move(registry)) {}
@@ -469,19 +570,20 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   int port() const { return acceptor_.local_endpoint().port(); }
 
   void Accept() {
-    acceptor_.async_accept(net::make_strand(io_), [self = this->shared_from_this()](
-                                                      beast::error_code ec, tcp::socket socket) {
+    Loop& loop = *loops_[next_loop_++ % loops_.size()];
+    acceptor_.async_accept(loop.io().get_executor(), [self = this->shared_from_this(), &loop](
+                                                         beast::error_code ec, Socket socket) {
       if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;  // closing
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
         if (self->tls_ != nullptr) {
           auto session = std::make_shared<Session<TlsStream>>(
-              std::move(socket), self->tls_, self->options_, self->handler_, self->registry_);
+              std::move(socket), loop, self->tls_, self->options_, self->handler_, self->registry_);
           session->Register();
           session->Start();
         } else {
-          auto session = std::make_shared<Session<beast::tcp_stream>>(
-              std::move(socket), self->options_, self->handler_, self->registry_);
+          auto session = std::make_shared<Session<Socket>>(std::move(socket), loop, self->options_,
+                                                           self->handler_, self->registry_);
           session->Register();
           session->Start();
         }
@@ -498,19 +600,26 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   }
 
  private:
-  net::io_context& io_;                 // where sessions run
-  std::shared_ptr<ssl::context> tls_;   // certificate and key; null for plaintext
-  tcp::acceptor acceptor_;              // the listening socket
-  const HttpServerOptions& options_;    // the server's settings
-  const Handler& handler_;              // the server's handler
-  std::shared_ptr<Registry> registry_;  // the open sessions
+  std::vector<std::unique_ptr<Loop>>& loops_;  // where sessions run
+  std::shared_ptr<ssl::context> tls_;          // certificate and key; null for plaintext
+  tcp::acceptor acceptor_;                     // the listening socket, on the first loop
+  const HttpServerOptions& options_;           // the server's settings
+  const Handler& handler_;                     // the server's handler
+  std::shared_ptr<Registry> registry_;         // the open sessions
+  std::size_t next_loop_ = 0;                  // the loop the next connection goes to
 };
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler)
     : options_(std::move(options)),
       handler_(std::move(handler)),
-      io_(options_.threads),
-      registry_(std::make_shared<Registry>()) {}
+      registry_(std::make_shared<Registry>()) {
+  // Deadlines are checked four times per the shortest timeout, at most once a second.
+  const absl::Duration sweep =
+      std::clamp(std::min(options_.header_timeout, options_.idle_timeout) / 4,
+                 absl::Milliseconds(10), absl::Seconds(1));
+  for (int i = 0; i < std::max(1, options_.threads); ++i)
+    loops_.push_back(std::make_unique<Loop>(sweep));
+}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -530,7 +639,7 @@ absl::Status HttpServer::Start() {
                                                      ec.message()));
     }
   }
-  listener_ = std::make_shared<Listener>(io_, tls_, options_, handler_, registry_);
+  listener_ = std::make_shared<Listener>(loops_, tls_, options_, handler_, registry_);
   ec = listener_->Open(tcp::endpoint(address, static_cast<unsigned short>(options_.port)));
   if (ec) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options_.host, ":",
@@ -538,16 +647,13 @@ absl::Status HttpServer::Start() {
   }
   port_ = listener_->port();
   listener_->Accept();
-  for (int i = 0; i < std::max(1, options_.threads); ++i)
-    threads_.emplace_back([this] {
-      pthread_setname_np(pthread_self(), "hotpath-http");  // for top -H, perf and gdb
-      io_.run();
-    });
+  for (auto& loop : loops_) loop->Start();
+  started_ = true;
   return absl::OkStatus();
 }
 
 bool HttpServer::Drain(absl::Time deadline) {
-  if (threads_.empty()) return true;
+  if (!started_) return true;
   listener_->Close();
   for (const auto& session : registry_->Live()) session->Drain();
   while (registry_->size() > 0) {
@@ -558,11 +664,10 @@ bool HttpServer::Drain(absl::Time deadline) {
 }
 
 void HttpServer::Stop() {
-  if (threads_.empty()) return;
+  if (!started_) return;
   listener_->Close();
-  io_.stop();
-  for (auto& thread : threads_) thread.join();
-  threads_.clear();
+  for (auto& loop : loops_) loop->Stop();
+  started_ = false;
 }
 
 }  // namespace hotpath::http

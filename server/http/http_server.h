@@ -8,7 +8,6 @@
 // Date/Server/Content-Length headers and HEAD are handled here, not by handlers.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -16,7 +15,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -76,7 +74,7 @@ struct HttpServerOptions {
   // Listen address and port; port 0 picks a free one (see HttpServer::port).
   std::string host = "0.0.0.0";
   int port = 8080;
-  // Threads running the event loop. Default 1.
+  // Event-loop threads; each connection stays on one of them. Default 1.
   int threads = 1;
   // Largest request body accepted; larger ones get 413. Default 1 MiB.
   std::size_t max_body_bytes = 1 << 20;
@@ -117,17 +115,18 @@ class HttpServer final {
 
   class SessionBase;
   class Registry;
+  class Loop;
 
  private:
   class Listener;
 
   const HttpServerOptions options_;                 // as given
   Handler handler_;                                 // answers requests
-  boost::asio::io_context io_;                      // the event loop
+  std::vector<std::unique_ptr<Loop>> loops_;        // the event loops, one thread each
   std::shared_ptr<boost::asio::ssl::context> tls_;  // HTTPS settings; null for plaintext
   std::shared_ptr<Registry> registry_;              // the open sessions
   std::shared_ptr<Listener> listener_;              // accepts connections
-  std::vector<std::thread> threads_;                // run io_
+  bool started_ = false;                            // Start succeeded and Stop has not run
   int port_ = 0;                                    // the bound port
 };
 

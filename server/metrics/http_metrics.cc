@@ -66,17 +66,39 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
 
 http::Responder HttpMetrics::Instrument(http::Responder inner, const http::Request& request,
                                         std::shared_ptr<const std::string> route) {
-  return http::Responder(std::make_shared<InstrumentedSink>(
-      this, std::move(inner), std::string(request.method_string()), std::move(route)));
+  // A method Beast does not know is any token a client sends: one label for all of them keeps
+  // the series bounded.
+  std::string method = request.method() == boost::beast::http::verb::unknown
+                           ? "OTHER"
+                           : std::string(request.method_string());
+  return http::Responder(std::make_shared<InstrumentedSink>(this, std::move(inner),
+                                                            std::move(method), std::move(route)));
+}
+
+HttpMetrics::Series HttpMetrics::Find(const std::string& method, const std::string& route,
+                                      int status) {
+  thread_local std::string key;  // reused: no allocation once it has grown
+  key.clear();
+  absl::StrAppend(&key, method, " ", route, " ", status);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (auto it = series_.find(key); it != series_.end()) return it->second;
+  }
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  const Series series{
+      &requests_.Add({{"method", method}, {"route", route}, {"status", absl::StrCat(status)}}),
+      &durations_.Add({{"method", method}, {"route", route}}, kBuckets)};
+  absl::MutexLock lock(&mu_);
+  series_.try_emplace(key, series);
+  return series;
 }
 
 void HttpMetrics::Record(const std::string& method, const std::string& route, int status,
                          double seconds) {
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  requests_.Add({{"method", method}, {"route", route}, {"status", absl::StrCat(status)}})
-      .Increment();
-  durations_.Add({{"method", method}, {"route", route}}, kBuckets).Observe(seconds);
+  const auto [requests, duration] = Find(method, route, status);
+  requests->Increment();
+  duration->Observe(seconds);
 }
 
 }  // namespace hotpath::metrics

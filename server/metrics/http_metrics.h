@@ -10,7 +10,10 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "server/http/http_server.h"
 
 namespace hotpath::metrics {
@@ -27,8 +30,17 @@ class HttpMetrics final {
   void Record(const std::string& method, const std::string& route, int status, double seconds);
 
  private:
+  // The counter and histogram of one method, route and status. Looking a series up in its
+  // prometheus Family builds and compares label maps under the family's lock on every request;
+  // this map finds them by one string instead, and they live as long as the families.
+  using Series = std::pair<prometheus::Counter*, prometheus::Histogram*>;
+  Series Find(const std::string& method, const std::string& route, int status);
+
   prometheus::Family<prometheus::Counter>& requests_;     // http_requests_total
   prometheus::Family<prometheus::Histogram>& durations_;  // http_request_duration_seconds
+  absl::Mutex mu_;                                        // guards series_
+  // "method route status" -> its series
+  absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace hotpath::metrics
