@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -102,18 +103,48 @@ void AppendFloat(float v, std::string* out) {
   out->append(google::protobuf::SimpleFtoa(v));
 }
 
+// value (0 <= value < 10^width) as exactly `width` digits, zero-padded.
+void AppendPadded(std::int64_t value, int width, std::string* out) {
+  char buffer[20];
+  for (int i = width - 1; i >= 0; --i) {
+    buffer[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  out->append(buffer, static_cast<std::size_t>(width));
+}
+
 // Fractional seconds as protobuf writes them: none, or 3, 6 or 9 digits.
 void AppendNanos(std::int32_t nanos, std::string* out) {
   if (nanos == 0) return;
-  char buffer[16];
-  if (nanos % 1000000 == 0) {
-    std::snprintf(buffer, sizeof buffer, ".%03d", nanos / 1000000);
-  } else if (nanos % 1000 == 0) {
-    std::snprintf(buffer, sizeof buffer, ".%06d", nanos / 1000);
-  } else {
-    std::snprintf(buffer, sizeof buffer, ".%09d", nanos);
+  out->push_back('.');
+  if (nanos % 1000000 == 0) return AppendPadded(nanos / 1000000, 3, out);
+  if (nanos % 1000 == 0) return AppendPadded(nanos / 1000, 6, out);
+  AppendPadded(nanos, 9, out);
+}
+
+// RFC 3339 date and time of day in UTC, without fraction or zone ("2026-11-28T08:42:24").
+void AppendUtcSeconds(std::int64_t seconds, std::string* out) {
+  constexpr std::int64_t kDay = 86400;
+  const std::int64_t days = seconds >= 0 ? seconds / kDay : (seconds - kDay + 1) / kDay;
+  const std::int64_t of_day = seconds - days * kDay;
+  const std::chrono::year_month_day date{std::chrono::sys_days{std::chrono::days{days}}};
+  const int year = static_cast<int>(date.year());
+  if (year < 0 || year > 9999) {  // outside Timestamp's range: as absl prints it
+    out->append(absl::FormatTime("%4Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(seconds),
+                                 absl::UTCTimeZone()));
+    return;
   }
-  out->append(buffer);
+  AppendPadded(year, 4, out);
+  out->push_back('-');
+  AppendPadded(static_cast<unsigned>(date.month()), 2, out);
+  out->push_back('-');
+  AppendPadded(static_cast<unsigned>(date.day()), 2, out);
+  out->push_back('T');
+  AppendPadded(of_day / 3600, 2, out);
+  out->push_back(':');
+  AppendPadded(of_day / 60 % 60, 2, out);
+  out->push_back(':');
+  AppendPadded(of_day % 60, 2, out);
 }
 
 bool AppendMessage(const Message& message, std::string* out);
@@ -130,8 +161,7 @@ bool AppendWellKnown(const Message& message, std::string* out, bool* handled) {
     const std::int64_t seconds = r->GetInt64(message, d->FindFieldByNumber(1));
     const std::int32_t nanos = r->GetInt32(message, d->FindFieldByNumber(2));
     out->push_back('"');
-    out->append(absl::FormatTime("%4Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(seconds),
-                                 absl::UTCTimeZone()));
+    AppendUtcSeconds(seconds, out);
     AppendNanos(nanos, out);
     out->append("Z\"");
   } else if (name == "google.protobuf.Duration") {

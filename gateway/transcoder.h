@@ -26,6 +26,9 @@ struct HttpBinding {
   std::string body;           // "" (no body), "*" (the whole request) or a top-level field name
   std::string response_body;  // "" (the whole response) or a top-level field name
   std::string rpc_path;       // "/package.Service/Method", the method's gRPC path
+  // Default instances of the method's request and response types.
+  const google::protobuf::Message* request_prototype = nullptr;
+  const google::protobuf::Message* response_prototype = nullptr;
 };
 
 struct TranscodeOptions {

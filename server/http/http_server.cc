@@ -38,8 +38,8 @@ using Socket = net::basic_stream_socket<tcp, Executor>;
 using TlsStream = beast::ssl_stream<Socket>;
 using SteadyClock = std::chrono::steady_clock;
 
-// The Date header, formatted once a second.
-std::string HttpDate() {
+// The Date header, formatted once a second per thread.
+beast::string_view HttpDate() {
   thread_local std::time_t cached_second = 0;
   thread_local char cached[64];
   const std::time_t now = std::time(nullptr);
@@ -49,7 +49,7 @@ std::string HttpDate() {
     std::strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     cached_second = now;
   }
-  return cached;
+  return {cached, 29};  // "Sun, 06 Nov 1994 08:49:37 GMT"
 }
 
 SteadyClock::duration ToChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
