@@ -87,6 +87,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     if (auto* stats = self->catalog_->category_stats_cache()) {
       caches.emplace_back(stats->options().name, stats->stats());
     }
+    if (auto* lists = self->catalog_->list_cache()) {
+      caches.emplace_back(lists->options().name, lists->stats());
+    }
     auto cache_families = metrics::CacheFamilies(caches);
     families.insert(families.end(), cache_families.begin(), cache_families.end());
     families.push_back(metrics::GaugeFamily(

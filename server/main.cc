@@ -77,6 +77,10 @@ ABSL_FLAG(int, item_cache_size, EnvOr("HOTPATH_ITEM_CACHE_SIZE", 100000),
 ABSL_FLAG(absl::Duration, item_cache_ttl, absl::Seconds(60), "lifetime of a cached item");
 ABSL_FLAG(absl::Duration, item_cache_negative_ttl, absl::Seconds(5),
           "lifetime of a cached NOT_FOUND item (0: none)");
+ABSL_FLAG(absl::Duration, list_cache_ttl, absl::Seconds(5),
+          "lifetime of a cached ListItems page; every write through this server clears them "
+          "(0: lists always read the database)");
+ABSL_FLAG(int, list_cache_size, 256, "ListItems pages kept by their cache");
 ABSL_FLAG(int, stats_cache_size, 1000, "categories kept by GetCategoryStats' cache");
 ABSL_FLAG(absl::Duration, stats_cache_ttl, absl::Seconds(30), "lifetime of cached category stats");
 ABSL_FLAG(
@@ -150,6 +154,9 @@ int main(int argc, char** argv) {
   options.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));
   options.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
   options.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
+  options.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);
+  options.cache.list_pages.max_entries =
+      static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_list_cache_size)));
   options.cache.category_stats.max_entries =
       static_cast<std::size_t>(absl::GetFlag(FLAGS_stats_cache_size));
   options.cache.category_stats.ttl = absl::GetFlag(FLAGS_stats_cache_ttl);

@@ -1,6 +1,7 @@
 // The runtime around the catalog, end to end: x-process-time on every RPC, gzip by size and by what
 // the client accepts, exact metric movements on /metrics (checked by promtool), the read-through
 // cache, and the HTTP endpoints of the runtime.
+#include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -328,6 +329,54 @@ TEST_F(ObservabilityTest, AnUpdateIsVisibleToTheNextRead) {
   v1::BatchGetItemsResponse batched;
   EXPECT_EQ(stub_->BatchGetItems(Context().get(), batch, &batched).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+// List pages are cached by request, and every kind of write through the service clears them.
+TEST_F(ObservabilityTest, ListPagesAreCachedAndEveryWriteIsVisibleToTheNextList) {
+  auto* lists = server_->catalog().list_cache();
+  ASSERT_NE(lists, nullptr);
+  const v1::Item first = CreateDemo(1);
+  auto list = [&](const std::string& category) {
+    v1::ListItemsRequest request;
+    request.set_category(category);
+    v1::ListItemsResponse response;
+    EXPECT_TRUE(stub_->ListItems(Context().get(), request, &response).ok());
+    std::vector<std::string> names;
+    for (const auto& item : response.items()) names.push_back(item.name());
+    return names;
+  };
+  const auto before = lists->stats();
+  const std::vector<std::string> page = list(first.category());
+  EXPECT_EQ(list(first.category()), page);
+  EXPECT_EQ(lists->stats().loads - before.loads, 1);  // the second came from the cache
+  EXPECT_EQ(lists->stats().hits - before.hits, 1);
+  list("no-such-category");  // another filter, another page
+  EXPECT_EQ(lists->stats().loads - before.loads, 2);
+
+  v1::UpdateItemRequest update;
+  update.mutable_item()->set_id(first.id());
+  update.mutable_item()->set_name("Renamed for the list");
+  v1::Item updated;
+  ASSERT_TRUE(stub_->UpdateItem(Context().get(), update, &updated).ok());
+  EXPECT_THAT(list(first.category()), ::testing::Contains("Renamed for the list"));
+
+  const v1::Item second = CreateDemo(2);
+  v1::ListItemsRequest all;
+  all.set_page_size(1000);
+  v1::ListItemsResponse listed;
+  ASSERT_TRUE(stub_->ListItems(Context().get(), all, &listed).ok());
+  auto has = [&](std::int64_t id) {
+    return std::any_of(listed.items().begin(), listed.items().end(),
+                       [id](const v1::Item& item) { return item.id() == id; });
+  };
+  EXPECT_TRUE(has(second.id()));
+
+  v1::DeleteItemRequest del;
+  del.set_id(second.id());
+  v1::DeleteItemResponse deleted;
+  ASSERT_TRUE(stub_->DeleteItem(Context().get(), del, &deleted).ok());
+  ASSERT_TRUE(stub_->ListItems(Context().get(), all, &listed).ok());
+  EXPECT_FALSE(has(second.id()));
 }
 
 TEST_F(ObservabilityTest, CacheOffSendsEveryReadToTheDatabase) {

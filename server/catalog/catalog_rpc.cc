@@ -94,9 +94,7 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
       get_item_{&service_, Method("GetItem"), Cached(catalog, &CatalogService::GetItem)},
       batch_get_items_{&service_, Method("BatchGetItems"),
                        Cached(catalog, &CatalogService::BatchGetItems)},
-      list_items_{&service_, Method("ListItems"),
-                  OnExecutor(catalog, executor, &CatalogService::ListItems),
-                  /*cancellable=*/true},
+      list_items_{&service_, Method("ListItems"), Cached(catalog, &CatalogService::ListItems)},
       update_item_{&service_, Method("UpdateItem"),
                    OnExecutor(catalog, executor, &CatalogService::UpdateItem),
                    /*cancellable=*/true},
@@ -123,7 +121,7 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
   local_.Add(Method("CreateItem"), LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
   local_.Add(Method("GetItem"), LocalCached(catalog, &CatalogService::GetItem));
   local_.Add(Method("BatchGetItems"), LocalCached(catalog, &CatalogService::BatchGetItems));
-  local_.Add(Method("ListItems"), LocalOnExecutor(catalog, executor, &CatalogService::ListItems));
+  local_.Add(Method("ListItems"), LocalCached(catalog, &CatalogService::ListItems));
   local_.Add(Method("UpdateItem"), LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
   local_.Add(Method("DeleteItem"), LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
   local_.Add(Method("SearchItems"),

@@ -147,10 +147,21 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
         return store_->CategoryStats(category, std::min(deadline, absl::Now() + load_timeout_));
       },
       scheduler_);
+  if (cache_options.list_pages.ttl > absl::ZeroDuration() &&
+      cache_options.list_pages.max_entries > 0) {
+    lists_ = std::make_unique<cache::TtlCache<std::string, v1::ListItemsResponse>>(
+        cache_options.list_pages,
+        [this](const std::string& key, absl::Time deadline) {
+          return LoadList(key, std::min(deadline, absl::Now() + load_timeout_));
+        },
+        scheduler_);
+  }
 }
 
 void CatalogService::Invalidate(std::int64_t id) {
   if (items_ != nullptr) items_->Invalidate(id);
+  // Any write may move an item into or out of any page.
+  if (lists_ != nullptr) lists_->Clear();
 }
 
 void CatalogService::GetItem(const v1::GetItemRequest& request, absl::Time deadline,
@@ -220,14 +231,36 @@ absl::StatusOr<v1::Item> CatalogService::CreateItem(const v1::CreateItemRequest&
                                                     absl::Time deadline) {
   if (absl::Status s = ValidateCreate(request); !s.ok()) return s;
   auto item = store_->Create(request.item(), deadline);
+  // Even on failure: a lost connection leaves the insert's outcome unknown.
+  if (lists_ != nullptr) lists_->Clear();
   if (!item.ok()) return ExplainConflict(item.status(), request.item().sku());
   Invalidate(item->id());  // a cached NOT_FOUND from before the insert
   return item;
 }
 
-absl::StatusOr<v1::ListItemsResponse> CatalogService::ListItems(const v1::ListItemsRequest& request,
-                                                                absl::Time deadline) {
-  if (absl::Status s = ValidateList(request); !s.ok()) return s;
+void CatalogService::ListItems(const v1::ListItemsRequest& request, absl::Time deadline,
+                               Done<v1::ListItemsResponse> done) {
+  // Bad requests and tokens are refused here, before any cache or database.
+  if (absl::Status s = ValidateList(request); !s.ok()) return done(s);
+  if (!request.page_token().empty()) {
+    if (auto cursor = tokens_->Decode(request.page_token(), ListScope(request)); !cursor.ok())
+      return done(cursor.status());
+  }
+  // The key is the request as the store sees it: known fields only, the page size in effect.
+  v1::ListItemsRequest normalised = request;
+  normalised.DiscardUnknownFields();
+  normalised.set_page_size(EffectivePageSize(request.page_size()));
+  std::string key = normalised.SerializeAsString();
+  if (lists_ != nullptr) return lists_->Get(key, std::move(done), deadline);
+  LoadWith<v1::ListItemsResponse>(
+      scheduler_, std::move(done),
+      [this, key = std::move(key), deadline] { return LoadList(key, deadline); });
+}
+
+absl::StatusOr<v1::ListItemsResponse> CatalogService::LoadList(const std::string& key,
+                                                               absl::Time deadline) {
+  v1::ListItemsRequest request;
+  if (!request.ParseFromString(key)) return absl::InternalError("unreadable list page key");
   const std::string scope = ListScope(request);
   PageCursor after;
   if (!request.page_token().empty()) {
@@ -318,6 +351,7 @@ CatalogService::ImportItems(absl::Time deadline) {
   // New rows get ids nobody knew, except through a cached NOT_FOUND: drop those with the rest.
   return std::make_unique<ImportSink>(store_, deadline, [this] {
     if (items_ != nullptr) items_->Clear();
+    if (lists_ != nullptr) lists_->Clear();
   });
 }
 

@@ -29,6 +29,13 @@ struct CatalogCacheOptions {
                                      .ttl = absl::Seconds(30),
                                      .negative_ttl = absl::Seconds(5),
                                      .refresh_after = absl::Seconds(10)};
+  // ListItems pages, by their request (filter, cursor, page size): the same first pages are what
+  // most clients ask for. Every write through this service clears them before it answers; a write
+  // through another process shows after at most ttl. Zero ttl or max_entries: not cached.
+  cache::CacheOptions list_pages{.name = "list_pages",
+                                 .max_entries = 256,
+                                 .ttl = absl::Seconds(5),
+                                 .negative_ttl = absl::ZeroDuration()};
   // Longest a cache load may take. A load runs until the deadline of the call whose miss started
   // it (callers that join it share that), and never longer than this.
   absl::Duration load_timeout = absl::Seconds(5);
@@ -54,11 +61,11 @@ class CatalogService final {
                      Done<v1::BatchGetItemsResponse> done);
   void GetCategoryStats(const v1::GetCategoryStatsRequest& request, absl::Time deadline,
                         Done<v1::CategoryStats> done);
+  void ListItems(const v1::ListItemsRequest& request, absl::Time deadline,
+                 Done<v1::ListItemsResponse> done);
 
   // The rest block on the database: call them on the executor.
   absl::StatusOr<v1::Item> CreateItem(const v1::CreateItemRequest& request, absl::Time deadline);
-  absl::StatusOr<v1::ListItemsResponse> ListItems(const v1::ListItemsRequest& request,
-                                                  absl::Time deadline);
   absl::StatusOr<v1::Item> UpdateItem(const v1::UpdateItemRequest& request, absl::Time deadline);
   absl::StatusOr<v1::DeleteItemResponse> DeleteItem(const v1::DeleteItemRequest& request,
                                                     absl::Time deadline);
@@ -75,17 +82,21 @@ class CatalogService final {
   // Null when caching is off.
   cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }
   cache::TtlCache<std::string, v1::CategoryStats>* category_stats_cache() { return stats_.get(); }
+  cache::TtlCache<std::string, v1::ListItemsResponse>* list_cache() { return lists_.get(); }
 
  private:
   // Drops what a write to item id made stale, before the write is answered.
   void Invalidate(std::int64_t id);
+  // One page from the database. key: a ListItemsRequest, validated and normalised (ListKey).
+  absl::StatusOr<v1::ListItemsResponse> LoadList(const std::string& key, absl::Time deadline);
 
   ItemStore* store_;              // where items live
   const PageTokenCodec* tokens_;  // signs and checks page tokens
   cache::Scheduler scheduler_;    // runs database reads for the cached methods
   absl::Duration load_timeout_;   // deadline of cache loads
-  std::unique_ptr<cache::TtlCache<std::int64_t, v1::Item>> items_;          // by id
-  std::unique_ptr<cache::TtlCache<std::string, v1::CategoryStats>> stats_;  // by category
+  std::unique_ptr<cache::TtlCache<std::int64_t, v1::Item>> items_;              // by id
+  std::unique_ptr<cache::TtlCache<std::string, v1::CategoryStats>> stats_;      // by category
+  std::unique_ptr<cache::TtlCache<std::string, v1::ListItemsResponse>> lists_;  // by ListKey
 };
 
 }  // namespace hotpath::catalog
