@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -281,9 +282,8 @@ bool AppendMessage(const Message& message, std::string* out) {
   const Reflection* r = message.GetReflection();
   // protobuf's order: the fields without presence (scalars, lists) in declaration order, then the
   // set fields with presence (messages, oneofs, optionals) in field-number order.
-  std::vector<const FieldDescriptor*> fields;
-  std::vector<const FieldDescriptor*> present;
-  fields.reserve(static_cast<std::size_t>(d->field_count()));
+  absl::InlinedVector<const FieldDescriptor*, 32> fields;
+  absl::InlinedVector<const FieldDescriptor*, 16> present;
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
     if (f->is_repeated() || !f->has_presence()) {

@@ -256,7 +256,9 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
 
 std::string MessageJson(const Message& message) {
   std::string json;
-  json.reserve(512);
+  // JSON runs to about one and a half times the wire size (names, quotes, decimal digits):
+  // one allocation instead of doubling up from a small buffer (ten times for a 50-item page).
+  json.reserve(64 + message.ByteSizeLong() * 3 / 2);
   if (AppendCanonicalJson(message, &json)) return json;
   json.clear();  // a type the fast printer leaves to protobuf
   (void)google::protobuf::util::MessageToJsonString(message, &json, PrintOptions());
