@@ -104,70 +104,80 @@ void AppendFloat(float v, std::string* out) {
   out->append(google::protobuf::SimpleFtoa(v));
 }
 
-// value (0 <= value < 10^width) as exactly `width` digits, zero-padded.
-void AppendPadded(std::int64_t value, int width, std::string* out) {
-  char buffer[20];
+// value (0 <= value < 10^width) as exactly `width` digits, zero-padded, at p; returns the end.
+char* WritePadded(std::int64_t value, int width, char* p) {
   for (int i = width - 1; i >= 0; --i) {
-    buffer[i] = static_cast<char>('0' + value % 10);
+    p[i] = static_cast<char>('0' + value % 10);
     value /= 10;
   }
-  out->append(buffer, static_cast<std::size_t>(width));
+  return p + width;
 }
 
 // Fractional seconds as protobuf writes them: none, or 3, 6 or 9 digits.
-void AppendNanos(std::int32_t nanos, std::string* out) {
-  if (nanos == 0) return;
-  out->push_back('.');
-  if (nanos % 1000000 == 0) return AppendPadded(nanos / 1000000, 3, out);
-  if (nanos % 1000 == 0) return AppendPadded(nanos / 1000, 6, out);
-  AppendPadded(nanos, 9, out);
+char* WriteNanos(std::int32_t nanos, char* p) {
+  if (nanos == 0) return p;
+  *p++ = '.';
+  if (nanos % 1000000 == 0) return WritePadded(nanos / 1000000, 3, p);
+  if (nanos % 1000 == 0) return WritePadded(nanos / 1000, 6, p);
+  return WritePadded(nanos, 9, p);
 }
 
-// RFC 3339 date and time of day in UTC, without fraction or zone ("2026-11-28T08:42:24").
-void AppendUtcSeconds(std::int64_t seconds, std::string* out) {
+void AppendNanos(std::int32_t nanos, std::string* out) {
+  char buffer[16];
+  out->append(buffer, static_cast<std::size_t>(WriteNanos(nanos, buffer) - buffer));
+}
+
+// A Timestamp's JSON string: RFC 3339 in UTC with protobuf's fraction ("2026-11-28T08:42:24Z"),
+// built in one buffer.
+void AppendTimestamp(std::int64_t seconds, std::int32_t nanos, std::string* out) {
   constexpr std::int64_t kDay = 86400;
   const std::int64_t days = seconds >= 0 ? seconds / kDay : (seconds - kDay + 1) / kDay;
   const std::int64_t of_day = seconds - days * kDay;
   const std::chrono::year_month_day date{std::chrono::sys_days{std::chrono::days{days}}};
   const int year = static_cast<int>(date.year());
   if (year < 0 || year > 9999) {  // outside Timestamp's range: as absl prints it
+    out->push_back('"');
     out->append(absl::FormatTime("%4Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(seconds),
                                  absl::UTCTimeZone()));
+    AppendNanos(nanos, out);
+    out->append("Z\"");
     return;
   }
-  AppendPadded(year, 4, out);
-  out->push_back('-');
-  AppendPadded(static_cast<unsigned>(date.month()), 2, out);
-  out->push_back('-');
-  AppendPadded(static_cast<unsigned>(date.day()), 2, out);
-  out->push_back('T');
-  AppendPadded(of_day / 3600, 2, out);
-  out->push_back(':');
-  AppendPadded(of_day / 60 % 60, 2, out);
-  out->push_back(':');
-  AppendPadded(of_day % 60, 2, out);
+  char buffer[48];
+  char* p = buffer;
+  *p++ = '"';
+  p = WritePadded(year, 4, p);
+  *p++ = '-';
+  p = WritePadded(static_cast<unsigned>(date.month()), 2, p);
+  *p++ = '-';
+  p = WritePadded(static_cast<unsigned>(date.day()), 2, p);
+  *p++ = 'T';
+  p = WritePadded(of_day / 3600, 2, p);
+  *p++ = ':';
+  p = WritePadded(of_day / 60 % 60, 2, p);
+  *p++ = ':';
+  p = WritePadded(of_day % 60, 2, p);
+  p = WriteNanos(nanos, p);
+  *p++ = 'Z';
+  *p++ = '"';
+  out->append(buffer, static_cast<std::size_t>(p - buffer));
 }
 
 bool AppendMessage(const Message& message, std::string* out);
 
 // Well-known types with a JSON form of their own. Returns false for types left to protobuf; sets
 // *handled when the message was a well-known type it printed.
-bool AppendWellKnown(const Message& message, std::string* out, bool* handled) {
-  const Descriptor* d = message.GetDescriptor();
+// d and r: message's descriptor and reflection (each lookup costs a call_once in protobuf).
+bool AppendWellKnown(const Message& message, const Descriptor* d, const Reflection* r,
+                     std::string* out, bool* handled) {
   *handled = false;
   if (d->file()->name().rfind("google/protobuf/", 0) != 0) return true;
   const std::string& name = d->full_name();
-  const Reflection* r = message.GetReflection();
   if (name == "google.protobuf.Timestamp") {
-    const std::int64_t seconds = r->GetInt64(message, d->FindFieldByNumber(1));
-    const std::int32_t nanos = r->GetInt32(message, d->FindFieldByNumber(2));
-    out->push_back('"');
-    AppendUtcSeconds(seconds, out);
-    AppendNanos(nanos, out);
-    out->append("Z\"");
+    AppendTimestamp(r->GetInt64(message, d->field(0)), r->GetInt32(message, d->field(1)), out);
   } else if (name == "google.protobuf.Duration") {
-    std::int64_t seconds = r->GetInt64(message, d->FindFieldByNumber(1));
-    std::int32_t nanos = r->GetInt32(message, d->FindFieldByNumber(2));
+    std::int64_t seconds = r->GetInt64(message, d->field(0));
+    std::int32_t nanos = r->GetInt32(message, d->field(1));
     out->push_back('"');
     if (seconds < 0 || nanos < 0) {
       out->push_back('-');
@@ -209,8 +219,9 @@ bool AppendWellKnown(const Message& message, std::string* out, bool* handled) {
   return true;
 }
 
-bool AppendScalar(const Message& m, const FieldDescriptor* f, int index, std::string* out) {
-  const Reflection* r = m.GetReflection();
+// r: m's reflection.
+bool AppendScalar(const Message& m, const Reflection* r, const FieldDescriptor* f, int index,
+                  std::string* out) {
   const bool rep = index >= 0;
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
@@ -268,18 +279,17 @@ bool AppendScalar(const Message& m, const FieldDescriptor* f, int index, std::st
 }
 
 bool AppendMessage(const Message& message, std::string* out) {
+  const Descriptor* d = message.GetDescriptor();
+  const Reflection* r = message.GetReflection();
   bool handled;
-  if (!AppendWellKnown(message, out, &handled)) {
+  if (!AppendWellKnown(message, d, r, out, &handled)) {
     // A wrapper prints as its value.
-    const Descriptor* d = message.GetDescriptor();
     if (d->file()->name() == "google/protobuf/wrappers.proto") {
-      return AppendScalar(message, d->FindFieldByNumber(1), -1, out);
+      return AppendScalar(message, r, d->FindFieldByNumber(1), -1, out);
     }
     return false;
   }
   if (handled) return true;
-  const Descriptor* d = message.GetDescriptor();
-  const Reflection* r = message.GetReflection();
   // protobuf's order: the fields without presence (scalars, lists) in declaration order, then the
   // set fields with presence (messages, oneofs, optionals) in field-number order.
   absl::InlinedVector<const FieldDescriptor*, 32> fields;
@@ -310,10 +320,10 @@ bool AppendMessage(const Message& message, std::string* out) {
       const int n = r->FieldSize(message, f);
       for (int i = 0; i < n; ++i) {
         if (i > 0) out->push_back(',');
-        if (!AppendScalar(message, f, i, out)) return false;
+        if (!AppendScalar(message, r, f, i, out)) return false;
       }
       out->push_back(']');
-    } else if (!AppendScalar(message, f, -1, out)) {
+    } else if (!AppendScalar(message, r, f, -1, out)) {
       return false;
     }
   }
