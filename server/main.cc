@@ -81,6 +81,9 @@ ABSL_FLAG(absl::Duration, list_cache_ttl, absl::Seconds(5),
           "lifetime of a cached ListItems page; every write through this server clears them "
           "(0: lists always read the database)");
 ABSL_FLAG(int, list_cache_size, 256, "ListItems pages kept by their cache");
+ABSL_FLAG(int, read_batches, 2,
+          "with the cache off: GetItem queries running at once; reads arriving meanwhile share "
+          "the next one (0: a query per read)");
 ABSL_FLAG(int, stats_cache_size, 1000, "categories kept by GetCategoryStats' cache");
 ABSL_FLAG(absl::Duration, stats_cache_ttl, absl::Seconds(30), "lifetime of cached category stats");
 ABSL_FLAG(
@@ -154,6 +157,7 @@ int main(int argc, char** argv) {
   options.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));
   options.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
   options.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
+  options.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
   options.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);
   options.cache.list_pages.max_entries =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_list_cache_size)));

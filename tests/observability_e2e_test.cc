@@ -3,6 +3,7 @@
 // cache, and the HTTP endpoints of the runtime.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -395,6 +396,52 @@ TEST_F(ObservabilityTest, CacheOffSendsEveryReadToTheDatabase) {
   v1::CategoryStats got;
   EXPECT_TRUE(stub_->GetCategoryStats(Context().get(), stats, &got).ok());
   EXPECT_EQ(got.item_count(), 1);
+}
+
+// With the cache off, concurrent reads share queries, and each still gets its own item or NOT_FOUND
+// and sees writes made before it was asked.
+TEST_F(ObservabilityTest, CacheOffReadsAreBatchedAndEachGetsItsOwnAnswer) {
+  server_.reset();
+  HotpathdOptions options = Options();
+  options.cache.enabled = false;
+  options.cache.item_reads.max_in_flight = 1;
+  StartServer(options);
+  auto* reads = server_->catalog().item_reads();
+  ASSERT_NE(reads, nullptr);
+  std::vector<v1::Item> items;
+  for (int i = 1; i <= 20; ++i) items.push_back(CreateDemo(i));
+  const std::int64_t before = reads->loads();
+  std::atomic<int> right{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        const std::size_t k = static_cast<std::size_t>(t * 50 + i) % (items.size() + 1);
+        v1::GetItemRequest get;
+        get.set_id(k < items.size() ? items[k].id() : items.back().id() + 1000);  // one missing
+        v1::Item read;
+        const grpc::Status status = stub_->GetItem(Context().get(), get, &read);
+        if (k < items.size() ? status.ok() && read.sku() == items[k].sku()
+                             : status.error_code() == grpc::StatusCode::NOT_FOUND) {
+          ++right;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(right.load(), 400);
+  EXPECT_LT(reads->loads() - before, 400);  // shared queries
+
+  v1::UpdateItemRequest update;
+  update.mutable_item()->set_id(items[0].id());
+  update.mutable_item()->set_name("Renamed while batched");
+  v1::Item updated;
+  ASSERT_TRUE(stub_->UpdateItem(Context().get(), update, &updated).ok());
+  v1::GetItemRequest get;
+  get.set_id(items[0].id());
+  v1::Item read;
+  ASSERT_TRUE(stub_->GetItem(Context().get(), get, &read).ok());
+  EXPECT_EQ(read.name(), "Renamed while batched");
 }
 
 TEST_F(ObservabilityTest, HttpEndpoints) {

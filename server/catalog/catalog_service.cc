@@ -134,7 +134,17 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
       tokens_(tokens),
       scheduler_(std::move(scheduler)),
       load_timeout_(cache_options.load_timeout) {
-  if (!cache_options.enabled) return;
+  if (!cache_options.enabled) {
+    if (cache_options.item_reads.max_in_flight > 0) {
+      item_reads_ = std::make_unique<cache::BatchLoader<std::int64_t, v1::Item>>(
+          cache_options.item_reads,
+          [this](const std::vector<std::int64_t>& ids, absl::Time deadline) {
+            return store_->GetEach(ids, std::min(deadline, absl::Now() + load_timeout_));
+          },
+          scheduler_);
+    }
+    return;
+  }
   items_ = std::make_unique<cache::TtlCache<std::int64_t, v1::Item>>(
       cache_options.items,
       [this](const std::int64_t& id, absl::Time deadline) {
@@ -168,6 +178,13 @@ void CatalogService::GetItem(const v1::GetItemRequest& request, absl::Time deadl
                              Done<v1::Item> done) {
   if (absl::Status s = ValidateGet(request); !s.ok()) return done(s);
   if (items_ != nullptr) return items_->Get(request.id(), std::move(done), deadline);
+  if (item_reads_ != nullptr) {
+    return item_reads_->Get(request.id(), deadline,
+                            [done = std::move(done)](absl::StatusOr<v1::Item> item) {
+                              if (!item.ok()) return done(item.status());
+                              done(std::make_shared<const v1::Item>(*std::move(item)));
+                            });
+  }
   LoadWith<v1::Item>(scheduler_, std::move(done),
                      [this, id = request.id(), deadline] { return store_->Get(id, deadline); });
 }

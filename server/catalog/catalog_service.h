@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
+#include "server/cache/batch_loader.h"
 #include "server/cache/ttl_cache.h"
 #include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
@@ -36,6 +37,9 @@ struct CatalogCacheOptions {
                                  .max_entries = 256,
                                  .ttl = absl::Seconds(5),
                                  .negative_ttl = absl::ZeroDuration()};
+  // GetItem with the cache off: reads that arrive while `max_in_flight` queries run share the next
+  // one (cache::BatchLoader). max_in_flight 0: every read is a query of its own.
+  cache::BatchLoaderOptions item_reads{.max_batch = 100, .max_in_flight = 2};
   // Longest a cache load may take. A load runs until the deadline of the call whose miss started
   // it (callers that join it share that), and never longer than this.
   absl::Duration load_timeout = absl::Seconds(5);
@@ -83,6 +87,8 @@ class CatalogService final {
   cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }
   cache::TtlCache<std::string, v1::CategoryStats>* category_stats_cache() { return stats_.get(); }
   cache::TtlCache<std::string, v1::ListItemsResponse>* list_cache() { return lists_.get(); }
+  // Null unless the cache is off and reads are batched.
+  cache::BatchLoader<std::int64_t, v1::Item>* item_reads() { return item_reads_.get(); }
 
  private:
   // Drops what a write to item id made stale, before the write is answered.
@@ -97,6 +103,8 @@ class CatalogService final {
   std::unique_ptr<cache::TtlCache<std::int64_t, v1::Item>> items_;              // by id
   std::unique_ptr<cache::TtlCache<std::string, v1::CategoryStats>> stats_;      // by category
   std::unique_ptr<cache::TtlCache<std::string, v1::ListItemsResponse>> lists_;  // by ListKey
+  // GetItem's database reads when items_ is off; null when batching is off too.
+  std::unique_ptr<cache::BatchLoader<std::int64_t, v1::Item>> item_reads_;
 };
 
 }  // namespace hotpath::catalog

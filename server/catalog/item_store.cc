@@ -319,6 +319,34 @@ absl::StatusOr<std::vector<v1::Item>> ItemStore::BatchGet(const std::vector<std:
       });
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> ItemStore::GetEach(
+    const std::vector<std::int64_t>& ids, absl::Time deadline) {
+  const std::string literal = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+  using Results = std::vector<absl::StatusOr<v1::Item>>;
+  return WithConnection<Results>(
+      "reading items", deadline, true, [&](pqxx::connection& c) -> absl::StatusOr<Results> {
+        pqxx::nontransaction tx(c);
+        const pqxx::result rows = tx.exec_prepared(kBatchGetItems, literal);
+        std::unordered_map<std::int64_t, std::size_t> position;
+        for (std::size_t i = 0; i < ids.size(); ++i) position.emplace(ids[i], i);
+        Results results(ids.size());
+        std::vector<bool> found(ids.size());
+        for (const auto& row : rows) {
+          const auto it = position.find(row[0].as<std::int64_t>());
+          if (it == position.end()) continue;
+          v1::Item item;
+          RowToItem(row, &item);
+          results[it->second] = std::move(item);
+          found[it->second] = true;
+        }
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          if (!found[i])
+            results[i] = absl::NotFoundError(absl::StrCat("item ", ids[i], " not found"));
+        }
+        return results;
+      });
+}
+
 absl::StatusOr<v1::Item> ItemStore::Create(const v1::Item& item, absl::Time deadline) {
   const std::string tags = TextArrayLiteral(item.tags());
   return WithConnection<v1::Item>(
