@@ -1,6 +1,7 @@
 #include "server/metrics/http_metrics.h"
 
 #include <chrono>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 
@@ -81,7 +82,7 @@ HttpMetrics::Series HttpMetrics::Find(const std::string& method, const std::stri
   key.clear();
   absl::StrAppend(&key, method, " ", route, " ", status);
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     if (auto it = series_.find(key); it != series_.end()) return it->second;
   }
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
@@ -89,7 +90,7 @@ HttpMetrics::Series HttpMetrics::Find(const std::string& method, const std::stri
   const Series series{
       &requests_.Add({{"method", method}, {"route", route}, {"status", absl::StrCat(status)}}),
       &durations_.Add({{"method", method}, {"route", route}}, kBuckets)};
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   series_.try_emplace(key, series);
   return series;
 }

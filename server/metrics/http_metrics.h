@@ -9,11 +9,11 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "server/http/http_server.h"
 
 namespace hotpath::metrics {
@@ -38,9 +38,10 @@ class HttpMetrics final {
 
   prometheus::Family<prometheus::Counter>& requests_;     // http_requests_total
   prometheus::Family<prometheus::Histogram>& durations_;  // http_request_duration_seconds
-  absl::Mutex mu_;                                        // guards series_
-  // "method route status" -> its series
-  absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
+  // Guards series_. A std::shared_mutex (pthread's rwlock), not absl::Mutex: Debian's absl is not
+  // built for ThreadSanitizer, which then cannot see absl::Mutex's ordering.
+  std::shared_mutex mu_;
+  absl::flat_hash_map<std::string, Series> series_;  // "method route status" -> its series
 };
 
 }  // namespace hotpath::metrics
