@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -213,10 +214,14 @@ class TtlCache final {
     typename std::list<Key>::iterator expiry;  // position in its expiry list
   };
 
+  using Entries = absl::flat_hash_map<Key, Entry, absl::Hash<Key>>;
+
   // Cache-line aligned so that shards' locks and counters never share a line.
   struct alignas(64) Shard {
     mutable std::mutex mu;                                    // guards the rest
-    std::unordered_map<Key, Entry, absl::Hash<Key>> entries;  // live or not-yet-purged
+    // Live or not-yet-purged. Open addressing: a hit reads one slot instead of chasing a bucket
+    // list's node (the lookup was 3% of a cached REST read).
+    Entries entries;
     std::unordered_map<Key, std::shared_ptr<Load>, absl::Hash<Key>> loads;  // in flight
     std::list<Key> lru;     // most recently used first
     std::list<Key> expiry;  // positive entries, oldest insert first (one TTL: expiry order)
@@ -322,7 +327,7 @@ class TtlCache final {
     }
   }
 
-  void Erase(Shard& shard, typename std::unordered_map<Key, Entry, absl::Hash<Key>>::iterator it) {
+  void Erase(Shard& shard, typename Entries::iterator it) {
     shard.lru.erase(it->second.lru);
     (it->second.value == nullptr ? shard.negative_expiry : shard.expiry).erase(it->second.expiry);
     shard.entries.erase(it);
