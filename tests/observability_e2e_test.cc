@@ -398,6 +398,24 @@ TEST_F(ObservabilityTest, CacheOffSendsEveryReadToTheDatabase) {
   EXPECT_EQ(got.item_count(), 1);
 }
 
+// A page larger than max_list_page_bytes is answered but not kept.
+TEST_F(ObservabilityTest, ListPagesTooLargeToKeepAreReadEachTime) {
+  server_.reset();
+  HotpathdOptions options = Options();
+  options.cache.max_list_page_bytes = 200;
+  StartServer(options);
+  for (int i = 1; i <= 3; ++i) CreateDemo(i);  // three items: well over 200 bytes
+  auto* lists = server_->catalog().list_cache();
+  const auto before = lists->stats();
+  for (int i = 0; i < 2; ++i) {
+    v1::ListItemsResponse response;
+    ASSERT_TRUE(stub_->ListItems(Context().get(), v1::ListItemsRequest(), &response).ok());
+    EXPECT_EQ(response.items_size(), 3);
+  }
+  EXPECT_EQ(lists->stats().loads - before.loads, 2);
+  EXPECT_EQ(lists->stats().size, 0);
+}
+
 // With the cache off, concurrent reads share queries, and each still gets its own item or NOT_FOUND
 // and sees writes made before it was asked.
 TEST_F(ObservabilityTest, CacheOffReadsAreBatchedAndEachGetsItsOwnAnswer) {

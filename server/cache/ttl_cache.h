@@ -101,6 +101,11 @@ class TtlCache final {
 
   const CacheOptions& options() const { return options_; }
 
+  // Which loaded values are worth keeping (null: all). A value it refuses still answers the
+  // callers that waited for it, and is loaded again next time: for values whose size varies
+  // widely, so that max_entries bounds the memory. Set before the first Get.
+  void set_keep(std::function<bool(const Value&)> keep) { keep_ = std::move(keep); }
+
   // A live entry's result (a value, or a cached NOT_FOUND), or nullopt. Counts a hit, never a miss,
   // and may start a background refresh.
   std::optional<Result> Peek(const Key& key) {
@@ -161,7 +166,7 @@ class TtlCache final {
   void PutIfUnchanged(const Key& key, Value value, std::uint64_t epoch) {
     Shard& shard = ShardOf(key);
     std::lock_guard lock(shard.mu);
-    if (shard.epoch != epoch) return;
+    if (shard.epoch != epoch || (keep_ && !keep_(value))) return;
     Store(shard, key, std::make_shared<const Value>(std::move(value)), absl::OkStatus());
   }
 
@@ -218,7 +223,7 @@ class TtlCache final {
 
   // Cache-line aligned so that shards' locks and counters never share a line.
   struct alignas(64) Shard {
-    mutable std::mutex mu;                                    // guards the rest
+    mutable std::mutex mu;  // guards the rest
     // Live or not-yet-purged. Open addressing: a hit reads one slot instead of chasing a bucket
     // list's node (the lookup was 3% of a cached REST read).
     Entries entries;
@@ -289,7 +294,7 @@ class TtlCache final {
       if (it != shard.loads.end() && it->second == load) {
         shard.loads.erase(it);
         if (result.ok()) {
-          Store(shard, key, *result, absl::OkStatus());
+          if (!keep_ || keep_(**result)) Store(shard, key, *result, absl::OkStatus());
         } else if (negative && options_.negative_ttl > absl::ZeroDuration()) {
           Store(shard, key, nullptr, result.status());
         }
@@ -333,12 +338,13 @@ class TtlCache final {
     shard.entries.erase(it);
   }
 
-  const CacheOptions options_;  // as given
-  const Clock* clock_;          // time source
-  Loader loader_;               // produces values
-  Scheduler scheduler_;         // runs loads
-  std::vector<Shard> shards_;   // keys by hash
-  std::size_t per_shard_max_;   // max_entries spread over the shards
+  const CacheOptions options_;              // as given
+  const Clock* clock_;                      // time source
+  Loader loader_;                           // produces values
+  Scheduler scheduler_;                     // runs loads
+  std::vector<Shard> shards_;               // keys by hash
+  std::size_t per_shard_max_;               // max_entries spread over the shards
+  std::function<bool(const Value&)> keep_;  // values worth storing; null: all
 };
 
 }  // namespace hotpath::cache

@@ -216,6 +216,20 @@ TEST(TtlCache, NegativeCachingCanBeTurnedOff) {
   EXPECT_EQ(loader.calls.load(), 2);
 }
 
+TEST(TtlCache, AValueKeepRefusesAnswersItsWaitersButIsNotStored) {
+  FakeClock clock;
+  CountingLoader loader;
+  StringCache cache(Options(&clock), loader.AsLoader(), Inline());
+  cache.set_keep([](const std::string& value) { return value.size() <= 3; });
+  EXPECT_EQ(ValueOf(cache.GetBlocking("a")), "a@1");
+  EXPECT_EQ(ValueOf(cache.GetBlocking("a")), "a@1");
+  EXPECT_EQ(loader.calls.load(), 1);  // kept
+  EXPECT_EQ(ValueOf(cache.GetBlocking("long")), "long@1");
+  EXPECT_EQ(ValueOf(cache.GetBlocking("long")), "long@1");
+  EXPECT_EQ(loader.calls.load(), 3);  // too big to keep: loaded each time
+  EXPECT_FALSE(cache.Peek("long").has_value());
+}
+
 TEST(TtlCache, StaleWhileRevalidateServesTheOldValueDuringOneRefresh) {
   FakeClock clock;
   CountingLoader loader;

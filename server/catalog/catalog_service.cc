@@ -165,6 +165,9 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
           return LoadList(key, std::min(deadline, absl::Now() + load_timeout_));
         },
         scheduler_);
+    lists_->set_keep([max = cache_options.max_list_page_bytes](const v1::ListItemsResponse& page) {
+      return page.ByteSizeLong() <= max;
+    });
   }
 }
 

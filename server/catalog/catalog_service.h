@@ -32,11 +32,14 @@ struct CatalogCacheOptions {
                                      .refresh_after = absl::Seconds(10)};
   // ListItems pages, by their request (filter, cursor, page size): the same first pages are what
   // most clients ask for. Every write through this service clears them before it answers; a write
-  // through another process shows after at most ttl. Zero ttl or max_entries: not cached.
+  // through another process shows after at most ttl. Zero ttl or max_entries: not cached. Pages
+  // over max_list_page_bytes (wire size) are not kept, so memory stays within max_entries times
+  // that (a 1000-item page of long descriptions could otherwise hold megabytes per entry).
   cache::CacheOptions list_pages{.name = "list_pages",
                                  .max_entries = 256,
                                  .ttl = absl::Seconds(5),
                                  .negative_ttl = absl::ZeroDuration()};
+  std::size_t max_list_page_bytes = 64 << 10;
   // GetItem with the cache off: reads that arrive while `max_in_flight` queries run share the next
   // one (cache::BatchLoader). max_in_flight 0: every read is a query of its own.
   cache::BatchLoaderOptions item_reads{.max_batch = 100, .max_in_flight = 2};
