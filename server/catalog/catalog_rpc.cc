@@ -94,7 +94,14 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
       get_item_{&service_, Method("GetItem"), Cached(catalog, &CatalogService::GetItem)},
       batch_get_items_{&service_, Method("BatchGetItems"),
                        Cached(catalog, &CatalogService::BatchGetItems)},
-      list_items_{&service_, Method("ListItems"), Cached(catalog, &CatalogService::ListItems)},
+      // Pages cached: a hit answers on the completion-queue thread. Not cached: the query runs on
+      // the executor, and a client that cancels cancels it.
+      list_items_{&service_, Method("ListItems"),
+                  catalog->list_cache() != nullptr
+                      ? Unary<v1::ListItemsRequest, v1::ListItemsResponse>::Handler(
+                            Cached(catalog, &CatalogService::ListItems))
+                      : OnExecutor(catalog, executor, &CatalogService::ListItemsNow),
+                  /*cancellable=*/catalog->list_cache() == nullptr},
       update_item_{&service_, Method("UpdateItem"),
                    OnExecutor(catalog, executor, &CatalogService::UpdateItem),
                    /*cancellable=*/true},
@@ -121,7 +128,10 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
   local_.Add(Method("CreateItem"), LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
   local_.Add(Method("GetItem"), LocalCached(catalog, &CatalogService::GetItem));
   local_.Add(Method("BatchGetItems"), LocalCached(catalog, &CatalogService::BatchGetItems));
-  local_.Add(Method("ListItems"), LocalCached(catalog, &CatalogService::ListItems));
+  local_.Add(Method("ListItems"),
+             catalog->list_cache() != nullptr
+                 ? LocalCached(catalog, &CatalogService::ListItems)
+                 : LocalOnExecutor(catalog, executor, &CatalogService::ListItemsNow));
   local_.Add(Method("UpdateItem"), LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
   local_.Add(Method("DeleteItem"), LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
   local_.Add(Method("SearchItems"),

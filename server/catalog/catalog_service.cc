@@ -258,23 +258,34 @@ absl::StatusOr<v1::Item> CatalogService::CreateItem(const v1::CreateItemRequest&
   return item;
 }
 
-void CatalogService::ListItems(const v1::ListItemsRequest& request, absl::Time deadline,
-                               Done<v1::ListItemsResponse> done) {
+absl::StatusOr<std::string> CatalogService::ListKey(const v1::ListItemsRequest& request) const {
   // Bad requests and tokens are refused here, before any cache or database.
-  if (absl::Status s = ValidateList(request); !s.ok()) return done(s);
+  if (absl::Status s = ValidateList(request); !s.ok()) return s;
   if (!request.page_token().empty()) {
     if (auto cursor = tokens_->Decode(request.page_token(), ListScope(request)); !cursor.ok())
-      return done(cursor.status());
+      return cursor.status();
   }
-  // The key is the request as the store sees it: known fields only, the page size in effect.
   v1::ListItemsRequest normalised = request;
   normalised.DiscardUnknownFields();
   normalised.set_page_size(EffectivePageSize(request.page_size()));
-  std::string key = normalised.SerializeAsString();
-  if (lists_ != nullptr) return lists_->Get(key, std::move(done), deadline);
+  return normalised.SerializeAsString();
+}
+
+void CatalogService::ListItems(const v1::ListItemsRequest& request, absl::Time deadline,
+                               Done<v1::ListItemsResponse> done) {
+  absl::StatusOr<std::string> key = ListKey(request);
+  if (!key.ok()) return done(key.status());
+  if (lists_ != nullptr) return lists_->Get(*key, std::move(done), deadline);
   LoadWith<v1::ListItemsResponse>(
       scheduler_, std::move(done),
-      [this, key = std::move(key), deadline] { return LoadList(key, deadline); });
+      [this, key = *std::move(key), deadline] { return LoadList(key, deadline); });
+}
+
+absl::StatusOr<v1::ListItemsResponse> CatalogService::ListItemsNow(
+    const v1::ListItemsRequest& request, absl::Time deadline) {
+  absl::StatusOr<std::string> key = ListKey(request);
+  if (!key.ok()) return key.status();
+  return LoadList(*key, deadline);
 }
 
 absl::StatusOr<v1::ListItemsResponse> CatalogService::LoadList(const std::string& key,

@@ -68,11 +68,16 @@ class CatalogService final {
                      Done<v1::BatchGetItemsResponse> done);
   void GetCategoryStats(const v1::GetCategoryStatsRequest& request, absl::Time deadline,
                         Done<v1::CategoryStats> done);
+  // With the page cache (list_cache() not null).
   void ListItems(const v1::ListItemsRequest& request, absl::Time deadline,
                  Done<v1::ListItemsResponse> done);
 
   // The rest block on the database: call them on the executor.
   absl::StatusOr<v1::Item> CreateItem(const v1::CreateItemRequest& request, absl::Time deadline);
+  // A page straight from the database (what the page cache loads): for the executor when the
+  // page cache is off, where a client that cancels also cancels the query.
+  absl::StatusOr<v1::ListItemsResponse> ListItemsNow(const v1::ListItemsRequest& request,
+                                                     absl::Time deadline);
   absl::StatusOr<v1::Item> UpdateItem(const v1::UpdateItemRequest& request, absl::Time deadline);
   absl::StatusOr<v1::DeleteItemResponse> DeleteItem(const v1::DeleteItemRequest& request,
                                                     absl::Time deadline);
@@ -96,7 +101,10 @@ class CatalogService final {
  private:
   // Drops what a write to item id made stale, before the write is answered.
   void Invalidate(std::int64_t id);
-  // One page from the database. key: a ListItemsRequest, validated and normalised (ListKey).
+  // The request validated (its page token checked) and normalised: known fields only, the page
+  // size in effect. The page cache's key, and what LoadList reads.
+  absl::StatusOr<std::string> ListKey(const v1::ListItemsRequest& request) const;
+  // One page from the database. key: from ListKey.
   absl::StatusOr<v1::ListItemsResponse> LoadList(const std::string& key, absl::Time deadline);
 
   ItemStore* store_;              // where items live
