@@ -288,35 +288,22 @@ absl::StatusOr<v1::Item> ItemStore::Get(std::int64_t id, absl::Time deadline) {
 
 absl::StatusOr<std::vector<v1::Item>> ItemStore::BatchGet(const std::vector<std::int64_t>& ids,
                                                           absl::Time deadline) {
-  const std::string literal = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
-  return WithConnection<std::vector<v1::Item>>(
-      "reading items", deadline, true,
-      [&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Item>> {
-        pqxx::nontransaction tx(c);
-        const pqxx::result rows = tx.exec_prepared(kBatchGetItems, literal);
-        std::unordered_map<std::int64_t, v1::Item> found;
-        found.reserve(rows.size());
-        for (const auto& row : rows) {
-          v1::Item item;
-          RowToItem(row, &item);
-          found.emplace(item.id(), std::move(item));
-        }
-        std::vector<v1::Item> items;
-        std::vector<std::int64_t> missing;
-        items.reserve(ids.size());
-        for (const std::int64_t id : ids) {
-          if (auto it = found.find(id); it != found.end()) {
-            items.push_back(it->second);
-          } else if (missing.size() < 20) {
-            missing.push_back(id);
-          }
-        }
-        if (!missing.empty()) {
-          return absl::NotFoundError(
-              absl::StrCat("items not found: ", absl::StrJoin(missing, ", ")));
-        }
-        return items;
-      });
+  auto each = GetEach(ids, deadline);
+  if (!each.ok()) return each.status();
+  std::vector<v1::Item> items;
+  std::vector<std::int64_t> missing;
+  items.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if ((*each)[i].ok()) {
+      items.push_back(*std::move((*each)[i]));
+    } else if (missing.size() < 20) {
+      missing.push_back(ids[i]);
+    }
+  }
+  if (!missing.empty()) {
+    return absl::NotFoundError(absl::StrCat("items not found: ", absl::StrJoin(missing, ", ")));
+  }
+  return items;
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> ItemStore::GetEach(
@@ -327,21 +314,27 @@ absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> ItemStore::GetEach(
       "reading items", deadline, true, [&](pqxx::connection& c) -> absl::StatusOr<Results> {
         pqxx::nontransaction tx(c);
         const pqxx::result rows = tx.exec_prepared(kBatchGetItems, literal);
-        std::unordered_map<std::int64_t, std::size_t> position;
-        for (std::size_t i = 0; i < ids.size(); ++i) position.emplace(ids[i], i);
-        Results results(ids.size());
-        std::vector<bool> found(ids.size());
+        std::unordered_map<std::int64_t, v1::Item> found;
+        found.reserve(rows.size());
         for (const auto& row : rows) {
-          const auto it = position.find(row[0].as<std::int64_t>());
-          if (it == position.end()) continue;
           v1::Item item;
           RowToItem(row, &item);
-          results[it->second] = std::move(item);
-          found[it->second] = true;
+          found.emplace(item.id(), std::move(item));
         }
+        Results results;
+        results.reserve(ids.size());  // no reallocation: a repeat copies an earlier element
+        std::unordered_map<std::int64_t, std::size_t> first;  // where each id was answered
         for (std::size_t i = 0; i < ids.size(); ++i) {
-          if (!found[i])
-            results[i] = absl::NotFoundError(absl::StrCat("item ", ids[i], " not found"));
+          if (auto seen = first.find(ids[i]); seen != first.end()) {
+            results.push_back(results[seen->second]);
+            continue;
+          }
+          first.emplace(ids[i], i);
+          if (auto it = found.find(ids[i]); it != found.end()) {
+            results.push_back(std::move(it->second));
+          } else {
+            results.push_back(absl::NotFoundError(absl::StrCat("item ", ids[i], " not found")));
+          }
         }
         return results;
       });

@@ -52,7 +52,7 @@ class ItemStore final {
   // In the order of ids; NOT_FOUND naming the missing ones.
   absl::StatusOr<std::vector<v1::Item>> BatchGet(const std::vector<std::int64_t>& ids,
                                                  absl::Time deadline);
-  // One query for many distinct ids: each id's item, or NOT_FOUND for it, in the order of ids.
+  // One query for many ids: each id's item, or NOT_FOUND for it, in the order of ids.
   absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> GetEach(
       const std::vector<std::int64_t>& ids, absl::Time deadline);
   absl::StatusOr<v1::Item> Create(const v1::Item& item, absl::Time deadline);
