@@ -251,10 +251,12 @@ absl::StatusOr<v1::Item> CatalogService::CreateItem(const v1::CreateItemRequest&
                                                     absl::Time deadline) {
   if (absl::Status s = ValidateCreate(request); !s.ok()) return s;
   auto item = store_->Create(request.item(), deadline);
-  // Even on failure: a lost connection leaves the insert's outcome unknown.
-  if (lists_ != nullptr) lists_->Clear();
-  if (!item.ok()) return ExplainConflict(item.status(), request.item().sku());
-  Invalidate(item->id());  // a cached NOT_FOUND from before the insert
+  if (!item.ok()) {
+    // A lost connection leaves the insert's outcome unknown: a page may already hold the item.
+    if (lists_ != nullptr) lists_->Clear();
+    return ExplainConflict(item.status(), request.item().sku());
+  }
+  Invalidate(item->id());  // a cached NOT_FOUND from before the insert, and every list page
   return item;
 }
 
