@@ -23,8 +23,6 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
-// Escapes as protobuf's JSON printer does: quote, backslash, control characters, < and > (unsafe
-// in HTML), and U+2028/U+2029 (line breaks to JavaScript).
 // Bytes that need a look: everything else is copied as it is.
 constexpr std::array<bool, 256> kNeedsEscape = [] {
   std::array<bool, 256> table{};
@@ -32,6 +30,9 @@ constexpr std::array<bool, 256> kNeedsEscape = [] {
   for (unsigned char c : {'"', '\\', '<', '>', '\x7f', '\xe2'}) table[c] = true;
   return table;
 }();
+
+// Escapes as protobuf's JSON printer does: quote, backslash, control characters, < and > (unsafe
+// in HTML), and U+2028/U+2029 (line breaks to JavaScript).
 
 void AppendString(const std::string& s, std::string* out) {
   out->push_back('"');

@@ -53,7 +53,8 @@ TEST(JsonPrinter, MatchesProtobufOnItems) {
   for (int nanos : {0, 1, 1000, 1000000, 999999999, 120000000}) {
     item.mutable_create_time()->set_nanos(nanos);
     ExpectSameAsProtobuf(item);
-  }  // Leap days, the epoch's edges, the last second protobuf accepts.
+  }
+  // Leap days, the epoch's edges, the last second protobuf accepts.
   for (std::int64_t seconds : {0LL, -1LL, 951'782'400LL, 951'868'799LL, 4'107'542'400LL,
                                -2'208'988'800LL, 253'402'300'799LL}) {
     item.mutable_update_time()->set_seconds(seconds);

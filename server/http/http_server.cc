@@ -243,19 +243,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   };
 
   // Carries a handler's answers onto the session's loop: at once when the handler answers on
-  // the loop (a cache hit), posted when it answers from another thread.
+  // the loop (a cache hit; net::dispatch), posted when it answers from another thread.
   class SlotSink final : public Responder::Sink {
    public:
     SlotSink(std::shared_ptr<Session> session, Slot* slot)
         : session_(std::move(session)), slot_(slot) {}
     void Whole(Response response) override {
-      auto apply = [session = session_, slot = slot_](Response& response) {
-        if (!slot->response && !slot->stream_header) slot->response = std::move(response);
-        session->Write();
-      };
-      if (session_->stream_.get_executor().running_in_this_thread()) return apply(response);
-      net::post(session_->stream_.get_executor(),
-                [apply, response = std::move(response)]() mutable { apply(response); });
+      net::dispatch(session_->stream_.get_executor(),
+                    [session = session_, slot = slot_, response = std::move(response)]() mutable {
+                      if (!slot->response && !slot->stream_header) {
+                        slot->response = std::move(response);
+                      }
+                      session->Write();
+                    });
     }
     // Streams always post: a producer that answers on_written at once would otherwise recurse.
     void Start(Response header, std::function<void(bool)> on_written) override {
@@ -275,13 +275,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       Post([](Slot& slot) { slot.finish = true; });
     }
     void OnClientGone(std::function<void()> on_gone) override {
-      auto apply = [session = session_, slot = slot_](std::function<void()>& on_gone) {
-        if (session->client_gone_) return on_gone();
-        if (!slot->response && !slot->stream_header) slot->on_gone = std::move(on_gone);
-      };
-      if (session_->stream_.get_executor().running_in_this_thread()) return apply(on_gone);
-      net::post(session_->stream_.get_executor(),
-                [apply, on_gone = std::move(on_gone)]() mutable { apply(on_gone); });
+      net::dispatch(session_->stream_.get_executor(),
+                    [session = session_, slot = slot_, on_gone = std::move(on_gone)]() mutable {
+                      if (session->client_gone_) return on_gone();
+                      if (!slot->response && !slot->stream_header) {
+                        slot->on_gone = std::move(on_gone);
+                      }
+                    });
     }
 
    private:
