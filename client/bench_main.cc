@@ -34,6 +34,7 @@
 #include "client/demo_items.h"
 #include "client/latency_histogram.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
+#include "server/app/mutexes.h"
 
 ABSL_FLAG(std::string, addr, "localhost:50051", "server address");
 ABSL_FLAG(std::string, method, "get",
@@ -233,6 +234,7 @@ void PollLoop(Shared& shared, grpc::CompletionQueue* cq, ThreadStats& stats, std
 }  // namespace
 
 int main(int argc, char** argv) {
+  hotpath::app::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage("hotpath-bench: gRPC load for the catalog (see the file header)");
   absl::ParseCommandLine(argc, argv);
   Shared shared;

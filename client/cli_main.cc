@@ -31,6 +31,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
 #include "server/app/env.h"
+#include "server/app/mutexes.h"
 #include "server/rpc/tls.h"
 
 using hotpath::app::EnvOr;
@@ -385,6 +386,7 @@ class Cli final {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hotpath::app::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage("hotpath: catalog command-line client (see the file header)");
   RecordGivenFlags(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);

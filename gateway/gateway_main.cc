@@ -17,6 +17,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/app/env.h"
+#include "server/app/mutexes.h"
 #include "server/app/termination.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
@@ -47,6 +48,7 @@ ABSL_FLAG(bool, ignore_unknown_fields, false,
           "ignore unknown JSON fields instead of answering 400");
 
 int main(int argc, char** argv) {
+  hotpath::app::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage("hotpath-gateway: HTTP/JSON in front of hotpath gRPC servers");
   absl::ParseCommandLine(argc, argv);
   hotpath::app::BlockTerminationSignals();

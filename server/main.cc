@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/app/env.h"
+#include "server/app/mutexes.h"
 #include "server/app/termination.h"
 #include "server/hotpathd.h"
 
@@ -121,6 +122,7 @@ ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time in-flight calls get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
 
 int main(int argc, char** argv) {
+  hotpath::app::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage("hotpathd: the hotpath catalog server (gRPC, HTTP/JSON, /metrics)");
   absl::ParseCommandLine(argc, argv);
 
