@@ -2,6 +2,7 @@
 //
 //   hotpath-bench --method=get --ids=10000 --concurrency=64 --connections=4 --duration=10s
 //   hotpath-bench --method=get --rate=20000 --duration=10s        # open loop, fixed arrival rate
+//   hotpath-bench --method=get --path=/ceilbench.Ceil/Get ...      # a peer with the same request
 //
 // Closed loop (default): `concurrency` calls are kept in flight; each completion starts the next.
 // Open loop (--rate): calls start on a fixed schedule whatever the server does, and latency is
@@ -40,6 +41,10 @@ ABSL_FLAG(std::string, addr, "localhost:50051", "server address");
 ABSL_FLAG(std::string, method, "get",
           "get (GetItem, random ids), batch (BatchGetItems), list (ListItems), search "
           "(SearchItems), stats (GetCategoryStats), create (CreateItem, unique skus)");
+ABSL_FLAG(std::string, path, "",
+          "send --method's requests to this method instead (\"/pkg.Service/Method\"), for a peer "
+          "server whose method takes the same request, e.g. the gRPC ceilings' /ceilbench.Ceil/Get "
+          "for --method=get");
 ABSL_FLAG(int, ids, 10000, "get/batch: ids are drawn uniformly from 1..ids");
 ABSL_FLAG(int, batch_size, 10, "batch: ids per BatchGetItems");
 ABSL_FLAG(int, page_size, 50, "list/search: page size");
@@ -108,6 +113,7 @@ class RequestMaker {
     else if (m == "create")
       path_ = service + "CreateItem";
     method_ = m;
+    if (!path_.empty() && !absl::GetFlag(FLAGS_path).empty()) path_ = absl::GetFlag(FLAGS_path);
   }
   bool valid() const { return !path_.empty(); }
   const std::string& path() const { return path_; }
