@@ -10,7 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "gateway/path_template.h"
 
 namespace hotpath::gateway {
@@ -39,16 +41,24 @@ class RouteTable final {
     PathTemplate path_template;  // as parsed
     Target target;               // what it leads to
   };
+  // The maps compare with std::less<> so that a request's segments, views into its path, look
+  // them up without a copy.
   struct Node {
-    std::map<std::string, std::unique_ptr<Node>> literals;  // by segment text
-    std::unique_ptr<Node> single;                           // "*" or "{var}"
-    std::unique_ptr<Node> multi;                            // "**" (a leaf)
+    std::map<std::string, std::unique_ptr<Node>, std::less<>> literals;  // by segment text
+    std::unique_ptr<Node> single;                                        // "*" or "{var}"
+    std::unique_ptr<Node> multi;                                         // "**" (a leaf)
     // Routes ending here: method -> verb -> route.
-    std::map<std::string, std::map<std::string, std::unique_ptr<Route>>> routes;
+    std::map<std::string, std::map<std::string, std::unique_ptr<Route>, std::less<>>, std::less<>>
+        routes;
   };
+  // A request path's segments, still percent-encoded; most paths have few.
+  using Segments = absl::InlinedVector<absl::string_view, 8>;
+  using Ends = absl::InlinedVector<const Node*, 4>;
 
-  void Walk(const Node& node, const std::vector<std::string>& segments, std::size_t at,
-            const std::string& verb, std::vector<const Node*>& ends) const;
+  void Walk(const Node& node, const Segments& segments, std::size_t at, Ends& ends) const;
+  // Fills `match` from the routes that `segments` with `verb` reach; true when one has `method`.
+  bool MatchAt(const std::string& method, const Segments& segments, absl::string_view verb,
+               Match& match) const;
 
   Node root_;  // the trie
 };

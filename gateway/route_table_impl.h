@@ -2,7 +2,6 @@
 #pragma once
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace hotpath::gateway {
@@ -37,18 +36,67 @@ absl::Status RouteTable<Target>::Add(const std::string& method, const PathTempla
 }
 
 template <class Target>
-void RouteTable<Target>::Walk(const Node& node, const std::vector<std::string>& segments,
-                              std::size_t at, const std::string& verb,
-                              std::vector<const Node*>& ends) const {
+void RouteTable<Target>::Walk(const Node& node, const Segments& segments, std::size_t at,
+                              Ends& ends) const {
   if (at == segments.size()) {
     ends.push_back(&node);
     return;
   }
   if (auto it = node.literals.find(segments[at]); it != node.literals.end()) {
-    Walk(*it->second, segments, at + 1, verb, ends);
+    Walk(*it->second, segments, at + 1, ends);
   }
-  if (node.single != nullptr) Walk(*node.single, segments, at + 1, verb, ends);
+  if (node.single != nullptr) Walk(*node.single, segments, at + 1, ends);
   if (node.multi != nullptr) ends.push_back(node.multi.get());
+}
+
+template <class Target>
+bool RouteTable<Target>::MatchAt(const std::string& method, const Segments& segments,
+                                 absl::string_view verb, Match& match) const {
+  Ends ends;
+  Walk(root_, segments, 0, ends);
+  // Other methods that match the path are only wanted (for Allow) when this one does not.
+  absl::InlinedVector<const std::string*, 4> others;
+  for (const Node* end : ends) {
+    for (const auto& [route_method, by_verb] : end->routes) {
+      auto it = by_verb.find(verb);
+      if (it == by_verb.end()) continue;
+      if (route_method != method) {
+        others.push_back(&route_method);
+        continue;
+      }
+      if (match.target != nullptr) continue;  // the first (most literal) match wins
+      const Route& route = *it->second;
+      Bindings bindings;
+      bindings.reserve(route.path_template.variables.size());
+      bool decoded = true;
+      for (const auto& v : route.path_template.variables) {
+        const std::size_t end_at =
+            v.end_segment < 0 ? segments.size() : static_cast<std::size_t>(v.end_segment);
+        std::string value, part;
+        for (std::size_t i = static_cast<std::size_t>(v.first_segment);
+             i < end_at && i < segments.size(); ++i) {
+          decoded = decoded && PercentDecode(segments[i], &part, false);
+          if (i > static_cast<std::size_t>(v.first_segment)) value.push_back('/');
+          value += part;
+        }
+        bindings.emplace_back(v.field_path, std::move(value));
+      }
+      if (!decoded) {
+        match.malformed = true;
+        continue;
+      }
+      match.target = &route.target;
+      match.path_template = &route.path_template;
+      match.bindings = std::move(bindings);
+    }
+  }
+  if (match.target != nullptr) {
+    match.allowed.clear();
+    match.malformed = false;
+    return true;
+  }
+  for (const std::string* other : others) match.allowed.insert(*other);
+  return false;
 }
 
 template <class Target>
@@ -56,59 +104,18 @@ typename RouteTable<Target>::Match RouteTable<Target>::Find(const std::string& m
                                                             absl::string_view path) const {
   Match match;
   if (path.empty() || path.front() != '/') return match;
+  Segments segments;
+  for (absl::string_view segment : absl::StrSplit(path.substr(1), '/')) segments.push_back(segment);
   // A custom verb is the part of the last segment after its last ':'. Try the split first, then
   // the whole segment (a template without a verb whose literal contains ':').
-  std::vector<std::string> raw = absl::StrSplit(path.substr(1), '/');
-  std::vector<std::pair<std::vector<std::string>, std::string>> candidates;
-  if (const std::size_t colon = raw.back().rfind(':');
-      colon != std::string::npos && colon + 1 < raw.back().size()) {
-    auto split = raw;
-    split.back() = raw.back().substr(0, colon);
-    candidates.emplace_back(std::move(split), raw.back().substr(colon + 1));
+  const absl::string_view last = segments.back();
+  if (const std::size_t colon = last.rfind(':');
+      colon != absl::string_view::npos && colon + 1 < last.size()) {
+    Segments split = segments;
+    split.back() = last.substr(0, colon);
+    if (MatchAt(method, split, last.substr(colon + 1), match)) return match;
   }
-  candidates.emplace_back(raw, "");
-  for (auto& [segments, verb] : candidates) {
-    std::vector<const Node*> ends;
-    Walk(root_, segments, 0, verb, ends);
-    for (const Node* end : ends) {
-      for (const auto& [route_method, by_verb] : end->routes) {
-        auto it = by_verb.find(verb);
-        if (it == by_verb.end()) continue;
-        if (route_method != method) {
-          match.allowed.insert(route_method);
-          continue;
-        }
-        if (match.target != nullptr) continue;  // the first (most literal) match wins
-        const Route& route = *it->second;
-        Bindings bindings;
-        bool decoded = true;
-        for (const auto& v : route.path_template.variables) {
-          const std::size_t end_at =
-              v.end_segment < 0 ? segments.size() : static_cast<std::size_t>(v.end_segment);
-          std::vector<std::string> parts;
-          for (std::size_t i = static_cast<std::size_t>(v.first_segment);
-               i < end_at && i < segments.size(); ++i) {
-            std::string part;
-            decoded = decoded && PercentDecode(segments[i], &part, false);
-            parts.push_back(std::move(part));
-          }
-          bindings.emplace_back(v.field_path, absl::StrJoin(parts, "/"));
-        }
-        if (!decoded) {
-          match.malformed = true;
-          continue;
-        }
-        match.target = &route.target;
-        match.path_template = &route.path_template;
-        match.bindings = std::move(bindings);
-      }
-    }
-    if (match.target != nullptr) {
-      match.allowed.clear();
-      match.malformed = false;
-      return match;
-    }
-  }
+  MatchAt(method, segments, "", match);
   return match;
 }
 
