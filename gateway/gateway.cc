@@ -299,8 +299,11 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   };
 
   // Deadline and metadata from the headers.
+  const rpc::LocalMethod* local = options_.local != nullptr && !binding.method->server_streaming()
+                                      ? options_.local->Find(binding.rpc_path)
+                                      : nullptr;
   OutgoingCall call;
-  call.method = binding.rpc_path;
+  if (local == nullptr) call.method = binding.rpc_path;
   if (auto it = request.find("Grpc-Timeout"); it != request.end()) {
     absl::Duration timeout;
     if (!ParseGrpcTimeout(std::string(it->value()), &timeout)) {
@@ -386,8 +389,7 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     if (metadata != nullptr) CopyMetadata(*metadata, response);
     respond(std::move(response));
   };
-  if (const rpc::LocalMethod* local =
-          options_.local != nullptr ? options_.local->Find(call.method) : nullptr) {
+  if (local != nullptr) {
     // In process: the request message itself goes to the service; nothing is serialized.
     std::shared_ptr<const Message> request(std::move(message));
     // A client that closes its connection cancels the call (and its running SQL).
@@ -396,7 +398,8 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     options_.local->Call(
         *local, *request,
         rpc::LocalCall{call.deadline, std::move(call.metadata), std::move(cancellation)},
-        [request, respond_unary](const grpc::Status& status, const Message* reply) {
+        [request, respond_unary = std::move(respond_unary)](const grpc::Status& status,
+                                                            const Message* reply) {
           respond_unary(status, reply, nullptr);
         });
     return true;

@@ -93,12 +93,13 @@ absl::StatusOr<std::string> GzipDecompress(absl::string_view in, std::size_t max
 
 bool AcceptsGzip(absl::string_view accept_encoding) {
   for (absl::string_view item : absl::StrSplit(accept_encoding, ',')) {
-    std::vector<absl::string_view> parts = absl::StrSplit(item, ';');
-    const absl::string_view coding = absl::StripAsciiWhitespace(parts[0]);
+    const std::pair<absl::string_view, absl::string_view> coding_params =
+        absl::StrSplit(item, absl::MaxSplits(';', 1));
+    const absl::string_view coding = absl::StripAsciiWhitespace(coding_params.first);
     if (!absl::EqualsIgnoreCase(coding, "gzip") && coding != "*") continue;
     double q = 1;
-    for (std::size_t i = 1; i < parts.size(); ++i) {
-      absl::string_view param = absl::StripAsciiWhitespace(parts[i]);
+    for (absl::string_view param : absl::StrSplit(coding_params.second, ';', absl::SkipEmpty())) {
+      param = absl::StripAsciiWhitespace(param);
       if (absl::ConsumePrefix(&param, "q=") && !absl::SimpleAtod(param, &q)) q = 0;
     }
     if (q > 0) return true;
