@@ -258,6 +258,19 @@ TEST_F(GatewayTest, HeadersInAndOut) {
   EXPECT_EQ(timeout_ms.status, 200);
 }
 
+TEST(AcceptsGzipTest, ReadsCodingsAndQualities) {
+  EXPECT_TRUE(http::AcceptsGzip("gzip"));
+  EXPECT_TRUE(http::AcceptsGzip("deflate, GZIP ;q=0.5"));
+  EXPECT_TRUE(http::AcceptsGzip("br;q=1, *"));
+  EXPECT_TRUE(http::AcceptsGzip("gzip;level=1;q=0.1"));
+  EXPECT_FALSE(http::AcceptsGzip(""));
+  EXPECT_FALSE(http::AcceptsGzip("identity, br"));
+  EXPECT_FALSE(http::AcceptsGzip("gzip;q=0"));
+  EXPECT_FALSE(http::AcceptsGzip("gzip; q=0.0, deflate"));
+  EXPECT_FALSE(http::AcceptsGzip("gzip;q=nope"));
+  EXPECT_FALSE(http::AcceptsGzip("x-gzip"));
+}
+
 TEST_F(GatewayTest, GzipBothWays) {
   Seed(60);
   HttpReply plain = Call("GET", "/v1/items?pageSize=50");
