@@ -41,7 +41,7 @@ ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time requests in flight get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
 ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"), "HTTP listen host");
 ABSL_FLAG(int, http_port, 8081, "HTTP port; 0 picks a free one");
-ABSL_FLAG(int, http_threads, 1, "threads of the HTTP server");
+ABSL_FLAG(int, http_threads, 0, "event-loop threads of the HTTP server; 0: two per core");
 ABSL_FLAG(int, max_body_bytes, 1 << 20, "largest request body, unpacked, in bytes (413 above)");
 ABSL_FLAG(int, compress_min_bytes, 1000, "answers of at least this many bytes are gzip-compressed");
 ABSL_FLAG(bool, ignore_unknown_fields, false,

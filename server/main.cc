@@ -28,8 +28,8 @@ ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"),
 ABSL_FLAG(int, http_port, EnvOr("HOTPATH_HTTP_PORT", 8080),
           "HTTP port for /metrics, /healthz, /readyz and the gateway; 0 picks a free one "
           "(env HOTPATH_HTTP_PORT)");
-ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 2),
-          "threads of the HTTP server (env HOTPATH_HTTP_THREADS)");
+ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 0),
+          "event-loop threads of the HTTP server; 0: two per core (env HOTPATH_HTTP_THREADS)");
 ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "responses of at least this many bytes are gzip-compressed for clients that accept it "
           "(env HOTPATH_COMPRESS_MIN_BYTES)");

@@ -617,8 +617,10 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler)
   const absl::Duration sweep =
       std::clamp(std::min(options_.header_timeout, options_.idle_timeout) / 4,
                  absl::Milliseconds(10), absl::Seconds(1));
-  for (int i = 0; i < std::max(1, options_.threads); ++i)
-    loops_.push_back(std::make_unique<Loop>(sweep));
+  const int threads = options_.threads > 0
+                          ? options_.threads
+                          : 2 * std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) loops_.push_back(std::make_unique<Loop>(sweep));
 }
 
 HttpServer::~HttpServer() { Stop(); }
