@@ -145,5 +145,50 @@ TEST_F(ShutdownTest, ReadinessFallsFirstAndNoAcceptedCallFails) {
             << ", unanswered " << http_unanswered << "; shutdown took " << took << "\n";
 }
 
+// Stopping while client streams are still sending: every stream ends (stored or refused), and
+// the server stops without aborting (a stream refused by the stopped executor finishes from a
+// completion, which must not reach a queue already shut down: this aborted one run in four
+// before the server waited for its calls). Nothing acknowledged is lost. Several rounds, stopping
+// at different points of the streams.
+TEST_F(ShutdownTest, StopWithImportsInFlightEndsEveryStreamWithoutAborting) {
+  std::int64_t stored = 0;  // items of the imports answered OK, over every round
+  for (int round = 0; round < 10; ++round) {
+    StartServer(Options());
+    std::atomic<int> next{round * 1'000'000 + 1};
+    std::atomic<std::int64_t> imported{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t) {
+      clients.emplace_back([&] {
+        auto stub = v1::CatalogService::NewStub(channel_);
+        for (;;) {
+          auto context = Context();
+          v1::ImportItemsResponse response;
+          auto writer = stub->ImportItems(context.get(), &response);
+          for (int n = 0; n < 1500; ++n) {  // past one batch of the server's
+            v1::CreateItemRequest request;
+            *request.mutable_item() = client::DemoItem(next.fetch_add(1));
+            if (!writer->Write(request)) break;
+          }
+          writer->WritesDone();
+          if (!writer->Finish().ok()) return;  // the server is stopping
+          imported += response.imported_count();
+        }
+      });
+    }
+    absl::SleepFor(absl::Milliseconds(50 + 40 * round));
+    server_->Shutdown(absl::ZeroDuration());
+    for (auto& client : clients) client.join();
+    stored += imported.load();
+    stub_.reset();
+    channel_.reset();
+    server_.reset();
+  }
+  // An import answered OK is stored; one cut by the stop may have been committed before its
+  // answer was lost.
+  const std::int64_t count = std::stoll(database_->Query("SELECT count(*) FROM items"));
+  EXPECT_GE(count, stored);
+  EXPECT_EQ(std::stoll(database_->Query("SELECT count(DISTINCT sku) FROM items")), count);
+}
+
 }  // namespace
 }  // namespace hotpath::testing

@@ -20,6 +20,7 @@
 #include <grpcpp/support/async_unary_call.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -76,6 +77,53 @@ class CompletionHandler {
   virtual void OnComplete(bool ok) = 0;
 };
 
+// Calls matched and not yet destroyed, counted in a few cache-line-sized slots chosen by
+// completion queue, so that counts touched on each queue's own thread do not bounce between cores.
+// The server shuts its queues down only once none is left: an operation started on a queue after
+// its Shutdown aborts the process, and a call that is refused or answered while the server stops
+// (by an executor that no longer takes work, or after a read that failed) starts one.
+class LiveCalls final {
+ public:
+  // Held by a call from the moment a client call matches it until it is destroyed.
+  class Presence final {
+   public:
+    Presence() = default;
+    Presence(const Presence&) = delete;
+    Presence& operator=(const Presence&) = delete;
+    ~Presence() {
+      if (calls_ != nullptr) calls_->Slot(cq_).fetch_sub(1, std::memory_order_release);
+    }
+    // calls may be null (not counted).
+    void Enter(LiveCalls* calls, const void* cq) {
+      if (calls == nullptr || calls_ != nullptr) return;
+      calls_ = calls;
+      cq_ = cq;
+      calls_->Slot(cq_).fetch_add(1, std::memory_order_relaxed);
+    }
+
+   private:
+    LiveCalls* calls_ = nullptr;  // null: not counted
+    const void* cq_ = nullptr;    // which slot
+  };
+
+  std::int64_t Count() const {
+    std::int64_t n = 0;
+    for (const auto& slot : slots_) n += slot.n.load(std::memory_order_acquire);
+    return n;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 8;
+  struct alignas(64) Padded {
+    std::atomic<std::int64_t> n{0};
+  };
+  std::atomic<std::int64_t>& Slot(const void* cq) {
+    return slots_[(reinterpret_cast<std::uintptr_t>(cq) >> 6) % kSlots].n;
+  }
+
+  std::array<Padded, kSlots> slots_;
+};
+
 // What every call of a server shares.
 struct CallOptions {
   // Pending calls registered per method and completion queue. Default 16.
@@ -86,6 +134,8 @@ struct CallOptions {
   std::size_t compress_min_bytes = 1000;
   // Admits each call before its handler runs; null admits every call.
   CallGate* gate = nullptr;
+  // Counts the calls in progress; null counts nothing. Set by AsyncServer.
+  LiveCalls* live_calls = nullptr;
 };
 
 // The raw form of a generated service: what the calls below register themselves with.
@@ -284,6 +334,7 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
       return;
     }
     if (state_ == State::kFinishing) return Release();
+    live_.Enter(options_->live_calls, cq_);
     Arm(method_, cq_, options_);
     state_ = State::kHandling;
     grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
@@ -352,15 +403,16 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
     if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  const Method* method_;                        // shared registration of the method
-  grpc::ServerCompletionQueue* cq_;             // the queue this call lives on
-  const CallOptions* options_;                  // the server's call options
-  grpc::ServerContext context_;                 // per-call metadata, deadline, peer
-  grpc::ByteBuffer request_bytes_;              // the client's message as received
-  Request request_;                             // the client's message
-  Writer writer_;                               // answers the call
-  CallGate::Ticket ticket_;                     // the call's in-flight slot, freed with the call
-  DoneTag done_tag_;                            // learns of cancellation (cancellable methods only)
+  LiveCalls::Presence live_;         // counted from match to destruction (first: destroyed last)
+  const Method* method_;             // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
+  const CallOptions* options_;       // the server's call options
+  grpc::ServerContext context_;      // per-call metadata, deadline, peer
+  grpc::ByteBuffer request_bytes_;   // the client's message as received
+  Request request_;                  // the client's message
+  Writer writer_;                    // answers the call
+  CallGate::Ticket ticket_;          // the call's in-flight slot, freed with the call
+  DoneTag done_tag_;                 // learns of cancellation (cancellable methods only)
   std::shared_ptr<Cancellation> cancellation_;  // raised by done_tag_; null if not cancellable
   std::atomic<int> references_{1};              // final op, plus the done tag when cancellable
   State state_ = State::kAwaiting;              // where the state machine is
@@ -392,6 +444,7 @@ class ServerStreamCall final : public CompletionHandler {
     switch (state_) {
       case State::kAwaiting: {
         if (!ok) break;
+        live_.Enter(options_->live_calls, cq_);
         Arm(method_, cq_, options_);
         grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
         if (admitted.ok()) admitted = ParseMessage(&request_bytes_, &request_);
@@ -467,14 +520,15 @@ class ServerStreamCall final : public CompletionHandler {
     }
   }
 
-  const Method* method_;                            // shared registration of the method
-  grpc::ServerCompletionQueue* cq_;                 // the queue this call lives on
-  const CallOptions* options_;                      // the server's call options
-  grpc::ServerContext context_;                     // per-call metadata, deadline, peer
-  grpc::ByteBuffer request_bytes_;                  // the client's message as received
-  Request request_;                                 // the client's message
-  Writer writer_;                                   // writes the stream
-  CallGate::Ticket ticket_;                         // the call's in-flight slot
+  LiveCalls::Presence live_;         // counted from match to destruction (first: destroyed last)
+  const Method* method_;             // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
+  const CallOptions* options_;       // the server's call options
+  grpc::ServerContext context_;      // per-call metadata, deadline, peer
+  grpc::ByteBuffer request_bytes_;   // the client's message as received
+  Request request_;                  // the client's message
+  Writer writer_;                    // writes the stream
+  CallGate::Ticket ticket_;          // the call's in-flight slot
   std::unique_ptr<StreamSource<Response>> source_;  // where messages come from
   std::vector<Response> batch_;                     // the batch being written
   std::size_t next_ = 0;                            // index in batch_ of the next write
@@ -512,6 +566,7 @@ class ClientStreamCall final : public CompletionHandler {
           delete this;  // never started, so the done tag will not come either
           return;
         }
+        live_.Enter(options_->live_calls, cq_);
         Arm(method_, cq_, options_);
         if (grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
             !admitted.ok()) {
@@ -615,12 +670,13 @@ class ClientStreamCall final : public CompletionHandler {
     }
   }
 
-  const Method* method_;                                 // shared registration of the method
-  grpc::ServerCompletionQueue* cq_;                      // the queue this call lives on
-  const CallOptions* options_;                           // the server's call options
-  grpc::ServerContext context_;                          // per-call metadata, deadline, peer
-  Reader reader_;                                        // reads the stream, answers once
-  DoneTag done_tag_;                                     // learns of cancellation
+  LiveCalls::Presence live_;         // counted from match to destruction (first: destroyed last)
+  const Method* method_;             // shared registration of the method
+  grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
+  const CallOptions* options_;       // the server's call options
+  grpc::ServerContext context_;      // per-call metadata, deadline, peer
+  Reader reader_;                    // reads the stream, answers once
+  DoneTag done_tag_;                 // learns of cancellation
   std::unique_ptr<StreamSink<Request, Response>> sink_;  // where messages go
   grpc::ByteBuffer incoming_;                            // target of the pending read
   std::vector<Request> batch_;                           // messages not yet consumed

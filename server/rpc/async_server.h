@@ -92,12 +92,15 @@ class AsyncServer final {
   // Health to NOT_SERVING, stop accepting, give in-flight calls until grace to finish, then cancel
   // the rest. Polling goes on (work still on executors may finish calls); see StopPolling.
   void Shutdown(absl::Duration grace);
-  // Shuts the completion queues down, drains them and joins the polling threads. Call after
-  // Shutdown and after every executor that may finish calls has stopped.
+  // Waits (a few seconds at most) until no call is in progress, then shuts the completion queues
+  // down, drains them and joins the polling threads. Call after Shutdown and after every executor
+  // that may finish calls has stopped.
   void StopPolling();
 
  private:
   const AsyncServerOptions options_;       // as given
+  LiveCalls live_calls_;                   // calls in progress, for StopPolling
+  CallOptions calls_;                      // options_.calls, counting into live_calls_
   std::unique_ptr<HealthService> health_;  // grpc.health.v1.Health; outlives every call
   std::vector<RpcModule*> modules_;        // the services, not owned, and health_
   InterceptorFactories interceptors_;      // handed to the builder at Start

@@ -32,6 +32,7 @@ class HealthService::WatchCall final : public CompletionHandler {
           delete this;
           return;
         }
+        live_.Enter(health_->options_.live_calls, cq_);
         Arm(health_, cq_);
         state_ = State::kWatching;
         grpc::Status parsed = ParseMessage(&request_bytes_, &request_);
@@ -130,11 +131,12 @@ class HealthService::WatchCall final : public CompletionHandler {
     delete this;
   }
 
-  HealthService* health_;                             // the service, outlives every call
-  grpc::ServerCompletionQueue* cq_;                   // the queue this call lives on
-  grpc::ServerContext context_;                       // per-call metadata
-  grpc::ByteBuffer request_bytes_;                    // the client's message as received
-  Request request_;                                   // which service to watch
+  LiveCalls::Presence live_;         // counted from match to destruction (first: destroyed last)
+  HealthService* health_;            // the service, outlives every call
+  grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
+  grpc::ServerContext context_;      // per-call metadata
+  grpc::ByteBuffer request_bytes_;   // the client's message as received
+  Request request_;                  // which service to watch
   grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_;  // the stream
   DoneTag done_tag_;                                  // learns when the call is over
   std::mutex mu_;                                     // guards everything below
