@@ -578,7 +578,13 @@ class ClientStreamCall final : public CompletionHandler {
         return ReadNext();
       }
       case State::kReading:
-        if (!ok) return Consume(/*last=*/true);  // half-close, or the call died
+        if (!ok) {
+          // A read fails at the client's half-close and when the stream broke (cancelled, the
+          // connection lost, the server stopping). The done tag, which says which, may come after
+          // the last batch is consumed, so ask the call itself: only a half-close may commit.
+          if (grpc_call_failed_before_recv_message(context_.c_call()) != 0) cancelled_ = true;
+          return Consume(/*last=*/true);
+        }
         batch_.emplace_back();
         if (grpc::Status parsed = ParseMessage(&incoming_, &batch_.back()); !parsed.ok()) {
           // Nothing of this stream is committed: the sink is dropped unfinished.
