@@ -33,7 +33,6 @@ constexpr std::array<bool, 256> kNeedsEscape = [] {
 
 // Escapes as protobuf's JSON printer does: quote, backslash, control characters, < and > (unsafe
 // in HTML), and U+2028/U+2029 (line breaks to JavaScript).
-
 void AppendString(const std::string& s, std::string* out) {
   out->push_back('"');
   std::size_t run = 0;  // start of the pending run of bytes that need no escaping

@@ -75,8 +75,8 @@ struct HttpServerOptions {
   std::string host = "0.0.0.0";
   int port = 8080;
   // Event-loop threads; each connection stays on one of them. 0: two per core, which answered
-  // 15-25% more cached GETs than one per core on two cores shared with the load generator
-  // (bench/cost, bench/NOTES.md). Default 1.
+  // a fifth to a third more cached GETs than one per core on two cores shared with the load
+  // generator (bench/cost, bench/NOTES.md). Default 1.
   int threads = 1;
   // Largest request body accepted; larger ones get 413. Default 1 MiB.
   std::size_t max_body_bytes = 1 << 20;

@@ -93,9 +93,9 @@ class LiveCalls final {
     ~Presence() {
       if (calls_ != nullptr) calls_->Slot(cq_).fetch_sub(1, std::memory_order_release);
     }
-    // calls may be null (not counted).
+    // Once per call; calls may be null (not counted).
     void Enter(LiveCalls* calls, const void* cq) {
-      if (calls == nullptr || calls_ != nullptr) return;
+      if (calls == nullptr) return;
       calls_ = calls;
       cq_ = cq;
       calls_->Slot(cq_).fetch_add(1, std::memory_order_relaxed);
