@@ -78,19 +78,30 @@ struct AnswerContext {
   Clock::time_point start;  // for X-Process-Time
 };
 
-http::Response Answer(const AnswerContext& a, int status, std::string body, const char* type,
-                      std::size_t compress_min_bytes) {
+// The body as sent to this client: gzip-compressed when it accepts gzip and the body is at least
+// compress_min_bytes.
+AnswerMemo::Body Encode(const AnswerContext& a, std::string body, std::size_t compress_min_bytes) {
+  if (a.accepts_gzip && body.size() >= compress_min_bytes) {
+    return AnswerMemo::Body{http::GzipCompress(body), true};
+  }
+  return AnswerMemo::Body{std::move(body), false};
+}
+
+http::Response EncodedAnswer(const AnswerContext& a, int status, AnswerMemo::Body body,
+                             const char* type) {
   http::Response response(static_cast<bhttp::status>(status), a.version);
   response.set(bhttp::field::content_type, type);
   response.set(bhttp::field::vary, "Accept-Encoding");
   response.set("X-Request-Id", a.request_id);
-  if (a.accepts_gzip && body.size() >= compress_min_bytes) {
-    body = http::GzipCompress(body);
-    response.set(bhttp::field::content_encoding, "gzip");
-  }
-  response.body() = std::move(body);
+  if (body.gzipped) response.set(bhttp::field::content_encoding, "gzip");
+  response.body() = std::move(body.bytes);
   response.set("X-Process-Time", ProcessTime(a.start));
   return response;
+}
+
+http::Response Answer(const AnswerContext& a, int status, std::string body, const char* type,
+                      std::size_t compress_min_bytes) {
+  return EncodedAnswer(a, status, Encode(a, std::move(body), compress_min_bytes), type);
 }
 
 http::Response ErrorAnswer(const AnswerContext& a, const grpc::Status& status,
@@ -371,21 +382,29 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
                               std::make_shared<NdjsonStream>(respond, answer, output, min));
     return true;
   }
-  auto respond_unary = [respond, answer, min, &binding](const grpc::Status& status,
-                                                        const Message* reply,
-                                                        const CallResult* metadata) {
+  // shared: reply as a cache holds it (see rpc::LocalDone), whose body the memo may already have.
+  auto respond_unary = [respond, answer, min, &binding, memo = memo_.get()](
+                           const grpc::Status& status, const Message* reply,
+                           const CallResult* metadata,
+                           const std::shared_ptr<const Message>& shared) {
     if (!status.ok()) {
       http::Response response = ErrorAnswer(answer, status, min);
       if (metadata != nullptr) CopyMetadata(*metadata, response);
       return respond(std::move(response));
     }
-    auto json = RenderResponse(binding, *reply);
-    if (!json.ok()) {
-      return respond(ErrorAnswer(
-          answer, grpc::Status(grpc::StatusCode::INTERNAL, std::string(json.status().message())),
-          min));
+    const bool memoized = shared != nullptr && memo != nullptr;
+    AnswerMemo::Body body;
+    if (!memoized || !memo->Find(&binding, shared, answer.accepts_gzip, &body)) {
+      auto json = RenderResponse(binding, *reply);
+      if (!json.ok()) {
+        return respond(ErrorAnswer(
+            answer, grpc::Status(grpc::StatusCode::INTERNAL, std::string(json.status().message())),
+            min));
+      }
+      body = Encode(answer, *std::move(json), min);
+      if (memoized) memo->Keep(&binding, shared, answer.accepts_gzip, body);
     }
-    http::Response response = Answer(answer, 200, *std::move(json), "application/json", min);
+    http::Response response = EncodedAnswer(answer, 200, std::move(body), "application/json");
     if (metadata != nullptr) CopyMetadata(*metadata, response);
     respond(std::move(response));
   };
@@ -398,22 +417,23 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     options_.local->Call(
         *local, *request,
         rpc::LocalCall{call.deadline, std::move(call.metadata), std::move(cancellation)},
-        [request, respond_unary = std::move(respond_unary)](const grpc::Status& status,
-                                                            const Message* reply) {
-          respond_unary(status, reply, nullptr);
+        [request, respond_unary = std::move(respond_unary)](
+            const grpc::Status& status, const Message* reply,
+            const std::shared_ptr<const Message>& shared) {
+          respond_unary(status, reply, nullptr, shared);
         });
     return true;
   }
   dispatcher_->Unary(
       call, message->SerializeAsString(), [respond_unary, output](CallResult result) {
-        if (!result.status.ok()) return respond_unary(result.status, nullptr, &result);
+        if (!result.status.ok()) return respond_unary(result.status, nullptr, &result, nullptr);
         std::unique_ptr<Message> reply(output->New());
         if (!reply->ParseFromString(result.response)) {
           return respond_unary(
               grpc::Status(grpc::StatusCode::INTERNAL, "undecodable response from the service"),
-              nullptr, &result);
+              nullptr, &result, nullptr);
         }
-        respond_unary(grpc::Status::OK, reply.get(), &result);
+        respond_unary(grpc::Status::OK, reply.get(), &result, nullptr);
       });
   return true;
 }

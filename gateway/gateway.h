@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gateway/answer_memo.h"
 #include "gateway/dispatcher.h"
 #include "gateway/route_table.h"
 #include "gateway/transcoder.h"
@@ -29,6 +30,9 @@ struct GatewayOptions {
   std::size_t compress_min_bytes = 1000;  // smallest answer gzip-compressed
   std::size_t max_body_bytes = 1 << 20;   // limit on a request body once unpacked
   std::string openapi_json;               // served at /openapi.json when not empty
+  // Bodies of cached answers kept rendered (AnswerMemo): the in-process handlers' cache hits are
+  // printed once per cached object, not once per request. 0: every answer printed. Default 16384.
+  std::size_t answer_memo_slots = 16384;
   // In-process handlers, used instead of the dispatcher for the methods they have (hotpathd: the
   // services' own code, no gRPC hop). Not owned; may be null.
   const rpc::LocalHandlers* local = nullptr;
@@ -50,12 +54,17 @@ class Gateway final {
 
  private:
   explicit Gateway(std::unique_ptr<Dispatcher> dispatcher, GatewayOptions options)
-      : dispatcher_(std::move(dispatcher)), options_(std::move(options)) {}
+      : dispatcher_(std::move(dispatcher)),
+        options_(std::move(options)),
+        memo_(options_.answer_memo_slots > 0
+                  ? std::make_unique<AnswerMemo>(options_.answer_memo_slots)
+                  : nullptr) {}
   absl::Status AddRule(const google::protobuf::MethodDescriptor* method,
                        const google::api::HttpRule& rule);
 
   std::unique_ptr<Dispatcher> dispatcher_;  // reaches the services
   const GatewayOptions options_;            // as given
+  const std::unique_ptr<AnswerMemo> memo_;  // bodies of cached answers; null when off
   RouteTable<HttpBinding> routes_;          // built once
   std::size_t route_count_ = 0;             // bindings added
 };

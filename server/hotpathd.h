@@ -57,6 +57,8 @@ struct HotpathdOptions {
   rpc::CallOptions calls;
   // gRPC responses of at least this many bytes are gzip-compressed for clients that accept gzip.
   std::size_t compress_min_bytes = 1000;
+  // Gateway: bodies of cached answers kept rendered (gateway::AnswerMemo); 0: none.
+  std::size_t gateway_answer_memo = 16384;
   // One JSON line per gRPC call on stderr.
   bool access_log = false;
   // HMAC key for page tokens; empty: random per process.

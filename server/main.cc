@@ -35,6 +35,9 @@ ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "(env HOTPATH_COMPRESS_MIN_BYTES)");
 ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", "true") != "false",
           "serve the HTTP/JSON gateway on the HTTP port (env HOTPATH_GATEWAY)");
+ABSL_FLAG(int, gateway_answer_memo, EnvOr("HOTPATH_GATEWAY_ANSWER_MEMO", 16384),
+          "gateway: bodies of cached answers kept rendered (JSON, gzip), so a cache hit is not "
+          "printed again; 0: none (env HOTPATH_GATEWAY_ANSWER_MEMO)");
 ABSL_FLAG(bool, ignore_unknown_fields, false,
           "gateway: ignore unknown JSON fields in request bodies instead of answering 400");
 ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
@@ -149,6 +152,8 @@ int main(int argc, char** argv) {
   options.http.threads = absl::GetFlag(FLAGS_http_threads);
   options.compress_min_bytes =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
+  options.gateway_answer_memo =
+      static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_gateway_answer_memo)));
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.gateway = absl::GetFlag(FLAGS_gateway);
   options.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);

@@ -296,6 +296,36 @@ TEST_F(GatewayTest, GzipBothWays) {
   EXPECT_THAT(created.body, HasSubstr("Zipped"));
 }
 
+// Cached answers are kept rendered (gateway::AnswerMemo): a write must show in the very next read,
+// plain or gzip, item or page.
+TEST_F(GatewayTest, RenderedCacheHitsFollowWrites) {
+  Seed(60);
+  const Headers gzip = {{"Accept-Encoding", "gzip"}};
+  auto page_with_gzip = [&] {
+    HttpReply page = Call("GET", "/v1/items?pageSize=50", "", gzip);
+    EXPECT_EQ(page.headers["content-encoding"], "gzip");
+    auto unzipped = http::GzipDecompress(page.body, 1 << 24);
+    return unzipped.ok() ? *unzipped : "undecodable";
+  };
+  for (int round = 1; round <= 3; ++round) {
+    const std::string name = absl::StrCat("Renamed ", round);
+    for (int i = 0; i < 3; ++i) {  // hits, rendered once
+      Call("GET", "/v1/items/7");
+      Call("GET", "/v1/items/7", "", gzip);
+      page_with_gzip();
+    }
+    HttpReply patched =
+        Call("PATCH", "/v1/items/7?updateMask=name", absl::StrCat(R"({"name":")", name, R"("})"));
+    ASSERT_EQ(patched.status, 200) << patched.body;
+    EXPECT_THAT(Call("GET", "/v1/items/7").body, HasSubstr(name));
+    EXPECT_THAT(Call("GET", "/v1/items/7", "", gzip).body, HasSubstr(name));
+    EXPECT_THAT(page_with_gzip(), HasSubstr(name));
+  }
+  EXPECT_EQ(Call("DELETE", "/v1/items/7").status, 200);
+  EXPECT_EQ(Call("GET", "/v1/items/7").status, 404);
+  EXPECT_THAT(page_with_gzip(), ::testing::Not(HasSubstr(R"("id":"7")")));
+}
+
 TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
   Seed(5);
   boost::asio::io_context io;

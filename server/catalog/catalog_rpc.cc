@@ -52,10 +52,10 @@ rpc::LocalHandler LocalOnExecutor(CatalogService* catalog, rpc::Executor* execut
         [catalog, method, &request, deadline, shared, cancellation = call.cancellation] {
           rpc::Cancellation::Scope scope(cancellation.get());
           const absl::StatusOr<Response> result = (catalog->*method)(request, deadline);
-          if (result.ok()) return (*shared)(grpc::Status::OK, &*result);
-          (*shared)(rpc::ToGrpcStatus(result.status()), nullptr);
+          if (result.ok()) return (*shared)(grpc::Status::OK, &*result, nullptr);
+          (*shared)(rpc::ToGrpcStatus(result.status()), nullptr, nullptr);
         });
-    if (!queued) (*shared)(rpc::ExecutorRefusedStatus(), nullptr);
+    if (!queued) (*shared)(rpc::ExecutorRefusedStatus(), nullptr, nullptr);
   };
 }
 
@@ -69,8 +69,8 @@ rpc::LocalHandler LocalCached(CatalogService* catalog,
     (catalog->*method)(
         static_cast<const Request&>(message), call.deadline,
         [done = std::move(done)](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
-          if (r.ok()) return done(grpc::Status::OK, r->get());
-          done(rpc::ToGrpcStatus(r.status()), nullptr);
+          if (r.ok()) return done(grpc::Status::OK, r->get(), *r);  // the cache's own object
+          done(rpc::ToGrpcStatus(r.status()), nullptr, nullptr);
         });
   };
 }

@@ -29,9 +29,12 @@ struct LocalCall {
   std::shared_ptr<Cancellation> cancellation;  // raised if the caller leaves; may be null
 };
 
-// response is valid only during the call (null unless status is OK).
+// response is valid only during the call (null unless status is OK). shared, when not null, is
+// response itself held by a cache: an immutable object, replaced and never changed when its data
+// changes, so what a front end derives from it (its JSON) holds for as long as the object lives.
 using LocalDone =
-    std::function<void(const grpc::Status& status, const google::protobuf::Message* response)>;
+    std::function<void(const grpc::Status& status, const google::protobuf::Message* response,
+                       const std::shared_ptr<const google::protobuf::Message>& shared)>;
 // request is of the method's input type and stays valid until done runs.
 using LocalHandler = std::function<void(const google::protobuf::Message& request,
                                         const LocalCall& call, LocalDone done)>;
@@ -66,15 +69,16 @@ class LocalHandlers final {
       if (key == "authorization") authorization = value;
     }
     auto ticket = gate_->Admit(*method.method, authorization);
-    if (!ticket.ok()) return done(ToGrpcStatus(ticket.status()), nullptr);
+    if (!ticket.ok()) return done(ToGrpcStatus(ticket.status()), nullptr, nullptr);
     if (!ticket->counted()) return method.handler(request, call, std::move(done));
     // The slot is freed when the answer is given.
     auto slot = std::make_shared<CallGate::Ticket>(*std::move(ticket));
     method.handler(request, call,
-                   [slot, done = std::move(done)](const grpc::Status& status,
-                                                  const google::protobuf::Message* response) {
+                   [slot, done = std::move(done)](
+                       const grpc::Status& status, const google::protobuf::Message* response,
+                       const std::shared_ptr<const google::protobuf::Message>& shared) {
                      *slot = CallGate::Ticket();  // before the caller can see the answer
-                     done(status, response);
+                     done(status, response, shared);
                    });
   }
 

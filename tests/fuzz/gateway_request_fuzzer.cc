@@ -46,7 +46,9 @@ struct Harness {
       const auto* output = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
           method->output_type());
       local.Add(method, [output](const google::protobuf::Message&, const hotpath::rpc::LocalCall&,
-                                 hotpath::rpc::LocalDone done) { done(grpc::Status::OK, output); });
+                                 hotpath::rpc::LocalDone done) {
+        done(grpc::Status::OK, output, nullptr);
+      });
     }
     hotpath::gateway::GatewayOptions options;
     options.local = &local;

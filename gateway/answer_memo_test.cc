@@ -1,0 +1,115 @@
+#include "gateway/answer_memo.h"
+
+#include <google/protobuf/wrappers.pb.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace hotpath::gateway {
+namespace {
+
+using google::protobuf::Message;
+using google::protobuf::StringValue;
+
+std::shared_ptr<const Message> Shared(const std::string& value) {
+  auto message = std::make_shared<StringValue>();
+  message->set_value(value);
+  return message;
+}
+
+int kRoute, kOtherRoute;  // their addresses stand for two routes
+
+TEST(AnswerMemoTest, KeepsABodyForTheSameObjectRouteAndEncoding) {
+  AnswerMemo memo(128);
+  const auto message = Shared("a");
+  AnswerMemo::Body body;
+  EXPECT_FALSE(memo.Find(&kRoute, message, false, &body));
+
+  memo.Keep(&kRoute, message, false, AnswerMemo::Body{"{\"value\":\"a\"}", false});
+  memo.Keep(&kRoute, message, true, AnswerMemo::Body{"gzip bytes", true});
+  ASSERT_TRUE(memo.Find(&kRoute, message, false, &body));
+  EXPECT_EQ(body.bytes, "{\"value\":\"a\"}");
+  EXPECT_FALSE(body.gzipped);
+  ASSERT_TRUE(memo.Find(&kRoute, message, true, &body));
+  EXPECT_EQ(body.bytes, "gzip bytes");
+  EXPECT_TRUE(body.gzipped);
+
+  EXPECT_FALSE(memo.Find(&kOtherRoute, message, false, &body));
+  EXPECT_FALSE(memo.Find(&kRoute, Shared("a"), false, &body)) << "an equal object is not the same";
+}
+
+TEST(AnswerMemoTest, NeverKeepsAMessageAlive) {
+  AnswerMemo memo(64);
+  auto message = Shared("a");
+  const std::weak_ptr<const Message> watch = message;
+  memo.Keep(&kRoute, message, false, AnswerMemo::Body{"a", false});
+  message.reset();
+  EXPECT_TRUE(watch.expired());
+}
+
+TEST(AnswerMemoTest, AReplacedObjectIsRenderedAnewEvenAtTheSameAddress) {
+  AnswerMemo memo(64);
+  int same_address = 0;
+  for (int i = 0; i < 200; ++i) {
+    const void* previous;
+    {
+      const auto old = Shared("old");
+      previous = old.get();
+      memo.Keep(&kRoute, old, false, AnswerMemo::Body{"old", false});
+    }
+    const auto replacement = Shared("new");  // the allocator often reuses the freed block
+    same_address += replacement.get() == previous;
+    AnswerMemo::Body body;
+    ASSERT_FALSE(memo.Find(&kRoute, replacement, false, &body)) << "stale body " << body.bytes;
+  }
+  RecordProperty("same_address", same_address);
+}
+
+TEST(AnswerMemoTest, AliasedPointersOfTheSameOwnerShareTheirBody) {
+  // A cache may hand out an aliasing shared_ptr into a larger object it owns.
+  struct Entry {
+    StringValue message;
+  };
+  auto entry = std::make_shared<Entry>();
+  const std::shared_ptr<const Message> first(entry, &entry->message);
+  const std::shared_ptr<const Message> second(entry, &entry->message);
+  AnswerMemo memo(64);
+  memo.Keep(&kRoute, first, false, AnswerMemo::Body{"x", false});
+  AnswerMemo::Body body;
+  EXPECT_TRUE(memo.Find(&kRoute, second, false, &body));
+}
+
+TEST(AnswerMemoTest, ConcurrentThreadsOnlyEverSeeTheirObjectsOwnBody) {
+  AnswerMemo memo(64);  // small: threads keep replacing each other's slots
+  std::vector<std::shared_ptr<const Message>> messages;
+  for (int i = 0; i < 256; ++i) messages.push_back(Shared(absl::StrCat(i)));
+  std::atomic<int> wrong{0}, hits{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int n = 0; n < 20000; ++n) {
+        const auto& message = messages[(n * 7 + t * 13) % messages.size()];
+        const std::string expected = static_cast<const StringValue&>(*message).value();
+        AnswerMemo::Body body;
+        if (memo.Find(&kRoute, message, n % 2 == 0, &body)) {
+          ++hits;
+          if (body.bytes != expected || body.gzipped != (n % 2 == 0)) ++wrong;
+        } else {
+          memo.Keep(&kRoute, message, n % 2 == 0, AnswerMemo::Body{expected, n % 2 == 0});
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(hits.load(), 0);
+}
+
+}  // namespace
+}  // namespace hotpath::gateway
