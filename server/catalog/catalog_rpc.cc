@@ -59,19 +59,22 @@ rpc::LocalHandler LocalOnExecutor(CatalogService* catalog, rpc::Executor* execut
   };
 }
 
-// The local form of a cached method: a hit answers on the caller's thread.
+// The local form of a cached method: a hit answers on the caller's thread. from_cache: its answers
+// are the objects a cache holds (rpc::LocalDone's shared), not assembled per call.
 template <class Request, class Response>
 rpc::LocalHandler LocalCached(CatalogService* catalog,
                               void (CatalogService::*method)(const Request&, absl::Time,
-                                                             CatalogService::Done<Response>)) {
+                                                             CatalogService::Done<Response>),
+                              bool from_cache) {
   return [=](const google::protobuf::Message& message, const rpc::LocalCall& call,
              rpc::LocalDone done) {
-    (catalog->*method)(
-        static_cast<const Request&>(message), call.deadline,
-        [done = std::move(done)](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
-          if (r.ok()) return done(grpc::Status::OK, r->get(), *r);  // the cache's own object
-          done(rpc::ToGrpcStatus(r.status()), nullptr, nullptr);
-        });
+    (catalog->*method)(static_cast<const Request&>(message), call.deadline,
+                       [done = std::move(done),
+                        from_cache](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
+                         if (!r.ok()) return done(rpc::ToGrpcStatus(r.status()), nullptr, nullptr);
+                         if (from_cache) return done(grpc::Status::OK, r->get(), *r);
+                         done(grpc::Status::OK, r->get(), nullptr);
+                       });
   };
 }
 
@@ -126,17 +129,21 @@ CatalogRpc::CatalogRpc(CatalogService* catalog, rpc::Executor* executor)
                     },
                     executor, kImportBatchSize} {
   local_.Add(Method("CreateItem"), LocalOnExecutor(catalog, executor, &CatalogService::CreateItem));
-  local_.Add(Method("GetItem"), LocalCached(catalog, &CatalogService::GetItem));
-  local_.Add(Method("BatchGetItems"), LocalCached(catalog, &CatalogService::BatchGetItems));
+  local_.Add(Method("GetItem"),
+             LocalCached(catalog, &CatalogService::GetItem, catalog->item_cache() != nullptr));
+  // Assembled per call from cached items.
+  local_.Add(Method("BatchGetItems"),
+             LocalCached(catalog, &CatalogService::BatchGetItems, /*from_cache=*/false));
   local_.Add(Method("ListItems"),
              catalog->list_cache() != nullptr
-                 ? LocalCached(catalog, &CatalogService::ListItems)
+                 ? LocalCached(catalog, &CatalogService::ListItems, /*from_cache=*/true)
                  : LocalOnExecutor(catalog, executor, &CatalogService::ListItemsNow));
   local_.Add(Method("UpdateItem"), LocalOnExecutor(catalog, executor, &CatalogService::UpdateItem));
   local_.Add(Method("DeleteItem"), LocalOnExecutor(catalog, executor, &CatalogService::DeleteItem));
   local_.Add(Method("SearchItems"),
              LocalOnExecutor(catalog, executor, &CatalogService::SearchItems));
-  local_.Add(Method("GetCategoryStats"), LocalCached(catalog, &CatalogService::GetCategoryStats));
+  local_.Add(Method("GetCategoryStats"), LocalCached(catalog, &CatalogService::GetCategoryStats,
+                                                     catalog->category_stats_cache() != nullptr));
 }
 
 void CatalogRpc::Arm(grpc::ServerCompletionQueue* cq, const rpc::CallOptions& options) {
