@@ -5,7 +5,8 @@
 // object as JSON, and gzipping the JSON, gives the same bytes every time, so the gateway keeps
 // them beside a weak reference to the object: the next hit on the same cached item copies bytes
 // instead of walking the message by reflection. A message replaced in the cache (a write, a TTL
-// expiry) is a new object and is rendered anew; the memo never keeps a message alive.
+// expiry) is a new object and is rendered anew; the memo never keeps a message alive (though the
+// storage of one made by make_shared is returned only once its slot is reused: bounded by slots).
 //
 // Bounded: a fixed table of slots (hash of route and object); a new body replaces whatever held
 // its slot. Thread-safe: slots are guarded by striped locks.

@@ -31,7 +31,9 @@ struct GatewayOptions {
   std::size_t max_body_bytes = 1 << 20;   // limit on a request body once unpacked
   std::string openapi_json;               // served at /openapi.json when not empty
   // Bodies of cached answers kept rendered (AnswerMemo): the in-process handlers' cache hits are
-  // printed once per cached object, not once per request. 0: every answer printed. Default 16384.
+  // printed once per cached object, not once per request. 0: every answer printed. Default 16384
+  // (about 80 bytes each, plus the bodies); only with `local`, which alone answers with cached
+  // objects.
   std::size_t answer_memo_slots = 16384;
   // In-process handlers, used instead of the dispatcher for the methods they have (hotpathd: the
   // services' own code, no gRPC hop). Not owned; may be null.
@@ -56,7 +58,7 @@ class Gateway final {
   explicit Gateway(std::unique_ptr<Dispatcher> dispatcher, GatewayOptions options)
       : dispatcher_(std::move(dispatcher)),
         options_(std::move(options)),
-        memo_(options_.answer_memo_slots > 0
+        memo_(options_.answer_memo_slots > 0 && options_.local != nullptr
                   ? std::make_unique<AnswerMemo>(options_.answer_memo_slots)
                   : nullptr) {}
   absl::Status AddRule(const google::protobuf::MethodDescriptor* method,
