@@ -1,6 +1,8 @@
 #include "gateway/answer_memo.h"
 
+#include <algorithm>
 #include <bit>
+#include <utility>
 
 #include "absl/hash/hash.h"
 

@@ -15,7 +15,6 @@
 #include <google/protobuf/message.h>
 
 #include <cstddef>
-#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,8 +38,6 @@ class AnswerMemo final {
             bool gzip_ok, Body* body) const;
   void Keep(const void* route, const std::shared_ptr<const google::protobuf::Message>& message,
             bool gzip_ok, const Body& body);
-
-  std::size_t slots() const { return slots_.size(); }
 
  private:
   struct Slot {
