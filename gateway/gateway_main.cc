@@ -17,6 +17,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/app/env.h"
+#include "server/app/descriptors.h"
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
 #include "server/http/http_server.h"
@@ -42,6 +43,8 @@ ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
 ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"), "HTTP listen host");
 ABSL_FLAG(int, http_port, 8081, "HTTP port; 0 picks a free one");
 ABSL_FLAG(int, http_threads, 0, "event-loop threads of the HTTP server; 0: two per core");
+ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000),
+          "open HTTP connections at most (503 past it; never more than half the descriptor limit)");
 ABSL_FLAG(int, max_body_bytes, 1 << 20, "largest request body, unpacked, in bytes (413 above)");
 ABSL_FLAG(int, compress_min_bytes, 1000, "answers of at least this many bytes are gzip-compressed");
 ABSL_FLAG(bool, ignore_unknown_fields, false,
@@ -49,6 +52,7 @@ ABSL_FLAG(bool, ignore_unknown_fields, false,
 
 int main(int argc, char** argv) {
   hotpath::app::ConfigureMutexDeadlockDetection();
+  hotpath::app::RaiseDescriptorLimit();
   absl::SetProgramUsageMessage("hotpath-gateway: HTTP/JSON in front of hotpath gRPC servers");
   absl::ParseCommandLine(argc, argv);
   hotpath::app::BlockTerminationSignals();
@@ -104,6 +108,8 @@ int main(int argc, char** argv) {
   http_options.host = absl::GetFlag(FLAGS_http_host);
   http_options.port = absl::GetFlag(FLAGS_http_port);
   http_options.threads = absl::GetFlag(FLAGS_http_threads);
+  http_options.max_connections =
+      static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
   http_options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);

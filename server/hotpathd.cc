@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/openapi.h"
 #include "server/db/migrations.h"
+#include "server/http/coalesced_probe.h"
 #include "server/interceptors/interceptors.h"
 
 namespace hotpath {
@@ -120,15 +121,19 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   if (absl::Status s = d->server_->Start(); !s.ok()) return s;
 
   d->http_metrics_ = std::make_unique<metrics::HttpMetrics>(d->metrics_->registry());
+  // Ready: the gRPC listener still takes connections and the database is not down. On a thread
+  // of its own, not the executor: a full work queue means busy, not unready, and a load balancer
+  // that pulled a busy replica would only move its load onto the others.
+  d->readiness_ = std::make_unique<http::CoalescedProbe>([self] {
+    if (absl::Status listening = self->server_->CheckListener(absl::Seconds(1));
+        !listening.ok()) {
+      return listening;
+    }
+    return self->pool_->CheckReady(absl::Now() + absl::Seconds(1));
+  });
   d->runtime_routes_ = std::make_unique<http::RuntimeRoutes>(
       [self] { return self->metrics_->Render(); },
-      [self](std::function<void(absl::Status)> done) {
-        // Readiness is a database round trip: on the executor, never on the HTTP thread.
-        auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
-        const bool queued = self->executor_->Submit(
-            [self, shared] { (*shared)(self->pool_->Ping(absl::Now() + absl::Seconds(1))); });
-        if (!queued) (*shared)(absl::UnavailableError("server busy"));
-      });
+      [self](std::function<void(absl::Status)> done) { (*self->readiness_)(std::move(done)); });
   if (options.gateway) {
     gateway::GatewayOptions gateway_options;
     gateway_options.transcode.ignore_unknown_fields = options.ignore_unknown_fields;

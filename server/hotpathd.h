@@ -20,6 +20,7 @@
 #include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
 #include "server/db/pg_pool.h"
+#include "server/http/coalesced_probe.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
 #include "server/metrics/grpc_metrics.h"
@@ -117,6 +118,7 @@ class Hotpathd final {
   std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;          // catalog's async bindings
   std::unique_ptr<rpc::AsyncServer> server_;                  // the gRPC server
   std::unique_ptr<metrics::HttpMetrics> http_metrics_;        // http_requests_total, durations
+  std::unique_ptr<http::CoalescedProbe> readiness_;           // /readyz's check, off the executor
   std::unique_ptr<http::RuntimeRoutes> runtime_routes_;       // /metrics, /healthz, /readyz
   std::unique_ptr<gateway::Gateway> gateway_;                 // REST routes; null when off
   absl::Duration drain_delay_;                                // see HotpathdOptions

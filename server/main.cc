@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/app/env.h"
+#include "server/app/descriptors.h"
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
 #include "server/hotpathd.h"
@@ -30,6 +31,9 @@ ABSL_FLAG(int, http_port, EnvOr("HOTPATH_HTTP_PORT", 8080),
           "(env HOTPATH_HTTP_PORT)");
 ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 0),
           "event-loop threads of the HTTP server; 0: two per core (env HOTPATH_HTTP_THREADS)");
+ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000),
+          "open HTTP connections at most (503 past it; never more than half the descriptor limit) "
+          "(env HOTPATH_HTTP_MAX_CONNECTIONS)");
 ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "responses of at least this many bytes are gzip-compressed for clients that accept it "
           "(env HOTPATH_COMPRESS_MIN_BYTES)");
@@ -102,6 +106,12 @@ ABSL_FLAG(bool, auth_reads, EnvOr("HOTPATH_AUTH_READS", "false") == "true",
 ABSL_FLAG(int, max_in_flight, EnvOr("HOTPATH_MAX_IN_FLIGHT", 2048),
           "calls in flight (gRPC and gateway) beyond which new ones are refused at once with "
           "RESOURCE_EXHAUSTED / 429; 0: no cap (env HOTPATH_MAX_IN_FLIGHT)");
+ABSL_FLAG(int, max_in_flight_per_connection, EnvOr("HOTPATH_MAX_IN_FLIGHT_PER_CONNECTION", 0),
+          "calls in flight from one gRPC connection at most (RESOURCE_EXHAUSTED past it); "
+          "0: max_in_flight / 8 (env HOTPATH_MAX_IN_FLIGHT_PER_CONNECTION)");
+ABSL_FLAG(int, stream_stall_timeout_s, EnvOr("HOTPATH_STREAM_STALL_TIMEOUT_S", 30),
+          "a server stream whose client reads nothing for this long is cancelled; 0: never "
+          "(env HOTPATH_STREAM_STALL_TIMEOUT_S)");
 ABSL_FLAG(int, max_connection_age_s, EnvOr("HOTPATH_MAX_CONNECTION_AGE_S", 1800),
           "gRPC connections older than this are closed gracefully so clients rebalance; 0: never "
           "(env HOTPATH_MAX_CONNECTION_AGE_S)");
@@ -126,6 +136,7 @@ ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
 
 int main(int argc, char** argv) {
   hotpath::app::ConfigureMutexDeadlockDetection();
+  hotpath::app::RaiseDescriptorLimit();
   absl::SetProgramUsageMessage("hotpathd: the hotpath catalog server (gRPC, HTTP/JSON, /metrics)");
   absl::ParseCommandLine(argc, argv);
 
@@ -147,9 +158,16 @@ int main(int argc, char** argv) {
   options.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   options.completion_queues = absl::GetFlag(FLAGS_cq_threads);
   options.calls.pending_calls = absl::GetFlag(FLAGS_pending_calls);
+  if (const int stall = absl::GetFlag(FLAGS_stream_stall_timeout_s); stall > 0) {
+    options.calls.stream_stall_timeout = absl::Seconds(stall);
+  } else {
+    options.calls.stream_stall_timeout = absl::InfiniteDuration();
+  }
   options.http.host = absl::GetFlag(FLAGS_http_host);
   options.http.port = absl::GetFlag(FLAGS_http_port);
   options.http.threads = absl::GetFlag(FLAGS_http_threads);
+  options.http.max_connections =
+      static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
   options.compress_min_bytes =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
   options.gateway_answer_memo =
@@ -186,6 +204,8 @@ int main(int argc, char** argv) {
               << std::endl;
   }
   options.admission.max_in_flight = std::max(0, absl::GetFlag(FLAGS_max_in_flight));
+  options.admission.max_in_flight_per_connection =
+      std::max(0, absl::GetFlag(FLAGS_max_in_flight_per_connection));
   if (const int age = absl::GetFlag(FLAGS_max_connection_age_s); age > 0) {
     options.connections.max_connection_age = absl::Seconds(age);
   } else {

@@ -250,7 +250,7 @@ void CatalogService::GetCategoryStats(const v1::GetCategoryStatsRequest& request
 absl::StatusOr<v1::Item> CatalogService::CreateItem(const v1::CreateItemRequest& request,
                                                     absl::Time deadline) {
   if (absl::Status s = ValidateCreate(request); !s.ok()) return s;
-  auto item = store_->Create(request.item(), deadline);
+  auto item = store_->Create(request.item(), request.request_id(), deadline);
   if (!item.ok()) {
     // A lost connection leaves the insert's outcome unknown: a page may already hold the item.
     if (lists_ != nullptr) lists_->Clear();

@@ -1,5 +1,6 @@
 #include "server/catalog/item_store.h"
 
+#include <cstdint>
 #include <pqxx/pqxx>
 #include <unordered_map>
 #include <utility>
@@ -30,6 +31,19 @@ constexpr char kCreateItem[] = "create_item";
 constexpr char kCreateItemSql[] =
     "INSERT INTO items (sku, name, description, category, price_cents, stock, tags) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7::text[]) RETURNING " HOTPATH_ITEM_COLUMNS;
+
+// A create with an idempotency key: inserts, or returns the row an earlier create with the same
+// key made. No row: that earlier create committed after this statement's snapshot was taken (it
+// ran at the same moment); the caller retries.
+constexpr char kCreateItemOnce[] = "create_item_once";
+constexpr char kCreateItemOnceSql[] =
+    "WITH inserted AS ("
+    "INSERT INTO items (sku, name, description, category, price_cents, stock, tags, "
+    "create_request_id) VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8) "
+    "ON CONFLICT (create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
+    "RETURNING " HOTPATH_ITEM_COLUMNS ") "
+    "SELECT * FROM inserted UNION ALL "
+    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items WHERE create_request_id = $8 LIMIT 1";
 
 // One statement for every update mask: each field is set only when its flag is true.
 constexpr char kUpdateItem[] = "update_item";
@@ -157,9 +171,11 @@ class CopyImport final : public ItemImport {
       : lease_(std::move(lease)), tx_(lease_.connection(), "import") {
     // statement_timeout bounds the whole COPY: the caller's deadline, or none at all.
     const absl::Duration left = deadline - absl::Now();
-    const std::int64_t ms = deadline == absl::InfiniteFuture()
-                                ? 0
-                                : std::max<std::int64_t>(1, absl::ToInt64Milliseconds(left));
+    // PostgreSQL takes at most INT_MAX ms (24.8 days); a longer deadline is as good as none.
+    const std::int64_t ms =
+        deadline == absl::InfiniteFuture() || left >= absl::Milliseconds(INT32_MAX)
+            ? 0
+            : std::max<std::int64_t>(1, absl::ToInt64Milliseconds(left));
     tx_.exec(absl::StrCat("SET LOCAL statement_timeout = ", ms));
     stream_ = std::make_unique<pqxx::stream_to>(
         tx_, "items",
@@ -238,6 +254,7 @@ std::vector<db::PreparedStatement> ItemStore::Statements() {
       {kGetItem, kGetItemSql},
       {kBatchGetItems, kBatchGetItemsSql},
       {kCreateItem, kCreateItemSql},
+      {kCreateItemOnce, kCreateItemOnceSql},
       {kUpdateItem, kUpdateItemSql},
       {kDeleteItem, kDeleteItemSql},
       {kItemVersion, kItemVersionSql},
@@ -340,16 +357,25 @@ absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> ItemStore::GetEach(
       });
 }
 
-absl::StatusOr<v1::Item> ItemStore::Create(const v1::Item& item, absl::Time deadline) {
+absl::StatusOr<v1::Item> ItemStore::Create(const v1::Item& item, const std::string& request_id,
+                                           absl::Time deadline) {
   const std::string tags = TextArrayLiteral(item.tags());
   return WithConnection<v1::Item>(
       "creating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
         pqxx::nontransaction tx(c);
         const pqxx::result rows =
-            tx.exec_prepared(kCreateItem, item.sku(), item.name(), item.description(),
-                             item.category(), item.price_cents(), item.stock(), tags);
+            request_id.empty()
+                ? tx.exec_prepared(kCreateItem, item.sku(), item.name(), item.description(),
+                                   item.category(), item.price_cents(), item.stock(), tags)
+                : tx.exec_prepared(kCreateItemOnce, item.sku(), item.name(), item.description(),
+                                   item.category(), item.price_cents(), item.stock(), tags,
+                                   request_id);
+        if (rows.empty()) {
+          return absl::AbortedError(absl::StrCat("a create with request_id \"", request_id,
+                                                 "\" is committing at this moment; retry"));
+        }
         v1::Item created;
-        RowToItem(rows.at(0), &created);
+        RowToItem(rows[0], &created);
         return created;
       });
 }

@@ -55,7 +55,10 @@ class ItemStore final {
   // One query for many ids: each id's item, or NOT_FOUND for it, in the order of ids.
   absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> GetEach(
       const std::vector<std::int64_t>& ids, absl::Time deadline);
-  absl::StatusOr<v1::Item> Create(const v1::Item& item, absl::Time deadline);
+  // request_id: the create's idempotency key, "" for none; with one, the row an earlier create
+  // with the same key made, if there is one (ABORTED while that create is still committing).
+  absl::StatusOr<v1::Item> Create(const v1::Item& item, const std::string& request_id,
+                                  absl::Time deadline);
   // expected_version: the etag precondition (ABORTED when it no longer matches).
   absl::StatusOr<v1::Item> Update(const v1::Item& item, const ItemFields& fields,
                                   std::optional<std::int64_t> expected_version,

@@ -1,5 +1,6 @@
 #include "server/catalog/item_validation.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -158,6 +159,12 @@ absl::Status ValidateCreate(const v1::CreateItemRequest& request) {
     violations.Add("item", "is required");
   } else {
     ValidateItemFields(request.item(), ItemFields::All(), "item", violations);
+  }
+  const std::string& key = request.request_id();
+  if (key.size() > kMaxRequestIdChars) {
+    violations.Add("request_id", absl::StrCat("is longer than ", kMaxRequestIdChars, " characters"));
+  } else if (!std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; })) {
+    violations.Add("request_id", "must be printable ASCII without spaces");
   }
   return violations.ToStatus();
 }

@@ -2,6 +2,7 @@
 // with its request path in a google.rpc.BadRequest.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -16,6 +17,8 @@ namespace hotpath::catalog {
 inline constexpr int kMaxSkuChars = 64;
 inline constexpr int kMaxNameChars = 200;
 inline constexpr int kMaxDescriptionChars = 4000;
+// CreateItemRequest.request_id, the idempotency key.
+inline constexpr std::size_t kMaxRequestIdChars = 128;
 inline constexpr int kMaxCategoryChars = 64;
 inline constexpr int kMaxTags = 32;
 inline constexpr int kMaxTagChars = 64;

@@ -1,6 +1,7 @@
 #include "server/db/pg_pool.h"
 
 #include <algorithm>
+#include <optional>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <utility>
@@ -116,6 +117,32 @@ absl::Status PgPool::Ping(absl::Time deadline) {
   }
 }
 
+absl::Status PgPool::CheckReady(absl::Time deadline) {
+  std::optional<PgLease> lease;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return absl::UnavailableError("database pool is closed");
+    if (down_) return down_reason_;
+    if (idle_.empty() && open_ > 0) return absl::OkStatus();  // every connection is at work
+    if (!idle_.empty()) {
+      auto slot = std::move(idle_.back());
+      idle_.pop_back();
+      ++in_use_;
+      lease.emplace(PgLease(this, std::move(slot)));
+    }
+  }
+  if (!lease) return Ping(deadline);  // none open: open one
+  if (absl::Status limited = lease->LimitTo(deadline); !limited.ok()) return limited;
+  try {
+    pqxx::nontransaction tx(lease->connection());
+    tx.exec("SELECT 1");
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    lease->MarkBroken();
+    return absl::UnavailableError(absl::StrCat("database unavailable: ", e.what()));
+  }
+}
+
 absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
   // Never an unbounded wait (and never InfiniteFuture, which no clock can wait for).
   deadline = std::min(deadline, absl::Now() + options_.max_acquire_wait);
@@ -133,24 +160,33 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
       ++in_use_;
       return PgLease(this, std::move(slot));
     }
-    if (open_ < options_.max_size) {
+    const absl::Time now = absl::Now();
+    if (open_ < options_.max_size && now >= no_open_before_) {
       ++open_;
       ++in_use_;
       lock.unlock();
       auto slot = Open(deadline);
-      if (!slot.ok()) {
-        lock.lock();
-        --open_;
-        --in_use_;
-        ++counters_.connect_errors;
-        if (absl::IsUnavailable(slot.status())) MarkDownLocked(slot.status());
-        released_.notify_all();
+      if (slot.ok()) return PgLease(this, *std::move(slot));
+      lock.lock();
+      --open_;
+      --in_use_;
+      ++counters_.connect_errors;
+      released_.notify_all();
+      if (!absl::IsUnavailable(slot.status())) return slot.status();
+      // With no connection left, the database is down. With some still open, it refused one
+      // more (max_connections reached by other clients, say): that is a limit, not an outage,
+      // so wait for one of ours to come back, and try opening again only after a while.
+      if (open_ == 0) {
+        MarkDownLocked(slot.status());
         return slot.status();
       }
-      return PgLease(this, *std::move(slot));
+      no_open_before_ = absl::Now() + options_.probe_interval;
+      continue;
     }
-    if (released_.wait_until(lock, absl::ToChronoTime(deadline)) == std::cv_status::timeout &&
-        idle_.empty() && !closed_) {
+    absl::Time wake = deadline;
+    if (open_ < options_.max_size) wake = std::min(wake, no_open_before_);
+    if (released_.wait_until(lock, absl::ToChronoTime(wake)) == std::cv_status::timeout &&
+        absl::Now() >= deadline && idle_.empty() && !closed_) {
       ++counters_.acquire_timeouts;
       return absl::DeadlineExceededError(absl::StrCat(
           "timed out waiting for a database connection (all ", options_.max_size, " in use)"));
@@ -167,8 +203,13 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
   try {
     slot->connection = std::make_unique<pqxx::connection>(
         WithConnectTimeout(options_.database_url, std::min(left, options_.connect_timeout)));
+    // Prepared here, now, with no caller's deadline or cancellation on the connection: prepared
+    // lazily on first use (libpqxx's default), a PREPARE cut short by a statement_timeout or a
+    // cancel could leave libpqxx and the server disagreeing about it, and every later use of
+    // the connection fails with "prepared statement ... already exists".
     for (const auto& statement : options_.statements) {
       slot->connection->prepare(statement.name, statement.sql);
+      slot->connection->prepare_now(statement.name);
     }
   } catch (const std::exception& e) {
     std::string why = e.what();

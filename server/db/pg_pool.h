@@ -47,10 +47,12 @@ struct PgPoolOptions {
   std::vector<PreparedStatement> statements;
   // Told how long each Acquire waited (for a histogram); optional, must be thread-safe.
   std::function<void(absl::Duration)> on_acquire_wait;
-  // After a connection fails to open, the database counts as down: Acquire fails at once with
+  // After a connection fails to open while none is open, the database counts as down: Acquire fails at once with
   // UNAVAILABLE (no caller waits on a connect that cannot succeed, nor on libpq's 2 s minimum
   // connect timeout) while one background prober tries to connect this often. Its first
-  // success brings the pool back. Default 100 ms.
+  // success brings the pool back. A connection refused while others are open (PostgreSQL's
+  // max_connections reached by other clients) is a limit, not an outage: callers wait for one of
+  // the open ones instead, and no new one is tried for this long. Default 100 ms.
   absl::Duration probe_interval = absl::Milliseconds(100);
 };
 
@@ -118,6 +120,11 @@ class PgPool final {
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.
   absl::Status Ping(absl::Time deadline);
 
+  // Readiness, never queued behind callers: UNAVAILABLE while the database is down; else
+  // "SELECT 1" on an idle connection when there is one; OK when every open connection is leased
+  // (busy is not down: a query failing on one of them is what marks the pool down).
+  absl::Status CheckReady(absl::Time deadline);
+
   // Fails every waiting and future Acquire, closes idle connections, stops the prober. Leases
   // still out close on release.
   void Close();
@@ -146,6 +153,7 @@ class PgPool final {
   bool closed_ = false;                               // Close was called
   bool down_ = false;                                 // unreachable: fail fast, prober runs
   absl::Status down_reason_;                          // the connect error that marked it down
+  absl::Time no_open_before_ = absl::InfinitePast();  // a refused connect holds off opening
   std::condition_variable probe_wake_;                // wakes the prober early on Close
   std::thread prober_;                                // connects while down_; joined by Close
   PgPoolStats counters_;                              // the monotonic counters of stats()

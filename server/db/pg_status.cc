@@ -1,5 +1,6 @@
 #include "server/db/pg_status.h"
 
+#include <iostream>
 #include <pqxx/except>
 #include <string>
 
@@ -60,9 +61,14 @@ absl::Status StatusFromException(const std::exception& e, absl::string_view what
       return absl::DeadlineExceededError(
           absl::StrCat("deadline exceeded while ", what, ": the query was cancelled"));
     }
-    return absl::Status(code, absl::StrCat(what, ": ", OneLine(sql->what())));
+    // PostgreSQL's text says what was wrong with the input for these; for anything else it
+    // would tell a client about the schema and the SQL, so it goes to the log only.
+    if (code != absl::StatusCode::kInternal) {
+      return absl::Status(code, absl::StrCat(what, ": ", OneLine(sql->what())));
+    }
   }
-  return absl::InternalError(absl::StrCat(what, ": ", OneLine(e.what())));
+  std::cerr << "hotpath: database error while " << what << ": " << OneLine(e.what()) << "\n";
+  return absl::InternalError(absl::StrCat("database error while ", what, " (details in the log)"));
 }
 
 }  // namespace hotpath::db

@@ -1,6 +1,7 @@
 #include "server/http/http_server.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -20,7 +21,11 @@
 #include <unordered_map>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "server/http/json_quote.h"
 
 namespace hotpath::http {
@@ -68,6 +73,67 @@ void SerializeHeader(const Response& response, std::string& out) {
   }
   out += "\r\n";
 }
+
+// Why a request's framing cannot be trusted (RFC 9112 6.1, 6.3), or nullopt when it can: the only
+// transfer coding served is a lone "chunked". Anything else read as "no body" would let the body
+// be parsed as the next request (request smuggling), so it is answered and the connection closed.
+struct FramingRefusal {
+  bhttp::status status;
+  std::string message;
+};
+std::optional<FramingRefusal> CheckFraming(const Request& request) {
+  auto [first, last] = request.equal_range(bhttp::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  std::vector<std::string> codings;
+  for (auto it = first; it != last; ++it) {
+    const beast::string_view value = it->value();
+    for (absl::string_view token : absl::StrSplit(absl::string_view(value.data(), value.size()),
+                                                  ',')) {
+      token = absl::StripAsciiWhitespace(token);
+      if (!token.empty()) codings.push_back(absl::AsciiStrToLower(token));
+    }
+  }
+  if (request.version() < 11) {
+    return FramingRefusal{bhttp::status::bad_request,
+                          "Transfer-Encoding is not allowed in an HTTP/1.0 request"};
+  }
+  if (codings.empty() || codings.back() != "chunked") {
+    return FramingRefusal{bhttp::status::bad_request,
+                          "Transfer-Encoding must end with chunked (RFC 9112 6.3)"};
+  }
+  if (codings.size() > 1) {
+    return FramingRefusal{bhttp::status::not_implemented,
+                          absl::StrCat("transfer coding \"", codings.front(),
+                                       "\" is not supported; send the body chunked only")};
+  }
+  return std::nullopt;
+}
+
+// The client waits for "100 Continue" before sending the body (RFC 9110 10.1.1).
+bool ExpectsContinue(const Request& request) {
+  auto it = request.find(bhttp::field::expect);
+  if (it == request.end() || request.version() < 11) return false;
+  const beast::string_view value = it->value();
+  return absl::EqualsIgnoreCase(absl::string_view(value.data(), value.size()), "100-continue");
+}
+
+// An absolute-form target ("http://host/v1/items/1?x", RFC 9112 3.2.2) as the origin form that
+// routes know ("/v1/items/1?x"); any other target as it is.
+void ToOriginForm(Request& request) {
+  const beast::string_view target = request.target();
+  const absl::string_view view(target.data(), target.size());
+  const std::size_t scheme_end = view.find("://");
+  if (view.empty() || view.front() == '/' || scheme_end == absl::string_view::npos) return;
+  const absl::string_view scheme = view.substr(0, scheme_end);
+  if (!absl::EqualsIgnoreCase(scheme, "http") && !absl::EqualsIgnoreCase(scheme, "https")) return;
+  const absl::string_view rest = view.substr(scheme_end + 3);
+  const std::size_t path = rest.find_first_of("/?");
+  std::string origin = path == absl::string_view::npos ? "/" : std::string(rest.substr(path));
+  if (origin.front() == '?') origin.insert(0, "/");
+  request.target(origin);
+}
+
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
@@ -324,9 +390,56 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     read_deadline_ = Deadline(options_.header_timeout);
-    bhttp::async_read(
+    bhttp::async_read_header(
         stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+          self->OnHeader(ec);
+        });
+  }
+
+  // The header is in: refuse what cannot be framed before a byte of the body is read, invite a
+  // client that expects it to send the body, then read the rest.
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnRead(ec);
+    if (auto refusal = CheckFraming(parser_->get())) {
+      return Refuse(refusal->status, std::move(refusal->message));
+    }
+    if (parser_->is_done()) return OnRead({});
+    auto read_body = [self = this->shared_from_this()] {
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+    };
+    // Only when nothing else is being written: an interim answer must not overtake the answers
+    // to requests pipelined before this one (a client that waits for it sends none).
+    if (ExpectsContinue(parser_->get()) && slots_.empty() && !writing_) {
+      writing_ = true;
+      write_deadline_ = Deadline(options_.idle_timeout);
+      net::async_write(stream_, net::buffer(kContinue, sizeof kContinue - 1),
+                       [self = this->shared_from_this(), read_body](beast::error_code ec,
+                                                                    std::size_t) {
+                         self->writing_ = false;
+                         self->write_deadline_ = SteadyClock::time_point::max();
+                         if (ec) return self->OnRead(net::error::connection_reset);
+                         read_body();
+                       });
+      return;
+    }
+    read_body();
+  }
+
+  // Answers a request that cannot be read on (malformed, oversized, unframeable), then closes.
+  void Refuse(bhttp::status status, std::string message) {
+    read_closed_ = true;
+    Request bad;
+    bad.version(11);
+    auto& slot = slots_.emplace_back();
+    slot.close_after = true;
+    // The client is likely still sending (a body or headers past the limit): read and drop the
+    // rest for a while after answering, so it gets to read the answer instead of a reset.
+    slot.linger = true;
+    slot.response = JsonError(bad, status, status == bhttp::status::not_implemented ? 12 : 3,
+                              message);
+    Write();
   }
 
   void OnRead(beast::error_code ec) {
@@ -341,30 +454,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     if (ec) {
       // A malformed or oversized request: answer it, then close (the stream is out of sync).
-      read_closed_ = true;
-      Request bad;
-      bad.version(11);
-      auto& slot = slots_.emplace_back();
-      slot.close_after = true;
-      // The client is likely still sending (a body or headers past the limit): read and drop
-      // the rest for a while after answering, so it gets to read the answer instead of a reset.
-      slot.linger = true;
       if (ec == bhttp::error::body_limit) {
-        slot.response =
-            JsonError(bad, bhttp::status::payload_too_large, 3,
+        return Refuse(bhttp::status::payload_too_large,
                       absl::StrCat("request body exceeds ", options_.max_body_bytes, " bytes"));
-      } else if (ec == bhttp::error::header_limit) {
-        slot.response = JsonError(bad, bhttp::status::request_header_fields_too_large, 3,
-                                  "request header too large");
-      } else {
-        slot.response = JsonError(bad, bhttp::status::bad_request, 3,
-                                  absl::StrCat("malformed HTTP request: ", ec.message()));
       }
-      Write();
-      return;
+      if (ec == bhttp::error::header_limit) {
+        return Refuse(bhttp::status::request_header_fields_too_large, "request header too large");
+      }
+      return Refuse(bhttp::status::bad_request,
+                    absl::StrCat("malformed HTTP request: ", ec.message()));
     }
     auto& slot = slots_.emplace_back();
     slot.request = parser_->release();
+    ToOriginForm(slot.request);
     slot.head = slot.request.method() == bhttp::verb::head;
     slot.close_after = draining_ || !slot.request.keep_alive();
     if (slot.close_after) read_closed_ = true;  // nothing is read after a request that closes
@@ -545,6 +647,34 @@ Response JsonError(const Request& request, bhttp::status status, int code,
   return response;
 }
 
+// HttpServerOptions::max_connections, and never more than half the descriptors the process may
+// open: the rest stay for gRPC's listener and connections, the database and files.
+std::size_t MaxConnections(std::size_t wanted) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return wanted;
+  return std::min<std::size_t>(wanted, std::max<rlim_t>(16, limit.rlim_cur / 2));
+}
+
+// A connection past HttpServerOptions::max_connections: one try at a 503 without waiting (the
+// kernel's send buffer takes it), then closed. Plaintext only: a TLS client would read garbage,
+// and sees the close instead.
+void Turn(Socket socket, bool plaintext) {
+  static const std::string kBusy = [] {
+    const std::string body =
+        "{\"code\":14,\"message\":\"too many open connections\",\"details\":[]}";
+    return absl::StrCat(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ",
+        body.size(), "\r\nConnection: close\r\nRetry-After: 1\r\n\r\n", body);
+  }();
+  beast::error_code ignored;
+  if (plaintext) {
+    socket.non_blocking(true, ignored);
+    socket.send(net::buffer(kBusy), 0, ignored);
+  }
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
 // Accepts on the first loop and hands connections to the loops in turn.
 class HttpServer::Listener final : public std::enable_shared_from_this<Listener> {
  public:
@@ -557,7 +687,8 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
         acceptor_(loops.front()->io()),
         options_(options),
         handler_(handler),
-        registry_(std::move(registry)) {}
+        registry_(std::move(registry)),
+        max_connections_(MaxConnections(options.max_connections)) {}
 
   beast::error_code Open(const tcp::endpoint& endpoint) {
     beast::error_code ec;
@@ -574,7 +705,18 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
     acceptor_.async_accept(loop.io().get_executor(), [self = this->shared_from_this(), &loop](
                                                          beast::error_code ec, Socket socket) {
       if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;  // closing
-      if (!ec) {
+      if (ec) {
+        // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays queued, so an
+        // accept at once would fail again at once. Try again a little later instead of spinning.
+        self->retry_timer_.expires_after(std::chrono::milliseconds(50));
+        self->retry_timer_.async_wait([self](beast::error_code wait_ec) {
+          if (!wait_ec && self->acceptor_.is_open()) self->Accept();
+        });
+        return;
+      }
+      if (self->registry_->size() >= self->max_connections_) {
+        Turn(std::move(socket), self->tls_ == nullptr);
+      } else {
         socket.set_option(tcp::no_delay(true), ec);
         if (self->tls_ != nullptr) {
           auto session = std::make_shared<Session<TlsStream>>(
@@ -607,6 +749,8 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   const Handler& handler_;                     // the server's handler
   std::shared_ptr<Registry> registry_;         // the open sessions
   std::size_t next_loop_ = 0;                  // the loop the next connection goes to
+  std::size_t max_connections_ = 0;            // see HttpServerOptions::max_connections
+  net::steady_timer retry_timer_{acceptor_.get_executor()};  // spaces accepts that failed
 };
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler)
@@ -624,6 +768,8 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler)
 }
 
 HttpServer::~HttpServer() { Stop(); }
+
+std::size_t HttpServer::connections() const { return registry_->size(); }
 
 absl::Status HttpServer::Start() {
   beast::error_code ec;

@@ -88,6 +88,10 @@ struct HttpServerOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   // Pipelined requests answered but not yet written before the session stops reading. Default 16.
   std::size_t max_pipeline = 16;
+  // Open connections at most; past it a new connection is answered 503 and closed at once, so
+  // idle clients cannot use up the process's file descriptors (the gRPC listener shares them).
+  // Never more than half the descriptor limit (RLIMIT_NOFILE) allows. Default 10,000.
+  std::size_t max_connections = 10000;
   // Value of the Server header.
   std::string server_name = "hotpath";
   // HTTPS: PEM certificate chain and private key files. Empty: plaintext HTTP.
@@ -108,6 +112,8 @@ class HttpServer final {
   // Binds and starts accepting.
   absl::Status Start();
   int port() const { return port_; }
+  // Connections open right now.
+  std::size_t connections() const;
   // Graceful: stops accepting, closes idle connections, lets every request already read be
   // answered (with Connection: close) and waits until each connection is closed or deadline.
   // False when connections were still open at the deadline. Call Stop afterwards.

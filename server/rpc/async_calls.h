@@ -15,6 +15,7 @@
 #pragma once
 
 #include <google/protobuf/descriptor.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/async_stream.h>
 #include <grpcpp/support/async_unary_call.h>
@@ -26,15 +27,20 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/cancellation.h"
 #include "server/rpc/executor.h"
+#include "server/rpc/message_bytes.h"
 #include "server/rpc/status.h"
 #include "server/rpc/streams.h"
 
@@ -136,6 +142,12 @@ struct CallOptions {
   CallGate* gate = nullptr;
   // Counts the calls in progress; null counts nothing. Set by AsyncServer.
   LiveCalls* live_calls = nullptr;
+  // Largest request message, inflated; set by AsyncServer from its max_message_bytes.
+  std::size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // A server stream whose client reads nothing for this long (one write pending all that time)
+  // is cancelled, so a client that stops reading cannot hold a call, its slot in the CallGate and
+  // its buffered messages for ever. InfiniteDuration: never. Default 30 s.
+  absl::Duration stream_stall_timeout = absl::Seconds(30);
 };
 
 // The raw form of a generated service: what the calls below register themselves with.
@@ -188,10 +200,18 @@ class RawServiceOf final : public RawService, private Generated {
   const google::protobuf::ServiceDescriptor* descriptor_;  // the service's methods, in order
 };
 
-// Parses a raw message; INVALID_ARGUMENT (not gRPC's INTERNAL) when the bytes are not one.
+// Parses a raw message; INVALID_ARGUMENT (not gRPC's INTERNAL) when the bytes are not one, and
+// RESOURCE_EXHAUSTED when a compressed message inflates past max_bytes (see message_bytes.h).
 template <class Message>
-grpc::Status ParseMessage(grpc::ByteBuffer* bytes, Message* message) {
-  if (grpc::SerializationTraits<Message>::Deserialize(bytes, message).ok()) return grpc::Status::OK;
+grpc::Status ParseMessage(grpc::ByteBuffer* bytes, Message* message,
+                          std::size_t max_bytes = kDefaultMaxMessageBytes) {
+  std::string inflated;
+  const absl::StatusOr<bool> compressed = InflateIfCompressed(bytes, max_bytes, &inflated);
+  if (!compressed.ok()) return ToGrpcStatus(compressed.status());
+  const bool parsed = *compressed
+                          ? message->ParseFromString(inflated)
+                          : grpc::SerializationTraits<Message>::Deserialize(bytes, message).ok();
+  if (parsed) return grpc::Status::OK;
   return grpc::Status(
       grpc::StatusCode::INVALID_ARGUMENT,
       absl::StrCat("the request is not a valid ", Message::descriptor()->full_name(),
@@ -216,7 +236,7 @@ inline grpc::Status AdmitCall(const CallOptions& options,
   const std::string_view authorization =
       it == metadata.end() ? std::string_view()
                            : std::string_view(it->second.data(), it->second.size());
-  auto admitted = options.gate->Admit(method, authorization);
+  auto admitted = options.gate->Admit(method, authorization, context.peer());
   if (!admitted.ok()) return ToGrpcStatus(admitted.status());
   *ticket = *std::move(admitted);
   return grpc::Status::OK;
@@ -338,7 +358,9 @@ class UnaryCall final : public CompletionHandler, public UnaryCallBase<Response>
     Arm(method_, cq_, options_);
     state_ = State::kHandling;
     grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
-    if (admitted.ok()) admitted = ParseMessage(&request_bytes_, &request_);
+    if (admitted.ok()) {
+      admitted = ParseMessage(&request_bytes_, &request_, options_->max_message_bytes);
+    }
     if (!admitted.ok()) return Finish(nullptr, admitted);
     // After this the responder owns the call: it may be finished (and deleted) on another thread
     // before the handler even returns, so nothing below may touch members.
@@ -447,16 +469,20 @@ class ServerStreamCall final : public CompletionHandler {
         live_.Enter(options_->live_calls, cq_);
         Arm(method_, cq_, options_);
         grpc::Status admitted = AdmitCall(*options_, *method_->method, context_, &ticket_);
-        if (admitted.ok()) admitted = ParseMessage(&request_bytes_, &request_);
+        if (admitted.ok()) {
+          admitted = ParseMessage(&request_bytes_, &request_, options_->max_message_bytes);
+        }
         if (!admitted.ok()) return FinishWith(admitted);
         auto source = method_->handler(context_, request_);
         if (!source.ok()) return FinishWith(ToGrpcStatus(source.status()));
         source_ = *std::move(source);
         // Per message below (WriteNext): gzip when the client accepts it and the message is big.
         if (options_->compress_min_bytes != SIZE_MAX) CompressIfAccepted(context_);
+        WatchForStalls();
         return Fetch();
       }
       case State::kWriting:
+        writing_since_.store(0, std::memory_order_relaxed);
         if (!ok) {
           return FinishWith(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
         }
@@ -465,15 +491,60 @@ class ServerStreamCall final : public CompletionHandler {
       case State::kFinishing:
         break;
     }
-    delete this;
+    Release();
   }
 
  private:
   enum class State { kAwaiting, kFetching, kWriting, kFinishing };
 
+  // The stall alarm's tag: cancels the call when one write has been pending for
+  // stream_stall_timeout (the client reads nothing), and otherwise looks again later.
+  class StallTag final : public CompletionHandler {
+   public:
+    explicit StallTag(ServerStreamCall* call) : call_(call) {}
+    void OnComplete(bool) override { call_->OnStallCheck(); }
+
+   private:
+    ServerStreamCall* call_;  // the owner
+  };
+
+  void WatchForStalls() {
+    if (options_->stream_stall_timeout == absl::InfiniteDuration()) return;
+    std::lock_guard lock(stall_mu_);
+    references_.fetch_add(1, std::memory_order_relaxed);  // released by the alarm's last turn
+    ArmStallAlarmLocked(absl::Now() + options_->stream_stall_timeout);
+  }
+  void ArmStallAlarmLocked(absl::Time when) {
+    HandingToGrpc handing(&stall_tag_);
+    stall_alarm_.Set(cq_, absl::ToChronoTime(when), &stall_tag_);
+  }
+  void OnStallCheck() {
+    {
+      std::lock_guard lock(stall_mu_);
+      if (!finishing_) {
+        const std::int64_t since = writing_since_.load(std::memory_order_relaxed);
+        const absl::Time now = absl::Now();
+        const absl::Duration bound = options_->stream_stall_timeout;
+        if (since != 0 && now - absl::FromUnixNanos(since) >= bound) {
+          // The pending write then fails, and the stream finishes as CANCELLED.
+          context_.TryCancel();
+        } else {
+          ArmStallAlarmLocked(since != 0 ? absl::FromUnixNanos(since) + bound : now + bound);
+          return;
+        }
+      }
+    }
+    Release();
+  }
+
+  // The final operation releases once, and the stall alarm once when it was armed.
+  void Release() {
+    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
   ServerStreamCall(const Method* method, grpc::ServerCompletionQueue* cq,
                    const CallOptions* options)
-      : method_(method), cq_(cq), options_(options), writer_(&context_) {
+      : method_(method), cq_(cq), options_(options), writer_(&context_), stall_tag_(this) {
     {
       HandingToGrpc handing(this);
       method_->service->RequestServerStream(method_->method->index(), &context_, &request_bytes_,
@@ -500,6 +571,7 @@ class ServerStreamCall final : public CompletionHandler {
       grpc::WriteOptions write_options;
       // Compression, when the call has it, is per message: small ones are not worth it.
       if (message.ByteSizeLong() < options_->compress_min_bytes) write_options.set_no_compression();
+      writing_since_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
       {
         HandingToGrpc handing(this);
         writer_.Write(SerializeMessage(message), write_options, this);
@@ -514,6 +586,11 @@ class ServerStreamCall final : public CompletionHandler {
   void FinishWith(const grpc::Status& status) {
     state_ = State::kFinishing;
     ticket_ = CallGate::Ticket();  // before the client can see the answer
+    {
+      std::lock_guard lock(stall_mu_);
+      finishing_ = true;
+      stall_alarm_.Cancel();  // its tag comes back at once, and releases
+    }
     {
       HandingToGrpc handing(this);
       writer_.Finish(status, this);
@@ -534,6 +611,12 @@ class ServerStreamCall final : public CompletionHandler {
   std::size_t next_ = 0;                            // index in batch_ of the next write
   bool done_ = false;                               // the source has no more batches
   State state_ = State::kAwaiting;                  // where the state machine is
+  std::atomic<std::int64_t> writing_since_{0};      // when the pending write began (ns); 0: none
+  std::mutex stall_mu_;                             // guards the alarm and finishing_
+  grpc::Alarm stall_alarm_;                         // wakes OnStallCheck
+  StallTag stall_tag_;                              // the alarm's tag
+  bool finishing_ = false;                          // the final operation has started
+  std::atomic<int> references_{1};                  // final op, plus the stall alarm when armed
 };
 
 // Client streaming: read up to batch_size messages, hand them to the sink on the executor (no
@@ -586,7 +669,9 @@ class ClientStreamCall final : public CompletionHandler {
           return Consume(/*last=*/true);
         }
         batch_.emplace_back();
-        if (grpc::Status parsed = ParseMessage(&incoming_, &batch_.back()); !parsed.ok()) {
+        if (grpc::Status parsed =
+                ParseMessage(&incoming_, &batch_.back(), options_->max_message_bytes);
+            !parsed.ok()) {
           // Nothing of this stream is committed: the sink is dropped unfinished.
           return FinishWithError(
               grpc::Status(parsed.error_code(),

@@ -1,10 +1,18 @@
 #include "server/rpc/async_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <iostream>
 
 #include "absl/status/statusor.h"
@@ -44,6 +52,7 @@ AsyncServer::AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> mod
       interceptors_(std::move(interceptors)) {
   modules_.push_back(health_.get());
   calls_.live_calls = &live_calls_;
+  calls_.max_message_bytes = static_cast<std::size_t>(options_.max_message_bytes);
 }
 
 AsyncServer::~AsyncServer() {
@@ -64,6 +73,8 @@ absl::Status AsyncServer::Start() {
   builder.AddListeningPort(options_.address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  // Compressed requests are inflated by ParseMessage, bounded (message_bytes.h), not by gRPC.
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
   const ConnectionOptions& connections = options_.connections;
   auto milliseconds = [](absl::Duration d) {
     return d == absl::InfiniteDuration() ? INT_MAX : static_cast<int>(absl::ToInt64Milliseconds(d));
@@ -109,6 +120,56 @@ std::shared_ptr<grpc::Channel> AsyncServer::InProcessChannel() {
   args.SetMaxReceiveMessageSize(options_.max_message_bytes);
   args.SetMaxSendMessageSize(options_.max_message_bytes);
   return server_->InProcessChannel(args);
+}
+
+absl::Status AsyncServer::CheckListener(absl::Duration timeout) const {
+  if (server_ == nullptr) return absl::UnavailableError("gRPC server not started");
+  // The listening host, or loopback when it listens on every address.
+  std::string host = options_.address.substr(0, options_.address.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0" || host == "::" || host == "localhost") host = "127.0.0.1";
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(port_));
+    length = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(port_));
+    length = sizeof *v6;
+  } else {
+    return absl::OkStatus();  // a host name: not checked
+  }
+  const int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return absl::UnavailableError("no descriptor left to check the gRPC listener");
+  const absl::Time deadline = absl::Now() + timeout;
+  auto wait_for = [&](short events) {
+    pollfd entry{fd, events, 0};
+    const int ms = static_cast<int>(
+        std::max<std::int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+    return poll(&entry, 1, ms) == 1;
+  };
+  bool answered = false;
+  // The client connection preface and an empty SETTINGS frame (RFC 9113 3.4).
+  static constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+  // Non-blocking throughout: with a full backlog even connect would wait.
+  int error = 0;
+  socklen_t error_length = sizeof error;
+  const bool connected =
+      (connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0 || errno == EINPROGRESS) &&
+      wait_for(POLLOUT) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_length) == 0 &&
+      error == 0;
+  if (connected && send(fd, kPreface, sizeof kPreface - 1, MSG_NOSIGNAL) > 0 &&
+      wait_for(POLLIN)) {
+    char byte;
+    answered = recv(fd, &byte, 1, MSG_DONTWAIT) >= 0;  // bytes, or the server's close
+  }
+  close(fd);
+  if (answered) return absl::OkStatus();
+  return absl::UnavailableError("the gRPC listener takes no new connections");
 }
 
 void AsyncServer::SetNotServing() {

@@ -86,6 +86,11 @@ class AsyncServer final {
   int port() const { return port_; }
   // A channel to this server that never leaves the process (after Start).
   std::shared_ptr<grpc::Channel> InProcessChannel();
+  // Whether the listener still takes new connections: a fresh TCP connection to it must be
+  // answered (gRPC's HTTP/2 settings, or a TLS alert) or closed within timeout. gRPC 1.51's
+  // listener stops accepting for good after an accept fails for want of descriptors
+  // (CVE-2023-4785), while the connections it has keep working; readiness asks this.
+  absl::Status CheckListener(absl::Duration timeout) const;
 
   // Health to NOT_SERVING (every service), still serving calls.
   void SetNotServing();

@@ -4,8 +4,10 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <fstream>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -42,7 +44,11 @@ bool IsWrite(const google::protobuf::MethodDescriptor& method) {
 }
 
 CallGate::CallGate(CallGateOptions options)
-    : max_in_flight_(options.max_in_flight), tokens_for_reads_(options.tokens_for_reads) {
+    : max_in_flight_(options.max_in_flight),
+      max_per_connection_(options.max_in_flight_per_connection > 0
+                              ? options.max_in_flight_per_connection
+                              : std::max(1, options.max_in_flight / 8)),
+      tokens_for_reads_(options.tokens_for_reads) {
   for (const std::string& token : options.tokens) token_digests_.push_back(Sha256(token));
 }
 
@@ -65,7 +71,8 @@ bool CallGate::Accepts(std::string_view authorization) const {
 }
 
 absl::StatusOr<CallGate::Ticket> CallGate::Admit(const google::protobuf::MethodDescriptor& method,
-                                                 std::string_view authorization) {
+                                                 std::string_view authorization,
+                                                 std::string_view peer) {
   if (!token_digests_.empty() && (tokens_for_reads_ || IsWrite(method)) &&
       !Accepts(authorization)) {
     return absl::UnauthenticatedError(
@@ -79,7 +86,31 @@ absl::StatusOr<CallGate::Ticket> CallGate::Admit(const google::protobuf::MethodD
     return absl::ResourceExhaustedError(
         absl::StrCat("server busy: ", max_in_flight_, " calls already in flight, retry later"));
   }
-  return Ticket(&in_flight_);
+  if (peer.empty()) return Ticket(this, 0);
+  std::uint64_t connection = absl::HashOf(peer);
+  if (connection == 0) connection = 1;  // 0 means "not counted per connection"
+  Stripe& stripe = stripes_[connection % kStripes];
+  {
+    std::lock_guard lock(stripe.mu);
+    int& count = stripe.counts[connection];
+    if (count < max_per_connection_) {
+      ++count;
+      return Ticket(this, connection);
+    }
+  }
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  return absl::ResourceExhaustedError(
+      absl::StrCat("server busy: this connection has ", max_per_connection_,
+                   " calls in flight already, the most one connection may have; retry later"));
+}
+
+void CallGate::Release(std::uint64_t connection) {
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  if (connection == 0) return;
+  Stripe& stripe = stripes_[connection % kStripes];
+  std::lock_guard lock(stripe.mu);
+  auto it = stripe.counts.find(connection);
+  if (it != stripe.counts.end() && --it->second <= 0) stripe.counts.erase(it);
 }
 
 }  // namespace hotpath::rpc

@@ -13,11 +13,13 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 
 namespace hotpath::rpc {
@@ -26,6 +28,12 @@ struct CallGateOptions {
   // Calls in flight (admitted, not yet answered) beyond which new calls are refused at once with
   // RESOURCE_EXHAUSTED (HTTP 429) instead of queueing. 0: no cap.
   int max_in_flight = 0;
+  // Calls in flight from one gRPC connection at most, beyond which its new calls are refused with
+  // RESOURCE_EXHAUSTED: one connection must not hold every slot. gRPC 1.51 enforces its own
+  // 256-streams-per-connection limit only once the client acknowledged the server's SETTINGS,
+  // which a hostile client never does. 0: max_in_flight / 8 (256 of the default 2048: what a
+  // well-behaved client can have open on one connection anyway).
+  int max_in_flight_per_connection = 0;
   // Accepted bearer tokens. Empty: no call needs one.
   std::vector<std::string> tokens;
   // With tokens: reads need one too, not only writes. A write is a method whose idempotency_level
@@ -42,39 +50,45 @@ bool IsWrite(const google::protobuf::MethodDescriptor& method);
 
 class CallGate final {
  public:
-  // Holds one in-flight slot; releases it when destroyed. Empty when moved from.
+  // Holds one in-flight slot (and its connection's share); releases it when destroyed. Empty
+  // when moved from.
   class Ticket final {
    public:
     Ticket() = default;
-    explicit Ticket(std::atomic<int>* in_flight) : in_flight_(in_flight) {}
-    Ticket(Ticket&& other) noexcept : in_flight_(std::exchange(other.in_flight_, nullptr)) {}
+    Ticket(CallGate* gate, std::uint64_t connection) : gate_(gate), connection_(connection) {}
+    Ticket(Ticket&& other) noexcept
+        : gate_(std::exchange(other.gate_, nullptr)), connection_(other.connection_) {}
     Ticket& operator=(Ticket&& other) noexcept {
       if (this != &other) {
         Release();
-        in_flight_ = std::exchange(other.in_flight_, nullptr);
+        gate_ = std::exchange(other.gate_, nullptr);
+        connection_ = other.connection_;
       }
       return *this;
     }
     ~Ticket() { Release(); }
     // Whether it holds a slot (a gate without a cap counts nothing).
-    bool counted() const { return in_flight_ != nullptr; }
+    bool counted() const { return gate_ != nullptr; }
 
    private:
     void Release() {
-      if (in_flight_ != nullptr) in_flight_->fetch_sub(1, std::memory_order_relaxed);
-      in_flight_ = nullptr;
+      if (gate_ != nullptr) gate_->Release(connection_);
+      gate_ = nullptr;
     }
-    std::atomic<int>* in_flight_ = nullptr;  // the gate's counter; null when not counted
+    CallGate* gate_ = nullptr;     // the gate whose slot it holds; null when not counted
+    std::uint64_t connection_ = 0;  // hash of the connection's peer; 0: not counted per connection
   };
 
   explicit CallGate(CallGateOptions options);
 
   // A ticket for a call of method, or the status to answer it with: UNAUTHENTICATED when it needs
   // a token and authorization ("Bearer <token>", "" when absent) does not carry an accepted one,
-  // RESOURCE_EXHAUSTED when max_in_flight calls are already running. Tokens are compared in
-  // constant time and never appear in a message.
+  // RESOURCE_EXHAUSTED when max_in_flight calls are already running, or when the call's
+  // connection (peer: gRPC's peer string, one per connection; empty for calls from inside the
+  // process) holds its share already. Tokens are compared in constant time and never appear in a
+  // message.
   absl::StatusOr<Ticket> Admit(const google::protobuf::MethodDescriptor& method,
-                               std::string_view authorization);
+                               std::string_view authorization, std::string_view peer = {});
 
   bool requires_tokens() const { return !token_digests_.empty(); }
   int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
@@ -83,10 +97,21 @@ class CallGate final {
   using Digest = std::array<unsigned char, 32>;
   bool Accepts(std::string_view authorization) const;
 
-  const int max_in_flight_;            // 0: no cap
-  const bool tokens_for_reads_;        // reads need a token too
-  std::vector<Digest> token_digests_;  // SHA-256 of each accepted token
-  std::atomic<int> in_flight_{0};      // admitted calls not yet answered
+  void Release(std::uint64_t connection);
+
+  // Calls in flight per connection, in stripes so that connections rarely share a lock.
+  struct alignas(64) Stripe {
+    std::mutex mu;                                          // guards counts
+    absl::flat_hash_map<std::uint64_t, int> counts;         // by peer hash; absent: none
+  };
+  static constexpr std::size_t kStripes = 16;
+
+  const int max_in_flight_;              // 0: no cap
+  const int max_per_connection_;         // calls one connection may hold
+  const bool tokens_for_reads_;          // reads need a token too
+  std::vector<Digest> token_digests_;    // SHA-256 of each accepted token
+  std::atomic<int> in_flight_{0};        // admitted calls not yet answered
+  std::array<Stripe, kStripes> stripes_;  // per-connection counts
 };
 
 }  // namespace hotpath::rpc

@@ -1,0 +1,47 @@
+#include "server/http/coalesced_probe.h"
+
+#include <pthread.h>
+
+#include <utility>
+
+namespace hotpath::http {
+
+CoalescedProbe::CoalescedProbe(std::function<absl::Status()> check)
+    : check_(std::move(check)), thread_([this] { Run(); }) {}
+
+CoalescedProbe::~CoalescedProbe() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void CoalescedProbe::operator()(Done done) {
+  {
+    std::lock_guard lock(mu_);
+    waiting_.push_back(std::move(done));
+  }
+  wake_.notify_one();
+}
+
+void CoalescedProbe::Run() {
+  pthread_setname_np(pthread_self(), "hotpath-probe");
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+    std::vector<Done> answer = std::exchange(waiting_, {});
+    if (stopping_) {
+      lock.unlock();
+      for (auto& done : answer) done(absl::UnavailableError("shutting down"));
+      return;
+    }
+    lock.unlock();
+    const absl::Status status = check_();
+    for (auto& done : answer) done(status);
+    lock.lock();
+  }
+}
+
+}  // namespace hotpath::http

@@ -1,0 +1,466 @@
+// What one hostile or unlucky client could do to the service (issue "Hardening"), each case
+// against a real in-process hotpathd and PostgreSQL: request smuggling and framing on the HTTP
+// port, connection floods, a compressed-message bomb on the gRPC port, deadlines that poison or
+// outlast the pool, a database at its connection limit, and readiness under a full work queue.
+#include <grpcpp/generic/generic_stub.h>
+#include <sys/resource.h>
+
+// Debian's Boost.Asio uses std::exchange without including <utility>.
+// clang-format off
+#include <utility>
+// clang-format on
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <chrono>
+#include <fstream>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/demo_items.h"
+#include "gmock/gmock.h"
+#include "server/db/migrations.h"
+#include "server/http/gzip.h"
+#include "server/rpc/message_bytes.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+namespace net = boost::asio;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// A plaintext connection to the HTTP port, for byte-exact requests.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) : socket_(io_) {
+    socket_.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  }
+  void Send(const std::string& bytes) {
+    boost::system::error_code ec;
+    net::write(socket_, net::buffer(bytes), ec);
+  }
+  // What arrives until the server closes, or until `wait` passes without a byte.
+  std::string ReadFor(std::chrono::milliseconds wait) {
+    std::string answer;
+    socket_.non_blocking(true);
+    const auto give_up = std::chrono::steady_clock::now() + wait;
+    char buffer[4096];
+    while (std::chrono::steady_clock::now() < give_up) {
+      boost::system::error_code ec;
+      const std::size_t n = socket_.read_some(net::buffer(buffer), ec);
+      if (ec == net::error::would_block) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      if (ec) break;
+      answer.append(buffer, n);
+    }
+    return answer;
+  }
+
+ private:
+  net::io_context io_;
+  net::ip::tcp::socket socket_;
+};
+
+int CountOf(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+class HardeningTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    StartServer(Options());
+    CreateDemo(1);
+  }
+};
+
+// RFC 9112 6.3: a Transfer-Encoding that does not end in chunked cannot frame a body; read as "no
+// body", the body would be parsed as a second request (a smuggled GET was answered 200).
+TEST_F(HardeningTest, TransferEncodingThatIsNotChunkedIsRefusedAndNothingIsSmuggled) {
+  const std::string smuggled = "GET /v1/items/1 HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (const std::string coding : {"gzip", "identity", "chunked, identity", "gzip, chunked"}) {
+    SCOPED_TRACE(coding);
+    RawConnection connection(server_->http_port());
+    connection.Send(absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                 "application/json\r\nTransfer-Encoding: ",
+                                 coding, "\r\n\r\n", smuggled));
+    const std::string answer = connection.ReadFor(std::chrono::milliseconds(1500));
+    EXPECT_THAT(answer, StartsWith(coding == "gzip, chunked" ? "HTTP/1.1 501" : "HTTP/1.1 400"));
+    EXPECT_EQ(CountOf(answer, "HTTP/1.1 "), 1) << answer;
+    EXPECT_THAT(answer, HasSubstr("Connection: close"));
+  }
+}
+
+// RFC 9110 10.1.1: a client that sends Expect: 100-continue waits for it before the body.
+TEST_F(HardeningTest, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
+  const std::string body =
+      R"({"sku":"EXPECT-1","name":"Lamp","category":"home","priceCents":100,"stock":1})";
+  RawConnection connection(server_->http_port());
+  connection.Send(absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                               "application/json\r\nExpect: 100-continue\r\nContent-Length: ",
+                               body.size(), "\r\n\r\n"));
+  EXPECT_EQ(connection.ReadFor(std::chrono::milliseconds(500)), "HTTP/1.1 100 Continue\r\n\r\n");
+  connection.Send(body);
+  const std::string answer = connection.ReadFor(std::chrono::milliseconds(1000));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(answer, HasSubstr("EXPECT-1"));
+}
+
+TEST_F(HardeningTest, ExpectContinueWithATooLargeBodyGetsTheFinalStatusAtOnce) {
+  RawConnection connection(server_->http_port());
+  connection.Send(
+      "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Expect: 100-continue\r\nContent-Length: 100000000\r\n\r\n");
+  EXPECT_THAT(connection.ReadFor(std::chrono::milliseconds(500)), StartsWith("HTTP/1.1 413"));
+}
+
+// RFC 9112 3.2.2: a server must accept the absolute form (what a client sends to a proxy).
+TEST_F(HardeningTest, AbsoluteFormTargetsAreServed) {
+  RawConnection connection(server_->http_port());
+  connection.Send(
+      "GET http://127.0.0.1/v1/items?pageSize=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Connection: close\r\n\r\n");
+  const std::string answer = connection.ReadFor(std::chrono::milliseconds(1500));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(answer, HasSubstr("SKU-1"));
+}
+
+class HttpConnectionCapTest : public ServerTest {};
+
+// Idle connections up to the descriptor limit used to starve gRPC's listener (CVE-2023-4785):
+// past the cap a connection is answered 503 and closed, and the server serves again once the
+// idle ones are gone.
+TEST_F(HttpConnectionCapTest, ConnectionsPastTheCapAreTurnedAwayAndServiceResumes) {
+  HotpathdOptions options = Options();
+  options.http.max_connections = 8;
+  StartServer(options);
+  {
+    std::vector<std::unique_ptr<RawConnection>> idle;
+    for (int i = 0; i < 8; ++i) {
+      idle.push_back(std::make_unique<RawConnection>(server_->http_port()));
+    }
+    // The server registers each connection on accept: wait until it has all of them.
+    for (int i = 0; i < 100 && Http(server_->http_port(), "GET", "/healthz").status != 503; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const HttpReply turned_away = Http(server_->http_port(), "GET", "/healthz");
+    EXPECT_EQ(turned_away.status, 503);
+    EXPECT_THAT(turned_away.body, HasSubstr("too many open connections"));
+  }
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    served = Http(server_->http_port(), "GET", "/healthz").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(served);
+}
+
+// About 1 MiB of gzip that inflates to 256 MiB: gRPC's own decompression inflated all of it
+// before checking the size. hotpath inflates it, stops at the limit, and says so.
+TEST_F(HardeningTest, CompressedRequestIsRefusedAtTheSizeLimitWithoutInflatingIt) {
+  const std::string bomb = http::GzipCompress(std::string(256 << 20, '\0'));
+  ASSERT_LT(bomb.size(), 4u << 20);  // within gRPC's limit on what arrives
+  auto peak_rss_kib = [] {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return 0L;
+  };
+  const long before = peak_rss_kib();
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  grpc::ByteBuffer response;
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/hotpath.catalog.v1.CatalogService/GetItem", grpc::StubOptions(),
+                 new grpc::ByteBuffer(rpc::PrecompressedMessage(bomb, GRPC_COMPRESS_GZIP)),
+                 &response, [&](grpc::Status s) {
+                   std::lock_guard lock(mu);
+                   status = std::move(s);
+                   done = true;
+                   done_cv.notify_all();
+                 });
+  std::unique_lock lock(mu);
+  done_cv.wait(lock, [&] { return done; });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("inflates past"));
+  EXPECT_LT(peak_rss_kib() - before, 64 * 1024) << "KiB of peak RSS added by one request";
+
+  // A well-formed compressed request is still read.
+  v1::GetItemRequest request;
+  request.set_id(1);
+  grpc::ClientContext context2;
+  context2.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  v1::Item item;
+  const grpc::Status ok = stub_->GetItem(&context2, request, &item);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(item.sku(), "SKU-1");
+}
+
+// Creates with deadlines of a few milliseconds once left libpqxx's lazily prepared statement
+// half-registered on a pooled connection: later valid creates failed with "prepared statement
+// \"create_item\" already exists". Statements are prepared when a connection opens now.
+TEST_F(HardeningTest, ShortDeadlinesNeverPoisonAPooledConnection) {
+  std::atomic<int> next{100};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        v1::CreateItemRequest request;
+        *request.mutable_item() = client::DemoItem(next++);
+        v1::Item created;
+        auto context = Context(absl::Milliseconds(1 + (i + t) % 5));
+        stub_->CreateItem(context.get(), request, &created);  // any outcome
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  int failed = 0;
+  std::string last_error;
+  for (int i = 0; i < 40; ++i) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(next++);
+    v1::Item created;
+    const grpc::Status status = stub_->CreateItem(Context().get(), request, &created);
+    if (!status.ok()) {
+      ++failed;
+      last_error = status.error_message();
+    }
+  }
+  EXPECT_EQ(failed, 0) << last_error;
+}
+
+// A deadline past PostgreSQL's largest statement_timeout (INT_MAX ms, 24.8 days) is as good as
+// none: it was refused with an SQL error naming the setting.
+TEST_F(HardeningTest, ImportWithAVeryLongDeadlineWorks) {
+  auto context = Context(absl::Hours(24 * 30));
+  v1::ImportItemsResponse response;
+  auto writer = stub_->ImportItems(context.get(), &response);
+  v1::CreateItemRequest request;
+  *request.mutable_item() = client::DemoItem(500);
+  ASSERT_TRUE(writer->Write(request));
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("statement_timeout")));
+  EXPECT_EQ(response.imported_count(), 1);
+}
+
+// /readyz used to queue a database round trip on the executor: with the queue full, a replica
+// that was merely busy said 503 and a load balancer would pull it.
+TEST_F(ServerTest, ReadinessDoesNotDependOnTheWorkQueue) {
+  HotpathdOptions options = Options();
+  options.executor_threads = 1;
+  options.executor_queue = 1;
+  options.database.min_size = 2;
+  options.cache.enabled = false;
+  StartServer(options);
+  CreateDemo(1);
+  // Hold every write behind a table lock, so the executor's thread and queue fill up.
+  pqxx::connection locker(database_->url());
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 2; ++i) {
+    writers.emplace_back([this, i] {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(10 + i);
+      v1::Item created;
+      stub_->CreateItem(Context(absl::Seconds(3)).get(), request, &created);
+    });
+  }
+  // Until one more write is refused at once: the executor's thread and queue are full.
+  bool full = false;
+  for (int i = 0; i < 50 && !full; ++i) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(20 + i);
+    v1::Item created;
+    full = stub_->CreateItem(Context(absl::Milliseconds(200)).get(), request, &created)
+               .error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_TRUE(full);
+  const HttpReply ready = Http(server_->http_port(), "GET", "/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  lock.abort();
+  for (auto& writer : writers) writer.join();
+}
+
+// Other clients holding every connection PostgreSQL allows (here: the role's own limit, the same
+// "too many clients" error) made one failed connect mark the database down, and every call fail
+// while the pool's open connections were idle and working.
+TEST_F(ServerTest, AConnectionLimitIsNotAnOutage) {
+  const std::string role = absl::StrCat("limited_", getpid());
+  database_->Query(absl::StrCat("DROP ROLE IF EXISTS ", role));
+  database_->Query(absl::StrCat("CREATE ROLE ", role, " LOGIN CONNECTION LIMIT 3"));
+  ASSERT_TRUE(db::Migrate(database_->url(), db::BuiltinMigrations()).ok());
+  database_->Query(absl::StrCat("GRANT ALL ON ALL TABLES IN SCHEMA public TO ", role));
+  database_->Query(absl::StrCat("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ", role));
+  HotpathdOptions options = Options();
+  options.migrate = false;
+  options.database.database_url = absl::StrCat(database_->url(), " user=", role);
+  options.database.min_size = 2;
+  options.database.max_size = 8;
+  options.cache.enabled = false;
+  StartServer(options);
+  CreateDemo(1);
+  // The third and last connection the role may open, held by "another client".
+  pqxx::connection other(options.database.database_url);
+  std::atomic<int> failed{0};
+  std::string error;
+  std::mutex error_mu;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 6; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 30; ++i) {
+        v1::GetItemRequest request;
+        request.set_id(1);
+        v1::Item item;
+        const grpc::Status status = stub_->GetItem(Context(absl::Seconds(5)).get(), request, &item);
+        if (!status.ok()) {
+          ++failed;
+          std::lock_guard lock(error_mu);
+          error = status.error_message();
+        }
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failed.load(), 0) << error;
+  EXPECT_FALSE(server_->pool().stats().down);
+  EXPECT_EQ(Http(server_->http_port(), "GET", "/readyz").status, 200);
+  server_.reset();
+  database_->Query(absl::StrCat("REASSIGN OWNED BY ", role, " TO postgres"));
+  database_->Query(absl::StrCat("DROP OWNED BY ", role));
+}
+
+}  // namespace
+}  // namespace hotpath::testing
+
+namespace hotpath::testing {
+namespace {
+
+// A client that opens ExportItems and stops reading held its call (and its slot among
+// --max_in_flight) for as long as its connection lived. The server cancels a stream whose write
+// has waited stream_stall_timeout.
+TEST_F(ServerTest, AServerStreamWhoseClientStopsReadingIsCancelled) {
+  HotpathdOptions options = Options();
+  options.calls.stream_stall_timeout = absl::Seconds(1);
+  StartServer(options);
+  {
+    // About 20 MB to export, random letters so that gzip does not shrink them: more than the
+    // transport and socket buffers hold.
+    auto context = Context(absl::Seconds(60));
+    v1::ImportItemsResponse response;
+    auto writer = stub_->ImportItems(context.get(), &response);
+    std::uint32_t state = 12345;
+    for (int n = 1; n <= 5000; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      std::string description(3900, ' ');
+      for (char& c : description) {
+        state = state * 1664525u + 1013904223u;
+        c = static_cast<char>('a' + (state >> 24) % 26);
+      }
+      request.mutable_item()->set_description(description);
+      ASSERT_TRUE(writer->Write(request));
+    }
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+  auto context = Context(absl::Seconds(60));
+  auto reader = stub_->ExportItems(context.get(), v1::ExportItemsRequest());
+  v1::Item item;
+  ASSERT_TRUE(reader->Read(&item));
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // reads nothing: the server's write waits
+  int read = 1;
+  while (reader->Read(&item)) ++read;
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED) << status.error_message();
+  EXPECT_LT(read, 5000);
+}
+
+}  // namespace
+}  // namespace hotpath::testing
+
+namespace hotpath::testing {
+namespace {
+
+// A write that answered DEADLINE_EXCEEDED may have committed (the deadline is the client's
+// timer). request_id makes the retry safe: every key ends up as exactly one row, whatever the
+// first attempt's fate.
+TEST_F(HardeningTest, CreatesRetriedWithTheirRequestIdMakeOneItemEach) {
+  int timed_out = 0;
+  for (int n = 0; n < 200; ++n) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(1000 + n);
+    request.set_request_id(absl::StrCat("key-", n));
+    v1::Item created;
+    grpc::Status status =
+        stub_->CreateItem(Context(absl::Milliseconds(1 + n % 5)).get(), request, &created);
+    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      ++timed_out;
+      status = stub_->CreateItem(Context().get(), request, &created);
+    }
+    ASSERT_TRUE(status.ok()) << n << ": " << status.error_message();
+    EXPECT_EQ(created.sku(), client::DemoItem(1000 + n).sku());
+  }
+  EXPECT_EQ(database_->Query("SELECT count(*) FROM items WHERE create_request_id LIKE 'key-%'"),
+            "200");
+  RecordProperty("timed_out_then_retried", timed_out);
+}
+
+TEST_F(HardeningTest, ARepeatedRequestIdReturnsTheFirstItem) {
+  v1::CreateItemRequest request;
+  *request.mutable_item() = client::DemoItem(7);
+  request.set_request_id("7a1c1f0e-0000-4000-8000-000000000007");
+  v1::Item first;
+  ASSERT_TRUE(stub_->CreateItem(Context().get(), request, &first).ok());
+  v1::Item again;
+  ASSERT_TRUE(stub_->CreateItem(Context().get(), request, &again).ok());
+  EXPECT_EQ(again.id(), first.id());
+  EXPECT_EQ(again.etag(), first.etag());
+  // Same key, other content: still the first item (AIP-155), nothing new.
+  request.mutable_item()->set_sku("OTHER-7");
+  ASSERT_TRUE(stub_->CreateItem(Context().get(), request, &again).ok());
+  EXPECT_EQ(again.id(), first.id());
+  EXPECT_EQ(database_->Query("SELECT count(*) FROM items WHERE sku = 'OTHER-7'"), "0");
+  // Without a key the same sku is a conflict, as before.
+  request.clear_request_id();
+  request.mutable_item()->set_sku(first.sku());
+  EXPECT_EQ(stub_->CreateItem(Context().get(), request, &again).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  request.set_request_id("has space");
+  EXPECT_EQ(stub_->CreateItem(Context().get(), request, &again).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Through the gateway, as a query parameter.
+  const std::string body = R"({"sku":"REST-KEY","name":"Lamp","category":"home","stock":1})";
+  const std::vector<std::pair<std::string, std::string>> json = {
+      {"Content-Type", "application/json"}};
+  const HttpReply one = Http(server_->http_port(), "POST", "/v1/items?requestId=rest-1", body, json);
+  const HttpReply two = Http(server_->http_port(), "POST", "/v1/items?requestId=rest-1", body, json);
+  EXPECT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(two.status, 200) << two.body;
+  EXPECT_EQ(one.body, two.body);
+}
+
+}  // namespace
+}  // namespace hotpath::testing
