@@ -1,0 +1,195 @@
+// hotpathd behind Debian's nginx with the project's config (deploy/nginx/hotpath.conf) as it is:
+// gRPC and REST pass through, and the HTTP/2 floods gRPC 1.51 cannot stop by itself (Rapid
+// Reset, a CONTINUATION flood, a message declared at 2 GiB) end at nginx, while a well-behaved
+// client keeps being served and hotpathd's memory stays bounded.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+long ResidentKib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+void Write(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+class NginxTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    StartServer(Options());
+    CreateDemo(1);
+    dir_ = std::filesystem::temp_directory_path() / absl::StrCat("hotpath-nginx-", getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    grpc_port_ = FreePort();
+    http_port_ = FreePort();
+    Write(dir_ / "hotpath-grpc-replicas.conf",
+          absl::StrCat("server 127.0.0.1:", server_->grpc_port(), ";\n"));
+    Write(dir_ / "hotpath-http-replicas.conf",
+          absl::StrCat("server 127.0.0.1:", server_->http_port(), ";\n"));
+    Write(dir_ / "hotpath-grpc-listen.conf", absl::StrCat("listen 127.0.0.1:", grpc_port_,
+                                                          " http2;\n"));
+    Write(dir_ / "hotpath-http-listen.conf", absl::StrCat("listen 127.0.0.1:", http_port_, ";\n"));
+    const std::string d = dir_.string();
+    Write(dir_ / "nginx.conf",
+          absl::StrCat("worker_processes 1;\npid ", d, "/nginx.pid;\nerror_log ", d,
+                       "/error.log warn;\nevents { worker_connections 1024; }\nhttp {\n",
+                       "  access_log off;\n  client_body_temp_path ", d, "/body;\n",
+                       "  proxy_temp_path ", d, "/proxy;\n  fastcgi_temp_path ", d, "/fastcgi;\n",
+                       "  uwsgi_temp_path ", d, "/uwsgi;\n  scgi_temp_path ", d, "/scgi;\n",
+                       "  include ", HOTPATH_SOURCE_DIR, "/deploy/nginx/hotpath.conf;\n}\n"));
+    int exit_code = 0;
+    const std::string out = RunCommand(
+        absl::StrCat("nginx -p ", d, " -e ", d, "/error.log -c ", d, "/nginx.conf"), &exit_code);
+    ASSERT_EQ(exit_code, 0) << out;
+    channel_via_nginx_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port_),
+                                             grpc::InsecureChannelCredentials());
+    via_nginx_ = v1::CatalogService::NewStub(channel_via_nginx_);
+    for (int i = 0; i < 100 && !Serves(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(Serves()) << "no answer through nginx";
+  }
+
+  void TearDown() override {
+    std::ifstream pid_file(dir_ / "nginx.pid");
+    if (pid_t pid = 0; pid_file >> pid && pid > 0) {
+      kill(pid, SIGQUIT);
+      for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    std::filesystem::remove_all(dir_);
+    ServerTest::TearDown();
+  }
+
+  bool Serves() {
+    v1::GetItemRequest request;
+    request.set_id(1);
+    v1::Item item;
+    return via_nginx_->GetItem(Context(absl::Seconds(2)).get(), request, &item).ok();
+  }
+
+  std::filesystem::path dir_;                             // nginx's prefix and config
+  int grpc_port_ = 0;                                     // nginx's gRPC port
+  int http_port_ = 0;                                     // nginx's REST port
+  std::shared_ptr<grpc::Channel> channel_via_nginx_;      // to grpc_port_
+  std::unique_ptr<v1::CatalogService::Stub> via_nginx_;   // catalog calls through nginx
+};
+
+TEST_F(NginxTest, GrpcAndRestPassThrough) {
+  v1::GetItemRequest request;
+  request.set_id(1);
+  v1::Item item;
+  ASSERT_TRUE(via_nginx_->GetItem(Context().get(), request, &item).ok());
+  EXPECT_EQ(item.sku(), "SKU-1");
+  // Errors keep their status and message.
+  request.set_id(424242);
+  const grpc::Status missing = via_nginx_->GetItem(Context().get(), request, &item);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(missing.error_message(), HasSubstr("424242"));
+  const HttpReply rest = Http(http_port_, "GET", "/v1/items/1");
+  EXPECT_EQ(rest.status, 200);
+  EXPECT_THAT(rest.body, HasSubstr("SKU-1"));
+}
+
+// Each flood for a few seconds against nginx's gRPC port, while a client calls GetItem through
+// nginx all along: every one of its calls must succeed, and the server's memory (this process)
+// must not grow with the flood.
+TEST_F(NginxTest, FloodsEndAtNginxWhileAWellBehavedClientIsServed) {
+  for (const std::string attack : {"rapid_reset", "continuation", "big_message"}) {
+    SCOPED_TRACE(attack);
+    const long rss_before = ResidentKib();
+    std::atomic<bool> stop{false};
+    const auto started = std::chrono::steady_clock::now();
+    std::atomic<int> calls{0};
+    std::atomic<int> failures{0};
+    std::string last_error;
+    std::thread client([&] {
+      while (!stop) {
+        v1::GetItemRequest request;
+        request.set_id(1);
+        v1::Item item;
+        const grpc::Status status =
+            via_nginx_->GetItem(Context(absl::Seconds(5)).get(), request, &item);
+        ++calls;
+        if (!status.ok()) {
+          ++failures;
+          last_error = status.error_message();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+    int exit_code = 0;
+    const std::string report =
+        RunCommand(absl::StrCat("/usr/bin/python3 ", HOTPATH_SOURCE_DIR, "/tests/floods/h2_flood.py ",
+                                attack, " ", grpc_port_, " 4"),
+                   &exit_code);
+    // The client goes on for the flood's whole time even if the attacker gave up early.
+    std::this_thread::sleep_until(started + std::chrono::seconds(4));
+    stop = true;
+    client.join();
+    const long grown_kib = ResidentKib() - rss_before;
+    RecordProperty(attack + "_report", report);
+    RecordProperty(attack + "_rss_growth_kib", std::to_string(grown_kib));
+    ASSERT_EQ(exit_code, 0) << report;
+    EXPECT_GT(calls.load(), 0);
+    EXPECT_EQ(failures.load(), 0) << last_error;
+    EXPECT_LT(grown_kib, 100 * 1024) << report;
+    if (attack == "rapid_reset") {
+      EXPECT_THAT(report, Not(HasSubstr("\"goaways\": 0,"))) << report;
+    }
+    if (attack == "continuation") {
+      EXPECT_THAT(report, Not(HasSubstr("\"closed_by_server\": 0"))) << report;
+    }
+    if (attack == "big_message") {
+      // nginx refuses the body past client_max_body_size (5 MiB) instead of passing 2 GiB on.
+      EXPECT_THAT(report, ::testing::AnyOf(HasSubstr("\"reset\": true"),
+                                           HasSubstr("\"closed_by_server\": true")))
+          << report;
+    }
+    EXPECT_TRUE(Serves());
+  }
+}
+
+}  // namespace
+}  // namespace hotpath::testing
