@@ -464,3 +464,85 @@ TEST_F(HardeningTest, ARepeatedRequestIdReturnsTheFirstItem) {
 
 }  // namespace
 }  // namespace hotpath::testing
+
+namespace hotpath::testing {
+namespace {
+
+// CVE-2023-4785: once an accept fails for want of descriptors, gRPC 1.51's listener may take no
+// connection again while the process lives. hotpathd (as a process, with few descriptors) is
+// driven past its limit on the gRPC port; afterwards /readyz must tell the truth: 200 only if a
+// new gRPC connection is served. And the HTTP accept loop must not spin meanwhile.
+TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
+  ASSERT_TRUE(db::Migrate(database_->url(), db::BuiltinMigrations()).ok());
+  const int grpc_port = FreePort();
+  const int http_port = FreePort();
+  int exit_code = 0;
+  const std::string pid = RunCommand(
+      absl::StrCat("prlimit --nofile=160:160 ", HOTPATH_HOTPATHD_BINARY, " --database_url='",
+                   database_->url(), "' --grpc_host=127.0.0.1 --grpc_port=", grpc_port,
+                   " --http_host=127.0.0.1 --http_port=", http_port,
+                   " --pool_max=4 --http_threads=1 --cq_threads=1 >/dev/null 2>&1 & echo $!"),
+      &exit_code);
+  ASSERT_EQ(exit_code, 0) << pid;
+  auto stop = [&] { RunCommand(absl::StrCat("kill ", pid)); };
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    try {
+      up = Http(http_port, "GET", "/readyz").status == 200;
+    } catch (const std::exception&) {
+      // not listening yet
+    }
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  if (!up) stop();
+  ASSERT_TRUE(up);
+
+  namespace net = boost::asio;
+  {
+    net::io_context io;
+    std::vector<std::unique_ptr<net::ip::tcp::socket>> held;
+    for (int i = 0; i < 300; ++i) {
+      auto socket = std::make_unique<net::ip::tcp::socket>(io);
+      boost::system::error_code ec;
+      socket->connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(grpc_port)},
+                      ec);
+      if (!ec) held.push_back(std::move(socket));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // gRPC accepts what it can
+    const std::string stat_path = absl::StrCat("/proc/", std::stol(pid), "/stat");
+    auto cpu_ticks = [&] {
+      std::ifstream stat(stat_path);
+      std::string field;
+      long total = 0;
+      for (int i = 1; i <= 15 && stat >> field; ++i) {
+        if (i == 14 || i == 15) total += std::stol(field);
+      }
+      return total;
+    };
+    // An HTTP connection the server cannot accept (no descriptor): the accept loop must wait,
+    // not spin on EMFILE.
+    RawConnection waiting(http_port);
+    const long before = cpu_ticks();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    EXPECT_LT(cpu_ticks() - before, sysconf(_SC_CLK_TCK) / 2) << "CPU ticks in 1 s while out of fds";
+  }  // every connection released
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port),
+                                     grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  v1::GetItemRequest request;
+  request.set_id(1);
+  v1::Item item;
+  const grpc::Status call = v1::CatalogService::NewStub(channel)->GetItem(&context, request, &item);
+  const bool grpc_serves = call.error_code() != grpc::StatusCode::UNAVAILABLE &&
+                           call.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED;
+  const HttpReply ready = Http(http_port, "GET", "/readyz");
+  RecordProperty("grpc_listener_survived", grpc_serves ? "yes" : "no");
+  EXPECT_EQ(ready.status, grpc_serves ? 200 : 503)
+      << "gRPC call: " << call.error_message() << "; /readyz: " << ready.body;
+  stop();
+}
+
+}  // namespace
+}  // namespace hotpath::testing

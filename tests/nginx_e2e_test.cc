@@ -2,10 +2,7 @@
 // gRPC and REST pass through, and the HTTP/2 floods gRPC 1.51 cannot stop by itself (Rapid
 // Reset, a CONTINUATION flood, a message declared at 2 GiB) end at nginx, while a well-behaved
 // client keeps being served and hotpathd's memory stays bounded.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,18 +22,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 long ResidentKib() {
   std::ifstream status("/proc/self/status");

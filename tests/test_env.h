@@ -67,6 +67,9 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+// A TCP port free on 127.0.0.1 right now (for a process the test starts).
+int FreePort();
+
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 
