@@ -575,6 +575,7 @@ TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
       {"get_item", "(1)"},
       {"batch_get_items", "('{1,2,3}')"},
       {"create_item", "('s', 'n', 'd', 'c', 1, 1, '{}')"},
+      {"create_item_once", "('s', 'n', 'd', 'c', 1, 1, '{}', 'k')"},
       {"update_item",
        "(1, true, 's', false, 'n', false, 'd', false, 'c', false, 1, false, 1, false, '{}', NULL)"},
       {"delete_item", "(1, NULL)"},
