@@ -103,18 +103,27 @@ absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
   return lease;
 }
 
-absl::Status PgPool::Ping(absl::Time deadline) {
-  auto lease = Acquire(deadline);
-  if (!lease.ok()) return lease.status();
-  if (absl::Status limited = lease->LimitTo(deadline); !limited.ok()) return limited;
+namespace {
+
+// "SELECT 1" on lease's connection, within deadline; a failure marks the connection broken.
+absl::Status SelectOne(PgLease& lease, absl::Time deadline) {
+  if (absl::Status limited = lease.LimitTo(deadline); !limited.ok()) return limited;
   try {
-    pqxx::nontransaction tx(lease->connection());
+    pqxx::nontransaction tx(lease.connection());
     tx.exec("SELECT 1");
     return absl::OkStatus();
   } catch (const std::exception& e) {
-    lease->MarkBroken();
+    lease.MarkBroken();
     return absl::UnavailableError(absl::StrCat("database unavailable: ", e.what()));
   }
+}
+
+}  // namespace
+
+absl::Status PgPool::Ping(absl::Time deadline) {
+  auto lease = Acquire(deadline);
+  if (!lease.ok()) return lease.status();
+  return SelectOne(*lease, deadline);
 }
 
 absl::Status PgPool::CheckReady(absl::Time deadline) {
@@ -132,15 +141,7 @@ absl::Status PgPool::CheckReady(absl::Time deadline) {
     }
   }
   if (!lease) return Ping(deadline);  // none open: open one
-  if (absl::Status limited = lease->LimitTo(deadline); !limited.ok()) return limited;
-  try {
-    pqxx::nontransaction tx(lease->connection());
-    tx.exec("SELECT 1");
-    return absl::OkStatus();
-  } catch (const std::exception& e) {
-    lease->MarkBroken();
-    return absl::UnavailableError(absl::StrCat("database unavailable: ", e.what()));
-  }
+  return SelectOne(*lease, deadline);
 }
 
 absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
