@@ -566,3 +566,41 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
 
 }  // namespace
 }  // namespace hotpath::testing
+
+namespace hotpath::testing {
+namespace {
+
+// The raw HTTP/2 client of tests/floods/h2_flood.py opens 2,100 ExportItems streams on one
+// connection with a zero window and never acknowledges the server's settings (so gRPC 1.51's own
+// limit of 256 streams never applies): it held 2,001 of the 2,048 slots and every other client
+// was refused. Now that connection gets its share and the other client is served.
+TEST_F(ServerTest, OneConnectionCannotTakeEveryCallSlot) {
+  HotpathdOptions options = Options();
+  options.admission.max_in_flight = 2048;
+  StartServer(options);
+  for (int n = 1; n <= 20; ++n) CreateDemo(n);
+  std::string report;
+  std::thread attacker([&] {
+    report = RunCommand(absl::StrCat("/usr/bin/python3 ", HOTPATH_SOURCE_DIR,
+                                     "/tests/floods/h2_flood.py held_streams ",
+                                     server_->grpc_port(), " 3"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the streams are open by now
+  int refused = 0;
+  for (int i = 0; i < 50; ++i) {
+    v1::GetItemRequest request;
+    request.set_id(1 + i % 20);
+    v1::Item item;
+    if (stub_->GetItem(Context().get(), request, &item).error_code() ==
+        grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++refused;
+    }
+  }
+  attacker.join();
+  EXPECT_EQ(refused, 0) << report;
+  // The attacker's connection was refused past its share: 2,100 - 256.
+  EXPECT_THAT(report, HasSubstr("\"8\": 1844")) << report;
+}
+
+}  // namespace
+}  // namespace hotpath::testing
