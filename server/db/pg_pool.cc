@@ -33,7 +33,11 @@ PgLease::PgLease(PgLease&& other) noexcept
 PgLease::~PgLease() {
   // First: once this returns, no cancel request for this call can be sent on the connection.
   if (cancellation_ != nullptr) cancellation_->ClearOnCancel();
-  if (slot_ != nullptr) pool_->Release(std::move(slot_), broken_ || slot_->cancel_sent);
+  if (slot_ == nullptr) return;
+  // Read before the move: the order in which arguments are evaluated is unspecified, and clang
+  // moves slot_ into the first parameter before it evaluates the second.
+  const bool broken = broken_ || slot_->cancel_sent;
+  pool_->Release(std::move(slot_), broken);
 }
 
 absl::Status PgLease::LimitTo(absl::Time deadline) {
