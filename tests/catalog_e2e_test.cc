@@ -576,6 +576,7 @@ TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
       {"batch_get_items", "('{1,2,3}')"},
       {"create_item", "('s', 'n', 'd', 'c', 1, 1, '{}')"},
       {"create_item_once", "('s', 'n', 'd', 'c', 1, 1, '{}', 'k')"},
+      {"item_by_request_id", "('k')"},
       {"update_item",
        "(1, true, 's', false, 'n', false, 'd', false, 'c', false, 1, false, 1, false, '{}', NULL)"},
       {"delete_item", "(1, NULL)"},

@@ -33,8 +33,8 @@ constexpr char kCreateItemSql[] =
     "VALUES ($1, $2, $3, $4, $5, $6, $7::text[]) RETURNING " HOTPATH_ITEM_COLUMNS;
 
 // A create with an idempotency key: inserts, or returns the row an earlier create with the same
-// key made. No row: that earlier create committed after this statement's snapshot was taken (it
-// ran at the same moment); the caller retries.
+// key made. No row: that earlier create committed after this statement's snapshot was taken (the
+// insert waited for it); kItemByRequestId, a statement of its own, sees it then.
 constexpr char kCreateItemOnce[] = "create_item_once";
 constexpr char kCreateItemOnceSql[] =
     "WITH inserted AS ("
@@ -44,6 +44,9 @@ constexpr char kCreateItemOnceSql[] =
     "RETURNING " HOTPATH_ITEM_COLUMNS ") "
     "SELECT * FROM inserted UNION ALL "
     "SELECT " HOTPATH_ITEM_COLUMNS " FROM items WHERE create_request_id = $8 LIMIT 1";
+constexpr char kItemByRequestId[] = "item_by_request_id";
+constexpr char kItemByRequestIdSql[] =
+    "SELECT " HOTPATH_ITEM_COLUMNS " FROM items WHERE create_request_id = $1";
 
 // One statement for every update mask: each field is set only when its flag is true.
 constexpr char kUpdateItem[] = "update_item";
@@ -255,6 +258,7 @@ std::vector<db::PreparedStatement> ItemStore::Statements() {
       {kBatchGetItems, kBatchGetItemsSql},
       {kCreateItem, kCreateItemSql},
       {kCreateItemOnce, kCreateItemOnceSql},
+      {kItemByRequestId, kItemByRequestIdSql},
       {kUpdateItem, kUpdateItemSql},
       {kDeleteItem, kDeleteItemSql},
       {kItemVersion, kItemVersionSql},
@@ -363,16 +367,18 @@ absl::StatusOr<v1::Item> ItemStore::Create(const v1::Item& item, const std::stri
   return WithConnection<v1::Item>(
       "creating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
         pqxx::nontransaction tx(c);
-        const pqxx::result rows =
+        pqxx::result rows =
             request_id.empty()
                 ? tx.exec_prepared(kCreateItem, item.sku(), item.name(), item.description(),
                                    item.category(), item.price_cents(), item.stock(), tags)
                 : tx.exec_prepared(kCreateItemOnce, item.sku(), item.name(), item.description(),
                                    item.category(), item.price_cents(), item.stock(), tags,
                                    request_id);
+        if (rows.empty()) rows = tx.exec_prepared(kItemByRequestId, request_id);
         if (rows.empty()) {
+          // Its item was deleted between the two statements.
           return absl::AbortedError(absl::StrCat("a create with request_id \"", request_id,
-                                                 "\" is committing at this moment; retry"));
+                                                 "\" changed meanwhile; retry"));
         }
         v1::Item created;
         RowToItem(rows[0], &created);
