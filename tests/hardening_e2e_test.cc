@@ -489,16 +489,17 @@ namespace hotpath::testing {
 namespace {
 
 // CVE-2023-4785: once an accept fails for want of descriptors, gRPC 1.51's listener may take no
-// connection again while the process lives. hotpathd (as a process, with few descriptors) is
-// driven past its limit on the gRPC port; afterwards /readyz must tell the truth: 200 only if a
-// new gRPC connection is served. And the HTTP accept loop must not spin meanwhile.
+// connection again while the process lives. hotpathd (as a process, with few descriptors: it
+// raises its soft limit to the hard one first) is driven past its limit on the gRPC port;
+// afterwards /readyz must tell the truth: 200 only if a new gRPC connection is served. And the
+// HTTP accept loop must not spin meanwhile.
 TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
   ASSERT_TRUE(db::Migrate(database_->url(), db::BuiltinMigrations()).ok());
   const int grpc_port = FreePort();
   const int http_port = FreePort();
   int exit_code = 0;
   const std::string pid = RunCommand(
-      absl::StrCat("prlimit --nofile=160:160 ", HOTPATH_HOTPATHD_BINARY, " --database_url='",
+      absl::StrCat("prlimit --nofile=100:160 ", HOTPATH_HOTPATHD_BINARY, " --database_url='",
                    database_->url(), "' --grpc_host=127.0.0.1 --grpc_port=", grpc_port,
                    " --http_host=127.0.0.1 --http_port=", http_port,
                    " --pool_max=4 --http_threads=1 --cq_threads=1 >/dev/null 2>&1 & echo $!"),
@@ -516,6 +517,14 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
   }
   if (!up) stop();
   ASSERT_TRUE(up);
+  // Started with a soft limit of 100 and a hard one of 160: hotpathd raised the soft one.
+  {
+    std::ifstream limits(absl::StrCat("/proc/", std::stol(pid), "/limits"));
+    std::string line;
+    while (std::getline(limits, line) && line.rfind("Max open files", 0) != 0) {
+    }
+    EXPECT_THAT(line, ::testing::MatchesRegex("Max open files +160 +160 +files *"));
+  }
 
   namespace net = boost::asio;
   {
