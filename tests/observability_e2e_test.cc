@@ -1,6 +1,8 @@
 // The runtime around the catalog, end to end: x-process-time on every RPC, gzip by size and by what
 // the client accepts, exact metric movements on /metrics (checked by promtool), the read-through
 // cache, and the HTTP endpoints of the runtime.
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -136,13 +138,18 @@ std::string RawGrpcHeaders(int port, const std::string& method,
   frame[2] = static_cast<char>(body.size() >> 16);
   frame[3] = static_cast<char>(body.size() >> 8);
   frame[4] = static_cast<char>(body.size());
-  const std::string path = ::testing::TempDir() + "/hotpath_grpc_request.bin";
+  // Of this process and call: tests of this binary run in parallel processes.
+  static std::atomic<int> calls{0};
+  const std::string path = absl::StrCat(::testing::TempDir(), "/hotpath_grpc_request.", getpid(),
+                                        ".", calls++, ".bin");
   std::ofstream(path, std::ios::binary) << frame << body;
-  return RunCommand(
+  std::string headers = RunCommand(
       absl::StrCat("nghttp -v -H ':method: POST' -H 'content-type: application/grpc' ",
                    "-H 'te: trailers' -H 'grpc-accept-encoding: ", accept_encoding, "' -d ", path,
                    " http://127.0.0.1:", port, "/hotpath.catalog.v1.CatalogService/", method,
                    " | grep -a -E 'recv \\(stream_id=[0-9]+\\) [a-z:-]+:'"));
+  std::remove(path.c_str());
+  return headers;
 }
 
 TEST_F(ObservabilityTest, LargeResponsesAreGzipForClientsThatAcceptIt) {
