@@ -296,23 +296,21 @@ TEST_F(ServerTest, ReadinessDoesNotDependOnTheWorkQueue) {
   pqxx::connection locker(database_->url());
   pqxx::work lock(locker);
   lock.exec("LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
+  // Writes, one more every 50 ms, each blocked for up to 5 s: the executor's thread takes the
+  // first, its queue the second, and the next is refused at once. Then the queue is full.
   std::vector<std::thread> writers;
-  for (int i = 0; i < 2; ++i) {
-    writers.emplace_back([this, i] {
+  std::atomic<bool> full{false};
+  for (int i = 0; i < 40 && !full; ++i) {
+    writers.emplace_back([this, i, &full] {
       v1::CreateItemRequest request;
       *request.mutable_item() = client::DemoItem(10 + i);
       v1::Item created;
-      stub_->CreateItem(Context(absl::Seconds(3)).get(), request, &created);
+      if (stub_->CreateItem(Context(absl::Seconds(5)).get(), request, &created).error_code() ==
+          grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        full = true;
+      }
     });
-  }
-  // Until one more write is refused at once: the executor's thread and queue are full.
-  bool full = false;
-  for (int i = 0; i < 50 && !full; ++i) {
-    v1::CreateItemRequest request;
-    *request.mutable_item() = client::DemoItem(20 + i);
-    v1::Item created;
-    full = stub_->CreateItem(Context(absl::Milliseconds(200)).get(), request, &created)
-               .error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(full);
   const HttpReply ready = Http(server_->http_port(), "GET", "/readyz");
