@@ -111,7 +111,7 @@ TEST_F(HardeningTest, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
   connection.Send(absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
                                "application/json\r\nExpect: 100-continue\r\nContent-Length: ",
                                body.size(), "\r\n\r\n"));
-  EXPECT_EQ(connection.ReadFor(std::chrono::milliseconds(500)), "HTTP/1.1 100 Continue\r\n\r\n");
+  EXPECT_EQ(connection.ReadFor(std::chrono::milliseconds(1500)), "HTTP/1.1 100 Continue\r\n\r\n");
   connection.Send(body);
   const std::string answer = connection.ReadFor(std::chrono::milliseconds(1000));
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
@@ -123,7 +123,7 @@ TEST_F(HardeningTest, ExpectContinueWithATooLargeBodyGetsTheFinalStatusAtOnce) {
   connection.Send(
       "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
       "Expect: 100-continue\r\nContent-Length: 100000000\r\n\r\n");
-  EXPECT_THAT(connection.ReadFor(std::chrono::milliseconds(500)), StartsWith("HTTP/1.1 413"));
+  EXPECT_THAT(connection.ReadFor(std::chrono::milliseconds(1500)), StartsWith("HTTP/1.1 413"));
 }
 
 // RFC 9112 3.2.2: a server must accept the absolute form (what a client sends to a proxy).
