@@ -47,6 +47,9 @@ ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000
           "open HTTP connections at most (503 past it; never more than half the descriptor limit)");
 ABSL_FLAG(int, max_body_bytes, 1 << 20, "largest request body, unpacked, in bytes (413 above)");
 ABSL_FLAG(int, compress_min_bytes, 1000, "answers of at least this many bytes are gzip-compressed");
+ABSL_FLAG(bool, strict_query_parameters,
+          EnvOr("HOTPATH_STRICT_QUERY_PARAMETERS", "false") == "true",
+          "answer 400 for query parameters that name no field, instead of ignoring them");
 ABSL_FLAG(bool, ignore_unknown_fields, false,
           "ignore unknown JSON fields instead of answering 400");
 
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
 
   hotpath::gateway::GatewayOptions options;
   options.transcode.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
+  options.transcode.strict_query_parameters = absl::GetFlag(FLAGS_strict_query_parameters);
   options.compress_min_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_compress_min_bytes));
   options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   options.openapi_json = hotpath::gateway::kCatalogOpenApi;

@@ -226,20 +226,24 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
     if (absl::Status s = SetFromText(request, field, value, field); !s.ok()) return s;
   }
   if (query.empty()) return absl::OkStatus();
-  if (binding.body == "*") {
-    return absl::InvalidArgumentError(
-        "query parameters are not accepted here: the body carries every field");
-  }
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     const std::size_t eq = pair.find('=');
     std::string name, value;
-    if (!PercentDecode(pair.substr(0, eq), &name, true) ||
-        !PercentDecode(eq == absl::string_view::npos ? "" : pair.substr(eq + 1), &value, true)) {
+    if (!PercentDecode(pair.substr(0, eq), &name, true)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "malformed percent-encoding in query parameter \"", absl::CHexEscape(pair), "\""));
     }
-    // Fields bound by the path or the body cannot be set again from the query.
     const FieldDescriptor* head = FindField(descriptor, Head(name));
+    if (head == nullptr && !options.strict_query_parameters) continue;  // names no field: ignored
+    if (!PercentDecode(eq == absl::string_view::npos ? "" : pair.substr(eq + 1), &value, true)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "malformed percent-encoding in query parameter \"", absl::CHexEscape(pair), "\""));
+    }
+    if (binding.body == "*") {
+      return absl::InvalidArgumentError(
+          "query parameters are not accepted here: the body carries every field");
+    }
+    // Fields bound by the path or the body cannot be set again from the query.
     if (head != nullptr && !binding.body.empty() && FindField(descriptor, binding.body) == head) {
       return BadParameter(name, "is carried by the request body");
     }

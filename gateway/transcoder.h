@@ -34,6 +34,10 @@ struct HttpBinding {
 struct TranscodeOptions {
   // Ignore JSON body fields the message does not have, instead of 400.
   bool ignore_unknown_fields = false;
+  // Answer 400 for a query parameter that names no field of the request. Off by default: such
+  // parameters (cache busters like "_=123", tracking parameters) are ignored, as grpc-gateway and
+  // most REST frameworks do. A parameter that names a field wrongly is always a 400.
+  bool strict_query_parameters = false;
 };
 
 // Fills request from the path variables, the query string (without '?') and the body. Errors are

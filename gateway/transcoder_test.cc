@@ -63,13 +63,24 @@ INSTANTIATE_TEST_SUITE_P(
                       QueryCase{"pageSize=ten", "", "not a 32-bit integer"},
                       QueryCase{"pageSize=99999999999", "", "not a 32-bit integer"},
                       QueryCase{"minPriceCents=x", "", "not a valid google.protobuf.Int64Value"},
-                      QueryCase{"nope=1", "", "no field \"nope\""},
+                      QueryCase{"nope=1", "{}", ""},  // names no field: ignored
+                      QueryCase{"_=1700000000&pageSize=5", "{\"pageSize\":5}", ""},
+                      QueryCase{"utm_source=%zz", "{}", ""},  // an ignored value is not read
                       QueryCase{"category.x=1", "", "has no fields"},
                       QueryCase{"category=%ff", "", "not valid UTF-8"},
                       QueryCase{"category=%zz", "", "malformed percent-encoding"}),
     [](const ::testing::TestParamInfo<QueryCase>& info) {
       return "Case" + std::to_string(info.index);
     });
+
+TEST(BuildRequest, StrictQueryParametersRefuseOnesThatNameNoField) {
+  v1::ListItemsRequest request;
+  const absl::Status status = BuildRequest(Binding("ListItems", "GET", "/v1/items", ""), {},
+                                           "nope=1", "", {.strict_query_parameters = true},
+                                           &request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("no field \"nope\""));
+}
 
 TEST(BuildRequest, RepeatedQueryKeysAppend) {
   v1::BatchGetItemsRequest request;
@@ -118,7 +129,7 @@ TEST(BuildRequest, BodyErrors) {
   s = BuildRequest(create, {}, "", deep, {}, &request);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
 
-  s = BuildRequest(create, {}, "sku=x", "{}", {}, &request);  // item is carried by the body
+  s = BuildRequest(create, {}, "item.sku=x", "{}", {}, &request);  // item is carried by the body
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
 
   v1::GetItemRequest get;

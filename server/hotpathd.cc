@@ -137,6 +137,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   if (options.gateway) {
     gateway::GatewayOptions gateway_options;
     gateway_options.transcode.ignore_unknown_fields = options.ignore_unknown_fields;
+    gateway_options.transcode.strict_query_parameters = options.strict_query_parameters;
     gateway_options.compress_min_bytes = options.compress_min_bytes;
     gateway_options.answer_memo_slots = options.gateway_answer_memo;
     gateway_options.max_body_bytes = options.http.max_body_bytes;

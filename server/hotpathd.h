@@ -41,6 +41,8 @@ struct HotpathdOptions {
   bool gateway = true;
   // Ignore unknown JSON fields in gateway request bodies instead of answering 400.
   bool ignore_unknown_fields = false;
+  // Answer 400 for gateway query parameters that name no field, instead of ignoring them.
+  bool strict_query_parameters = false;
   // Database: URL, pool bounds and timeouts (see PgPoolOptions).
   db::PgPoolOptions database;
   // Apply pending schema migrations at start. Default on.

@@ -44,6 +44,10 @@ ABSL_FLAG(int, gateway_answer_memo, EnvOr("HOTPATH_GATEWAY_ANSWER_MEMO", 16384),
           "printed again; 0: none (env HOTPATH_GATEWAY_ANSWER_MEMO)");
 ABSL_FLAG(bool, ignore_unknown_fields, false,
           "gateway: ignore unknown JSON fields in request bodies instead of answering 400");
+ABSL_FLAG(bool, strict_query_parameters,
+          EnvOr("HOTPATH_STRICT_QUERY_PARAMETERS", "false") == "true",
+          "gateway: answer 400 for query parameters that name no field, instead of ignoring them "
+          "(env HOTPATH_STRICT_QUERY_PARAMETERS)");
 ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
           "largest HTTP request body, unpacked, in bytes; larger ones get 413 (env "
           "HOTPATH_MAX_BODY_BYTES)");
@@ -175,6 +179,7 @@ int main(int argc, char** argv) {
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.gateway = absl::GetFlag(FLAGS_gateway);
   options.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
+  options.strict_query_parameters = absl::GetFlag(FLAGS_strict_query_parameters);
   options.http.max_body_bytes =
       static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_max_body_bytes)));
   options.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);

@@ -196,7 +196,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"BadPathValue", "GET", "/v1/items/abc", "", kJson, 400, "\\\"id\\\""},
         ErrorCase{"BrokenEscapeInPath", "GET", "/v1/items/%", "", kJson, 400, "percent-encoding"},
         ErrorCase{"BadQueryValue", "GET", "/v1/items?pageSize=ten", "", kJson, 400, "pageSize"},
-        ErrorCase{"UnknownQueryParameter", "GET", "/v1/items?colour=red", "", kJson, 400, "colour"},
+        ErrorCase{"MisnamedNestedQueryParameter", "GET", "/v1/items?category.colour=red", "", kJson,
+                  400, "category.colour"},
         ErrorCase{"PathTraversalInCapture", "GET", "/v1/categories/..%2F..%2Fetc/stats", "", kJson,
                   400, "category"},
         ErrorCase{"SqlInCapture", "GET", "/v1/categories/x';DROP%20TABLE%20items;--/stats", "",
@@ -218,6 +219,25 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"BodyOnGet", "GET", "/v1/items/1", R"({"x":1})", kJson, 400,
                   "takes no request body"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return std::string(info.param.name); });
+
+// Cache busters and tracking parameters name no field: ignored, as grpc-gateway does; with
+// --strict_query_parameters they are a 400 naming the parameter.
+TEST_F(GatewayTest, QueryParametersThatNameNoFieldAreIgnoredUnlessStrict) {
+  CreateDemo(1);
+  const HttpReply item = Call("GET", "/v1/items/1?_=1700000000&utm_source=mail");
+  EXPECT_EQ(item.status, 200) << item.body;
+  EXPECT_THAT(item.body, HasSubstr("SKU-1"));
+  const HttpReply page = Call("GET", "/v1/items?pageSize=1&_=1");
+  EXPECT_EQ(page.status, 200) << page.body;
+
+  HotpathdOptions options = Options();
+  options.strict_query_parameters = true;
+  server_.reset();
+  StartServer(options);
+  const HttpReply strict = Http(server_->http_port(), "GET", "/v1/items/1?_=1700000000");
+  EXPECT_EQ(strict.status, 400);
+  EXPECT_THAT(strict.body, HasSubstr("no field"));
+}
 
 TEST_F(GatewayTest, OversizedBodyIs413) {
   // The server answers as soon as it reads the Content-Length, without reading the body.
