@@ -190,9 +190,9 @@ TEST_F(HardeningTest, CompressedRequestIsRefusedAtTheSizeLimitWithoutInflatingIt
   std::condition_variable done_cv;
   bool done = false;
   grpc::Status status;
+  const grpc::ByteBuffer bomb_message = rpc::PrecompressedMessage(bomb, GRPC_COMPRESS_GZIP);
   stub.UnaryCall(&context, "/hotpath.catalog.v1.CatalogService/GetItem", grpc::StubOptions(),
-                 new grpc::ByteBuffer(rpc::PrecompressedMessage(bomb, GRPC_COMPRESS_GZIP)),
-                 &response, [&](grpc::Status s) {
+                 &bomb_message, &response, [&](grpc::Status s) {
                    std::lock_guard lock(mu);
                    status = std::move(s);
                    done = true;
