@@ -75,9 +75,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(BuildRequest, StrictQueryParametersRefuseOnesThatNameNoField) {
   v1::ListItemsRequest request;
-  const absl::Status status = BuildRequest(Binding("ListItems", "GET", "/v1/items", ""), {},
-                                           "nope=1", "", {.strict_query_parameters = true},
-                                           &request);
+  const absl::Status status =
+      BuildRequest(Binding("ListItems", "GET", "/v1/items", ""), {}, "nope=1", "",
+                   {.strict_query_parameters = true}, &request);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("no field \"nope\""));
 }

@@ -125,8 +125,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   // of its own, not the executor: a full work queue means busy, not unready, and a load balancer
   // that pulled a busy replica would only move its load onto the others.
   d->readiness_ = std::make_unique<http::CoalescedProbe>([self] {
-    if (absl::Status listening = self->server_->CheckListener(absl::Seconds(1));
-        !listening.ok()) {
+    if (absl::Status listening = self->server_->CheckListener(absl::Seconds(1)); !listening.ok()) {
       return listening;
     }
     return self->pool_->CheckReady(absl::Now() + absl::Seconds(1));

@@ -93,9 +93,10 @@ TEST_F(HardeningTest, TransferEncodingThatIsNotChunkedIsRefusedAndNothingIsSmugg
   for (const std::string coding : {"gzip", "identity", "chunked, identity", "gzip, chunked"}) {
     SCOPED_TRACE(coding);
     RawConnection connection(server_->http_port());
-    connection.Send(absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                                 "application/json\r\nTransfer-Encoding: ",
-                                 coding, "\r\n\r\n", smuggled));
+    connection.Send(
+        absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     "application/json\r\nTransfer-Encoding: ",
+                     coding, "\r\n\r\n", smuggled));
     const std::string answer = connection.ReadFor(std::chrono::milliseconds(1500));
     EXPECT_THAT(answer, StartsWith(coding == "gzip, chunked" ? "HTTP/1.1 501" : "HTTP/1.1 400"));
     EXPECT_EQ(CountOf(answer, "HTTP/1.1 "), 1) << answer;
@@ -108,9 +109,10 @@ TEST_F(HardeningTest, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
   const std::string body =
       R"({"sku":"EXPECT-1","name":"Lamp","category":"home","priceCents":100,"stock":1})";
   RawConnection connection(server_->http_port());
-  connection.Send(absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                               "application/json\r\nExpect: 100-continue\r\nContent-Length: ",
-                               body.size(), "\r\n\r\n"));
+  connection.Send(
+      absl::StrCat("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                   "application/json\r\nExpect: 100-continue\r\nContent-Length: ",
+                   body.size(), "\r\n\r\n"));
   EXPECT_EQ(connection.ReadFor(std::chrono::milliseconds(1500)), "HTTP/1.1 100 Continue\r\n\r\n");
   connection.Send(body);
   const std::string answer = connection.ReadFor(std::chrono::milliseconds(1000));
@@ -172,15 +174,7 @@ TEST_F(HttpConnectionCapTest, ConnectionsPastTheCapAreTurnedAwayAndServiceResume
 TEST_F(HardeningTest, CompressedRequestIsRefusedAtTheSizeLimitWithoutInflatingIt) {
   const std::string bomb = http::GzipCompress(std::string(256 << 20, '\0'));
   ASSERT_LT(bomb.size(), 4u << 20);  // within gRPC's limit on what arrives
-  auto peak_rss_kib = [] {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line)) {
-      if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return 0L;
-  };
-  const long before = peak_rss_kib();
+  const long before = ProcStatusKib("VmHWM");
   grpc::GenericStub stub(channel_);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
@@ -202,7 +196,7 @@ TEST_F(HardeningTest, CompressedRequestIsRefusedAtTheSizeLimitWithoutInflatingIt
   done_cv.wait(lock, [&] { return done; });
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("inflates past"));
-  EXPECT_LT(peak_rss_kib() - before, 64 * 1024) << "KiB of peak RSS added by one request";
+  EXPECT_LT(ProcStatusKib("VmHWM") - before, 64 * 1024) << "KiB of peak RSS added by one request";
 
   // A well-formed compressed request is still read.
   v1::GetItemRequest request;
@@ -369,12 +363,6 @@ TEST_F(ServerTest, AConnectionLimitIsNotAnOutage) {
   database_->Query(absl::StrCat("DROP OWNED BY ", role));
 }
 
-}  // namespace
-}  // namespace hotpath::testing
-
-namespace hotpath::testing {
-namespace {
-
 // A client that opens ExportItems and stops reading held its call (and its slot among
 // --max_in_flight) for as long as its connection lived. The server cancels a stream whose write
 // has waited stream_stall_timeout.
@@ -414,12 +402,6 @@ TEST_F(ServerTest, AServerStreamWhoseClientStopsReadingIsCancelled) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED) << status.error_message();
   EXPECT_LT(read, 5000);
 }
-
-}  // namespace
-}  // namespace hotpath::testing
-
-namespace hotpath::testing {
-namespace {
 
 // A write that answered DEADLINE_EXCEEDED may have committed (the deadline is the client's
 // timer). request_id makes the retry safe: every key ends up as exactly one row, whatever the
@@ -473,18 +455,14 @@ TEST_F(HardeningTest, ARepeatedRequestIdReturnsTheFirstItem) {
   const std::string body = R"({"sku":"REST-KEY","name":"Lamp","category":"home","stock":1})";
   const std::vector<std::pair<std::string, std::string>> json = {
       {"Content-Type", "application/json"}};
-  const HttpReply one = Http(server_->http_port(), "POST", "/v1/items?requestId=rest-1", body, json);
-  const HttpReply two = Http(server_->http_port(), "POST", "/v1/items?requestId=rest-1", body, json);
+  const HttpReply one =
+      Http(server_->http_port(), "POST", "/v1/items?requestId=rest-1", body, json);
+  const HttpReply two =
+      Http(server_->http_port(), "POST", "/v1/items?requestId=rest-1", body, json);
   EXPECT_EQ(one.status, 200) << one.body;
   EXPECT_EQ(two.status, 200) << two.body;
   EXPECT_EQ(one.body, two.body);
 }
-
-}  // namespace
-}  // namespace hotpath::testing
-
-namespace hotpath::testing {
-namespace {
 
 // CVE-2023-4785: once an accept fails for want of descriptors, gRPC 1.51's listener may take no
 // connection again while the process lives. hotpathd (as a process, with few descriptors: it
@@ -551,7 +529,8 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
     RawConnection waiting(http_port);
     const long before = cpu_ticks();
     std::this_thread::sleep_for(std::chrono::seconds(1));
-    EXPECT_LT(cpu_ticks() - before, sysconf(_SC_CLK_TCK) / 2) << "CPU ticks in 1 s while out of fds";
+    EXPECT_LT(cpu_ticks() - before, sysconf(_SC_CLK_TCK) / 2)
+        << "CPU ticks in 1 s while out of fds";
   }  // every connection released
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port),
@@ -570,12 +549,6 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
       << "gRPC call: " << call.error_message() << "; /readyz: " << ready.body;
   stop();
 }
-
-}  // namespace
-}  // namespace hotpath::testing
-
-namespace hotpath::testing {
-namespace {
 
 // The raw HTTP/2 client of tests/floods/h2_flood.py opens 2,100 ExportItems streams on one
 // connection with a zero window and never acknowledges the server's settings (so gRPC 1.51's own

@@ -23,15 +23,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-long ResidentKib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
-}
-
 void Write(const std::filesystem::path& path, const std::string& text) {
   std::ofstream(path) << text;
 }
@@ -51,8 +42,8 @@ class NginxTest : public ServerTest {
           absl::StrCat("server 127.0.0.1:", server_->grpc_port(), ";\n"));
     Write(dir_ / "hotpath-http-replicas.conf",
           absl::StrCat("server 127.0.0.1:", server_->http_port(), ";\n"));
-    Write(dir_ / "hotpath-grpc-listen.conf", absl::StrCat("listen 127.0.0.1:", grpc_port_,
-                                                          " http2;\n"));
+    Write(dir_ / "hotpath-grpc-listen.conf",
+          absl::StrCat("listen 127.0.0.1:", grpc_port_, " http2;\n"));
     Write(dir_ / "hotpath-http-listen.conf", absl::StrCat("listen 127.0.0.1:", http_port_, ";\n"));
     const std::string d = dir_.string();
     Write(dir_ / "nginx.conf",
@@ -94,11 +85,11 @@ class NginxTest : public ServerTest {
     return via_nginx_->GetItem(Context(absl::Seconds(2)).get(), request, &item).ok();
   }
 
-  std::filesystem::path dir_;                             // nginx's prefix and config
-  int grpc_port_ = 0;                                     // nginx's gRPC port
-  int http_port_ = 0;                                     // nginx's REST port
-  std::shared_ptr<grpc::Channel> channel_via_nginx_;      // to grpc_port_
-  std::unique_ptr<v1::CatalogService::Stub> via_nginx_;   // catalog calls through nginx
+  std::filesystem::path dir_;                            // nginx's prefix and config
+  int grpc_port_ = 0;                                    // nginx's gRPC port
+  int http_port_ = 0;                                    // nginx's REST port
+  std::shared_ptr<grpc::Channel> channel_via_nginx_;     // to grpc_port_
+  std::unique_ptr<v1::CatalogService::Stub> via_nginx_;  // catalog calls through nginx
 };
 
 TEST_F(NginxTest, GrpcAndRestPassThrough) {
@@ -123,7 +114,7 @@ TEST_F(NginxTest, GrpcAndRestPassThrough) {
 TEST_F(NginxTest, FloodsEndAtNginxWhileAWellBehavedClientIsServed) {
   for (const std::string attack : {"rapid_reset", "continuation", "big_message"}) {
     SCOPED_TRACE(attack);
-    const long rss_before = ResidentKib();
+    const long rss_before = ProcStatusKib("VmRSS");
     std::atomic<bool> stop{false};
     const auto started = std::chrono::steady_clock::now();
     std::atomic<int> calls{0};
@@ -146,14 +137,14 @@ TEST_F(NginxTest, FloodsEndAtNginxWhileAWellBehavedClientIsServed) {
     });
     int exit_code = 0;
     const std::string report =
-        RunCommand(absl::StrCat("/usr/bin/python3 ", HOTPATH_SOURCE_DIR, "/tests/floods/h2_flood.py ",
-                                attack, " ", grpc_port_, " 4"),
+        RunCommand(absl::StrCat("/usr/bin/python3 ", HOTPATH_SOURCE_DIR,
+                                "/tests/floods/h2_flood.py ", attack, " ", grpc_port_, " 4"),
                    &exit_code);
     // The client goes on for the flood's whole time even if the attacker gave up early.
     std::this_thread::sleep_until(started + std::chrono::seconds(4));
     stop = true;
     client.join();
-    const long grown_kib = ResidentKib() - rss_before;
+    const long grown_kib = ProcStatusKib("VmRSS") - rss_before;
     RecordProperty(attack + "_report", report);
     RecordProperty(attack + "_rss_growth_kib", std::to_string(grown_kib));
     ASSERT_EQ(exit_code, 0) << report;

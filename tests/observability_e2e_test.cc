@@ -140,8 +140,8 @@ std::string RawGrpcHeaders(int port, const std::string& method,
   frame[4] = static_cast<char>(body.size());
   // Of this process and call: tests of this binary run in parallel processes.
   static std::atomic<int> calls{0};
-  const std::string path = absl::StrCat(::testing::TempDir(), "/hotpath_grpc_request.", getpid(),
-                                        ".", calls++, ".bin");
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/hotpath_grpc_request.", getpid(), ".", calls++, ".bin");
   std::ofstream(path, std::ios::binary) << frame << body;
   std::string headers = RunCommand(
       absl::StrCat("nghttp -v -H ':method: POST' -H 'content-type: application/grpc' ",

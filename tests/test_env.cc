@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <pqxx/pqxx>
 #include <random>
 
@@ -146,6 +147,16 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   }
   reply.body = parser.get().body();
   return reply;
+}
+
+long ProcStatusKib(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  const std::string prefix = field + ":";
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::stol(line.substr(prefix.size()));
+  }
+  return 0;
 }
 
 int FreePort() {

@@ -67,6 +67,9 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+// A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.
+long ProcStatusKib(const std::string& field);
+
 // A TCP port free on 127.0.0.1 right now (for a process the test starts).
 int FreePort();
 

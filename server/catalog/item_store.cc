@@ -41,7 +41,8 @@ constexpr char kCreateItemOnceSql[] =
     "INSERT INTO items (sku, name, description, category, price_cents, stock, tags, "
     "create_request_id) VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8) "
     "ON CONFLICT (create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
-    "RETURNING " HOTPATH_ITEM_COLUMNS ") "
+    "RETURNING " HOTPATH_ITEM_COLUMNS
+    ") "
     "SELECT * FROM inserted UNION ALL "
     "SELECT " HOTPATH_ITEM_COLUMNS " FROM items WHERE create_request_id = $8 LIMIT 1";
 constexpr char kItemByRequestId[] = "item_by_request_id";

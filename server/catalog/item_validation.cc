@@ -162,7 +162,8 @@ absl::Status ValidateCreate(const v1::CreateItemRequest& request) {
   }
   const std::string& key = request.request_id();
   if (key.size() > kMaxRequestIdChars) {
-    violations.Add("request_id", absl::StrCat("is longer than ", kMaxRequestIdChars, " characters"));
+    violations.Add("request_id",
+                   absl::StrCat("is longer than ", kMaxRequestIdChars, " characters"));
   } else if (!std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; })) {
     violations.Add("request_id", "must be printable ASCII without spaces");
   }

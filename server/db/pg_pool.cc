@@ -136,12 +136,10 @@ absl::Status PgPool::CheckReady(absl::Time deadline) {
     std::lock_guard lock(mu_);
     if (closed_) return absl::UnavailableError("database pool is closed");
     if (down_) return down_reason_;
-    if (idle_.empty() && open_ > 0) return absl::OkStatus();  // every connection is at work
     if (!idle_.empty()) {
-      auto slot = std::move(idle_.back());
-      idle_.pop_back();
-      ++in_use_;
-      lease.emplace(PgLease(this, std::move(slot)));
+      lease.emplace(TakeIdleLocked());
+    } else if (open_ > 0) {
+      return absl::OkStatus();  // every connection is at work
     }
   }
   if (!lease) return Ping(deadline);  // none open: open one
@@ -159,12 +157,7 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
       return absl::UnavailableError(
           absl::StrCat(down_reason_.message(), " (reconnecting in the background)"));
     }
-    if (!idle_.empty()) {
-      auto slot = std::move(idle_.back());
-      idle_.pop_back();
-      ++in_use_;
-      return PgLease(this, std::move(slot));
-    }
+    if (!idle_.empty()) return TakeIdleLocked();
     const absl::Time now = absl::Now();
     if (open_ < options_.max_size && now >= no_open_before_) {
       ++open_;
@@ -197,6 +190,13 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
           "timed out waiting for a database connection (all ", options_.max_size, " in use)"));
     }
   }
+}
+
+PgLease PgPool::TakeIdleLocked() {
+  auto slot = std::move(idle_.back());  // the warmest
+  idle_.pop_back();
+  ++in_use_;
+  return PgLease(this, std::move(slot));
 }
 
 absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline) {

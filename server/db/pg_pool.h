@@ -47,9 +47,9 @@ struct PgPoolOptions {
   std::vector<PreparedStatement> statements;
   // Told how long each Acquire waited (for a histogram); optional, must be thread-safe.
   std::function<void(absl::Duration)> on_acquire_wait;
-  // After a connection fails to open while none is open, the database counts as down: Acquire fails at once with
-  // UNAVAILABLE (no caller waits on a connect that cannot succeed, nor on libpq's 2 s minimum
-  // connect timeout) while one background prober tries to connect this often. Its first
+  // After a connection fails to open while none is open, the database counts as down: Acquire fails
+  // at once with UNAVAILABLE (no caller waits on a connect that cannot succeed, nor on libpq's 2 s
+  // minimum connect timeout) while one background prober tries to connect this often. Its first
   // success brings the pool back. A connection refused while others are open (PostgreSQL's
   // max_connections reached by other clients) is a limit, not an outage: callers wait for one of
   // the open ones instead, and no new one is tried for this long. Default 100 ms.
@@ -136,6 +136,8 @@ class PgPool final {
   friend class PgLease;
   explicit PgPool(PgPoolOptions options) : options_(std::move(options)) {}
   absl::StatusOr<PgLease> AcquireUntimed(absl::Time deadline);
+  // With mu_ held and idle_ not empty: leases the warmest idle connection.
+  PgLease TakeIdleLocked();
   absl::StatusOr<std::unique_ptr<PgLease::Slot>> Open(absl::Time deadline);
   void Release(std::unique_ptr<PgLease::Slot> slot, bool broken);
   // With mu_ held: the database is unreachable (why); starts the prober unless it runs.

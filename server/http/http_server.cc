@@ -87,8 +87,8 @@ std::optional<FramingRefusal> CheckFraming(const Request& request) {
   std::vector<std::string> codings;
   for (auto it = first; it != last; ++it) {
     const beast::string_view value = it->value();
-    for (absl::string_view token : absl::StrSplit(absl::string_view(value.data(), value.size()),
-                                                  ',')) {
+    for (absl::string_view token :
+         absl::StrSplit(absl::string_view(value.data(), value.size()), ',')) {
       token = absl::StripAsciiWhitespace(token);
       if (!token.empty()) codings.push_back(absl::AsciiStrToLower(token));
     }
@@ -390,11 +390,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     read_deadline_ = Deadline(options_.header_timeout);
-    bhttp::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-          self->OnHeader(ec);
-        });
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->OnHeader(ec);
+                             });
   }
 
   // The header is in: refuse what cannot be framed before a byte of the body is read, invite a
@@ -414,14 +413,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ExpectsContinue(parser_->get()) && slots_.empty() && !writing_) {
       writing_ = true;
       write_deadline_ = Deadline(options_.idle_timeout);
-      net::async_write(stream_, net::buffer(kContinue, sizeof kContinue - 1),
-                       [self = this->shared_from_this(), read_body](beast::error_code ec,
-                                                                    std::size_t) {
-                         self->writing_ = false;
-                         self->write_deadline_ = SteadyClock::time_point::max();
-                         if (ec) return self->OnRead(net::error::connection_reset);
-                         read_body();
-                       });
+      net::async_write(
+          stream_, net::buffer(kContinue, sizeof kContinue - 1),
+          [self = this->shared_from_this(), read_body](beast::error_code ec, std::size_t) {
+            self->writing_ = false;
+            self->write_deadline_ = SteadyClock::time_point::max();
+            if (ec) return self->OnRead(net::error::connection_reset);
+            read_body();
+          });
       return;
     }
     read_body();
@@ -437,8 +436,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     // The client is likely still sending (a body or headers past the limit): read and drop the
     // rest for a while after answering, so it gets to read the answer instead of a reset.
     slot.linger = true;
-    slot.response = JsonError(bad, status, status == bhttp::status::not_implemented ? 12 : 3,
-                              message);
+    slot.response =
+        JsonError(bad, status, status == bhttp::status::not_implemented ? 12 : 3, message);
     Write();
   }
 
@@ -658,13 +657,18 @@ std::size_t MaxConnections(std::size_t wanted) {
 // A connection past HttpServerOptions::max_connections: one try at a 503 without waiting (the
 // kernel's send buffer takes it), then closed. Plaintext only: a TLS client would read garbage,
 // and sees the close instead.
-void Turn(Socket socket, bool plaintext) {
+void TurnAway(Socket socket, bool plaintext) {
   static const std::string kBusy = [] {
-    const std::string body =
-        "{\"code\":14,\"message\":\"too many open connections\",\"details\":[]}";
-    return absl::StrCat(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ",
-        body.size(), "\r\nConnection: close\r\nRetry-After: 1\r\n\r\n", body);
+    Request shape;
+    shape.version(11);
+    Response response =
+        JsonError(shape, bhttp::status::service_unavailable, 14, "too many open connections");
+    response.set(bhttp::field::retry_after, "1");
+    response.keep_alive(false);
+    response.prepare_payload();
+    std::string bytes;
+    SerializeHeader(response, bytes);
+    return bytes + response.body();
   }();
   beast::error_code ignored;
   if (plaintext) {
@@ -715,7 +719,7 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
         return;
       }
       if (self->registry_->size() >= self->max_connections_) {
-        Turn(std::move(socket), self->tls_ == nullptr);
+        TurnAway(std::move(socket), self->tls_ == nullptr);
       } else {
         socket.set_option(tcp::no_delay(true), ec);
         if (self->tls_ != nullptr) {

@@ -1,16 +1,16 @@
 #include "server/rpc/async_server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <iostream>
@@ -162,8 +162,7 @@ absl::Status AsyncServer::CheckListener(absl::Duration timeout) const {
       (connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0 || errno == EINPROGRESS) &&
       wait_for(POLLOUT) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_length) == 0 &&
       error == 0;
-  if (connected && send(fd, kPreface, sizeof kPreface - 1, MSG_NOSIGNAL) > 0 &&
-      wait_for(POLLIN)) {
+  if (connected && send(fd, kPreface, sizeof kPreface - 1, MSG_NOSIGNAL) > 0 && wait_for(POLLIN)) {
     char byte;
     answered = recv(fd, &byte, 1, MSG_DONTWAIT) >= 0;  // bytes, or the server's close
   }

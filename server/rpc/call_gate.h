@@ -75,7 +75,7 @@ class CallGate final {
       if (gate_ != nullptr) gate_->Release(connection_);
       gate_ = nullptr;
     }
-    CallGate* gate_ = nullptr;     // the gate whose slot it holds; null when not counted
+    CallGate* gate_ = nullptr;      // the gate whose slot it holds; null when not counted
     std::uint64_t connection_ = 0;  // hash of the connection's peer; 0: not counted per connection
   };
 
@@ -101,16 +101,16 @@ class CallGate final {
 
   // Calls in flight per connection, in stripes so that connections rarely share a lock.
   struct alignas(64) Stripe {
-    std::mutex mu;                                          // guards counts
-    absl::flat_hash_map<std::uint64_t, int> counts;         // by peer hash; absent: none
+    std::mutex mu;                                   // guards counts
+    absl::flat_hash_map<std::uint64_t, int> counts;  // by peer hash; absent: none
   };
   static constexpr std::size_t kStripes = 16;
 
-  const int max_in_flight_;              // 0: no cap
-  const int max_per_connection_;         // calls one connection may hold
-  const bool tokens_for_reads_;          // reads need a token too
-  std::vector<Digest> token_digests_;    // SHA-256 of each accepted token
-  std::atomic<int> in_flight_{0};        // admitted calls not yet answered
+  const int max_in_flight_;               // 0: no cap
+  const int max_per_connection_;          // calls one connection may hold
+  const bool tokens_for_reads_;           // reads need a token too
+  std::vector<Digest> token_digests_;     // SHA-256 of each accepted token
+  std::atomic<int> in_flight_{0};         // admitted calls not yet answered
   std::array<Stripe, kStripes> stripes_;  // per-connection counts
 };
 
