@@ -15,11 +15,11 @@
 #include "gateway/gateway.h"
 #include "gateway/openapi.h"
 #include "grpc/health/v1/health.pb.h"
-#include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/app/descriptors.h"
 #include "server/app/env.h"
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
+#include "server/catalog/catalog_api.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
 #include "server/metrics/http_metrics.h"
@@ -75,14 +75,28 @@ int main(int argc, char** argv) {
   options.transcode.strict_query_parameters = absl::GetFlag(FLAGS_strict_query_parameters);
   options.compress_min_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_compress_min_bytes));
   options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
-  options.openapi_json = hotpath::gateway::kCatalogOpenApi;
-  // Naming a message of the file links its descriptors in (a static library is otherwise free to
-  // leave them out): the routes come from them.
-  const auto* catalog =
-      hotpath::catalog::v1::Item::descriptor()->file()->FindServiceByName("CatalogService");
+  // The services it fronts: each one's descriptor (the routes come from its google.api.http
+  // options) and OpenAPI document.
+  struct Api {
+    const google::protobuf::ServiceDescriptor* service;
+    std::string_view openapi;
+  };
+  const std::vector<Api> apis = {
+      {hotpath::catalog::CatalogServiceDescriptor(), hotpath::catalog::kCatalogOpenApi}};
+  std::vector<std::string> services;
+  std::vector<std::string_view> documents;
+  for (const Api& api : apis) {
+    services.push_back(api.service->full_name());
+    documents.push_back(api.openapi);
+  }
+  auto openapi = hotpath::gateway::MergeOpenApi(documents);
+  if (!openapi.ok()) {
+    std::cerr << "hotpath-gateway: " << openapi.status() << "\n";
+    return 1;
+  }
+  options.openapi_json = *std::move(openapi);
   auto gateway = hotpath::gateway::Gateway::Create(
-      {catalog->full_name()}, std::make_unique<hotpath::gateway::Dispatcher>(channel),
-      std::move(options));
+      services, std::make_unique<hotpath::gateway::Dispatcher>(channel), std::move(options));
   if (!gateway.ok()) {
     std::cerr << "hotpath-gateway: " << gateway.status() << "\n";
     return 1;

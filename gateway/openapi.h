@@ -1,8 +1,17 @@
-// The OpenAPI 2 document of hotpath.catalog.v1, generated at build time by protoc-gen-swagger.
+// /openapi.json over several services: their OpenAPI 2 documents merged into one.
 #pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace hotpath::gateway {
 
-extern const char kCatalogOpenApi[];
+// One document describing every path of documents: the first document with the others' paths,
+// definitions and tags added (a path or definition already there is kept). Empty documents are
+// skipped; a single document comes back byte for byte. INVALID_ARGUMENT when one is not JSON.
+absl::StatusOr<std::string> MergeOpenApi(const std::vector<std::string_view>& documents);
 
 }  // namespace hotpath::gateway

@@ -35,9 +35,11 @@ void ReturnFreeMemory() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions options) {
+absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions options,
+                                                          module::ServiceModules modules) {
   std::unique_ptr<Hotpathd> d(new Hotpathd());
   d->drain_delay_ = options.drain_delay;
+  d->modules_ = std::move(modules);
   d->metrics_ = std::make_unique<metrics::MetricsRegistry>();
   d->grpc_metrics_ = std::make_unique<metrics::GrpcServerMetrics>(d->metrics_->registry());
   d->acquire_wait_ = &prometheus::BuildHistogram()
@@ -47,13 +49,18 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
                           .Add({}, prometheus::Histogram::BucketBoundaries{
                                        0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5});
 
-  if (options.migrate) {
-    if (absl::Status s = db::Migrate(options.database.database_url, db::BuiltinMigrations());
-        !s.ok()) {
+  std::vector<db::Migration> migrations;
+  for (const auto& module : d->modules_) {
+    for (const db::Migration& migration : module->Migrations()) migrations.push_back(migration);
+    for (db::PreparedStatement& statement : module->Statements()) {
+      options.database.statements.push_back(std::move(statement));
+    }
+  }
+  if (options.migrate && !migrations.empty()) {
+    if (absl::Status s = db::Migrate(options.database.database_url, migrations); !s.ok()) {
       return s;
     }
   }
-  options.database.statements = catalog::ItemStore::Statements();
   options.database.on_acquire_wait = [histogram = d->acquire_wait_](absl::Duration waited) {
     histogram->Observe(absl::ToDoubleSeconds(waited));
   };
@@ -61,20 +68,25 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   auto pool = db::PgPool::Create(std::move(options.database));
   if (!pool.ok()) return pool.status();
   d->pool_ = *std::move(pool);
-  d->tokens_ = std::make_unique<catalog::PageTokenCodec>(options.page_token_secret);
-  d->store_ = std::make_unique<catalog::ItemStore>(d->pool_.get());
   d->executor_ = std::make_unique<rpc::Executor>(
       options.executor_threads > 0 ? options.executor_threads : pool_max, options.executor_queue,
       options.worker_nice);
-  d->catalog_ = std::make_unique<catalog::CatalogService>(
-      d->store_.get(), d->tokens_.get(),
-      [executor = d->executor_.get()](std::function<void()> task) {
-        return executor->Submit(std::move(task));
-      },
-      options.cache);
-  d->catalog_rpc_ = std::make_unique<catalog::CatalogRpc>(d->catalog_.get(), d->executor_.get());
   d->gate_ = std::make_unique<rpc::CallGate>(std::move(options.admission));
-  d->catalog_rpc_->local_handlers().set_gate(d->gate_.get());
+  const module::ModuleContext context{
+      .pool = d->pool_.get(),
+      .executor = d->executor_.get(),
+      .scheduler = [executor = d->executor_.get()](std::function<void()> task) {
+        return executor->Submit(std::move(task));
+      }};
+  std::vector<rpc::RpcModule*> services;
+  std::vector<std::string> service_names;
+  for (const auto& module : d->modules_) {
+    if (absl::Status s = module->Start(context); !s.ok()) return s;
+    services.push_back(&module->bindings());
+    service_names.push_back(module->bindings().name());
+    d->local_.AddAll(module->bindings().local_handlers());
+  }
+  d->local_.set_gate(d->gate_.get());
 
   Hotpathd* self = d.get();
   d->metrics_->AddCollector([self] {
@@ -82,14 +94,10 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     auto pool_families = metrics::PoolFamilies(self->pool_->stats());
     families.insert(families.end(), pool_families.begin(), pool_families.end());
     std::vector<std::pair<std::string, cache::CacheStats>> caches;
-    if (auto* items = self->catalog_->item_cache()) {
-      caches.emplace_back(items->options().name, items->stats());
-    }
-    if (auto* stats = self->catalog_->category_stats_cache()) {
-      caches.emplace_back(stats->options().name, stats->stats());
-    }
-    if (auto* lists = self->catalog_->list_cache()) {
-      caches.emplace_back(lists->options().name, lists->stats());
+    for (const auto& module : self->modules_) {
+      for (const cache::CacheProbe& cache : module->Caches()) {
+        caches.emplace_back(cache.name, cache.stats());
+      }
     }
     auto cache_families = metrics::CacheFamilies(caches);
     families.insert(families.end(), cache_families.begin(), cache_families.end());
@@ -116,8 +124,8 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
                               .tls_cert_file = options.tls_cert_file,
                               .tls_key_file = options.tls_key_file,
                               .tls_client_ca_file = options.tls_client_ca_file},
-      std::vector<rpc::RpcModule*>{d->catalog_rpc_.get()}, std::move(interceptors));
-  d->grpc_metrics_->InitializeServices({d->catalog_rpc_->name()});
+      std::move(services), std::move(interceptors));
+  d->grpc_metrics_->InitializeServices(service_names);
   if (absl::Status s = d->server_->Start(); !s.ok()) return s;
 
   d->http_metrics_ = std::make_unique<metrics::HttpMetrics>(d->metrics_->registry());
@@ -140,11 +148,14 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     gateway_options.compress_min_bytes = options.compress_min_bytes;
     gateway_options.answer_memo_slots = options.gateway_answer_memo;
     gateway_options.max_body_bytes = options.http.max_body_bytes;
-    gateway_options.openapi_json = gateway::kCatalogOpenApi;
-    gateway_options.local = &d->catalog_rpc_->local_handlers();
+    std::vector<std::string_view> documents;
+    for (const auto& module : d->modules_) documents.push_back(module->OpenApiJson());
+    auto openapi = gateway::MergeOpenApi(documents);
+    if (!openapi.ok()) return openapi.status();
+    gateway_options.openapi_json = *std::move(openapi);
+    gateway_options.local = &d->local_;
     auto gateway = gateway::Gateway::Create(
-        {d->catalog_rpc_->name()},
-        std::make_unique<gateway::Dispatcher>(d->server_->InProcessChannel()),
+        service_names, std::make_unique<gateway::Dispatcher>(d->server_->InProcessChannel()),
         std::move(gateway_options));
     if (!gateway.ok()) return gateway.status();
     d->gateway_ = *std::move(gateway);

@@ -1,6 +1,7 @@
-// hotpathd as a library: the database pool, migrations, the catalog service, the gRPC server with
-// its interceptors, and the HTTP server with /metrics, wired together. main.cc only parses flags
-// and waits for a signal; tests start it in-process.
+// hotpathd as a library: the database pool, migrations, the service modules it is given (see
+// server/module/service_module.h), the gRPC server with its interceptors, and the HTTP server with
+// the gateway and /metrics, wired together. It knows no service: main.cc lists the modules, parses
+// flags and waits for a signal; tests start it in-process.
 #pragma once
 
 #include <prometheus/histogram.h>
@@ -15,10 +16,6 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
-#include "server/catalog/catalog_rpc.h"
-#include "server/catalog/catalog_service.h"
-#include "server/catalog/item_store.h"
-#include "server/catalog/page_token.h"
 #include "server/db/pg_pool.h"
 #include "server/http/coalesced_probe.h"
 #include "server/http/http_server.h"
@@ -26,6 +23,7 @@
 #include "server/metrics/grpc_metrics.h"
 #include "server/metrics/http_metrics.h"
 #include "server/metrics/metrics_registry.h"
+#include "server/module/service_module.h"
 #include "server/rpc/async_server.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/executor.h"
@@ -64,10 +62,6 @@ struct HotpathdOptions {
   std::size_t gateway_answer_memo = 16384;
   // One JSON line per gRPC call on stderr.
   bool access_log = false;
-  // HMAC key for page tokens; empty: random per process.
-  std::string page_token_secret;
-  // The catalog's caches.
-  catalog::CatalogCacheOptions cache;
   // Admission of every call, gRPC or gateway: in-flight cap and bearer tokens.
   rpc::CallGateOptions admission;
   // gRPC connection management: keepalive, connection age.
@@ -86,14 +80,15 @@ struct HotpathdOptions {
 
 class Hotpathd final {
  public:
-  // Connects, migrates, starts serving; the error says which step failed.
-  static absl::StatusOr<std::unique_ptr<Hotpathd>> Start(HotpathdOptions options);
+  // Connects, applies the modules' migrations, starts them and serves their methods (gRPC and
+  // gateway); the error says which step failed. Modules are destroyed after the servers stop.
+  static absl::StatusOr<std::unique_ptr<Hotpathd>> Start(HotpathdOptions options,
+                                                         module::ServiceModules modules);
   ~Hotpathd();
 
   int grpc_port() const { return server_->port(); }
   int http_port() const { return http_->port(); }
   db::PgPool& pool() { return *pool_; }
-  catalog::CatalogService& catalog() { return *catalog_; }
   metrics::MetricsRegistry& metrics() { return *metrics_; }
 
   // Graceful stop: readiness and health go false, drain_delay passes, no new calls or
@@ -112,12 +107,10 @@ class Hotpathd final {
   std::unique_ptr<metrics::GrpcServerMetrics> grpc_metrics_;  // grpc_server_* series
   prometheus::Histogram* acquire_wait_ = nullptr;             // pool acquire waits
   std::unique_ptr<db::PgPool> pool_;                          // database connections
-  std::unique_ptr<catalog::PageTokenCodec> tokens_;           // page token signer
-  std::unique_ptr<catalog::ItemStore> store_;                 // catalog SQL
   std::unique_ptr<rpc::Executor> executor_;                   // database work
   std::unique_ptr<rpc::CallGate> gate_;                       // admits every call
-  std::unique_ptr<catalog::CatalogService> catalog_;          // catalog logic
-  std::unique_ptr<catalog::CatalogRpc> catalog_rpc_;          // catalog's async bindings
+  module::ServiceModules modules_;                            // the services, in the given order
+  rpc::LocalHandlers local_;                                  // every module's, for the gateway
   std::unique_ptr<rpc::AsyncServer> server_;                  // the gRPC server
   std::unique_ptr<metrics::HttpMetrics> http_metrics_;        // http_requests_total, durations
   std::unique_ptr<http::CoalescedProbe> readiness_;           // /readyz's check, off the executor

@@ -1,4 +1,5 @@
-// hotpathd: flags in, signals handled, everything else in the hotpath_server library.
+// hotpathd: flags in, the catalog module listed, signals handled; everything else is in the
+// hotpath_server and hotpath_catalog libraries.
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "server/app/env.h"
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
+#include "server/catalog/catalog_module.h"
 #include "server/hotpathd.h"
 
 using hotpath::app::EnvOr;
@@ -182,19 +184,21 @@ int main(int argc, char** argv) {
   options.strict_query_parameters = absl::GetFlag(FLAGS_strict_query_parameters);
   options.http.max_body_bytes =
       static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_max_body_bytes)));
-  options.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
-  options.cache.enabled = absl::GetFlag(FLAGS_cache_enabled);
-  options.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));
-  options.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
-  options.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
-  options.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
-  options.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);
-  options.cache.list_pages.max_entries =
+  // The services this binary serves, each a module with its own options.
+  hotpath::catalog::CatalogModuleOptions catalog;
+  catalog.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
+  catalog.cache.enabled = absl::GetFlag(FLAGS_cache_enabled);
+  catalog.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));
+  catalog.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
+  catalog.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
+  catalog.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
+  catalog.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);
+  catalog.cache.list_pages.max_entries =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_list_cache_size)));
-  options.cache.category_stats.max_entries =
+  catalog.cache.category_stats.max_entries =
       static_cast<std::size_t>(absl::GetFlag(FLAGS_stats_cache_size));
-  options.cache.category_stats.ttl = absl::GetFlag(FLAGS_stats_cache_ttl);
-  options.cache.category_stats.refresh_after = absl::GetFlag(FLAGS_stats_cache_refresh_after);
+  catalog.cache.category_stats.ttl = absl::GetFlag(FLAGS_stats_cache_ttl);
+  catalog.cache.category_stats.refresh_after = absl::GetFlag(FLAGS_stats_cache_refresh_after);
 
   if (const std::string tokens_file = absl::GetFlag(FLAGS_auth_tokens_file); !tokens_file.empty()) {
     auto tokens = hotpath::rpc::ReadTokensFile(tokens_file);
@@ -225,7 +229,9 @@ int main(int argc, char** argv) {
   options.memory_trim_interval =
       absl::Seconds(std::max(0, absl::GetFlag(FLAGS_memory_trim_interval_s)));
 
-  auto server = hotpath::Hotpathd::Start(std::move(options));
+  hotpath::module::ServiceModules modules;
+  modules.push_back(std::make_unique<hotpath::catalog::CatalogModule>(std::move(catalog)));
+  auto server = hotpath::Hotpathd::Start(std::move(options), std::move(modules));
   if (!server.ok()) {
     std::cerr << "hotpathd: failed to start: " << server.status() << "\n";
     return 1;

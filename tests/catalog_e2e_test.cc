@@ -482,7 +482,7 @@ TEST_F(CatalogTest, ConcurrentEtagUpdatesLoseNoIncrement) {
 
 TEST_F(CatalogTest, AcquireWaitsNoLongerThanTheDeadline) {
   server_.reset();
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.database.max_size = 1;
   StartServer(options);
   const v1::Item item = CreateDemo(1);
@@ -628,15 +628,15 @@ TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&] {
       std::vector<std::string> done;
-      if (!db::Migrate(database.url(), db::BuiltinMigrations(), &done).ok()) ++failed;
+      if (!db::Migrate(database.url(), catalog::Migrations(), &done).ok()) ++failed;
       applied += static_cast<int>(done.size());
     });
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(failed.load(), 0);
-  EXPECT_EQ(applied.load(), static_cast<int>(db::BuiltinMigrations().size()));
+  EXPECT_EQ(applied.load(), static_cast<int>(catalog::Migrations().size()));
   EXPECT_EQ(database.Query("SELECT count(*) FROM schema_migrations"),
-            absl::StrCat(db::BuiltinMigrations().size()));
+            absl::StrCat(catalog::Migrations().size()));
 }
 
 TEST(Migrations, AdoptAPeerCreatedItemsTable) {
@@ -648,7 +648,7 @@ TEST(Migrations, AdoptAPeerCreatedItemsTable) {
       " tags text[] NOT NULL DEFAULT '{}', create_time timestamptz NOT NULL DEFAULT now(),"
       " update_time timestamptz NOT NULL DEFAULT now());"
       "INSERT INTO items (sku, name, category) VALUES ('P-1', 'Peer row', 'c')");
-  ASSERT_TRUE(db::Migrate(database.url(), db::BuiltinMigrations()).ok());
+  ASSERT_TRUE(db::Migrate(database.url(), catalog::Migrations()).ok());
   EXPECT_EQ(database.Query("SELECT version FROM items WHERE sku = 'P-1'"), "1");
   EXPECT_EQ(database.Query("SELECT count(*) FROM items WHERE search_vector @@ 'peer'::tsquery"),
             "1");

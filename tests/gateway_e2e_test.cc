@@ -230,7 +230,7 @@ TEST_F(GatewayTest, QueryParametersThatNameNoFieldAreIgnoredUnlessStrict) {
   const HttpReply page = Call("GET", "/v1/items?pageSize=1&_=1");
   EXPECT_EQ(page.status, 200) << page.body;
 
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.strict_query_parameters = true;
   server_.reset();
   StartServer(options);
@@ -390,7 +390,7 @@ bool ClosedWithin(boost::asio::ip::tcp::socket& socket, absl::Duration wait) {
 
 TEST_F(GatewayTest, IdleAndHeaderTimeoutsCloseConnections) {
   server_.reset();
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.http.idle_timeout = absl::Milliseconds(1500);
   options.http.header_timeout = absl::Milliseconds(200);
   StartServer(options);

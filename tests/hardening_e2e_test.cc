@@ -145,7 +145,7 @@ class HttpConnectionCapTest : public ServerTest {};
 // past the cap a connection is answered 503 and closed, and the server serves again once the
 // idle ones are gone.
 TEST_F(HttpConnectionCapTest, ConnectionsPastTheCapAreTurnedAwayAndServiceResumes) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.http.max_connections = 8;
   StartServer(options);
   {
@@ -279,11 +279,11 @@ TEST_F(HardeningTest, ImportWithAVeryLongDeadlineWorks) {
 // /readyz used to queue a database round trip on the executor: with the queue full, a replica
 // that was merely busy said 503 and a load balancer would pull it.
 TEST_F(ServerTest, ReadinessDoesNotDependOnTheWorkQueue) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.executor_threads = 1;
   options.executor_queue = 1;
   options.database.min_size = 2;
-  options.cache.enabled = false;
+  options.catalog.cache.enabled = false;
   StartServer(options);
   CreateDemo(1);
   // Hold every write behind a table lock, so the executor's thread and queue fill up.
@@ -320,15 +320,15 @@ TEST_F(ServerTest, AConnectionLimitIsNotAnOutage) {
   const std::string role = absl::StrCat("limited_", getpid());
   database_->Query(absl::StrCat("DROP ROLE IF EXISTS ", role));
   database_->Query(absl::StrCat("CREATE ROLE ", role, " LOGIN CONNECTION LIMIT 3"));
-  ASSERT_TRUE(db::Migrate(database_->url(), db::BuiltinMigrations()).ok());
+  ASSERT_TRUE(db::Migrate(database_->url(), catalog::Migrations()).ok());
   database_->Query(absl::StrCat("GRANT ALL ON ALL TABLES IN SCHEMA public TO ", role));
   database_->Query(absl::StrCat("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ", role));
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.migrate = false;
   options.database.database_url = absl::StrCat(database_->url(), " user=", role);
   options.database.min_size = 2;
   options.database.max_size = 8;
-  options.cache.enabled = false;
+  options.catalog.cache.enabled = false;
   StartServer(options);
   CreateDemo(1);
   // The third and last connection the role may open, held by "another client".
@@ -367,7 +367,7 @@ TEST_F(ServerTest, AConnectionLimitIsNotAnOutage) {
 // --max_in_flight) for as long as its connection lived. The server cancels a stream whose write
 // has waited stream_stall_timeout.
 TEST_F(ServerTest, AServerStreamWhoseClientStopsReadingIsCancelled) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.calls.stream_stall_timeout = absl::Seconds(1);
   StartServer(options);
   {
@@ -470,7 +470,7 @@ TEST_F(HardeningTest, ARepeatedRequestIdReturnsTheFirstItem) {
 // afterwards /readyz must tell the truth: 200 only if a new gRPC connection is served. And the
 // HTTP accept loop must not spin meanwhile.
 TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
-  ASSERT_TRUE(db::Migrate(database_->url(), db::BuiltinMigrations()).ok());
+  ASSERT_TRUE(db::Migrate(database_->url(), catalog::Migrations()).ok());
   const int grpc_port = FreePort();
   const int http_port = FreePort();
   int exit_code = 0;
@@ -555,7 +555,7 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
 // limit of 256 streams never applies): it held 2,001 of the 2,048 slots and every other client
 // was refused. Now that connection gets its share and the other client is served.
 TEST_F(ServerTest, OneConnectionCannotTakeEveryCallSlot) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.admission.max_in_flight = 2048;
   StartServer(options);
   for (int n = 1; n <= 20; ++n) CreateDemo(n);

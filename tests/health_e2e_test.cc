@@ -46,7 +46,7 @@ TEST_F(HealthTest, ChecksTheServerAndEachServiceAndNotFoundForOthers) {
 }
 
 TEST_F(HealthTest, ProbesNeedNoTokenEvenWhenReadsDo) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.admission.tokens = {"a-token-probes-do-not-have"};
   options.admission.tokens_for_reads = true;
   StartServer(options);
@@ -74,7 +74,7 @@ TEST_F(HealthTest, MalformedRequestIsInvalidArgument) {
 }
 
 TEST_F(HealthTest, WatchSendsTheStatusThenItsChangesAndEndsAtShutdownWithoutHoldingIt) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.drain_delay = absl::Milliseconds(300);  // NOT_SERVING is visible before calls stop
   StartServer(options);
   auto stub = Stub();

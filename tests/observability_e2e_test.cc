@@ -295,7 +295,7 @@ TEST_F(ObservabilityTest, PromtoolFindsNothingToReport) {
 
 TEST_F(ObservabilityTest, ConcurrentColdReadsCauseOneDatabaseRead) {
   const v1::Item item = CreateDemo(1);  // the create invalidated the id: the cache is cold
-  const auto before = server_->catalog().item_cache()->stats();
+  const auto before = catalog_->service().item_cache()->stats();
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
   for (int i = 0; i < 100; ++i) {
@@ -309,7 +309,7 @@ TEST_F(ObservabilityTest, ConcurrentColdReadsCauseOneDatabaseRead) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 100);
-  EXPECT_EQ(server_->catalog().item_cache()->stats().loads - before.loads, 1);
+  EXPECT_EQ(catalog_->service().item_cache()->stats().loads - before.loads, 1);
 }
 
 TEST_F(ObservabilityTest, AnUpdateIsVisibleToTheNextRead) {
@@ -343,7 +343,7 @@ TEST_F(ObservabilityTest, AnUpdateIsVisibleToTheNextRead) {
 
 // List pages are cached by request, and every kind of write through the service clears them.
 TEST_F(ObservabilityTest, ListPagesAreCachedAndEveryWriteIsVisibleToTheNextList) {
-  auto* lists = server_->catalog().list_cache();
+  auto* lists = catalog_->service().list_cache();
   ASSERT_NE(lists, nullptr);
   const v1::Item first = CreateDemo(1);
   auto list = [&](const std::string& category) {
@@ -391,10 +391,10 @@ TEST_F(ObservabilityTest, ListPagesAreCachedAndEveryWriteIsVisibleToTheNextList)
 
 TEST_F(ObservabilityTest, CacheOffSendsEveryReadToTheDatabase) {
   server_.reset();
-  HotpathdOptions options = Options();
-  options.cache.enabled = false;
+  ServerOptions options = Options();
+  options.catalog.cache.enabled = false;
   StartServer(options);
-  EXPECT_EQ(server_->catalog().item_cache(), nullptr);
+  EXPECT_EQ(catalog_->service().item_cache(), nullptr);
   const v1::Item item = CreateDemo(1);
   v1::GetItemRequest get;
   get.set_id(item.id());
@@ -410,11 +410,11 @@ TEST_F(ObservabilityTest, CacheOffSendsEveryReadToTheDatabase) {
 // A page larger than max_list_page_bytes is answered but not kept.
 TEST_F(ObservabilityTest, ListPagesTooLargeToKeepAreReadEachTime) {
   server_.reset();
-  HotpathdOptions options = Options();
-  options.cache.max_list_page_bytes = 200;
+  ServerOptions options = Options();
+  options.catalog.cache.max_list_page_bytes = 200;
   StartServer(options);
   for (int i = 1; i <= 3; ++i) CreateDemo(i);  // three items: well over 200 bytes
-  auto* lists = server_->catalog().list_cache();
+  auto* lists = catalog_->service().list_cache();
   const auto before = lists->stats();
   for (int i = 0; i < 2; ++i) {
     v1::ListItemsResponse response;
@@ -429,11 +429,11 @@ TEST_F(ObservabilityTest, ListPagesTooLargeToKeepAreReadEachTime) {
 // and sees writes made before it was asked.
 TEST_F(ObservabilityTest, CacheOffReadsAreBatchedAndEachGetsItsOwnAnswer) {
   server_.reset();
-  HotpathdOptions options = Options();
-  options.cache.enabled = false;
-  options.cache.item_reads.max_in_flight = 1;
+  ServerOptions options = Options();
+  options.catalog.cache.enabled = false;
+  options.catalog.cache.item_reads.max_in_flight = 1;
   StartServer(options);
-  auto* reads = server_->catalog().item_reads();
+  auto* reads = catalog_->service().item_reads();
   ASSERT_NE(reads, nullptr);
   std::vector<v1::Item> items;
   for (int i = 1; i <= 20; ++i) items.push_back(CreateDemo(i));
@@ -522,7 +522,7 @@ TEST_F(ObservabilityTest, ReadyzFailsWhileTheDatabaseIsUnreachable) {
 // that pulled a busy replica would only move its load onto the others).
 TEST_F(ObservabilityTest, ReadyzStaysReadyWhileEveryConnectionIsBusy) {
   server_.reset();
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   StartServer(options);
   std::vector<db::PgLease> held;
   for (int i = 0; i < options.database.max_size; ++i) {

@@ -78,7 +78,7 @@ class SecurityTest : public ServerTest {
 };
 
 TEST_F(SecurityTest, WritesNeedAnAcceptedTokenOverGrpcAndReadsDoNot) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.admission.tokens = {"other-token", kToken};
   StartServer(options);
 
@@ -119,7 +119,7 @@ TEST_F(SecurityTest, WritesNeedAnAcceptedTokenOverGrpcAndReadsDoNot) {
 }
 
 TEST_F(SecurityTest, TheGatewayAppliesTheSameRuleWithA401) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.admission.tokens = {kToken};
   StartServer(options);
   const int port = server_->http_port();
@@ -145,7 +145,7 @@ TEST_F(SecurityTest, TheGatewayAppliesTheSameRuleWithA401) {
 }
 
 TEST_F(SecurityTest, ReadsCanRequireATokenToo) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.admission.tokens = {kToken};
   options.admission.tokens_for_reads = true;
   StartServer(options);
@@ -162,7 +162,7 @@ TEST_F(SecurityTest, ReadsCanRequireATokenToo) {
 }
 
 TEST_F(SecurityTest, CallsBeyondTheInFlightCapAreShedAtOnce) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.admission.max_in_flight = 1;
   StartServer(options);
   ASSERT_TRUE(Create(Context().get(), 1).ok());

@@ -18,7 +18,7 @@ namespace {
 class ShutdownTest : public ServerTest {};
 
 TEST_F(ShutdownTest, ReadinessFallsFirstAndNoAcceptedCallFails) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.drain_delay = absl::Milliseconds(400);
   options.calls.pending_calls =
       16;  // hotpathd's default: calls gRPC queues unmatched are CANCELLED at shutdown

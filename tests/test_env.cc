@@ -62,11 +62,18 @@ void ServerTest::TearDown() {
   stub_.reset();
   channel_.reset();
   server_.reset();
+  catalog_ = nullptr;
   database_.reset();
 }
 
-HotpathdOptions ServerTest::Options() const {
-  HotpathdOptions options;
+absl::StatusOr<std::unique_ptr<Hotpathd>> StartCatalogServer(ServerOptions options) {
+  module::ServiceModules modules;
+  modules.push_back(std::make_unique<catalog::CatalogModule>(std::move(options.catalog)));
+  return Hotpathd::Start(std::move(options), std::move(modules));
+}
+
+ServerOptions ServerTest::Options() const {
+  ServerOptions options;
   options.grpc_address = "127.0.0.1:0";
   options.database.database_url = database_->url();
   options.database.min_size = 1;
@@ -75,14 +82,19 @@ HotpathdOptions ServerTest::Options() const {
   options.calls.pending_calls = 4;
   options.http.host = "127.0.0.1";
   options.http.port = 0;
-  options.page_token_secret = "test-secret";
+  options.catalog.page_token_secret = "test-secret";
   return options;
 }
 
-void ServerTest::StartServer(HotpathdOptions options) {
-  auto server = Hotpathd::Start(std::move(options));
+void ServerTest::StartServer(ServerOptions options) {
+  module::ServiceModules modules;
+  auto catalog = std::make_unique<catalog::CatalogModule>(std::move(options.catalog));
+  catalog::CatalogModule* module = catalog.get();
+  modules.push_back(std::move(catalog));
+  auto server = Hotpathd::Start(std::move(options), std::move(modules));
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
+  catalog_ = module;
   channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
                                  grpc::InsecureChannelCredentials());
   stub_ = v1::CatalogService::NewStub(channel_);

@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
+#include "server/catalog/catalog_module.h"
 #include "server/hotpathd.h"
 
 namespace hotpath::testing {
@@ -33,6 +34,14 @@ class TestDatabase final {
   std::string url_;        // connection string for it
 };
 
+// hotpathd's options and the catalog module's, as the tests start them.
+struct ServerOptions : HotpathdOptions {
+  catalog::CatalogModuleOptions catalog;  // the one module the tests serve
+};
+
+// hotpathd serving the catalog module built from options.catalog.
+absl::StatusOr<std::unique_ptr<Hotpathd>> StartCatalogServer(ServerOptions options);
+
 // A fresh database with hotpathd serving it on a free port, and a stub to call it.
 class ServerTest : public ::testing::Test {
  protected:
@@ -40,8 +49,8 @@ class ServerTest : public ::testing::Test {
   void TearDown() override;
 
   // Options for the server; tests may change them before StartServer.
-  HotpathdOptions Options() const;
-  void StartServer(HotpathdOptions options);
+  ServerOptions Options() const;
+  void StartServer(ServerOptions options);
 
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(10)) const;
   // Creates an item from DemoItem(n) with a sku unique to n.
@@ -49,6 +58,7 @@ class ServerTest : public ::testing::Test {
 
   std::unique_ptr<TestDatabase> database_;          // this test's database
   std::unique_ptr<Hotpathd> server_;                // the server under test
+  catalog::CatalogModule* catalog_ = nullptr;       // its catalog module, owned by server_
   std::shared_ptr<grpc::Channel> channel_;          // to server_
   std::unique_ptr<v1::CatalogService::Stub> stub_;  // catalog calls over channel_
 };

@@ -42,8 +42,8 @@ class TlsTest : public ServerTest {
   }
   static std::string File(const char* name) { return absl::StrCat(*dir_, "/", name); }
 
-  HotpathdOptions TlsOptions() const {
-    HotpathdOptions options = Options();
+  ServerOptions TlsOptions() const {
+    ServerOptions options = Options();
     options.tls_cert_file = options.http.tls_cert_file = File("server.pem");
     options.tls_key_file = options.http.tls_key_file = File("server.key");
     return options;
@@ -112,7 +112,7 @@ TEST_F(TlsTest, GrpcAndHttpsServeThroughTheCertificateAndRefusePlaintext) {
 }
 
 TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
-  HotpathdOptions options = TlsOptions();
+  ServerOptions options = TlsOptions();
   options.tls_client_ca_file = File("ca.pem");
   StartServer(options);
   EXPECT_EQ(Create(*TlsStub(/*client_certificate=*/false)).error_code(),
@@ -121,10 +121,10 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
 }
 
 TEST_F(TlsTest, AMissingCertificateFileFailsTheStartWithItsName) {
-  HotpathdOptions options = Options();
+  ServerOptions options = Options();
   options.tls_cert_file = File("nope.pem");
   options.tls_key_file = File("server.key");
-  auto server = Hotpathd::Start(options);
+  auto server = StartCatalogServer(options);
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(std::string(server.status().message()), HasSubstr("nope.pem"));
 }

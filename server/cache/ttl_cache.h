@@ -73,6 +73,12 @@ struct CacheStats {
   std::int64_t size = 0;         // entries held now
 };
 
+// A cache as /metrics reads it, whatever its key and value types: its name and its counters now.
+struct CacheProbe {
+  std::string name;                   // the cache="..." label
+  std::function<CacheStats()> stats;  // thread-safe; called at every scrape
+};
+
 // Runs a load somewhere else; false when it cannot (the load then fails RESOURCE_EXHAUSTED).
 using Scheduler = std::function<bool(std::function<void()>)>;
 
@@ -100,6 +106,10 @@ class TtlCache final {
   TtlCache& operator=(const TtlCache&) = delete;
 
   const CacheOptions& options() const { return options_; }
+  // What /metrics reads of this cache; valid while the cache lives.
+  CacheProbe probe() const {
+    return CacheProbe{options_.name, [this] { return stats(); }};
+  }
 
   // Which loaded values are worth keeping (null: all). A value it refuses still answers the
   // callers that waited for it, and is loaded again next time: for values whose size varies

@@ -379,7 +379,7 @@ absl::StatusOr<std::unique_ptr<rpc::StreamSource<v1::Item>>> CatalogService::Exp
   return std::make_unique<ExportSource>(store_, FilterOf(request), deadline);
 }
 
-std::unique_ptr<rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>
+absl::StatusOr<std::unique_ptr<rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>>
 CatalogService::ImportItems(absl::Time deadline) {
   // New rows get ids nobody knew, except through a cached NOT_FOUND: drop those with the rest.
   return std::make_unique<ImportSink>(store_, deadline, [this] {

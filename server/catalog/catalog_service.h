@@ -1,5 +1,5 @@
 // The catalog's logic, one plain method per RPC: validate, call the store, shape the answer.
-// Knows nothing of gRPC or HTTP; catalog_rpc.h binds it to the wire.
+// Knows nothing of gRPC or HTTP; catalog_module.cc binds it to the wire.
 #pragma once
 
 #include <memory>
@@ -55,7 +55,7 @@ class CatalogService final {
 
   // Answers of the cached reads; shared with the cache, so a hit copies nothing.
   template <class T>
-  using Done = std::function<void(const absl::StatusOr<std::shared_ptr<const T>>&)>;
+  using Done = rpc::SharedDone<T>;
 
   // scheduler: where database reads for the cached methods run (the database executor).
   CatalogService(ItemStore* store, const PageTokenCodec* tokens, cache::Scheduler scheduler,
@@ -88,8 +88,8 @@ class CatalogService final {
   absl::StatusOr<std::unique_ptr<rpc::StreamSource<v1::Item>>> ExportItems(
       const v1::ExportItemsRequest& request, absl::Time deadline);
   // An import that validates every item and stores all of them, or none.
-  std::unique_ptr<rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>> ImportItems(
-      absl::Time deadline);
+  absl::StatusOr<std::unique_ptr<rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>>
+  ImportItems(absl::Time deadline);
 
   // Null when caching is off.
   cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }

@@ -1,4 +1,5 @@
-// Versioned schema migrations, compiled into the binary from server/db/migrations/*.sql.
+// Versioned schema migrations. Each module brings its own, compiled in from its .sql files by
+// hotpath_embed_migrations (cmake/hotpath.cmake).
 #pragma once
 
 #include <string>
@@ -14,9 +15,6 @@ struct Migration {
   absl::string_view version;  // file name without .sql, e.g. "0001_items"; applied in this order
   absl::string_view sql;      // the file's text
 };
-
-// Every migration in server/db/migrations, ordered by version.
-const std::vector<Migration>& BuiltinMigrations();
 
 // Applies the migrations not yet recorded in schema_migrations, all in one transaction that holds
 // an advisory lock, so replicas starting at once apply each exactly once. Returns what was applied.

@@ -50,6 +50,10 @@ class LocalHandlers final {
     handlers_[absl::StrCat("/", method->service()->full_name(), "/", method->name())] =
         LocalMethod{method, std::move(handler)};
   }
+  // Adds every handler of other (a service's) to these.
+  void AddAll(const LocalHandlers& other) {
+    handlers_.insert(other.handlers_.begin(), other.handlers_.end());
+  }
   // Every call passes gate first (null: none). gate must outlive the calls.
   void set_gate(CallGate* gate) { gate_ = gate; }
 

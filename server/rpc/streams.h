@@ -1,13 +1,21 @@
-// What a streaming RPC's service code implements, free of any transport type.
+// What a service's code hands the runtime, free of any transport type: answers shared with a
+// cache, and the two halves of streaming methods.
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace hotpath::rpc {
+
+// How a method that may answer at once (a cache hit) answers: with an immutable object it shares
+// (a cache's, so a hit copies nothing), or the error.
+template <class Response>
+using SharedDone = std::function<void(const absl::StatusOr<std::shared_ptr<const Response>>&)>;
 
 // Produces a server stream's messages batch by batch; called on the executor, one call at a time.
 template <class Response>

@@ -1,0 +1,51 @@
+// A service as hotpathd runs it: everything the service brings (schema migrations, prepared
+// statements, caches, its methods, its OpenAPI document) behind one interface, so hotpathd takes a
+// list of modules and knows none of them. A module is built from its own options before hotpathd
+// starts; Start gives it the shared pool and executor. See README "Adding a service" and
+// tests/library_module.cc, the smallest complete one.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "server/cache/ttl_cache.h"
+#include "server/db/migrations.h"
+#include "server/db/pg_pool.h"
+#include "server/rpc/executor.h"
+#include "server/rpc/service_bindings.h"
+
+namespace hotpath::module {
+
+// What hotpathd shares with every module. Everything here outlives the module's calls.
+struct ModuleContext {
+  db::PgPool* pool = nullptr;         // the database, with every module's statements prepared
+  rpc::Executor* executor = nullptr;  // runs whatever blocks (database work)
+  cache::Scheduler scheduler;         // the executor, as caches schedule their loads
+};
+
+class ServiceModule {
+ public:
+  virtual ~ServiceModule() = default;
+
+  // Schema migrations, applied at start in this order, after those of the modules listed before
+  // it. Versions are recorded in schema_migrations, so they must be unique among all modules.
+  virtual std::vector<db::Migration> Migrations() const { return {}; }
+  // Prepared on every connection of the pool; names unique among all modules.
+  virtual std::vector<db::PreparedStatement> Statements() const { return {}; }
+
+  // Builds the service on the shared pool and executor and declares its methods. Once, before
+  // anything below is asked for.
+  virtual absl::Status Start(const ModuleContext& context) = 0;
+  // Its methods, each declared once (gRPC calls and in-process gateway handlers).
+  virtual rpc::ServiceBindings& bindings() = 0;
+  // Its caches, reported by /metrics as hotpath_cache_*{cache="name"}.
+  virtual std::vector<cache::CacheProbe> Caches() const { return {}; }
+  // Its OpenAPI 2 document (JSON), merged into /openapi.json; empty: none.
+  virtual std::string_view OpenApiJson() const { return {}; }
+};
+
+using ServiceModules = std::vector<std::unique_ptr<ServiceModule>>;
+
+}  // namespace hotpath::module
