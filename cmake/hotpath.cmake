@@ -40,7 +40,6 @@ function(hotpath_embed_openapi out_var proto_root proto symbol namespace)
   set(openapi_dir ${CMAKE_CURRENT_BINARY_DIR}/openapi)
   string(REGEX REPLACE "\\.proto$" ".swagger.json" json ${proto})
   set(json ${openapi_dir}/${json})
-  set(output ${CMAKE_CURRENT_BINARY_DIR}/${symbol}.cc)
   add_custom_command(
     OUTPUT ${json}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${openapi_dir}
@@ -50,11 +49,19 @@ function(hotpath_embed_openapi out_var proto_root proto symbol namespace)
     DEPENDS ${proto_root}/${proto}
     COMMENT "protoc-gen-swagger ${proto}"
     VERBATIM)
+  hotpath_embed_text(${out_var} ${json} ${symbol} ${namespace})
+  set(${out_var} ${${out_var}} PARENT_SCOPE)
+endfunction()
+
+# hotpath_embed_text(out_var file symbol namespace): a generated .cc defining
+# `const char namespace::symbol[]` with file's text (a document written by hand, say).
+function(hotpath_embed_text out_var file symbol namespace)
+  set(output ${CMAKE_CURRENT_BINARY_DIR}/${symbol}.cc)
   add_custom_command(
     OUTPUT ${output}
-    COMMAND ${CMAKE_COMMAND} -DINPUT=${json} -DOUTPUT=${output} -DNAME=${symbol}
+    COMMAND ${CMAKE_COMMAND} -DINPUT=${file} -DOUTPUT=${output} -DNAME=${symbol}
       -DNAMESPACE=${namespace} -P ${PROJECT_SOURCE_DIR}/cmake/embed_text.cmake
-    DEPENDS ${json} ${PROJECT_SOURCE_DIR}/cmake/embed_text.cmake
+    DEPENDS ${file} ${PROJECT_SOURCE_DIR}/cmake/embed_text.cmake
     VERBATIM)
   set(${out_var} ${${out_var}} ${output} PARENT_SCOPE)
 endfunction()

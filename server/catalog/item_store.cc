@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "server/db/pg_status.h"
+#include "server/db/with_connection.h"
 
 namespace hotpath::catalog {
 namespace {
@@ -274,26 +275,7 @@ std::vector<db::PreparedStatement> ItemStore::Statements() {
 template <class T, class Fn>
 absl::StatusOr<T> ItemStore::WithConnection(const char* what, absl::Time deadline, bool idempotent,
                                             Fn fn) {
-  for (int attempt = 0;; ++attempt) {
-    auto lease = pool_->Acquire(deadline);
-    if (!lease.ok()) return lease.status();
-    if (const absl::Status limited = lease->LimitTo(deadline); !limited.ok()) {
-      // Nothing was sent yet, so even a write may go again on a fresh connection.
-      if (absl::IsUnavailable(limited) && attempt == 0) continue;
-      return limited;
-    }
-    try {
-      return fn(lease->connection());
-    } catch (const std::exception& e) {
-      if (db::IsConnectionLost(e)) {
-        lease->MarkBroken();
-        // A stale connection (the server restarted since it was used) fails on first use: a read
-        // is safe to repeat once on a fresh one.
-        if (idempotent && attempt == 0) continue;
-      }
-      return db::StatusFromException(e, what);
-    }
-  }
+  return db::WithConnection<T>(*pool_, what, deadline, idempotent, std::move(fn));
 }
 
 absl::StatusOr<v1::Item> ItemStore::Get(std::int64_t id, absl::Time deadline) {
