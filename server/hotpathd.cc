@@ -107,6 +107,13 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     families.push_back(metrics::GaugeFamily(
         "hotpath_executor_queued_tasks", "Database tasks waiting for an executor thread.",
         {{{}, static_cast<double>(self->executor_->queued())}}));
+    const rpc::Canceller& canceller = rpc::Canceller::Instance();
+    families.push_back(metrics::CounterFamily(
+        "hotpath_departure_cancels_total",
+        "Work of departed callers cancelled (one thread runs them all), or dropped because the "
+        "cancel queue was full (the statement then ends at its deadline).",
+        {{{{"result", "cancelled"}}, static_cast<double>(canceller.cancelled())},
+         {{{"result", "dropped"}}, static_cast<double>(canceller.dropped())}}));
     return families;
   });
 

@@ -6,10 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/demo_items.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "client/demo_items.h"
 #include "hotpath/library/v1/library.grpc.pb.h"
 #include "tests/library/library_module.h"
 #include "tests/test_env.h"
@@ -122,8 +122,8 @@ TEST_F(ModuleTest, ASecondModuleServesThroughGrpcBesideTheCatalog) {
 
   // Both are SERVING, each by name.
   auto health = grpc::health::v1::Health::NewStub(channel_);
-  for (const char* service : {"hotpath.catalog.v1.CatalogService",
-                              "hotpath.library.v1.LibraryService"}) {
+  for (const char* service :
+       {"hotpath.catalog.v1.CatalogService", "hotpath.library.v1.LibraryService"}) {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
@@ -131,9 +131,8 @@ TEST_F(ModuleTest, ASecondModuleServesThroughGrpcBesideTheCatalog) {
     EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
   // Its migration is recorded beside the catalog's.
-  EXPECT_EQ(database_->Query(
-                "SELECT count(*) FROM schema_migrations WHERE version IN "
-                "('0001_items', '0002_create_request_id', 'library_0001_books')"),
+  EXPECT_EQ(database_->Query("SELECT count(*) FROM schema_migrations WHERE version IN "
+                             "('0001_items', '0002_create_request_id', 'library_0001_books')"),
             "3");
 }
 

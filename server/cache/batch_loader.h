@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/cache/pending_work.h"
 #include "server/cache/ttl_cache.h"
 
 namespace hotpath::cache {
@@ -87,7 +88,8 @@ class BatchLoader final {
     ++in_flight_;
     ++loads_;
     lock.unlock();
-    if (!scheduler_([this, batch] { Run(*batch); })) {
+    // The token keeps the loader alive (its destructor waits) until the load is over.
+    if (!scheduler_([this, batch, token = pending_.Take()] { Run(*batch); })) {
       Finished();
       for (auto& reader : *batch) {
         reader.done(absl::ResourceExhaustedError(
@@ -133,6 +135,7 @@ class BatchLoader final {
   std::deque<Reader> waiting_;  // reads not yet in a load, oldest first
   int in_flight_ = 0;           // loads scheduled or running
   std::int64_t loads_ = 0;      // loads started
+  PendingWork pending_;         // loads queued or running; last member, so waited for first
 };
 
 }  // namespace hotpath::cache

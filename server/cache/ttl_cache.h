@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/cache/pending_work.h"
 
 namespace hotpath::cache {
 
@@ -104,6 +105,8 @@ class TtlCache final {
 
   TtlCache(const TtlCache&) = delete;
   TtlCache& operator=(const TtlCache&) = delete;
+  // Waits for the loads still queued or running: they refer to this cache.
+  ~TtlCache() { pending_.WaitForAll(); }
 
   const CacheOptions& options() const { return options_; }
   // What /metrics reads of this cache; valid while the cache lives.
@@ -279,7 +282,8 @@ class TtlCache final {
                  std::unique_lock<std::mutex>& lock) {
     ++shard.counters.loads;
     lock.unlock();
-    auto run = [this, &shard, key, load, deadline] {
+    // The token keeps the cache alive (its destructor waits) until the load is over.
+    auto run = [this, &shard, key, load, deadline, token = pending_.Take()] {
       absl::StatusOr<Value> loaded = loader_(key, deadline);
       Finish(shard, key, load, std::move(loaded));
     };
@@ -352,6 +356,7 @@ class TtlCache final {
   const Clock* clock_;                      // time source
   Loader loader_;                           // produces values
   Scheduler scheduler_;                     // runs loads
+  PendingWork pending_;                     // loads queued or running; waited for on destruction
   std::vector<Shard> shards_;               // keys by hash
   std::size_t per_shard_max_;               // max_entries spread over the shards
   std::function<bool(const Value&)> keep_;  // values worth storing; null: all

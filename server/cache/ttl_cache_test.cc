@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <deque>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -264,6 +265,7 @@ TEST(TtlCache, ALoadThatStartedBeforeAnInvalidationNeverStoresItsValue) {
   cache.Get("a", [&](const StringCache::Result& r) { seen.push_back(ValueOf(r)); });
   cache.Invalidate("a");  // a write lands while the read is in flight
   stale_load();           // the read completes after the invalidation
+  stale_load = nullptr;   // the load is over (the cache's destructor waits for it)
   EXPECT_EQ(seen, std::vector<std::string>{"a@before-write"});  // its caller is still answered
   EXPECT_FALSE(cache.Peek("a").has_value());                    // but the value is not kept
 }
@@ -312,6 +314,47 @@ TEST(TtlCache, ASchedulerThatRefusesFailsTheWaiters) {
       [](std::function<void()>) { return false; });
   EXPECT_EQ(cache.GetBlocking("a").status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(cache.Peek("a").has_value());
+}
+
+}  // namespace
+}  // namespace hotpath::cache
+
+namespace hotpath::cache {
+namespace {
+
+// Destroying a cache while its load runs waits for the load (which refers to the cache) to end,
+// whatever order its owner's members go in.
+TEST(TtlCache, DestructionWaitsForALoadInFlight) {
+  std::promise<void> loading;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::thread worker;
+  auto cache = std::make_unique<TtlCache<int, int>>(
+      CacheOptions{.name = "t", .max_entries = 10, .ttl = absl::Seconds(60)},
+      [&loading, released](int, absl::Time) -> absl::StatusOr<int> {
+        loading.set_value();
+        released.wait();
+        return 1;
+      },
+      [&worker](std::function<void()> task) {
+        worker = std::thread(std::move(task));
+        return true;
+      });
+  std::atomic<bool> answered{false};
+  cache->Get(1, [&answered](const auto&) { answered = true; });
+  loading.get_future().wait();
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&cache, &destroyed] {
+    cache.reset();
+    destroyed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(destroyed.load());
+  release.set_value();
+  destroyer.join();
+  worker.join();
+  EXPECT_TRUE(destroyed.load());
+  EXPECT_TRUE(answered.load());
 }
 
 }  // namespace

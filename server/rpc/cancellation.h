@@ -4,10 +4,14 @@
 // call stops using PostgreSQL at once instead of at its deadline.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <utility>
 
 namespace hotpath::rpc {
@@ -62,11 +66,40 @@ class Cancellation final {
   static inline thread_local Cancellation* current_ = nullptr;  // see Current
 };
 
-// Cancels on a short-lived thread of its own: the action may take a network round trip (the
-// pool's sends a cancel request to PostgreSQL), and those who learn of a departure are
-// completion-queue and event-loop threads, which must never block. Departures are rare.
+// Runs departures' cancellations one at a time on one thread of its own: a cancel action may take
+// a network round trip (the pool's sends a cancel request to PostgreSQL), and those who learn of a
+// departure are completion-queue and event-loop threads, which must never block. The queue is
+// bounded, so a storm of departures (a deadline storm, a client that cancels everything) costs
+// neither a thread each nor unbounded memory: past kMaxQueued waiting, a cancellation is dropped,
+// and the statement it would have stopped ends at its statement_timeout, which the call's
+// deadline bounds.
+class Canceller final {
+ public:
+  static constexpr std::size_t kMaxQueued = 1024;
+
+  // The process's canceller; its thread starts on first use and runs until the process exits.
+  static Canceller& Instance();
+
+  // Queues cancellation->Cancel(); false when kMaxQueued are already waiting (then dropped).
+  bool Submit(std::shared_ptr<Cancellation> cancellation);
+
+  std::int64_t cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  std::int64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  Canceller();
+  void Run();
+
+  std::mutex mu_;                                    // guards queue_
+  std::condition_variable wake_;                     // signalled when queue_ gains work
+  std::deque<std::shared_ptr<Cancellation>> queue_;  // waiting to be cancelled
+  std::atomic<std::int64_t> cancelled_{0};           // cancellations run
+  std::atomic<std::int64_t> dropped_{0};             // refused because the queue was full
+};
+
+// Cancels soon on the Canceller's thread (see there).
 inline void CancelSoon(std::shared_ptr<Cancellation> cancellation) {
-  std::thread([cancellation = std::move(cancellation)] { cancellation->Cancel(); }).detach();
+  Canceller::Instance().Submit(std::move(cancellation));
 }
 
 }  // namespace hotpath::rpc

@@ -93,7 +93,8 @@ void LibraryModule::GetBook(const v1::GetBookRequest& request, absl::Time deadli
 }
 
 absl::StatusOr<v1::Book> LibraryModule::CreateBook(const v1::Book& book, absl::Time deadline) {
-  if (book.shelf().empty() || !absl::StartsWith(book.name(), absl::StrCat(book.shelf(), "/books/"))) {
+  if (book.shelf().empty() ||
+      !absl::StartsWith(book.name(), absl::StrCat(book.shelf(), "/books/"))) {
     return absl::InvalidArgumentError("a book's name must be <shelf>/books/<id>");
   }
   auto stored = db::WithConnection<v1::Book>(

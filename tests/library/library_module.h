@@ -43,9 +43,9 @@ class LibraryModule final : public module::ServiceModule {
             rpc::SharedDone<v1::EchoRequest> done);
 
  private:
-  db::PgPool* pool_ = nullptr;                                   // the shared database
+  db::PgPool* pool_ = nullptr;                                     // the shared database
   std::unique_ptr<cache::TtlCache<std::string, v1::Book>> books_;  // GetBook, by name
-  std::unique_ptr<rpc::ServiceBindings> bindings_;               // its methods on the wire
+  std::unique_ptr<rpc::ServiceBindings> bindings_;                 // its methods on the wire
 };
 
 }  // namespace hotpath::library

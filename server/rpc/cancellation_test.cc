@@ -1,0 +1,71 @@
+#include "server/rpc/cancellation.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace hotpath::rpc {
+namespace {
+
+// A cancellation whose action records the thread that ran it.
+std::shared_ptr<Cancellation> Recording(std::mutex& mu, std::set<std::thread::id>& threads,
+                                        std::atomic<int>& ran) {
+  auto cancellation = std::make_shared<Cancellation>();
+  cancellation->OnCancel([&mu, &threads, &ran] {
+    std::lock_guard lock(mu);
+    threads.insert(std::this_thread::get_id());
+    ran.fetch_add(1);
+  });
+  return cancellation;
+}
+
+TEST(CancellerTest, AStormOfDeparturesRunsOnOneThreadNotOneEach) {
+  std::mutex mu;
+  std::set<std::thread::id> threads;
+  std::atomic<int> ran{0};
+  constexpr int kDepartures = 5000;
+  int queued = 0;
+  for (int i = 0; i < kDepartures; ++i) {
+    if (Canceller::Instance().Submit(Recording(mu, threads, ran))) ++queued;
+    if (i % 500 == 0) std::this_thread::yield();
+  }
+  while (ran.load() < queued) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(threads.size(), 1u);
+  EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+}
+
+TEST(CancellerTest, BeyondTheQueueBoundCancellationsAreDroppedAndCounted) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> started;
+  auto blocker = std::make_shared<Cancellation>();
+  blocker->OnCancel([&started, released] {
+    started.set_value();
+    released.wait();
+  });
+  ASSERT_TRUE(Canceller::Instance().Submit(blocker));
+  started.get_future().wait();
+  const std::int64_t dropped_before = Canceller::Instance().dropped();
+  std::vector<std::shared_ptr<Cancellation>> waiting;
+  int accepted = 0;
+  for (std::size_t i = 0; i < Canceller::kMaxQueued + 10; ++i) {
+    waiting.push_back(std::make_shared<Cancellation>());
+    if (Canceller::Instance().Submit(waiting.back())) ++accepted;
+  }
+  EXPECT_EQ(accepted, static_cast<int>(Canceller::kMaxQueued));
+  EXPECT_EQ(Canceller::Instance().dropped() - dropped_before, 10);
+  release.set_value();
+  // The accepted ones all run once the thread is free.
+  while (!waiting[Canceller::kMaxQueued - 1]->cancelled()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_FALSE(waiting.back()->cancelled());
+}
+
+}  // namespace
+}  // namespace hotpath::rpc
