@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "google/api/annotations.pb.h"
 #include "server/http/gzip.h"
+#include "server/http/process_time.h"
 #include "server/http/runtime_routes.h"
 
 namespace hotpath::gateway {
@@ -62,11 +63,8 @@ bool ParseGrpcTimeout(absl::string_view text, absl::Duration* timeout) {
   return false;
 }
 
-// Seconds with six decimals ("0.000123"), as the timing interceptor writes x-process-time.
 std::string ProcessTime(Clock::time_point start) {
-  const std::int64_t micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-  return absl::StrCat(micros / 1000000, ".", absl::Dec(micros % 1000000, absl::kZeroPad6));
+  return http::FormatProcessTime(Clock::now() - start);
 }
 
 // What every gateway answer carries, whatever its status.

@@ -40,18 +40,26 @@ ABSL_FLAG(std::string, tls_key_file, EnvOr("HOTPATH_TLS_KEY_FILE", ""),
           "the certificate's PEM private key (env HOTPATH_TLS_KEY_FILE)");
 ABSL_FLAG(int, shutdown_grace_ms, EnvOr("HOTPATH_SHUTDOWN_GRACE_MS", 10000),
           "time requests in flight get to finish on SIGTERM (env HOTPATH_SHUTDOWN_GRACE_MS)");
-ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"), "HTTP listen host");
-ABSL_FLAG(int, http_port, 8081, "HTTP port; 0 picks a free one");
-ABSL_FLAG(int, http_threads, 0, "event-loop threads of the HTTP server; 0: two per core");
+ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"),
+          "HTTP listen host (env HOTPATH_HTTP_HOST)");
+ABSL_FLAG(int, http_port, EnvOr("HOTPATH_HTTP_PORT", 8081),
+          "HTTP port; 0 picks a free one (env HOTPATH_HTTP_PORT)");
+ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 0),
+          "event-loop threads of the HTTP server; 0: two per core (env HOTPATH_HTTP_THREADS)");
 ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000),
-          "open HTTP connections at most (503 past it; never more than half the descriptor limit)");
-ABSL_FLAG(int, max_body_bytes, 1 << 20, "largest request body, unpacked, in bytes (413 above)");
-ABSL_FLAG(int, compress_min_bytes, 1000, "answers of at least this many bytes are gzip-compressed");
-ABSL_FLAG(bool, strict_query_parameters,
-          EnvOr("HOTPATH_STRICT_QUERY_PARAMETERS", "false") == "true",
-          "answer 400 for query parameters that name no field, instead of ignoring them");
-ABSL_FLAG(bool, ignore_unknown_fields, false,
-          "ignore unknown JSON fields instead of answering 400");
+          "open HTTP connections at most (503 past it; never more than half the descriptor "
+          "limit) (env HOTPATH_HTTP_MAX_CONNECTIONS)");
+ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
+          "largest request body, unpacked, in bytes; 413 above (env HOTPATH_MAX_BODY_BYTES)");
+ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
+          "answers of at least this many bytes are gzip-compressed (env "
+          "HOTPATH_COMPRESS_MIN_BYTES)");
+ABSL_FLAG(bool, strict_query_parameters, EnvOr("HOTPATH_STRICT_QUERY_PARAMETERS", false),
+          "answer 400 for query parameters that name no field, instead of ignoring them (env "
+          "HOTPATH_STRICT_QUERY_PARAMETERS)");
+ABSL_FLAG(
+    bool, ignore_unknown_fields, EnvOr("HOTPATH_IGNORE_UNKNOWN_FIELDS", false),
+    "ignore unknown JSON fields instead of answering 400 (env HOTPATH_IGNORE_UNKNOWN_FIELDS)");
 
 int main(int argc, char** argv) {
   hotpath::app::ConfigureMutexDeadlockDetection();

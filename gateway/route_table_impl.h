@@ -11,7 +11,7 @@ absl::Status RouteTable<Target>::Add(const std::string& method, const PathTempla
                                      Target target) {
   Node* node = &root_;
   for (const auto& segment : t.segments) {
-    std::unique_ptr<Node>* next;
+    std::unique_ptr<Node>* next = nullptr;
     switch (segment.kind) {
       case PathTemplate::Kind::kLiteral:
         next = &node->literals[segment.literal];

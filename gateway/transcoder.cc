@@ -1,6 +1,5 @@
 #include "gateway/transcoder.h"
 
-#include <google/protobuf/stubs/common.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +11,7 @@
 #include "gateway/json_printer.h"
 #include "google/rpc/status.pb.h"
 #include "server/http/json_quote.h"
+#include "server/text/utf8.h"
 
 namespace hotpath::gateway {
 namespace {
@@ -34,12 +34,6 @@ const FieldDescriptor* FindField(const Descriptor* descriptor, absl::string_view
     if (descriptor->field(i)->json_name() == key) return descriptor->field(i);
   }
   return nullptr;
-}
-
-// What protobuf itself accepts in a proto3 string field: the server would fail to parse anything
-// else.
-bool IsValidUtf8(absl::string_view s) {
-  return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
 }
 
 // Sets one field (dotted path, names in either form) from its text form, as a path variable or
@@ -130,7 +124,7 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
         if (!absl::Base64Unescape(text, &v) && !absl::WebSafeBase64Unescape(text, &v)) {
           return BadParameter(parameter, "not base64");
         }
-      } else if (!IsValidUtf8(v)) {
+      } else if (!text::IsValidUtf8(v)) {
         return BadParameter(parameter, "not valid UTF-8");
       }
       repeated ? r->AddString(target, f, std::move(v)) : r->SetString(target, f, std::move(v));

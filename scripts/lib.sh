@@ -29,18 +29,56 @@ install_packages() {
 }
 
 # Configures (once) and builds with Ninja and ccache: build/, or $HOTPATH_BUILD_DIR with extra
-# $HOTPATH_CXX_FLAGS (the sanitizer builds). Extra args are ninja targets.
+# $HOTPATH_CXX_FLAGS (the sanitizer builds) and compiler $HOTPATH_CXX (clang++-14, say). Extra
+# args are ninja targets.
 build() {
   local dir="${HOTPATH_BUILD_DIR:-$HOTPATH_ROOT/build}"
   if [ ! -f "$dir/build.ninja" ]; then
     log "configuring $dir"
     local flags=()
-    [ -n "${HOTPATH_CXX_FLAGS:-}" ] && flags=(-DCMAKE_CXX_FLAGS="$HOTPATH_CXX_FLAGS")
+    [ -n "${HOTPATH_CXX_FLAGS:-}" ] && flags+=(-DCMAKE_CXX_FLAGS="$HOTPATH_CXX_FLAGS")
+    [ -n "${HOTPATH_CXX:-}" ] && flags+=(-DCMAKE_CXX_COMPILER="$HOTPATH_CXX")
+    # shellcheck disable=SC2206
+    [ -n "${HOTPATH_CMAKE_ARGS:-}" ] && flags+=($HOTPATH_CMAKE_ARGS)
     cmake -S "$HOTPATH_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="${HOTPATH_BUILD_TYPE:-RelWithDebInfo}" \
       ${flags[@]+"${flags[@]}"} >/dev/null
   fi
   log "building"
   cmake --build "$dir" -j "${HOTPATH_JOBS:-2}" ${1:+--target "$@"}
+}
+
+# use_build COMPILER SANITIZER: selects the build directory and flags for scripts/test and
+# scripts/fuzz (COMPILER gcc|clang, SANITIZER none|address|thread); each pair has a directory of its
+# own. Sanitizer builds are -O1 with line tables only: a third of the compile time of
+# RelWithDebInfo, and stack traces still name lines. clang with ASan+UBSan is also the fuzzers'
+# build (coverage instrumentation on, libFuzzer linked only into the fuzz targets), so CI compiles
+# that tree once for both.
+use_build() {
+  local compiler=$1 sanitizer=$2
+  HOTPATH_BUILD_DIR="$HOTPATH_ROOT/build"
+  [ "$compiler" = clang ] && HOTPATH_BUILD_DIR+="-clang"
+  [ "$sanitizer" != none ] && HOTPATH_BUILD_DIR+="-$sanitizer"
+  export HOTPATH_BUILD_DIR
+  unset HOTPATH_CXX HOTPATH_CXX_FLAGS HOTPATH_CMAKE_ARGS HOTPATH_BUILD_TYPE
+  [ "$compiler" = clang ] && export HOTPATH_CXX=clang++-14
+  local lines="-g1"
+  [ "$compiler" = clang ] && lines="-gline-tables-only"
+  case "$sanitizer" in
+    address)
+      export HOTPATH_BUILD_TYPE=None
+      export HOTPATH_CXX_FLAGS="-O1 $lines -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+      if [ "$compiler" = clang ]; then
+        HOTPATH_CXX_FLAGS+=" -fsanitize=fuzzer-no-link"
+        export HOTPATH_CMAKE_ARGS="-DHOTPATH_FUZZ=ON"
+      fi
+      export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+      export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$HOTPATH_ROOT/tests/lsan.supp}"
+      export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" ;;
+    thread)
+      export HOTPATH_BUILD_TYPE=None
+      export HOTPATH_CXX_FLAGS="-O1 $lines -fsanitize=thread"
+      export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 suppressions=$HOTPATH_ROOT/tests/tsan.supp}" ;;
+  esac
 }
 
 # --- for the benchmark scripts ------------------------------------------------------------------

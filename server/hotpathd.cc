@@ -76,7 +76,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       .pool = d->pool_.get(),
       .executor = d->executor_.get(),
       .scheduler = [executor = d->executor_.get()](std::function<void()> task) {
-        return executor->Submit(std::move(task));
+        return executor->Schedule(std::move(task));
       }};
   std::vector<rpc::RpcModule*> services;
   std::vector<std::string> service_names;

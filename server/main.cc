@@ -21,7 +21,7 @@
 
 using hotpath::app::EnvOr;
 
-// Every flag falls back to an environment variable, named in its help.
+// Every flag falls back to an environment variable, named in its help (tests/flags_test.cc).
 ABSL_FLAG(std::string, grpc_host, EnvOr("HOTPATH_GRPC_HOST", "0.0.0.0"),
           "gRPC listen host (env HOTPATH_GRPC_HOST)");
 ABSL_FLAG(int, grpc_port, EnvOr("HOTPATH_GRPC_PORT", 50051),
@@ -39,21 +39,21 @@ ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000
 ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "responses of at least this many bytes are gzip-compressed for clients that accept it "
           "(env HOTPATH_COMPRESS_MIN_BYTES)");
-ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", "true") != "false",
+ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", true),
           "serve the HTTP/JSON gateway on the HTTP port (env HOTPATH_GATEWAY)");
 ABSL_FLAG(int, gateway_answer_memo, EnvOr("HOTPATH_GATEWAY_ANSWER_MEMO", 16384),
           "gateway: bodies of cached answers kept rendered (JSON, gzip), so a cache hit is not "
           "printed again; 0: none (env HOTPATH_GATEWAY_ANSWER_MEMO)");
-ABSL_FLAG(bool, ignore_unknown_fields, false,
-          "gateway: ignore unknown JSON fields in request bodies instead of answering 400");
-ABSL_FLAG(bool, strict_query_parameters,
-          EnvOr("HOTPATH_STRICT_QUERY_PARAMETERS", "false") == "true",
+ABSL_FLAG(bool, ignore_unknown_fields, EnvOr("HOTPATH_IGNORE_UNKNOWN_FIELDS", false),
+          "gateway: ignore unknown JSON fields in request bodies instead of answering 400 (env "
+          "HOTPATH_IGNORE_UNKNOWN_FIELDS)");
+ABSL_FLAG(bool, strict_query_parameters, EnvOr("HOTPATH_STRICT_QUERY_PARAMETERS", false),
           "gateway: answer 400 for query parameters that name no field, instead of ignoring them "
           "(env HOTPATH_STRICT_QUERY_PARAMETERS)");
 ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
           "largest HTTP request body, unpacked, in bytes; larger ones get 413 (env "
           "HOTPATH_MAX_BODY_BYTES)");
-ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", "false") == "true",
+ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", false),
           "one JSON line per gRPC call on stderr (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, database_url,
           EnvOr("DATABASE_URL", "postgresql://postgres@localhost:5432/hotpath"),
@@ -84,30 +84,37 @@ ABSL_FLAG(std::string, page_token_secret, EnvOr("HOTPATH_PAGE_TOKEN_SECRET", "")
           "HMAC key for page tokens, shared by replicas; empty: random per process "
           "(env HOTPATH_PAGE_TOKEN_SECRET)");
 ABSL_FLAG(
-    bool, cache_enabled, EnvOr("HOTPATH_CACHE_ENABLED", "true") != "false",
+    bool, cache_enabled, EnvOr("HOTPATH_CACHE_ENABLED", true),
     "cache reads in process; false sends every read to the database (env HOTPATH_CACHE_ENABLED)");
 ABSL_FLAG(int, item_cache_size, EnvOr("HOTPATH_ITEM_CACHE_SIZE", 100000),
           "items kept by GetItem/BatchGetItems' cache (env HOTPATH_ITEM_CACHE_SIZE)");
-ABSL_FLAG(absl::Duration, item_cache_ttl, absl::Seconds(60), "lifetime of a cached item");
-ABSL_FLAG(absl::Duration, item_cache_negative_ttl, absl::Seconds(5),
-          "lifetime of a cached NOT_FOUND item (0: none)");
-ABSL_FLAG(absl::Duration, list_cache_ttl, absl::Seconds(5),
-          "lifetime of a cached ListItems page; every write through this server clears them "
-          "(0: lists always read the database)");
-ABSL_FLAG(int, list_cache_size, 256, "ListItems pages kept by their cache");
-ABSL_FLAG(int, read_batches, 2,
+ABSL_FLAG(absl::Duration, item_cache_ttl, EnvOr("HOTPATH_ITEM_CACHE_TTL", absl::Seconds(60)),
+          "lifetime of a cached item (env HOTPATH_ITEM_CACHE_TTL)");
+ABSL_FLAG(absl::Duration, item_cache_negative_ttl,
+          EnvOr("HOTPATH_ITEM_CACHE_NEGATIVE_TTL", absl::Seconds(5)),
+          "lifetime of a cached NOT_FOUND item; 0: none (env HOTPATH_ITEM_CACHE_NEGATIVE_TTL)");
+ABSL_FLAG(absl::Duration, list_cache_ttl, EnvOr("HOTPATH_LIST_CACHE_TTL", absl::Seconds(5)),
+          "lifetime of a cached ListItems page; every write through this server clears them; "
+          "0: lists always read the database (env HOTPATH_LIST_CACHE_TTL)");
+ABSL_FLAG(int, list_cache_size, EnvOr("HOTPATH_LIST_CACHE_SIZE", 256),
+          "ListItems pages kept by their cache (env HOTPATH_LIST_CACHE_SIZE)");
+ABSL_FLAG(int, read_batches, EnvOr("HOTPATH_READ_BATCHES", 2),
           "with the cache off: GetItem queries running at once; reads arriving meanwhile share "
-          "the next one (0: a query per read)");
-ABSL_FLAG(int, stats_cache_size, 1000, "categories kept by GetCategoryStats' cache");
-ABSL_FLAG(absl::Duration, stats_cache_ttl, absl::Seconds(30), "lifetime of cached category stats");
-ABSL_FLAG(
-    absl::Duration, stats_cache_refresh_after, absl::Seconds(10),
-    "age after which cached stats are refreshed in the background while still served (0: off)");
-ABSL_FLAG(bool, migrate, true, "apply pending schema migrations at start");
+          "the next one; 0: a query per read (env HOTPATH_READ_BATCHES)");
+ABSL_FLAG(int, stats_cache_size, EnvOr("HOTPATH_STATS_CACHE_SIZE", 1000),
+          "categories kept by GetCategoryStats' cache (env HOTPATH_STATS_CACHE_SIZE)");
+ABSL_FLAG(absl::Duration, stats_cache_ttl, EnvOr("HOTPATH_STATS_CACHE_TTL", absl::Seconds(30)),
+          "lifetime of cached category stats (env HOTPATH_STATS_CACHE_TTL)");
+ABSL_FLAG(absl::Duration, stats_cache_refresh_after,
+          EnvOr("HOTPATH_STATS_CACHE_REFRESH_AFTER", absl::Seconds(10)),
+          "age after which cached stats are refreshed in the background while still served; "
+          "0: off (env HOTPATH_STATS_CACHE_REFRESH_AFTER)");
+ABSL_FLAG(bool, migrate, EnvOr("HOTPATH_MIGRATE", true),
+          "apply pending schema migrations at start (env HOTPATH_MIGRATE)");
 ABSL_FLAG(std::string, auth_tokens_file, EnvOr("HOTPATH_AUTH_TOKENS_FILE", ""),
           "file of bearer tokens, one a line; when set, writes (Create/Update/Delete/Import) need "
           "'authorization: Bearer <token>' (env HOTPATH_AUTH_TOKENS_FILE)");
-ABSL_FLAG(bool, auth_reads, EnvOr("HOTPATH_AUTH_READS", "false") == "true",
+ABSL_FLAG(bool, auth_reads, EnvOr("HOTPATH_AUTH_READS", false),
           "with --auth_tokens_file, reads need a token too (env HOTPATH_AUTH_READS)");
 ABSL_FLAG(int, max_in_flight, EnvOr("HOTPATH_MAX_IN_FLIGHT", 2048),
           "calls in flight (gRPC and gateway) beyond which new ones are refused at once with "

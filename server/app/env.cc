@@ -17,4 +17,16 @@ int EnvOr(const char* name, int fallback) {
   return text != nullptr && absl::SimpleAtoi(text, &value) ? value : fallback;
 }
 
+bool EnvOr(const char* name, bool fallback) {
+  bool value;
+  const char* text = std::getenv(name);
+  return text != nullptr && absl::SimpleAtob(text, &value) ? value : fallback;
+}
+
+absl::Duration EnvOr(const char* name, absl::Duration fallback) {
+  absl::Duration value;
+  const char* text = std::getenv(name);
+  return text != nullptr && absl::ParseDuration(text, &value) ? value : fallback;
+}
+
 }  // namespace hotpath::app

@@ -89,12 +89,10 @@ class BatchLoader final {
     ++loads_;
     lock.unlock();
     // The token keeps the loader alive (its destructor waits) until the load is over.
-    if (!scheduler_([this, batch, token = pending_.Take()] { Run(*batch); })) {
+    if (absl::Status refused = scheduler_([this, batch, token = pending_.Take()] { Run(*batch); });
+        !refused.ok()) {
       Finished();
-      for (auto& reader : *batch) {
-        reader.done(absl::ResourceExhaustedError(
-            "server busy: the database work queue is full, retry later"));
-      }
+      for (auto& reader : *batch) reader.done(refused);
     }
   }
 

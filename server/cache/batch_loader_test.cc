@@ -32,9 +32,9 @@ class BatchLoaderTest : public ::testing::Test {
               return results;
             },
             [this](std::function<void()> task) {
-              if (refuse_) return false;
+              if (refuse_) return absl::ResourceExhaustedError("server busy");
               tasks_.push_back(std::move(task));
-              return true;
+              return absl::OkStatus();
             }) {}
 
   // Runs the oldest scheduled load.

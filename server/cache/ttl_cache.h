@@ -80,8 +80,9 @@ struct CacheProbe {
   std::function<CacheStats()> stats;  // thread-safe; called at every scrape
 };
 
-// Runs a load somewhere else; false when it cannot (the load then fails RESOURCE_EXHAUSTED).
-using Scheduler = std::function<bool(std::function<void()>)>;
+// Runs a load somewhere else: OK once it is queued, else why it cannot be (what the callers
+// waiting for the load are answered, e.g. the executor's RESOURCE_EXHAUSTED "server busy").
+using Scheduler = std::function<absl::Status(std::function<void()>)>;
 
 template <class Key, class Value>
 class TtlCache final {
@@ -287,10 +288,8 @@ class TtlCache final {
       absl::StatusOr<Value> loaded = loader_(key, deadline);
       Finish(shard, key, load, std::move(loaded));
     };
-    if (!scheduler_(run)) {
-      Finish(
-          shard, key, load,
-          absl::ResourceExhaustedError("server busy: no capacity to load the value, retry later"));
+    if (absl::Status refused = scheduler_(run); !refused.ok()) {
+      Finish(shard, key, load, std::move(refused));
     }
   }
 

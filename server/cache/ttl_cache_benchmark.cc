@@ -27,7 +27,7 @@ IntCache& SharedCache(std::size_t shards) {
         },
         [](std::function<void()> task) {
           task();
-          return true;
+          return absl::OkStatus();
         });
     for (std::int64_t k = 0; k < 10'000; ++k) (void)cache->GetBlocking(k);  // warm
   }

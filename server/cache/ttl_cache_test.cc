@@ -35,7 +35,7 @@ class ManualScheduler {
     return [this](std::function<void()> task) {
       std::lock_guard lock(mu_);
       tasks_.push_back(std::move(task));
-      return true;
+      return absl::OkStatus();
     };
   }
   // Runs what is queued now; returns how many ran.
@@ -57,7 +57,7 @@ class ManualScheduler {
 Scheduler Inline() {
   return [](std::function<void()> task) {
     task();
-    return true;
+    return absl::OkStatus();
   };
 }
 
@@ -154,7 +154,7 @@ TEST(TtlCache, ConcurrentMissesCoalesceIntoOneLoad) {
       },
       [](std::function<void()> task) {
         std::thread(std::move(task)).detach();
-        return true;
+        return absl::OkStatus();
       });
   constexpr int kThreads = 64;
   std::atomic<int> answered{0}, right{0};
@@ -259,7 +259,7 @@ TEST(TtlCache, ALoadThatStartedBeforeAnInvalidationNeverStoresItsValue) {
       },
       [&](std::function<void()> task) {
         stale_load = std::move(task);
-        return true;
+        return absl::OkStatus();
       });
   std::vector<std::string> seen;
   cache.Get("a", [&](const StringCache::Result& r) { seen.push_back(ValueOf(r)); });
@@ -311,7 +311,7 @@ TEST(TtlCache, ASchedulerThatRefusesFailsTheWaiters) {
   options.name = "test";
   StringCache cache(
       options, [](const std::string& k, absl::Time) -> absl::StatusOr<std::string> { return k; },
-      [](std::function<void()>) { return false; });
+      [](std::function<void()>) { return absl::ResourceExhaustedError("server busy"); });
   EXPECT_EQ(cache.GetBlocking("a").status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(cache.Peek("a").has_value());
 }
@@ -338,7 +338,7 @@ TEST(TtlCache, DestructionWaitsForALoadInFlight) {
       },
       [&worker](std::function<void()> task) {
         worker = std::thread(std::move(task));
-        return true;
+        return absl::OkStatus();
       });
   std::atomic<bool> answered{false};
   cache->Get(1, [&answered](const auto&) { answered = true; });

@@ -116,14 +116,12 @@ class ImportSink final : public rpc::StreamSink<v1::CreateItemRequest, v1::Impor
 template <class T, class Load>
 void LoadWith(const cache::Scheduler& scheduler, CatalogService::Done<T> done, Load load) {
   auto shared = std::make_shared<CatalogService::Done<T>>(std::move(done));
-  const bool queued = scheduler([shared, load = std::move(load)]() mutable {
+  absl::Status refused = scheduler([shared, load = std::move(load)]() mutable {
     absl::StatusOr<T> result = load();
     if (!result.ok()) return (*shared)(result.status());
     (*shared)(std::make_shared<const T>(*std::move(result)));
   });
-  if (!queued)
-    (*shared)(
-        absl::ResourceExhaustedError("server busy: the database work queue is full, retry later"));
+  if (!refused.ok()) (*shared)(std::move(refused));
 }
 
 }  // namespace

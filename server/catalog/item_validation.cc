@@ -10,53 +10,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "server/text/utf8.h"
 
 namespace hotpath::catalog {
 namespace {
-
-// Code points in s, or -1 when s is not valid UTF-8 (overlongs, surrogates and > U+10FFFF
-// included).
-int Utf8Length(absl::string_view s) {
-  int count = 0;
-  for (std::size_t i = 0; i < s.size(); ++count) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t extra;
-    std::uint32_t code;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-      code = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-      code = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-      code = c & 0x07;
-    } else {
-      return -1;
-    }
-    if (i + extra >= s.size()) return -1;  // truncated sequence
-    for (std::size_t k = 1; k <= extra; ++k) {
-      const auto next = static_cast<unsigned char>(s[i + k]);
-      if ((next & 0xC0) != 0x80) return -1;
-      code = (code << 6) | (next & 0x3F);
-    }
-    static constexpr std::uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
-    if (code < kMinForLength[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) {
-      return -1;
-    }
-    i += extra + 1;
-  }
-  return count;
-}
 
 // Text rules shared by every string field: valid UTF-8, no NUL or other control characters except
 // (when multiline) newline and tab, and a length in code points.
 void CheckText(absl::string_view value, absl::string_view field, int min_chars, int max_chars,
                bool multiline, rpc::FieldViolations& violations) {
-  const int length = Utf8Length(value);
+  const int length = text::Utf8CodePoints(value);
   if (length < 0) {
     violations.Add(std::string(field), "must be valid UTF-8");
     return;

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/http/json_quote.h"
+#include "server/http/process_time.h"
 
 namespace hotpath::interceptors {
 namespace {
@@ -26,9 +27,7 @@ constexpr char kProcessTimeKey[] = "x-process-time";
 
 using Clock = std::chrono::steady_clock;
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+Clock::duration Since(Clock::time_point start) { return Clock::now() - start; }
 
 grpc::internal::RpcMethod::RpcType RpcTypeOf(const ServerRpcInfo& info) {
   return static_cast<grpc::internal::RpcMethod::RpcType>(info.type());
@@ -41,12 +40,13 @@ class TimingInterceptor final : public Interceptor {
   void Intercept(InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
       methods->GetSendInitialMetadata()->emplace(kProcessTimeKey,
-                                                 FormatProcessTime(SecondsSince(start_)));
+                                                 http::FormatProcessTime(Since(start_)));
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const double seconds = SecondsSince(start_);
-      methods->GetSendTrailingMetadata()->emplace(kProcessTimeKey, FormatProcessTime(seconds));
-      metrics_->handling_seconds->Observe(seconds);
+      const Clock::duration elapsed = Since(start_);
+      methods->GetSendTrailingMetadata()->emplace(kProcessTimeKey,
+                                                  http::FormatProcessTime(elapsed));
+      metrics_->handling_seconds->Observe(std::chrono::duration<double>(elapsed).count());
     }
     methods->Proceed();
   }
@@ -116,7 +116,7 @@ class AccessLogInterceptor final : public Interceptor {
           "\",\"method\":", http::JsonQuote(info_->method()),
           ",\"peer\":", http::JsonQuote(info_->server_context()->peer()), ",\"code\":\"",
           metrics::GrpcCodeNames()[static_cast<std::size_t>(status.error_code()) % 17],
-          "\",\"duration_seconds\":", FormatProcessTime(SecondsSince(start_)), "}\n");
+          "\",\"duration_seconds\":", http::FormatProcessTime(Since(start_)), "}\n");
       static std::mutex mu;
       std::lock_guard lock(mu);
       std::cerr << line << std::flush;
@@ -137,8 +137,6 @@ class AccessLogFactory final : public Factory {
 };
 
 }  // namespace
-
-std::string FormatProcessTime(double seconds) { return absl::StrFormat("%.6f", seconds); }
 
 std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcServerMetrics* metrics) {
   return std::make_unique<TimingFactory>(metrics);

@@ -9,7 +9,7 @@
 //
 // Response compression is not an interceptor: gRPC's core consumes grpc-accept-encoding before an
 // interceptor could read it, and an interceptor cannot set per-message flags. The call runtime
-// (server/rpc/async_calls.h) does it instead, by size, through the core's compression levels,
+// (server/rpc/call_base.h) does it instead, by size, through the core's compression levels,
 // which pick gzip only for clients that accept it.
 #pragma once
 
@@ -28,7 +28,5 @@ std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcServerMetrics
 std::unique_ptr<Factory> MakeMetricsInterceptorFactory(metrics::GrpcServerMetrics* metrics);
 std::unique_ptr<Factory> MakeAccessLogInterceptorFactory();
 
-// Seconds as x-process-time carries them: "0.000123".
-std::string FormatProcessTime(double seconds);
 
 }  // namespace hotpath::interceptors

@@ -17,7 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "server/rpc/async_calls.h"
+#include "server/rpc/call_base.h"
 #include "server/rpc/health.h"
 #include "server/rpc/tls.h"
 

@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "server/rpc/async_calls.h"
+#include "server/rpc/call_base.h"
 
 namespace hotpath::rpc {
 

@@ -3,7 +3,7 @@
 //
 // This is not a gRPC interceptor: in gRPC 1.51 an interceptor cannot fail a call before the
 // handler runs (it can only cancel it, which the client sees as CANCELLED, and the handler still
-// runs). The call runtime (async_calls.h) and the in-process dispatch (local_handlers.h) ask the
+// runs). The call runtime (call_base.h) and the in-process dispatch (local_handlers.h) ask the
 // gate instead, so gRPC clients and the gateway get the same rule.
 #pragma once
 

@@ -8,7 +8,10 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "absl/status/status.h"
 
 namespace hotpath::rpc {
 
@@ -28,6 +31,16 @@ class Executor final {
   // Queues task; false when the queue is full or the executor is stopping (the task is dropped, and
   // the caller answers RESOURCE_EXHAUSTED / UNAVAILABLE itself).
   [[nodiscard]] bool Submit(std::function<void()> task);
+  // Submit as a cache::Scheduler: OK once queued, else BusyError().
+  absl::Status Schedule(std::function<void()> task) {
+    return Submit(std::move(task)) ? absl::OkStatus() : BusyError();
+  }
+  // What a call whose work the executor refused is answered (RESOURCE_EXHAUSTED): the one "server
+  // busy" message of every path that queues database work.
+  static absl::Status BusyError() {
+    return absl::ResourceExhaustedError(
+        "server busy: the database work queue is full, retry later");
+  }
 
   // Runs every task already queued, then joins the workers. Idempotent.
   void Stop();

@@ -18,7 +18,7 @@
 #include <unordered_set>
 
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "server/rpc/async_calls.h"
+#include "server/rpc/unary_call.h"
 #include "server/rpc/async_server.h"
 
 namespace hotpath::rpc {

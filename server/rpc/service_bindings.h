@@ -29,8 +29,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/rpc/async_server.h"
+#include "server/rpc/client_stream_call.h"
 #include "server/rpc/local_handlers.h"
+#include "server/rpc/server_stream_call.h"
 #include "server/rpc/streams.h"
+#include "server/rpc/unary_call.h"
 
 namespace hotpath::rpc {
 

@@ -1,0 +1,284 @@
+// The shared base of the call state machines of gRPC's async completion-queue API
+// (unary_call.h, server_stream_call.h, client_stream_call.h): one object per call, one obvious
+// place where each state ends.
+//
+// Every tag this runtime puts on a completion queue is a CompletionHandler*. A call object arms
+// itself (registers a pending Request* with the server); when a client call matches it, it arms a
+// replacement so the method always has pending calls, hands the request to the method's handler and
+// lives until its final operation completes.
+//
+// Handlers run on completion-queue threads and must not block: anything slow (database work) goes
+// to the Executor, and the call is finished from there.
+//
+// Methods are served raw (gRPC hands over the bytes) and parsed here, so a malformed message is
+// answered INVALID_ARGUMENT; gRPC's own parsing answers INTERNAL "Unable to parse request". Before
+// its handler runs, every call passes the CallGate (in-flight cap, bearer tokens).
+#pragma once
+
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/rpc/call_gate.h"
+#include "server/rpc/executor.h"
+#include "server/rpc/message_bytes.h"
+#include "server/rpc/status.h"
+
+namespace hotpath::rpc {
+
+// ThreadSanitizer cannot see gRPC's own synchronisation (Debian's libgrpc is not built with it).
+// Handing a tag to gRPC happens before the tag comes back from a completion queue (HandingToGrpc
+// releases, TakeBack acquires), and the accesses gRPC's inline code makes while filling or
+// finishing an operation are its own business (ignored), so TSan judges only hotpath's code.
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_release(void* address);
+extern "C" void __tsan_acquire(void* address);
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+class HandingToGrpc final {
+ public:
+  explicit HandingToGrpc(const void* tag) {
+    __tsan_release(const_cast<void*>(tag));
+    __tsan_ignore_thread_begin();
+  }
+  ~HandingToGrpc() { __tsan_ignore_thread_end(); }
+};
+inline void IgnoreGrpcBegin() { __tsan_ignore_thread_begin(); }
+inline void IgnoreGrpcEnd() { __tsan_ignore_thread_end(); }
+inline void TakeBack(const void* tag) { __tsan_acquire(const_cast<void*>(tag)); }
+#else
+class HandingToGrpc final {
+ public:
+  explicit HandingToGrpc(const void*) {}
+};
+inline void IgnoreGrpcBegin() {}
+inline void IgnoreGrpcEnd() {}
+inline void TakeBack(const void*) {}
+#endif
+
+class CompletionHandler {
+ public:
+  virtual ~CompletionHandler() = default;
+  // ok: the completion queue's verdict on the operation this tag was given to.
+  virtual void OnComplete(bool ok) = 0;
+};
+
+// Calls matched and not yet destroyed, counted in a few cache-line-sized slots chosen by
+// completion queue, so that counts touched on each queue's own thread do not bounce between cores.
+// The server shuts its queues down only once none is left: an operation started on a queue after
+// its Shutdown aborts the process, and a call that is refused or answered while the server stops
+// (by an executor that no longer takes work, or after a read that failed) starts one.
+class LiveCalls final {
+ public:
+  // Held by a call from the moment a client call matches it until it is destroyed.
+  class Presence final {
+   public:
+    Presence() = default;
+    Presence(const Presence&) = delete;
+    Presence& operator=(const Presence&) = delete;
+    ~Presence() {
+      if (calls_ != nullptr) calls_->Slot(cq_).fetch_sub(1, std::memory_order_release);
+    }
+    // Once per call; calls may be null (not counted).
+    void Enter(LiveCalls* calls, const void* cq) {
+      if (calls == nullptr) return;
+      calls_ = calls;
+      cq_ = cq;
+      calls_->Slot(cq_).fetch_add(1, std::memory_order_relaxed);
+    }
+
+   private:
+    LiveCalls* calls_ = nullptr;  // null: not counted
+    const void* cq_ = nullptr;    // which slot
+  };
+
+  std::int64_t Count() const {
+    std::int64_t n = 0;
+    for (const auto& slot : slots_) n += slot.n.load(std::memory_order_acquire);
+    return n;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 8;
+  struct alignas(64) Padded {
+    std::atomic<std::int64_t> n{0};
+  };
+  std::atomic<std::int64_t>& Slot(const void* cq) {
+    return slots_[(reinterpret_cast<std::uintptr_t>(cq) >> 6) % kSlots].n;
+  }
+
+  std::array<Padded, kSlots> slots_;
+};
+
+// What every call of a server shares.
+struct CallOptions {
+  // Pending calls registered per method and completion queue. Default 16.
+  int pending_calls = 16;
+  // Responses of at least this many bytes are compressed (gzip) for clients that accept gzip;
+  // smaller ones never are, and on a stream each message is judged alone. Default 1000 (the FastAPI
+  // GZipMiddleware's minimum_size); 0 compresses everything, SIZE_MAX nothing.
+  std::size_t compress_min_bytes = 1000;
+  // Admits each call before its handler runs; null admits every call.
+  CallGate* gate = nullptr;
+  // Counts the calls in progress; null counts nothing. Set by AsyncServer.
+  LiveCalls* live_calls = nullptr;
+  // Largest request message, inflated; set by AsyncServer from its max_message_bytes.
+  std::size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // A server stream whose client reads nothing for this long (one write pending all that time)
+  // is cancelled, so a client that stops reading cannot hold a call, its slot in the CallGate and
+  // its buffered messages for ever. InfiniteDuration: never. Default 30 s.
+  absl::Duration stream_stall_timeout = absl::Seconds(30);
+};
+
+// The raw form of a generated service: what the calls below register themselves with.
+class RawService {
+ public:
+  virtual ~RawService() = default;
+  virtual grpc::Service* service() = 0;
+  virtual const google::protobuf::ServiceDescriptor* descriptor() const = 0;
+  virtual void RequestUnary(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                            grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+                            grpc::ServerCompletionQueue* cq, void* tag) = 0;
+  virtual void RequestServerStream(int index, grpc::ServerContext* context,
+                                   grpc::ByteBuffer* request,
+                                   grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+                                   grpc::ServerCompletionQueue* cq, void* tag) = 0;
+  virtual void RequestClientStream(
+      int index, grpc::ServerContext* context,
+      grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>* reader,
+      grpc::ServerCompletionQueue* cq, void* tag) = 0;
+};
+
+// Generated: the generated service base, e.g. catalog::v1::CatalogService::Service. Every method
+// is marked raw; gRPC numbers methods in descriptor order.
+template <class Generated>
+class RawServiceOf final : public RawService, private Generated {
+ public:
+  explicit RawServiceOf(const google::protobuf::ServiceDescriptor* descriptor)
+      : descriptor_(descriptor) {
+    for (int i = 0; i < descriptor->method_count(); ++i) this->MarkMethodRaw(i);
+  }
+  grpc::Service* service() override { return this; }
+  const google::protobuf::ServiceDescriptor* descriptor() const override { return descriptor_; }
+  void RequestUnary(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+                    grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncUnary(index, context, request, writer, cq, cq, tag);
+  }
+  void RequestServerStream(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                           grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+                           grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncServerStreaming(index, context, request, writer, cq, cq, tag);
+  }
+  void RequestClientStream(int index, grpc::ServerContext* context,
+                           grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>* reader,
+                           grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncClientStreaming(index, context, reader, cq, cq, tag);
+  }
+
+ private:
+  const google::protobuf::ServiceDescriptor* descriptor_;  // the service's methods, in order
+};
+
+// Parses a raw message; INVALID_ARGUMENT (not gRPC's INTERNAL) when the bytes are not one, and
+// RESOURCE_EXHAUSTED when a compressed message inflates past max_bytes (see message_bytes.h).
+template <class Message>
+grpc::Status ParseMessage(grpc::ByteBuffer* bytes, Message* message,
+                          std::size_t max_bytes = kDefaultMaxMessageBytes) {
+  std::string inflated;
+  const absl::StatusOr<bool> compressed = InflateIfCompressed(bytes, max_bytes, &inflated);
+  if (!compressed.ok()) return ToGrpcStatus(compressed.status());
+  const bool parsed = *compressed
+                          ? message->ParseFromString(inflated)
+                          : grpc::SerializationTraits<Message>::Deserialize(bytes, message).ok();
+  if (parsed) return grpc::Status::OK;
+  return grpc::Status(
+      grpc::StatusCode::INVALID_ARGUMENT,
+      absl::StrCat("the request is not a valid ", Message::descriptor()->full_name(),
+                   " message (bad protobuf encoding or invalid UTF-8 in a string)"));
+}
+
+template <class Message>
+grpc::ByteBuffer SerializeMessage(const Message& message) {
+  grpc::ByteBuffer bytes;
+  bool own_buffer;
+  grpc::SerializationTraits<Message>::Serialize(message, &bytes, &own_buffer);
+  return bytes;
+}
+
+// Asks options' gate to admit a call of method; OK and *ticket set, or the status to answer.
+inline grpc::Status AdmitCall(const CallOptions& options,
+                              const google::protobuf::MethodDescriptor& method,
+                              const grpc::ServerContext& context, CallGate::Ticket* ticket) {
+  if (options.gate == nullptr) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string_view authorization =
+      it == metadata.end() ? std::string_view()
+                           : std::string_view(it->second.data(), it->second.size());
+  auto admitted = options.gate->Admit(method, authorization, context.peer());
+  if (!admitted.ok()) return ToGrpcStatus(admitted.status());
+  *ticket = *std::move(admitted);
+  return grpc::Status::OK;
+}
+
+// Asks the core to compress the call's messages with the best algorithm the client accepts at
+// the "low" level: gzip when the client lists it (as every gRPC library does by default),
+// identity otherwise. Must be called before the initial metadata is sent.
+inline void CompressIfAccepted(grpc::ServerContext& context) {
+  context.set_compression_level(GRPC_COMPRESS_LEVEL_LOW);
+}
+
+// Serves one completion queue until it is shut down and drained.
+void PollCompletionQueue(grpc::ServerCompletionQueue* cq);
+
+inline const grpc::Status& ExecutorRefusedStatus() {
+  static const grpc::Status status = ToGrpcStatus(Executor::BusyError());
+  return status;
+}
+
+// What every call state machine has: its queue and options, its context, its slot in the
+// CallGate, its place in LiveCalls, and a count of the tags still to come back (the final
+// operation, plus a done tag or an alarm), the last of which deletes it.
+class CallBase : public CompletionHandler {
+ protected:
+  // references: tags that will come back and Release; more may be added with Retain.
+  CallBase(grpc::ServerCompletionQueue* cq, const CallOptions* options, int references)
+      : cq_(cq), options_(options), references_(references) {}
+
+  // A client call matched this one: counted as live until it is destroyed.
+  void Matched() { live_.Enter(options_->live_calls, cq_); }
+  // Asks the gate to admit the call; OK, or the status to answer.
+  grpc::Status Admit(const google::protobuf::MethodDescriptor& method) {
+    return AdmitCall(*options_, method, context_, &ticket_);
+  }
+  // Gives the call's in-flight slot back; before the client can see the answer.
+  void FreeSlot() { ticket_ = CallGate::Ticket(); }
+  // One more tag will come back and Release.
+  void Retain() { references_.fetch_add(1, std::memory_order_relaxed); }
+  // A tag came back for the last time; the last one deletes the call.
+  void Release() {
+    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  LiveCalls::Presence live_;               // counted from match to destruction (destroyed last)
+  grpc::ServerCompletionQueue* const cq_;  // the queue this call lives on
+  const CallOptions* const options_;       // the server's call options
+  grpc::ServerContext context_;            // per-call metadata, deadline, peer
+  CallGate::Ticket ticket_;                // the call's in-flight slot
+
+ private:
+  std::atomic<int> references_;  // tags still to come back
+};
+
+}  // namespace hotpath::rpc

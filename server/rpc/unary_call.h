@@ -1,0 +1,190 @@
+// A unary call on the async API (see call_base.h): the handler answers through a UnaryResponder,
+// at once or later from another thread.
+#pragma once
+
+#include <grpcpp/support/async_unary_call.h>
+
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include "server/rpc/call_base.h"
+#include "server/rpc/cancellation.h"
+
+namespace hotpath::rpc {
+
+template <class Response>
+class UnaryCallBase {
+ public:
+  virtual ~UnaryCallBase() = default;
+  virtual void Finish(const Response* response, const grpc::Status& status) = 0;
+  // Raised when the client cancels or goes away; null unless the method asked for it.
+  virtual std::shared_ptr<Cancellation> cancellation() const = 0;
+};
+
+// The right to answer one unary call, exactly once, from any thread. Dropping it unanswered answers
+// INTERNAL, so no call is ever left hanging.
+template <class Response>
+class UnaryResponder final {
+ public:
+  explicit UnaryResponder(UnaryCallBase<Response>* call) : call_(call) {}
+  UnaryResponder(UnaryResponder&& other) noexcept : call_(std::exchange(other.call_, nullptr)) {}
+  UnaryResponder& operator=(UnaryResponder&& other) noexcept {
+    if (this != &other) {
+      Abandon();
+      call_ = std::exchange(other.call_, nullptr);
+    }
+    return *this;
+  }
+  ~UnaryResponder() { Abandon(); }
+
+  void Finish(const Response& response) {
+    std::exchange(call_, nullptr)->Finish(&response, grpc::Status::OK);
+  }
+  void Finish(const grpc::Status& status) {
+    std::exchange(call_, nullptr)->Finish(nullptr, status);
+  }
+  void Finish(const absl::StatusOr<Response>& result) {
+    if (result.ok()) {
+      Finish(*result);
+    } else {
+      Finish(ToGrpcStatus(result.status()));
+    }
+  }
+  // See UnaryCallBase::cancellation. Only before the call is answered.
+  std::shared_ptr<Cancellation> cancellation() const { return call_->cancellation(); }
+
+ private:
+  void Abandon() {
+    if (call_ != nullptr) {
+      std::exchange(call_, nullptr)
+          ->Finish(nullptr, grpc::Status(grpc::StatusCode::INTERNAL, "call dropped unanswered"));
+    }
+  }
+
+  UnaryCallBase<Response>* call_;  // the call to answer; null once answered
+};
+
+// Runs work() on the executor and answers the call with its result. work:
+// absl::StatusOr<Response>(). While it runs, the call's cancellation (if any) is Current(), so
+// the database statements it starts are cancelled when the client goes away.
+template <class Response, class Work>
+void RunOnExecutor(Executor& executor, UnaryResponder<Response> responder, Work work) {
+  std::shared_ptr<Cancellation> cancellation = responder.cancellation();
+  auto shared = std::make_shared<UnaryResponder<Response>>(std::move(responder));
+  const bool queued = executor.Submit(
+      [shared, cancellation = std::move(cancellation), work = std::move(work)]() mutable {
+        Cancellation::Scope scope(cancellation.get());
+        shared->Finish(work());
+      });
+  if (!queued) shared->Finish(ExecutorRefusedStatus());
+}
+
+template <class Request, class Response>
+class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
+ public:
+  using Writer = grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>;
+  // Called on a completion-queue thread; answers through the responder now or later.
+  using Handler =
+      std::function<void(grpc::ServerContext&, const Request&, UnaryResponder<Response>)>;
+
+  struct Method {
+    RawService* service;                               // the service it belongs to
+    const google::protobuf::MethodDescriptor* method;  // which method
+    Handler handler;                                   // what to do with each call
+    // Learn when a client cancels or disconnects (UnaryResponder::cancellation); costs one more
+    // completion per call, so only for handlers with work worth stopping.
+    bool cancellable = false;
+  };
+
+  // Registers one pending call of method on cq. method and options must outlive the server.
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq,
+                  const CallOptions* options) {
+    new UnaryCall(method, cq, options);
+  }
+
+  void OnComplete(bool ok) override {
+    if (state_ == State::kAwaiting && !ok) {
+      delete this;  // the server is shutting down and this call never started (no done tag)
+      return;
+    }
+    if (state_ == State::kFinishing) return Release();
+    Matched();
+    Arm(method_, cq_, options_);
+    state_ = State::kHandling;
+    grpc::Status admitted = Admit(*method_->method);
+    if (admitted.ok()) {
+      admitted = ParseMessage(&request_bytes_, &request_, options_->max_message_bytes);
+    }
+    if (!admitted.ok()) return Finish(nullptr, admitted);
+    // After this the responder owns the call: it may be finished (and deleted) on another thread
+    // before the handler even returns, so nothing below may touch members.
+    method_->handler(context_, request_, UnaryResponder<Response>(this));
+  }
+
+  std::shared_ptr<Cancellation> cancellation() const override { return cancellation_; }
+
+  void Finish(const Response* response, const grpc::Status& status) override {
+    state_ = State::kFinishing;
+    FreeSlot();
+    if (response != nullptr) {
+      // The response travels with the initial metadata, so its size can still decide.
+      if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
+      {
+        HandingToGrpc handing(this);
+        writer_.Finish(SerializeMessage(*response), status, this);
+      }
+    } else {
+      {
+        HandingToGrpc handing(this);
+        writer_.FinishWithError(status, this);
+      }
+    }
+  }
+
+ private:
+  enum class State { kAwaiting, kHandling, kFinishing };
+
+  // AsyncNotifyWhenDone's tag: raises the cancellation when the call was cancelled.
+  class DoneTag final : public CompletionHandler {
+   public:
+    explicit DoneTag(UnaryCall* call) : call_(call) {}
+    void OnComplete(bool) override {
+      if (call_->context_.IsCancelled()) CancelSoon(call_->cancellation_);
+      call_->Release();
+    }
+
+   private:
+    UnaryCall* call_;  // the owner
+  };
+
+  UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq, const CallOptions* options)
+      : CallBase(cq, options, /*references=*/1),
+        method_(method),
+        writer_(&context_),
+        done_tag_(this) {
+    if (method_->cancellable) {
+      cancellation_ = std::make_shared<Cancellation>();
+      Retain();  // the done tag
+      {
+        HandingToGrpc handing(&done_tag_);
+        context_.AsyncNotifyWhenDone(&done_tag_);
+      }
+    }
+    {
+      HandingToGrpc handing(this);
+      method_->service->RequestUnary(method_->method->index(), &context_, &request_bytes_, &writer_,
+                                     cq_, this);
+    }
+  }
+
+  const Method* method_;                        // shared registration of the method
+  grpc::ByteBuffer request_bytes_;              // the client's message as received
+  Request request_;                             // the client's message
+  Writer writer_;                               // answers the call
+  DoneTag done_tag_;                            // learns of cancellation (cancellable methods only)
+  std::shared_ptr<Cancellation> cancellation_;  // raised by done_tag_; null if not cancellable
+  State state_ = State::kAwaiting;              // where the state machine is
+};
+
+}  // namespace hotpath::rpc

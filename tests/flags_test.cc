@@ -1,0 +1,61 @@
+// Every flag of hotpathd and hotpath-gateway falls back to an environment variable named in its
+// help, as README promises (containers are configured by environment), and the variable is
+// honoured.
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+// The help of each flag the binary's main file defines, one entry per flag.
+std::vector<std::string> FlagHelps(const std::string& binary, const std::string& main_file) {
+  const std::string help = RunCommand(binary + " --helpon=" + main_file + " 2>&1");
+  std::vector<std::string> flags;
+  for (absl::string_view entry : absl::StrSplit(help, "\n    --")) {
+    // Help is wrapped at 80 columns: one space for each run of blanks.
+    std::string flag;
+    for (const char c : entry) {
+      const bool blank = c == ' ' || c == '\n';
+      if (!blank || (!flag.empty() && flag.back() != ' ')) flag.push_back(blank ? ' ' : c);
+    }
+    if (absl::StrContains(flag, "; default: ")) flags.push_back(std::move(flag));
+  }
+  return flags;
+}
+
+void ExpectEveryFlagNamesItsVariable(const std::string& binary, const std::string& main_file) {
+  const std::vector<std::string> flags = FlagHelps(binary, main_file);
+  EXPECT_GT(flags.size(), 10u) << binary;
+  for (const std::string& flag : flags) {
+    EXPECT_TRUE(absl::StrContains(flag, "(env HOTPATH_") ||
+                absl::StrContains(flag, "(env DATABASE_URL"))
+        << binary << ": --" << flag;
+  }
+}
+
+TEST(FlagsTest, EveryHotpathdFlagFallsBackToAnEnvironmentVariable) {
+  ExpectEveryFlagNamesItsVariable(HOTPATH_HOTPATHD_BINARY, "main");
+}
+
+TEST(FlagsTest, EveryGatewayFlagFallsBackToAnEnvironmentVariable) {
+  ExpectEveryFlagNamesItsVariable(HOTPATH_GATEWAY_BINARY, "gateway_main");
+}
+
+TEST(FlagsTest, TheVariablesAreHonouredForEveryKindOfFlag) {
+  const std::string help = RunCommand(
+      "HOTPATH_ITEM_CACHE_TTL=7s HOTPATH_LIST_CACHE_SIZE=9 HOTPATH_MIGRATE=false "
+      "HOTPATH_PAGE_TOKEN_SECRET=s3 " HOTPATH_HOTPATHD_BINARY " --helpon=main 2>&1");
+  EXPECT_THAT(help, ::testing::HasSubstr("default: 7s;"));
+  EXPECT_THAT(help, ::testing::HasSubstr("default: 9;"));
+  EXPECT_THAT(help, ::testing::HasSubstr("default: false;"));
+  EXPECT_THAT(help, ::testing::HasSubstr("default: \"s3\";"));
+}
+
+}  // namespace
+}  // namespace hotpath::testing
