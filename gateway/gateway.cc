@@ -182,10 +182,10 @@ class NdjsonStream final : public StreamObserver {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
+absl::StatusOr<std::shared_ptr<Gateway>> Gateway::Create(
     const std::vector<std::string>& service_names, std::unique_ptr<Dispatcher> dispatcher,
     GatewayOptions options) {
-  std::unique_ptr<Gateway> gateway(new Gateway(std::move(dispatcher), std::move(options)));
+  std::shared_ptr<Gateway> gateway(new Gateway(std::move(dispatcher), std::move(options)));
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const std::string& name : service_names) {
     const google::protobuf::ServiceDescriptor* service = pool->FindServiceByName(name);
@@ -381,7 +381,9 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     return true;
   }
   // shared: reply as a cache holds it (see rpc::LocalDone), whose body the memo may already have.
-  auto respond_unary = [respond, answer, min, &binding, memo = memo_.get()](
+  // Holds the gateway: binding and memo are its own.
+  auto respond_unary = [respond, answer, min, &binding, memo = memo_.get(),
+                        self = shared_from_this()](
                            const grpc::Status& status, const Message* reply,
                            const CallResult* metadata,
                            const std::shared_ptr<const Message>& shared) {

@@ -40,11 +40,13 @@ struct GatewayOptions {
   const rpc::LocalHandlers* local = nullptr;
 };
 
-class Gateway final {
+// Shared: every call in flight holds it (its route binding and the answer memo are the
+// gateway's), so the owner may let go of it at any time, however late an upstream answers.
+class Gateway final : public std::enable_shared_from_this<Gateway> {
  public:
   // Routes for every method of the named services (from the generated descriptor pool) that has
   // google.api.http options, additional bindings included.
-  static absl::StatusOr<std::unique_ptr<Gateway>> Create(
+  static absl::StatusOr<std::shared_ptr<Gateway>> Create(
       const std::vector<std::string>& service_names, std::unique_ptr<Dispatcher> dispatcher,
       GatewayOptions options);
 

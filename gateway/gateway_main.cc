@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   runtime.SetShuttingDown();
   server.Drain(absl::Now() + absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   server.Stop();
-  // Calls still pending upstream hold HTTP sessions: release them while the event loop exists.
+  // Calls still pending upstream hold the gateway (shared) and their HTTP sessions until they end.
   gateway->reset();
   std::cerr << "hotpath-gateway: stopped" << std::endl;
   return 0;

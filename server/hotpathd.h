@@ -115,7 +115,7 @@ class Hotpathd final {
   std::unique_ptr<metrics::HttpMetrics> http_metrics_;        // http_requests_total, durations
   std::unique_ptr<http::CoalescedProbe> readiness_;           // /readyz's check, off the executor
   std::unique_ptr<http::RuntimeRoutes> runtime_routes_;       // /metrics, /healthz, /readyz
-  std::unique_ptr<gateway::Gateway> gateway_;                 // REST routes; null when off
+  std::shared_ptr<gateway::Gateway> gateway_;                 // REST routes; null when off
   absl::Duration drain_delay_;                                // see HotpathdOptions
   std::thread trimmer_;                                       // runs malloc_trim periodically
   std::mutex trimmer_mu_;                                     // guards trimmer_stop_

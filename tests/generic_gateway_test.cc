@@ -108,7 +108,7 @@ class GenericGatewayTest : public ::testing::Test {
 
   Library library_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<gateway::Gateway> gateway_;
+  std::shared_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<http::HttpServer> http_;
 };
 

@@ -35,7 +35,7 @@ class DiscardingSink final : public hotpath::http::Responder::Sink {
 
 struct Harness {
   hotpath::rpc::LocalHandlers local;
-  std::unique_ptr<hotpath::gateway::Gateway> gateway;
+  std::shared_ptr<hotpath::gateway::Gateway> gateway;
 
   Harness() {
     // Through a message's file: that links the generated code, which registers the service.
