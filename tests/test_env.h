@@ -77,6 +77,20 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+// Built with AddressSanitizer, whose quarantine keeps freed memory (256 MiB by default) in RSS:
+// bounds on memory growth mean nothing then.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 // A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.
 long ProcStatusKib(const std::string& field);
 

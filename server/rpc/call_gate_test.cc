@@ -9,8 +9,11 @@ namespace hotpath::rpc {
 namespace {
 
 const google::protobuf::MethodDescriptor& GetItem() {
-  return *google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
-      "hotpath.catalog.v1.CatalogService.GetItem");
+  // Naming a message of the file links its descriptors in.
+  return *catalog::v1::GetItemRequest::descriptor()
+              ->file()
+              ->FindServiceByName("CatalogService")
+              ->FindMethodByName("GetItem");
 }
 
 // One connection must not hold every slot: past its share its calls are refused, while other
