@@ -67,6 +67,8 @@ std::string ProcessTime(Clock::time_point start) {
   return http::FormatProcessTime(Clock::now() - start);
 }
 
+}  // namespace
+
 // What every gateway answer carries, whatever its status.
 struct AnswerContext {
   unsigned version;         // HTTP version of the request
@@ -75,6 +77,8 @@ struct AnswerContext {
   std::string request_id;   // echoed as X-Request-Id
   Clock::time_point start;  // for X-Process-Time
 };
+
+namespace {
 
 // The body as sent to this client: gzip-compressed when it accepts gzip and the body is at least
 // compress_min_bytes.
@@ -254,12 +258,8 @@ absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api:
   return routes_.Add(http_method, path_template, std::move(binding));
 }
 
-bool Gateway::Handle(const http::Request& request, const http::Responder& respond,
-                     std::string* route) {
-  const absl::string_view target(request.target().data(), request.target().size());
-  const absl::string_view path = http::PathOf(request);
-  const absl::string_view query =
-      path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
+// Parse: what every answer to request carries, whatever its status.
+AnswerContext Gateway::ContextOf(const http::Request& request) {
   AnswerContext answer{request.version(), request.method() == bhttp::verb::head,
                        http::AcceptsGzip(Header(request, bhttp::field::accept_encoding)), "",
                        Clock::now()};
@@ -267,6 +267,16 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     answer.request_id = std::string(it->value());
   if (answer.request_id.empty() || answer.request_id.size() > 128)
     answer.request_id = RandomRequestId();
+  return answer;
+}
+
+bool Gateway::Handle(const http::Request& request, const http::Responder& respond,
+                     std::string* route) {
+  const absl::string_view target(request.target().data(), request.target().size());
+  const absl::string_view path = http::PathOf(request);
+  const absl::string_view query =
+      path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
+  const AnswerContext answer = ContextOf(request);
   const std::size_t min = options_.compress_min_bytes;
 
   if (path == "/openapi.json" && !options_.openapi_json.empty()) {
@@ -274,6 +284,7 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     respond(Answer(answer, 200, options_.openapi_json, "application/json", min));
     return true;
   }
+  // Route.
   const std::string method = answer.head ? "GET" : std::string(request.method_string());
   auto match = routes_.Find(method, path);
   if (match.target == nullptr && match.malformed) {
@@ -300,93 +311,115 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   }
   const HttpBinding& binding = *match.target;
   *route = binding.path.text;
-  auto fail = [&](grpc::StatusCode code, const std::string& message, int http_status = 0) {
-    http::Response response = ErrorAnswer(answer, grpc::Status(code, message), min);
-    if (http_status != 0) response.result(static_cast<bhttp::status>(http_status));
-    respond(std::move(response));
-    return true;
-  };
 
-  // Deadline and metadata from the headers.
+  // Decode: the call from the headers, the request message from path, query and body.
   const rpc::LocalMethod* local = options_.local != nullptr && !binding.method->server_streaming()
                                       ? options_.local->Find(binding.rpc_path)
                                       : nullptr;
   OutgoingCall call;
   if (local == nullptr) call.method = binding.rpc_path;
+  std::unique_ptr<Message> message;
+  if (Refusal refused = DecodeCall(request, answer, &call);
+      !refused.status.ok() ||
+      !(refused = DecodeMessage(request, binding, match.bindings, query, &message)).status.ok()) {
+    http::Response response = ErrorAnswer(answer, refused.status, min);
+    if (refused.http_status != 0) response.result(static_cast<bhttp::status>(refused.http_status));
+    respond(std::move(response));
+    return true;
+  }
+
+  // Invoke, then render.
+  if (binding.method->server_streaming()) {
+    dispatcher_->ServerStream(
+        call, message->SerializeAsString(),
+        std::make_shared<NdjsonStream>(respond, answer, binding.response_prototype, min));
+    return true;
+  }
+  Invoke(binding, local, std::move(call), std::move(message), respond, answer);
+  return true;
+}
+
+Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerContext& answer,
+                                     OutgoingCall* call) const {
   if (auto it = request.find("Grpc-Timeout"); it != request.end()) {
     absl::Duration timeout;
     if (!ParseGrpcTimeout(std::string(it->value()), &timeout)) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  "Grpc-Timeout must be digits and a unit (H M S m u n), e.g. 500m");
+      return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           "Grpc-Timeout must be digits and a unit (H M S m u n), e.g. 500m")};
     }
-    call.deadline = absl::Now() + timeout;
+    call->deadline = absl::Now() + timeout;
   } else if (auto it = request.find("X-Timeout-Ms"); it != request.end()) {
     std::int64_t ms;
     if (!absl::SimpleAtoi(std::string(it->value()), &ms) || ms <= 0) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  "X-Timeout-Ms must be a positive number of milliseconds");
+      return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           "X-Timeout-Ms must be a positive number of milliseconds")};
     }
-    call.deadline = absl::Now() + absl::Milliseconds(ms);
+    call->deadline = absl::Now() + absl::Milliseconds(ms);
   }
-  call.metadata.emplace_back("x-request-id", answer.request_id);
+  call->metadata.emplace_back("x-request-id", answer.request_id);
   for (const auto& field : request) {
     const absl::string_view name(field.name_string().data(), field.name_string().size());
     const absl::string_view value(field.value().data(), field.value().size());
     if (field.name() == bhttp::field::authorization) {
-      call.metadata.emplace_back("authorization", std::string(value));
+      call->metadata.emplace_back("authorization", std::string(value));
     } else if (name.size() > 14 && absl::StartsWithIgnoreCase(name, "grpc-metadata-")) {
-      call.metadata.emplace_back(absl::AsciiStrToLower(name.substr(14)), std::string(value));
+      call->metadata.emplace_back(absl::AsciiStrToLower(name.substr(14)), std::string(value));
     }
   }
+  return {};
+}
 
+Gateway::Refusal Gateway::DecodeMessage(const http::Request& request, const HttpBinding& binding,
+                                        const Bindings& captures, absl::string_view query,
+                                        std::unique_ptr<Message>* message) const {
   // The body: JSON, possibly gzip.
   std::string unpacked;
   absl::string_view body = request.body();
   if (!absl::StripAsciiWhitespace(body).empty()) {
     const std::string type = absl::AsciiStrToLower(Header(request, bhttp::field::content_type));
     if (!type.empty() && !absl::StartsWith(type, "application/json")) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  absl::StrCat("unsupported Content-Type \"", type, "\": send application/json"),
-                  415);
+      return {grpc::Status(
+                  grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat("unsupported Content-Type \"", type, "\": send application/json")),
+              415};
     }
     const std::string encoding =
         absl::AsciiStrToLower(Header(request, bhttp::field::content_encoding));
     if (encoding == "gzip") {
       auto inflated = http::GzipDecompress(body, options_.max_body_bytes);
       if (!inflated.ok()) {
-        return fail(grpc::StatusCode::INVALID_ARGUMENT, std::string(inflated.status().message()),
-                    absl::IsResourceExhausted(inflated.status()) ? 413 : 400);
+        return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             std::string(inflated.status().message())),
+                absl::IsResourceExhausted(inflated.status()) ? 413 : 400};
       }
       unpacked = *std::move(inflated);
       body = unpacked;
     } else if (!encoding.empty() && encoding != "identity") {
-      return fail(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("unsupported Content-Encoding \"", encoding, "\": send gzip or identity"),
-          415);
+      return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           absl::StrCat("unsupported Content-Encoding \"", encoding,
+                                        "\": send gzip or identity")),
+              415};
     }
   }
-
-  const Message* output = binding.response_prototype;
-  std::unique_ptr<Message> message(binding.request_prototype->New());
+  message->reset(binding.request_prototype->New());
   if (absl::Status s =
-          BuildRequest(binding, match.bindings, query, body, options_.transcode, message.get());
+          BuildRequest(binding, captures, query, body, options_.transcode, message->get());
       !s.ok()) {
-    return fail(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
+    return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()))};
   }
+  return {};
+}
 
-  if (binding.method->server_streaming()) {
-    dispatcher_->ServerStream(call, message->SerializeAsString(),
-                              std::make_shared<NdjsonStream>(respond, answer, output, min));
-    return true;
-  }
-  // shared: reply as a cache holds it (see rpc::LocalDone), whose body the memo may already have.
-  // Holds the gateway: binding and memo are its own.
+void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, OutgoingCall call,
+                     std::unique_ptr<Message> message, const http::Responder& respond,
+                     const AnswerContext& answer) {
+  const std::size_t min = options_.compress_min_bytes;
+  // Render. shared: the reply as a cache holds it (see rpc::LocalDone), whose body the memo may
+  // already have. Holds the gateway: binding and memo are its own.
   auto respond_unary = [respond, answer, min, &binding, memo = memo_.get(),
-                        self = shared_from_this()](
-                           const grpc::Status& status, const Message* reply,
-                           const CallResult* metadata,
-                           const std::shared_ptr<const Message>& shared) {
+                        self = shared_from_this()](const grpc::Status& status, const Message* reply,
+                                                   const CallResult* metadata,
+                                                   const std::shared_ptr<const Message>& shared) {
     if (!status.ok()) {
       http::Response response = ErrorAnswer(answer, status, min);
       if (metadata != nullptr) CopyMetadata(*metadata, response);
@@ -422,8 +455,9 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
             const std::shared_ptr<const Message>& shared) {
           respond_unary(status, reply, nullptr, shared);
         });
-    return true;
+    return;
   }
+  const Message* output = binding.response_prototype;
   dispatcher_->Unary(
       call, message->SerializeAsString(), [respond_unary, output](CallResult result) {
         if (!result.status.ok()) return respond_unary(result.status, nullptr, &result, nullptr);
@@ -435,7 +469,6 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
         }
         respond_unary(grpc::Status::OK, reply.get(), &result, nullptr);
       });
-  return true;
 }
 
 }  // namespace hotpath::gateway

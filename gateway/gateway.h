@@ -25,6 +25,8 @@
 
 namespace hotpath::gateway {
 
+struct AnswerContext;
+
 struct GatewayOptions {
   TranscodeOptions transcode;             // JSON parsing rules
   std::size_t compress_min_bytes = 1000;  // smallest answer gzip-compressed
@@ -65,6 +67,23 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
                   : nullptr) {}
   absl::Status AddRule(const google::protobuf::MethodDescriptor* method,
                        const google::api::HttpRule& rule);
+
+  // Handle's stages, as grpc-gateway's runtime splits them: parse (ContextOf), route (the table),
+  // decode (DecodeCall, DecodeMessage), invoke and render (Invoke). A stage that refuses the
+  // request says how: the status, and the HTTP status when not the code's usual one.
+  struct Refusal {
+    grpc::Status status;  // OK: not refused
+    int http_status = 0;  // 0: the code's own (HttpStatusForCode)
+  };
+  static AnswerContext ContextOf(const http::Request& request);
+  Refusal DecodeCall(const http::Request& request, const AnswerContext& answer,
+                     OutgoingCall* call) const;
+  Refusal DecodeMessage(const http::Request& request, const HttpBinding& binding,
+                        const Bindings& captures, absl::string_view query,
+                        std::unique_ptr<google::protobuf::Message>* message) const;
+  void Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, OutgoingCall call,
+              std::unique_ptr<google::protobuf::Message> message, const http::Responder& respond,
+              const AnswerContext& answer);
 
   std::unique_ptr<Dispatcher> dispatcher_;  // reaches the services
   const GatewayOptions options_;            // as given

@@ -622,7 +622,7 @@ TEST(PgPool, ACallerWithoutDeadlineStillWaitsABoundedTime) {
 }
 
 TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
-  TestDatabase database;
+  TestDatabase database(TestDatabase::Schema::kEmpty);
   std::vector<std::thread> threads;
   std::atomic<int> applied{0}, failed{0};
   for (int i = 0; i < 4; ++i) {
@@ -640,7 +640,7 @@ TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
 }
 
 TEST(Migrations, AdoptAPeerCreatedItemsTable) {
-  TestDatabase database;
+  TestDatabase database(TestDatabase::Schema::kEmpty);
   database.Query(
       "CREATE TABLE items (id bigserial PRIMARY KEY, sku text NOT NULL UNIQUE, name text NOT NULL,"
       " description text NOT NULL DEFAULT '', category text NOT NULL,"

@@ -20,48 +20,27 @@ namespace {
 namespace lib = ::hotpath::library::v1;
 using ::testing::HasSubstr;
 
-class ModuleTest : public ::testing::Test {
+class ModuleTest : public ServerTest {
  protected:
   void SetUp() override {
-    database_ = std::make_unique<TestDatabase>();
-    HotpathdOptions options;
-    options.grpc_address = "127.0.0.1:0";
-    options.database.database_url = database_->url();
-    options.database.min_size = 1;
-    options.database.max_size = 4;
-    options.completion_queues = 1;
-    options.calls.pending_calls = 2;
-    options.http.host = "127.0.0.1";
-    options.http.port = 0;
+    ServerTest::SetUp();
     module::ServiceModules modules;
     modules.push_back(std::make_unique<catalog::CatalogModule>(catalog::CatalogModuleOptions{}));
     modules.push_back(std::make_unique<library::LibraryModule>());
-    auto server = Hotpathd::Start(std::move(options), std::move(modules));
+    auto server = Hotpathd::Start(Options(), std::move(modules));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
                                    grpc::InsecureChannelCredentials());
     library_ = lib::LibraryService::NewStub(channel_);
   }
-  void TearDown() override {
-    server_.reset();
-    database_.reset();
-  }
 
-  std::unique_ptr<grpc::ClientContext> Context() const {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    return context;
-  }
   HttpReply Call(const std::string& method, const std::string& target,
                  const std::string& body = "") {
     return Http(server_->http_port(), method, target, body, {{"Content-Type", "application/json"}});
   }
 
-  std::unique_ptr<TestDatabase> database_;
-  std::unique_ptr<Hotpathd> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<lib::LibraryService::Stub> library_;
+  std::unique_ptr<lib::LibraryService::Stub> library_;  // the second module's calls
 };
 
 TEST_F(ModuleTest, ASecondModuleServesThroughGrpcBesideTheCatalog) {
@@ -114,11 +93,12 @@ TEST_F(ModuleTest, ASecondModuleServesThroughGrpcBesideTheCatalog) {
   EXPECT_EQ(failing->Finish().error_code(), grpc::StatusCode::ABORTED);
 
   // The catalog, on the same runtime, is unaffected.
-  auto catalog = catalog::v1::CatalogService::NewStub(channel_);
   catalog::v1::CreateItemRequest create;
   *create.mutable_item() = client::DemoItem(1);
   catalog::v1::Item item;
-  EXPECT_TRUE(catalog->CreateItem(Context().get(), create, &item).ok());
+  EXPECT_TRUE(catalog::v1::CatalogService::NewStub(channel_)
+                  ->CreateItem(Context().get(), create, &item)
+                  .ok());
 
   // Both are SERVING, each by name.
   auto health = grpc::health::v1::Health::NewStub(channel_);
@@ -190,15 +170,9 @@ class Incomplete final : public module::ServiceModule {
 };
 
 TEST_F(ModuleTest, AModuleWithAnUndeclaredMethodFailsTheStart) {
-  HotpathdOptions options;
-  options.grpc_address = "127.0.0.1:0";
-  options.database.database_url = database_->url();
-  options.database.min_size = 1;
-  options.http.host = "127.0.0.1";
-  options.http.port = 0;
   module::ServiceModules modules;
   modules.push_back(std::make_unique<Incomplete>());
-  auto server = Hotpathd::Start(std::move(options), std::move(modules));
+  auto server = Hotpathd::Start(Options(), std::move(modules));
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(std::string(server.status().message()),
               HasSubstr("hotpath.library.v1.LibraryService.GetBook is not declared"));

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <pqxx/pqxx>
 #include <random>
 
@@ -20,10 +21,49 @@
 #include "client/demo_items.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "server/catalog/catalog_module.h"
+#include "server/db/migrations.h"
 
 namespace hotpath::testing {
 
-TestDatabase::TestDatabase() {
+namespace {
+
+// A database with the catalog's migrations applied, made once per cluster (and per content of the
+// migrations, which name it) and copied for every test: CREATE DATABASE ... TEMPLATE copies files,
+// where migrating each test's database ran every statement of every migration again.
+std::string CatalogTemplate(const std::string& admin_url) {
+  static const std::string name = [&admin_url] {
+    std::string migrations;
+    for (const db::Migration& m : catalog::Migrations())
+      absl::StrAppend(&migrations, m.version, m.sql);
+    const std::string name =
+        absl::StrCat("hotpath_template_", absl::Hex(std::hash<std::string>{}(migrations)));
+    pqxx::connection admin(admin_url + " dbname=postgres");
+    pqxx::nontransaction tx(admin);
+    // One process builds it; the others wait here, then find it.
+    tx.exec("SELECT pg_advisory_lock(7242)");
+    if (tx.exec_params("SELECT 1 FROM pg_database WHERE datname = $1", name).empty()) {
+      const std::string building = name + "_building";
+      tx.exec(absl::StrCat("DROP DATABASE IF EXISTS ", building));
+      tx.exec(absl::StrCat("CREATE DATABASE ", building));
+      const absl::Status migrated =
+          db::Migrate(absl::StrCat(admin_url, " dbname=", building), catalog::Migrations());
+      if (!migrated.ok()) {
+        ADD_FAILURE() << "migrating the template: " << migrated;
+        std::abort();
+      }
+      // Published whole, by name: a half-built template is never copied.
+      tx.exec(absl::StrCat("ALTER DATABASE ", building, " RENAME TO ", name));
+    }
+    tx.exec("SELECT pg_advisory_unlock(7242)");
+    return name;
+  }();
+  return name;
+}
+
+}  // namespace
+
+TestDatabase::TestDatabase(Schema schema) {
   const char* url = std::getenv("HOTPATH_TEST_DATABASE_URL");
   if (url == nullptr || *url == '\0') {
     ADD_FAILURE() << "HOTPATH_TEST_DATABASE_URL is not set: run the tests with scripts/test";
@@ -32,9 +72,11 @@ TestDatabase::TestDatabase() {
   admin_url_ = url;
   std::random_device random;
   name_ = absl::StrCat("hotpath_test_", random(), random());
+  const std::string from =
+      schema == Schema::kCatalog ? absl::StrCat(" TEMPLATE ", CatalogTemplate(admin_url_)) : "";
   pqxx::connection admin(admin_url_ + " dbname=postgres");
   pqxx::nontransaction tx(admin);
-  tx.exec(absl::StrCat("CREATE DATABASE ", name_));
+  tx.exec(absl::StrCat("CREATE DATABASE ", name_, from));
   url_ = absl::StrCat(admin_url_, " dbname=", name_);
 }
 

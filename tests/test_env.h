@@ -19,10 +19,12 @@ namespace hotpath::testing {
 namespace v1 = ::hotpath::catalog::v1;
 
 // A database created for one test from HOTPATH_TEST_DATABASE_URL (a libpq keyword/value string
-// without dbname) and dropped afterwards.
+// without dbname) and dropped afterwards: a copy of a template with the catalog's migrations
+// applied (kCatalog), or empty (kEmpty, for the tests of migrating).
 class TestDatabase final {
  public:
-  TestDatabase();
+  enum class Schema { kEmpty, kCatalog };
+  explicit TestDatabase(Schema schema = Schema::kCatalog);
   ~TestDatabase();
   const std::string& url() const { return url_; }
   // Runs sql on the test database, returning the first column of the first row ("" if none).

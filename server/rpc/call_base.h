@@ -247,6 +247,17 @@ inline const grpc::Status& ExecutorRefusedStatus() {
   return status;
 }
 
+// A call's second tag (its done notification, an alarm): completes into (owner->*on_complete)().
+template <class Owner, void (Owner::*on_complete)()>
+class OwnerTag final : public CompletionHandler {
+ public:
+  explicit OwnerTag(Owner* owner) : owner_(owner) {}
+  void OnComplete(bool) override { (owner_->*on_complete)(); }
+
+ private:
+  Owner* owner_;  // the call it belongs to
+};
+
 // What every call state machine has: its queue and options, its context, its slot in the
 // CallGate, its place in LiveCalls, and a count of the tags still to come back (the final
 // operation, plus a done tag or an alarm), the last of which deletes it.

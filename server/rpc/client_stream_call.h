@@ -82,17 +82,11 @@ class ClientStreamCall final : public CallBase {
   enum class State { kAwaiting, kReading, kConsuming, kFinishing };
 
   // AsyncNotifyWhenDone's tag: tells whether the call was cancelled.
-  class DoneTag final : public CompletionHandler {
-   public:
-    explicit DoneTag(ClientStreamCall* call) : call_(call) {}
-    void OnComplete(bool) override {
-      call_->cancelled_ = call_->context_.IsCancelled();
-      call_->Release();
-    }
-
-   private:
-    ClientStreamCall* call_;  // the owner
-  };
+  void OnDone() {
+    cancelled_ = context_.IsCancelled();
+    Release();
+  }
+  using DoneTag = OwnerTag<ClientStreamCall, &ClientStreamCall::OnDone>;
 
   ClientStreamCall(const Method* method, grpc::ServerCompletionQueue* cq,
                    const CallOptions* options)

@@ -74,15 +74,6 @@ class HealthService::WatchCall final : public CompletionHandler {
  private:
   enum class State { kAwaiting, kWatching, kFinishing };
 
-  class DoneTag final : public CompletionHandler {
-   public:
-    explicit DoneTag(WatchCall* call) : call_(call) {}
-    void OnComplete(bool) override { call_->OnDone(); }
-
-   private:
-    WatchCall* call_;  // the owner
-  };
-
   WatchCall(HealthService* health, grpc::ServerCompletionQueue* cq)
       : health_(health), cq_(cq), writer_(&context_), done_tag_(this) {
     {
@@ -103,6 +94,7 @@ class HealthService::WatchCall final : public CompletionHandler {
     }
     ReleaseIfDone(lock);
   }
+  using DoneTag = OwnerTag<WatchCall, &WatchCall::OnDone>;
 
   void WriteOrEndLocked() {
     if (latest_ != sent_) {

@@ -18,8 +18,8 @@
 #include <unordered_set>
 
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "server/rpc/unary_call.h"
 #include "server/rpc/async_server.h"
+#include "server/rpc/unary_call.h"
 
 namespace hotpath::rpc {
 

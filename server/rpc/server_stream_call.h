@@ -72,17 +72,6 @@ class ServerStreamCall final : public CallBase {
  private:
   enum class State { kAwaiting, kFetching, kWriting, kFinishing };
 
-  // The stall alarm's tag: cancels the call when one write has been pending for
-  // stream_stall_timeout (the client reads nothing), and otherwise looks again later.
-  class StallTag final : public CompletionHandler {
-   public:
-    explicit StallTag(ServerStreamCall* call) : call_(call) {}
-    void OnComplete(bool) override { call_->OnStallCheck(); }
-
-   private:
-    ServerStreamCall* call_;  // the owner
-  };
-
   void WatchForStalls() {
     if (options_->stream_stall_timeout == absl::InfiniteDuration()) return;
     std::lock_guard lock(stall_mu_);
@@ -93,6 +82,8 @@ class ServerStreamCall final : public CallBase {
     HandingToGrpc handing(&stall_tag_);
     stall_alarm_.Set(cq_, absl::ToChronoTime(when), &stall_tag_);
   }
+  // The stall alarm's: cancels the call when one write has been pending for stream_stall_timeout
+  // (the client reads nothing), and otherwise looks again later.
   void OnStallCheck() {
     {
       std::lock_guard lock(stall_mu_);
@@ -111,6 +102,7 @@ class ServerStreamCall final : public CallBase {
     }
     Release();
   }
+  using StallTag = OwnerTag<ServerStreamCall, &ServerStreamCall::OnStallCheck>;
 
   ServerStreamCall(const Method* method, grpc::ServerCompletionQueue* cq,
                    const CallOptions* options)

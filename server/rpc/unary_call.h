@@ -145,18 +145,12 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
  private:
   enum class State { kAwaiting, kHandling, kFinishing };
 
-  // AsyncNotifyWhenDone's tag: raises the cancellation when the call was cancelled.
-  class DoneTag final : public CompletionHandler {
-   public:
-    explicit DoneTag(UnaryCall* call) : call_(call) {}
-    void OnComplete(bool) override {
-      if (call_->context_.IsCancelled()) CancelSoon(call_->cancellation_);
-      call_->Release();
-    }
-
-   private:
-    UnaryCall* call_;  // the owner
-  };
+  // AsyncNotifyWhenDone's: raises the cancellation when the call was cancelled.
+  void OnDone() {
+    if (context_.IsCancelled()) CancelSoon(cancellation_);
+    Release();
+  }
+  using DoneTag = OwnerTag<UnaryCall, &UnaryCall::OnDone>;
 
   UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq, const CallOptions* options)
       : CallBase(cq, options, /*references=*/1),
