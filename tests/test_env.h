@@ -79,18 +79,18 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});
 
-// Built with AddressSanitizer, whose quarantine keeps freed memory (256 MiB by default) in RSS:
-// bounds on memory growth mean nothing then.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool kAddressSanitizer = true;
+// Built with a sanitizer that holds memory of its own in RSS (ASan's quarantine keeps 256 MiB of
+// freed memory, TSan keeps shadow and history): bounds on memory growth mean nothing then.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitizerHoldsMemory = true;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool kAddressSanitizer = true;
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitizerHoldsMemory = true;
 #else
-inline constexpr bool kAddressSanitizer = false;
+inline constexpr bool kSanitizerHoldsMemory = false;
 #endif
 #else
-inline constexpr bool kAddressSanitizer = false;
+inline constexpr bool kSanitizerHoldsMemory = false;
 #endif
 
 // A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.
