@@ -74,6 +74,10 @@ TestDatabase::TestDatabase(Schema schema) {
   name_ = absl::StrCat("hotpath_test_", random(), random());
   // FILE_COPY: a checkpoint and a file copy, cheaper here than WAL-logging every block of the
   // template (bench/test_databases).
+  // HOTPATH_TEST_TEMPLATE=0: empty databases, migrated by each test's server (what the suite did
+  // before the template; bench/test_suite times both).
+  const char* use_template = std::getenv("HOTPATH_TEST_TEMPLATE");
+  if (use_template != nullptr && std::string_view(use_template) == "0") schema = Schema::kEmpty;
   const std::string from =
       schema == Schema::kCatalog
           ? absl::StrCat(" TEMPLATE ", CatalogTemplate(admin_url_), " STRATEGY FILE_COPY")
