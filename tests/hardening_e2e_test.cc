@@ -416,7 +416,8 @@ TEST_F(HardeningTest, CreatesRetriedWithTheirRequestIdMakeOneItemEach) {
     grpc::Status status =
         stub_->CreateItem(Context(absl::Milliseconds(1 + n % 5)).get(), request, &created);
     // Retried as a client would, with the same key, while the deadline is what failed (once,
-    // under TSan with other tests running, a retry was answered DEADLINE_EXCEEDED early: issue #15).
+    // under TSan with other tests running, a retry was answered DEADLINE_EXCEEDED early: issue
+    // #15).
     for (int retry = 0; retry < 3 && status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
          ++retry) {
       ++timed_out;

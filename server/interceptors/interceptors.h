@@ -28,5 +28,4 @@ std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcServerMetrics
 std::unique_ptr<Factory> MakeMetricsInterceptorFactory(metrics::GrpcServerMetrics* metrics);
 std::unique_ptr<Factory> MakeAccessLogInterceptorFactory();
 
-
 }  // namespace hotpath::interceptors
