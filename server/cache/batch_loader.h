@@ -51,6 +51,8 @@ class BatchLoader final {
   }
 
   BatchLoader(const BatchLoader&) = delete;
+  // Waits for the loads still queued or running: they refer to this loader.
+  ~BatchLoader() { pending_.WaitForAll(); }
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   // done runs once, on the scheduler's thread (or here, when the scheduler refuses the load).
@@ -133,7 +135,7 @@ class BatchLoader final {
   std::deque<Reader> waiting_;  // reads not yet in a load, oldest first
   int in_flight_ = 0;           // loads scheduled or running
   std::int64_t loads_ = 0;      // loads started
-  PendingWork pending_;         // loads queued or running; last member, so waited for first
+  PendingWork pending_;         // loads queued or running; waited for on destruction
 };
 
 }  // namespace hotpath::cache

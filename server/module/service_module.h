@@ -2,7 +2,7 @@
 // statements, caches, its methods, its OpenAPI document) behind one interface, so hotpathd takes a
 // list of modules and knows none of them. A module is built from its own options before hotpathd
 // starts; Start gives it the shared pool and executor. See README "Adding a service" and
-// tests/library_module.cc, the smallest complete one.
+// tests/library/library_module.cc, the smallest complete one.
 #pragma once
 
 #include <memory>

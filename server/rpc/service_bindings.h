@@ -107,22 +107,21 @@ class ServiceBindings final : public RpcModule {
                          });
          },
          departure == Departure::kCancels});
-    local_.Add(
-        descriptor, [impl, function, executor, departure](const google::protobuf::Message& message,
-                                                          const LocalCall& call, LocalDone done) {
-          const auto& request = static_cast<const Request&>(message);
-          auto shared = std::make_shared<LocalDone>(std::move(done));
-          std::shared_ptr<Cancellation> cancellation =
-              departure == Departure::kCancels ? call.cancellation : nullptr;
-          const bool queued = executor->Submit([impl, function, &request, deadline = call.deadline,
-                                                shared, cancellation = std::move(cancellation)] {
-            Cancellation::Scope scope(cancellation.get());
-            const absl::StatusOr<Response> result = (impl->*function)(request, deadline);
-            if (result.ok()) return (*shared)(grpc::Status::OK, &*result, nullptr);
-            (*shared)(ToGrpcStatus(result.status()), nullptr, nullptr);
-          });
-          if (!queued) (*shared)(ExecutorRefusedStatus(), nullptr, nullptr);
-        });
+    local_.Add(descriptor,
+               [impl, function, executor, departure](const google::protobuf::Message& message,
+                                                     const LocalCall& call, LocalDone done) {
+                 const auto& request = static_cast<const Request&>(message);
+                 // request lives until done runs.
+                 RunOnExecutor(
+                     *executor, departure == Departure::kCancels ? call.cancellation : nullptr,
+                     [impl, function, &request, deadline = call.deadline] {
+                       return (impl->*function)(request, deadline);
+                     },
+                     [done = std::move(done)](const absl::StatusOr<Response>& result) {
+                       if (result.ok()) return done(grpc::Status::OK, &*result, nullptr);
+                       done(ToGrpcStatus(result.status()), nullptr, nullptr);
+                     });
+               });
     return *this;
   }
 

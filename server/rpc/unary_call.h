@@ -65,19 +65,32 @@ class UnaryResponder final {
   UnaryCallBase<Response>* call_;  // the call to answer; null once answered
 };
 
-// Runs work() on the executor and answers the call with its result. work:
-// absl::StatusOr<Response>(). While it runs, the call's cancellation (if any) is Current(), so
-// the database statements it starts are cancelled when the client goes away.
-template <class Response, class Work>
-void RunOnExecutor(Executor& executor, UnaryResponder<Response> responder, Work work) {
-  std::shared_ptr<Cancellation> cancellation = responder.cancellation();
-  auto shared = std::make_shared<UnaryResponder<Response>>(std::move(responder));
+// Runs work() (absl::StatusOr<R>()) on the executor and hands its result to answer, on the
+// executor's thread; when the executor refuses the work, answer gets Executor::BusyError() at once.
+// While work runs, cancellation (may be null) is Current(), so the database statements it starts
+// are cancelled when the caller goes away. The one way gRPC calls and in-process calls
+// (ServiceBindings' local handlers) run blocking work.
+template <class Work, class Answer>
+void RunOnExecutor(Executor& executor, std::shared_ptr<Cancellation> cancellation, Work work,
+                   Answer answer) {
+  using Result = decltype(work());
+  auto shared = std::make_shared<Answer>(std::move(answer));
   const bool queued = executor.Submit(
       [shared, cancellation = std::move(cancellation), work = std::move(work)]() mutable {
         Cancellation::Scope scope(cancellation.get());
-        shared->Finish(work());
+        (*shared)(work());
       });
-  if (!queued) shared->Finish(ExecutorRefusedStatus());
+  if (!queued) (*shared)(Result(Executor::BusyError()));
+}
+
+// The same, answering a gRPC call: with the call's cancellation, and its responder as the answer.
+template <class Response, class Work>
+void RunOnExecutor(Executor& executor, UnaryResponder<Response> responder, Work work) {
+  std::shared_ptr<Cancellation> cancellation = responder.cancellation();
+  RunOnExecutor(executor, std::move(cancellation), std::move(work),
+                [responder = std::move(responder)](const absl::StatusOr<Response>& result) mutable {
+                  responder.Finish(result);
+                });
 }
 
 template <class Request, class Response>
