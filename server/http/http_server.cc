@@ -145,6 +145,9 @@ class HttpServer::SessionBase {
   virtual void Drain() = 0;
   // On the session's loop: closes the connection if its I/O deadline has passed.
   virtual void CheckDeadline(SteadyClock::time_point now) = 0;
+  // Once its loop stopped (so on any thread): closes the connection. A late answer may still
+  // hold the session; it is dropped.
+  virtual void CloseStopped() = 0;
 };
 
 // The open sessions, so a drain can reach them and know when they are gone.
@@ -182,15 +185,32 @@ class HttpServer::Registry {
 // whole life, so its handlers never run concurrently and need no strand or lock; timeouts are
 // deadlines in the session that one sweep timer per loop checks, instead of a timer armed and
 // cancelled around every read and write.
+//
+// Shared by the server and its sessions: a session a late answer still holds keeps its socket's
+// io_context alive. Once stopped, answers posted from other threads are dropped and what was queued
+// is destroyed (so a session queued on a stopped loop cannot keep the loop, and itself, alive).
 class HttpServer::Loop {
  public:
   explicit Loop(absl::Duration sweep_period)
       : io_(1), sweep_period_(ToChrono(sweep_period)), sweep_timer_(io_) {}
+  ~Loop() { Stop(); }
 
   net::io_context& io() { return io_; }
 
   // On this loop: the sweep checks the session's deadline from now on.
   void Watch(std::weak_ptr<SessionBase> session) { sessions_.push_back(std::move(session)); }
+
+  // Runs fn on this loop: at once when called on it, else queued; dropped once the loop stopped.
+  template <class Fn>
+  void Dispatch(Fn fn) {
+    if (io_.get_executor().running_in_this_thread()) return fn();
+    Post(std::move(fn));
+  }
+  template <class Fn>
+  void Post(Fn fn) {
+    std::lock_guard lock(mutex_);
+    if (!stopped_) net::post(io_.get_executor(), std::move(fn));
+  }
 
   void Start() {
     Sweep();
@@ -200,11 +220,24 @@ class HttpServer::Loop {
     });
   }
   void Stop() {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
     io_.stop();
     if (thread_.joinable()) thread_.join();
+    io_.shutdown();  // destroys the handlers still queued, and the sessions only they held
   }
 
  private:
+  // An io_context whose pending handlers can be destroyed before it is (as its destructor does).
+  class Context : public net::io_context {  // not final: asio derives from it to inspect it
+   public:
+    using net::io_context::io_context;
+    using net::io_context::shutdown;
+  };
+
   void Sweep() {
     sweep_timer_.expires_after(sweep_period_);
     sweep_timer_.async_wait([this](beast::error_code ec) {
@@ -220,11 +253,24 @@ class HttpServer::Loop {
     });
   }
 
-  net::io_context io_;                                // this loop's connections and timers
+  Context io_;                                        // this loop's connections and timers
   const SteadyClock::duration sweep_period_;          // how often deadlines are checked
   net::steady_timer sweep_timer_;                     // drives Sweep
   std::vector<std::weak_ptr<SessionBase>> sessions_;  // this loop's sessions; only on the loop
   std::thread thread_;                                // runs io_
+  std::mutex mutex_;                                  // orders Post against Stop
+  bool stopped_ = false;                              // Stop ran: nothing more is queued
+};
+
+// What every session of one server uses besides its loop: shared, so a session that a late
+// answer keeps alive after the server is gone still has its settings, handler and registry.
+struct HttpServer::Shared {
+  Shared(HttpServerOptions options, Handler handler)
+      : options(std::move(options)), handler(std::move(handler)) {}
+
+  const HttpServerOptions options;  // as given to the server
+  const Handler handler;            // answers requests
+  Registry registry;                // the open sessions
 };
 
 namespace {
@@ -237,30 +283,23 @@ using Loop = HttpServer::Loop;
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  // registry and tls are shared: a session may outlive the server by a late answer.
-  Session(Socket socket, Loop& loop, const HttpServerOptions& options, const Handler& handler,
-          std::shared_ptr<Registry> registry) requires std::is_same_v<Stream, Socket>
-      : stream_(std::move(socket)),
-        loop_(loop),
-        options_(options),
-        handler_(handler),
-        registry_(std::move(registry)) {}
-  Session(Socket socket, Loop& loop, std::shared_ptr<ssl::context> tls,
-          const HttpServerOptions& options, const Handler& handler,
-          std::shared_ptr<Registry> registry) requires std::is_same_v<Stream, TlsStream>
-      : tls_(std::move(tls)),
-        stream_(std::move(socket), *tls_),
-        loop_(loop),
-        options_(options),
-        handler_(handler),
-        registry_(std::move(registry)) {}
-  ~Session() override { registry_->Remove(id_); }
+  // All shared: a session may outlive the server by a late answer.
+  Session(Socket socket, std::shared_ptr<Loop> loop,
+          std::shared_ptr<HttpServer::Shared> shared) requires std::is_same_v<Stream, Socket>
+      : loop_(std::move(loop)), shared_(std::move(shared)), stream_(std::move(socket)) {}
+  Session(Socket socket, std::shared_ptr<Loop> loop, std::shared_ptr<HttpServer::Shared> shared,
+          std::shared_ptr<ssl::context> tls) requires std::is_same_v<Stream, TlsStream>
+      : loop_(std::move(loop)),
+        shared_(std::move(shared)),
+        tls_(std::move(tls)),
+        stream_(std::move(socket), *tls_) {}
+  ~Session() override { shared_->registry.Remove(id_); }
 
   // Makes the session reachable by a drain.
-  void Register() { id_ = registry_->Add(this->shared_from_this()); }
+  void Register() { id_ = shared_->registry.Add(this->shared_from_this()); }
 
   void Drain() override {
-    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+    loop_->Post([self = this->shared_from_this()] {
       self->draining_ = true;
       self->read_closed_ = true;
       for (auto& slot : self->slots_) slot.close_after = true;
@@ -268,6 +307,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (self->slots_.empty()) self->Close();
     });
   }
+
+  void CloseStopped() override { Close(); }
 
   void CheckDeadline(SteadyClock::time_point now) override {
     if (now < read_deadline_ && now < write_deadline_) return;
@@ -277,11 +318,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void Start() {
-    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
-      self->loop_.Watch(self);
+    loop_->Dispatch([self = this->shared_from_this()] {
+      self->loop_->Watch(self);
       if constexpr (std::is_same_v<Stream, TlsStream>) {
         // The handshake gets the request timeout, like a header that trickles in.
-        self->read_deadline_ = Deadline(self->options_.header_timeout);
+        self->read_deadline_ = Deadline(self->shared_->options.header_timeout);
         self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
           if (ec) return self->Close();
           self->Read();
@@ -293,6 +334,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
  private:
+  // What is on the wire. Each write ends in one place: kContinue in OnHeader's callback (then the
+  // body is read), kWhole and kLastChunk in OnWrite (the front slot is done), kStreamHeader and
+  // kChunk in OnStreamWrite (the producer is told, the stream goes on).
+  enum class Writing {
+    kNothing,       // free: Write may start the front slot's next write
+    kContinue,      // "100 Continue"
+    kWhole,         // a whole answer, header and body in one gathered write
+    kStreamHeader,  // a stream's header
+    kChunk,         // one chunk of a stream
+    kLastChunk,     // a stream's last chunk (for HEAD: nothing, posted)
+  };
+
   // One request and what has been answered for it so far. Touched only on the session's loop.
   struct Slot {
     Request request;                        // what was asked
@@ -309,19 +362,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   };
 
   // Carries a handler's answers onto the session's loop: at once when the handler answers on
-  // the loop (a cache hit; net::dispatch), posted when it answers from another thread.
+  // the loop (a cache hit), posted when it answers from another thread; dropped once the server
+  // stopped.
   class SlotSink final : public Responder::Sink {
    public:
     SlotSink(std::shared_ptr<Session> session, Slot* slot)
         : session_(std::move(session)), slot_(slot) {}
     void Whole(Response response) override {
-      net::dispatch(session_->stream_.get_executor(),
-                    [session = session_, slot = slot_, response = std::move(response)]() mutable {
-                      if (!slot->response && !slot->stream_header) {
-                        slot->response = std::move(response);
-                      }
-                      session->Write();
-                    });
+      session_->loop_->Dispatch(
+          [session = session_, slot = slot_, response = std::move(response)]() mutable {
+            if (!slot->response && !slot->stream_header) slot->response = std::move(response);
+            session->Write();
+          });
     }
     // Streams always post: a producer that answers on_written at once would otherwise recurse.
     void Start(Response header, std::function<void(bool)> on_written) override {
@@ -341,23 +393,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       Post([](Slot& slot) { slot.finish = true; });
     }
     void OnClientGone(std::function<void()> on_gone) override {
-      net::dispatch(session_->stream_.get_executor(),
-                    [session = session_, slot = slot_, on_gone = std::move(on_gone)]() mutable {
-                      if (session->client_gone_) return on_gone();
-                      if (!slot->response && !slot->stream_header) {
-                        slot->on_gone = std::move(on_gone);
-                      }
-                    });
+      session_->loop_->Dispatch(
+          [session = session_, slot = slot_, on_gone = std::move(on_gone)]() mutable {
+            if (session->client_gone_) return on_gone();
+            if (!slot->response && !slot->stream_header) slot->on_gone = std::move(on_gone);
+          });
     }
 
    private:
     template <class Fn>
     void Post(Fn fn) {
-      net::post(session_->stream_.get_executor(),
-                [session = session_, slot = slot_, fn = std::move(fn)]() mutable {
-                  fn(*slot);
-                  session->Write();
-                });
+      session_->loop_->Post([session = session_, slot = slot_, fn = std::move(fn)]() mutable {
+        fn(*slot);
+        session->Write();
+      });
     }
     std::shared_ptr<Session> session_;  // kept alive while an answer is owed
     Slot* slot_;                        // stable: slots live in a deque, removed only in front
@@ -369,14 +418,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void Read() {
     if (read_closed_) return;
-    if (slots_.size() >= options_.max_pipeline) {
+    if (slots_.size() >= shared_->options.max_pipeline) {
       paused_ = true;  // resumed when an answer is written
       return;
     }
     if (buffer_.size() > 0) return ReadRequest();  // a pipelined request has begun already
     // Nothing pending: wait for the next request's first bytes under the idle timeout; from then
     // on the request timeout applies (a header that trickles in is cut short).
-    read_deadline_ = Deadline(options_.idle_timeout);
+    read_deadline_ = Deadline(shared_->options.idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->OnRead(ec);
@@ -387,9 +436,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void ReadRequest() {
     parser_.emplace();
-    parser_->body_limit(options_.max_body_bytes);
-    parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    read_deadline_ = Deadline(options_.header_timeout);
+    parser_->body_limit(shared_->options.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(shared_->options.max_header_bytes));
+    read_deadline_ = Deadline(shared_->options.header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                self->OnHeader(ec);
@@ -410,14 +459,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     };
     // Only when nothing else is being written: an interim answer must not overtake the answers
     // to requests pipelined before this one (a client that waits for it sends none).
-    if (ExpectsContinue(parser_->get()) && slots_.empty() && !writing_) {
-      writing_ = true;
-      write_deadline_ = Deadline(options_.idle_timeout);
+    if (ExpectsContinue(parser_->get()) && slots_.empty() && writing_ == Writing::kNothing) {
+      BeginWrite(Writing::kContinue);
       net::async_write(
           stream_, net::buffer(kContinue, sizeof kContinue - 1),
           [self = this->shared_from_this(), read_body](beast::error_code ec, std::size_t) {
-            self->writing_ = false;
-            self->write_deadline_ = SteadyClock::time_point::max();
+            self->EndWrite();
             if (ec) return self->OnRead(net::error::connection_reset);
             read_body();
           });
@@ -454,8 +501,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ec) {
       // A malformed or oversized request: answer it, then close (the stream is out of sync).
       if (ec == bhttp::error::body_limit) {
-        return Refuse(bhttp::status::payload_too_large,
-                      absl::StrCat("request body exceeds ", options_.max_body_bytes, " bytes"));
+        return Refuse(
+            bhttp::status::payload_too_large,
+            absl::StrCat("request body exceeds ", shared_->options.max_body_bytes, " bytes"));
       }
       if (ec == bhttp::error::header_limit) {
         return Refuse(bhttp::status::request_header_fields_too_large, "request header too large");
@@ -469,7 +517,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     slot.head = slot.request.method() == bhttp::verb::head;
     slot.close_after = draining_ || !slot.request.keep_alive();
     if (slot.close_after) read_closed_ = true;  // nothing is read after a request that closes
-    handler_(slot.request, Responder(std::make_shared<SlotSink>(this->shared_from_this(), &slot)));
+    shared_->handler(slot.request,
+                     Responder(std::make_shared<SlotSink>(this->shared_from_this(), &slot)));
     Read();
   }
 
@@ -483,23 +532,33 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void Prepare(Slot& slot, bhttp::response_header<>& header) {
     header.version(slot.request.version() == 10 ? 10 : 11);
-    header.set(bhttp::field::server, options_.server_name);
+    header.set(bhttp::field::server, shared_->options.server_name);
     header.set(bhttp::field::date, HttpDate());
+  }
+
+  // The one write in flight starts, under the write timeout.
+  void BeginWrite(Writing what) {
+    writing_ = what;
+    write_deadline_ = Deadline(shared_->options.idle_timeout);
+  }
+  // The write in flight ended (its buffers may be reused).
+  void EndWrite() {
+    writing_ = Writing::kNothing;
+    write_deadline_ = SteadyClock::time_point::max();
   }
 
   // Writes whatever the front slot has ready; one write at a time.
   void Write() {
-    if (writing_ || slots_.empty()) return;
+    if (writing_ != Writing::kNothing || slots_.empty()) return;
     Slot& slot = slots_.front();
     auto self = this->shared_from_this();
     auto done = [self](beast::error_code ec, std::size_t) { self->OnWrite(ec); };
-    write_deadline_ = Deadline(options_.idle_timeout);
     if (slot.response) {
       Response& response = *slot.response;
       Prepare(slot, response.base());
       response.keep_alive(!slot.close_after);
       response.prepare_payload();
-      writing_ = true;
+      BeginWrite(Writing::kWhole);
       // One gathered write of the header block and the body.
       SerializeHeader(response, header_);
       const std::array<net::const_buffer, 2> buffers{
@@ -514,7 +573,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       stream_header_->keep_alive(!slot.close_after);
       stream_header_->body().clear();
       stream_header_->chunked(true);
-      writing_ = true;
+      BeginWrite(Writing::kStreamHeader);
       header_serializer_.emplace(*stream_header_);
       bhttp::async_write_header(stream_, *header_serializer_,
                                 [self](beast::error_code ec, std::size_t) {
@@ -527,7 +586,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (slot.chunk && !slot.head) {
       chunk_ = std::move(*slot.chunk);
       slot.chunk.reset();
-      writing_ = true;
+      BeginWrite(Writing::kChunk);
       net::async_write(stream_, bhttp::make_chunk(net::buffer(chunk_)),
                        [self](beast::error_code ec, std::size_t) { self->OnStreamWrite(ec); });
       return;
@@ -537,7 +596,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (auto callback = std::exchange(slot.on_written, nullptr)) callback(true);
     }
     if (slot.finish) {
-      writing_ = true;
+      BeginWrite(Writing::kLastChunk);
       if (slot.head) {
         net::post(stream_.get_executor(), [self] { self->OnWrite({}); });
       } else {
@@ -546,9 +605,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
   }
 
+  // The end of a stream's header or of one chunk.
   void OnStreamWrite(beast::error_code ec) {
-    writing_ = false;
-    write_deadline_ = SteadyClock::time_point::max();
+    EndWrite();
     Slot& slot = slots_.front();
     if (ec) {
       // The client is gone: tell the producer, and stop.
@@ -561,9 +620,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Write();
   }
 
+  // The end of a whole answer or of a stream: the front slot is done.
   void OnWrite(beast::error_code ec) {
-    writing_ = false;
-    write_deadline_ = SteadyClock::time_point::max();
+    EndWrite();
     stream_header_.reset();
     if (ec) ClientGone();
     const bool close = ec || slots_.front().close_after;
@@ -601,7 +660,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void Close() {
     // The connection is what a drain waits for, not this object (a late answer may hold it).
-    registry_->Remove(id_);
+    shared_->registry.Remove(id_);
     read_deadline_ = write_deadline_ = SteadyClock::time_point::max();
     // No TLS close_notify: the peer sees the TCP close (as with most HTTP servers on keep-alive).
     beast::error_code ignored;
@@ -610,13 +669,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     socket.close(ignored);
   }
 
-  std::shared_ptr<ssl::context> tls_;   // HTTPS settings (null for plaintext); before stream_
-  Stream stream_;                       // the connection
-  Loop& loop_;                          // the event loop it lives on
-  const HttpServerOptions& options_;    // the server's settings
-  const Handler& handler_;              // the server's handler
-  std::shared_ptr<Registry> registry_;  // where the server finds its sessions
-  std::uint64_t id_ = 0;                // this session's key in registry_
+  // Declared first, destroyed last: the socket's io_context outlives the socket.
+  std::shared_ptr<Loop> loop_;                  // the event loop it lives on
+  std::shared_ptr<HttpServer::Shared> shared_;  // the server's settings, handler and registry
+  std::shared_ptr<ssl::context> tls_;           // HTTPS settings (null for plaintext)
+  Stream stream_;                               // the connection
+  std::uint64_t id_ = 0;                        // this session's key in registry_
   // When the pending read / write gives up (checked by the loop's sweep); max: none pending.
   SteadyClock::time_point read_deadline_ = SteadyClock::time_point::max();
   SteadyClock::time_point write_deadline_ = SteadyClock::time_point::max();
@@ -625,12 +683,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   char discard_[4096];         // where a lingering close drops the client's last bytes
   beast::flat_buffer buffer_;  // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
-  std::string header_;                     // a whole answer's header block, being written
-  std::optional<Response> stream_header_;  // the streamed answer being written
-  std::optional<bhttp::response_serializer<bhttp::string_body>> header_serializer_;  // its header
-  std::string chunk_;         // the chunk being written
+  // The write state: what is on the wire (one write at a time), and the buffers it reads.
+  Writing writing_ = Writing::kNothing;
+  std::string header_;                     // kWhole: the answer's header block
+  std::optional<Response> stream_header_;  // kStreamHeader to kLastChunk: the stream's header
+  std::optional<bhttp::response_serializer<bhttp::string_body>> header_serializer_;  // its writer
+  std::string chunk_;         // kChunk: the chunk
   std::deque<Slot> slots_;    // requests read, oldest first, until answered
-  bool writing_ = false;      // a write is in flight
   bool paused_ = false;       // reading waits for the pipeline to drain
   bool read_closed_ = false;  // no more requests will be read
 };
@@ -683,16 +742,13 @@ void TurnAway(Socket socket, bool plaintext) {
 class HttpServer::Listener final : public std::enable_shared_from_this<Listener> {
  public:
   // tls: null for plaintext.
-  Listener(std::vector<std::unique_ptr<Loop>>& loops, std::shared_ptr<ssl::context> tls,
-           const HttpServerOptions& options, const Handler& handler,
-           std::shared_ptr<Registry> registry)
-      : loops_(loops),
+  Listener(std::vector<std::shared_ptr<Loop>> loops, std::shared_ptr<Shared> shared,
+           std::shared_ptr<ssl::context> tls)
+      : loops_(std::move(loops)),
+        shared_(std::move(shared)),
         tls_(std::move(tls)),
-        acceptor_(loops.front()->io()),
-        options_(options),
-        handler_(handler),
-        registry_(std::move(registry)),
-        max_connections_(MaxConnections(options.max_connections)) {}
+        acceptor_(loops_.front()->io()),
+        max_connections_(MaxConnections(shared_->options.max_connections)) {}
 
   beast::error_code Open(const tcp::endpoint& endpoint) {
     beast::error_code ec;
@@ -705,97 +761,99 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
   int port() const { return acceptor_.local_endpoint().port(); }
 
   void Accept() {
-    Loop& loop = *loops_[next_loop_++ % loops_.size()];
-    acceptor_.async_accept(loop.io().get_executor(), [self = this->shared_from_this(), &loop](
-                                                         beast::error_code ec, Socket socket) {
-      if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;  // closing
-      if (ec) {
-        // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays queued, so an
-        // accept at once would fail again at once. Try again a little later instead of spinning.
-        self->retry_timer_.expires_after(std::chrono::milliseconds(50));
-        self->retry_timer_.async_wait([self](beast::error_code wait_ec) {
-          if (!wait_ec && self->acceptor_.is_open()) self->Accept();
+    std::shared_ptr<Loop> loop = loops_[next_loop_++ % loops_.size()];
+    net::io_context& io = loop->io();
+    acceptor_.async_accept(
+        io.get_executor(), [self = this->shared_from_this(), loop = std::move(loop)](
+                               beast::error_code ec, Socket socket) mutable {
+          if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;  // closing
+          if (ec) {
+            // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays queued, so an
+            // accept at once would fail again at once. Try again a little later instead of
+            // spinning.
+            self->retry_timer_.expires_after(std::chrono::milliseconds(50));
+            self->retry_timer_.async_wait([self](beast::error_code wait_ec) {
+              if (!wait_ec && self->acceptor_.is_open()) self->Accept();
+            });
+            return;
+          }
+          if (self->shared_->registry.size() >= self->max_connections_) {
+            TurnAway(std::move(socket), self->tls_ == nullptr);
+          } else {
+            socket.set_option(tcp::no_delay(true), ec);
+            if (self->tls_ != nullptr) {
+              self->Open(std::make_shared<Session<TlsStream>>(std::move(socket), std::move(loop),
+                                                              self->shared_, self->tls_));
+            } else {
+              self->Open(std::make_shared<Session<Socket>>(std::move(socket), std::move(loop),
+                                                           self->shared_));
+            }
+          }
+          self->Accept();
         });
-        return;
-      }
-      if (self->registry_->size() >= self->max_connections_) {
-        TurnAway(std::move(socket), self->tls_ == nullptr);
-      } else {
-        socket.set_option(tcp::no_delay(true), ec);
-        if (self->tls_ != nullptr) {
-          auto session = std::make_shared<Session<TlsStream>>(
-              std::move(socket), loop, self->tls_, self->options_, self->handler_, self->registry_);
-          session->Register();
-          session->Start();
-        } else {
-          auto session = std::make_shared<Session<Socket>>(std::move(socket), loop, self->options_,
-                                                           self->handler_, self->registry_);
-          session->Register();
-          session->Start();
-        }
-      }
-      self->Accept();
-    });
   }
 
   void Close() {
-    net::post(acceptor_.get_executor(), [self = this->shared_from_this()] {
+    loops_.front()->Post([self = this->shared_from_this()] {
       beast::error_code ignored;
       self->acceptor_.close(ignored);
     });
   }
 
  private:
-  std::vector<std::unique_ptr<Loop>>& loops_;  // where sessions run
-  std::shared_ptr<ssl::context> tls_;          // certificate and key; null for plaintext
-  tcp::acceptor acceptor_;                     // the listening socket, on the first loop
-  const HttpServerOptions& options_;           // the server's settings
-  const Handler& handler_;                     // the server's handler
-  std::shared_ptr<Registry> registry_;         // the open sessions
-  std::size_t next_loop_ = 0;                  // the loop the next connection goes to
-  std::size_t max_connections_ = 0;            // see HttpServerOptions::max_connections
+  template <class SessionType>
+  static void Open(std::shared_ptr<SessionType> session) {
+    session->Register();
+    session->Start();
+  }
+
+  const std::vector<std::shared_ptr<Loop>> loops_;  // where sessions run; the first one accepts
+  std::shared_ptr<Shared> shared_;                  // settings, handler and open sessions
+  std::shared_ptr<ssl::context> tls_;               // certificate and key; null for plaintext
+  tcp::acceptor acceptor_;                          // the listening socket, on the first loop
+  std::size_t next_loop_ = 0;                       // the loop the next connection goes to
+  std::size_t max_connections_ = 0;                 // see HttpServerOptions::max_connections
   net::steady_timer retry_timer_{acceptor_.get_executor()};  // spaces accepts that failed
 };
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler)
-    : options_(std::move(options)),
-      handler_(std::move(handler)),
-      registry_(std::make_shared<Registry>()) {
+    : shared_(std::make_shared<Shared>(std::move(options), std::move(handler))) {
+  const HttpServerOptions& settings = shared_->options;
   // Deadlines are checked four times per the shortest timeout, at most once a second.
   const absl::Duration sweep =
-      std::clamp(std::min(options_.header_timeout, options_.idle_timeout) / 4,
+      std::clamp(std::min(settings.header_timeout, settings.idle_timeout) / 4,
                  absl::Milliseconds(10), absl::Seconds(1));
-  const int threads = options_.threads > 0
-                          ? options_.threads
+  const int threads = settings.threads > 0
+                          ? settings.threads
                           : 2 * std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  for (int i = 0; i < threads; ++i) loops_.push_back(std::make_unique<Loop>(sweep));
+  for (int i = 0; i < threads; ++i) loops_.push_back(std::make_shared<Loop>(sweep));
 }
 
 HttpServer::~HttpServer() { Stop(); }
 
-std::size_t HttpServer::connections() const { return registry_->size(); }
+std::size_t HttpServer::connections() const { return shared_->registry.size(); }
 
 absl::Status HttpServer::Start() {
   beast::error_code ec;
-  const auto address = net::ip::make_address(options_.host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad HTTP host ", options_.host));
-  if (!options_.tls_cert_file.empty()) {
+  const auto address = net::ip::make_address(shared_->options.host, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad HTTP host ", shared_->options.host));
+  if (!shared_->options.tls_cert_file.empty()) {
     tls_ = std::make_shared<ssl::context>(ssl::context::tls_server);
     tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    tls_->use_certificate_chain_file(options_.tls_cert_file, ec);
-    if (!ec) tls_->use_private_key_file(options_.tls_key_file, ssl::context::pem, ec);
+    tls_->use_certificate_chain_file(shared_->options.tls_cert_file, ec);
+    if (!ec) tls_->use_private_key_file(shared_->options.tls_key_file, ssl::context::pem, ec);
     if (ec) {
-      return absl::InvalidArgumentError(absl::StrCat("HTTPS certificate ", options_.tls_cert_file,
-                                                     " / key ", options_.tls_key_file, ": ",
-                                                     ec.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("HTTPS certificate ", shared_->options.tls_cert_file, " / key ",
+                       shared_->options.tls_key_file, ": ", ec.message()));
     }
   }
-  listener_ = std::make_shared<Listener>(loops_, tls_, options_, handler_, registry_);
-  ec = listener_->Open(tcp::endpoint(address, static_cast<unsigned short>(options_.port)));
+  listener_ = std::make_shared<Listener>(loops_, shared_, tls_);
+  ec = listener_->Open(tcp::endpoint(address, static_cast<unsigned short>(shared_->options.port)));
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("could not listen on ", options_.host, ":",
-                                               options_.port, ": ", ec.message()));
+    return absl::UnavailableError(absl::StrCat("could not listen on ", shared_->options.host, ":",
+                                               shared_->options.port, ": ", ec.message()));
   }
   port_ = listener_->port();
   listener_->Accept();
@@ -807,8 +865,8 @@ absl::Status HttpServer::Start() {
 bool HttpServer::Drain(absl::Time deadline) {
   if (!started_) return true;
   listener_->Close();
-  for (const auto& session : registry_->Live()) session->Drain();
-  while (registry_->size() > 0) {
+  for (const auto& session : shared_->registry.Live()) session->Drain();
+  while (shared_->registry.size() > 0) {
     if (absl::Now() >= deadline) return false;
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -819,6 +877,7 @@ void HttpServer::Stop() {
   if (!started_) return;
   listener_->Close();
   for (auto& loop : loops_) loop->Stop();
+  for (const auto& session : shared_->registry.Live()) session->CloseStopped();
   started_ = false;
 }
 

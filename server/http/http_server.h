@@ -124,15 +124,15 @@ class HttpServer final {
   class SessionBase;
   class Registry;
   class Loop;
+  struct Shared;
 
  private:
   class Listener;
 
-  const HttpServerOptions options_;                 // as given
-  Handler handler_;                                 // answers requests
-  std::vector<std::unique_ptr<Loop>> loops_;        // the event loops, one thread each
+  // Options, handler and the open sessions; shared with every session, which may outlive this.
+  std::shared_ptr<Shared> shared_;
+  std::vector<std::shared_ptr<Loop>> loops_;        // the event loops, one thread each; shared too
   std::shared_ptr<boost::asio::ssl::context> tls_;  // HTTPS settings; null for plaintext
-  std::shared_ptr<Registry> registry_;              // the open sessions
   std::shared_ptr<Listener> listener_;              // accepts connections
   bool started_ = false;                            // Start succeeded and Stop has not run
   int port_ = 0;                                    // the bound port

@@ -1,0 +1,147 @@
+// The HTTP server core without a gateway: what a handler may do with its Responder, and when.
+#include "server/http/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/time/clock.h"
+
+namespace hotpath::http {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// The Responder of the last request a handler kept instead of answering.
+class KeptResponder {
+ public:
+  void Keep(Responder respond) {
+    std::lock_guard lock(mutex_);
+    kept_.emplace(std::move(respond));
+    arrived_.notify_all();
+  }
+  Responder Wait() {
+    std::unique_lock lock(mutex_);
+    arrived_.wait(lock, [this] { return kept_.has_value(); });
+    return *std::exchange(kept_, std::nullopt);
+  }
+
+ private:
+  std::mutex mutex_;                 // guards kept_
+  std::condition_variable arrived_;  // signalled by Keep
+  std::optional<Responder> kept_;    // the last one kept
+};
+
+// A blocking client on one connection.
+class Client {
+ public:
+  explicit Client(int port) : socket_(io_) {
+    socket_.connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+  }
+  void Send(const std::string& bytes) { net::write(socket_, net::buffer(bytes)); }
+  // Everything until the server closes the connection.
+  std::string ReadToClose() {
+    std::string all;
+    boost::system::error_code ec;
+    char buffer[4096];
+    while (true) {
+      const std::size_t n = socket_.read_some(net::buffer(buffer), ec);
+      if (ec) return all;
+      all.append(buffer, n);
+    }
+  }
+
+ private:
+  net::io_context io_;  // for the socket only; never run
+  tcp::socket socket_;  // the connection
+};
+
+HttpServerOptions LocalOptions() {
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.threads = 2;
+  return options;
+}
+
+Response Ok(std::string body) {
+  Response response(boost::beast::http::status::ok, 11);
+  response.body() = std::move(body);
+  return response;
+}
+
+// A session a late answer keeps alive holds its loop, settings and handler: answering after the
+// server is gone does nothing (the client saw the connection close), and never touches freed
+// memory (the sanitizer builds check).
+TEST(HttpServerTest, AnAnswerAfterTheServerIsGoneIsDropped) {
+  KeptResponder kept;
+  auto server = std::make_unique<HttpServer>(
+      LocalOptions(),
+      [&kept](const Request&, Responder respond) { kept.Keep(std::move(respond)); });
+  ASSERT_TRUE(server->Start().ok());
+  Client client(server->port());
+  client.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  Responder respond = kept.Wait();
+  server.reset();
+  respond(Ok("too late"));
+  EXPECT_EQ(client.ReadToClose(), "");
+}
+
+TEST(HttpServerTest, AStreamAfterTheServerIsGoneIsDropped) {
+  KeptResponder kept;
+  auto server = std::make_unique<HttpServer>(
+      LocalOptions(),
+      [&kept](const Request&, Responder respond) { kept.Keep(std::move(respond)); });
+  ASSERT_TRUE(server->Start().ok());
+  Client client(server->port());
+  client.Send("GET /export HTTP/1.1\r\nHost: x\r\n\r\n");
+  Responder respond = kept.Wait();
+  server.reset();
+  bool written = true;
+  respond.StartStream(Ok(""), [&written](bool ok) { written = ok; });
+  respond.WriteChunk("line\n", [](bool) {});
+  respond.FinishStream();
+  EXPECT_EQ(client.ReadToClose(), "");
+  EXPECT_TRUE(written);  // never called: nothing was written
+}
+
+// The write timeout runs while a write is on the wire, not while a stream's producer works on its
+// next chunk: a producer slower than the timeout between chunks still completes its stream.
+TEST(HttpServerTest, AStreamWhoseProducerPausesLongerThanTheWriteTimeoutCompletes) {
+  HttpServerOptions options = LocalOptions();
+  options.idle_timeout = absl::Milliseconds(100);
+  options.header_timeout = absl::Milliseconds(100);
+  std::thread producer;
+  HttpServer server(options, [&producer](const Request&, Responder respond) {
+    producer = std::thread([respond] {
+      respond.StartStream(Ok(""), [respond](bool ok) {
+        if (!ok) return respond.FinishStream();
+        std::thread([respond] {
+          absl::SleepFor(absl::Milliseconds(500));  // five write timeouts
+          respond.WriteChunk("late chunk\n", [respond](bool) { respond.FinishStream(); });
+        }).detach();
+      });
+    });
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Client client(server.port());
+  client.Send("GET /export HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string answer = client.ReadToClose();
+  producer.join();
+  EXPECT_NE(answer.find("late chunk"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\r\n0\r\n\r\n"), std::string::npos) << answer;
+}
+
+}  // namespace
+}  // namespace hotpath::http
