@@ -16,7 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
-#include "server/catalog/item_store.h"
+#include "server/catalog/pg_item_store.h"
 #include "server/db/migrations.h"
 #include "server/db/pg_pool.h"
 #include "tests/test_env.h"
@@ -590,7 +590,7 @@ TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
   pqxx::connection connection(database_->url());
   pqxx::nontransaction tx(connection);
   tx.exec("SET plan_cache_mode = force_generic_plan");
-  for (const auto& statement : catalog::ItemStore::Statements()) {
+  for (const auto& statement : catalog::PgItemStore::Statements()) {
     SCOPED_TRACE(statement.name);
     ASSERT_TRUE(arguments.count(statement.name)) << "no arguments for " << statement.name;
     tx.exec(absl::StrCat("PREPARE ", statement.name, " AS ", statement.sql));

@@ -6,7 +6,7 @@ namespace hotpath::catalog {
 
 absl::Status CatalogModule::Start(const module::ModuleContext& context) {
   tokens_ = std::make_unique<PageTokenCodec>(options_.page_token_secret);
-  store_ = std::make_unique<ItemStore>(context.pool);
+  store_ = std::make_unique<PgItemStore>(context.pool);
   service_ = std::make_unique<CatalogService>(store_.get(), tokens_.get(), context.scheduler,
                                               options_.cache);
   CatalogService* catalog = service_.get();

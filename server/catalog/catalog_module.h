@@ -9,8 +9,8 @@
 
 #include "server/catalog/catalog_api.h"
 #include "server/catalog/catalog_service.h"
-#include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
+#include "server/catalog/pg_item_store.h"
 #include "server/module/service_module.h"
 
 namespace hotpath::catalog {
@@ -33,7 +33,9 @@ class CatalogModule final : public module::ServiceModule {
   explicit CatalogModule(CatalogModuleOptions options) : options_(std::move(options)) {}
 
   std::vector<db::Migration> Migrations() const override { return catalog::Migrations(); }
-  std::vector<db::PreparedStatement> Statements() const override { return ItemStore::Statements(); }
+  std::vector<db::PreparedStatement> Statements() const override {
+    return PgItemStore::Statements();
+  }
   absl::Status Start(const module::ModuleContext& context) override;
   rpc::ServiceBindings& bindings() override { return *bindings_; }
   std::vector<cache::CacheProbe> Caches() const override;

@@ -1,5 +1,4 @@
-// The catalog's SQL: every statement a named constant, prepared once per pooled connection, and
-// every libpqxx exception turned into an absl::Status before it leaves this class.
+// What the catalog needs of a store of items, whatever holds them.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +10,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/catalog/item_validation.h"
 #include "server/catalog/page_token.h"
-#include "server/db/pg_pool.h"
 
 namespace hotpath::catalog {
 
@@ -32,7 +31,7 @@ struct RankedItem {
   float rank;     // ts_rank of the query
 };
 
-// Writes one import's rows with COPY inside one transaction; nothing is visible until Commit.
+// Writes one import's rows; nothing is visible until Commit.
 class ItemImport {
  public:
   virtual ~ItemImport() = default;
@@ -41,50 +40,48 @@ class ItemImport {
   virtual absl::StatusOr<std::int64_t> Commit() = 0;
 };
 
-class ItemStore final {
+// Where the catalog's items live. PgItemStore (pg_item_store.h) is the one the server uses; the
+// catalog's logic is unit-tested against an in-memory one (fake_item_store.h). Every method
+// returns a status and never throws; deadline bounds the call.
+class ItemStore {
  public:
-  // What the pool must prepare on each connection for this store.
-  static std::vector<db::PreparedStatement> Statements();
+  virtual ~ItemStore() = default;
 
-  explicit ItemStore(db::PgPool* pool) : pool_(pool) {}
-
-  absl::StatusOr<v1::Item> Get(std::int64_t id, absl::Time deadline);
+  virtual absl::StatusOr<v1::Item> Get(std::int64_t id, absl::Time deadline) = 0;
   // In the order of ids; NOT_FOUND naming the missing ones.
-  absl::StatusOr<std::vector<v1::Item>> BatchGet(const std::vector<std::int64_t>& ids,
-                                                 absl::Time deadline);
+  virtual absl::StatusOr<std::vector<v1::Item>> BatchGet(const std::vector<std::int64_t>& ids,
+                                                         absl::Time deadline) = 0;
   // One query for many ids: each id's item, or NOT_FOUND for it, in the order of ids.
-  absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> GetEach(
-      const std::vector<std::int64_t>& ids, absl::Time deadline);
+  virtual absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> GetEach(
+      const std::vector<std::int64_t>& ids, absl::Time deadline) = 0;
   // request_id: the create's idempotency key, "" for none; with one, the row an earlier create
   // with the same key made, if there is one (ABORTED while that create is still committing).
-  absl::StatusOr<v1::Item> Create(const v1::Item& item, const std::string& request_id,
-                                  absl::Time deadline);
-  // expected_version: the etag precondition (ABORTED when it no longer matches).
-  absl::StatusOr<v1::Item> Update(const v1::Item& item, const ItemFields& fields,
-                                  std::optional<std::int64_t> expected_version,
-                                  absl::Time deadline);
-  absl::Status Delete(std::int64_t id, std::optional<std::int64_t> expected_version,
-                      absl::Time deadline);
+  // ALREADY_EXISTS for a taken sku.
+  virtual absl::StatusOr<v1::Item> Create(const v1::Item& item, const std::string& request_id,
+                                          absl::Time deadline) = 0;
+  // fields: which of item's fields to write. expected_version: the etag precondition (ABORTED
+  // when it no longer matches); NOT_FOUND for no such item.
+  virtual absl::StatusOr<v1::Item> Update(const v1::Item& item, const ItemFields& fields,
+                                          std::optional<std::int64_t> expected_version,
+                                          absl::Time deadline) = 0;
+  virtual absl::Status Delete(std::int64_t id, std::optional<std::int64_t> expected_version,
+                              absl::Time deadline) = 0;
   // Up to limit items after cursor in the filter's order.
-  absl::StatusOr<std::vector<v1::Item>> List(const ItemFilter& filter, const PageCursor& after,
-                                             int limit, absl::Time deadline);
+  virtual absl::StatusOr<std::vector<v1::Item>> List(const ItemFilter& filter,
+                                                     const PageCursor& after, int limit,
+                                                     absl::Time deadline) = 0;
   // Best matches first; after: the last row of the previous page.
-  absl::StatusOr<std::vector<RankedItem>> Search(const std::string& query,
-                                                 const std::optional<PageCursor>& after, int limit,
-                                                 absl::Time deadline);
+  virtual absl::StatusOr<std::vector<RankedItem>> Search(const std::string& query,
+                                                         const std::optional<PageCursor>& after,
+                                                         int limit, absl::Time deadline) = 0;
   // NOT_FOUND when the category has no items.
-  absl::StatusOr<v1::CategoryStats> CategoryStats(const std::string& category, absl::Time deadline);
-  // Holds one pooled connection until the import commits or is destroyed (rolled back).
-  absl::StatusOr<std::unique_ptr<ItemImport>> BeginImport(absl::Time deadline);
-
- private:
-  template <class T, class Fn>
-  absl::StatusOr<T> WithConnection(const char* what, absl::Time deadline, bool idempotent, Fn fn);
-
-  db::PgPool* pool_;  // shared with whoever else uses the database
+  virtual absl::StatusOr<v1::CategoryStats> CategoryStats(const std::string& category,
+                                                          absl::Time deadline) = 0;
+  // An import that writes nothing visible until it commits; destroyed uncommitted, rolled back.
+  virtual absl::StatusOr<std::unique_ptr<ItemImport>> BeginImport(absl::Time deadline) = 0;
 };
 
 // "1234" for version 1234: the etag form of a row version.
-std::string EtagForVersion(std::int64_t version);
+inline std::string EtagForVersion(std::int64_t version) { return absl::StrCat(version); }
 
 }  // namespace hotpath::catalog

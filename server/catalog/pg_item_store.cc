@@ -1,4 +1,4 @@
-#include "server/catalog/item_store.h"
+#include "server/catalog/pg_item_store.h"
 
 #include <cstdint>
 #include <pqxx/pqxx>
@@ -252,9 +252,7 @@ class CopyImport final : public ItemImport {
 
 }  // namespace
 
-std::string EtagForVersion(std::int64_t version) { return absl::StrCat(version); }
-
-std::vector<db::PreparedStatement> ItemStore::Statements() {
+std::vector<db::PreparedStatement> PgItemStore::Statements() {
   return {
       {kGetItem, kGetItemSql},
       {kBatchGetItems, kBatchGetItemsSql},
@@ -273,12 +271,12 @@ std::vector<db::PreparedStatement> ItemStore::Statements() {
 }
 
 template <class T, class Fn>
-absl::StatusOr<T> ItemStore::WithConnection(const char* what, absl::Time deadline, bool idempotent,
-                                            Fn fn) {
+absl::StatusOr<T> PgItemStore::WithConnection(const char* what, absl::Time deadline,
+                                              bool idempotent, Fn fn) {
   return db::WithConnection<T>(*pool_, what, deadline, idempotent, std::move(fn));
 }
 
-absl::StatusOr<v1::Item> ItemStore::Get(std::int64_t id, absl::Time deadline) {
+absl::StatusOr<v1::Item> PgItemStore::Get(std::int64_t id, absl::Time deadline) {
   return WithConnection<v1::Item>(
       "reading an item", deadline, true, [id](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
         pqxx::nontransaction tx(c);
@@ -290,8 +288,8 @@ absl::StatusOr<v1::Item> ItemStore::Get(std::int64_t id, absl::Time deadline) {
       });
 }
 
-absl::StatusOr<std::vector<v1::Item>> ItemStore::BatchGet(const std::vector<std::int64_t>& ids,
-                                                          absl::Time deadline) {
+absl::StatusOr<std::vector<v1::Item>> PgItemStore::BatchGet(const std::vector<std::int64_t>& ids,
+                                                            absl::Time deadline) {
   auto each = GetEach(ids, deadline);
   if (!each.ok()) return each.status();
   std::vector<v1::Item> items;
@@ -310,7 +308,7 @@ absl::StatusOr<std::vector<v1::Item>> ItemStore::BatchGet(const std::vector<std:
   return items;
 }
 
-absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> ItemStore::GetEach(
+absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> PgItemStore::GetEach(
     const std::vector<std::int64_t>& ids, absl::Time deadline) {
   const std::string literal = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
   using Results = std::vector<absl::StatusOr<v1::Item>>;
@@ -344,8 +342,8 @@ absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> ItemStore::GetEach(
       });
 }
 
-absl::StatusOr<v1::Item> ItemStore::Create(const v1::Item& item, const std::string& request_id,
-                                           absl::Time deadline) {
+absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::string& request_id,
+                                             absl::Time deadline) {
   const std::string tags = TextArrayLiteral(item.tags());
   return WithConnection<v1::Item>(
       "creating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
@@ -369,9 +367,9 @@ absl::StatusOr<v1::Item> ItemStore::Create(const v1::Item& item, const std::stri
       });
 }
 
-absl::StatusOr<v1::Item> ItemStore::Update(const v1::Item& item, const ItemFields& fields,
-                                           std::optional<std::int64_t> expected_version,
-                                           absl::Time deadline) {
+absl::StatusOr<v1::Item> PgItemStore::Update(const v1::Item& item, const ItemFields& fields,
+                                             std::optional<std::int64_t> expected_version,
+                                             absl::Time deadline) {
   const std::string tags = TextArrayLiteral(item.tags());
   const std::string price = absl::StrCat(item.price_cents());
   const std::string stock = absl::StrCat(item.stock());
@@ -394,8 +392,8 @@ absl::StatusOr<v1::Item> ItemStore::Update(const v1::Item& item, const ItemField
       });
 }
 
-absl::Status ItemStore::Delete(std::int64_t id, std::optional<std::int64_t> expected_version,
-                               absl::Time deadline) {
+absl::Status PgItemStore::Delete(std::int64_t id, std::optional<std::int64_t> expected_version,
+                                 absl::Time deadline) {
   const std::string version = expected_version ? absl::StrCat(*expected_version) : "";
   auto result = WithConnection<bool>(
       "deleting an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<bool> {
@@ -410,9 +408,9 @@ absl::Status ItemStore::Delete(std::int64_t id, std::optional<std::int64_t> expe
   return result.status();
 }
 
-absl::StatusOr<std::vector<v1::Item>> ItemStore::List(const ItemFilter& filter,
-                                                      const PageCursor& after, int limit,
-                                                      absl::Time deadline) {
+absl::StatusOr<std::vector<v1::Item>> PgItemStore::List(const ItemFilter& filter,
+                                                        const PageCursor& after, int limit,
+                                                        absl::Time deadline) {
   return WithConnection<std::vector<v1::Item>>(
       "listing items", deadline, true,
       [&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Item>> {
@@ -434,9 +432,9 @@ absl::StatusOr<std::vector<v1::Item>> ItemStore::List(const ItemFilter& filter,
       });
 }
 
-absl::StatusOr<std::vector<RankedItem>> ItemStore::Search(const std::string& query,
-                                                          const std::optional<PageCursor>& after,
-                                                          int limit, absl::Time deadline) {
+absl::StatusOr<std::vector<RankedItem>> PgItemStore::Search(const std::string& query,
+                                                            const std::optional<PageCursor>& after,
+                                                            int limit, absl::Time deadline) {
   // The previous page's last rank, exactly.
   const std::string rank = after && after->last_rank ? RankText(*after->last_rank) : "";
   const std::int64_t after_id = after ? after->last_id : 0;
@@ -455,8 +453,8 @@ absl::StatusOr<std::vector<RankedItem>> ItemStore::Search(const std::string& que
       });
 }
 
-absl::StatusOr<v1::CategoryStats> ItemStore::CategoryStats(const std::string& category,
-                                                           absl::Time deadline) {
+absl::StatusOr<v1::CategoryStats> PgItemStore::CategoryStats(const std::string& category,
+                                                             absl::Time deadline) {
   return WithConnection<v1::CategoryStats>(
       "computing category stats", deadline, true,
       [&](pqxx::connection& c) -> absl::StatusOr<v1::CategoryStats> {
@@ -477,7 +475,7 @@ absl::StatusOr<v1::CategoryStats> ItemStore::CategoryStats(const std::string& ca
       });
 }
 
-absl::StatusOr<std::unique_ptr<ItemImport>> ItemStore::BeginImport(absl::Time deadline) {
+absl::StatusOr<std::unique_ptr<ItemImport>> PgItemStore::BeginImport(absl::Time deadline) {
   auto lease = pool_->Acquire(deadline);
   if (!lease.ok()) return lease.status();
   try {

@@ -1,0 +1,290 @@
+// The catalog's logic against an in-memory store: validation, caching and its invalidation, page
+// tokens, streams. No database, no transport: each test runs in milliseconds.
+#include "server/catalog/catalog_service.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/catalog/fake_item_store.h"
+
+namespace hotpath::catalog {
+namespace {
+
+constexpr absl::Duration kLong = absl::Seconds(30);
+
+v1::Item NewItem(const std::string& sku, const std::string& category = "tools",
+                 std::int64_t price_cents = 500) {
+  v1::Item item;
+  item.set_sku(sku);
+  item.set_name(absl::StrCat("Item ", sku));
+  item.set_category(category);
+  item.set_price_cents(price_cents);
+  item.set_stock(1);
+  return item;
+}
+
+// Runs work at once, on the caller's thread.
+absl::Status RunNow(std::function<void()> work) {
+  work();
+  return absl::OkStatus();
+}
+
+class CatalogServiceTest : public ::testing::Test {
+ protected:
+  explicit CatalogServiceTest(cache::Scheduler scheduler = RunNow, bool cached = true)
+      : tokens_("test secret") {
+    CatalogCacheOptions options;
+    options.enabled = cached;
+    service_ = std::make_unique<CatalogService>(&store_, &tokens_, std::move(scheduler), options);
+  }
+
+  absl::Time Deadline() const { return absl::Now() + kLong; }
+
+  v1::Item Create(const v1::Item& item) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = item;
+    auto created = service_->CreateItem(request, Deadline());
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? *created : v1::Item();
+  }
+
+  // A cached method's answer, waited for.
+  template <class Request, class Response>
+  absl::StatusOr<Response> Call(void (CatalogService::*method)(const Request&, absl::Time,
+                                                               CatalogService::Done<Response>),
+                                const Request& request) {
+    std::promise<absl::StatusOr<Response>> answer;
+    (service_.get()->*method)(request, Deadline(),
+                              [&answer](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
+                                if (r.ok()) {
+                                  answer.set_value(**r);
+                                } else {
+                                  answer.set_value(r.status());
+                                }
+                              });
+    return answer.get_future().get();
+  }
+
+  absl::StatusOr<v1::Item> Get(std::int64_t id) {
+    v1::GetItemRequest request;
+    request.set_id(id);
+    return Call(&CatalogService::GetItem, request);
+  }
+
+  absl::StatusOr<v1::Item> SetStock(std::int64_t id, int stock, const std::string& etag = "") {
+    v1::UpdateItemRequest request;
+    request.mutable_item()->set_id(id);
+    request.mutable_item()->set_stock(stock);
+    request.mutable_item()->set_etag(etag);
+    request.mutable_update_mask()->add_paths("stock");
+    return service_->UpdateItem(request, Deadline());
+  }
+
+  FakeItemStore store_;                      // where items live
+  PageTokenCodec tokens_;                    // signs page tokens
+  std::unique_ptr<CatalogService> service_;  // under test
+};
+
+TEST_F(CatalogServiceTest, AReadIsLoadedOnceThenAnsweredFromTheCache) {
+  const v1::Item item = Create(NewItem("A-1"));
+  ASSERT_TRUE(Get(item.id()).ok());
+  ASSERT_TRUE(Get(item.id()).ok());
+  EXPECT_EQ(store_.reads(), 1);
+}
+
+TEST_F(CatalogServiceTest, AWriteThroughTheServiceIsSeenByTheNextRead) {
+  const v1::Item item = Create(NewItem("A-1"));
+  ASSERT_TRUE(Get(item.id()).ok());
+  ASSERT_TRUE(SetStock(item.id(), 42).ok());
+  auto read = Get(item.id());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->stock(), 42);
+}
+
+// What #14's coherence is about: a write the service did not make stays unseen until the TTL.
+TEST_F(CatalogServiceTest, AWriteBehindTheServicesBackIsNotSeenWhileCached) {
+  const v1::Item item = Create(NewItem("A-1"));
+  ASSERT_TRUE(Get(item.id()).ok());
+  store_.SetStockBehindTheServicesBack(item.id(), 42);
+  EXPECT_EQ(Get(item.id())->stock(), 1);
+}
+
+TEST_F(CatalogServiceTest, ACachedNotFoundIsDroppedByTheCreateThatFillsIt) {
+  ASSERT_EQ(Get(1).status().code(), absl::StatusCode::kNotFound);
+  const v1::Item item = Create(NewItem("A-1"));
+  ASSERT_EQ(item.id(), 1);
+  EXPECT_TRUE(Get(1).ok());
+}
+
+TEST_F(CatalogServiceTest, AStoreFailureIsPassedOnAndNotCached) {
+  const v1::Item item = Create(NewItem("A-1"));
+  store_.FailNext(absl::UnavailableError("database down"));
+  EXPECT_EQ(Get(item.id()).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(Get(item.id()).ok());
+}
+
+TEST_F(CatalogServiceTest, BadRequestsNeverReachTheStore) {
+  EXPECT_EQ(Get(0).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::Item bad = NewItem("");
+  v1::CreateItemRequest create;
+  *create.mutable_item() = bad;
+  EXPECT_EQ(service_->CreateItem(create, Deadline()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::ListItemsRequest list;
+  list.set_page_size(-1);
+  EXPECT_EQ(Call(&CatalogService::ListItems, list).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_.reads(), 0);
+  EXPECT_EQ(Get(1).status().code(), absl::StatusCode::kNotFound);  // nothing was stored
+}
+
+TEST_F(CatalogServiceTest, ATakenSkuIsNamedInTheError) {
+  Create(NewItem("A-1"));
+  v1::CreateItemRequest request;
+  *request.mutable_item() = NewItem("A-1");
+  auto again = service_->CreateItem(request, Deadline());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(again.status().message(), "an item with sku \"A-1\" already exists");
+}
+
+TEST_F(CatalogServiceTest, AStaleEtagIsRefusedAndTheCacheStillDropsTheItem) {
+  const v1::Item item = Create(NewItem("A-1"));
+  ASSERT_TRUE(Get(item.id()).ok());
+  store_.SetStockBehindTheServicesBack(item.id(), 7);  // the etag moves on
+  EXPECT_EQ(SetStock(item.id(), 9, item.etag()).status().code(), absl::StatusCode::kAborted);
+  // The refusal told the client the item changed: the next read must show the change.
+  EXPECT_EQ(Get(item.id())->stock(), 7);
+}
+
+TEST_F(CatalogServiceTest, ListPagesFollowTheirTokensAndRefuseAnotherFiltersToken) {
+  for (int i = 0; i < 5; ++i) Create(NewItem(absl::StrCat("L-", i)));
+  v1::ListItemsRequest request;
+  request.set_page_size(2);
+  std::vector<std::int64_t> seen;
+  for (int page = 0; page < 3; ++page) {
+    auto answer = Call(&CatalogService::ListItems, request);
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    for (const auto& item : answer->items()) seen.push_back(item.id());
+    EXPECT_EQ(answer->next_page_token().empty(), page == 2);
+    request.set_page_token(answer->next_page_token());
+  }
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+
+  v1::ListItemsRequest first;
+  first.set_page_size(2);
+  v1::ListItemsRequest other;
+  other.set_page_size(2);
+  other.set_category("tools");
+  other.set_page_token(Call(&CatalogService::ListItems, first)->next_page_token());
+  EXPECT_EQ(Call(&CatalogService::ListItems, other).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CatalogServiceTest, ACreateClearsTheCachedPages) {
+  Create(NewItem("P-1"));
+  v1::ListItemsRequest request;
+  ASSERT_EQ(Call(&CatalogService::ListItems, request)->items_size(), 1);
+  Create(NewItem("P-2"));
+  EXPECT_EQ(Call(&CatalogService::ListItems, request)->items_size(), 2);
+}
+
+TEST_F(CatalogServiceTest, BatchGetAnswersInTheRequestedOrderAndNamesTheMissing) {
+  const v1::Item a = Create(NewItem("B-1"));
+  const v1::Item b = Create(NewItem("B-2"));
+  ASSERT_TRUE(Get(b.id()).ok());  // one cached, one not
+  v1::BatchGetItemsRequest request;
+  request.add_ids(b.id());
+  request.add_ids(a.id());
+  auto answer = Call(&CatalogService::BatchGetItems, request);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  ASSERT_EQ(answer->items_size(), 2);
+  EXPECT_EQ(answer->items(0).id(), b.id());
+  EXPECT_EQ(answer->items(1).id(), a.id());
+  request.add_ids(99);
+  auto missing = Call(&CatalogService::BatchGetItems, request);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("99"), std::string::npos) << missing.status();
+}
+
+TEST_F(CatalogServiceTest, AnImportWithOneBadItemStoresNone) {
+  auto sink = service_->ImportItems(Deadline());
+  ASSERT_TRUE(sink.ok());
+  std::vector<v1::CreateItemRequest> batch(3);
+  *batch[0].mutable_item() = NewItem("I-1");
+  *batch[1].mutable_item() = NewItem("I-2");
+  *batch[2].mutable_item() = NewItem("");  // no sku
+  const absl::Status consumed = (*sink)->Consume(batch);
+  EXPECT_EQ(consumed.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(consumed.message().find("item 2 rejected, nothing imported"), std::string::npos)
+      << consumed;
+  sink->reset();  // the call ends with the error: nothing was committed
+  EXPECT_EQ(Get(1).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CatalogServiceTest, AnImportCommitsAllAndDropsCachedNotFounds) {
+  ASSERT_EQ(Get(1).status().code(), absl::StatusCode::kNotFound);
+  auto sink = service_->ImportItems(Deadline());
+  ASSERT_TRUE(sink.ok());
+  std::vector<v1::CreateItemRequest> batch(2);
+  *batch[0].mutable_item() = NewItem("I-1");
+  *batch[1].mutable_item() = NewItem("I-2");
+  ASSERT_TRUE((*sink)->Consume(batch).ok());
+  const std::atomic<bool> cancelled{false};
+  auto answer = (*sink)->Finish(cancelled);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->imported_count(), 2);
+  EXPECT_TRUE(Get(1).ok());
+}
+
+TEST_F(CatalogServiceTest, AnExportReadsInBatchesUntilTheLastShortOne) {
+  const int total = CatalogService::kExportBatchSize * 2 + 7;
+  for (int i = 0; i < total; ++i) Create(NewItem(absl::StrCat("E-", i)));
+  auto source = service_->ExportItems(v1::ExportItemsRequest(), Deadline());
+  ASSERT_TRUE(source.ok());
+  std::vector<std::size_t> sizes;
+  bool done = false;
+  while (!done) {
+    std::vector<v1::Item> batch;
+    ASSERT_TRUE((*source)->Next(&batch, &done).ok());
+    sizes.push_back(batch.size());
+  }
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{500, 500, 7}));
+}
+
+// Loads run on their own thread here, so one can be caught between its read and its answer.
+class CatalogServiceRaceTest : public CatalogServiceTest {
+ protected:
+  CatalogServiceRaceTest()
+      : CatalogServiceTest([](std::function<void()> work) {
+          std::thread(std::move(work)).detach();
+          return absl::OkStatus();
+        }) {}
+};
+
+// The stale refill race: a load read the old row, a write commits and invalidates, then the load
+// answers. Its caller may see the old row (it asked first), but the cache must not keep it.
+TEST_F(CatalogServiceRaceTest, ALoadThatReadBeforeAWriteDoesNotPutTheOldRowBack) {
+  const v1::Item item = Create(NewItem("R-1"));
+  store_.Hold();
+  v1::GetItemRequest request;
+  request.set_id(item.id());
+  std::promise<absl::StatusOr<v1::Item>> first;
+  service_->GetItem(request, Deadline(),
+                    [&first](const absl::StatusOr<std::shared_ptr<const v1::Item>>& r) {
+                      first.set_value(r.ok() ? absl::StatusOr<v1::Item>(**r) : r.status());
+                    });
+  store_.AwaitHeldRead();                    // the load has read stock 1
+  ASSERT_TRUE(SetStock(item.id(), 2).ok());  // writes pass the gate: committed and invalidated
+  store_.Open();                             // now the load answers with what it read
+  EXPECT_EQ(first.get_future().get()->stock(), 1);
+  EXPECT_EQ(Get(item.id())->stock(), 2);
+}
+
+}  // namespace
+}  // namespace hotpath::catalog
