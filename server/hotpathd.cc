@@ -65,6 +65,10 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     histogram->Observe(absl::ToDoubleSeconds(waited));
   };
   const int pool_max = options.database.max_size;
+  const db::ChangeFeedOptions feed_options{.database_url = options.database.database_url,
+                                           .connect_timeout = options.database.connect_timeout,
+                                           .check_interval = options.change_feed_check_interval,
+                                           .max_staleness = options.change_feed_max_staleness};
   auto pool = db::PgPool::Create(std::move(options.database));
   if (!pool.ok()) return pool.status();
   d->pool_ = *std::move(pool);
@@ -87,6 +91,19 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     d->local_.AddAll(module->bindings().local_handlers());
   }
   d->local_.set_gate(d->gate_.get());
+
+  std::vector<db::ChangeSubscription> subscriptions;
+  for (const auto& module : d->modules_) {
+    for (db::ChangeSubscription& subscription : module->ChangeSubscriptions()) {
+      subscriptions.push_back(std::move(subscription));
+    }
+  }
+  if (options.change_feed && !subscriptions.empty()) {
+    d->change_feed_ = std::make_unique<db::ChangeFeed>(feed_options, std::move(subscriptions));
+    if (!d->change_feed_->Start(feed_options.connect_timeout)) {
+      std::cerr << "hotpathd: change feed not listening yet; caches serve only fresh entries\n";
+    }
+  }
 
   Hotpathd* self = d.get();
   d->metrics_->AddCollector([self] {
@@ -114,6 +131,27 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         "cancel queue was full (the statement then ends at its deadline).",
         {{{{"result", "cancelled"}}, static_cast<double>(canceller.cancelled())},
          {{{"result", "dropped"}}, static_cast<double>(canceller.dropped())}}));
+    if (self->change_feed_ != nullptr) {
+      const db::ChangeFeedStats feed = self->change_feed_->stats();
+      families.push_back(metrics::GaugeFamily(
+          "hotpath_change_feed_connected",
+          "1 while the change feed listens (caches trusted); 0 while it reconnects (bypassed).",
+          {{{}, feed.connected ? 1.0 : 0.0}}));
+      families.push_back(metrics::CounterFamily(
+          "hotpath_change_feed_notifications_total",
+          "Change notifications received from the database (each invalidates what it names).",
+          {{{}, static_cast<double>(feed.notifications)}}));
+      families.push_back(metrics::CounterFamily(
+          "hotpath_change_feed_restores_total",
+          "Times the feed (re)connected, each clearing the caches it keeps coherent.",
+          {{{}, static_cast<double>(feed.restores)}}));
+      const double age = feed.last_notification == absl::InfinitePast()
+                             ? -1
+                             : absl::ToDoubleSeconds(absl::Now() - feed.last_notification);
+      families.push_back(metrics::GaugeFamily(
+          "hotpath_change_feed_last_notification_age_seconds",
+          "Seconds since the last change notification arrived; -1 before the first.", {{{}, age}}));
+    }
     return families;
   });
 
@@ -227,6 +265,7 @@ void Hotpathd::Shutdown(absl::Duration grace) {
     server_->Shutdown(std::max(absl::ZeroDuration(), deadline - margin - absl::Now()));
   if (http_drain.joinable()) http_drain.join();
   if (executor_ != nullptr) executor_->Stop();
+  if (change_feed_ != nullptr) change_feed_->Stop();
   if (server_ != nullptr) server_->StopPolling();
   // After the executor: its last tasks may still answer HTTP requests.
   if (http_ != nullptr) http_->Stop();

@@ -45,6 +45,17 @@ struct HotpathdOptions {
   db::PgPoolOptions database;
   // Apply pending schema migrations at start. Default on.
   bool migrate = true;
+  // Cache coherence across replicas: one connection LISTENs for the changes the modules' triggers
+  // announce (server/db/change_feed.h) and drops what they made stale, within milliseconds of the
+  // commit; while it is down the caches serve nothing loaded more than change_feed_max_staleness
+  // ago. Off: a replica's caches see only its own writes, and serve what others changed until
+  // their TTL. Default on.
+  bool change_feed = true;
+  // The staleness bound while the feed is down (see ChangeFeedOptions::max_staleness). 1 s.
+  absl::Duration change_feed_max_staleness = absl::Seconds(1);
+  // How often a silent change feed checks its connection (the longest a quietly dead one goes
+  // unnoticed). Default 250 ms.
+  absl::Duration change_feed_check_interval = absl::Milliseconds(250);
   // Threads running database work. 0: the pool's max size (more could only wait for a connection).
   int executor_threads = 0;
   // Database tasks that may wait for a thread before calls are refused with RESOURCE_EXHAUSTED.
@@ -110,18 +121,19 @@ class Hotpathd final {
   std::unique_ptr<rpc::Executor> executor_;                   // database work
   std::unique_ptr<rpc::CallGate> gate_;                       // admits every call
   module::ServiceModules modules_;                            // the services, in the given order
-  rpc::LocalHandlers local_;                                  // every module's, for the gateway
-  std::unique_ptr<rpc::AsyncServer> server_;                  // the gRPC server
-  std::unique_ptr<metrics::HttpMetrics> http_metrics_;        // http_requests_total, durations
-  std::unique_ptr<http::CoalescedProbe> readiness_;           // /readyz's check, off the executor
-  std::unique_ptr<http::RuntimeRoutes> runtime_routes_;       // /metrics, /healthz, /readyz
-  std::shared_ptr<gateway::Gateway> gateway_;                 // REST routes; null when off
-  absl::Duration drain_delay_;                                // see HotpathdOptions
-  std::thread trimmer_;                                       // runs malloc_trim periodically
-  std::mutex trimmer_mu_;                                     // guards trimmer_stop_
-  std::condition_variable trimmer_wake_;                      // ends the trimmer's wait
-  bool trimmer_stop_ = false;                                 // Shutdown asked it to stop
-  bool stopped_ = false;                                      // Shutdown ran
+  std::unique_ptr<db::ChangeFeed> change_feed_;  // keeps their caches coherent; null when off
+  rpc::LocalHandlers local_;                     // every module's, for the gateway
+  std::unique_ptr<rpc::AsyncServer> server_;     // the gRPC server
+  std::unique_ptr<metrics::HttpMetrics> http_metrics_;   // http_requests_total, durations
+  std::unique_ptr<http::CoalescedProbe> readiness_;      // /readyz's check, off the executor
+  std::unique_ptr<http::RuntimeRoutes> runtime_routes_;  // /metrics, /healthz, /readyz
+  std::shared_ptr<gateway::Gateway> gateway_;            // REST routes; null when off
+  absl::Duration drain_delay_;                           // see HotpathdOptions
+  std::thread trimmer_;                                  // runs malloc_trim periodically
+  std::mutex trimmer_mu_;                                // guards trimmer_stop_
+  std::condition_variable trimmer_wake_;                 // ends the trimmer's wait
+  bool trimmer_stop_ = false;                            // Shutdown asked it to stop
+  bool stopped_ = false;                                 // Shutdown ran
 };
 
 }  // namespace hotpath

@@ -86,6 +86,17 @@ ABSL_FLAG(std::string, page_token_secret, EnvOr("HOTPATH_PAGE_TOKEN_SECRET", "")
 ABSL_FLAG(
     bool, cache_enabled, EnvOr("HOTPATH_CACHE_ENABLED", true),
     "cache reads in process; false sends every read to the database (env HOTPATH_CACHE_ENABLED)");
+ABSL_FLAG(bool, change_feed, EnvOr("HOTPATH_CHANGE_FEED", true),
+          "keep caches coherent with writes made anywhere (other replicas, psql): LISTEN for the "
+          "changes the database announces (env HOTPATH_CHANGE_FEED)");
+ABSL_FLAG(absl::Duration, change_feed_max_staleness,
+          EnvOr("HOTPATH_CHANGE_FEED_MAX_STALENESS", absl::Seconds(1)),
+          "while the change feed reconnects, cached entries loaded longer ago than this are not "
+          "served (env HOTPATH_CHANGE_FEED_MAX_STALENESS)");
+ABSL_FLAG(absl::Duration, change_feed_check_interval,
+          EnvOr("HOTPATH_CHANGE_FEED_CHECK_INTERVAL", absl::Milliseconds(250)),
+          "a silent change feed checks its connection this often "
+          "(env HOTPATH_CHANGE_FEED_CHECK_INTERVAL)");
 ABSL_FLAG(int, item_cache_size, EnvOr("HOTPATH_ITEM_CACHE_SIZE", 100000),
           "items kept by GetItem/BatchGetItems' cache (env HOTPATH_ITEM_CACHE_SIZE)");
 ABSL_FLAG(absl::Duration, item_cache_ttl, EnvOr("HOTPATH_ITEM_CACHE_TTL", absl::Seconds(60)),
@@ -94,7 +105,8 @@ ABSL_FLAG(absl::Duration, item_cache_negative_ttl,
           EnvOr("HOTPATH_ITEM_CACHE_NEGATIVE_TTL", absl::Seconds(5)),
           "lifetime of a cached NOT_FOUND item; 0: none (env HOTPATH_ITEM_CACHE_NEGATIVE_TTL)");
 ABSL_FLAG(absl::Duration, list_cache_ttl, EnvOr("HOTPATH_LIST_CACHE_TTL", absl::Seconds(5)),
-          "lifetime of a cached ListItems page; every write through this server clears them; "
+          "lifetime of a cached ListItems page; every write clears them (anywhere, with the "
+          "change feed); "
           "0: lists always read the database (env HOTPATH_LIST_CACHE_TTL)");
 ABSL_FLAG(int, list_cache_size, EnvOr("HOTPATH_LIST_CACHE_SIZE", 256),
           "ListItems pages kept by their cache (env HOTPATH_LIST_CACHE_SIZE)");
@@ -166,6 +178,9 @@ int main(int argc, char** argv) {
   options.database.max_statement_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
   options.migrate = absl::GetFlag(FLAGS_migrate);
+  options.change_feed = absl::GetFlag(FLAGS_change_feed);
+  options.change_feed_check_interval = absl::GetFlag(FLAGS_change_feed_check_interval);
+  options.change_feed_max_staleness = absl::GetFlag(FLAGS_change_feed_max_staleness);
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   options.worker_nice = std::clamp(absl::GetFlag(FLAGS_worker_nice), 0, 19);
   options.executor_queue = absl::GetFlag(FLAGS_executor_queue);

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -66,12 +67,14 @@ struct CacheOptions {
 };
 
 struct CacheStats {
-  std::int64_t hits = 0;         // answered from a live entry (negative ones included)
-  std::int64_t misses = 0;       // had to wait for a load (started or joined)
-  std::int64_t loads = 0;        // loads started (misses coalesce; refreshes count)
-  std::int64_t load_errors = 0;  // loads that failed with anything but a cached NOT_FOUND
-  std::int64_t evictions = 0;    // live entries dropped to make room
-  std::int64_t size = 0;         // entries held now
+  std::int64_t hits = 0;           // answered from a live entry (negative ones included)
+  std::int64_t misses = 0;         // had to wait for a load (started or joined)
+  std::int64_t loads = 0;          // loads started (misses coalesce; refreshes count)
+  std::int64_t load_errors = 0;    // loads that failed with anything but a cached NOT_FOUND
+  std::int64_t evictions = 0;      // live entries dropped to make room
+  std::int64_t invalidations = 0;  // Invalidate and Clear calls (a write, or a change feed's event)
+  std::int64_t size = 0;           // entries held now
+  bool age_limited = false;        // LimitAge: entries past an age are not served
 };
 
 // A cache as /metrics reads it, whatever its key and value types: its name and its counters now.
@@ -189,11 +192,16 @@ class TtlCache final {
     Shard& shard = ShardOf(key);
     std::lock_guard lock(shard.mu);
     ++shard.epoch;
+    ++shard.counters.invalidations;
     shard.loads.erase(key);
     if (auto it = shard.entries.find(key); it != shard.entries.end()) Erase(shard, it);
   }
 
   void Clear() {
+    {
+      std::lock_guard lock(shards_.front().mu);
+      ++shards_.front().counters.invalidations;
+    }
     for (Shard& shard : shards_) {
       std::lock_guard lock(shard.mu);
       ++shard.epoch;
@@ -205,6 +213,15 @@ class TtlCache final {
     }
   }
 
+  // Entries older than max_age (from their load) are not served: they are loaded again. For while
+  // the feed of invalidations that keeps entries fresh is down, so nothing is served that may
+  // have changed more than max_age ago unannounced. InfiniteDuration (the default): no limit.
+  void LimitAge(absl::Duration max_age) {
+    max_age_nanos_.store(max_age == absl::InfiniteDuration() ? kNoAgeLimit
+                                                             : absl::ToInt64Nanoseconds(max_age));
+  }
+  bool age_limited() const { return max_age_nanos_.load() != kNoAgeLimit; }
+
   CacheStats stats() const {
     CacheStats stats;
     for (const Shard& shard : shards_) {
@@ -214,8 +231,10 @@ class TtlCache final {
       stats.loads += shard.counters.loads;
       stats.load_errors += shard.counters.load_errors;
       stats.evictions += shard.counters.evictions;
+      stats.invalidations += shard.counters.invalidations;
       stats.size += static_cast<std::int64_t>(shard.entries.size());
     }
+    stats.age_limited = age_limited();
     return stats;
   }
 
@@ -255,7 +274,10 @@ class TtlCache final {
   std::optional<Result> LiveEntry(Shard& shard, const Key& key) {
     auto it = shard.entries.find(key);
     if (it == shard.entries.end()) return std::nullopt;
-    if (clock_->Now() >= it->second.expires) {
+    const absl::Time now = clock_->Now();
+    const std::int64_t max_age = max_age_nanos_.load(std::memory_order_relaxed);
+    if (now >= it->second.expires ||
+        (max_age != kNoAgeLimit && now - it->second.inserted > absl::Nanoseconds(max_age))) {
       Erase(shard, it);
       return std::nullopt;
     }
@@ -359,6 +381,8 @@ class TtlCache final {
   std::vector<Shard> shards_;               // keys by hash
   std::size_t per_shard_max_;               // max_entries spread over the shards
   std::function<bool(const Value&)> keep_;  // values worth storing; null: all
+  static constexpr std::int64_t kNoAgeLimit = std::numeric_limits<std::int64_t>::max();
+  std::atomic<std::int64_t> max_age_nanos_{kNoAgeLimit};  // LimitAge
 };
 
 }  // namespace hotpath::cache

@@ -358,4 +358,31 @@ TEST(TtlCache, DestructionWaitsForALoadInFlight) {
 }
 
 }  // namespace
+// Age-limited (the change feed is down), entries older than the limit are loaded again; fresh
+// ones are served. Lifted, entries live their TTL again.
+TEST(TtlCache, AnAgeLimitReloadsOlderEntriesAndServesYoungerOnes) {
+  FakeClock clock;
+  int loads = 0;
+  StringCache cache(
+      Options(&clock),
+      [&loads](const std::string& key, absl::Time) -> absl::StatusOr<std::string> {
+        ++loads;
+        return absl::StrCat(key, loads);
+      },
+      Inline());
+  EXPECT_EQ(**cache.GetBlocking("a"), "a1");
+  clock.Advance(absl::Seconds(2));
+  cache.LimitAge(absl::Seconds(1));
+  EXPECT_TRUE(cache.stats().age_limited);
+  EXPECT_EQ(**cache.GetBlocking("a"), "a2");  // 2 s old: loaded again
+  clock.Advance(absl::Milliseconds(500));
+  EXPECT_EQ(**cache.GetBlocking("a"), "a2");  // 0.5 s old: served
+  clock.Advance(absl::Milliseconds(600));
+  EXPECT_EQ(**cache.GetBlocking("a"), "a3");
+  cache.LimitAge(absl::InfiniteDuration());
+  clock.Advance(absl::Seconds(30));
+  EXPECT_EQ(**cache.GetBlocking("a"), "a3");
+  EXPECT_FALSE(cache.stats().age_limited);
+}
+
 }  // namespace hotpath::cache

@@ -35,6 +35,15 @@ absl::Status CatalogModule::Start(const module::ModuleContext& context) {
   return bindings_->Check();
 }
 
+std::vector<db::ChangeSubscription> CatalogModule::ChangeSubscriptions() {
+  if (service_->item_cache() == nullptr && service_->list_cache() == nullptr) return {};
+  CatalogService* catalog = service_.get();
+  return {{.channel = CatalogService::kChangeChannel,
+           .on_change = [catalog](std::string_view payload) { catalog->OnItemsChanged(payload); },
+           .on_lost = [catalog](absl::Duration max_age) { catalog->DistrustCaches(max_age); },
+           .on_restored = [catalog] { catalog->TrustCaches(); }}};
+}
+
 std::vector<cache::CacheProbe> CatalogModule::Caches() const {
   std::vector<cache::CacheProbe> caches;
   if (const auto* items = service_->item_cache()) caches.push_back(items->probe());

@@ -39,6 +39,7 @@ class CatalogModule final : public module::ServiceModule {
   absl::Status Start(const module::ModuleContext& context) override;
   rpc::ServiceBindings& bindings() override { return *bindings_; }
   std::vector<cache::CacheProbe> Caches() const override;
+  std::vector<db::ChangeSubscription> ChangeSubscriptions() override;
   std::string_view OpenApiJson() const override { return kCatalogOpenApi; }
 
   // After Start.

@@ -5,7 +5,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "server/rpc/status.h"
 
 namespace hotpath::catalog {
@@ -173,6 +175,36 @@ void CatalogService::Invalidate(std::int64_t id) {
   if (items_ != nullptr) items_->Invalidate(id);
   // Any write may move an item into or out of any page.
   if (lists_ != nullptr) lists_->Clear();
+}
+
+void CatalogService::OnItemsChanged(std::string_view payload) {
+  if (lists_ != nullptr) lists_->Clear();
+  if (items_ == nullptr) return;
+  std::vector<std::int64_t> ids;
+  for (absl::string_view part :
+       absl::StrSplit(absl::string_view(payload.data(), payload.size()), ',', absl::SkipEmpty())) {
+    std::int64_t id = 0;
+    if (!absl::SimpleAtoi(part, &id)) return items_->Clear();  // "*", or not what we sent
+    ids.push_back(id);
+  }
+  if (ids.empty()) return items_->Clear();
+  for (const std::int64_t id : ids) items_->Invalidate(id);
+}
+
+void CatalogService::DistrustCaches(absl::Duration max_age) {
+  if (items_ != nullptr) items_->LimitAge(max_age);
+  if (lists_ != nullptr) lists_->LimitAge(max_age);
+}
+
+void CatalogService::TrustCaches() {
+  if (items_ != nullptr) {
+    items_->Clear();
+    items_->LimitAge(absl::InfiniteDuration());
+  }
+  if (lists_ != nullptr) {
+    lists_->Clear();
+    lists_->LimitAge(absl::InfiniteDuration());
+  }
 }
 
 void CatalogService::GetItem(const v1::GetItemRequest& request, absl::Time deadline,

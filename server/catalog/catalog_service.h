@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -90,6 +91,17 @@ class CatalogService final {
   // An import that validates every item and stores all of them, or none.
   absl::StatusOr<std::unique_ptr<rpc::StreamSink<v1::CreateItemRequest, v1::ImportItemsResponse>>>
   ImportItems(absl::Time deadline);
+
+  // The channel the catalog's triggers announce item changes on (migration 0003_item_changes).
+  static constexpr char kChangeChannel[] = "hotpath_catalog_items";
+  // A change made anywhere (this replica, another one, psql): payload is what the trigger sent,
+  // comma-separated ids or "*" for all. Drops the items named and every list page. Malformed: all.
+  void OnItemsChanged(std::string_view payload);
+  // The feed of changes is down: the item and list caches serve no entry older than max_age (what
+  // changed since is not announced). Back: they start empty (what changed was missed) and entries
+  // live their TTL again.
+  void DistrustCaches(absl::Duration max_age);
+  void TrustCaches();
 
   // Null when caching is off.
   cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }

@@ -257,6 +257,41 @@ TEST_F(CatalogServiceTest, AnExportReadsInBatchesUntilTheLastShortOne) {
   EXPECT_EQ(sizes, (std::vector<std::size_t>{500, 500, 7}));
 }
 
+TEST_F(CatalogServiceTest, AChangeAnnouncedElsewhereDropsWhatItNames) {
+  const v1::Item a = Create(NewItem("C-1"));
+  const v1::Item b = Create(NewItem("C-2"));
+  ASSERT_TRUE(Get(a.id()).ok());
+  ASSERT_TRUE(Get(b.id()).ok());
+  store_.SetStockBehindTheServicesBack(a.id(), 8);
+  store_.SetStockBehindTheServicesBack(b.id(), 9);
+  service_->OnItemsChanged(absl::StrCat(a.id()));
+  EXPECT_EQ(Get(a.id())->stock(), 8);
+  EXPECT_EQ(Get(b.id())->stock(), 1);  // not named: still cached
+  service_->OnItemsChanged("*");
+  EXPECT_EQ(Get(b.id())->stock(), 9);
+}
+
+// With the feed down, what changed is not announced: entries older than the bound are read again.
+// Back, the caches start empty (changes were missed) and trust their entries again.
+TEST_F(CatalogServiceTest, DistrustedCachesServeOnlyEntriesYoungerThanTheBound) {
+  const v1::Item item = Create(NewItem("S-1"));
+  ASSERT_TRUE(Get(item.id()).ok());
+  service_->DistrustCaches(absl::Milliseconds(50));
+  const int reads = store_.reads();
+  EXPECT_TRUE(Get(item.id()).ok());  // young enough
+  EXPECT_EQ(store_.reads(), reads);
+  store_.SetStockBehindTheServicesBack(item.id(), 3);
+  absl::SleepFor(absl::Milliseconds(60));
+  EXPECT_EQ(Get(item.id())->stock(), 3);  // too old: read again
+  EXPECT_EQ(store_.reads(), reads + 1);
+  store_.SetStockBehindTheServicesBack(item.id(), 4);
+  service_->TrustCaches();
+  EXPECT_EQ(Get(item.id())->stock(), 4);
+  absl::SleepFor(absl::Milliseconds(60));
+  EXPECT_EQ(Get(item.id())->stock(), 4);
+  EXPECT_EQ(store_.reads(), reads + 2);
+}
+
 // Loads run on their own thread here, so one can be caught between its read and its answer.
 class CatalogServiceRaceTest : public CatalogServiceTest {
  protected:

@@ -9,20 +9,18 @@
 #include "absl/strings/str_cat.h"
 
 namespace hotpath::db {
-namespace {
 
-// libpq counts connect_timeout in whole seconds, minimum 2.
-std::string WithConnectTimeout(const std::string& url, absl::Duration timeout) {
-  const std::int64_t seconds = std::max<std::int64_t>(2, absl::ToInt64Seconds(timeout));
+std::string WithConnectionParameter(const std::string& url, std::string_view name,
+                                    std::string_view value) {
   const bool is_uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
-  if (is_uri) {
-    return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&",
-                        "connect_timeout=", seconds);
-  }
-  return absl::StrCat(url, " connect_timeout=", seconds);
+  const char* separator = !is_uri ? " " : url.find('?') == std::string::npos ? "?" : "&";
+  return std::string(url).append(separator).append(name).append("=").append(value);
 }
 
-}  // namespace
+std::string WithConnectTimeout(const std::string& url, absl::Duration timeout) {
+  const std::int64_t seconds = std::max<std::int64_t>(2, absl::ToInt64Seconds(timeout));
+  return WithConnectionParameter(url, "connect_timeout", absl::StrCat(seconds));
+}
 
 PgLease::PgLease(PgLease&& other) noexcept
     : pool_(other.pool_),

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <pqxx/connection>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,12 @@ struct PreparedStatement {
   std::string name;  // what exec_prepared calls it
   std::string sql;   // the statement, with $1.. parameters
 };
+
+// url (a URL or a keyword/value string) with one more libpq parameter; value must need no quoting.
+std::string WithConnectionParameter(const std::string& url, std::string_view name,
+                                    std::string_view value);
+// url with libpq's connect_timeout set to timeout (libpq counts whole seconds, minimum 2).
+std::string WithConnectTimeout(const std::string& url, absl::Duration timeout);
 
 struct PgPoolOptions {
   // libpq connection string or URL, e.g. "postgresql://user@host:5432/db" or "host=/tmp port=5432".

@@ -152,7 +152,8 @@ std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {
 
 std::vector<prometheus::MetricFamily> CacheFamilies(
     const std::vector<std::pair<std::string, cache::CacheStats>>& caches) {
-  std::vector<Sample> hits, misses, loads, load_errors, evictions, entries;
+  std::vector<Sample> hits, misses, loads, load_errors, evictions, invalidations, entries,
+      age_limited;
   for (const auto& [name, s] : caches) {
     const std::vector<std::pair<std::string, std::string>> labels = {{"cache", name}};
     hits.push_back({labels, static_cast<double>(s.hits)});
@@ -160,7 +161,9 @@ std::vector<prometheus::MetricFamily> CacheFamilies(
     loads.push_back({labels, static_cast<double>(s.loads)});
     load_errors.push_back({labels, static_cast<double>(s.load_errors)});
     evictions.push_back({labels, static_cast<double>(s.evictions)});
+    invalidations.push_back({labels, static_cast<double>(s.invalidations)});
     entries.push_back({labels, static_cast<double>(s.size)});
+    age_limited.push_back({labels, s.age_limited ? 1.0 : 0.0});
   }
   return {
       CounterFamily("hotpath_cache_hits_total", "Reads answered from the cache.", std::move(hits)),
@@ -172,7 +175,14 @@ std::vector<prometheus::MetricFamily> CacheFamilies(
                     std::move(load_errors)),
       CounterFamily("hotpath_cache_evictions_total", "Live entries evicted to make room.",
                     std::move(evictions)),
+      CounterFamily("hotpath_cache_invalidations_total",
+                    "Entries invalidated or caches cleared, by a write here or a change elsewhere.",
+                    std::move(invalidations)),
       GaugeFamily("hotpath_cache_entries", "Entries held.", std::move(entries)),
+      GaugeFamily("hotpath_cache_age_limited",
+                  "1 while the cache serves only entries younger than the staleness bound (its "
+                  "change feed is down).",
+                  std::move(age_limited)),
   };
 }
 

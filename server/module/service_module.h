@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "server/cache/ttl_cache.h"
+#include "server/db/change_feed.h"
 #include "server/db/migrations.h"
 #include "server/db/pg_pool.h"
 #include "server/rpc/executor.h"
@@ -42,6 +43,10 @@ class ServiceModule {
   virtual rpc::ServiceBindings& bindings() = 0;
   // Its caches, reported by /metrics as hotpath_cache_*{cache="name"}.
   virtual std::vector<cache::CacheProbe> Caches() const { return {}; }
+  // What keeps its caches coherent with writes made elsewhere (other replicas, psql): NOTIFY
+  // channels its migrations' triggers send on, and what to do with each payload, a lost feed and
+  // a restored one (server/db/change_feed.h). After Start.
+  virtual std::vector<db::ChangeSubscription> ChangeSubscriptions() { return {}; }
   // Its OpenAPI 2 document (JSON), merged into /openapi.json; empty: none.
   virtual std::string_view OpenApiJson() const { return {}; }
 };

@@ -1,0 +1,230 @@
+// Two replicas on one database: a write made through one, or straight into the database, reaches
+// the other's caches (items, list pages, and so the gateway's rendered answers) within the bound.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/demo_items.h"
+#include "server/db/change_feed.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+// The coherence bound README promises: a replica answers the new value within this of the commit.
+constexpr absl::Duration kBound = absl::Seconds(1);
+
+class CoherenceTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    StartServer(Options());  // replica A: server_, stub_
+    auto other = StartCatalogServer(Options());
+    ASSERT_TRUE(other.ok()) << other.status();
+    other_ = *std::move(other);  // replica B
+    other_stub_ = v1::CatalogService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", other_->grpc_port()), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    other_.reset();
+    ServerTest::TearDown();
+  }
+
+  v1::Item GetOn(v1::CatalogService::Stub& stub, std::int64_t id, grpc::Status* status = nullptr) {
+    v1::GetItemRequest request;
+    request.set_id(id);
+    v1::Item item;
+    grpc::Status s = stub.GetItem(Context().get(), request, &item);
+    if (status != nullptr) *status = s;
+    return item;
+  }
+
+  grpc::Status SetStock(v1::CatalogService::Stub& stub, std::int64_t id, int stock,
+                        const std::string& etag = "", v1::Item* updated = nullptr) {
+    v1::UpdateItemRequest request;
+    request.mutable_item()->set_id(id);
+    request.mutable_item()->set_stock(stock);
+    request.mutable_item()->set_etag(etag);
+    request.mutable_update_mask()->add_paths("stock");
+    v1::Item item;
+    grpc::Status status = stub.UpdateItem(Context().get(), request, &item);
+    if (updated != nullptr) *updated = item;
+    return status;
+  }
+
+  // How long until done() holds, polling; kBound * 2 when it never does.
+  template <class Done>
+  absl::Duration TimeUntil(Done done) {
+    const absl::Time start = absl::Now();
+    while (absl::Now() - start < kBound * 2) {
+      if (done()) return absl::Now() - start;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return kBound * 2;
+  }
+
+  // A value of replica B's /metrics (the first sample of name), or -1.
+  double OtherMetric(const std::string& name) {
+    const HttpReply reply = Http(other_->http_port(), "GET", "/metrics");
+    for (std::size_t at = reply.body.find(name); at != std::string::npos;
+         at = reply.body.find(name, at + 1)) {
+      if (at > 0 && reply.body[at - 1] != '\n') continue;
+      const std::size_t space = reply.body.find(' ', at);
+      return std::stod(reply.body.substr(space + 1, reply.body.find('\n', space) - space - 1));
+    }
+    return -1;
+  }
+
+  std::unique_ptr<Hotpathd> other_;                       // replica B
+  std::unique_ptr<v1::CatalogService::Stub> other_stub_;  // calls to B
+};
+
+TEST_F(CoherenceTest, AnUpdateThroughOneReplicaReachesTheOthersCacheWithinTheBound) {
+  const v1::Item item = CreateDemo(1);
+  ASSERT_EQ(GetOn(*other_stub_, item.id()).stock(), item.stock());  // cached on B
+  ASSERT_TRUE(SetStock(*stub_, item.id(), item.stock() + 10).ok());
+  EXPECT_LT(TimeUntil([&] { return GetOn(*other_stub_, item.id()).stock() == item.stock() + 10; }),
+            kBound);
+  // The gateway on B answers it too (its rendered answers follow the cache).
+  const HttpReply reply = Http(other_->http_port(), "GET", absl::StrCat("/v1/items/", item.id()));
+  EXPECT_THAT(reply.body, ::testing::HasSubstr(absl::StrCat("\"stock\":", item.stock() + 10)));
+}
+
+// The example: an etag-guarded update built from B's answer after a write through A.
+TEST_F(CoherenceTest, AnEtagFromTheOtherReplicaIsCurrentOnceTheBoundHasPassed) {
+  const v1::Item item = CreateDemo(1);
+  GetOn(*other_stub_, item.id());
+  v1::Item updated;
+  ASSERT_TRUE(SetStock(*stub_, item.id(), 5, "", &updated).ok());
+  absl::SleepFor(kBound);
+  const v1::Item seen = GetOn(*other_stub_, item.id());
+  EXPECT_EQ(seen.etag(), updated.etag());
+  EXPECT_TRUE(SetStock(*other_stub_, item.id(), 6, seen.etag()).ok());
+}
+
+TEST_F(CoherenceTest, ACreateThroughOneReplicaShowsInTheOthersCachedPages) {
+  CreateDemo(1);
+  v1::ListItemsRequest request;
+  v1::ListItemsResponse page;
+  ASSERT_TRUE(other_stub_->ListItems(Context().get(), request, &page).ok());
+  ASSERT_EQ(page.items_size(), 1);
+  CreateDemo(2);
+  EXPECT_LT(TimeUntil([&] {
+              v1::ListItemsResponse now;
+              return other_stub_->ListItems(Context().get(), request, &now).ok() &&
+                     now.items_size() == 2;
+            }),
+            kBound);
+}
+
+TEST_F(CoherenceTest, WritesStraightIntoTheDatabaseReachTheCaches) {
+  const v1::Item item = CreateDemo(1);
+  const v1::Item other = CreateDemo(2);
+  GetOn(*stub_, item.id());
+  GetOn(*other_stub_, other.id());
+  database_->Query(
+      absl::StrCat("UPDATE items SET stock = 777, version = version + 1 WHERE id = ", item.id()));
+  EXPECT_LT(TimeUntil([&] { return GetOn(*stub_, item.id()).stock() == 777; }), kBound);
+  database_->Query(absl::StrCat("DELETE FROM items WHERE id = ", other.id()));
+  EXPECT_LT(TimeUntil([&] {
+              grpc::Status status;
+              GetOn(*other_stub_, other.id(), &status);
+              return status.error_code() == grpc::StatusCode::NOT_FOUND;
+            }),
+            kBound);
+}
+
+// A bulk write is one notification, not one per row.
+TEST_F(CoherenceTest, AnImportOfManyRowsSendsOneNotification) {
+  const v1::Item cached = CreateDemo(0);
+  GetOn(*other_stub_, cached.id());
+  absl::SleepFor(absl::Milliseconds(200));  // the create's own notification has arrived
+  const double before = OtherMetric("hotpath_change_feed_notifications_total");
+  v1::ImportItemsResponse response;
+  auto context = Context();
+  auto writer = stub_->ImportItems(context.get(), &response);
+  for (int i = 1; i <= 2000; ++i) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(i);
+    ASSERT_TRUE(writer->Write(request));
+  }
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  ASSERT_EQ(response.imported_count(), 2000);
+  database_->Query(absl::StrCat("UPDATE items SET stock = 4242, version = version + 1 WHERE id = ",
+                                cached.id()));
+  ASSERT_LT(TimeUntil([&] { return GetOn(*other_stub_, cached.id()).stock() == 4242; }), kBound);
+  EXPECT_EQ(OtherMetric("hotpath_change_feed_notifications_total") - before, 2);  // import, update
+}
+
+// The stale refill race across processes: B reloads an item while A's writes commit. Whatever
+// interleaving happens, once a write has been answered B converges on it within the bound and
+// stays there (a load that read the old row before the commit must not put it back afterwards).
+TEST_F(CoherenceTest, ReloadsRacingWritesNeverKeepTheOldRow) {
+  const v1::Item item = CreateDemo(1);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&] {
+      while (!stop.load()) GetOn(*other_stub_, item.id());
+    });
+  }
+  for (int round = 1; round <= 50; ++round) {
+    ASSERT_TRUE(SetStock(*stub_, item.id(), round).ok());
+    ASSERT_LT(TimeUntil([&] { return GetOn(*other_stub_, item.id()).stock() == round; }), kBound)
+        << "round " << round;
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(GetOn(*other_stub_, item.id()).stock(), round);
+  }
+  stop.store(true);
+  for (auto& reader : readers) reader.join();
+}
+
+// The feed's connection dies (here: terminated by the database): B reconnects, drops everything it
+// had cached (what happened meanwhile was missed), and stays ready throughout.
+TEST_F(CoherenceTest, ALostFeedReconnectsClearsTheCachesAndReadinessStaysUp) {
+  const v1::Item item = CreateDemo(1);
+  GetOn(*other_stub_, item.id());
+  ASSERT_EQ(OtherMetric("hotpath_change_feed_connected"), 1);
+  const double restores = OtherMetric("hotpath_change_feed_restores_total");
+  // Both replicas' feeds go; the write lands while they are down (or reconnecting).
+  database_->Query(absl::StrCat(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '",
+      db::ChangeFeed::kApplicationName, "'"));
+  database_->Query(
+      absl::StrCat("UPDATE items SET stock = 31, version = version + 1 WHERE id = ", item.id()));
+  EXPECT_EQ(Http(other_->http_port(), "GET", "/readyz").status, 200);
+  EXPECT_LT(TimeUntil([&] {
+              return OtherMetric("hotpath_change_feed_restores_total") > restores &&
+                     OtherMetric("hotpath_change_feed_connected") == 1;
+            }),
+            kBound * 2);
+  EXPECT_EQ(GetOn(*other_stub_, item.id()).stock(), 31);
+  EXPECT_EQ(Http(other_->http_port(), "GET", "/readyz").status, 200);
+}
+
+TEST_F(CoherenceTest, WithTheFeedOffAReplicaSeesOnlyItsOwnWrites) {
+  ServerOptions options = Options();
+  options.change_feed = false;
+  auto isolated = StartCatalogServer(options);
+  ASSERT_TRUE(isolated.ok()) << isolated.status();
+  auto isolated_stub = v1::CatalogService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*isolated)->grpc_port()), grpc::InsecureChannelCredentials()));
+  const v1::Item item = CreateDemo(1);
+  GetOn(*isolated_stub, item.id());
+  ASSERT_TRUE(SetStock(*stub_, item.id(), 99).ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(GetOn(*isolated_stub, item.id()).stock(), item.stock());  // stale until its TTL
+  EXPECT_EQ(
+      Http((*isolated)->http_port(), "GET", "/metrics").body.find("hotpath_change_feed_connected"),
+      std::string::npos);
+}
+
+}  // namespace
+}  // namespace hotpath::testing
