@@ -3,6 +3,8 @@
 //   hotpath-bench --method=get --ids=10000 --concurrency=64 --connections=4 --duration=10s
 //   hotpath-bench --method=get --rate=20000 --duration=10s        # open loop, fixed arrival rate
 //   hotpath-bench --method=get --path=/ceilbench.Ceil/Get ...      # a peer with the same request
+//   hotpath-bench --method=staleness --addr=A --read_addr=B        # replica coherence
+//   (staleness.h)
 //
 // Closed loop (default): `concurrency` calls are kept in flight; each completion starts the next.
 // Open loop (--rate): calls start on a fixed schedule whatever the server does, and latency is
@@ -35,13 +37,15 @@
 #include "absl/time/time.h"
 #include "client/demo_items.h"
 #include "client/latency_histogram.h"
+#include "client/staleness.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/app/mutexes.h"
 
 ABSL_FLAG(std::string, addr, "localhost:50051", "server address");
 ABSL_FLAG(std::string, method, "get",
           "get (GetItem, random ids), batch (BatchGetItems), list (ListItems), search "
-          "(SearchItems), stats (GetCategoryStats), create (CreateItem, unique skus)");
+          "(SearchItems), stats (GetCategoryStats), create (CreateItem, unique skus), staleness "
+          "(writes through --addr, reads through --read_addr)");
 ABSL_FLAG(std::string, path, "",
           "send --method's requests to this method instead (\"/pkg.Service/Method\"), for a peer "
           "server whose method takes the same request, e.g. the gRPC ceilings' /ceilbench.Ceil/Get "
@@ -65,6 +69,10 @@ ABSL_FLAG(bool, latency_from_send, false,
 ABSL_FLAG(std::string, token, "",
           "bearer token sent with every call (create on a server with tokens)");
 ABSL_FLAG(bool, json, false, "print the report as one JSON object");
+ABSL_FLAG(std::string, read_addr, "",
+          "staleness: the replica whose answers are watched (writes go to --addr)");
+ABSL_FLAG(int, probes, 200, "staleness: writes measured");
+ABSL_FLAG(absl::Duration, poll, absl::Microseconds(500), "staleness: between reads of --read_addr");
 ABSL_FLAG(std::string, sku_prefix, "", "create: sku prefix (default: BENCH-<pid>-)");
 
 namespace {
@@ -227,6 +235,15 @@ int main(int argc, char** argv) {
   hotpath::app::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage("hotpath-bench: gRPC load for the catalog (see the file header)");
   absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_method) == "staleness") {
+    return hotpath::client::RunStaleness({.write_addr = absl::GetFlag(FLAGS_addr),
+                                          .read_addr = absl::GetFlag(FLAGS_read_addr),
+                                          .probes = absl::GetFlag(FLAGS_probes),
+                                          .interval = absl::Milliseconds(20),
+                                          .poll = absl::GetFlag(FLAGS_poll),
+                                          .give_up = absl::Seconds(1),
+                                          .json = absl::GetFlag(FLAGS_json)});
+  }
   Shared shared;
   if (!shared.maker.valid()) {
     std::cerr << "hotpath-bench: unknown --method " << absl::GetFlag(FLAGS_method) << "\n";

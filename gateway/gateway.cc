@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gateway/conditional.h"
 #include "google/api/annotations.pb.h"
 #include "server/http/gzip.h"
 #include "server/http/process_time.h"
@@ -71,11 +72,14 @@ std::string ProcessTime(Clock::time_point start) {
 
 // What every gateway answer carries, whatever its status.
 struct AnswerContext {
-  unsigned version;         // HTTP version of the request
-  bool head;                // HEAD: the server drops the body
-  bool accepts_gzip;        // Accept-Encoding allows gzip
-  std::string request_id;   // echoed as X-Request-Id
-  Clock::time_point start;  // for X-Process-Time
+  unsigned version;           // HTTP version of the request
+  bool head;                  // HEAD: the server drops the body
+  bool accepts_gzip;          // Accept-Encoding allows gzip
+  std::string request_id;     // echoed as X-Request-Id
+  Clock::time_point start;    // for X-Process-Time
+  bool safe = false;          // GET or HEAD: may be answered 304 and carry Cache-Control
+  std::string if_none_match;  // the If-None-Match header of a GET or HEAD, "" for none
+  bool if_match = false;      // an If-Match was applied: ABORTED (etag mismatch) answers 412
 };
 
 namespace {
@@ -114,6 +118,16 @@ http::Response ErrorAnswer(const AnswerContext& a, const grpc::Status& status,
   if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
     response.set(bhttp::field::www_authenticate, "Bearer realm=\"hotpath\"");
   }
+  return response;
+}
+
+// 304 to a GET or HEAD whose If-None-Match names the current etag: no body, the same headers.
+http::Response NotModified(const AnswerContext& a, const std::string& etag) {
+  http::Response response(bhttp::status::not_modified, a.version);
+  response.set(bhttp::field::etag, EntityTag(etag));
+  response.set(bhttp::field::vary, "Accept-Encoding");
+  response.set("X-Request-Id", a.request_id);
+  response.set("X-Process-Time", ProcessTime(a.start));
   return response;
 }
 
@@ -267,6 +281,8 @@ AnswerContext Gateway::ContextOf(const http::Request& request) {
     answer.request_id = std::string(it->value());
   if (answer.request_id.empty() || answer.request_id.size() > 128)
     answer.request_id = RandomRequestId();
+  answer.safe = answer.head || request.method() == bhttp::verb::get;
+  if (answer.safe) answer.if_none_match = Header(request, bhttp::field::if_none_match);
   return answer;
 }
 
@@ -276,7 +292,7 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
   const absl::string_view path = http::PathOf(request);
   const absl::string_view query =
       path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
-  const AnswerContext answer = ContextOf(request);
+  AnswerContext answer = ContextOf(request);
   const std::size_t min = options_.compress_min_bytes;
 
   if (path == "/openapi.json" && !options_.openapi_json.empty()) {
@@ -326,6 +342,22 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
     if (refused.http_status != 0) response.result(static_cast<bhttp::status>(refused.http_status));
     respond(std::move(response));
     return true;
+  }
+  // If-Match on a write becomes the request's etag, which the service checks with the write.
+  if (auto it = request.find(bhttp::field::if_match); it != request.end() && !answer.safe) {
+    const absl::Status applied = ApplyIfMatch(
+        absl::string_view(it->value().data(), it->value().size()), binding, message.get());
+    if (!applied.ok()) {
+      http::Response response =
+          ErrorAnswer(answer,
+                      grpc::Status(static_cast<grpc::StatusCode>(applied.code()),
+                                   std::string(applied.message())),
+                      min);
+      if (absl::IsFailedPrecondition(applied)) response.result(bhttp::status::precondition_failed);
+      respond(std::move(response));
+      return true;
+    }
+    answer.if_match = true;
   }
 
   // Invoke, then render.
@@ -422,7 +454,18 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
                                                    const std::shared_ptr<const Message>& shared) {
     if (!status.ok()) {
       http::Response response = ErrorAnswer(answer, status, min);
+      // The service refused the If-Match etag: the precondition failed (RFC 9110 13.1.1).
+      if (answer.if_match && status.error_code() == grpc::StatusCode::ABORTED) {
+        response.result(bhttp::status::precondition_failed);
+      }
       if (metadata != nullptr) CopyMetadata(*metadata, response);
+      return respond(std::move(response));
+    }
+    const std::string etag = EtagOf(*reply);
+    const std::string& cache_control = self->options_.cache_control;
+    if (!etag.empty() && !answer.if_none_match.empty() && NoneMatch(answer.if_none_match, etag)) {
+      http::Response response = NotModified(answer, etag);
+      if (!cache_control.empty()) response.set(bhttp::field::cache_control, cache_control);
       return respond(std::move(response));
     }
     const bool memoized = shared != nullptr && memo != nullptr;
@@ -438,6 +481,10 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
       if (memoized) memo->Keep(&binding, shared, answer.accepts_gzip, body);
     }
     http::Response response = EncodedAnswer(answer, 200, std::move(body), "application/json");
+    if (!etag.empty()) response.set(bhttp::field::etag, EntityTag(etag));
+    if (answer.safe && !cache_control.empty()) {
+      response.set(bhttp::field::cache_control, cache_control);
+    }
     if (metadata != nullptr) CopyMetadata(*metadata, response);
     respond(std::move(response));
   };

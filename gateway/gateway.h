@@ -40,6 +40,10 @@ struct GatewayOptions {
   // In-process handlers, used instead of the dispatcher for the methods they have (hotpathd: the
   // services' own code, no gRPC hop). Not owned; may be null.
   const rpc::LocalHandlers* local = nullptr;
+  // Cache-Control of successful GET / HEAD answers (and their 304s), e.g. "no-cache" (caches may
+  // keep them but revalidate each use with If-None-Match) or "max-age=1". Empty (the default):
+  // none, so no shared cache keeps an answer without being told to.
+  std::string cache_control;
 };
 
 // Shared: every call in flight holds it (its route binding and the answer memo are the

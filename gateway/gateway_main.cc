@@ -51,6 +51,9 @@ ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000
           "limit) (env HOTPATH_HTTP_MAX_CONNECTIONS)");
 ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
           "largest request body, unpacked, in bytes; 413 above (env HOTPATH_MAX_BODY_BYTES)");
+ABSL_FLAG(std::string, gateway_cache_control, EnvOr("HOTPATH_GATEWAY_CACHE_CONTROL", ""),
+          "Cache-Control of successful GET/HEAD answers, e.g. no-cache; empty: none "
+          "(env HOTPATH_GATEWAY_CACHE_CONTROL)");
 ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "answers of at least this many bytes are gzip-compressed (env "
           "HOTPATH_COMPRESS_MIN_BYTES)");
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
   options.transcode.strict_query_parameters = absl::GetFlag(FLAGS_strict_query_parameters);
   options.compress_min_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_compress_min_bytes));
   options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
+  options.cache_control = absl::GetFlag(FLAGS_gateway_cache_control);
   // The services it fronts: each one's descriptor (the routes come from its google.api.http
   // options) and OpenAPI document.
   struct Api {

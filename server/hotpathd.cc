@@ -99,7 +99,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     }
   }
   if (options.change_feed && !subscriptions.empty()) {
-    d->change_feed_ = std::make_unique<db::ChangeFeed>(feed_options, std::move(subscriptions));
+    db::ChangeFeedOptions with_pool = feed_options;
+    with_pool.own_backend = [pool = d->pool_.get()](int pid) { return pool->OwnsBackend(pid); };
+    d->change_feed_ = std::make_unique<db::ChangeFeed>(with_pool, std::move(subscriptions));
     if (!d->change_feed_->Start(feed_options.connect_timeout)) {
       std::cerr << "hotpathd: change feed not listening yet; caches serve only fresh entries\n";
     }
@@ -139,8 +141,13 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
           {{{}, feed.connected ? 1.0 : 0.0}}));
       families.push_back(metrics::CounterFamily(
           "hotpath_change_feed_notifications_total",
-          "Change notifications received from the database (each invalidates what it names).",
+          "Changes made elsewhere (other replicas, psql) announced by the database; each "
+          "invalidates what it names.",
           {{{}, static_cast<double>(feed.notifications)}}));
+      families.push_back(metrics::CounterFamily("hotpath_change_feed_own_writes_total",
+                                                "Announcements of this replica's own writes, "
+                                                "skipped (they invalidated before answering).",
+                                                {{{}, static_cast<double>(feed.own_writes)}}));
       families.push_back(metrics::CounterFamily(
           "hotpath_change_feed_restores_total",
           "Times the feed (re)connected, each clearing the caches it keeps coherent.",
@@ -192,6 +199,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     gateway_options.transcode.strict_query_parameters = options.strict_query_parameters;
     gateway_options.compress_min_bytes = options.compress_min_bytes;
     gateway_options.answer_memo_slots = options.gateway_answer_memo;
+    gateway_options.cache_control = options.gateway_cache_control;
     gateway_options.max_body_bytes = options.http.max_body_bytes;
     std::vector<std::string_view> documents;
     for (const auto& module : d->modules_) documents.push_back(module->OpenApiJson());

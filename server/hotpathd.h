@@ -71,6 +71,9 @@ struct HotpathdOptions {
   std::size_t compress_min_bytes = 1000;
   // Gateway: bodies of cached answers kept rendered (gateway::AnswerMemo); 0: none.
   std::size_t gateway_answer_memo = 16384;
+  // Gateway: Cache-Control of successful GET / HEAD answers (GatewayOptions::cache_control); "":
+  // none.
+  std::string gateway_cache_control;
   // One JSON line per gRPC call on stderr.
   bool access_log = false;
   // Admission of every call, gRPC or gateway: in-flight cap and bearer tokens.

@@ -41,6 +41,10 @@ ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "(env HOTPATH_COMPRESS_MIN_BYTES)");
 ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", true),
           "serve the HTTP/JSON gateway on the HTTP port (env HOTPATH_GATEWAY)");
+ABSL_FLAG(std::string, gateway_cache_control, EnvOr("HOTPATH_GATEWAY_CACHE_CONTROL", ""),
+          "Cache-Control of successful gateway GET/HEAD answers, e.g. no-cache (shared caches "
+          "keep them and revalidate with If-None-Match); empty: none "
+          "(env HOTPATH_GATEWAY_CACHE_CONTROL)");
 ABSL_FLAG(int, gateway_answer_memo, EnvOr("HOTPATH_GATEWAY_ANSWER_MEMO", 16384),
           "gateway: bodies of cached answers kept rendered (JSON, gzip), so a cache hit is not "
           "printed again; 0: none (env HOTPATH_GATEWAY_ANSWER_MEMO)");
@@ -198,6 +202,7 @@ int main(int argc, char** argv) {
       static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
   options.compress_min_bytes =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
+  options.gateway_cache_control = absl::GetFlag(FLAGS_gateway_cache_control);
   options.gateway_answer_memo =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_gateway_answer_memo)));
   options.access_log = absl::GetFlag(FLAGS_access_log);

@@ -71,8 +71,9 @@ class CoherenceTest : public ServerTest {
   }
 
   // A value of replica B's /metrics (the first sample of name), or -1.
-  double OtherMetric(const std::string& name) {
-    const HttpReply reply = Http(other_->http_port(), "GET", "/metrics");
+  double OtherMetric(const std::string& name) { return MetricOn(other_->http_port(), name); }
+  double MetricOn(int port, const std::string& name) {
+    const HttpReply reply = Http(port, "GET", "/metrics");
     for (std::size_t at = reply.body.find(name); at != std::string::npos;
          at = reply.body.find(name, at + 1)) {
       if (at > 0 && reply.body[at - 1] != '\n') continue;
@@ -95,6 +96,10 @@ TEST_F(CoherenceTest, AnUpdateThroughOneReplicaReachesTheOthersCacheWithinTheBou
   // The gateway on B answers it too (its rendered answers follow the cache).
   const HttpReply reply = Http(other_->http_port(), "GET", absl::StrCat("/v1/items/", item.id()));
   EXPECT_THAT(reply.body, ::testing::HasSubstr(absl::StrCat("\"stock\":", item.stock() + 10)));
+  // A invalidated before answering; the echo of its own writes is skipped, not applied twice.
+  EXPECT_EQ(MetricOn(server_->http_port(), "hotpath_change_feed_notifications_total"), 0);
+  EXPECT_GE(MetricOn(server_->http_port(), "hotpath_change_feed_own_writes_total"), 2);
+  EXPECT_GE(OtherMetric("hotpath_change_feed_notifications_total"), 2);
 }
 
 // The example: an etag-guarded update built from B's answer after a write through A.
@@ -145,7 +150,9 @@ TEST_F(CoherenceTest, WritesStraightIntoTheDatabaseReachTheCaches) {
 TEST_F(CoherenceTest, AnImportOfManyRowsSendsOneNotification) {
   const v1::Item cached = CreateDemo(0);
   GetOn(*other_stub_, cached.id());
-  absl::SleepFor(absl::Milliseconds(200));  // the create's own notification has arrived
+  // The create's notification has reached B.
+  ASSERT_LT(TimeUntil([&] { return OtherMetric("hotpath_change_feed_notifications_total") >= 1; }),
+            kBound);
   const double before = OtherMetric("hotpath_change_feed_notifications_total");
   v1::ImportItemsResponse response;
   auto context = Context();

@@ -346,6 +346,73 @@ TEST_F(GatewayTest, RenderedCacheHitsFollowWrites) {
   EXPECT_THAT(page_with_gzip(), ::testing::Not(HasSubstr(R"("id":"7")")));
 }
 
+// Conditional requests over the item's etag (RFC 9110 13): ETag on every answer that carries one,
+// If-None-Match -> 304 on GET and HEAD, If-Match on PATCH and DELETE -> 412 when it is stale.
+TEST_F(GatewayTest, ConditionalRequestsFollowTheEtag) {
+  Seed(3);
+  HttpReply got = Call("GET", "/v1/items/2");
+  ASSERT_EQ(got.status, 200);
+  const std::string tag = got.headers["etag"];
+  ASSERT_THAT(tag, ::testing::MatchesRegex("\"[0-9]+\""));
+  EXPECT_THAT(got.body, HasSubstr(absl::StrCat("\"etag\":", tag)));
+  EXPECT_EQ(got.headers.count("cache-control"), 0u);  // none unless configured
+
+  for (const char* method : {"GET", "HEAD"}) {
+    HttpReply same = Call(method, "/v1/items/2", "", {{"If-None-Match", tag}});
+    EXPECT_EQ(same.status, 304) << method;
+    EXPECT_EQ(same.body, "");
+    EXPECT_EQ(same.headers["etag"], tag);
+    EXPECT_EQ(same.headers["vary"], "Accept-Encoding");
+    EXPECT_FALSE(same.headers["x-request-id"].empty());
+    EXPECT_FALSE(same.headers["x-process-time"].empty());
+  }
+  EXPECT_EQ(Call("GET", "/v1/items/2", "", {{"If-None-Match", "\"1\", W/" + tag}}).status, 304);
+  EXPECT_EQ(Call("GET", "/v1/items/2", "", {{"If-None-Match", "*"}}).status, 304);
+  EXPECT_EQ(Call("GET", "/v1/items/2", "", {{"If-None-Match", "\"0\""}}).status, 200);
+
+  const std::string patch = R"({"stock":41})";
+  HttpReply weak = Call("PATCH", "/v1/items/2?updateMask=stock", patch,
+                        {{"Content-Type", "application/json"}, {"If-Match", "W/" + tag}});
+  EXPECT_EQ(weak.status, 412) << weak.body;
+  HttpReply patched = Call("PATCH", "/v1/items/2?updateMask=stock", patch,
+                           {{"Content-Type", "application/json"}, {"If-Match", tag}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  const std::string new_tag = patched.headers["etag"];
+  EXPECT_NE(new_tag, tag);
+  HttpReply stale = Call("PATCH", "/v1/items/2?updateMask=stock", patch,
+                         {{"Content-Type", "application/json"}, {"If-Match", tag}});
+  EXPECT_EQ(stale.status, 412) << stale.body;
+  EXPECT_EQ(Call("GET", "/v1/items/2", "", {{"If-None-Match", tag}}).status, 200);  // changed
+  EXPECT_EQ(Call("GET", "/v1/items/2", "", {{"If-None-Match", new_tag}}).status, 304);
+
+  EXPECT_EQ(Call("DELETE", "/v1/items/2", "", {{"If-Match", tag}}).status, 412);
+  EXPECT_EQ(Call("DELETE", "/v1/items/2", "", {{"If-Match", "\"1\", \"2\""}}).status, 400);
+  EXPECT_EQ(Call("DELETE", "/v1/items/2", "", {{"If-Match", new_tag}}).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/items/2").status, 404);
+  // A method whose request has no etag refuses If-Match rather than ignore it.
+  EXPECT_EQ(Call("POST", "/v1/items", R"({"sku":"IFM-1","name":"n","category":"c"})",
+                 {{"Content-Type", "application/json"}, {"If-Match", tag}})
+                .status,
+            412);
+}
+
+TEST_F(GatewayTest, CacheControlIsSetOnReadsWhenConfigured) {
+  ServerOptions options = Options();
+  options.gateway_cache_control = "no-cache";
+  server_.reset();
+  StartServer(options);
+  port_ = server_->http_port();
+  Seed(1);
+  HttpReply got = Call("GET", "/v1/items/1");
+  EXPECT_EQ(got.headers["cache-control"], "no-cache");
+  EXPECT_EQ(Call("GET", "/v1/items/1", "", {{"If-None-Match", got.headers["etag"]}})
+                .headers["cache-control"],
+            "no-cache");
+  EXPECT_EQ(Call("PATCH", "/v1/items/1?updateMask=stock", R"({"stock":2})")
+                .headers.count("cache-control"),
+            0u);
+}
+
 TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
   Seed(5);
   boost::asio::io_context io;

@@ -21,13 +21,14 @@ class ChangeFeed::Receiver final : public pqxx::notification_receiver {
         subscription_(subscription),
         feed_(feed) {}
 
-  void operator()(const std::string& payload, int) override {
+  void operator()(const std::string& payload, int backend_pid) override {
+    const bool own = feed_->options_.own_backend && feed_->options_.own_backend(backend_pid);
     {
       std::lock_guard lock(feed_->mu_);
-      ++feed_->stats_.notifications;
+      ++(own ? feed_->stats_.own_writes : feed_->stats_.notifications);
       feed_->stats_.last_notification = absl::Now();
     }
-    subscription_.on_change(payload);
+    if (!own) subscription_.on_change(payload);
   }
 
  private:

@@ -47,11 +47,16 @@ struct ChangeFeedOptions {
   // Wait before reconnecting; doubles after each failure up to max_backoff. Default 100 ms, 2 s.
   absl::Duration backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(2);
+  // Whether a notification's sending backend is one of this process's own connections: its writes
+  // invalidated this process's caches before they were answered, so their echo is skipped (and
+  // cannot clear pages again a moment later). Null: every notification is handed on.
+  std::function<bool(int backend_pid)> own_backend;
 };
 
 struct ChangeFeedStats {
   bool connected = false;          // listening now
-  std::int64_t notifications = 0;  // payloads handed to subscribers
+  std::int64_t notifications = 0;  // payloads handed to subscribers (writes made elsewhere)
+  std::int64_t own_writes = 0;     // notifications of this process's own writes, skipped
   std::int64_t restores = 0;       // times the feed came (back) up: subscribers dropped all
   std::int64_t losses = 0;         // times it went down
   absl::Time last_notification = absl::InfinitePast();  // when the last payload arrived

@@ -22,6 +22,21 @@ std::string WithConnectTimeout(const std::string& url, absl::Duration timeout) {
   return WithConnectionParameter(url, "connect_timeout", absl::StrCat(seconds));
 }
 
+void BackendPids::Add(int pid) {
+  std::lock_guard lock(mu_);
+  pids_.push_back(pid);
+}
+
+void BackendPids::Remove(int pid) {
+  std::lock_guard lock(mu_);
+  if (auto it = std::find(pids_.begin(), pids_.end(), pid); it != pids_.end()) pids_.erase(it);
+}
+
+bool BackendPids::Contains(int pid) const {
+  std::lock_guard lock(mu_);
+  return std::find(pids_.begin(), pids_.end(), pid) != pids_.end();
+}
+
 PgLease::PgLease(PgLease&& other) noexcept
     : pool_(other.pool_),
       slot_(std::move(other.slot_)),
@@ -219,6 +234,9 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
     return absl::UnavailableError(absl::StrCat("database unavailable: ", why));
   }
+  slot->pid = slot->connection->backendpid();
+  slot->pids = pids_;
+  pids_->Add(slot->pid);
   std::lock_guard lock(mu_);
   slot->generation = generation_;
   ++counters_.opened;

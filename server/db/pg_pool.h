@@ -77,6 +77,19 @@ struct PgPoolStats {
 
 class PgPool;
 
+// The backend process ids of a pool's open connections (pg_backend_pid()), so that a listener can
+// tell a notification sent by one of this process's own writes. Thread-safe.
+class BackendPids final {
+ public:
+  void Add(int pid);
+  void Remove(int pid);
+  bool Contains(int pid) const;
+
+ private:
+  mutable std::mutex mu_;  // guards pids_
+  std::vector<int> pids_;  // open connections' backends (a few dozen at most)
+};
+
 // One connection, exclusively the holder's until the lease is destroyed.
 class PgLease final {
  public:
@@ -97,7 +110,12 @@ class PgLease final {
  private:
   friend class PgPool;
   struct Slot {
+    ~Slot() {
+      if (pids != nullptr) pids->Remove(pid);
+    }
     std::unique_ptr<pqxx::connection> connection;  // the libpqxx connection
+    std::shared_ptr<BackendPids> pids;             // where pid is listed while the slot lives
+    int pid = 0;                                   // its backend's process id
     std::int64_t timeout_ms = -1;                  // statement_timeout now set on it, -1: unknown
     std::int64_t generation = 0;                   // pool generation when it was opened
     std::atomic<bool> cancel_sent{false};          // a cancel request went to its backend
@@ -137,6 +155,8 @@ class PgPool final {
   void Close();
 
   PgPoolStats stats() const;
+  // Whether pid is the backend of one of this pool's open connections.
+  bool OwnsBackend(int pid) const { return pids_->Contains(pid); }
   const PgPoolOptions& options() const { return options_; }
 
  private:
@@ -152,7 +172,8 @@ class PgPool final {
   // The prober's loop: connect every probe_interval until it works or the pool closes.
   void Probe();
 
-  const PgPoolOptions options_;                       // as given
+  const PgPoolOptions options_;                                                // as given
+  const std::shared_ptr<BackendPids> pids_ = std::make_shared<BackendPids>();  // open backends
   mutable std::mutex mu_;                             // guards everything below
   std::condition_variable released_;                  // a slot came back or the pool closed
   std::vector<std::unique_ptr<PgLease::Slot>> idle_;  // open, unused; back is the warmest
