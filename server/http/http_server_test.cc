@@ -84,35 +84,39 @@ Response Ok(std::string body) {
 // A session a late answer keeps alive holds its loop, settings and handler: answering after the
 // server is gone does nothing (the client saw the connection close), and never touches freed
 // memory (the sanitizer builds check).
-TEST(HttpServerTest, AnAnswerAfterTheServerIsGoneIsDropped) {
+// A server whose handler keeps each Responder, a client with one request sent to it, and the
+// Responder once the request arrived: then the server is destroyed, the Responder still held.
+struct Orphaned {
+  std::unique_ptr<Client> client;    // connected to the server that is gone
+  std::optional<Responder> respond;  // for the request the client sent
+};
+Orphaned RespondAfterTheServerIsGone() {
   KeptResponder kept;
   auto server = std::make_unique<HttpServer>(
       LocalOptions(),
       [&kept](const Request&, Responder respond) { kept.Keep(std::move(respond)); });
-  ASSERT_TRUE(server->Start().ok());
-  Client client(server->port());
-  client.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-  Responder respond = kept.Wait();
+  EXPECT_TRUE(server->Start().ok());
+  Orphaned orphaned{std::make_unique<Client>(server->port()), std::nullopt};
+  orphaned.client->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  orphaned.respond.emplace(kept.Wait());
   server.reset();
-  respond(Ok("too late"));
-  EXPECT_EQ(client.ReadToClose(), "");
+  return orphaned;
+}
+
+TEST(HttpServerTest, AnAnswerAfterTheServerIsGoneIsDropped) {
+  Orphaned orphaned = RespondAfterTheServerIsGone();
+  (*orphaned.respond)(Ok("too late"));
+  EXPECT_EQ(orphaned.client->ReadToClose(), "");
 }
 
 TEST(HttpServerTest, AStreamAfterTheServerIsGoneIsDropped) {
-  KeptResponder kept;
-  auto server = std::make_unique<HttpServer>(
-      LocalOptions(),
-      [&kept](const Request&, Responder respond) { kept.Keep(std::move(respond)); });
-  ASSERT_TRUE(server->Start().ok());
-  Client client(server->port());
-  client.Send("GET /export HTTP/1.1\r\nHost: x\r\n\r\n");
-  Responder respond = kept.Wait();
-  server.reset();
+  Orphaned orphaned = RespondAfterTheServerIsGone();
+  const Responder& respond = *orphaned.respond;
   bool written = true;
   respond.StartStream(Ok(""), [&written](bool ok) { written = ok; });
   respond.WriteChunk("line\n", [](bool) {});
   respond.FinishStream();
-  EXPECT_EQ(client.ReadToClose(), "");
+  EXPECT_EQ(orphaned.client->ReadToClose(), "");
   EXPECT_TRUE(written);  // never called: nothing was written
 }
 
