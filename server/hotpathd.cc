@@ -69,6 +69,14 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
                                            .connect_timeout = options.database.connect_timeout,
                                            .check_interval = options.change_feed_check_interval,
                                            .max_staleness = options.change_feed_max_staleness};
+  if (options.change_feed) {
+    // This process announces its own writes in batches; the triggers skip its sessions.
+    d->announcer_ = std::make_unique<db::ChangeAnnouncer>(
+        db::ChangeAnnouncerOptions{.database_url = feed_options.database_url,
+                                   .connect_timeout = feed_options.connect_timeout});
+    d->announcer_->Start();
+    options.database.on_connect.push_back(db::ChangeAnnouncer::kSessionSetting);
+  }
   auto pool = db::PgPool::Create(std::move(options.database));
   if (!pool.ok()) return pool.status();
   d->pool_ = *std::move(pool);
@@ -76,12 +84,18 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       options.executor_threads > 0 ? options.executor_threads : pool_max, options.executor_queue,
       options.worker_nice);
   d->gate_ = std::make_unique<rpc::CallGate>(std::move(options.admission));
-  const module::ModuleContext context{
+  module::ModuleContext context{
       .pool = d->pool_.get(),
       .executor = d->executor_.get(),
       .scheduler = [executor = d->executor_.get()](std::function<void()> task) {
         return executor->Schedule(std::move(task));
       }};
+  if (d->announcer_ != nullptr) {
+    context.announce = [announcer = d->announcer_.get()](std::string_view channel,
+                                                         std::string_view payload) {
+      announcer->Announce(channel, payload);
+    };
+  }
   std::vector<rpc::RpcModule*> services;
   std::vector<std::string> service_names;
   for (const auto& module : d->modules_) {
@@ -100,7 +114,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   }
   if (options.change_feed && !subscriptions.empty()) {
     db::ChangeFeedOptions with_pool = feed_options;
-    with_pool.own_backend = [pool = d->pool_.get()](int pid) { return pool->OwnsBackend(pid); };
+    with_pool.own_backend = [pool = d->pool_.get(), announcer = d->announcer_.get()](int pid) {
+      return pool->OwnsBackend(pid) || (announcer != nullptr && announcer->backend_pid() == pid);
+    };
     d->change_feed_ = std::make_unique<db::ChangeFeed>(with_pool, std::move(subscriptions));
     if (!d->change_feed_->Start(feed_options.connect_timeout)) {
       std::cerr << "hotpathd: change feed not listening yet; caches serve only fresh entries\n";
@@ -133,6 +149,21 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         "cancel queue was full (the statement then ends at its deadline).",
         {{{{"result", "cancelled"}}, static_cast<double>(canceller.cancelled())},
          {{{"result", "dropped"}}, static_cast<double>(canceller.dropped())}}));
+    if (self->announcer_ != nullptr) {
+      const db::ChangeAnnouncerStats announced = self->announcer_->stats();
+      families.push_back(metrics::CounterFamily(
+          "hotpath_change_announcements_total",
+          "This replica's committed writes announced to the others (NOTIFY, batched).",
+          {{{}, static_cast<double>(announced.announced)}}));
+      families.push_back(metrics::CounterFamily(
+          "hotpath_change_announcement_batches_total",
+          "NOTIFY transactions that carried them (each takes PostgreSQL's notify lock once).",
+          {{{}, static_cast<double>(announced.batches)}}));
+      families.push_back(metrics::CounterFamily(
+          "hotpath_change_announcement_errors_total",
+          "Batches that failed to send (kept and sent again once reconnected).",
+          {{{}, static_cast<double>(announced.errors)}}));
+    }
     if (self->change_feed_ != nullptr) {
       const db::ChangeFeedStats feed = self->change_feed_->stats();
       families.push_back(metrics::GaugeFamily(
@@ -273,6 +304,7 @@ void Hotpathd::Shutdown(absl::Duration grace) {
     server_->Shutdown(std::max(absl::ZeroDuration(), deadline - margin - absl::Now()));
   if (http_drain.joinable()) http_drain.join();
   if (executor_ != nullptr) executor_->Stop();
+  if (announcer_ != nullptr) announcer_->Stop();  // sends what the last writes left
   if (change_feed_ != nullptr) change_feed_->Stop();
   if (server_ != nullptr) server_->StopPolling();
   // After the executor: its last tasks may still answer HTTP requests.

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
+#include "server/db/change_announcer.h"
 #include "server/db/pg_pool.h"
 #include "server/http/coalesced_probe.h"
 #include "server/http/http_server.h"
@@ -123,10 +124,11 @@ class Hotpathd final {
   std::unique_ptr<db::PgPool> pool_;                          // database connections
   std::unique_ptr<rpc::Executor> executor_;                   // database work
   std::unique_ptr<rpc::CallGate> gate_;                       // admits every call
-  module::ServiceModules modules_;                            // the services, in the given order
-  std::unique_ptr<db::ChangeFeed> change_feed_;  // keeps their caches coherent; null when off
-  rpc::LocalHandlers local_;                     // every module's, for the gateway
-  std::unique_ptr<rpc::AsyncServer> server_;     // the gRPC server
+  std::unique_ptr<db::ChangeAnnouncer> announcer_;  // tells other replicas; null when feed off
+  module::ServiceModules modules_;                  // the services, in the given order
+  std::unique_ptr<db::ChangeFeed> change_feed_;     // keeps their caches coherent; null when off
+  rpc::LocalHandlers local_;                        // every module's, for the gateway
+  std::unique_ptr<rpc::AsyncServer> server_;        // the gRPC server
   std::unique_ptr<metrics::HttpMetrics> http_metrics_;   // http_requests_total, durations
   std::unique_ptr<http::CoalescedProbe> readiness_;      // /readyz's check, off the executor
   std::unique_ptr<http::RuntimeRoutes> runtime_routes_;  // /metrics, /healthz, /readyz

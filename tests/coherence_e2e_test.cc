@@ -216,6 +216,46 @@ TEST_F(CoherenceTest, ALostFeedReconnectsClearsTheCachesAndReadinessStaysUp) {
   EXPECT_EQ(Http(other_->http_port(), "GET", "/readyz").status, 200);
 }
 
+// Writes through a replica are announced in batches by its announcer, not one NOTIFY per write
+// transaction by the triggers (which skip its sessions); concurrent writes share batches.
+TEST_F(CoherenceTest, AReplicasWritesAreAnnouncedInBatches) {
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 25; ++i) CreateDemo(1000 + w * 100 + i);
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  const int port = server_->http_port();
+  ASSERT_LT(TimeUntil([&] { return MetricOn(port, "hotpath_change_announcements_total") >= 100; }),
+            kBound);
+  EXPECT_LE(MetricOn(port, "hotpath_change_announcement_batches_total"), 100);
+  EXPECT_EQ(MetricOn(port, "hotpath_change_announcement_errors_total"), 0);
+  // B heard every one of them, in fewer notifications than writes.
+  v1::ListItemsRequest all;
+  all.set_page_size(1000);
+  EXPECT_LT(TimeUntil([&] {
+              v1::ListItemsResponse page;
+              return other_stub_->ListItems(Context().get(), all, &page).ok() &&
+                     page.items_size() == 100;
+            }),
+            kBound);
+}
+
+// A replica that does not listen still has its writes announced (by the triggers) to those that do.
+TEST_F(CoherenceTest, AReplicaWithTheFeedOffIsStillHeardByTheOthers) {
+  ServerOptions options = Options();
+  options.change_feed = false;
+  auto deaf = StartCatalogServer(options);
+  ASSERT_TRUE(deaf.ok()) << deaf.status();
+  auto deaf_stub = v1::CatalogService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*deaf)->grpc_port()), grpc::InsecureChannelCredentials()));
+  const v1::Item item = CreateDemo(1);
+  GetOn(*other_stub_, item.id());
+  ASSERT_TRUE(SetStock(*deaf_stub, item.id(), 12).ok());
+  EXPECT_LT(TimeUntil([&] { return GetOn(*other_stub_, item.id()).stock() == 12; }), kBound);
+}
+
 TEST_F(CoherenceTest, WithTheFeedOffAReplicaSeesOnlyItsOwnWrites) {
   ServerOptions options = Options();
   options.change_feed = false;

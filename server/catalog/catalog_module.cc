@@ -10,6 +10,11 @@ absl::Status CatalogModule::Start(const module::ModuleContext& context) {
   service_ = std::make_unique<CatalogService>(store_.get(), tokens_.get(), context.scheduler,
                                               options_.cache);
   CatalogService* catalog = service_.get();
+  if (context.announce) {
+    catalog->set_announce([announce = context.announce](std::string_view payload) {
+      announce(CatalogService::kChangeChannel, payload);
+    });
+  }
   bindings_ = rpc::ServiceBindings::For<v1::CatalogService>(context.executor);
   // One line per method. Cached reads answer a hit on the calling thread; the rest run on the
   // executor, where a client that departs cancels their statements.

@@ -175,6 +175,7 @@ void CatalogService::Invalidate(std::int64_t id) {
   if (items_ != nullptr) items_->Invalidate(id);
   // Any write may move an item into or out of any page.
   if (lists_ != nullptr) lists_->Clear();
+  if (announce_) announce_(absl::StrCat(id));
 }
 
 void CatalogService::OnItemsChanged(std::string_view payload) {
@@ -282,8 +283,16 @@ absl::StatusOr<v1::Item> CatalogService::CreateItem(const v1::CreateItemRequest&
   if (absl::Status s = ValidateCreate(request); !s.ok()) return s;
   auto item = store_->Create(request.item(), request.request_id(), deadline);
   if (!item.ok()) {
-    // A lost connection leaves the insert's outcome unknown: a page may already hold the item.
-    if (lists_ != nullptr) lists_->Clear();
+    // A lost connection leaves the insert's outcome unknown: a page may already hold the item,
+    // and another replica may hold a NOT_FOUND for its id.
+    const absl::StatusCode code = item.status().code();
+    const bool nothing_written = code == absl::StatusCode::kAlreadyExists ||
+                                 code == absl::StatusCode::kInvalidArgument ||
+                                 code == absl::StatusCode::kAborted;
+    if (!nothing_written) {
+      if (lists_ != nullptr) lists_->Clear();
+      if (announce_) announce_("*");
+    }
     return ExplainConflict(item.status(), request.item().sku());
   }
   Invalidate(item->id());  // a cached NOT_FOUND from before the insert, and every list page
@@ -415,6 +424,7 @@ CatalogService::ImportItems(absl::Time deadline) {
   return std::make_unique<ImportSink>(store_, deadline, [this] {
     if (items_ != nullptr) items_->Clear();
     if (lists_ != nullptr) lists_->Clear();
+    if (announce_) announce_("*");
   });
 }
 

@@ -2,6 +2,7 @@
 // Knows nothing of gRPC or HTTP; catalog_module.cc binds it to the wire.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -102,6 +103,11 @@ class CatalogService final {
   // live their TTL again.
   void DistrustCaches(absl::Duration max_age);
   void TrustCaches();
+  // Tells the other replicas what this one wrote (ModuleContext::announce): payload as
+  // OnItemsChanged reads it. Set before the first call; null: nobody is told (the triggers do).
+  void set_announce(std::function<void(std::string_view payload)> announce) {
+    announce_ = std::move(announce);
+  }
 
   // Null when caching is off.
   cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }
@@ -128,6 +134,7 @@ class CatalogService final {
   std::unique_ptr<cache::TtlCache<std::string, v1::ListItemsResponse>> lists_;  // by ListKey
   // GetItem's database reads when items_ is off; null when batching is off too.
   std::unique_ptr<cache::BatchLoader<std::int64_t, v1::Item>> item_reads_;
+  std::function<void(std::string_view payload)> announce_;  // tells other replicas; may be null
 };
 
 }  // namespace hotpath::catalog

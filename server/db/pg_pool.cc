@@ -225,6 +225,9 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
     // lazily on first use (libpqxx's default), a PREPARE cut short by a statement_timeout or a
     // cancel could leave libpqxx and the server disagreeing about it, and every later use of
     // the connection fails with "prepared statement ... already exists".
+    for (const std::string& sql : options_.on_connect) {
+      pqxx::nontransaction(*slot->connection).exec(sql);
+    }
     for (const auto& statement : options_.statements) {
       slot->connection->prepare(statement.name, statement.sql);
       slot->connection->prepare_now(statement.name);

@@ -52,6 +52,9 @@ struct PgPoolOptions {
   absl::Duration max_acquire_wait = absl::Seconds(10);
   // Prepared (lazily, once) on every connection.
   std::vector<PreparedStatement> statements;
+  // Run on every connection once it opens, before the statements are prepared (session settings,
+  // e.g. "SET hotpath.announced = on").
+  std::vector<std::string> on_connect;
   // Told how long each Acquire waited (for a histogram); optional, must be thread-safe.
   std::function<void(absl::Duration)> on_acquire_wait;
   // After a connection fails to open while none is open, the database counts as down: Acquire fails

@@ -5,6 +5,7 @@
 // tests/library/library_module.cc, the smallest complete one.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,10 @@ struct ModuleContext {
   db::PgPool* pool = nullptr;         // the database, with every module's statements prepared
   rpc::Executor* executor = nullptr;  // runs whatever blocks (database work)
   cache::Scheduler scheduler;         // the executor, as caches schedule their loads
+  // Tells the other replicas about a write that committed: payload goes out on the NOTIFY channel
+  // (server/db/change_announcer.h), batched with others. Null when the change feed is off (the
+  // triggers announce every write then). Call after the commit, after invalidating locally.
+  std::function<void(std::string_view channel, std::string_view payload)> announce;
 };
 
 class ServiceModule {

@@ -1,0 +1,115 @@
+#include "server/db/change_announcer.h"
+
+#include <pthread.h>
+
+#include <iostream>
+#include <memory>
+#include <pqxx/pqxx>
+
+#include "server/db/pg_pool.h"
+
+namespace hotpath::db {
+
+ChangeAnnouncer::ChangeAnnouncer(ChangeAnnouncerOptions options) : options_(std::move(options)) {}
+
+ChangeAnnouncer::~ChangeAnnouncer() { Stop(); }
+
+void ChangeAnnouncer::Start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "hotpath-announce");
+    Run();
+  });
+}
+
+void ChangeAnnouncer::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ChangeAnnouncer::Announce(std::string_view channel, std::string_view payload) {
+  {
+    std::lock_guard lock(mu_);
+    std::string& batch = pending_[std::string(channel)];
+    if (batch == "*") {
+    } else if (payload == "*" || batch.size() + payload.size() + 1 > kMaxPayload) {
+      batch = "*";
+    } else {
+      if (!batch.empty()) batch += ',';
+      batch.append(payload);
+    }
+    ++pending_count_;
+  }
+  wake_.notify_one();
+}
+
+int ChangeAnnouncer::backend_pid() const {
+  std::lock_guard lock(mu_);
+  return backend_pid_;
+}
+
+ChangeAnnouncerStats ChangeAnnouncer::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void ChangeAnnouncer::Run() {
+  std::unique_ptr<pqxx::connection> connection;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+    if (pending_.empty()) return;  // stopping, nothing left to send
+    std::map<std::string, std::string> batch;
+    batch.swap(pending_);
+    const std::int64_t count = std::exchange(pending_count_, 0);
+    const bool stopping = stop_;
+    lock.unlock();
+    bool sent = false;
+    try {
+      if (connection == nullptr) {
+        connection = std::make_unique<pqxx::connection>(WithConnectionParameter(
+            WithConnectTimeout(options_.database_url, options_.connect_timeout), "application_name",
+            kApplicationName));
+        const int pid = connection->backendpid();
+        std::lock_guard pid_lock(mu_);
+        backend_pid_ = pid;
+      }
+      pqxx::nontransaction work(*connection);
+      for (const auto& [channel, payload] : batch) {
+        work.exec_params("SELECT pg_notify($1, $2)", channel, payload);
+      }
+      sent = true;
+    } catch (const std::exception& e) {
+      std::cerr << "change announcer: " << e.what() << "\n";
+      connection.reset();
+    }
+    lock.lock();
+    if (sent) {
+      stats_.announced += count;
+      ++stats_.batches;
+      continue;
+    }
+    ++stats_.errors;
+    backend_pid_ = 0;
+    // Not sent: put it back in front of whatever came meanwhile, and try again shortly.
+    for (auto& [channel, payload] : batch) {
+      std::string& merged = pending_[channel];
+      if (merged.empty()) {
+        merged = std::move(payload);
+      } else if (merged != "*" && payload != "*" &&
+                 merged.size() + payload.size() + 1 <= kMaxPayload) {
+        merged = payload + "," + merged;
+      } else {
+        merged = "*";
+      }
+    }
+    pending_count_ += count;
+    if (stopping) return;  // the database is gone; nobody is left to tell
+    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.backoff), [this] { return stop_; });
+  }
+}
+
+}  // namespace hotpath::db
