@@ -90,6 +90,10 @@ void ChangeAnnouncer::Run() {
     if (sent) {
       stats_.announced += count;
       ++stats_.batches;
+      if (!stop_) {
+        wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.min_interval),
+                       [this] { return stop_; });
+      }
       continue;
     }
     ++stats_.errors;

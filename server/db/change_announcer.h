@@ -30,6 +30,10 @@ struct ChangeAnnouncerOptions {
   std::string database_url;
   // Longest a connection may take to open. Default 5 s.
   absl::Duration connect_timeout = absl::Seconds(5);
+  // Least time between two batches: what committed meanwhile waits and goes in the next one.
+  // Every NOTIFY wakes each listening backend and replica; sent per write, that costs more CPU
+  // than the writes on a small machine. Adds at most this to the staleness. Default 5 ms.
+  absl::Duration min_interval = absl::Milliseconds(5);
   // Wait before reconnecting after a failure. Default 100 ms.
   absl::Duration backoff = absl::Milliseconds(100);
 };
