@@ -81,7 +81,8 @@ std::string* TlsTest::dir_ = nullptr;
 TEST_F(TlsTest, GrpcAndHttpsServeThroughTheCertificateAndRefusePlaintext) {
   StartServer(TlsOptions());
   auto stub = TlsStub(/*client_certificate=*/false);
-  ASSERT_TRUE(Create(*stub).ok());
+  const grpc::Status created = Create(*stub);
+  ASSERT_TRUE(created.ok()) << created.error_code() << " " << created.error_message();
   v1::GetItemRequest get;
   get.set_id(1);
   v1::Item item;
