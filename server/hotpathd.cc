@@ -149,47 +149,14 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         "cancel queue was full (the statement then ends at its deadline).",
         {{{{"result", "cancelled"}}, static_cast<double>(canceller.cancelled())},
          {{{"result", "dropped"}}, static_cast<double>(canceller.dropped())}}));
-    if (self->announcer_ != nullptr) {
-      const db::ChangeAnnouncerStats announced = self->announcer_->stats();
-      families.push_back(metrics::CounterFamily(
-          "hotpath_change_announcements_total",
-          "This replica's committed writes announced to the others (NOTIFY, batched).",
-          {{{}, static_cast<double>(announced.announced)}}));
-      families.push_back(metrics::CounterFamily(
-          "hotpath_change_announcement_batches_total",
-          "NOTIFY transactions that carried them (each takes PostgreSQL's notify lock once).",
-          {{{}, static_cast<double>(announced.batches)}}));
-      families.push_back(metrics::CounterFamily(
-          "hotpath_change_announcement_errors_total",
-          "Batches that failed to send (kept and sent again once reconnected).",
-          {{{}, static_cast<double>(announced.errors)}}));
-    }
-    if (self->change_feed_ != nullptr) {
-      const db::ChangeFeedStats feed = self->change_feed_->stats();
-      families.push_back(metrics::GaugeFamily(
-          "hotpath_change_feed_connected",
-          "1 while the change feed listens (caches trusted); 0 while it reconnects (bypassed).",
-          {{{}, feed.connected ? 1.0 : 0.0}}));
-      families.push_back(metrics::CounterFamily(
-          "hotpath_change_feed_notifications_total",
-          "Changes made elsewhere (other replicas, psql) announced by the database; each "
-          "invalidates what it names.",
-          {{{}, static_cast<double>(feed.notifications)}}));
-      families.push_back(metrics::CounterFamily("hotpath_change_feed_own_writes_total",
-                                                "Announcements of this replica's own writes, "
-                                                "skipped (they invalidated before answering).",
-                                                {{{}, static_cast<double>(feed.own_writes)}}));
-      families.push_back(metrics::CounterFamily(
-          "hotpath_change_feed_restores_total",
-          "Times the feed (re)connected, each clearing the caches it keeps coherent.",
-          {{{}, static_cast<double>(feed.restores)}}));
-      const double age = feed.last_notification == absl::InfinitePast()
-                             ? -1
-                             : absl::ToDoubleSeconds(absl::Now() - feed.last_notification);
-      families.push_back(metrics::GaugeFamily(
-          "hotpath_change_feed_last_notification_age_seconds",
-          "Seconds since the last change notification arrived; -1 before the first.", {{{}, age}}));
-    }
+    const db::ChangeAnnouncerStats announced =
+        self->announcer_ != nullptr ? self->announcer_->stats() : db::ChangeAnnouncerStats();
+    const db::ChangeFeedStats feed =
+        self->change_feed_ != nullptr ? self->change_feed_->stats() : db::ChangeFeedStats();
+    auto coherence_families =
+        metrics::CoherenceFamilies(self->announcer_ != nullptr ? &announced : nullptr,
+                                   self->change_feed_ != nullptr ? &feed : nullptr);
+    families.insert(families.end(), coherence_families.begin(), coherence_families.end());
     return families;
   });
 

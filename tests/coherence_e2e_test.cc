@@ -23,20 +23,35 @@ namespace {
 // The coherence bound README promises: a replica answers the new value within this of the commit.
 constexpr absl::Duration kBound = absl::Seconds(1);
 
+// One more replica on the test's database, and a stub to call it.
+struct Replica {
+  std::unique_ptr<Hotpathd> server;
+  std::unique_ptr<v1::CatalogService::Stub> stub;
+};
+
 class CoherenceTest : public ServerTest {
  protected:
   void SetUp() override {
     ServerTest::SetUp();
-    StartServer(Options());  // replica A: server_, stub_
-    auto other = StartCatalogServer(Options());
-    ASSERT_TRUE(other.ok()) << other.status();
-    other_ = *std::move(other);  // replica B
-    other_stub_ = v1::CatalogService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", other_->grpc_port()), grpc::InsecureChannelCredentials()));
+    StartServer(Options());                   // replica A: server_, stub_
+    Replica other = StartReplica(Options());  // replica B
+    ASSERT_NE(other.server, nullptr);
+    other_ = std::move(other.server);
+    other_stub_ = std::move(other.stub);
   }
   void TearDown() override {
     other_.reset();
     ServerTest::TearDown();
+  }
+
+  // Fails the test (server null) when it does not start.
+  Replica StartReplica(ServerOptions options) {
+    auto server = StartCatalogServer(std::move(options));
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return {};
+    auto stub = v1::CatalogService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", (*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+    return {*std::move(server), std::move(stub)};
   }
 
   v1::Item GetOn(v1::CatalogService::Stub& stub, std::int64_t id, grpc::Status* status = nullptr) {
@@ -254,31 +269,27 @@ TEST_F(CoherenceTest, AReplicasWritesAreAnnouncedInBatches) {
 TEST_F(CoherenceTest, AReplicaWithTheFeedOffIsStillHeardByTheOthers) {
   ServerOptions options = Options();
   options.change_feed = false;
-  auto deaf = StartCatalogServer(options);
-  ASSERT_TRUE(deaf.ok()) << deaf.status();
-  auto deaf_stub = v1::CatalogService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", (*deaf)->grpc_port()), grpc::InsecureChannelCredentials()));
+  Replica deaf = StartReplica(options);
+  ASSERT_NE(deaf.server, nullptr);
   const v1::Item item = CreateDemo(1);
   GetOn(*other_stub_, item.id());
-  ASSERT_TRUE(SetStock(*deaf_stub, item.id(), 12).ok());
+  ASSERT_TRUE(SetStock(*deaf.stub, item.id(), 12).ok());
   EXPECT_LT(TimeUntil([&] { return GetOn(*other_stub_, item.id()).stock() == 12; }), kBound);
 }
 
 TEST_F(CoherenceTest, WithTheFeedOffAReplicaSeesOnlyItsOwnWrites) {
   ServerOptions options = Options();
   options.change_feed = false;
-  auto isolated = StartCatalogServer(options);
-  ASSERT_TRUE(isolated.ok()) << isolated.status();
-  auto isolated_stub = v1::CatalogService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", (*isolated)->grpc_port()), grpc::InsecureChannelCredentials()));
+  Replica isolated = StartReplica(options);
+  ASSERT_NE(isolated.server, nullptr);
   const v1::Item item = CreateDemo(1);
-  GetOn(*isolated_stub, item.id());
+  GetOn(*isolated.stub, item.id());
   ASSERT_TRUE(SetStock(*stub_, item.id(), 99).ok());
   absl::SleepFor(absl::Milliseconds(300));
-  EXPECT_EQ(GetOn(*isolated_stub, item.id()).stock(), item.stock());  // stale until its TTL
-  EXPECT_EQ(
-      Http((*isolated)->http_port(), "GET", "/metrics").body.find("hotpath_change_feed_connected"),
-      std::string::npos);
+  EXPECT_EQ(GetOn(*isolated.stub, item.id()).stock(), item.stock());  // stale until its TTL
+  EXPECT_EQ(Http(isolated.server->http_port(), "GET", "/metrics")
+                .body.find("hotpath_change_feed_connected"),
+            std::string::npos);
 }
 
 // The announcer joins what is pending into one payload, and past kMaxPayload sends "*" instead.

@@ -30,17 +30,23 @@ void ChangeAnnouncer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+// Adds payload to a batch: comma-joined, or "*" once either is "*" or the joined text would pass
+// kMaxPayload.
+void ChangeAnnouncer::Merge(std::string& batch, std::string_view payload) {
+  if (batch == "*") return;
+  if (payload == "*" || batch.size() + payload.size() + 1 > kMaxPayload) {
+    batch.clear();  // (batch = "*" trips g++ 12's -Wrestrict false positive here)
+    batch.push_back('*');
+    return;
+  }
+  if (!batch.empty()) batch += ',';
+  batch.append(payload);
+}
+
 void ChangeAnnouncer::Announce(std::string_view channel, std::string_view payload) {
   {
     std::lock_guard lock(mu_);
-    std::string& batch = pending_[std::string(channel)];
-    if (batch == "*") {
-    } else if (payload == "*" || batch.size() + payload.size() + 1 > kMaxPayload) {
-      batch = "*";
-    } else {
-      if (!batch.empty()) batch += ',';
-      batch.append(payload);
-    }
+    Merge(pending_[std::string(channel)], payload);
     ++pending_count_;
   }
   wake_.notify_one();
@@ -70,9 +76,8 @@ void ChangeAnnouncer::Run() {
     bool sent = false;
     try {
       if (connection == nullptr) {
-        connection = std::make_unique<pqxx::connection>(WithConnectionParameter(
-            WithConnectTimeout(options_.database_url, options_.connect_timeout), "application_name",
-            kApplicationName));
+        connection = std::make_unique<pqxx::connection>(
+            DedicatedConnection(options_.database_url, options_.connect_timeout, kApplicationName));
         const int pid = connection->backendpid();
         std::lock_guard pid_lock(mu_);
         backend_pid_ = pid;
@@ -83,7 +88,7 @@ void ChangeAnnouncer::Run() {
       }
       sent = true;
     } catch (const std::exception& e) {
-      std::cerr << "change announcer: " << e.what() << "\n";
+      std::cerr << "change announcer: " << ErrorText(e) << "\n";
       connection.reset();
     }
     lock.lock();
@@ -98,18 +103,8 @@ void ChangeAnnouncer::Run() {
     }
     ++stats_.errors;
     backend_pid_ = 0;
-    // Not sent: put it back in front of whatever came meanwhile, and try again shortly.
-    for (auto& [channel, payload] : batch) {
-      std::string& merged = pending_[channel];
-      if (merged.empty()) {
-        merged = std::move(payload);
-      } else if (merged != "*" && payload != "*" &&
-                 merged.size() + payload.size() + 1 <= kMaxPayload) {
-        merged = payload + "," + merged;
-      } else {
-        merged = "*";
-      }
-    }
+    // Not sent: put it back with whatever came meanwhile, and try again shortly.
+    for (const auto& [channel, payload] : batch) Merge(pending_[channel], payload);
     pending_count_ += count;
     if (stopping) return;  // the database is gone; nobody is left to tell
     wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.backoff), [this] { return stop_; });

@@ -73,6 +73,7 @@ class ChangeAnnouncer final {
 
  private:
   void Run();
+  static void Merge(std::string& batch, std::string_view payload);
 
   const ChangeAnnouncerOptions options_;        // as given
   mutable std::mutex mu_;                       // guards the below

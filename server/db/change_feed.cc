@@ -103,8 +103,7 @@ void ChangeFeed::Listen() {
       static_cast<long>(absl::ToInt64Microseconds(interval - absl::Seconds(seconds)));
   try {
     pqxx::connection connection(
-        WithConnectionParameter(WithConnectTimeout(options_.database_url, options_.connect_timeout),
-                                "application_name", kApplicationName));
+        DedicatedConnection(options_.database_url, options_.connect_timeout, kApplicationName));
     // A lost connection must surface as an error, not be reopened behind the feed's back (libpqxx
     // would LISTEN again, but what was sent in between would be missed unannounced).
 #pragma GCC diagnostic push
@@ -126,9 +125,7 @@ void ChangeFeed::Listen() {
     }
   } catch (const std::exception& e) {
     if (!stopping_.load()) {
-      std::string why = e.what();
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-      std::cerr << "change feed: " << why << "; reconnecting\n";
+      std::cerr << "change feed: " << ErrorText(e) << "; reconnecting\n";
     }
   }
 }

@@ -37,6 +37,18 @@ bool BackendPids::Contains(int pid) const {
   return std::find(pids_.begin(), pids_.end(), pid) != pids_.end();
 }
 
+std::string DedicatedConnection(const std::string& url, absl::Duration connect_timeout,
+                                std::string_view application_name) {
+  return WithConnectionParameter(WithConnectTimeout(url, connect_timeout), "application_name",
+                                 application_name);
+}
+
+std::string ErrorText(const std::exception& e) {
+  std::string why = e.what();
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+  return why;
+}
+
 PgLease::PgLease(PgLease&& other) noexcept
     : pool_(other.pool_),
       slot_(std::move(other.slot_)),
@@ -233,9 +245,7 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
       slot->connection->prepare_now(statement.name);
     }
   } catch (const std::exception& e) {
-    std::string why = e.what();
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    return absl::UnavailableError(absl::StrCat("database unavailable: ", why));
+    return absl::UnavailableError(absl::StrCat("database unavailable: ", ErrorText(e)));
   }
   slot->pid = slot->connection->backendpid();
   slot->pids = pids_;

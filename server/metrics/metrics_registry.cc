@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 
 namespace hotpath::metrics {
 namespace {
@@ -148,6 +149,51 @@ std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {
                   "1 while the database is unreachable and the pool reconnects in the background.",
                   {{{}, s.down ? 1.0 : 0.0}}),
   };
+}
+
+std::vector<prometheus::MetricFamily> CoherenceFamilies(const db::ChangeAnnouncerStats* announced,
+                                                        const db::ChangeFeedStats* feed) {
+  std::vector<prometheus::MetricFamily> families;
+  if (announced != nullptr) {
+    families.push_back(
+        CounterFamily("hotpath_change_announcements_total",
+                      "This replica's committed writes announced to the others (NOTIFY, batched).",
+                      {{{}, static_cast<double>(announced->announced)}}));
+    families.push_back(CounterFamily(
+        "hotpath_change_announcement_batches_total",
+        "NOTIFY transactions that carried them (each takes PostgreSQL's notify lock once).",
+        {{{}, static_cast<double>(announced->batches)}}));
+    families.push_back(
+        CounterFamily("hotpath_change_announcement_errors_total",
+                      "Batches that failed to send (kept and sent again once reconnected).",
+                      {{{}, static_cast<double>(announced->errors)}}));
+  }
+  if (feed != nullptr) {
+    families.push_back(GaugeFamily(
+        "hotpath_change_feed_connected",
+        "1 while the change feed listens (caches trusted); 0 while it reconnects (bypassed).",
+        {{{}, feed->connected ? 1.0 : 0.0}}));
+    families.push_back(CounterFamily(
+        "hotpath_change_feed_notifications_total",
+        "Changes made elsewhere (other replicas, psql) announced by the database; each "
+        "invalidates what it names.",
+        {{{}, static_cast<double>(feed->notifications)}}));
+    families.push_back(CounterFamily("hotpath_change_feed_own_writes_total",
+                                     "Announcements of this replica's own writes, "
+                                     "skipped (they invalidated before answering).",
+                                     {{{}, static_cast<double>(feed->own_writes)}}));
+    families.push_back(
+        CounterFamily("hotpath_change_feed_restores_total",
+                      "Times the feed (re)connected, each clearing the caches it keeps coherent.",
+                      {{{}, static_cast<double>(feed->restores)}}));
+    const double age = feed->last_notification == absl::InfinitePast()
+                           ? -1
+                           : absl::ToDoubleSeconds(absl::Now() - feed->last_notification);
+    families.push_back(GaugeFamily(
+        "hotpath_change_feed_last_notification_age_seconds",
+        "Seconds since the last change notification arrived; -1 before the first.", {{{}, age}}));
+  }
+  return families;
 }
 
 std::vector<prometheus::MetricFamily> CacheFamilies(

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "server/cache/ttl_cache.h"
+#include "server/db/change_announcer.h"
+#include "server/db/change_feed.h"
 #include "server/db/pg_pool.h"
 
 namespace hotpath::metrics {
@@ -50,6 +52,11 @@ std::vector<prometheus::MetricFamily> ProcessFamilies();
 
 // hotpath_db_pool_*: connections by state, max, opened, broken, connect errors, acquire timeouts.
 std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats);
+
+// hotpath_change_announce*: this replica's announcements (null: no announcer);
+// hotpath_change_feed_*: what its change feed heard (null: no feed).
+std::vector<prometheus::MetricFamily> CoherenceFamilies(const db::ChangeAnnouncerStats* announced,
+                                                        const db::ChangeFeedStats* feed);
 
 // hotpath_cache_*{cache="..."}: hits, misses, loads, load errors, evictions, entries.
 std::vector<prometheus::MetricFamily> CacheFamilies(
