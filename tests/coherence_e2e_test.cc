@@ -89,16 +89,7 @@ class CoherenceTest : public ServerTest {
 
   // A value of replica B's /metrics (the first sample of name), or -1.
   double OtherMetric(const std::string& name) { return MetricOn(other_->http_port(), name); }
-  double MetricOn(int port, const std::string& name) {
-    const HttpReply reply = Http(port, "GET", "/metrics");
-    for (std::size_t at = reply.body.find(name); at != std::string::npos;
-         at = reply.body.find(name, at + 1)) {
-      if (at > 0 && reply.body[at - 1] != '\n') continue;
-      const std::size_t space = reply.body.find(' ', at);
-      return std::stod(reply.body.substr(space + 1, reply.body.find('\n', space) - space - 1));
-    }
-    return -1;
-  }
+  double MetricOn(int port, const std::string& name) { return Metric(port, name); }
 
   std::unique_ptr<Hotpathd> other_;                       // replica B
   std::unique_ptr<v1::CatalogService::Stub> other_stub_;  // calls to B

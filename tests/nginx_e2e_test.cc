@@ -2,13 +2,8 @@
 // gRPC and REST pass through, and the HTTP/2 floods gRPC 1.51 cannot stop by itself (Rapid
 // Reset, a CONTINUATION flood, a message declared at 2 GiB) end at nginx, while a well-behaved
 // client keeps being served and hotpathd's memory stays bounded.
-#include <signal.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,40 +18,22 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-void Write(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
 class NginxTest : public ServerTest {
  protected:
   void SetUp() override {
     ServerTest::SetUp();
     StartServer(Options());
     CreateDemo(1);
-    dir_ = std::filesystem::temp_directory_path() / absl::StrCat("hotpath-nginx-", getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
     grpc_port_ = FreePort();
     http_port_ = FreePort();
-    Write(dir_ / "hotpath-grpc-replicas.conf",
-          absl::StrCat("server 127.0.0.1:", server_->grpc_port(), ";\n"));
-    Write(dir_ / "hotpath-http-replicas.conf",
-          absl::StrCat("server 127.0.0.1:", server_->http_port(), ";\n"));
-    Write(dir_ / "hotpath-grpc-listen.conf",
-          absl::StrCat("listen 127.0.0.1:", grpc_port_, " http2;\n"));
-    Write(dir_ / "hotpath-http-listen.conf", absl::StrCat("listen 127.0.0.1:", http_port_, ";\n"));
-    const std::string d = dir_.string();
-    Write(dir_ / "nginx.conf",
-          absl::StrCat("worker_processes 1;\npid ", d, "/nginx.pid;\nerror_log ", d,
-                       "/error.log warn;\nevents { worker_connections 1024; }\nhttp {\n",
-                       "  access_log off;\n  client_body_temp_path ", d, "/body;\n",
-                       "  proxy_temp_path ", d, "/proxy;\n  fastcgi_temp_path ", d, "/fastcgi;\n",
-                       "  uwsgi_temp_path ", d, "/uwsgi;\n  scgi_temp_path ", d, "/scgi;\n",
-                       "  include ", HOTPATH_SOURCE_DIR, "/deploy/nginx/hotpath.conf;\n}\n"));
-    int exit_code = 0;
-    const std::string out = RunCommand(
-        absl::StrCat("nginx -p ", d, " -e ", d, "/error.log -c ", d, "/nginx.conf"), &exit_code);
-    ASSERT_EQ(exit_code, 0) << out;
+    Nginx::Site site;
+    site.grpc_replicas = {absl::StrCat("127.0.0.1:", server_->grpc_port())};
+    site.http_replicas = {absl::StrCat("127.0.0.1:", server_->http_port())};
+    site.grpc_listen = absl::StrCat("listen 127.0.0.1:", grpc_port_, " http2;\n");
+    site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port_, ";\n");
+    auto nginx = Nginx::Start(HOTPATH_SOURCE_DIR, site);
+    ASSERT_TRUE(nginx.ok()) << nginx.status();
+    nginx_ = *std::move(nginx);
     channel_via_nginx_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port_),
                                              grpc::InsecureChannelCredentials());
     via_nginx_ = v1::CatalogService::NewStub(channel_via_nginx_);
@@ -67,14 +44,7 @@ class NginxTest : public ServerTest {
   }
 
   void TearDown() override {
-    std::ifstream pid_file(dir_ / "nginx.pid");
-    if (pid_t pid = 0; pid_file >> pid && pid > 0) {
-      kill(pid, SIGQUIT);
-      for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
-    std::filesystem::remove_all(dir_);
+    nginx_.reset();
     ServerTest::TearDown();
   }
 
@@ -85,7 +55,7 @@ class NginxTest : public ServerTest {
     return via_nginx_->GetItem(Context(absl::Seconds(2)).get(), request, &item).ok();
   }
 
-  std::filesystem::path dir_;                            // nginx's prefix and config
+  std::unique_ptr<Nginx> nginx_;                         // in front of server_
   int grpc_port_ = 0;                                    // nginx's gRPC port
   int http_port_ = 0;                                    // nginx's REST port
   std::shared_ptr<grpc::Channel> channel_via_nginx_;     // to grpc_port_

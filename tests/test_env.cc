@@ -1,23 +1,31 @@
 #include "tests/test_env.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <pqxx/pqxx>
 #include <random>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/demo_items.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -244,6 +252,180 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   const int rc = pclose(pipe);
   if (exit_code != nullptr) *exit_code = rc;
   return output;
+}
+
+double Metric(int http_port, const std::string& name, const std::vector<std::string>& labels) {
+  const HttpReply reply = Http(http_port, "GET", "/metrics");
+  double sum = -1;
+  std::size_t at = 0;
+  while (at < reply.body.size()) {
+    std::size_t end = reply.body.find('\n', at);
+    if (end == std::string::npos) end = reply.body.size();
+    const std::string_view line(reply.body.data() + at, end - at);
+    at = end + 1;
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    if (line[name.size()] != ' ' && line[name.size()] != '{') continue;
+    bool matches = true;
+    for (const std::string& label : labels) matches = matches && line.find(label) != line.npos;
+    if (!matches) continue;
+    sum = std::max(sum, 0.0) + std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+  }
+  return sum;
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_file) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_file.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_GT(pid_, 0) << "could not start " << absl::StrJoin(argv, " ");
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ <= 0 || reaped_) return;
+  kill(pid_, SIGKILL);
+  Wait(absl::Seconds(10));
+}
+
+void ChildProcess::Signal(int signal) const {
+  if (pid_ > 0 && !reaped_) kill(pid_, signal);
+}
+
+std::optional<int> ChildProcess::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (pid_ > 0) {
+    int status = 0;
+    const pid_t done = waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      reaped_ = true;
+      return status;
+    }
+    if (done < 0 || absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return std::nullopt;
+}
+
+HotpathdProcess::HotpathdProcess(const std::string& binary, const std::string& database_url,
+                                 const std::vector<std::string>& flags,
+                                 const std::string& log_file)
+    : grpc_port_(FreePort()), http_port_(FreePort()) {
+  std::vector<std::string> argv = {binary,
+                                   "--database_url=" + database_url,
+                                   "--grpc_host=127.0.0.1",
+                                   absl::StrCat("--grpc_port=", grpc_port_),
+                                   "--http_host=127.0.0.1",
+                                   absl::StrCat("--http_port=", http_port_),
+                                   "--page_token_secret=test-secret",
+                                   "--pool_min=1",
+                                   "--pool_max=4",
+                                   "--http_threads=1",
+                                   "--cq_threads=1",
+                                   "--executor_threads=2",
+                                   "--memory_trim_interval_s=0"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  process_ = std::make_unique<ChildProcess>(argv, log_file);
+}
+
+bool HotpathdProcess::WaitReady(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  do {
+    try {
+      if (Http(http_port_, "GET", "/readyz").status == 200) return true;
+    } catch (const std::exception&) {
+      // not listening yet
+    }
+    absl::SleepFor(absl::Milliseconds(25));
+  } while (absl::Now() < deadline);
+  return false;
+}
+
+namespace {
+
+void WriteFile(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::string ServerLines(const std::vector<std::string>& addresses) {
+  std::string lines;
+  for (const std::string& address : addresses) absl::StrAppend(&lines, "server ", address, ";\n");
+  return lines;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Nginx>> Nginx::Start(const std::string& source_dir,
+                                                    const Site& site) {
+  static std::atomic<int> started{0};
+  std::unique_ptr<Nginx> nginx(new Nginx(std::filesystem::temp_directory_path() /
+                                         absl::StrCat("hotpath-nginx-", getpid(), "-", ++started)));
+  const std::filesystem::path& dir = nginx->dir_;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  nginx->WriteSite(site);
+  const std::string d = dir.string();
+  WriteFile(dir / "hotpath-cache.conf",
+            absl::StrCat("proxy_cache_path ", d,
+                         "/cache keys_zone=hotpath_items:1m max_size=64m inactive=10m "
+                         "use_temp_path=off;\n"));
+  WriteFile(dir / "nginx.conf",
+            absl::StrCat("worker_processes 1;\npid ", d, "/nginx.pid;\nerror_log ", d,
+                         "/error.log warn;\nevents { worker_connections 4096; }\nhttp {\n",
+                         "  access_log off;\n  client_body_temp_path ", d, "/body;\n",
+                         "  proxy_temp_path ", d, "/proxy;\n  fastcgi_temp_path ", d,
+                         "/fastcgi;\n  uwsgi_temp_path ", d, "/uwsgi;\n  scgi_temp_path ", d,
+                         "/scgi;\n  include ", source_dir, "/deploy/nginx/hotpath.conf;\n}\n"));
+  int exit_code = 0;
+  const std::string out = RunCommand(nginx->Command(""), &exit_code);
+  if (exit_code != 0) return absl::InternalError(absl::StrCat("nginx did not start: ", out));
+  return nginx;
+}
+
+void Nginx::WriteSite(const Site& site) const {
+  WriteFile(dir_ / "hotpath-grpc-replicas.conf", ServerLines(site.grpc_replicas));
+  WriteFile(dir_ / "hotpath-http-replicas.conf", ServerLines(site.http_replicas));
+  WriteFile(dir_ / "hotpath-grpc-listen.conf", site.grpc_listen);
+  WriteFile(dir_ / "hotpath-http-listen.conf", site.http_listen);
+}
+
+std::string Nginx::Command(const std::string& args) const {
+  const std::string d = dir_.string();
+  return absl::StrCat("nginx -p ", d, " -e ", d, "/error.log -c ", d, "/nginx.conf", args);
+}
+
+absl::Status Nginx::Reload(const Site& site) {
+  WriteSite(site);
+  int exit_code = 0;
+  const std::string out = RunCommand(Command(" -s reload"), &exit_code);
+  if (exit_code != 0) return absl::InternalError(absl::StrCat("nginx did not reload: ", out));
+  return absl::OkStatus();
+}
+
+Nginx::~Nginx() {
+  std::ifstream pid_file(dir_ / "nginx.pid");
+  if (pid_t pid = 0; pid_file >> pid && pid > 0) {
+    kill(pid, SIGQUIT);
+    for (int i = 0; i < 250 && kill(pid, 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  std::filesystem::remove_all(dir_);
+}
+
+bool WriteSelfSignedCertificate(const std::filesystem::path& dir) {
+  int exit_code = 0;
+  RunCommand(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+                          "-nodes -days 2 -subj /CN=localhost -addext "
+                          "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout ",
+                          (dir / "key.pem").string(), " -out ", (dir / "cert.pem").string()),
+             &exit_code);
+  return exit_code == 0;
 }
 
 }  // namespace hotpath::testing

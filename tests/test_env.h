@@ -2,9 +2,12 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <sys/types.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -101,5 +104,77 @@ int FreePort();
 
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
+
+// The sum of a metric's samples on a server's /metrics whose line starts with name and contains
+// every one of labels (e.g. {"grpc_method=\"GetItem\""}); -1 if there is none.
+double Metric(int http_port, const std::string& name, const std::vector<std::string>& labels = {});
+
+// A program run as a child of this process (argv[0] is its path), its output in log_file. Killed
+// (SIGKILL) when destroyed if it is still running.
+class ChildProcess final {
+ public:
+  ChildProcess(const std::vector<std::string>& argv, const std::string& log_file);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void Signal(int signal) const;
+  // Waits for the process to end: its wait status, or nullopt if it is still running at timeout.
+  std::optional<int> Wait(absl::Duration timeout);
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
+// hotpathd's binary as a process of its own on free ports (for what only a process shows:
+// signals, a kill), serving database_url with flags added to the test defaults.
+class HotpathdProcess final {
+ public:
+  HotpathdProcess(const std::string& binary, const std::string& database_url,
+                  const std::vector<std::string>& flags, const std::string& log_file);
+  // Polls /readyz until it answers 200.
+  bool WaitReady(absl::Duration timeout) const;
+  int grpc_port() const { return grpc_port_; }
+  int http_port() const { return http_port_; }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  int grpc_port_ = 0;
+  int http_port_ = 0;
+  std::unique_ptr<ChildProcess> process_;
+};
+
+// Debian's nginx with deploy/nginx/hotpath.conf as it is, in front of some replicas, its prefix
+// (configuration, logs, cache, temporary files) in a directory of its own.
+class Nginx final {
+ public:
+  struct Site {
+    std::vector<std::string> grpc_replicas;  // host:port of each replica's gRPC port [down]
+    std::vector<std::string> http_replicas;  // host:port of each replica's HTTP port [down]
+    std::string grpc_listen;                 // contents of hotpath-grpc-listen.conf
+    std::string http_listen;                 // contents of hotpath-http-listen.conf
+  };
+  // Starts it; an error if nginx refuses the configuration.
+  static absl::StatusOr<std::unique_ptr<Nginx>> Start(const std::string& source_dir,
+                                                      const Site& site);
+  ~Nginx();  // stops it (SIGQUIT) and removes its directory
+  // Writes the site's files again and reloads nginx (new workers; the old ones finish their
+  // calls); an error if nginx refuses the new configuration.
+  absl::Status Reload(const Site& site);
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  explicit Nginx(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  void WriteSite(const Site& site) const;
+  std::string Command(const std::string& args) const;  // nginx with this prefix, then args
+  std::filesystem::path dir_;
+};
+
+// A self-signed certificate for 127.0.0.1 and localhost with its key (PEM), written into dir as
+// cert.pem and key.pem; false if openssl failed.
+bool WriteSelfSignedCertificate(const std::filesystem::path& dir);
 
 }  // namespace hotpath::testing

@@ -1,0 +1,392 @@
+// The production topology, on one machine: three hotpathd processes on one PostgreSQL behind
+// Debian's nginx with deploy/nginx/hotpath.conf as it is (plain and TLS ports). Calls spread over
+// every replica; a replica sent SIGTERM under load fails no call; one killed with SIGKILL fails at
+// most the calls it held and loses no acknowledged write; TLS at nginx works with curl and the
+// CLI; nginx's item cache revalidates with the etag and follows a write through another replica.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/demo_items.h"
+#include "gmock/gmock.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+constexpr int kReplicas = 3;
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(10)) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  return context;
+}
+
+// Calls through nginx from several threads, each with one call in flight at a time: gRPC reads
+// and creates, REST reads and creates. Records every failure and every acknowledged create. Paced
+// below the config's 500 gRPC calls/s per client address (all of them come from 127.0.0.1).
+class Load {
+ public:
+  Load(int grpc_port, int http_port) : grpc_port_(grpc_port), http_port_(http_port) {
+    for (int kind = 0; kind < 4; ++kind) threads_.emplace_back([this, kind] { Run(kind); });
+  }
+  ~Load() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+  static constexpr int kThreads = 4;
+  int calls() const { return calls_; }
+  std::vector<std::string> failures() {
+    std::lock_guard lock(mu_);
+    return failures_;
+  }
+  std::vector<absl::Time> failure_times() {
+    std::lock_guard lock(mu_);
+    return failure_times_;
+  }
+  std::vector<std::string> acknowledged_skus() {
+    std::lock_guard lock(mu_);
+    return acknowledged_;
+  }
+  std::vector<std::string> failed_skus() {
+    std::lock_guard lock(mu_);
+    return failed_creates_;
+  }
+
+ private:
+  void Run(int kind) {
+    auto stub = v1::CatalogService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", grpc_port_), grpc::InsecureChannelCredentials()));
+    for (int n = 0; !stop_; ++n) {
+      const std::string sku = absl::StrCat("LOAD-", kind, "-", n);
+      std::string failure;
+      bool created = false;
+      if (kind == 0) {
+        v1::GetItemRequest request;
+        request.set_id(1 + n % 20);
+        v1::Item item;
+        const grpc::Status status = stub->GetItem(Context().get(), request, &item);
+        if (!status.ok()) failure = absl::StrCat("gRPC GetItem: ", status.error_message());
+      } else if (kind == 1) {
+        v1::CreateItemRequest request;
+        *request.mutable_item() = client::DemoItem(100000 + n);
+        request.mutable_item()->set_sku(sku);
+        v1::Item item;
+        const grpc::Status status = stub->CreateItem(Context().get(), request, &item);
+        if (!status.ok()) failure = absl::StrCat("gRPC CreateItem: ", status.error_message());
+        created = status.ok();
+      } else {
+        try {
+          const HttpReply reply =
+              kind == 2 ? Http(http_port_, "GET", absl::StrCat("/v1/items?page_size=5"))
+                        : Http(http_port_, "POST", "/v1/items",
+                               absl::StrCat(R"({"sku":")", sku,
+                                            R"(","name":"n","category":"c","priceCents":1})"),
+                               {{"Content-Type", "application/json"}});
+          if (reply.status != 200) failure = absl::StrCat("REST ", reply.status, ": ", reply.body);
+          created = kind == 3 && reply.status == 200;
+        } catch (const std::exception& e) {
+          failure = absl::StrCat("REST: ", e.what());
+        }
+      }
+      ++calls_;
+      absl::SleepFor(absl::Milliseconds(4));
+      std::lock_guard lock(mu_);
+      if (created) acknowledged_.push_back(sku);
+      if (!failure.empty() && (kind == 1 || kind == 3)) failed_creates_.push_back(sku);
+      if (!failure.empty()) {
+        failures_.push_back(failure);
+        failure_times_.push_back(absl::Now());
+      }
+    }
+  }
+
+  const int grpc_port_;
+  const int http_port_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> calls_{0};
+  std::mutex mu_;
+  std::vector<std::string> failures_;       // what each failed call got
+  std::vector<absl::Time> failure_times_;   // when each failed
+  std::vector<std::string> acknowledged_;   // skus of the creates answered OK
+  std::vector<std::string> failed_creates_;  // skus of the creates that failed
+  std::vector<std::thread> threads_;
+};
+
+class ScaleOutTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    database_ = std::make_unique<TestDatabase>();
+    dir_ = std::filesystem::temp_directory_path() / absl::StrCat("hotpath-scale-out-", getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    ASSERT_TRUE(WriteSelfSignedCertificate(dir_));
+    for (int i = 0; i < kReplicas; ++i) {
+      // A drain delay as a deployment behind nginx sets it: calls keep being served while nginx
+      // still sends them; then the listener closes and nginx moves on to the next replica.
+      replicas_.push_back(std::make_unique<HotpathdProcess>(
+          HOTPATH_HOTPATHD_BINARY, database_->url(),
+          std::vector<std::string>{"--drain_delay_ms=1000", "--shutdown_grace_ms=8000"},
+          Log(i).string()));
+    }
+    for (int i = 0; i < kReplicas; ++i) {
+      ASSERT_TRUE(replicas_[i]->WaitReady(absl::Seconds(60))) << ReadFile(Log(i));
+    }
+    grpc_port_ = FreePort();
+    grpcs_port_ = FreePort();
+    http_port_ = FreePort();
+    https_port_ = FreePort();
+    const std::string tls = absl::StrCat("ssl_certificate ", (dir_ / "cert.pem").string(),
+                                         ";\nssl_certificate_key ", (dir_ / "key.pem").string(),
+                                         ";\n");
+    Nginx::Site& site = site_;
+    for (const auto& replica : replicas_) {
+      site.grpc_replicas.push_back(absl::StrCat("127.0.0.1:", replica->grpc_port()));
+      site.http_replicas.push_back(absl::StrCat("127.0.0.1:", replica->http_port()));
+    }
+    site.grpc_listen = absl::StrCat("listen 127.0.0.1:", grpc_port_, " http2;\nlisten 127.0.0.1:",
+                                    grpcs_port_, " ssl http2;\n", tls);
+    site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port_, ";\nlisten 127.0.0.1:",
+                                    https_port_, " ssl;\n", tls);
+    auto nginx = Nginx::Start(HOTPATH_SOURCE_DIR, site);
+    ASSERT_TRUE(nginx.ok()) << nginx.status();
+    nginx_ = *std::move(nginx);
+    stub_ = v1::CatalogService::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port_),
+                                                            grpc::InsecureChannelCredentials()));
+    for (int n = 1; n <= 20; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      v1::Item item;
+      const grpc::Status status = stub_->CreateItem(Context().get(), request, &item);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+    }
+  }
+
+  void TearDown() override {
+    stub_.reset();
+    nginx_.reset();
+    replicas_.clear();
+    std::filesystem::remove_all(dir_);
+    database_.reset();
+  }
+
+  std::filesystem::path Log(int replica) const {
+    return dir_ / absl::StrCat("hotpathd-", replica, ".log");
+  }
+
+  // Calls each replica has answered: gRPC and REST, every method and route.
+  std::vector<double> AnsweredByEach() const {
+    std::vector<double> answered;
+    for (const auto& replica : replicas_) {
+      answered.push_back(Metric(replica->http_port(), "grpc_server_handled_total") +
+                         Metric(replica->http_port(), "http_requests_total"));
+    }
+    return answered;
+  }
+
+  // Skus of those given that are not in the database.
+  std::vector<std::string> Missing(const std::vector<std::string>& skus) const {
+    std::vector<std::string> missing;
+    for (const std::string& sku : skus) {
+      if (database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")) !=
+          "1") {
+        missing.push_back(sku);
+      }
+    }
+    return missing;
+  }
+
+  std::unique_ptr<TestDatabase> database_;
+  std::filesystem::path dir_;  // logs, the certificate
+  std::vector<std::unique_ptr<HotpathdProcess>> replicas_;
+  Nginx::Site site_;  // nginx's view of the replicas
+  std::unique_ptr<Nginx> nginx_;
+  int grpc_port_ = 0;   // nginx, gRPC
+  int grpcs_port_ = 0;  // nginx, gRPC over TLS
+  int http_port_ = 0;   // nginx, REST
+  int https_port_ = 0;  // nginx, REST over TLS
+  std::unique_ptr<v1::CatalogService::Stub> stub_;  // through nginx
+};
+
+TEST_F(ScaleOutTest, CallsSpreadOverEveryReplica) {
+  const std::vector<double> before = AnsweredByEach();
+  for (int i = 0; i < 60; ++i) {
+    v1::GetItemRequest request;
+    request.set_id(1 + i % 20);
+    v1::Item item;
+    ASSERT_TRUE(stub_->GetItem(Context().get(), request, &item).ok());
+    ASSERT_EQ(Http(http_port_, "GET", "/v1/items?page_size=3").status, 200);
+  }
+  const std::vector<double> after = AnsweredByEach();
+  for (int i = 0; i < kReplicas; ++i) {
+    // Each of the 120 calls went to one replica; round robin gives each about 40.
+    EXPECT_GE(after[i] - before[i], 20) << "replica " << i;
+  }
+  // A request id chosen by the client reaches the replica and comes back; else nginx gives one.
+  HttpReply reply = Http(http_port_, "GET", "/v1/items/1", "", {{"X-Request-Id", "client-id-7"}});
+  EXPECT_EQ(reply.headers["x-request-id"], "client-id-7");
+  reply = Http(http_port_, "GET", "/v1/items?page_size=1");
+  EXPECT_THAT(reply.headers["x-request-id"], MatchesRegex("[0-9a-f]{32}"));
+}
+
+// How a replica leaves nginx without failing a call: marked down and nginx reloaded (its old
+// workers finish their calls), then sent SIGTERM; hotpathd drains what it still holds.
+TEST_F(ScaleOutTest, AReplicaTakenOutOfNginxThenSentSigtermFailsNoCall) {
+  Load load(grpc_port_, http_port_);
+  absl::SleepFor(absl::Seconds(1));
+  const double answered = AnsweredByEach()[0];
+  site_.grpc_replicas[0] += " down";
+  site_.http_replicas[0] += " down";
+  ASSERT_TRUE(nginx_->Reload(site_).ok());
+  replicas_[0]->process().Signal(SIGTERM);
+  const std::optional<int> status = replicas_[0]->process().Wait(absl::Seconds(15));
+  absl::SleepFor(absl::Milliseconds(500));
+  load.Stop();
+  ASSERT_TRUE(status.has_value()) << "still running";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(Log(0));
+  EXPECT_GT(answered, 50) << "the replica stopped had served calls";
+  EXPECT_GT(load.calls(), 200);
+  const std::vector<std::string> failures = load.failures();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed:\n" << absl::StrJoin(failures, "\n");
+  EXPECT_THAT(Missing(load.acknowledged_skus()), ::testing::IsEmpty());
+}
+
+// SIGTERM alone, nginx not told: nginx keeps its connections to the replica until they fail.
+// hotpathd serves for the drain delay, then stops listening (nginx moves new calls on) and sends
+// GOAWAY; a call nginx sent on a pooled connection in that instant is refused without running
+// (gRPC 1.51 cancels calls that reach a server shutting down). So: at most one call per client
+// connection fails, and none of the failed writes is stored.
+TEST_F(ScaleOutTest, AReplicaSentSigtermAloneFailsOnlyCallsThatNeverRan) {
+  Load load(grpc_port_, http_port_);
+  absl::SleepFor(absl::Seconds(1));
+  replicas_[0]->process().Signal(SIGTERM);
+  const std::optional<int> status = replicas_[0]->process().Wait(absl::Seconds(15));
+  absl::SleepFor(absl::Milliseconds(500));
+  load.Stop();
+  ASSERT_TRUE(status.has_value()) << "still running";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(Log(0));
+  const std::vector<std::string> failures = load.failures();
+  RecordProperty("failed_calls", absl::StrJoin(failures, "\n"));
+  RecordProperty("calls", load.calls());
+  EXPECT_LE(failures.size(), Load::kThreads) << absl::StrJoin(failures, "\n");
+  EXPECT_THAT(Missing(load.acknowledged_skus()), ::testing::IsEmpty());
+  for (const std::string& sku : load.failed_skus()) {
+    EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")),
+              "0")
+        << sku << " failed but was stored";
+  }
+}
+
+TEST_F(ScaleOutTest, AReplicaKilledFailsOnlyTheCallsItHeld) {
+  Load load(grpc_port_, http_port_);
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Time killed = absl::Now();
+  replicas_[0]->process().Signal(SIGKILL);
+  ASSERT_TRUE(replicas_[0]->process().Wait(absl::Seconds(10)).has_value());
+  absl::SleepFor(absl::Seconds(2));
+  const int calls_after = load.calls();
+  absl::SleepFor(absl::Seconds(1));
+  load.Stop();
+  EXPECT_GT(load.calls() - calls_after, 50) << "calls go on on the other replicas";
+  // Each load thread has one call in flight at a time: at most that many were held by the
+  // replica, and every failure happened as it died.
+  const std::vector<std::string> failures = load.failures();
+  EXPECT_LE(failures.size(), Load::kThreads) << absl::StrJoin(failures, "\n");
+  for (const absl::Time at : load.failure_times()) EXPECT_LT(at - killed, absl::Seconds(1));
+  EXPECT_THAT(Missing(load.acknowledged_skus()), ::testing::IsEmpty());
+}
+
+TEST_F(ScaleOutTest, TlsAtNginxWorksWithCurlAndTheCli) {
+  const std::string ca = (dir_ / "cert.pem").string();
+  int exit_code = 0;
+  std::string out = RunCommand(
+      absl::StrCat("curl -sS --cacert ", ca, " https://127.0.0.1:", https_port_, "/v1/items/1"),
+      &exit_code);
+  EXPECT_EQ(exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"sku\":\"SKU-1\""));
+  out = RunCommand(absl::StrCat("curl -sS https://127.0.0.1:", https_port_, "/v1/items/1"),
+                   &exit_code);
+  EXPECT_NE(exit_code, 0) << "an untrusted certificate is refused: " << out;
+  out = RunCommand(absl::StrCat(HOTPATH_CLI_BINARY, " --addr=127.0.0.1:", grpcs_port_,
+                                " --tls_ca_file=", ca, " get 1"),
+                   &exit_code);
+  EXPECT_EQ(exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("SKU-1"));
+}
+
+TEST_F(ScaleOutTest, NginxCachesAnItemRevalidatesItAndFollowsWritesThroughAnyReplica) {
+  const std::string path = "/v1/items/3";
+  EXPECT_EQ(Http(http_port_, "GET", path).headers["x-cache-status"], "MISS");
+  HttpReply reply = Http(http_port_, "GET", path);
+  EXPECT_EQ(reply.headers["x-cache-status"], "HIT");
+  const std::string etag = reply.headers["etag"];
+  ASSERT_FALSE(etag.empty());
+  // Past its 1 s lifetime (counted in whole seconds), nginx asks a replica with the etag; the
+  // item is unchanged, so the replica answers 304 and nginx serves its copy.
+  absl::SleepFor(absl::Milliseconds(2100));
+  reply = Http(http_port_, "GET", path);
+  EXPECT_EQ(reply.headers["x-cache-status"], "REVALIDATED");
+  EXPECT_EQ(reply.status, 200);
+  double not_modified = 0;
+  for (const auto& replica : replicas_) {
+    not_modified += std::max(0.0, Metric(replica->http_port(), "http_requests_total",
+                                         {"status=\"304\""}));
+  }
+  EXPECT_GE(not_modified, 1);
+  // Calls with credentials are neither served from nor stored in the cache.
+  EXPECT_EQ(Http(http_port_, "GET", path, "", {{"Authorization", "Bearer x"}})
+                .headers["x-cache-status"],
+            "BYPASS");
+
+  // A write through one replica, straight to it: nginx's answer follows within its lifetime plus
+  // the coherence bound.
+  auto replica = v1::CatalogService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", replicas_[1]->grpc_port()), grpc::InsecureChannelCredentials()));
+  v1::UpdateItemRequest update;
+  update.mutable_item()->set_id(3);
+  update.mutable_item()->set_stock(4321);
+  update.mutable_update_mask()->add_paths("stock");
+  v1::Item updated;
+  const absl::Time written = absl::Now();
+  ASSERT_TRUE(replica->UpdateItem(Context().get(), update, &updated).ok());
+  absl::Time seen = absl::InfiniteFuture();
+  while (absl::Now() - written < absl::Seconds(5)) {
+    reply = Http(http_port_, "GET", path);
+    if (reply.body.find("\"stock\":4321") != std::string::npos) {
+      seen = absl::Now();
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_LT(seen - written, absl::Seconds(3));
+  EXPECT_EQ(reply.headers["etag"], absl::StrCat("\"", updated.etag(), "\""));
+}
+
+}  // namespace
+}  // namespace hotpath::testing
