@@ -89,6 +89,26 @@ use_build() {
 # free_port: a TCP port free on 127.0.0.1 right now.
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # wait_http URL: waits up to 10 s for URL to answer 2xx.
+# splice_results FILE HEADING: puts FILE (a section starting "# HEADING") into bench/RESULTS.md,
+# replacing the section of that heading up to the next top-level one, or before "# Reliability"
+# (or at the end) the first time. bench/run rewrites RESULTS.md and keeps these sections.
+splice_results() {
+  /usr/bin/python3 - "$HOTPATH_ROOT/bench/RESULTS.md" "$1" "$2" <<'PY'
+import re, sys
+path, section_path, heading = sys.argv[1:]
+text = open(path).read()
+section = open(section_path).read().rstrip() + "\n"
+pattern = re.compile(r'^# ' + re.escape(heading) + r'\n.*?(?=^# |\Z)', re.S | re.M)
+if pattern.search(text):
+    text = pattern.sub(lambda _: section + "\n", text)
+elif "\n# Reliability\n" in text:
+    text = text.replace("\n# Reliability\n", "\n" + section + "\n# Reliability\n", 1)
+else:
+    text = text.rstrip() + "\n\n" + section
+open(path, "w").write(text)
+PY
+}
+
 wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 
 # --- throwaway PostgreSQL -------------------------------------------------------------------------
