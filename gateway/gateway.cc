@@ -17,6 +17,7 @@
 #include "server/http/gzip.h"
 #include "server/http/process_time.h"
 #include "server/http/runtime_routes.h"
+#include "server/rpc/consistency.h"
 
 namespace hotpath::gateway {
 namespace {
@@ -139,6 +140,8 @@ void CopyMetadata(const CallResult& result, http::Response& response) {
     for (const auto& [key, value] : *metadata) {
       if (absl::StartsWith(key, "grpc-") || absl::EndsWith(key, "-bin")) continue;
       response.insert(absl::StrCat(prefix, key), value);
+      // A write's commit position, as the header a later read sends back (read-your-writes).
+      if (key == rpc::Consistency::kMetadataKey) response.set(rpc::Consistency::kHeader, value);
     }
   }
 }
@@ -394,6 +397,15 @@ Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerC
     const absl::string_view value(field.value().data(), field.value().size());
     if (field.name() == bhttp::field::authorization) {
       call->metadata.emplace_back("authorization", std::string(value));
+    } else if (absl::EqualsIgnoreCase(name, rpc::Consistency::kHeader)) {
+      if (rpc::Consistency::Parse(std::string_view(value.data(), value.size())) == 0) {
+        return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             absl::StrCat(rpc::Consistency::kHeader,
+                                          " must be a position a write answered with, e.g. "
+                                          "16/B374D848")),
+                400};
+      }
+      call->metadata.emplace_back(rpc::Consistency::kMetadataKey, std::string(value));
     } else if (name.size() > 14 && absl::StartsWithIgnoreCase(name, "grpc-metadata-")) {
       call->metadata.emplace_back(absl::AsciiStrToLower(name.substr(14)), std::string(value));
     }
@@ -494,13 +506,30 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     // A client that closes its connection cancels the call (and its running SQL).
     auto cancellation = std::make_shared<rpc::Cancellation>();
     respond.OnClientGone([cancellation] { rpc::CancelSoon(cancellation); });
+    // What the call reads after, and where its writes reach (the X-Hotpath-Lsn header both ways):
+    // for reads that send a position, and for every call that may write.
+    std::shared_ptr<rpc::Consistency> consistency;
+    std::uint64_t read_after = 0;
+    for (const auto& [key, value] : call.metadata) {
+      if (key == rpc::Consistency::kMetadataKey) read_after = rpc::Consistency::Parse(value);
+    }
+    if (read_after != 0 || !answer.safe) {
+      consistency = std::make_shared<rpc::Consistency>(read_after);
+    }
+    rpc::LocalCall local_call{call.deadline, std::move(call.metadata), std::move(cancellation)};
+    local_call.consistency = consistency;
     options_.local->Call(
-        *local, *request,
-        rpc::LocalCall{call.deadline, std::move(call.metadata), std::move(cancellation)},
-        [request, respond_unary = std::move(respond_unary)](
+        *local, *request, local_call,
+        [request, consistency, respond_unary = std::move(respond_unary)](
             const grpc::Status& status, const Message* reply,
             const std::shared_ptr<const Message>& shared) {
-          respond_unary(status, reply, nullptr, shared);
+          if (consistency == nullptr || consistency->committed() == 0) {
+            return respond_unary(status, reply, nullptr, shared);
+          }
+          CallResult metadata;
+          metadata.headers.emplace(rpc::Consistency::kMetadataKey,
+                                   rpc::Consistency::Format(consistency->committed()));
+          respond_unary(status, reply, &metadata, shared);
         });
     return;
   }

@@ -149,6 +149,29 @@ pg_start() {
     || { tail -n 20 "$base/log" >&2; return 1; }
 }
 
+# pg_standby PRIMARY_BASE BASE PORT: a hot standby of the cluster in PRIMARY_BASE, made with
+# pg_basebackup -R (streaming replication from it), in BASE on its own socket and PORT; started.
+pg_standby() {
+  local primary=$1 base=$2 port=$3
+  pg_bin || return 1
+  mkdir -p "$base/socket"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$base"
+  if [ ! -f "$base/data/PG_VERSION" ]; then
+    # The primary keeps WAL for a while: the tests' checkpoints (every CREATE DATABASE) must not
+    # remove a segment the backup or a standby still has to stream.
+    "$PG_BIN/psql" -qAt "$(pg_url "$primary" postgres)" -c "ALTER SYSTEM SET wal_keep_size = '512MB'" \
+      -c "SELECT pg_reload_conf()" >/dev/null
+    pg_as_owner "$PG_BIN/pg_basebackup" -D "$base/data" -R -X stream -c fast \
+      -d "host=$primary/socket port=$(pg_port "$primary") user=postgres" >"$base/basebackup.log" 2>&1 \
+      || { cat "$base/basebackup.log" >&2; return 1; }
+    # Later lines win: its own socket and port; everything else as the primary's.
+    printf "unix_socket_directories = '%s'\nport = %s\nlisten_addresses = ''\nhot_standby = on\n" \
+      "$base/socket" "$port" | pg_as_owner tee -a "$base/data/postgresql.conf" >/dev/null
+  fi
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$base/data" -l "$base/log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$base/log" >&2; return 1; }
+}
+
 pg_stop() {
   pg_bin || return 1
   [ -f "$1/data/PG_VERSION" ] || return 0

@@ -77,6 +77,15 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     d->announcer_->Start();
     options.database.on_connect.push_back(db::ChangeAnnouncer::kSessionSetting);
   }
+  if (!options.database_read_urls.empty()) {
+    db::PgPoolOptions standby_pool = options.database;
+    standby_pool.on_acquire_wait = nullptr;
+    d->read_replicas_ = std::make_unique<db::ReadReplicas>(
+        db::ReadReplicasOptions{.primary_url = options.database.database_url,
+                                .standby_urls = options.database_read_urls,
+                                .pool = std::move(standby_pool),
+                                .max_lag = options.read_max_lag});
+  }
   auto pool = db::PgPool::Create(std::move(options.database));
   if (!pool.ok()) return pool.status();
   d->pool_ = *std::move(pool);
@@ -86,6 +95,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   d->gate_ = std::make_unique<rpc::CallGate>(std::move(options.admission));
   module::ModuleContext context{
       .pool = d->pool_.get(),
+      .read_replicas = d->read_replicas_.get(),
       .executor = d->executor_.get(),
       .scheduler = [executor = d->executor_.get()](std::function<void()> task) {
         return executor->Schedule(std::move(task));
@@ -114,6 +124,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   }
   if (options.change_feed && !subscriptions.empty()) {
     db::ChangeFeedOptions with_pool = feed_options;
+    // With standbys, each batch of changes comes with the primary's position: refills read a
+    // standby only once it has replayed it.
+    with_pool.positions = d->read_replicas_ != nullptr;
     with_pool.own_backend = [pool = d->pool_.get(), announcer = d->announcer_.get()](int pid) {
       return pool->OwnsBackend(pid) || (announcer != nullptr && announcer->backend_pid() == pid);
     };
@@ -157,6 +170,10 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         metrics::CoherenceFamilies(self->announcer_ != nullptr ? &announced : nullptr,
                                    self->change_feed_ != nullptr ? &feed : nullptr);
     families.insert(families.end(), coherence_families.begin(), coherence_families.end());
+    if (self->read_replicas_ != nullptr) {
+      auto read_families = metrics::ReadReplicaFamilies(self->read_replicas_->stats());
+      families.insert(families.end(), read_families.begin(), read_families.end());
+    }
     return families;
   });
 
@@ -273,6 +290,7 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   if (executor_ != nullptr) executor_->Stop();
   if (announcer_ != nullptr) announcer_->Stop();  // sends what the last writes left
   if (change_feed_ != nullptr) change_feed_->Stop();
+  if (read_replicas_ != nullptr) read_replicas_->Stop();
   if (server_ != nullptr) server_->StopPolling();
   // After the executor: its last tasks may still answer HTTP requests.
   if (http_ != nullptr) http_->Stop();

@@ -18,6 +18,7 @@
 #include "gateway/gateway.h"
 #include "server/db/change_announcer.h"
 #include "server/db/pg_pool.h"
+#include "server/db/read_replicas.h"
 #include "server/http/coalesced_probe.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
@@ -57,6 +58,12 @@ struct HotpathdOptions {
   // How often a silent change feed checks its connection (the longest a quietly dead one goes
   // unnoticed). Default 250 ms.
   absl::Duration change_feed_check_interval = absl::Milliseconds(250);
+  // Hot standbys of the primary to read from (server/db/read_replicas.h): reads that miss the
+  // caches go to one that has replayed what they must include (the client's own writes, and
+  // every write that invalidated what they refill), else to the primary. Empty: none.
+  std::vector<std::string> database_read_urls;
+  // A standby further behind the primary than this is not read. Default 1 s.
+  absl::Duration read_max_lag = absl::Seconds(1);
   // Threads running database work. 0: the pool's max size (more could only wait for a connection).
   int executor_threads = 0;
   // Database tasks that may wait for a thread before calls are refused with RESOURCE_EXHAUSTED.
@@ -122,6 +129,7 @@ class Hotpathd final {
   std::unique_ptr<metrics::GrpcServerMetrics> grpc_metrics_;  // grpc_server_* series
   prometheus::Histogram* acquire_wait_ = nullptr;             // pool acquire waits
   std::unique_ptr<db::PgPool> pool_;                          // database connections
+  std::unique_ptr<db::ReadReplicas> read_replicas_;           // standbys; null when none
   std::unique_ptr<rpc::Executor> executor_;                   // database work
   std::unique_ptr<rpc::CallGate> gate_;                       // admits every call
   std::unique_ptr<db::ChangeAnnouncer> announcer_;  // tells other replicas; null when feed off

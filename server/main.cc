@@ -9,8 +9,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "server/app/descriptors.h"
 #include "server/app/env.h"
@@ -62,6 +64,12 @@ ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", false),
 ABSL_FLAG(std::string, database_url,
           EnvOr("DATABASE_URL", "postgresql://postgres@localhost:5432/hotpath"),
           "PostgreSQL URL or libpq connection string (env DATABASE_URL)");
+ABSL_FLAG(std::string, database_read_url, EnvOr("HOTPATH_DATABASE_READ_URL", ""),
+          "hot standbys of the primary to read from, separated by ';' (URLs or libpq strings); "
+          "reads go to one that has replayed what they must include, else to the primary "
+          "(env HOTPATH_DATABASE_READ_URL)");
+ABSL_FLAG(absl::Duration, read_max_lag, EnvOr("HOTPATH_READ_MAX_LAG", absl::Seconds(1)),
+          "a standby further behind the primary than this is not read (env HOTPATH_READ_MAX_LAG)");
 ABSL_FLAG(int, pool_min, EnvOr("HOTPATH_POOL_MIN", 2),
           "database connections opened at start (env HOTPATH_POOL_MIN)");
 ABSL_FLAG(int, pool_max, EnvOr("HOTPATH_POOL_MAX", 16),
@@ -184,6 +192,11 @@ int main(int argc, char** argv) {
   options.migrate = absl::GetFlag(FLAGS_migrate);
   options.change_feed = absl::GetFlag(FLAGS_change_feed);
   options.change_feed_check_interval = absl::GetFlag(FLAGS_change_feed_check_interval);
+  for (absl::string_view url :
+       absl::StrSplit(absl::GetFlag(FLAGS_database_read_url), ';', absl::SkipWhitespace())) {
+    options.database_read_urls.emplace_back(absl::StripAsciiWhitespace(url));
+  }
+  options.read_max_lag = absl::GetFlag(FLAGS_read_max_lag);
   options.change_feed_max_staleness = absl::GetFlag(FLAGS_change_feed_max_staleness);
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   options.worker_nice = std::clamp(absl::GetFlag(FLAGS_worker_nice), 0, 19);

@@ -290,7 +290,7 @@ TEST(ChangeAnnouncerTest, PendingAnnouncementsGoOutAsOnePayloadOrAsAStar) {
   std::vector<std::string> received;
   db::ChangeFeed feed({.database_url = database.url()}, {{.channel = "announcer_test",
                                                           .on_change =
-                                                              [&](std::string_view payload) {
+                                                              [&](std::string_view payload, std::uint64_t) {
                                                                 std::lock_guard lock(mu);
                                                                 received.emplace_back(payload);
                                                               },

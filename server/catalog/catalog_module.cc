@@ -6,7 +6,7 @@ namespace hotpath::catalog {
 
 absl::Status CatalogModule::Start(const module::ModuleContext& context) {
   tokens_ = std::make_unique<PageTokenCodec>(options_.page_token_secret);
-  store_ = std::make_unique<PgItemStore>(context.pool);
+  store_ = std::make_unique<PgItemStore>(context.pool, context.read_replicas);
   service_ = std::make_unique<CatalogService>(store_.get(), tokens_.get(), context.scheduler,
                                               options_.cache);
   CatalogService* catalog = service_.get();
@@ -44,7 +44,10 @@ std::vector<db::ChangeSubscription> CatalogModule::ChangeSubscriptions() {
   if (service_->item_cache() == nullptr && service_->list_cache() == nullptr) return {};
   CatalogService* catalog = service_.get();
   return {{.channel = CatalogService::kChangeChannel,
-           .on_change = [catalog](std::string_view payload) { catalog->OnItemsChanged(payload); },
+           .on_change = [catalog](std::string_view payload,
+                                  std::uint64_t position) {
+             catalog->OnItemsChanged(payload, position);
+           },
            .on_lost = [catalog](absl::Duration max_age) { catalog->DistrustCaches(max_age); },
            .on_restored = [catalog] { catalog->TrustCaches(); }}};
 }

@@ -1,5 +1,6 @@
 #include "server/catalog/catalog_service.h"
 
+#include <cstdint>
 #include <functional>
 #include <unordered_map>
 #include <utility>
@@ -8,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/rpc/consistency.h"
 #include "server/rpc/status.h"
 
 namespace hotpath::catalog {
@@ -126,6 +128,24 @@ void LoadWith(const cache::Scheduler& scheduler, CatalogService::Done<T> done, L
   if (!refused.ok()) (*shared)(std::move(refused));
 }
 
+// The write position this call's reads must include (read-your-writes); 0: none asked.
+std::uint64_t ReadAfter() {
+  const rpc::Consistency* consistency = rpc::Consistency::Current();
+  return consistency != nullptr ? consistency->read_after() : 0;
+}
+
+// LoadWith for a read that must include position: past every cache (a cache cannot tell how
+// recent its entries are), with the position Current() where load reads the store.
+template <class T, class Load>
+void LoadAfter(const cache::Scheduler& scheduler, std::uint64_t position,
+               CatalogService::Done<T> done, Load load) {
+  LoadWith<T>(scheduler, std::move(done), [position, load = std::move(load)]() mutable {
+    rpc::Consistency consistency(position);
+    rpc::Consistency::Scope scope(&consistency);
+    return load();
+  });
+}
+
 }  // namespace
 
 CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
@@ -178,16 +198,22 @@ void CatalogService::Invalidate(std::int64_t id) {
   if (announce_) announce_(absl::StrCat(id));
 }
 
-void CatalogService::OnItemsChanged(std::string_view payload) {
-  if (lists_ != nullptr) lists_->Clear();
-  if (items_ == nullptr) return;
-  std::vector<std::int64_t> ids;
+void CatalogService::OnItemsChanged(std::string_view payload, std::uint64_t position) {
+  std::vector<std::int64_t> ids;  // empty: every item ("*", or not what we sent)
   for (absl::string_view part :
        absl::StrSplit(absl::string_view(payload.data(), payload.size()), ',', absl::SkipEmpty())) {
     std::int64_t id = 0;
-    if (!absl::SimpleAtoi(part, &id)) return items_->Clear();  // "*", or not what we sent
+    if (!absl::SimpleAtoi(part, &id)) {
+      ids.clear();
+      break;
+    }
     ids.push_back(id);
   }
+  // First the store learns what reads must include, so no refill after the invalidation below
+  // reads a copy that has not replayed the write.
+  store_->Changed(ids, position);
+  if (lists_ != nullptr) lists_->Clear();
+  if (items_ == nullptr) return;
   if (ids.empty()) return items_->Clear();
   for (const std::int64_t id : ids) items_->Invalidate(id);
 }
@@ -211,6 +237,11 @@ void CatalogService::TrustCaches() {
 void CatalogService::GetItem(const v1::GetItemRequest& request, absl::Time deadline,
                              Done<v1::Item> done) {
   if (absl::Status s = ValidateGet(request); !s.ok()) return done(s);
+  if (const std::uint64_t after = ReadAfter(); after != 0) {
+    return LoadAfter<v1::Item>(scheduler_, after, std::move(done), [this, id = request.id(), deadline] {
+      return store_->Get(id, deadline);
+    });
+  }
   if (items_ != nullptr) return items_->Get(request.id(), std::move(done), deadline);
   if (item_reads_ != nullptr) {
     return item_reads_->Get(request.id(), deadline,
@@ -227,6 +258,17 @@ void CatalogService::BatchGetItems(const v1::BatchGetItemsRequest& request, absl
                                    Done<v1::BatchGetItemsResponse> done) {
   if (absl::Status s = ValidateBatchGet(request); !s.ok()) return done(s);
   const std::vector<std::int64_t> ids(request.ids().begin(), request.ids().end());
+  if (const std::uint64_t after = ReadAfter(); after != 0) {
+    return LoadAfter<v1::BatchGetItemsResponse>(
+        scheduler_, after, std::move(done),
+        [this, ids, deadline]() -> absl::StatusOr<v1::BatchGetItemsResponse> {
+          auto items = store_->BatchGet(ids, deadline);
+          if (!items.ok()) return items.status();
+          v1::BatchGetItemsResponse response;
+          for (auto& item : *items) *response.add_items() = std::move(item);
+          return response;
+        });
+  }
   // Whatever the cache holds answers now; the rest comes from one query.
   auto found = std::make_shared<std::vector<std::shared_ptr<const v1::Item>>>(ids.size());
   std::vector<std::int64_t> missing;
@@ -271,6 +313,12 @@ void CatalogService::BatchGetItems(const v1::BatchGetItemsRequest& request, absl
 void CatalogService::GetCategoryStats(const v1::GetCategoryStatsRequest& request,
                                       absl::Time deadline, Done<v1::CategoryStats> done) {
   if (absl::Status s = ValidateCategoryStats(request); !s.ok()) return done(s);
+  if (const std::uint64_t after = ReadAfter(); after != 0) {
+    return LoadAfter<v1::CategoryStats>(scheduler_, after, std::move(done),
+                                        [this, category = request.category(), deadline] {
+                                          return store_->CategoryStats(category, deadline);
+                                        });
+  }
   if (stats_ != nullptr) return stats_->Get(request.category(), std::move(done), deadline);
   LoadWith<v1::CategoryStats>(scheduler_, std::move(done),
                               [this, category = request.category(), deadline] {
@@ -316,6 +364,11 @@ void CatalogService::ListItems(const v1::ListItemsRequest& request, absl::Time d
                                Done<v1::ListItemsResponse> done) {
   absl::StatusOr<std::string> key = ListKey(request);
   if (!key.ok()) return done(key.status());
+  if (const std::uint64_t after = ReadAfter(); after != 0) {
+    return LoadAfter<v1::ListItemsResponse>(
+        scheduler_, after, std::move(done),
+        [this, key = *std::move(key), deadline] { return LoadList(key, deadline); });
+  }
   if (lists_ != nullptr) return lists_->Get(*key, std::move(done), deadline);
   LoadWith<v1::ListItemsResponse>(
       scheduler_, std::move(done),

@@ -97,7 +97,9 @@ class CatalogService final {
   static constexpr char kChangeChannel[] = "hotpath_catalog_items";
   // A change made anywhere (this replica, another one, psql): payload is what the trigger sent,
   // comma-separated ids or "*" for all. Drops the items named and every list page. Malformed: all.
-  void OnItemsChanged(std::string_view payload);
+  // position: the primary's write position once the change was received (0: not known), told to
+  // the store before anything is dropped (ItemStore::Changed).
+  void OnItemsChanged(std::string_view payload, std::uint64_t position = 0);
   // The feed of changes is down: the item and list caches serve no entry older than max_age (what
   // changed since is not announced). Back: they start empty (what changed was missed) and entries
   // live their TTL again.

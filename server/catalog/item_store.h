@@ -79,6 +79,10 @@ class ItemStore {
                                                           absl::Time deadline) = 0;
   // An import that writes nothing visible until it commits; destroyed uncommitted, rolled back.
   virtual absl::StatusOr<std::unique_ptr<ItemImport>> BeginImport(absl::Time deadline) = 0;
+  // Writes made elsewhere (another replica, psql) changed items ids (every item when empty) and
+  // committed before position: reads of them must include it. For stores that read from copies
+  // that may lag (standbys); 0: the position is not known. Nothing by default.
+  virtual void Changed(const std::vector<std::int64_t>& ids, std::uint64_t position) {}
 };
 
 // "1234" for version 1234: the etag form of a row version.

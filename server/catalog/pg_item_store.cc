@@ -1,6 +1,8 @@
 #include "server/catalog/pg_item_store.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <pqxx/pqxx>
 #include <unordered_map>
 #include <utility>
@@ -11,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "server/db/pg_status.h"
 #include "server/db/with_connection.h"
+#include "server/rpc/consistency.h"
 
 namespace hotpath::catalog {
 namespace {
@@ -172,8 +175,11 @@ absl::Status ExplainNoMatch(pqxx::connection& connection, std::int64_t id) {
 
 class CopyImport final : public ItemImport {
  public:
-  CopyImport(db::PgLease lease, absl::Time deadline)
-      : lease_(std::move(lease)), tx_(lease_.connection(), "import") {
+  // committed: told the connection once the import has committed.
+  CopyImport(db::PgLease lease, absl::Time deadline,
+             std::function<void(pqxx::connection&)> committed)
+      : lease_(std::move(lease)), tx_(lease_.connection(), "import"),
+        committed_(std::move(committed)) {
     // statement_timeout bounds the whole COPY: the caller's deadline, or none at all.
     const absl::Duration left = deadline - absl::Now();
     // PostgreSQL takes at most INT_MAX ms (24.8 days); a longer deadline is as good as none.
@@ -219,6 +225,7 @@ class CopyImport final : public ItemImport {
       stream_->complete();
       stream_.reset();
       tx_.commit();
+      committed_(lease_.connection());
       return written_;
     } catch (const std::exception& e) {
       stream_.reset();
@@ -246,6 +253,7 @@ class CopyImport final : public ItemImport {
 
   db::PgLease lease_;                        // the connection the import holds
   pqxx::work tx_;                            // everything or nothing
+  std::function<void(pqxx::connection&)> committed_;  // after the commit
   std::unique_ptr<pqxx::stream_to> stream_;  // the COPY in progress; null once completed
   std::int64_t written_ = 0;                 // rows sent so far
 };
@@ -276,9 +284,65 @@ absl::StatusOr<T> PgItemStore::WithConnection(const char* what, absl::Time deadl
   return db::WithConnection<T>(*pool_, what, deadline, idempotent, std::move(fn));
 }
 
+template <class T, class Floor, class Fn>
+absl::StatusOr<T> PgItemStore::Read(const char* what, absl::Time deadline, Floor floor, Fn fn) {
+  if (replicas_ != nullptr) {
+    const rpc::Consistency* consistency = rpc::Consistency::Current();
+    const std::uint64_t position =
+        std::max<std::uint64_t>(floor(), consistency != nullptr ? consistency->read_after() : 0);
+    if (db::PgPool* standby = replicas_->For(position); standby != nullptr) {
+      auto result = db::WithConnection<T>(*standby, what, deadline, true, fn);
+      // An answer, or a failure that is the request's own; otherwise (the standby went away, a
+      // conflict with recovery cancelled the query) the primary answers.
+      switch (result.status().code()) {
+        case absl::StatusCode::kUnavailable:
+        case absl::StatusCode::kAborted:
+        case absl::StatusCode::kInternal:
+        case absl::StatusCode::kUnknown:
+        case absl::StatusCode::kResourceExhausted:
+          break;
+        default:
+          return result;
+      }
+    }
+  }
+  return WithConnection<T>(what, deadline, true, std::move(fn));
+}
+
+void PgItemStore::Wrote(pqxx::connection& c, const std::vector<std::int64_t>& keys) {
+  if (replicas_ == nullptr) return;
+  std::uint64_t position = 0;
+  try {
+    position = rpc::Consistency::Parse(
+        pqxx::nontransaction(c).exec1("SELECT pg_current_wal_insert_lsn()")[0].c_str());
+  } catch (const std::exception&) {
+    // Written, but where is not known: no standby is read until the primary is sampled again.
+  }
+  if (position == 0) return replicas_->WroteUnknown();
+  if (rpc::Consistency* consistency = rpc::Consistency::Current()) {
+    consistency->Committed(position);
+  }
+  if (keys.empty()) return replicas_->WroteAll(position);
+  replicas_->Wrote(position, keys);
+}
+
+void PgItemStore::MayHaveWritten(const absl::Status& status) {
+  // A connection lost mid-statement leaves the outcome unknown.
+  if (replicas_ != nullptr && (absl::IsUnavailable(status) || absl::IsUnknown(status))) {
+    replicas_->WroteUnknown();
+  }
+}
+
+void PgItemStore::Changed(const std::vector<std::int64_t>& ids, std::uint64_t position) {
+  if (replicas_ == nullptr || position == 0) return;
+  if (ids.empty()) return replicas_->WroteAll(position);
+  replicas_->Wrote(position, ids);
+}
+
 absl::StatusOr<v1::Item> PgItemStore::Get(std::int64_t id, absl::Time deadline) {
-  return WithConnection<v1::Item>(
-      "reading an item", deadline, true, [id](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
+  return Read<v1::Item>(
+      "reading an item", deadline, [&] { return replicas_->FloorOf({id}); },
+      [id](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
         pqxx::nontransaction tx(c);
         const pqxx::result rows = tx.exec_prepared(kGetItem, id);
         if (rows.empty()) return absl::NotFoundError(absl::StrCat("item ", id, " not found"));
@@ -312,8 +376,9 @@ absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> PgItemStore::GetEach(
     const std::vector<std::int64_t>& ids, absl::Time deadline) {
   const std::string literal = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
   using Results = std::vector<absl::StatusOr<v1::Item>>;
-  return WithConnection<Results>(
-      "reading items", deadline, true, [&](pqxx::connection& c) -> absl::StatusOr<Results> {
+  return Read<Results>(
+      "reading items", deadline, [&] { return replicas_->FloorOf(ids); },
+      [&](pqxx::connection& c) -> absl::StatusOr<Results> {
         pqxx::nontransaction tx(c);
         const pqxx::result rows = tx.exec_prepared(kBatchGetItems, literal);
         std::unordered_map<std::int64_t, v1::Item> found;
@@ -345,7 +410,7 @@ absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> PgItemStore::GetEach(
 absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::string& request_id,
                                              absl::Time deadline) {
   const std::string tags = TextArrayLiteral(item.tags());
-  return WithConnection<v1::Item>(
+  auto result = WithConnection<v1::Item>(
       "creating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
         pqxx::nontransaction tx(c);
         pqxx::result rows =
@@ -363,8 +428,11 @@ absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::st
         }
         v1::Item created;
         RowToItem(rows[0], &created);
+        Wrote(c, {created.id()});
         return created;
       });
+  MayHaveWritten(result.status());
+  return result;
 }
 
 absl::StatusOr<v1::Item> PgItemStore::Update(const v1::Item& item, const ItemFields& fields,
@@ -374,7 +442,7 @@ absl::StatusOr<v1::Item> PgItemStore::Update(const v1::Item& item, const ItemFie
   const std::string price = absl::StrCat(item.price_cents());
   const std::string stock = absl::StrCat(item.stock());
   const std::string version = expected_version ? absl::StrCat(*expected_version) : "";
-  return WithConnection<v1::Item>(
+  auto result = WithConnection<v1::Item>(
       "updating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
         pqxx::result rows;
         {
@@ -388,8 +456,11 @@ absl::StatusOr<v1::Item> PgItemStore::Update(const v1::Item& item, const ItemFie
         if (rows.empty()) return ExplainNoMatch(c, item.id());
         v1::Item updated;
         RowToItem(rows[0], &updated);
+        Wrote(c, {updated.id()});
         return updated;
       });
+  MayHaveWritten(result.status());
+  return result;
 }
 
 absl::Status PgItemStore::Delete(std::int64_t id, std::optional<std::int64_t> expected_version,
@@ -403,16 +474,18 @@ absl::Status PgItemStore::Delete(std::int64_t id, std::optional<std::int64_t> ex
           rows = tx.exec_prepared(kDeleteItem, id, expected_version ? version.c_str() : nullptr);
         }
         if (rows.empty()) return ExplainNoMatch(c, id);
+        Wrote(c, {id});
         return true;
       });
+  MayHaveWritten(result.status());
   return result.status();
 }
 
 absl::StatusOr<std::vector<v1::Item>> PgItemStore::List(const ItemFilter& filter,
                                                         const PageCursor& after, int limit,
                                                         absl::Time deadline) {
-  return WithConnection<std::vector<v1::Item>>(
-      "listing items", deadline, true,
+  return Read<std::vector<v1::Item>>(
+      "listing items", deadline, [&] { return replicas_->FloorOfAll(); },
       [&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Item>> {
         pqxx::nontransaction tx(c);
         pqxx::result rows;
@@ -438,8 +511,8 @@ absl::StatusOr<std::vector<RankedItem>> PgItemStore::Search(const std::string& q
   // The previous page's last rank, exactly.
   const std::string rank = after && after->last_rank ? RankText(*after->last_rank) : "";
   const std::int64_t after_id = after ? after->last_id : 0;
-  return WithConnection<std::vector<RankedItem>>(
-      "searching items", deadline, true,
+  return Read<std::vector<RankedItem>>(
+      "searching items", deadline, [&] { return replicas_->FloorOfAll(); },
       [&](pqxx::connection& c) -> absl::StatusOr<std::vector<RankedItem>> {
         pqxx::nontransaction tx(c);
         const pqxx::result rows = tx.exec_prepared(
@@ -455,8 +528,8 @@ absl::StatusOr<std::vector<RankedItem>> PgItemStore::Search(const std::string& q
 
 absl::StatusOr<v1::CategoryStats> PgItemStore::CategoryStats(const std::string& category,
                                                              absl::Time deadline) {
-  return WithConnection<v1::CategoryStats>(
-      "computing category stats", deadline, true,
+  return Read<v1::CategoryStats>(
+      "computing category stats", deadline, [&] { return replicas_->FloorOfAll(); },
       [&](pqxx::connection& c) -> absl::StatusOr<v1::CategoryStats> {
         pqxx::nontransaction tx(c);
         const pqxx::result rows = tx.exec_prepared(kCategoryStats, category);
@@ -479,7 +552,8 @@ absl::StatusOr<std::unique_ptr<ItemImport>> PgItemStore::BeginImport(absl::Time 
   auto lease = pool_->Acquire(deadline);
   if (!lease.ok()) return lease.status();
   try {
-    return std::unique_ptr<ItemImport>(new CopyImport(*std::move(lease), deadline));
+    return std::unique_ptr<ItemImport>(new CopyImport(
+        *std::move(lease), deadline, [this](pqxx::connection& c) { Wrote(c, {}); }));
   } catch (const std::exception& e) {
     return db::StatusFromException(e, "starting an import");
   }

@@ -10,6 +10,7 @@
 
 #include "server/catalog/item_store.h"
 #include "server/db/pg_pool.h"
+#include "server/db/read_replicas.h"
 
 namespace hotpath::catalog {
 
@@ -18,7 +19,9 @@ class PgItemStore final : public ItemStore {
   // What the pool must prepare on each connection for this store.
   static std::vector<db::PreparedStatement> Statements();
 
-  explicit PgItemStore(db::PgPool* pool) : pool_(pool) {}
+  // replicas: hot standbys for reads (null: every read goes to pool, the primary's).
+  explicit PgItemStore(db::PgPool* pool, db::ReadReplicas* replicas = nullptr)
+      : pool_(pool), replicas_(replicas) {}
 
   absl::StatusOr<v1::Item> Get(std::int64_t id, absl::Time deadline) override;
   absl::StatusOr<std::vector<v1::Item>> BatchGet(const std::vector<std::int64_t>& ids,
@@ -41,12 +44,23 @@ class PgItemStore final : public ItemStore {
                                                   absl::Time deadline) override;
   // A COPY inside one transaction, holding one pooled connection until it commits or is destroyed.
   absl::StatusOr<std::unique_ptr<ItemImport>> BeginImport(absl::Time deadline) override;
+  void Changed(const std::vector<std::int64_t>& ids, std::uint64_t position) override;
 
  private:
   template <class T, class Fn>
   absl::StatusOr<T> WithConnection(const char* what, absl::Time deadline, bool idempotent, Fn fn);
+  // A read: on a standby that has replayed what it must include (floor(), and the call's
+  // read-your-writes position), else on the primary; a standby that fails leaves it to the
+  // primary.
+  template <class T, class Floor, class Fn>
+  absl::StatusOr<T> Read(const char* what, absl::Time deadline, Floor floor, Fn fn);
+  // A write (or a failure that may have written) finished on c: with standbys, tells the call
+  // and the floors the position of its commit (keys: the rows written; empty: any row).
+  void Wrote(pqxx::connection& c, const std::vector<std::int64_t>& keys);
+  void MayHaveWritten(const absl::Status& status);
 
-  db::PgPool* pool_;  // shared with whoever else uses the database
+  db::PgPool* pool_;             // shared with whoever else uses the database
+  db::ReadReplicas* replicas_;   // standbys for reads; null: none
 };
 
 }  // namespace hotpath::catalog

@@ -9,6 +9,7 @@
 
 #include "absl/time/clock.h"
 #include "server/db/pg_pool.h"
+#include "server/rpc/consistency.h"
 
 namespace hotpath::db {
 
@@ -28,7 +29,8 @@ class ChangeFeed::Receiver final : public pqxx::notification_receiver {
       ++(own ? feed_->stats_.own_writes : feed_->stats_.notifications);
       feed_->stats_.last_notification = absl::Now();
     }
-    if (!own) subscription_.on_change(payload);
+    // Handed on once the batch is in and its position known (Deliver).
+    if (!own) feed_->pending_.emplace_back(&subscription_, payload);
   }
 
  private:
@@ -96,6 +98,21 @@ void ChangeFeed::Run() {
   }
 }
 
+void ChangeFeed::Deliver(pqxx::connection& connection) {
+  if (pending_.empty()) return;
+  // The batch is what was received before the position is asked for, so the position is past
+  // every commit in it; what arrives with the answer waits for the next round.
+  std::vector<std::pair<const ChangeSubscription*, std::string>> batch;
+  batch.swap(pending_);
+  std::uint64_t position = 0;
+  if (options_.positions) {
+    const pqxx::row row =
+        pqxx::nontransaction(connection).exec1("SELECT pg_current_wal_insert_lsn()");
+    position = rpc::Consistency::Parse(row[0].c_str());
+  }
+  for (const auto& [subscription, payload] : batch) subscription->on_change(payload, position);
+}
+
 void ChangeFeed::Listen() {
   const absl::Duration interval = options_.check_interval;
   const long seconds = static_cast<long>(absl::ToInt64Seconds(interval));
@@ -122,6 +139,7 @@ void ChangeFeed::Listen() {
         pqxx::nontransaction(connection).exec("SELECT 1");  // still there?
         connection.get_notifs();                            // what arrived with the answer
       }
+      Deliver(connection);
     }
   } catch (const std::exception& e) {
     if (!stopping_.load()) {

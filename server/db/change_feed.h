@@ -12,10 +12,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <pqxx/connection>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -25,8 +27,10 @@ namespace hotpath::db {
 struct ChangeSubscription {
   // The NOTIFY channel, e.g. "hotpath_catalog_items".
   std::string channel;
-  // Each notification's payload. On the feed's thread; must not block for long.
-  std::function<void(std::string_view payload)> on_change;
+  // Each notification's payload, and the primary's write position once it was received (past the
+  // commit that sent it; 0 unless ChangeFeedOptions::positions). On the feed's thread; must not
+  // block for long.
+  std::function<void(std::string_view payload, std::uint64_t position)> on_change;
   // The feed went down: notifications may be missed from now on. What was cached may be served
   // for max_staleness (ChangeFeedOptions) after it was loaded, no longer.
   std::function<void(absl::Duration max_staleness)> on_lost;
@@ -51,6 +55,10 @@ struct ChangeFeedOptions {
   // invalidated this process's caches before they were answered, so their echo is skipped (and
   // cannot clear pages again a moment later). Null: every notification is handed on.
   std::function<bool(int backend_pid)> own_backend;
+  // Whether to ask the primary its write position (one round trip) after each batch of
+  // notifications and hand it with them: reads that refill a cache from a standby must include
+  // it (read_replicas.h).
+  bool positions = false;
 };
 
 struct ChangeFeedStats {
@@ -86,10 +94,14 @@ class ChangeFeed final {
   void Run();
   // One connection's life: LISTEN, then hand on notifications until it fails or Stop.
   void Listen();
+  // Hands the notifications received so far to their subscribers, with the position if asked.
+  void Deliver(pqxx::connection& connection);
   void SetConnected(bool connected);
 
   const ChangeFeedOptions options_;                      // as given
   const std::vector<ChangeSubscription> subscriptions_;  // who is told what
+  // Received, not yet handed on (the feed's thread only).
+  std::vector<std::pair<const ChangeSubscription*, std::string>> pending_;
   std::thread thread_;                                   // runs Run
   std::atomic<bool> stopping_{false};                    // Stop was called
   mutable std::mutex mu_;                                // guards the below

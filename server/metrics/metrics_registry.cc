@@ -151,6 +151,32 @@ std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {
   };
 }
 
+std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicasStats& stats) {
+  std::vector<Sample> usable, lag, reads;
+  for (std::size_t i = 0; i < stats.standbys.size(); ++i) {
+    const db::StandbyStats& standby = stats.standbys[i];
+    const std::vector<std::pair<std::string, std::string>> label{{"standby", std::to_string(i)}};
+    usable.emplace_back(label, standby.usable ? 1.0 : 0.0);
+    lag.emplace_back(label, standby.lag == absl::InfiniteDuration()
+                                ? -1.0
+                                : absl::ToDoubleSeconds(standby.lag));
+    reads.emplace_back(label, static_cast<double>(standby.reads));
+  }
+  return {GaugeFamily("hotpath_read_standby_usable",
+                      "1 while reads go to the standby (reachable, in recovery, within the lag "
+                      "bound).",
+                      usable),
+          GaugeFamily("hotpath_read_standby_lag_seconds",
+                      "How long ago the primary first wrote past what the standby has replayed; "
+                      "-1 when unknown.",
+                      lag),
+          CounterFamily("hotpath_read_standby_reads_total", "Reads sent to the standby.", reads),
+          CounterFamily("hotpath_read_primary_reads_total",
+                        "Reads sent to the primary because no standby had replayed what they "
+                        "must include (or none was usable).",
+                        {{{}, static_cast<double>(stats.primary_reads)}})};
+}
+
 std::vector<prometheus::MetricFamily> CoherenceFamilies(const db::ChangeAnnouncerStats* announced,
                                                         const db::ChangeFeedStats* feed) {
   std::vector<prometheus::MetricFamily> families;

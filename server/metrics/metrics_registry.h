@@ -16,6 +16,7 @@
 #include "server/db/change_announcer.h"
 #include "server/db/change_feed.h"
 #include "server/db/pg_pool.h"
+#include "server/db/read_replicas.h"
 
 namespace hotpath::metrics {
 
@@ -57,6 +58,10 @@ std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats)
 // hotpath_change_feed_*: what its change feed heard (null: no feed).
 std::vector<prometheus::MetricFamily> CoherenceFamilies(const db::ChangeAnnouncerStats* announced,
                                                         const db::ChangeFeedStats* feed);
+
+// hotpath_read_*: each standby's usability, lag and reads ({standby="0"}, in the order given), and
+// the reads that went to the primary for want of one far enough along.
+std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicasStats& stats);
 
 // hotpath_cache_*{cache="..."}: hits, misses, loads, load errors, evictions, entries.
 std::vector<prometheus::MetricFamily> CacheFamilies(

@@ -15,6 +15,7 @@
 #include "server/db/change_feed.h"
 #include "server/db/migrations.h"
 #include "server/db/pg_pool.h"
+#include "server/db/read_replicas.h"
 #include "server/rpc/executor.h"
 #include "server/rpc/service_bindings.h"
 
@@ -23,6 +24,9 @@ namespace hotpath::module {
 // What hotpathd shares with every module. Everything here outlives the module's calls.
 struct ModuleContext {
   db::PgPool* pool = nullptr;         // the database, with every module's statements prepared
+  // Hot standbys to read from (their pools prepare the same statements); null: none, every read
+  // goes to pool. A store that reads them keeps read-your-writes (server/db/read_replicas.h).
+  db::ReadReplicas* read_replicas = nullptr;
   rpc::Executor* executor = nullptr;  // runs whatever blocks (database work)
   cache::Scheduler scheduler;         // the executor, as caches schedule their loads
   // Tells the other replicas about a write that committed: payload goes out on the NOTIFY channel

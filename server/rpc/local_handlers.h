@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/cancellation.h"
+#include "server/rpc/consistency.h"
 #include "server/rpc/status.h"
 
 namespace hotpath::rpc {
@@ -27,6 +28,9 @@ struct LocalCall {
   absl::Time deadline = absl::InfiniteFuture();               // the caller's deadline
   std::vector<std::pair<std::string, std::string>> metadata;  // as a gRPC client would send
   std::shared_ptr<Cancellation> cancellation;  // raised if the caller leaves; may be null
+  // What the call reads after, and where its writes reach (read by the caller once done); null:
+  // a read with no position.
+  std::shared_ptr<Consistency> consistency;
 };
 
 // response is valid only during the call (null unless status is OK). shared, when not null, is

@@ -19,6 +19,7 @@
 #include <google/protobuf/descriptor.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,9 +28,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/rpc/async_server.h"
 #include "server/rpc/client_stream_call.h"
+#include "server/rpc/consistency.h"
 #include "server/rpc/local_handlers.h"
 #include "server/rpc/server_stream_call.h"
 #include "server/rpc/streams.h"
@@ -41,6 +44,22 @@ namespace hotpath::rpc {
 // data changes, so a front end may keep what it derives from them (the gateway's rendered JSON)
 // for as long as the object lives; or objects built for each call.
 enum class Answers { kHeld, kBuilt };
+
+// The position a call's reads must include (metadata x-hotpath-lsn, see consistency.h), 0 when it
+// sent none; INVALID_ARGUMENT when what it sent is not one.
+inline absl::StatusOr<std::uint64_t> ReadAfterOf(const grpc::ServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find(Consistency::kMetadataKey);
+  if (it == metadata.end()) return 0;
+  const std::uint64_t position =
+      Consistency::Parse(std::string_view(it->second.data(), it->second.size()));
+  if (position == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Consistency::kMetadataKey,
+                     " must be a position a write answered with, e.g. 16/B374D848"));
+  }
+  return position;
+}
 
 // Whether a client that departs (cancels, disconnects) cancels an OnExecutor method's work (its
 // database statements) or lets it finish.
@@ -68,6 +87,10 @@ class ServiceBindings final : public RpcModule {
         {service_.get(), descriptor,
          [impl, function](grpc::ServerContext& context, const Request& request,
                           UnaryResponder<Response> responder) {
+           auto read_after = ReadAfterOf(context);
+           if (!read_after.ok()) return responder.Finish(ToGrpcStatus(read_after.status()));
+           Consistency consistency(*read_after);
+           Consistency::Scope scope(*read_after != 0 ? &consistency : nullptr);
            auto shared = std::make_shared<UnaryResponder<Response>>(std::move(responder));
            (impl->*function)(request, DeadlineOf(context),
                              [shared](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
@@ -78,6 +101,7 @@ class ServiceBindings final : public RpcModule {
     local_.Add(descriptor, [impl, function, held = answers == Answers::kHeld](
                                const google::protobuf::Message& message, const LocalCall& call,
                                LocalDone done) {
+      Consistency::Scope scope(call.consistency.get());
       (impl->*function)(
           static_cast<const Request&>(message), call.deadline,
           [done = std::move(done), held](const absl::StatusOr<std::shared_ptr<const Response>>& r) {
@@ -100,10 +124,22 @@ class ServiceBindings final : public RpcModule {
         {service_.get(), descriptor,
          [impl, function, executor](grpc::ServerContext& context, const Request& request,
                                     UnaryResponder<Response> responder) {
-           // The call, and so request, lives until the responder answers.
+           auto read_after = ReadAfterOf(context);
+           if (!read_after.ok()) return responder.Finish(ToGrpcStatus(read_after.status()));
+           // The call, and so request and context, live until the responder answers; the
+           // initial metadata goes out with the answer, after work.
            RunOnExecutor(*executor, std::move(responder),
-                         [impl, function, &request, deadline = DeadlineOf(context)] {
-                           return (impl->*function)(request, deadline);
+                         [impl, function, &request, &context, deadline = DeadlineOf(context),
+                          read_after = *read_after] {
+                           Consistency consistency(read_after);
+                           Consistency::Scope scope(&consistency);
+                           auto result = (impl->*function)(request, deadline);
+                           if (consistency.committed() != 0) {
+                             context.AddInitialMetadata(
+                                 Consistency::kMetadataKey,
+                                 Consistency::Format(consistency.committed()));
+                           }
+                           return result;
                          });
          },
          departure == Departure::kCancels});
@@ -114,7 +150,9 @@ class ServiceBindings final : public RpcModule {
                  // request lives until done runs.
                  RunOnExecutor(
                      *executor, departure == Departure::kCancels ? call.cancellation : nullptr,
-                     [impl, function, &request, deadline = call.deadline] {
+                     [impl, function, &request, deadline = call.deadline,
+                      consistency = call.consistency] {
+                       Consistency::Scope scope(consistency.get());
                        return (impl->*function)(request, deadline);
                      },
                      [done = std::move(done)](const absl::StatusOr<Response>& result) {

@@ -1,0 +1,247 @@
+#include "server/db/read_replicas.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+#include <pqxx/pqxx>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "server/rpc/consistency.h"
+
+namespace hotpath::db {
+namespace {
+
+constexpr char kMonitorName[] = "hotpath-read-monitor";
+
+// A position as PostgreSQL writes it, or nullopt for NULL.
+std::optional<std::uint64_t> Position(const pqxx::field& field) {
+  if (field.is_null()) return std::nullopt;
+  return rpc::Consistency::Parse(field.c_str());
+}
+
+}  // namespace
+
+ReadReplicas::ReadReplicas(ReadReplicasOptions options) : options_(std::move(options)) {
+  for (const std::string& url : options_.standby_urls) {
+    auto standby = std::make_unique<Standby>();
+    standby->url = url;
+    standbys_.push_back(std::move(standby));
+  }
+  monitor_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "hotpath-replicas");
+    Run();
+  });
+}
+
+ReadReplicas::~ReadReplicas() { Stop(); }
+
+void ReadReplicas::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  for (auto& standby : standbys_) {
+    standby->usable = false;
+    if (standby->pool != nullptr) standby->pool->Close();
+  }
+}
+
+void ReadReplicas::Run() {
+  std::unique_ptr<pqxx::connection> primary;
+  std::vector<std::unique_ptr<pqxx::connection>> monitors(standbys_.size());
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    Sample(primary, monitors);
+    lock.lock();
+    ++rounds_;
+    wake_.notify_all();
+    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.check_interval),
+                   [this] { return stopping_; });
+  }
+}
+
+void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
+                          std::vector<std::unique_ptr<pqxx::connection>>& monitors) {
+  const absl::Duration connect = std::min(options_.pool.connect_timeout, absl::Seconds(2));
+  std::int64_t marks = 0;  // writes at unknown positions before this sample
+  {
+    std::lock_guard lock(floors_mu_);
+    marks = unknown_marks_;
+  }
+  // The primary's position now, and when it had each position of the last max_lag + 1 s.
+  std::optional<std::uint64_t> written;
+  try {
+    if (primary == nullptr) {
+      primary = std::make_unique<pqxx::connection>(
+          DedicatedConnection(options_.primary_url, connect, kMonitorName));
+    }
+    written = Position(
+        pqxx::nontransaction(*primary).exec1("SELECT pg_current_wal_insert_lsn()")[0]);
+  } catch (const std::exception& e) {
+    primary.reset();
+  }
+  const absl::Time now = absl::Now();
+  if (written.has_value()) {
+    written_ = *written;
+    if (history_.empty() || history_.back().second < *written) history_.emplace_back(now, *written);
+    while (history_.size() > 1 && now - history_[1].first > options_.max_lag + absl::Seconds(1)) {
+      history_.pop_front();
+    }
+  }
+  std::optional<std::uint64_t> passed_by_all;
+  for (std::size_t i = 0; i < standbys_.size(); ++i) {
+    Standby& standby = *standbys_[i];
+    if (standby.pool == nullptr) {
+      PgPoolOptions pool = options_.pool;
+      pool.database_url = standby.url;
+      pool.min_size = std::min(pool.min_size, 1);
+      pool.connect_timeout = connect;
+      if (auto created = PgPool::Create(std::move(pool)); created.ok()) {
+        standby.pool = *std::move(created);
+        standby.published = standby.pool.get();
+      }
+    }
+    std::optional<std::uint64_t> replayed;
+    bool in_recovery = false;
+    try {
+      if (monitors[i] == nullptr) {
+        monitors[i] = std::make_unique<pqxx::connection>(
+            DedicatedConnection(standby.url, connect, kMonitorName));
+      }
+      const pqxx::row row = pqxx::nontransaction(*monitors[i])
+                                .exec1("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()");
+      in_recovery = row[0].as<bool>();
+      replayed = Position(row[1]);
+    } catch (const std::exception& e) {
+      monitors[i].reset();
+    }
+    // Lag: how long ago the primary first wrote past what the standby has replayed.
+    std::optional<absl::Duration> lag;
+    if (written.has_value() && replayed.has_value() && in_recovery) {
+      if (*replayed >= *written) {
+        lag = absl::ZeroDuration();
+      } else {
+        const auto ahead = std::find_if(history_.begin(), history_.end(),
+                                        [&](const auto& sample) { return sample.second > *replayed; });
+        // Behind the oldest sample kept: further behind than the bound.
+        if (ahead != history_.begin() && ahead != history_.end()) lag = now - ahead->first;
+      }
+    }
+    if (replayed.has_value()) standby.replayed = *replayed;
+    standby.lag_us = lag.has_value() ? absl::ToInt64Microseconds(*lag) : -1;
+    const PgPool* pool = standby.published.load();
+    const bool usable = lag.has_value() && *lag <= options_.max_lag && pool != nullptr &&
+                        !pool->stats().down;
+    standby.usable = usable;
+    if (usable) passed_by_all = std::min(passed_by_all.value_or(*replayed), *replayed);
+  }
+  std::lock_guard lock(floors_mu_);
+  if (written.has_value() && marks > resolved_marks_) {
+    every_key_ = std::max(every_key_, *written);
+    any_write_ = std::max(any_write_, *written);
+    resolved_marks_ = marks;
+  }
+  PruneLocked(passed_by_all.value_or(0));
+}
+
+void ReadReplicas::PruneLocked(std::uint64_t passed_by_all) {
+  while (!order_.empty() &&
+         (order_.front().first <= passed_by_all || key_floor_.size() > options_.max_keys)) {
+    const auto [position, key] = order_.front();
+    order_.pop_front();
+    // Whatever comes back later (a standby that was down) must have passed it too.
+    every_key_ = std::max(every_key_, position);
+    if (auto it = key_floor_.find(key); it != key_floor_.end() && it->second <= position) {
+      key_floor_.erase(it);
+    }
+  }
+}
+
+PgPool* ReadReplicas::For(std::uint64_t position) {
+  const std::size_t n = standbys_.size();
+  const std::size_t start = next_.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < n; ++i) {
+    Standby& standby = *standbys_[(start + i) % n];
+    if (!standby.usable.load() || standby.replayed.load() < position) continue;
+    if (PgPool* pool = standby.published.load(); pool != nullptr) {
+      standby.reads.fetch_add(1, std::memory_order_relaxed);
+      return pool;
+    }
+  }
+  primary_reads_.fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void ReadReplicas::Wrote(std::uint64_t position, const std::vector<std::int64_t>& keys) {
+  std::lock_guard lock(floors_mu_);
+  any_write_ = std::max(any_write_, position);
+  for (const std::int64_t key : keys) {
+    std::uint64_t& floor = key_floor_[key];
+    floor = std::max(floor, position);
+    order_.emplace_back(position, key);
+  }
+  if (key_floor_.size() > options_.max_keys) PruneLocked(0);
+}
+
+void ReadReplicas::WroteAll(std::uint64_t position) {
+  std::lock_guard lock(floors_mu_);
+  any_write_ = std::max(any_write_, position);
+  every_key_ = std::max(every_key_, position);
+}
+
+void ReadReplicas::WroteUnknown() {
+  std::lock_guard lock(floors_mu_);
+  ++unknown_marks_;
+}
+
+std::uint64_t ReadReplicas::FloorOf(const std::vector<std::int64_t>& keys) const {
+  std::lock_guard lock(floors_mu_);
+  if (unknown_marks_ > resolved_marks_) return UINT64_MAX;
+  std::uint64_t floor = every_key_;
+  for (const std::int64_t key : keys) {
+    if (auto it = key_floor_.find(key); it != key_floor_.end()) floor = std::max(floor, it->second);
+  }
+  return floor;
+}
+
+std::uint64_t ReadReplicas::FloorOfAll() const {
+  std::lock_guard lock(floors_mu_);
+  if (unknown_marks_ > resolved_marks_) return UINT64_MAX;
+  return std::max(any_write_, every_key_);
+}
+
+bool ReadReplicas::WaitUsable(absl::Duration timeout) {
+  const auto all_usable = [this] {
+    return std::all_of(standbys_.begin(), standbys_.end(),
+                       [](const auto& standby) { return standby->usable.load(); });
+  };
+  std::unique_lock lock(mu_);
+  return wake_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                        [&] { return stopping_ || all_usable(); }) &&
+         !stopping_;
+}
+
+ReadReplicasStats ReadReplicas::stats() const {
+  ReadReplicasStats stats;
+  for (const auto& standby : standbys_) {
+    StandbyStats s;
+    s.usable = standby->usable.load();
+    s.replayed = standby->replayed.load();
+    const std::int64_t lag_us = standby->lag_us.load();
+    s.lag = lag_us < 0 ? absl::InfiniteDuration() : absl::Microseconds(lag_us);
+    s.reads = standby->reads.load();
+    stats.standbys.push_back(s);
+  }
+  stats.primary_reads = primary_reads_.load();
+  stats.written = written_.load();
+  return stats;
+}
+
+}  // namespace hotpath::db

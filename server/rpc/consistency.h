@@ -1,0 +1,60 @@
+// Read-your-writes across replicas and database copies: what a call asks of the data it reads and
+// what its writes reached, as positions in the database's write-ahead log (PostgreSQL LSNs; 0 is
+// none). A write answers with the position of its commit in metadata x-hotpath-lsn (HTTP header
+// X-Hotpath-Lsn); a later read that sends it back is served only from data that includes that
+// commit (a standby that has replayed it, else the primary), through any replica. The runtime
+// makes a call's Consistency Current() on the thread that works for it, as with Cancellation.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace hotpath::rpc {
+
+class Consistency final {
+ public:
+  // gRPC metadata key, both ways; the gateway maps it to and from the X-Hotpath-Lsn header.
+  static constexpr char kMetadataKey[] = "x-hotpath-lsn";
+  static constexpr char kHeader[] = "X-Hotpath-Lsn";
+
+  explicit Consistency(std::uint64_t read_after = 0) : read_after_(read_after) {}
+
+  // Reads must see at least this position (0: any within the replicas' bounds).
+  std::uint64_t read_after() const { return read_after_; }
+  // A write of this call committed at position; the call answers with the highest.
+  void Committed(std::uint64_t position) {
+    std::uint64_t seen = committed_.load(std::memory_order_relaxed);
+    while (position > seen && !committed_.compare_exchange_weak(seen, position)) {
+    }
+  }
+  std::uint64_t committed() const { return committed_.load(std::memory_order_relaxed); }
+
+  // "16/B374D848", PostgreSQL's text form of an LSN.
+  static std::string Format(std::uint64_t position);
+  // The position written as Format does (hex digits, a slash, hex digits); 0 if it is not one.
+  static std::uint64_t Parse(std::string_view text);
+
+  // The consistency of the call this thread works for; null when none.
+  static Consistency* Current() { return current_; }
+  // Makes consistency Current() on this thread while in scope (null allowed).
+  class Scope final {
+   public:
+    explicit Scope(Consistency* consistency) : previous_(std::exchange(current_, consistency)) {}
+    ~Scope() { current_ = previous_; }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Consistency* previous_;  // restored on exit
+  };
+
+ private:
+  static thread_local Consistency* current_;
+  const std::uint64_t read_after_;              // what reads must include
+  std::atomic<std::uint64_t> committed_{0};     // where this call's writes reached
+};
+
+}  // namespace hotpath::rpc

@@ -1,0 +1,303 @@
+// Read replicas against a real streaming standby, made by pg_basebackup -R from the test's
+// primary (scripts/pg standby): reads go to it and writes to the primary; a writer reads its own
+// write through any replica even while the standby's replay is paused; a cache refilled after an
+// invalidation never reads a standby that has not replayed the write; a standby past the lag
+// bound, or one that cannot be reached, is not read.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "server/rpc/consistency.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// One standby per test process (each test case runs in a process of its own under ctest).
+class Standby {
+ public:
+  static Standby& Get() {
+    static Standby* standby = new Standby();
+    return *standby;
+  }
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  // libpq keyword/value string for database dbname on the standby.
+  std::string Url(const std::string& dbname) const {
+    return absl::StrCat("host=", base_, "/socket port=", port_, " user=postgres dbname=", dbname);
+  }
+  std::string Query(const std::string& sql) const {
+    return RunCommand(absl::StrCat("psql -qAt \"", Url("postgres"), "\" -c \"", sql, "\""));
+  }
+  void Remove() {
+    RunCommand(absl::StrCat(Script(), " remove ", base_));
+  }
+
+ private:
+  Standby() : base_(absl::StrCat("/tmp/hotpath-standby-", getpid())), port_(FreePort()) {
+    const char* primary = std::getenv("HOTPATH_TEST_PG_BASE");
+    if (primary == nullptr || Script().empty()) {
+      error_ = "HOTPATH_TEST_PG_BASE / HOTPATH_TEST_PG_SCRIPT not set: run with scripts/test";
+      return;
+    }
+    RunCommand(absl::StrCat(Script(), " remove ", base_));
+    int exit_code = 0;
+    error_ = RunCommand(absl::StrCat(Script(), " standby ", primary, " ", base_, " ", port_),
+                        &exit_code);
+    ok_ = exit_code == 0;
+    std::atexit([] { Get().Remove(); });
+  }
+  static std::string Script() {
+    const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");
+    return script == nullptr ? "" : script;
+  }
+
+  const std::string base_;  // its data, socket and log
+  const int port_;          // its port (on its own socket)
+  bool ok_ = false;
+  std::string error_;       // what scripts/pg said when it failed
+};
+
+std::string DbName(const TestDatabase& database) {
+  const std::string& url = database.url();
+  return url.substr(url.rfind("dbname=") + 7);
+}
+
+class ReadReplicasTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(Standby::Get().ok()) << Standby::Get().error();
+    ServerTest::SetUp();
+  }
+  void TearDown() override {
+    Standby::Get().Query("SELECT pg_wal_replay_resume()");
+    other_stub_.reset();
+    other_.reset();
+    ServerTest::TearDown();
+  }
+
+  ServerOptions WithStandby(bool caches) const {
+    ServerOptions options = Options();
+    options.database_read_urls = {Standby::Get().Url(DbName(*database_))};
+    if (!caches) options.catalog.cache.enabled = false;
+    return options;
+  }
+  // A second replica on the same primary and standby, for reading another replica's writes.
+  void StartOther(ServerOptions options) {
+    auto other = StartCatalogServer(std::move(options));
+    ASSERT_TRUE(other.ok()) << other.status();
+    other_ = *std::move(other);
+    other_stub_ = v1::CatalogService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", other_->grpc_port()),
+                            grpc::InsecureChannelCredentials()));
+  }
+  // Waits until the replica's monitor reads the standby (the test database has reached it).
+  bool StandbyUsable(const Hotpathd& server) {
+    for (int i = 0; i < 500; ++i) {
+      if (Metric(server.http_port(), "hotpath_read_standby_usable", {"standby=\"0\""}) == 1) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+  double StandbyReads(const Hotpathd& server) {
+    return Metric(server.http_port(), "hotpath_read_standby_reads_total", {"standby=\"0\""});
+  }
+  double PrimaryReads(const Hotpathd& server) {
+    return Metric(server.http_port(), "hotpath_read_primary_reads_total");
+  }
+  // Runs sql on the test database on the standby: its first column, one line per row.
+  std::string OnStandby(const std::string& sql) const {
+    return RunCommand(absl::StrCat("psql -qAt \"", Standby::Get().Url(DbName(*database_)),
+                                   "\" -c \"", sql, "\""));
+  }
+  // Waits until the standby has replayed item as it is (and the replicas' monitors, sampling
+  // every 20 ms, have seen it).
+  bool Replayed(const v1::Item& item) const {
+    const std::string sql = absl::StrCat("SELECT version FROM items WHERE id = ", item.id());
+    for (int i = 0; i < 500; ++i) {
+      if (OnStandby(sql) == absl::StrCat(item.etag(), "\n")) {
+        absl::SleepFor(absl::Milliseconds(60));
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+  void PauseReplay() {
+    ASSERT_THAT(Standby::Get().Query("SELECT pg_wal_replay_pause()"), ::testing::Not(HasSubstr("ERROR")));
+  }
+  // Sets the stock through stub; the write's position (x-hotpath-lsn) in *position.
+  v1::Item SetStock(v1::CatalogService::Stub& stub, std::int64_t id, int stock,
+                    std::string* position = nullptr) {
+    v1::UpdateItemRequest request;
+    request.mutable_item()->set_id(id);
+    request.mutable_item()->set_stock(stock);
+    request.mutable_update_mask()->add_paths("stock");
+    v1::Item item;
+    auto context = Context();
+    const grpc::Status status = stub.UpdateItem(context.get(), request, &item);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    if (position != nullptr) {
+      const auto& metadata = context->GetServerInitialMetadata();
+      auto it = metadata.find(rpc::Consistency::kMetadataKey);
+      *position = it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+    }
+    return item;
+  }
+  // Whether stub answers item as it is within a second (another replica hears of a write within
+  // the coherence bound; until then it may answer from a standby that has not replayed it).
+  bool SeenOn(v1::CatalogService::Stub& stub, const v1::Item& item) {
+    for (int i = 0; i < 500; ++i) {
+      if (GetOn(stub, item.id()).etag() == item.etag()) return true;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return false;
+  }
+  v1::Item GetOn(v1::CatalogService::Stub& stub, std::int64_t id, const std::string& after = "",
+                 grpc::Status* status = nullptr) {
+    v1::GetItemRequest request;
+    request.set_id(id);
+    v1::Item item;
+    auto context = Context();
+    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    const grpc::Status s = stub.GetItem(context.get(), request, &item);
+    if (status != nullptr) *status = s;
+    return item;
+  }
+
+  std::unique_ptr<Hotpathd> other_;
+  std::unique_ptr<v1::CatalogService::Stub> other_stub_;
+};
+
+TEST_F(ReadReplicasTest, ReadsGoToTheStandbyAndWritesToThePrimary) {
+  ServerOptions options = WithStandby(/*caches=*/false);
+  // A second standby that cannot be reached is never read; the first one still is.
+  options.database_read_urls.push_back("host=/nonexistent port=1 user=postgres dbname=x");
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*server_));
+  ASSERT_TRUE(Replayed(item));
+  const double before = StandbyReads(*server_);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(GetOn(*stub_, item.id()).sku(), item.sku());
+  EXPECT_GE(StandbyReads(*server_) - before, 10);
+  EXPECT_EQ(Metric(server_->http_port(), "hotpath_read_standby_usable", {"standby=\"1\""}), 0);
+  // The standby's own view: it has the row (it replays the primary), and it is in recovery.
+  EXPECT_EQ(Standby::Get().Query("SELECT pg_is_in_recovery()"), "t\n");
+}
+
+// The issue's scenario: the write answers with its position; a read through another replica
+// that sends it back gets the write, though the standby has not replayed it (replay paused).
+TEST_F(ReadReplicasTest, AWriterReadsItsWriteThroughAnyReplicaWhileReplayIsPaused) {
+  StartServer(WithStandby(/*caches=*/true));
+  ServerOptions other = WithStandby(/*caches=*/true);
+  other.read_max_lag = absl::Seconds(60);  // the paused standby stays usable: floors must hold
+  StartOther(other);
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*other_));
+  ASSERT_TRUE(SeenOn(*other_stub_, item));  // and cached on B
+  ASSERT_TRUE(Replayed(item));
+  PauseReplay();
+  std::string position;
+  const v1::Item updated = SetStock(*stub_, item.id(), item.stock() + 5, &position);
+  ASSERT_NE(rpc::Consistency::Parse(position), 0u) << "no x-hotpath-lsn on the write: " << position;
+  // At once, without waiting for B's caches to hear of it: past B's cache, not from the standby.
+  EXPECT_EQ(GetOn(*other_stub_, item.id(), position).stock(), updated.stock());
+  EXPECT_EQ(GetOn(*stub_, item.id(), position).stock(), updated.stock());
+  // The standby itself still has the old row.
+  EXPECT_EQ(OnStandby(absl::StrCat("SELECT stock FROM items WHERE id = ", item.id())),
+            absl::StrCat(item.stock(), "\n"));
+  // A position that is not one is refused.
+  grpc::Status status;
+  GetOn(*other_stub_, item.id(), "not-a-position", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("x-hotpath-lsn"));
+}
+
+// The stale refill race with a standby: B caches an item, the standby stops replaying, A writes.
+// B's cache drops the item on the notification; the refill must not read the standby (which still
+// has the old row and, with a 60 s bound, is still usable): B shows the write within the bound
+// and keeps showing it.
+TEST_F(ReadReplicasTest, ARefillAfterAnInvalidationNeverReadsAStandbyBehindTheWrite) {
+  StartServer(WithStandby(/*caches=*/true));
+  ServerOptions other = WithStandby(/*caches=*/true);
+  other.read_max_lag = absl::Seconds(60);
+  StartOther(other);
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*other_));
+  ASSERT_TRUE(SeenOn(*other_stub_, item));
+  ASSERT_TRUE(Replayed(item));
+  PauseReplay();
+  const v1::Item updated = SetStock(*stub_, item.id(), item.stock() + 7);
+  const absl::Time written = absl::Now();
+  while (GetOn(*other_stub_, item.id()).stock() != updated.stock() &&
+         absl::Now() - written < absl::Seconds(2)) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_LT(absl::Now() - written, absl::Seconds(1));
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(GetOn(*other_stub_, item.id()).stock(), updated.stock()) << "read " << i;
+  }
+  // It was the floor, not the lag bound: the paused standby is still read for other items.
+  EXPECT_EQ(Metric(other_->http_port(), "hotpath_read_standby_usable", {"standby=\"0\""}), 1);
+}
+
+TEST_F(ReadReplicasTest, AStandbyPastTheLagBoundIsNotRead) {
+  ServerOptions options = WithStandby(/*caches=*/false);
+  options.read_max_lag = absl::Milliseconds(300);
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*server_));
+  PauseReplay();
+  // The primary moves on; the standby does not.
+  bool unusable = false;
+  for (int i = 0; i < 200 && !unusable; ++i) {
+    SetStock(*stub_, item.id(), i);
+    unusable =
+        Metric(server_->http_port(), "hotpath_read_standby_usable", {"standby=\"0\""}) == 0;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(unusable) << "the paused standby is still read after 2 s";
+  EXPECT_GT(Metric(server_->http_port(), "hotpath_read_standby_lag_seconds", {"standby=\"0\""}),
+            0.3);
+  const double primary = PrimaryReads(*server_);
+  const double standby = StandbyReads(*server_);
+  for (int i = 0; i < 10; ++i) GetOn(*stub_, item.id());
+  EXPECT_GE(PrimaryReads(*server_) - primary, 10);
+  EXPECT_EQ(StandbyReads(*server_), standby);
+  // Replay resumes: the standby catches up and is read again.
+  Standby::Get().Query("SELECT pg_wal_replay_resume()");
+  EXPECT_TRUE(StandbyUsable(*server_));
+}
+
+TEST_F(ReadReplicasTest, RestWritesAnswerTheirPositionAndReadsSendItBack) {
+  StartServer(WithStandby(/*caches=*/true));
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*server_));
+  const std::string path = absl::StrCat("/v1/items/", item.id());
+  ASSERT_EQ(Http(server_->http_port(), "GET", path).status, 200);  // cached
+  PauseReplay();
+  HttpReply patched = Http(server_->http_port(), "PATCH", path, R"({"stock": 4242})",
+                           {{"Content-Type", "application/json"}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  const std::string position = patched.headers["x-hotpath-lsn"];
+  ASSERT_NE(rpc::Consistency::Parse(position), 0u) << position;
+  HttpReply read = Http(server_->http_port(), "GET", path, "", {{"X-Hotpath-Lsn", position}});
+  EXPECT_EQ(read.status, 200);
+  EXPECT_THAT(read.body, HasSubstr("\"stock\":4242"));
+  read = Http(server_->http_port(), "GET", path, "", {{"X-Hotpath-Lsn", "12"}});
+  EXPECT_EQ(read.status, 400);
+  EXPECT_THAT(read.body, HasSubstr("X-Hotpath-Lsn"));
+}
+
+}  // namespace
+}  // namespace hotpath::testing
