@@ -3,6 +3,7 @@
 #include <charconv>
 #include <system_error>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace hotpath::rpc {
@@ -10,8 +11,8 @@ namespace hotpath::rpc {
 thread_local Consistency* Consistency::current_ = nullptr;
 
 std::string Consistency::Format(std::uint64_t position) {
-  return absl::StrCat(absl::Hex(position >> 32, absl::kNoPad), "/",
-                      absl::Hex(position & 0xffffffffu, absl::kNoPad));
+  return absl::AsciiStrToUpper(absl::StrCat(absl::Hex(position >> 32), "/",
+                                            absl::Hex(position & 0xffffffffu)));
 }
 
 std::uint64_t Consistency::Parse(std::string_view text) {
