@@ -170,10 +170,13 @@ std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicas
                       "How long ago the primary first wrote past what the standby has replayed; "
                       "-1 when unknown.",
                       lag),
-          CounterFamily("hotpath_read_standby_reads_total", "Reads sent to the standby.", reads),
+          CounterFamily("hotpath_read_standby_reads_total",
+                        "Read queries sent to the standby (concurrent reads batched into one "
+                        "query count once).",
+                        reads),
           CounterFamily("hotpath_read_primary_reads_total",
-                        "Reads sent to the primary because no standby had replayed what they "
-                        "must include (or none was usable).",
+                        "Read queries sent to the primary because no standby had replayed what "
+                        "they must include (or none was usable).",
                         {{{}, static_cast<double>(stats.primary_reads)}})};
 }
 
