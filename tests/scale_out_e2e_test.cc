@@ -62,21 +62,16 @@ class Load {
 
   static constexpr int kThreads = 4;
   int calls() const { return calls_; }
-  std::vector<std::string> failures() {
+  // What the calls so far came to.
+  struct Outcome {
+    std::vector<std::string> failures;        // what each failed call got
+    std::vector<absl::Time> failure_times;    // when each failed
+    std::vector<std::string> acknowledged;    // skus of the creates answered OK
+    std::vector<std::string> failed_creates;  // skus of the creates that failed
+  };
+  Outcome outcome() {
     std::lock_guard lock(mu_);
-    return failures_;
-  }
-  std::vector<absl::Time> failure_times() {
-    std::lock_guard lock(mu_);
-    return failure_times_;
-  }
-  std::vector<std::string> acknowledged_skus() {
-    std::lock_guard lock(mu_);
-    return acknowledged_;
-  }
-  std::vector<std::string> failed_skus() {
-    std::lock_guard lock(mu_);
-    return failed_creates_;
+    return outcome_;
   }
 
  private:
@@ -118,11 +113,11 @@ class Load {
       ++calls_;
       absl::SleepFor(absl::Milliseconds(4));
       std::lock_guard lock(mu_);
-      if (created) acknowledged_.push_back(sku);
-      if (!failure.empty() && (kind == 1 || kind == 3)) failed_creates_.push_back(sku);
+      if (created) outcome_.acknowledged.push_back(sku);
+      if (!failure.empty() && (kind == 1 || kind == 3)) outcome_.failed_creates.push_back(sku);
       if (!failure.empty()) {
-        failures_.push_back(failure);
-        failure_times_.push_back(absl::Now());
+        outcome_.failures.push_back(failure);
+        outcome_.failure_times.push_back(absl::Now());
       }
     }
   }
@@ -131,11 +126,8 @@ class Load {
   const int http_port_;
   std::atomic<bool> stop_{false};
   std::atomic<int> calls_{0};
-  std::mutex mu_;
-  std::vector<std::string> failures_;       // what each failed call got
-  std::vector<absl::Time> failure_times_;   // when each failed
-  std::vector<std::string> acknowledged_;   // skus of the creates answered OK
-  std::vector<std::string> failed_creates_;  // skus of the creates that failed
+  std::mutex mu_;      // guards outcome_
+  Outcome outcome_;
   std::vector<std::thread> threads_;
 };
 
@@ -272,9 +264,10 @@ TEST_F(ScaleOutTest, AReplicaTakenOutOfNginxThenSentSigtermFailsNoCall) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(Log(0));
   EXPECT_GT(answered, 50) << "the replica stopped had served calls";
   EXPECT_GT(load.calls(), 200);
-  const std::vector<std::string> failures = load.failures();
-  EXPECT_TRUE(failures.empty()) << failures.size() << " failed:\n" << absl::StrJoin(failures, "\n");
-  EXPECT_THAT(Missing(load.acknowledged_skus()), ::testing::IsEmpty());
+  const Load::Outcome outcome = load.outcome();
+  EXPECT_TRUE(outcome.failures.empty())
+      << outcome.failures.size() << " failed:\n" << absl::StrJoin(outcome.failures, "\n");
+  EXPECT_THAT(Missing(outcome.acknowledged), ::testing::IsEmpty());
 }
 
 // SIGTERM alone, nginx not told: nginx keeps its connections to the replica until they fail.
@@ -291,12 +284,12 @@ TEST_F(ScaleOutTest, AReplicaSentSigtermAloneFailsOnlyCallsThatNeverRan) {
   load.Stop();
   ASSERT_TRUE(status.has_value()) << "still running";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(Log(0));
-  const std::vector<std::string> failures = load.failures();
-  RecordProperty("failed_calls", absl::StrJoin(failures, "\n"));
+  const Load::Outcome outcome = load.outcome();
+  RecordProperty("failed_calls", absl::StrJoin(outcome.failures, "\n"));
   RecordProperty("calls", load.calls());
-  EXPECT_LE(failures.size(), Load::kThreads) << absl::StrJoin(failures, "\n");
-  EXPECT_THAT(Missing(load.acknowledged_skus()), ::testing::IsEmpty());
-  for (const std::string& sku : load.failed_skus()) {
+  EXPECT_LE(outcome.failures.size(), Load::kThreads) << absl::StrJoin(outcome.failures, "\n");
+  EXPECT_THAT(Missing(outcome.acknowledged), ::testing::IsEmpty());
+  for (const std::string& sku : outcome.failed_creates) {
     EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")),
               "0")
         << sku << " failed but was stored";
@@ -316,10 +309,10 @@ TEST_F(ScaleOutTest, AReplicaKilledFailsOnlyTheCallsItHeld) {
   EXPECT_GT(load.calls() - calls_after, 50) << "calls go on on the other replicas";
   // Each load thread has one call in flight at a time: at most that many were held by the
   // replica, and every failure happened as it died.
-  const std::vector<std::string> failures = load.failures();
-  EXPECT_LE(failures.size(), Load::kThreads) << absl::StrJoin(failures, "\n");
-  for (const absl::Time at : load.failure_times()) EXPECT_LT(at - killed, absl::Seconds(1));
-  EXPECT_THAT(Missing(load.acknowledged_skus()), ::testing::IsEmpty());
+  const Load::Outcome outcome = load.outcome();
+  EXPECT_LE(outcome.failures.size(), Load::kThreads) << absl::StrJoin(outcome.failures, "\n");
+  for (const absl::Time at : outcome.failure_times) EXPECT_LT(at - killed, absl::Seconds(1));
+  EXPECT_THAT(Missing(outcome.acknowledged), ::testing::IsEmpty());
 }
 
 TEST_F(ScaleOutTest, TlsAtNginxWorksWithCurlAndTheCli) {

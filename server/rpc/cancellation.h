@@ -14,9 +14,11 @@
 #include <mutex>
 #include <utility>
 
+#include "server/rpc/call_local.h"
+
 namespace hotpath::rpc {
 
-class Cancellation final {
+class Cancellation final : public CallLocal<Cancellation> {
  public:
   // Any thread; the first call runs the registered action, later ones do nothing.
   void Cancel() {
@@ -45,25 +47,12 @@ class Cancellation final {
     action_ = nullptr;
   }
 
-  // The cancellation of the call this thread is working for; null when none.
-  static Cancellation* Current() { return current_; }
-  // Makes cancellation Current() on this thread while in scope (null allowed).
-  class Scope final {
-   public:
-    explicit Scope(Cancellation* cancellation) : previous_(std::exchange(current_, cancellation)) {}
-    ~Scope() { current_ = previous_; }
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-
-   private:
-    Cancellation* previous_;  // restored on exit
-  };
+  // Current() and Scope (call_local.h): the cancellation of the call this thread works for.
 
  private:
-  mutable std::mutex mu_;                                       // guards the below
-  bool cancelled_ = false;                                      // Cancel was called
-  std::function<void()> action_;                                // what Cancel runs, if anything
-  static inline thread_local Cancellation* current_ = nullptr;  // see Current
+  mutable std::mutex mu_;          // guards the below
+  bool cancelled_ = false;         // Cancel was called
+  std::function<void()> action_;   // what Cancel runs, if anything
 };
 
 // Runs departures' cancellations one at a time on one thread of its own: a cancel action may take

@@ -8,8 +8,6 @@
 
 namespace hotpath::rpc {
 
-thread_local Consistency* Consistency::current_ = nullptr;
-
 std::string Consistency::Format(std::uint64_t position) {
   return absl::AsciiStrToUpper(absl::StrCat(absl::Hex(position >> 32), "/",
                                             absl::Hex(position & 0xffffffffu)));

@@ -10,11 +10,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <utility>
+
+#include "server/rpc/call_local.h"
 
 namespace hotpath::rpc {
 
-class Consistency final {
+class Consistency final : public CallLocal<Consistency> {
  public:
   // gRPC metadata key, both ways; the gateway maps it to and from the X-Hotpath-Lsn header.
   static constexpr char kMetadataKey[] = "x-hotpath-lsn";
@@ -37,22 +38,9 @@ class Consistency final {
   // The position written as Format does (hex digits, a slash, hex digits); 0 if it is not one.
   static std::uint64_t Parse(std::string_view text);
 
-  // The consistency of the call this thread works for; null when none.
-  static Consistency* Current() { return current_; }
-  // Makes consistency Current() on this thread while in scope (null allowed).
-  class Scope final {
-   public:
-    explicit Scope(Consistency* consistency) : previous_(std::exchange(current_, consistency)) {}
-    ~Scope() { current_ = previous_; }
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-
-   private:
-    Consistency* previous_;  // restored on exit
-  };
+  // Current() and Scope (call_local.h): the consistency of the call this thread works for.
 
  private:
-  static thread_local Consistency* current_;
   const std::uint64_t read_after_;              // what reads must include
   std::atomic<std::uint64_t> committed_{0};     // where this call's writes reached
 };
