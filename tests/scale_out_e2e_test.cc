@@ -202,16 +202,28 @@ class ScaleOutTest : public ::testing::Test {
     return answered;
   }
 
+  // How many items the database holds with sku ("0" or "1").
+  std::string Stored(const std::string& sku) const {
+    return database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'"));
+  }
   // Skus of those given that are not in the database.
   std::vector<std::string> Missing(const std::vector<std::string>& skus) const {
     std::vector<std::string> missing;
     for (const std::string& sku : skus) {
-      if (database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")) !=
-          "1") {
-        missing.push_back(sku);
-      }
+      if (Stored(sku) != "1") missing.push_back(sku);
     }
     return missing;
+  }
+
+  // Sends replica 0 SIGTERM under load and waits for it to exit (0), then half a second more of
+  // load on the others.
+  void StopFirstReplica(Load& load) {
+    replicas_[0]->process().Signal(SIGTERM);
+    const std::optional<int> status = replicas_[0]->process().Wait(absl::Seconds(15));
+    absl::SleepFor(absl::Milliseconds(500));
+    load.Stop();
+    ASSERT_TRUE(status.has_value()) << "still running";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(Log(0));
   }
 
   std::unique_ptr<TestDatabase> database_;
@@ -256,12 +268,7 @@ TEST_F(ScaleOutTest, AReplicaTakenOutOfNginxThenSentSigtermFailsNoCall) {
   site_.grpc_replicas[0] += " down";
   site_.http_replicas[0] += " down";
   ASSERT_TRUE(nginx_->Reload(site_).ok());
-  replicas_[0]->process().Signal(SIGTERM);
-  const std::optional<int> status = replicas_[0]->process().Wait(absl::Seconds(15));
-  absl::SleepFor(absl::Milliseconds(500));
-  load.Stop();
-  ASSERT_TRUE(status.has_value()) << "still running";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(Log(0));
+  StopFirstReplica(load);
   EXPECT_GT(answered, 50) << "the replica stopped had served calls";
   EXPECT_GT(load.calls(), 200);
   const Load::Outcome outcome = load.outcome();
@@ -278,21 +285,14 @@ TEST_F(ScaleOutTest, AReplicaTakenOutOfNginxThenSentSigtermFailsNoCall) {
 TEST_F(ScaleOutTest, AReplicaSentSigtermAloneFailsOnlyCallsThatNeverRan) {
   Load load(grpc_port_, http_port_);
   absl::SleepFor(absl::Seconds(1));
-  replicas_[0]->process().Signal(SIGTERM);
-  const std::optional<int> status = replicas_[0]->process().Wait(absl::Seconds(15));
-  absl::SleepFor(absl::Milliseconds(500));
-  load.Stop();
-  ASSERT_TRUE(status.has_value()) << "still running";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(Log(0));
+  StopFirstReplica(load);
   const Load::Outcome outcome = load.outcome();
   RecordProperty("failed_calls", absl::StrJoin(outcome.failures, "\n"));
   RecordProperty("calls", load.calls());
   EXPECT_LE(outcome.failures.size(), Load::kThreads) << absl::StrJoin(outcome.failures, "\n");
   EXPECT_THAT(Missing(outcome.acknowledged), ::testing::IsEmpty());
   for (const std::string& sku : outcome.failed_creates) {
-    EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")),
-              "0")
-        << sku << " failed but was stored";
+    EXPECT_EQ(Stored(sku), "0") << sku << " failed but was stored";
   }
 }
 
