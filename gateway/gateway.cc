@@ -289,6 +289,13 @@ AnswerContext Gateway::ContextOf(const http::Request& request) {
   return answer;
 }
 
+void Gateway::NoRoute(const http::Request& request, const http::Responder& respond) const {
+  respond(ErrorAnswer(ContextOf(request),
+                      grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                   absl::StrCat("no route for ", http::PathOf(request))),
+                      options_.compress_min_bytes));
+}
+
 bool Gateway::Handle(const http::Request& request, const http::Responder& respond,
                      std::string* route) {
   const absl::string_view target(request.target().data(), request.target().size());
@@ -518,19 +525,19 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     }
     rpc::LocalCall local_call{call.deadline, std::move(call.metadata), std::move(cancellation)};
     local_call.consistency = consistency;
-    options_.local->Call(
-        *local, *request, local_call,
-        [request, consistency, respond_unary = std::move(respond_unary)](
-            const grpc::Status& status, const Message* reply,
-            const std::shared_ptr<const Message>& shared) {
-          if (consistency == nullptr || consistency->committed() == 0) {
-            return respond_unary(status, reply, nullptr, shared);
-          }
-          CallResult metadata;
-          metadata.headers.emplace(rpc::Consistency::kMetadataKey,
-                                   rpc::Consistency::Format(consistency->committed()));
-          respond_unary(status, reply, &metadata, shared);
-        });
+    options_.local->Call(*local, *request, local_call,
+                         [request, consistency, respond_unary = std::move(respond_unary)](
+                             const grpc::Status& status, const Message* reply,
+                             const std::shared_ptr<const Message>& shared) {
+                           if (consistency == nullptr || consistency->committed() == 0) {
+                             return respond_unary(status, reply, nullptr, shared);
+                           }
+                           CallResult metadata;
+                           metadata.headers.emplace(
+                               rpc::Consistency::kMetadataKey,
+                               rpc::Consistency::Format(consistency->committed()));
+                           respond_unary(status, reply, &metadata, shared);
+                         });
     return;
   }
   const Message* output = binding.response_prototype;

@@ -59,6 +59,9 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
   // Answers request when its path is a gateway route (under any method) and returns true; false
   // leaves it to the caller. *route: the matched template, for metrics.
   bool Handle(const http::Request& request, const http::Responder& respond, std::string* route);
+  // The answer to a request no route serves: 404 NOT_FOUND as a JSON error, with the headers
+  // every gateway answer carries (X-Request-Id, X-Process-Time, Vary).
+  void NoRoute(const http::Request& request, const http::Responder& respond) const;
 
   std::size_t route_count() const { return route_count_; }
 

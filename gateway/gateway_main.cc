@@ -151,9 +151,7 @@ int main(int argc, char** argv) {
             http_metrics.Instrument(std::move(respond), request, route);
         if (runtime.Handle(request, instrumented, route.get())) return;
         if (routes->Handle(request, instrumented, route.get())) return;
-        instrumented(hotpath::http::JsonError(
-            request, boost::beast::http::status::not_found, 5,
-            absl::StrCat("no route for ", std::string(hotpath::http::PathOf(request)))));
+        routes->NoRoute(request, instrumented);
       });
   if (absl::Status s = server.Start(); !s.ok()) {
     std::cerr << "hotpath-gateway: " << s << "\n";

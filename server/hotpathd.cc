@@ -250,7 +250,12 @@ void Hotpathd::HandleHttp(const http::Request& request, http::Responder respond)
   const http::Responder instrumented =
       http_metrics_->Instrument(std::move(respond), request, route);
   if (runtime_routes_->Handle(request, instrumented, route.get())) return;
-  if (gateway_ != nullptr && gateway_->Handle(request, instrumented, route.get())) return;
+  if (gateway_ != nullptr) {
+    if (!gateway_->Handle(request, instrumented, route.get())) {
+      gateway_->NoRoute(request, instrumented);
+    }
+    return;
+  }
   instrumented(http::JsonError(request, bhttp::status::not_found, 5,
                                absl::StrCat("no route for ", std::string(http::PathOf(request)))));
 }

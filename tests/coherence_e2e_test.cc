@@ -288,14 +288,15 @@ TEST(ChangeAnnouncerTest, PendingAnnouncementsGoOutAsOnePayloadOrAsAStar) {
   TestDatabase database;
   std::mutex mu;
   std::vector<std::string> received;
-  db::ChangeFeed feed({.database_url = database.url()}, {{.channel = "announcer_test",
-                                                          .on_change =
-                                                              [&](std::string_view payload, std::uint64_t) {
-                                                                std::lock_guard lock(mu);
-                                                                received.emplace_back(payload);
-                                                              },
-                                                          .on_lost = [](absl::Duration) {},
-                                                          .on_restored = [] {}}});
+  db::ChangeFeed feed({.database_url = database.url()},
+                      {{.channel = "announcer_test",
+                        .on_change =
+                            [&](std::string_view payload, std::uint64_t) {
+                              std::lock_guard lock(mu);
+                              received.emplace_back(payload);
+                            },
+                        .on_lost = [](absl::Duration) {},
+                        .on_restored = [] {}}});
   ASSERT_TRUE(feed.Start(absl::Seconds(5)));
   auto count = [&] {
     std::lock_guard lock(mu);

@@ -147,6 +147,10 @@ TEST_P(GatewayErrorTest, AnswersWithTheRightStatusAndAJsonError) {
   HttpReply reply = Call(c.method, c.target, c.body, c.headers);
   EXPECT_EQ(reply.status, c.status) << reply.body;
   EXPECT_THAT(reply.body, HasSubstr(c.body_has));
+  // Every answer carries these, errors and unknown paths included.
+  EXPECT_FALSE(reply.headers["x-request-id"].empty());
+  EXPECT_FALSE(reply.headers["x-process-time"].empty());
+  EXPECT_EQ(reply.headers["vary"], "Accept-Encoding");
   EXPECT_THAT(reply.body, HasSubstr("\"code\":"));
   EXPECT_THAT(reply.body, HasSubstr("\"message\":"));
   EXPECT_EQ(reply.headers["content-type"], "application/json");
@@ -568,6 +572,12 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
       Http(port, "POST", "/v1/items", R"({"sku":"R-1","name":"Remote","category":"r"})", kJson);
   EXPECT_EQ(created.status, 200) << created.body;
   EXPECT_EQ(Http(port, "GET", "/v1/items/999").status, 404);
+  const HttpReply unknown = Http(port, "GET", "/v1/nope", "", {{"X-Request-Id", "r-404"}});
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.headers.count("x-request-id") ? unknown.headers.at("x-request-id") : "",
+            "r-404");
+  EXPECT_EQ(unknown.headers.count("vary") ? unknown.headers.at("vary") : "", "Accept-Encoding");
+  EXPECT_EQ(unknown.headers.count("x-process-time"), 1u);
   EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);
   EXPECT_THAT(Http(port, "GET", "/metrics").body, HasSubstr("http_requests_total"));
 

@@ -37,9 +37,7 @@ class Standby {
   std::string Query(const std::string& sql) const {
     return RunCommand(absl::StrCat("psql -qAt \"", Url("postgres"), "\" -c \"", sql, "\""));
   }
-  void Remove() {
-    RunCommand(absl::StrCat(Script(), " remove ", base_));
-  }
+  void Remove() { RunCommand(absl::StrCat(Script(), " remove ", base_)); }
 
  private:
   Standby() : base_(absl::StrCat("/tmp/hotpath-standby-", getpid())), port_(FreePort()) {
@@ -63,7 +61,7 @@ class Standby {
   const std::string base_;  // its data, socket and log
   const int port_;          // its port (on its own socket)
   bool ok_ = false;
-  std::string error_;       // what scripts/pg said when it failed
+  std::string error_;  // what scripts/pg said when it failed
 };
 
 std::string DbName(const TestDatabase& database) {
@@ -95,9 +93,8 @@ class ReadReplicasTest : public ServerTest {
     auto other = StartCatalogServer(std::move(options));
     ASSERT_TRUE(other.ok()) << other.status();
     other_ = *std::move(other);
-    other_stub_ = v1::CatalogService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", other_->grpc_port()),
-                            grpc::InsecureChannelCredentials()));
+    other_stub_ = v1::CatalogService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", other_->grpc_port()), grpc::InsecureChannelCredentials()));
   }
   // Waits until the replica's monitor reads the standby (the test database has reached it).
   bool StandbyUsable(const Hotpathd& server) {
@@ -134,7 +131,8 @@ class ReadReplicasTest : public ServerTest {
     return false;
   }
   void PauseReplay() {
-    ASSERT_THAT(Standby::Get().Query("SELECT pg_wal_replay_pause()"), ::testing::Not(HasSubstr("ERROR")));
+    ASSERT_THAT(Standby::Get().Query("SELECT pg_wal_replay_pause()"),
+                ::testing::Not(HasSubstr("ERROR")));
   }
   // Sets the stock through stub; the write's position (x-hotpath-lsn) in *position.
   v1::Item SetStock(v1::CatalogService::Stub& stub, std::int64_t id, int stock,
@@ -262,8 +260,7 @@ TEST_F(ReadReplicasTest, AStandbyPastTheLagBoundIsNotRead) {
   bool unusable = false;
   for (int i = 0; i < 200 && !unusable; ++i) {
     SetStock(*stub_, item.id(), i);
-    unusable =
-        Metric(server_->http_port(), "hotpath_read_standby_usable", {"standby=\"0\""}) == 0;
+    unusable = Metric(server_->http_port(), "hotpath_read_standby_usable", {"standby=\"0\""}) == 0;
     absl::SleepFor(absl::Milliseconds(10));
   }
   ASSERT_TRUE(unusable) << "the paused standby is still read after 2 s";

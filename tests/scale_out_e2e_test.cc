@@ -126,7 +126,7 @@ class Load {
   const int http_port_;
   std::atomic<bool> stop_{false};
   std::atomic<int> calls_{0};
-  std::mutex mu_;      // guards outcome_
+  std::mutex mu_;  // guards outcome_
   Outcome outcome_;
   std::vector<std::thread> threads_;
 };
@@ -154,18 +154,19 @@ class ScaleOutTest : public ::testing::Test {
     grpcs_port_ = FreePort();
     http_port_ = FreePort();
     https_port_ = FreePort();
-    const std::string tls = absl::StrCat("ssl_certificate ", (dir_ / "cert.pem").string(),
-                                         ";\nssl_certificate_key ", (dir_ / "key.pem").string(),
-                                         ";\n");
+    const std::string tls =
+        absl::StrCat("ssl_certificate ", (dir_ / "cert.pem").string(), ";\nssl_certificate_key ",
+                     (dir_ / "key.pem").string(), ";\n");
     Nginx::Site& site = site_;
     for (const auto& replica : replicas_) {
       site.grpc_replicas.push_back(absl::StrCat("127.0.0.1:", replica->grpc_port()));
       site.http_replicas.push_back(absl::StrCat("127.0.0.1:", replica->http_port()));
     }
-    site.grpc_listen = absl::StrCat("listen 127.0.0.1:", grpc_port_, " http2;\nlisten 127.0.0.1:",
-                                    grpcs_port_, " ssl http2;\n", tls);
-    site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port_, ";\nlisten 127.0.0.1:",
-                                    https_port_, " ssl;\n", tls);
+    site.grpc_listen =
+        absl::StrCat("listen 127.0.0.1:", grpc_port_, " http2;\nlisten 127.0.0.1:", grpcs_port_,
+                     " ssl http2;\n", tls);
+    site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port_,
+                                    ";\nlisten 127.0.0.1:", https_port_, " ssl;\n", tls);
     auto nginx = Nginx::Start(HOTPATH_SOURCE_DIR, site);
     ASSERT_TRUE(nginx.ok()) << nginx.status();
     nginx_ = *std::move(nginx);
@@ -231,10 +232,10 @@ class ScaleOutTest : public ::testing::Test {
   std::vector<std::unique_ptr<HotpathdProcess>> replicas_;
   Nginx::Site site_;  // nginx's view of the replicas
   std::unique_ptr<Nginx> nginx_;
-  int grpc_port_ = 0;   // nginx, gRPC
-  int grpcs_port_ = 0;  // nginx, gRPC over TLS
-  int http_port_ = 0;   // nginx, REST
-  int https_port_ = 0;  // nginx, REST over TLS
+  int grpc_port_ = 0;                               // nginx, gRPC
+  int grpcs_port_ = 0;                              // nginx, gRPC over TLS
+  int http_port_ = 0;                               // nginx, REST
+  int https_port_ = 0;                              // nginx, REST over TLS
   std::unique_ptr<v1::CatalogService::Stub> stub_;  // through nginx
 };
 
@@ -272,8 +273,8 @@ TEST_F(ScaleOutTest, AReplicaTakenOutOfNginxThenSentSigtermFailsNoCall) {
   EXPECT_GT(answered, 50) << "the replica stopped had served calls";
   EXPECT_GT(load.calls(), 200);
   const Load::Outcome outcome = load.outcome();
-  EXPECT_TRUE(outcome.failures.empty())
-      << outcome.failures.size() << " failed:\n" << absl::StrJoin(outcome.failures, "\n");
+  EXPECT_TRUE(outcome.failures.empty()) << outcome.failures.size() << " failed:\n"
+                                        << absl::StrJoin(outcome.failures, "\n");
   EXPECT_THAT(Missing(outcome.acknowledged), ::testing::IsEmpty());
 }
 
@@ -348,14 +349,14 @@ TEST_F(ScaleOutTest, NginxCachesAnItemRevalidatesItAndFollowsWritesThroughAnyRep
   EXPECT_EQ(reply.status, 200);
   double not_modified = 0;
   for (const auto& replica : replicas_) {
-    not_modified += std::max(0.0, Metric(replica->http_port(), "http_requests_total",
-                                         {"status=\"304\""}));
+    not_modified +=
+        std::max(0.0, Metric(replica->http_port(), "http_requests_total", {"status=\"304\""}));
   }
   EXPECT_GE(not_modified, 1);
   // Calls with credentials are neither served from nor stored in the cache.
-  EXPECT_EQ(Http(http_port_, "GET", path, "", {{"Authorization", "Bearer x"}})
-                .headers["x-cache-status"],
-            "BYPASS");
+  EXPECT_EQ(
+      Http(http_port_, "GET", path, "", {{"Authorization", "Bearer x"}}).headers["x-cache-status"],
+      "BYPASS");
 
   // A write through one replica, straight to it: nginx's answer follows within its lifetime plus
   // the coherence bound.

@@ -313,8 +313,7 @@ std::optional<int> ChildProcess::Wait(absl::Duration timeout) {
 }
 
 HotpathdProcess::HotpathdProcess(const std::string& binary, const std::string& database_url,
-                                 const std::vector<std::string>& flags,
-                                 const std::string& log_file)
+                                 const std::vector<std::string>& flags, const std::string& log_file)
     : grpc_port_(FreePort()), http_port_(FreePort()) {
   std::vector<std::string> argv = {binary,
                                    "--database_url=" + database_url,

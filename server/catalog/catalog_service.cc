@@ -238,9 +238,9 @@ void CatalogService::GetItem(const v1::GetItemRequest& request, absl::Time deadl
                              Done<v1::Item> done) {
   if (absl::Status s = ValidateGet(request); !s.ok()) return done(s);
   if (const std::uint64_t after = ReadAfter(); after != 0) {
-    return LoadAfter<v1::Item>(scheduler_, after, std::move(done), [this, id = request.id(), deadline] {
-      return store_->Get(id, deadline);
-    });
+    return LoadAfter<v1::Item>(
+        scheduler_, after, std::move(done),
+        [this, id = request.id(), deadline] { return store_->Get(id, deadline); });
   }
   if (items_ != nullptr) return items_->Get(request.id(), std::move(done), deadline);
   if (item_reads_ != nullptr) {

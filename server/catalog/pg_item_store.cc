@@ -178,7 +178,8 @@ class CopyImport final : public ItemImport {
   // committed: told the connection once the import has committed.
   CopyImport(db::PgLease lease, absl::Time deadline,
              std::function<void(pqxx::connection&)> committed)
-      : lease_(std::move(lease)), tx_(lease_.connection(), "import"),
+      : lease_(std::move(lease)),
+        tx_(lease_.connection(), "import"),
         committed_(std::move(committed)) {
     // statement_timeout bounds the whole COPY: the caller's deadline, or none at all.
     const absl::Duration left = deadline - absl::Now();
@@ -251,11 +252,11 @@ class CopyImport final : public ItemImport {
         absl::StrCat("item ", index, " rejected, nothing imported: ", status.message()));
   }
 
-  db::PgLease lease_;                        // the connection the import holds
-  pqxx::work tx_;                            // everything or nothing
+  db::PgLease lease_;                                 // the connection the import holds
+  pqxx::work tx_;                                     // everything or nothing
   std::function<void(pqxx::connection&)> committed_;  // after the commit
-  std::unique_ptr<pqxx::stream_to> stream_;  // the COPY in progress; null once completed
-  std::int64_t written_ = 0;                 // rows sent so far
+  std::unique_ptr<pqxx::stream_to> stream_;           // the COPY in progress; null once completed
+  std::int64_t written_ = 0;                          // rows sent so far
 };
 
 }  // namespace
@@ -552,8 +553,8 @@ absl::StatusOr<std::unique_ptr<ItemImport>> PgItemStore::BeginImport(absl::Time 
   auto lease = pool_->Acquire(deadline);
   if (!lease.ok()) return lease.status();
   try {
-    return std::unique_ptr<ItemImport>(new CopyImport(
-        *std::move(lease), deadline, [this](pqxx::connection& c) { Wrote(c, {}); }));
+    return std::unique_ptr<ItemImport>(
+        new CopyImport(*std::move(lease), deadline, [this](pqxx::connection& c) { Wrote(c, {}); }));
   } catch (const std::exception& e) {
     return db::StatusFromException(e, "starting an import");
   }

@@ -12,8 +12,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <pqxx/connection>
 #include <mutex>
+#include <pqxx/connection>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -102,11 +102,11 @@ class ChangeFeed final {
   const std::vector<ChangeSubscription> subscriptions_;  // who is told what
   // Received, not yet handed on (the feed's thread only).
   std::vector<std::pair<const ChangeSubscription*, std::string>> pending_;
-  std::thread thread_;                                   // runs Run
-  std::atomic<bool> stopping_{false};                    // Stop was called
-  mutable std::mutex mu_;                                // guards the below
-  std::condition_variable changed_;                      // connected_ or stopping_ changed
-  ChangeFeedStats stats_;                                // stats()
+  std::thread thread_;                 // runs Run
+  std::atomic<bool> stopping_{false};  // Stop was called
+  mutable std::mutex mu_;              // guards the below
+  std::condition_variable changed_;    // connected_ or stopping_ changed
+  ChangeFeedStats stats_;              // stats()
 };
 
 }  // namespace hotpath::db

@@ -82,8 +82,8 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
       primary = std::make_unique<pqxx::connection>(
           DedicatedConnection(options_.primary_url, connect, kMonitorName));
     }
-    written = Position(
-        pqxx::nontransaction(*primary).exec1("SELECT pg_current_wal_insert_lsn()")[0]);
+    written =
+        Position(pqxx::nontransaction(*primary).exec1("SELECT pg_current_wal_insert_lsn()")[0]);
   } catch (const std::exception& e) {
     primary.reset();
   }
@@ -128,8 +128,9 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
       if (*replayed >= *written) {
         lag = absl::ZeroDuration();
       } else {
-        const auto ahead = std::find_if(history_.begin(), history_.end(),
-                                        [&](const auto& sample) { return sample.second > *replayed; });
+        const auto ahead = std::find_if(history_.begin(), history_.end(), [&](const auto& sample) {
+          return sample.second > *replayed;
+        });
         // Behind the oldest sample kept: further behind than the bound.
         if (ahead != history_.begin() && ahead != history_.end()) lag = now - ahead->first;
       }
@@ -137,8 +138,8 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
     if (replayed.has_value()) standby.replayed = *replayed;
     standby.lag_us = lag.has_value() ? absl::ToInt64Microseconds(*lag) : -1;
     const PgPool* pool = standby.published.load();
-    const bool usable = lag.has_value() && *lag <= options_.max_lag && pool != nullptr &&
-                        !pool->stats().down;
+    const bool usable =
+        lag.has_value() && *lag <= options_.max_lag && pool != nullptr && !pool->stats().down;
     standby.usable = usable;
     if (usable) passed_by_all = std::min(passed_by_all.value_or(*replayed), *replayed);
   }
@@ -223,9 +224,9 @@ bool ReadReplicas::WaitUsable(absl::Duration timeout) {
                        [](const auto& standby) { return standby->usable.load(); });
   };
   std::unique_lock lock(mu_);
-  return wake_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [&] { return stopping_ || all_usable(); }) &&
-         !stopping_;
+  return wake_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] {
+    return stopping_ || all_usable();
+  }) && !stopping_;
 }
 
 ReadReplicasStats ReadReplicas::stats() const {

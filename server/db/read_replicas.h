@@ -51,10 +51,10 @@ struct ReadReplicasOptions {
 };
 
 struct StandbyStats {
-  bool usable = false;              // reads go to it
-  std::uint64_t replayed = 0;       // its replay position at the last sample
-  absl::Duration lag;               // at the last sample (InfiniteDuration when unknown)
-  std::int64_t reads = 0;           // reads sent to it
+  bool usable = false;         // reads go to it
+  std::uint64_t replayed = 0;  // its replay position at the last sample
+  absl::Duration lag;          // at the last sample (InfiniteDuration when unknown)
+  std::int64_t reads = 0;      // reads sent to it
 };
 
 struct ReadReplicasStats {
@@ -97,11 +97,11 @@ class ReadReplicas final {
  private:
   struct Standby {
     std::string url;
-    std::unique_ptr<PgPool> pool;                   // set once by the monitor
-    std::atomic<PgPool*> published{nullptr};        // pool, once it exists
-    std::atomic<bool> usable{false};                // reads may go to it
-    std::atomic<std::uint64_t> replayed{0};         // replay position at the last sample
-    std::atomic<std::int64_t> lag_us{-1};           // -1: unknown
+    std::unique_ptr<PgPool> pool;             // set once by the monitor
+    std::atomic<PgPool*> published{nullptr};  // pool, once it exists
+    std::atomic<bool> usable{false};          // reads may go to it
+    std::atomic<std::uint64_t> replayed{0};   // replay position at the last sample
+    std::atomic<std::int64_t> lag_us{-1};     // -1: unknown
     std::atomic<std::int64_t> reads{0};
   };
   void Run();
@@ -113,24 +113,24 @@ class ReadReplicas final {
 
   const ReadReplicasOptions options_;
   std::vector<std::unique_ptr<Standby>> standbys_;
-  std::atomic<std::size_t> next_{0};            // round robin
+  std::atomic<std::size_t> next_{0};  // round robin
   std::atomic<std::int64_t> primary_reads_{0};
   std::atomic<std::uint64_t> written_{0};
   // The monitor's: when the primary first showed each position, over the last max_lag + 1 s.
   std::deque<std::pair<absl::Time, std::uint64_t>> history_;
 
-  mutable std::mutex floors_mu_;                            // guards the floors below
+  mutable std::mutex floors_mu_;                               // guards the floors below
   std::unordered_map<std::int64_t, std::uint64_t> key_floor_;  // per key
   std::deque<std::pair<std::uint64_t, std::int64_t>> order_;   // (position, key) as raised
-  std::uint64_t every_key_ = 0;                             // floor of every key
-  std::uint64_t any_write_ = 0;                             // the latest write of any key
-  std::int64_t unknown_marks_ = 0;      // WroteUnknown calls
-  std::int64_t resolved_marks_ = 0;     // of which a later sample of the primary covers
+  std::uint64_t every_key_ = 0;                                // floor of every key
+  std::uint64_t any_write_ = 0;                                // the latest write of any key
+  std::int64_t unknown_marks_ = 0;                             // WroteUnknown calls
+  std::int64_t resolved_marks_ = 0;  // of which a later sample of the primary covers
 
-  std::mutex mu_;                       // guards stopping_, rounds_
-  std::condition_variable wake_;        // Stop, and each finished round of samples
+  std::mutex mu_;                 // guards stopping_, rounds_
+  std::condition_variable wake_;  // Stop, and each finished round of samples
   bool stopping_ = false;
-  std::int64_t rounds_ = 0;             // rounds of samples finished
+  std::int64_t rounds_ = 0;  // rounds of samples finished
   std::thread monitor_;
 };
 

@@ -157,9 +157,8 @@ std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicas
     const db::StandbyStats& standby = stats.standbys[i];
     const std::vector<std::pair<std::string, std::string>> label{{"standby", std::to_string(i)}};
     usable.emplace_back(label, standby.usable ? 1.0 : 0.0);
-    lag.emplace_back(label, standby.lag == absl::InfiniteDuration()
-                                ? -1.0
-                                : absl::ToDoubleSeconds(standby.lag));
+    lag.emplace_back(
+        label, standby.lag == absl::InfiniteDuration() ? -1.0 : absl::ToDoubleSeconds(standby.lag));
     reads.emplace_back(label, static_cast<double>(standby.reads));
   }
   return {GaugeFamily("hotpath_read_standby_usable",

@@ -50,9 +50,9 @@ class Cancellation final : public CallLocal<Cancellation> {
   // Current() and Scope (call_local.h): the cancellation of the call this thread works for.
 
  private:
-  mutable std::mutex mu_;          // guards the below
-  bool cancelled_ = false;         // Cancel was called
-  std::function<void()> action_;   // what Cancel runs, if anything
+  mutable std::mutex mu_;         // guards the below
+  bool cancelled_ = false;        // Cancel was called
+  std::function<void()> action_;  // what Cancel runs, if anything
 };
 
 // Runs departures' cancellations one at a time on one thread of its own: a cancel action may take

@@ -9,8 +9,8 @@
 namespace hotpath::rpc {
 
 std::string Consistency::Format(std::uint64_t position) {
-  return absl::AsciiStrToUpper(absl::StrCat(absl::Hex(position >> 32), "/",
-                                            absl::Hex(position & 0xffffffffu)));
+  return absl::AsciiStrToUpper(
+      absl::StrCat(absl::Hex(position >> 32), "/", absl::Hex(position & 0xffffffffu)));
 }
 
 std::uint64_t Consistency::Parse(std::string_view text) {

@@ -41,8 +41,8 @@ class Consistency final : public CallLocal<Consistency> {
   // Current() and Scope (call_local.h): the consistency of the call this thread works for.
 
  private:
-  const std::uint64_t read_after_;              // what reads must include
-  std::atomic<std::uint64_t> committed_{0};     // where this call's writes reached
+  const std::uint64_t read_after_;           // what reads must include
+  std::atomic<std::uint64_t> committed_{0};  // where this call's writes reached
 };
 
 }  // namespace hotpath::rpc

@@ -54,9 +54,8 @@ inline absl::StatusOr<std::uint64_t> ReadAfterOf(const grpc::ServerContext& cont
   const std::uint64_t position =
       Consistency::Parse(std::string_view(it->second.data(), it->second.size()));
   if (position == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Consistency::kMetadataKey,
-                     " must be a position a write answered with, e.g. 16/B374D848"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        Consistency::kMetadataKey, " must be a position a write answered with, e.g. 16/B374D848"));
   }
   return position;
 }
@@ -143,23 +142,22 @@ class ServiceBindings final : public RpcModule {
                          });
          },
          departure == Departure::kCancels});
-    local_.Add(descriptor,
-               [impl, function, executor, departure](const google::protobuf::Message& message,
-                                                     const LocalCall& call, LocalDone done) {
-                 const auto& request = static_cast<const Request&>(message);
-                 // request lives until done runs.
-                 RunOnExecutor(
-                     *executor, departure == Departure::kCancels ? call.cancellation : nullptr,
-                     [impl, function, &request, deadline = call.deadline,
-                      consistency = call.consistency] {
-                       Consistency::Scope scope(consistency.get());
-                       return (impl->*function)(request, deadline);
-                     },
-                     [done = std::move(done)](const absl::StatusOr<Response>& result) {
-                       if (result.ok()) return done(grpc::Status::OK, &*result, nullptr);
-                       done(ToGrpcStatus(result.status()), nullptr, nullptr);
-                     });
-               });
+    local_.Add(
+        descriptor, [impl, function, executor, departure](const google::protobuf::Message& message,
+                                                          const LocalCall& call, LocalDone done) {
+          const auto& request = static_cast<const Request&>(message);
+          // request lives until done runs.
+          RunOnExecutor(
+              *executor, departure == Departure::kCancels ? call.cancellation : nullptr,
+              [impl, function, &request, deadline = call.deadline, consistency = call.consistency] {
+                Consistency::Scope scope(consistency.get());
+                return (impl->*function)(request, deadline);
+              },
+              [done = std::move(done)](const absl::StatusOr<Response>& result) {
+                if (result.ok()) return done(grpc::Status::OK, &*result, nullptr);
+                done(ToGrpcStatus(result.status()), nullptr, nullptr);
+              });
+        });
     return *this;
   }
 
