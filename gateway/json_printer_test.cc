@@ -2,6 +2,10 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
@@ -60,6 +64,66 @@ TEST(JsonPrinter, MatchesProtobufOnItems) {
     item.mutable_update_time()->set_seconds(seconds);
     ExpectSameAsProtobuf(item);
   }
+}
+
+// UTF-8 of code point cp.
+std::string Utf8(char32_t cp) {
+  std::string out;
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+  } else {
+    out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+  }
+  return out;
+}
+
+// Every Unicode scalar value, each between two ASCII letters, 2048 to a string: the gateway's bytes
+// must be protobuf's for all of them (the format characters protobuf escapes among them: soft
+// hyphen, zero-width joiner, direction marks, BOM, language tags, ...).
+TEST(JsonPrinter, MatchesProtobufOnEveryCodePoint) {
+  v1::Item item = FullItem();
+  std::string text;
+  int in_text = 0;
+  for (char32_t cp = 0; cp <= 0x10ffff; ++cp) {
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;  // surrogates are not characters
+    text += 'a';
+    text += Utf8(cp);
+    if (++in_text == 2048 || cp == 0x10ffff) {
+      text += 'z';
+      item.set_name(text);
+      std::string fast;
+      ASSERT_TRUE(AppendCanonicalJson(item, &fast));
+      const std::string reference = Reference(item);
+      if (fast != reference) {
+        // Name the first code point that differs.
+        for (std::size_t at = 0; at < std::min(fast.size(), reference.size()); ++at) {
+          if (fast[at] != reference[at]) {
+            FAIL() << "up to U+" << std::hex << static_cast<std::uint32_t>(cp) << ": gateway \""
+                   << fast.substr(at > 20 ? at - 20 : 0, 60) << "\" protobuf \""
+                   << reference.substr(at > 20 ? at - 20 : 0, 60) << "\"";
+          }
+        }
+        FAIL() << "lengths differ";
+      }
+      text.clear();
+      in_text = 0;
+    }
+  }
+  // The issue's example.
+  item.set_name("a\u200db\u00adc");
+  std::string fast;
+  ASSERT_TRUE(AppendCanonicalJson(item, &fast));
+  EXPECT_NE(fast.find(R"("name":"a\u200db\u00adc")"), std::string::npos) << fast;
 }
 
 TEST(JsonPrinter, MatchesProtobufOnEveryResponse) {

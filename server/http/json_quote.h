@@ -8,9 +8,11 @@
 
 namespace hotpath::http {
 
-// Appends text as a JSON string literal, quotes included: quote, backslash and control characters
-// escaped, and, as protobuf does, < and > (unsafe in HTML) and U+2028/U+2029 (line breaks to
-// JavaScript); other bytes as they are (the caller supplies UTF-8).
+// Appends text as a JSON string literal, quotes included, byte for byte as protobuf 3.21's JSON
+// printer writes it: quote, backslash and control characters escaped, < and > (unsafe in HTML),
+// and the C1 controls and invisible format characters (U+00AD, U+200B-200F, U+2028-202E, U+FEFF,
+// ...: json_quote.cc lists them) as \u escapes, surrogate pairs past U+FFFF; other bytes as they
+// are (the caller supplies UTF-8).
 void AppendJsonString(absl::string_view text, std::string* out);
 
 // The same, as a new string: "a\"b" -> "\"a\\\"b\"".
