@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -586,6 +587,50 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
   waitpid(pid, &status, 0);
   close(out[0]);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// The standalone gateway serves again within a second of its upstream coming back, however long
+// the upstream was away (gRPC's default reconnect backoff had grown to about 5 s).
+TEST_F(GatewayTest, StandaloneGatewayServesWithinASecondOfItsUpstreamComingBack) {
+  CreateDemo(1);
+  const int grpc_port = FreePort();
+  ServerOptions options = Options();
+  options.grpc_address = absl::StrCat("127.0.0.1:", grpc_port);
+  server_.reset();
+  StartServer(options);
+  const int http_port = FreePort();
+  const std::string log =
+      (std::filesystem::temp_directory_path() / absl::StrCat("gateway-", getpid(), ".log"))
+          .string();
+  ChildProcess gateway({HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", grpc_port),
+                        "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port)},
+                       log);
+  const auto serves = [&] {
+    try {
+      return Http(http_port, "GET", "/v1/items/1").status == 200;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  bool up = false;
+  for (int i = 0; i < 200 && !(up = serves()); ++i) absl::SleepFor(absl::Milliseconds(25));
+  ASSERT_TRUE(up);
+  // Away for 6 s, asked all along (each failure makes gRPC back off further by default).
+  stub_.reset();
+  channel_.reset();
+  server_.reset();
+  const absl::Time away = absl::Now();
+  while (absl::Now() - away < absl::Seconds(6)) {
+    EXPECT_FALSE(serves());
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  StartServer(options);  // same database, same port
+  const absl::Time back = absl::Now();
+  while (!serves() && absl::Now() - back < absl::Seconds(10)) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_LT(absl::Now() - back, absl::Seconds(1));
+  gateway.Signal(SIGTERM);
+  gateway.Wait(absl::Seconds(10));
+  std::filesystem::remove(log);
 }
 
 }  // namespace
