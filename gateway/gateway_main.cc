@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
 #include "gateway/openapi.h"
+#include "gateway/upstream_metrics.h"
 #include "grpc/health/v1/health.pb.h"
 #include "server/app/descriptors.h"
 #include "server/app/env.h"
@@ -83,11 +84,18 @@ int main(int argc, char** argv) {
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   channel_args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  auto channel =
-      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_upstream), *credentials, channel_args);
   hotpath::metrics::MetricsRegistry metrics;
   metrics.AddCollector([] { return hotpath::metrics::ProcessFamilies(); });
   hotpath::metrics::HttpMetrics http_metrics(metrics.registry());
+  // Every call to the upstream, by method and the code it ended with: grpc_client_*.
+  hotpath::metrics::GrpcMetrics upstream_metrics(metrics.registry(),
+                                                 hotpath::metrics::GrpcMetrics::Side::kClient,
+                                                 {{"upstream", absl::GetFlag(FLAGS_upstream)}});
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(
+      hotpath::gateway::MakeUpstreamMetricsInterceptorFactory(&upstream_metrics));
+  auto channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+      absl::GetFlag(FLAGS_upstream), *credentials, channel_args, std::move(interceptors));
 
   hotpath::gateway::GatewayOptions options;
   options.transcode.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
@@ -109,6 +117,7 @@ int main(int argc, char** argv) {
     services.push_back(api.service->full_name());
     documents.push_back(api.openapi);
   }
+  upstream_metrics.InitializeServices(services);  // every method's series, at zero
   auto openapi = hotpath::gateway::MergeOpenApi(documents);
   if (!openapi.ok()) {
     std::cerr << "hotpath-gateway: " << openapi.status() << "\n";

@@ -41,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   d->drain_delay_ = options.drain_delay;
   d->modules_ = std::move(modules);
   d->metrics_ = std::make_unique<metrics::MetricsRegistry>();
-  d->grpc_metrics_ = std::make_unique<metrics::GrpcServerMetrics>(d->metrics_->registry());
+  d->grpc_metrics_ = std::make_unique<metrics::GrpcMetrics>(d->metrics_->registry());
   d->acquire_wait_ = &prometheus::BuildHistogram()
                           .Name("hotpath_db_pool_acquire_wait_seconds")
                           .Help("Time spent waiting for a database connection.")

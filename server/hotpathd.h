@@ -126,7 +126,7 @@ class Hotpathd final {
   // First, so it is destroyed last: a late gRPC callback may still post an answer to its loop.
   std::unique_ptr<http::HttpServer> http_;                    // serves the routes below
   std::unique_ptr<metrics::MetricsRegistry> metrics_;         // everything /metrics shows
-  std::unique_ptr<metrics::GrpcServerMetrics> grpc_metrics_;  // grpc_server_* series
+  std::unique_ptr<metrics::GrpcMetrics> grpc_metrics_;  // grpc_server_* series
   prometheus::Histogram* acquire_wait_ = nullptr;             // pool acquire waits
   std::unique_ptr<db::PgPool> pool_;                          // database connections
   std::unique_ptr<db::ReadReplicas> read_replicas_;           // standbys; null when none

@@ -12,6 +12,7 @@
 #include <regex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -580,7 +581,29 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
   EXPECT_EQ(unknown.headers.count("vary") ? unknown.headers.at("vary") : "", "Accept-Encoding");
   EXPECT_EQ(unknown.headers.count("x-process-time"), 1u);
   EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);
-  EXPECT_THAT(Http(port, "GET", "/metrics").body, HasSubstr("http_requests_total"));
+  const std::string metrics = Http(port, "GET", "/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("http_requests_total"));
+  // Its calls to the upstream, with the code each ended with: GetItem once OK and once NotFound.
+  const std::string upstream = absl::StrCat("upstream=\"127.0.0.1:", server_->grpc_port(), "\"");
+  const auto client_series = [&](const std::string& name, const std::string& labels) {
+    for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+      if (absl::StartsWith(line, name + "{") && absl::StrContains(line, labels) &&
+          absl::StrContains(line, upstream)) {
+        return std::string(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return std::string("none");
+  };
+  EXPECT_EQ(client_series("grpc_client_handled_total", "grpc_code=\"OK\",grpc_method=\"GetItem\""),
+            "1")
+      << metrics;
+  EXPECT_EQ(
+      client_series("grpc_client_handled_total", "grpc_code=\"NotFound\",grpc_method=\"GetItem\""),
+      "1");
+  EXPECT_EQ(
+      client_series("grpc_client_handled_total", "grpc_code=\"OK\",grpc_method=\"CreateItem\""),
+      "1");
+  EXPECT_EQ(client_series("grpc_client_handling_seconds_count", "grpc_method=\"GetItem\""), "2");
 
   kill(pid, SIGTERM);
   int status = 0;
@@ -626,7 +649,8 @@ TEST_F(GatewayTest, StandaloneGatewayServesWithinASecondOfItsUpstreamComingBack)
   }
   StartServer(options);  // same database, same port
   const absl::Time back = absl::Now();
-  while (!serves() && absl::Now() - back < absl::Seconds(10)) absl::SleepFor(absl::Milliseconds(10));
+  while (!serves() && absl::Now() - back < absl::Seconds(10))
+    absl::SleepFor(absl::Milliseconds(10));
   EXPECT_LT(absl::Now() - back, absl::Seconds(1));
   gateway.Signal(SIGTERM);
   gateway.Wait(absl::Seconds(10));

@@ -58,13 +58,13 @@ class TimingInterceptor final : public Interceptor {
 
 class TimingFactory final : public Factory {
  public:
-  explicit TimingFactory(metrics::GrpcServerMetrics* metrics) : metrics_(metrics) {}
+  explicit TimingFactory(metrics::GrpcMetrics* metrics) : metrics_(metrics) {}
   Interceptor* CreateServerInterceptor(ServerRpcInfo* info) override {
     return new TimingInterceptor(&metrics_->For(info->method(), RpcTypeOf(*info)));
   }
 
  private:
-  metrics::GrpcServerMetrics* metrics_;  // shared series
+  metrics::GrpcMetrics* metrics_;  // shared series
 };
 
 class MetricsInterceptor final : public Interceptor {
@@ -95,13 +95,13 @@ class MetricsInterceptor final : public Interceptor {
 
 class MetricsFactory final : public Factory {
  public:
-  explicit MetricsFactory(metrics::GrpcServerMetrics* metrics) : metrics_(metrics) {}
+  explicit MetricsFactory(metrics::GrpcMetrics* metrics) : metrics_(metrics) {}
   Interceptor* CreateServerInterceptor(ServerRpcInfo* info) override {
     return new MetricsInterceptor(&metrics_->For(info->method(), RpcTypeOf(*info)));
   }
 
  private:
-  metrics::GrpcServerMetrics* metrics_;  // shared series
+  metrics::GrpcMetrics* metrics_;  // shared series
 };
 
 class AccessLogInterceptor final : public Interceptor {
@@ -138,10 +138,10 @@ class AccessLogFactory final : public Factory {
 
 }  // namespace
 
-std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcServerMetrics* metrics) {
+std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcMetrics* metrics) {
   return std::make_unique<TimingFactory>(metrics);
 }
-std::unique_ptr<Factory> MakeMetricsInterceptorFactory(metrics::GrpcServerMetrics* metrics) {
+std::unique_ptr<Factory> MakeMetricsInterceptorFactory(metrics::GrpcMetrics* metrics) {
   return std::make_unique<MetricsFactory>(metrics);
 }
 std::unique_ptr<Factory> MakeAccessLogInterceptorFactory() {

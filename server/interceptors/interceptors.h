@@ -24,8 +24,8 @@ namespace hotpath::interceptors {
 
 using Factory = grpc::experimental::ServerInterceptorFactoryInterface;
 
-std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcServerMetrics* metrics);
-std::unique_ptr<Factory> MakeMetricsInterceptorFactory(metrics::GrpcServerMetrics* metrics);
+std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcMetrics* metrics);
+std::unique_ptr<Factory> MakeMetricsInterceptorFactory(metrics::GrpcMetrics* metrics);
 std::unique_ptr<Factory> MakeAccessLogInterceptorFactory();
 
 }  // namespace hotpath::interceptors

@@ -5,6 +5,9 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
 namespace hotpath::metrics {
 namespace {
 
@@ -29,6 +32,15 @@ const prometheus::Histogram::BucketBoundaries& HandlingBuckets() {
   return buckets;
 }
 
+std::string Named(GrpcMetrics::Side side, const char* what) {
+  return absl::StrCat(side == GrpcMetrics::Side::kServer ? "grpc_server_" : "grpc_client_", what);
+}
+
+std::string Helped(GrpcMetrics::Side side, const char* format) {
+  return absl::StrReplaceAll(format,
+                             {{"%s", side == GrpcMetrics::Side::kServer ? "server" : "client"}});
+}
+
 }  // namespace
 
 const std::array<const char*, 17>& GrpcCodeNames() {
@@ -40,37 +52,47 @@ const std::array<const char*, 17>& GrpcCodeNames() {
   return names;
 }
 
-GrpcServerMetrics::GrpcServerMetrics(prometheus::Registry& registry)
+GrpcMetrics::GrpcMetrics(prometheus::Registry& registry, Side side,
+                         const prometheus::Labels& constant)
     : started_(prometheus::BuildCounter()
-                   .Name("grpc_server_started_total")
-                   .Help("Total number of RPCs started on the server.")
+                   .Name(Named(side, "started_total"))
+                   .Help(Helped(side, "Total number of RPCs started on the %s."))
+                   .Labels(constant)
                    .Register(registry)),
-      handled_(
+      handled_(prometheus::BuildCounter()
+                   .Name(Named(side, "handled_total"))
+                   .Help(Helped(side,
+                                "Total number of RPCs completed on the %s, regardless of "
+                                "success or failure."))
+                   .Labels(constant)
+                   .Register(registry)),
+      msg_received_(
           prometheus::BuildCounter()
-              .Name("grpc_server_handled_total")
-              .Help(
-                  "Total number of RPCs completed on the server, regardless of success or failure.")
+              .Name(Named(side, "msg_received_total"))
+              .Help(Helped(side, "Total number of RPC stream messages received on the %s."))
+              .Labels(constant)
               .Register(registry)),
-      msg_received_(prometheus::BuildCounter()
-                        .Name("grpc_server_msg_received_total")
-                        .Help("Total number of RPC stream messages received on the server.")
-                        .Register(registry)),
       msg_sent_(prometheus::BuildCounter()
-                    .Name("grpc_server_msg_sent_total")
-                    .Help("Total number of gRPC stream messages sent by the server.")
+                    .Name(Named(side, "msg_sent_total"))
+                    .Help(Helped(side, "Total number of gRPC stream messages sent by the %s."))
+                    .Labels(constant)
                     .Register(registry)),
       handling_seconds_(prometheus::BuildHistogram()
-                            .Name("grpc_server_handling_seconds")
-                            .Help("Histogram of response latency (seconds) of gRPC that had been "
-                                  "application-level handled by the server.")
+                            .Name(Named(side, "handling_seconds"))
+                            .Help(side == Side::kServer
+                                      ? "Histogram of response latency (seconds) of gRPC that had "
+                                        "been application-level handled by the server."
+                                      : "Histogram of response latency (seconds) of the gRPC "
+                                        "until it is finished by the application.")
+                            .Labels(constant)
                             .Register(registry)) {}
 
-void GrpcServerMetrics::InitializeMethod(const std::string& full_method,
-                                         grpc::internal::RpcMethod::RpcType type) {
+void GrpcMetrics::InitializeMethod(const std::string& full_method,
+                                   grpc::internal::RpcMethod::RpcType type) {
   For(full_method.c_str(), type);
 }
 
-void GrpcServerMetrics::InitializeServices(const std::vector<std::string>& service_names) {
+void GrpcMetrics::InitializeServices(const std::vector<std::string>& service_names) {
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const std::string& name : service_names) {
     const google::protobuf::ServiceDescriptor* service = pool->FindServiceByName(name);
@@ -87,8 +109,7 @@ void GrpcServerMetrics::InitializeServices(const std::vector<std::string>& servi
   }
 }
 
-MethodMetrics& GrpcServerMetrics::For(const char* full_method,
-                                      grpc::internal::RpcMethod::RpcType type) {
+MethodMetrics& GrpcMetrics::For(const char* full_method, grpc::internal::RpcMethod::RpcType type) {
   {
     std::shared_lock lock(mu_);
     auto it = methods_.find(absl::string_view(full_method));

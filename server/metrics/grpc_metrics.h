@@ -1,6 +1,8 @@
-// gRPC server metrics under go-grpc-prometheus's names, so existing dashboards and alerts work:
-// grpc_server_started_total, grpc_server_handled_total (with grpc_code names such as OK, NotFound),
-// grpc_server_msg_received_total, grpc_server_msg_sent_total, grpc_server_handling_seconds.
+// gRPC metrics under go-grpc-prometheus's names, so existing dashboards and alerts work: for a
+// server grpc_server_started_total, grpc_server_handled_total (with grpc_code names such as OK,
+// NotFound), grpc_server_msg_received_total, grpc_server_msg_sent_total,
+// grpc_server_handling_seconds; for a client (the standalone gateway's calls to its upstream) the
+// same as grpc_client_*.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -23,16 +25,19 @@ const std::array<const char*, 17>& GrpcCodeNames();
 
 // One method's series, resolved once so a call only touches atomics.
 struct MethodMetrics {
-  prometheus::Counter* started;                  // grpc_server_started_total
-  std::array<prometheus::Counter*, 17> handled;  // grpc_server_handled_total by code
-  prometheus::Counter* msg_received;             // grpc_server_msg_received_total
-  prometheus::Counter* msg_sent;                 // grpc_server_msg_sent_total
-  prometheus::Histogram* handling_seconds;       // grpc_server_handling_seconds
+  prometheus::Counter* started;                  // grpc_<side>_started_total
+  std::array<prometheus::Counter*, 17> handled;  // grpc_<side>_handled_total by code
+  prometheus::Counter* msg_received;             // grpc_<side>_msg_received_total
+  prometheus::Counter* msg_sent;                 // grpc_<side>_msg_sent_total
+  prometheus::Histogram* handling_seconds;       // grpc_<side>_handling_seconds
 };
 
-class GrpcServerMetrics final {
+class GrpcMetrics final {
  public:
-  explicit GrpcServerMetrics(prometheus::Registry& registry);
+  enum class Side { kServer, kClient };
+  // constant: labels every series carries (a client's upstream, say).
+  explicit GrpcMetrics(prometheus::Registry& registry, Side side = Side::kServer,
+                       const prometheus::Labels& constant = {});
 
   // Creates every series of one method at zero ("/pkg.Service/Method").
   void InitializeMethod(const std::string& full_method, grpc::internal::RpcMethod::RpcType type);
