@@ -275,6 +275,29 @@ absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api:
   return routes_.Add(http_method, path_template, std::move(binding));
 }
 
+namespace {
+
+// What gRPC accepts as a metadata key (lower-case letters, digits, "-", "_", ".") and as the
+// value of a text key (printable ASCII). gRPC 1.51 aborts the process on a call started with
+// anything else, so nothing else leaves the gateway as metadata.
+bool LegalMetadataKey(absl::string_view key) {
+  if (key.empty() || absl::EndsWith(key, "-bin") || absl::StartsWith(key, "grpc-")) return false;
+  for (const char c : key) {
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' || c == '_' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+bool LegalMetadataValue(absl::string_view value) {
+  for (const char c : value) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 // Parse: what every answer to request carries, whatever its status.
 AnswerContext Gateway::ContextOf(const http::Request& request) {
   AnswerContext answer{request.version(), request.method() == bhttp::verb::head,
@@ -282,8 +305,10 @@ AnswerContext Gateway::ContextOf(const http::Request& request) {
                        Clock::now()};
   if (auto it = request.find("X-Request-Id"); it != request.end())
     answer.request_id = std::string(it->value());
-  if (answer.request_id.empty() || answer.request_id.size() > 128)
+  if (answer.request_id.empty() || answer.request_id.size() > 128 ||
+      !LegalMetadataValue(answer.request_id)) {
     answer.request_id = RandomRequestId();
+  }
   answer.safe = answer.head || request.method() == bhttp::verb::get;
   if (answer.safe) answer.if_none_match = Header(request, bhttp::field::if_none_match);
   return answer;
@@ -403,6 +428,11 @@ Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerC
     const absl::string_view name(field.name_string().data(), field.name_string().size());
     const absl::string_view value(field.value().data(), field.value().size());
     if (field.name() == bhttp::field::authorization) {
+      if (!LegalMetadataValue(value)) {
+        return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             "the Authorization header must be printable ASCII"),
+                400};
+      }
       call->metadata.emplace_back("authorization", std::string(value));
     } else if (absl::EqualsIgnoreCase(name, rpc::Consistency::kHeader)) {
       if (rpc::Consistency::Parse(std::string_view(value.data(), value.size())) == 0) {
@@ -414,7 +444,15 @@ Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerC
       }
       call->metadata.emplace_back(rpc::Consistency::kMetadataKey, std::string(value));
     } else if (name.size() > 14 && absl::StartsWithIgnoreCase(name, "grpc-metadata-")) {
-      call->metadata.emplace_back(absl::AsciiStrToLower(name.substr(14)), std::string(value));
+      std::string key = absl::AsciiStrToLower(name.substr(14));
+      if (!LegalMetadataKey(key) || !LegalMetadataValue(value)) {
+        return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             absl::StrCat("header ", name,
+                                          ": gRPC metadata takes keys of a-z, 0-9, -, _ and . "
+                                          "(not grpc-*, not *-bin) and printable ASCII values")),
+                400};
+      }
+      call->metadata.emplace_back(std::move(key), std::string(value));
     }
   }
   return {};
