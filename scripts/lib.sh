@@ -8,7 +8,7 @@ HOTPATH_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libpqxx-dev libpq-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev zlib1g-dev libssl-dev libjemalloc-dev
-  postgresql postgresql-contrib prometheus nghttp2-client wrk curl nginx-light python3-h2
+  postgresql postgresql-contrib prometheus nghttp2-client wrk curl nginx-light python3-h2 openssl
   golang-github-grpc-ecosystem-grpc-gateway-dev golang-google-grpc-dev golang-grpc-gateway
 )
 
