@@ -314,8 +314,7 @@ void PgItemStore::Wrote(pqxx::connection& c, const std::vector<std::int64_t>& ke
   if (replicas_ == nullptr) return;
   std::uint64_t position = 0;
   try {
-    position = rpc::Consistency::Parse(
-        pqxx::nontransaction(c).exec1("SELECT pg_current_wal_insert_lsn()")[0].c_str());
+    position = db::WalInsertPosition(c);
   } catch (const std::exception&) {
     // Written, but where is not known: no standby is read until the primary is sampled again.
   }

@@ -9,7 +9,7 @@
 
 #include "absl/time/clock.h"
 #include "server/db/pg_pool.h"
-#include "server/rpc/consistency.h"
+#include "server/db/read_replicas.h"
 
 namespace hotpath::db {
 
@@ -105,11 +105,7 @@ void ChangeFeed::Deliver(pqxx::connection& connection) {
   std::vector<std::pair<const ChangeSubscription*, std::string>> batch;
   batch.swap(pending_);
   std::uint64_t position = 0;
-  if (options_.positions) {
-    const pqxx::row row =
-        pqxx::nontransaction(connection).exec1("SELECT pg_current_wal_insert_lsn()");
-    position = rpc::Consistency::Parse(row[0].c_str());
-  }
+  if (options_.positions) position = WalInsertPosition(connection);
   for (const auto& [subscription, payload] : batch) subscription->on_change(payload, position);
 }
 

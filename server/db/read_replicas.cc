@@ -24,6 +24,11 @@ std::optional<std::uint64_t> Position(const pqxx::field& field) {
 
 }  // namespace
 
+std::uint64_t WalInsertPosition(pqxx::connection& connection) {
+  return rpc::Consistency::Parse(
+      pqxx::nontransaction(connection).exec1("SELECT pg_current_wal_insert_lsn()")[0].c_str());
+}
+
 ReadReplicas::ReadReplicas(ReadReplicasOptions options) : options_(std::move(options)) {
   for (const std::string& url : options_.standby_urls) {
     auto standby = std::make_unique<Standby>();
@@ -82,8 +87,7 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
       primary = std::make_unique<pqxx::connection>(
           DedicatedConnection(options_.primary_url, connect, kMonitorName));
     }
-    written =
-        Position(pqxx::nontransaction(*primary).exec1("SELECT pg_current_wal_insert_lsn()")[0]);
+    written = WalInsertPosition(*primary);
   } catch (const std::exception& e) {
     primary.reset();
   }

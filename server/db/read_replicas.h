@@ -35,6 +35,11 @@
 
 namespace hotpath::db {
 
+// The primary's WAL insert position now, on connection: past the commit record of every
+// transaction that has finished (see above for why not pg_current_wal_lsn). Throws as libpqxx
+// does.
+std::uint64_t WalInsertPosition(pqxx::connection& connection);
+
 struct ReadReplicasOptions {
   // The primary, whose write position the monitor samples.
   std::string primary_url;
