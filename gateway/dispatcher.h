@@ -7,6 +7,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/generic/generic_stub.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +25,7 @@ struct OutgoingCall {
   std::string method;                                         // "/pkg.Service/Method"
   std::vector<std::pair<std::string, std::string>> metadata;  // sent as client metadata
   absl::Time deadline = absl::InfiniteFuture();               // the call's deadline
+  std::uint64_t read_after = 0;  // X-Hotpath-Lsn, parsed (rpc::Consistency); 0: none
 };
 
 struct CallResult {

@@ -2,6 +2,8 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
+#include <grpc/grpc.h>
+#include <grpc/slice.h>
 
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -278,22 +280,20 @@ absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api:
 namespace {
 
 // What gRPC accepts as a metadata key (lower-case letters, digits, "-", "_", ".") and as the
-// value of a text key (printable ASCII). gRPC 1.51 aborts the process on a call started with
-// anything else, so nothing else leaves the gateway as metadata.
+// value of a text key (printable ASCII), by gRPC's own rules. gRPC 1.51 aborts the process on a
+// call started with anything else, so nothing else leaves the gateway as metadata. A key must
+// also not be gRPC's own (grpc-*) nor binary (*-bin: HTTP headers carry no raw bytes).
+grpc_slice Slice(absl::string_view text) {
+  return grpc_slice_from_static_buffer(text.data(), text.size());
+}
+
 bool LegalMetadataKey(absl::string_view key) {
-  if (key.empty() || absl::EndsWith(key, "-bin") || absl::StartsWith(key, "grpc-")) return false;
-  for (const char c : key) {
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' || c == '_' || c == '.'))
-      return false;
-  }
-  return true;
+  return grpc_header_key_is_legal(Slice(key)) != 0 && grpc_is_binary_header(Slice(key)) == 0 &&
+         !absl::StartsWith(key, "grpc-");
 }
 
 bool LegalMetadataValue(absl::string_view value) {
-  for (const char c : value) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
+  return grpc_header_nonbin_value_is_legal(Slice(value)) != 0;
 }
 
 }  // namespace
@@ -435,11 +435,10 @@ Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerC
       }
       call->metadata.emplace_back("authorization", std::string(value));
     } else if (absl::EqualsIgnoreCase(name, rpc::Consistency::kHeader)) {
-      if (rpc::Consistency::Parse(std::string_view(value.data(), value.size())) == 0) {
+      call->read_after = rpc::Consistency::Parse(std::string_view(value.data(), value.size()));
+      if (call->read_after == 0) {
         return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                             absl::StrCat(rpc::Consistency::kHeader,
-                                          " must be a position a write answered with, e.g. "
-                                          "16/B374D848")),
+                             absl::StrCat(rpc::Consistency::kHeader, rpc::Consistency::kMalformed)),
                 400};
       }
       call->metadata.emplace_back(rpc::Consistency::kMetadataKey, std::string(value));
@@ -554,12 +553,8 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     // What the call reads after, and where its writes reach (the X-Hotpath-Lsn header both ways):
     // for reads that send a position, and for every call that may write.
     std::shared_ptr<rpc::Consistency> consistency;
-    std::uint64_t read_after = 0;
-    for (const auto& [key, value] : call.metadata) {
-      if (key == rpc::Consistency::kMetadataKey) read_after = rpc::Consistency::Parse(value);
-    }
-    if (read_after != 0 || !answer.safe) {
-      consistency = std::make_shared<rpc::Consistency>(read_after);
+    if (call.read_after != 0 || !answer.safe) {
+      consistency = std::make_shared<rpc::Consistency>(call.read_after);
     }
     rpc::LocalCall local_call{call.deadline, std::move(call.metadata), std::move(cancellation)};
     local_call.consistency = consistency;

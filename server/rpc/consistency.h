@@ -20,6 +20,9 @@ class Consistency final : public CallLocal<Consistency> {
   // gRPC metadata key, both ways; the gateway maps it to and from the X-Hotpath-Lsn header.
   static constexpr char kMetadataKey[] = "x-hotpath-lsn";
   static constexpr char kHeader[] = "X-Hotpath-Lsn";
+  // What a malformed one is told, after the key's or header's name.
+  static constexpr char kMalformed[] =
+      " must be a position a write answered with, e.g. 16/B374D848";
 
   explicit Consistency(std::uint64_t read_after = 0) : read_after_(read_after) {}
 

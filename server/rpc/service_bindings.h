@@ -54,8 +54,8 @@ inline absl::StatusOr<std::uint64_t> ReadAfterOf(const grpc::ServerContext& cont
   const std::uint64_t position =
       Consistency::Parse(std::string_view(it->second.data(), it->second.size()));
   if (position == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Consistency::kMetadataKey, " must be a position a write answered with, e.g. 16/B374D848"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Consistency::kMetadataKey, Consistency::kMalformed));
   }
   return position;
 }
