@@ -63,6 +63,13 @@ class CoherenceTest : public ServerTest {
     return item;
   }
 
+  // Whether B answers request with a page of count items.
+  bool OtherLists(const v1::ListItemsRequest& request, int count) {
+    v1::ListItemsResponse page;
+    return other_stub_->ListItems(Context().get(), request, &page).ok() &&
+           page.items_size() == count;
+  }
+
   grpc::Status SetStock(v1::CatalogService::Stub& stub, std::int64_t id, int stock,
                         const std::string& etag = "", v1::Item* updated = nullptr) {
     v1::UpdateItemRequest request;
@@ -126,16 +133,9 @@ TEST_F(CoherenceTest, AnEtagFromTheOtherReplicaIsCurrentOnceTheBoundHasPassed) {
 TEST_F(CoherenceTest, ACreateThroughOneReplicaShowsInTheOthersCachedPages) {
   CreateDemo(1);
   v1::ListItemsRequest request;
-  v1::ListItemsResponse page;
-  ASSERT_TRUE(other_stub_->ListItems(Context().get(), request, &page).ok());
-  ASSERT_EQ(page.items_size(), 1);
+  ASSERT_TRUE(OtherLists(request, 1));
   CreateDemo(2);
-  EXPECT_LT(TimeUntil([&] {
-              v1::ListItemsResponse now;
-              return other_stub_->ListItems(Context().get(), request, &now).ok() &&
-                     now.items_size() == 2;
-            }),
-            kBound);
+  EXPECT_LT(TimeUntil([&] { return OtherLists(request, 2); }), kBound);
 }
 
 TEST_F(CoherenceTest, WritesStraightIntoTheDatabaseReachTheCaches) {
@@ -248,12 +248,7 @@ TEST_F(CoherenceTest, AReplicasWritesAreAnnouncedInBatches) {
   // B heard every one of them, in fewer notifications than writes.
   v1::ListItemsRequest all;
   all.set_page_size(1000);
-  EXPECT_LT(TimeUntil([&] {
-              v1::ListItemsResponse page;
-              return other_stub_->ListItems(Context().get(), all, &page).ok() &&
-                     page.items_size() == 100;
-            }),
-            kBound);
+  EXPECT_LT(TimeUntil([&] { return OtherLists(all, 100); }), kBound);
 }
 
 // A replica that does not listen still has its writes announced (by the triggers) to those that do.
