@@ -124,19 +124,19 @@ class Hotpathd final {
   void HandleHttp(const http::Request& request, http::Responder respond);
 
   // First, so it is destroyed last: a late gRPC callback may still post an answer to its loop.
-  std::unique_ptr<http::HttpServer> http_;                    // serves the routes below
-  std::unique_ptr<metrics::MetricsRegistry> metrics_;         // everything /metrics shows
+  std::unique_ptr<http::HttpServer> http_;              // serves the routes below
+  std::unique_ptr<metrics::MetricsRegistry> metrics_;   // everything /metrics shows
   std::unique_ptr<metrics::GrpcMetrics> grpc_metrics_;  // grpc_server_* series
-  prometheus::Histogram* acquire_wait_ = nullptr;             // pool acquire waits
-  std::unique_ptr<db::PgPool> pool_;                          // database connections
-  std::unique_ptr<db::ReadReplicas> read_replicas_;           // standbys; null when none
-  std::unique_ptr<rpc::Executor> executor_;                   // database work
-  std::unique_ptr<rpc::CallGate> gate_;                       // admits every call
-  std::unique_ptr<db::ChangeAnnouncer> announcer_;  // tells other replicas; null when feed off
-  module::ServiceModules modules_;                  // the services, in the given order
-  std::unique_ptr<db::ChangeFeed> change_feed_;     // keeps their caches coherent; null when off
-  rpc::LocalHandlers local_;                        // every module's, for the gateway
-  std::unique_ptr<rpc::AsyncServer> server_;        // the gRPC server
+  prometheus::Histogram* acquire_wait_ = nullptr;       // pool acquire waits
+  std::unique_ptr<db::PgPool> pool_;                    // database connections
+  std::unique_ptr<db::ReadReplicas> read_replicas_;     // standbys; null when none
+  std::unique_ptr<rpc::Executor> executor_;             // database work
+  std::unique_ptr<rpc::CallGate> gate_;                 // admits every call
+  std::unique_ptr<db::ChangeAnnouncer> announcer_;      // tells other replicas; null when feed off
+  module::ServiceModules modules_;                      // the services, in the given order
+  std::unique_ptr<db::ChangeFeed> change_feed_;  // keeps their caches coherent; null when off
+  rpc::LocalHandlers local_;                     // every module's, for the gateway
+  std::unique_ptr<rpc::AsyncServer> server_;     // the gRPC server
   std::unique_ptr<metrics::HttpMetrics> http_metrics_;   // http_requests_total, durations
   std::unique_ptr<http::CoalescedProbe> readiness_;      // /readyz's check, off the executor
   std::unique_ptr<http::RuntimeRoutes> runtime_routes_;  // /metrics, /healthz, /readyz

@@ -44,10 +44,9 @@ std::vector<db::ChangeSubscription> CatalogModule::ChangeSubscriptions() {
   if (service_->item_cache() == nullptr && service_->list_cache() == nullptr) return {};
   CatalogService* catalog = service_.get();
   return {{.channel = CatalogService::kChangeChannel,
-           .on_change = [catalog](std::string_view payload,
-                                  std::uint64_t position) {
-             catalog->OnItemsChanged(payload, position);
-           },
+           .on_change = [catalog](
+                            std::string_view payload,
+                            std::uint64_t position) { catalog->OnItemsChanged(payload, position); },
            .on_lost = [catalog](absl::Duration max_age) { catalog->DistrustCaches(max_age); },
            .on_restored = [catalog] { catalog->TrustCaches(); }}};
 }

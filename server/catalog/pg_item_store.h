@@ -59,8 +59,8 @@ class PgItemStore final : public ItemStore {
   void Wrote(pqxx::connection& c, const std::vector<std::int64_t>& keys);
   void MayHaveWritten(const absl::Status& status);
 
-  db::PgPool* pool_;             // shared with whoever else uses the database
-  db::ReadReplicas* replicas_;   // standbys for reads; null: none
+  db::PgPool* pool_;            // shared with whoever else uses the database
+  db::ReadReplicas* replicas_;  // standbys for reads; null: none
 };
 
 }  // namespace hotpath::catalog

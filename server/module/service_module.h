@@ -23,7 +23,7 @@ namespace hotpath::module {
 
 // What hotpathd shares with every module. Everything here outlives the module's calls.
 struct ModuleContext {
-  db::PgPool* pool = nullptr;         // the database, with every module's statements prepared
+  db::PgPool* pool = nullptr;  // the database, with every module's statements prepared
   // Hot standbys to read from (their pools prepare the same statements); null: none, every read
   // goes to pool. A store that reads them keeps read-your-writes (server/db/read_replicas.h).
   db::ReadReplicas* read_replicas = nullptr;
