@@ -7,7 +7,9 @@
 
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <memory>
 #include <random>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -149,7 +151,9 @@ void CopyMetadata(const CallResult& result, http::Response& response) {
 }
 
 // NDJSON for a server stream: the header goes out with the first message, so a call that fails
-// before any message still gets its proper HTTP status.
+// before any message still gets its proper HTTP status. A client that accepts gzip gets one gzip
+// member over the whole stream once its first compress_min_bytes are in (a stream that ends
+// before that is answered whole, uncompressed, like any small answer).
 class NdjsonStream final : public StreamObserver {
  public:
   NdjsonStream(http::Responder respond, AnswerContext answer, const Message* prototype,
@@ -168,39 +172,61 @@ class NdjsonStream final : public StreamObserver {
     }
     std::string line = absl::StrCat("{\"result\":", MessageJson(*message), "}\n");
     auto next = [read_next, cancel](bool ok) { ok ? read_next() : cancel(); };
-    if (started_) return respond_.WriteChunk(std::move(line), next);
+    if (started_) {
+      if (gzip_ != nullptr) line = gzip_->Add(line);
+      if (line.empty()) return read_next();  // zlib keeps it for its next block
+      return respond_.WriteChunk(std::move(line), next);
+    }
+    if (answer_.accepts_gzip) {
+      absl::StrAppend(&held_, line);
+      if (held_.size() < compress_min_bytes_) return read_next();
+      gzip_ = std::make_unique<http::GzipStream>();
+      line = gzip_->Add(std::exchange(held_, {}));
+    }
     started_ = true;
     http::Response header(bhttp::status::ok, answer_.version);
     header.set(bhttp::field::content_type, "application/x-ndjson");
+    header.set(bhttp::field::vary, "Accept-Encoding");
+    if (gzip_ != nullptr) header.set(bhttp::field::content_encoding, "gzip");
     header.set("X-Request-Id", answer_.request_id);
     header.set("X-Process-Time", ProcessTime(answer_.start));
     respond_.StartStream(std::move(header), [respond = respond_, line = std::move(line), next,
                                              cancel](bool ok) mutable {
       if (!ok) return cancel();
+      if (line.empty()) return next(true);
       respond.WriteChunk(std::move(line), next);
     });
   }
 
   void OnDone(CallResult result) override {
     const grpc::Status status = failed_.ok() ? result.status : failed_;
+    const std::string error =
+        status.ok() ? "" : absl::StrCat("{\"error\":", StatusJson(status), "}\n");
     if (!started_) {
-      if (!status.ok()) return respond_(ErrorAnswer(answer_, status, compress_min_bytes_));
-      http::Response empty = Answer(answer_, 200, "", "application/x-ndjson", SIZE_MAX);
-      CopyMetadata(result, empty);
-      return respond_(std::move(empty));
+      if (held_.empty() && !status.ok()) {
+        return respond_(ErrorAnswer(answer_, status, compress_min_bytes_));
+      }
+      // Nothing, or less than compress_min_bytes, came: one whole answer.
+      http::Response whole = Answer(answer_, 200, absl::StrCat(held_, error),
+                                    "application/x-ndjson", compress_min_bytes_);
+      CopyMetadata(result, whole);
+      return respond_(std::move(whole));
     }
-    if (status.ok()) return respond_.FinishStream();
-    respond_.WriteChunk(absl::StrCat("{\"error\":", StatusJson(status), "}\n"),
-                        [respond = respond_](bool) { respond.FinishStream(); });
+    std::string tail = error;
+    if (gzip_ != nullptr) tail = absl::StrCat(gzip_->Add(tail), gzip_->Finish());
+    if (tail.empty()) return respond_.FinishStream();
+    respond_.WriteChunk(std::move(tail), [respond = respond_](bool) { respond.FinishStream(); });
   }
 
  private:
-  http::Responder respond_;         // the HTTP answer
-  AnswerContext answer_;            // headers for it
-  const Message* prototype_;        // the stream's message type
-  std::size_t compress_min_bytes_;  // for error answers
-  bool started_ = false;            // the header is out
-  grpc::Status failed_;             // a local failure that ended the stream
+  http::Responder respond_;                 // the HTTP answer
+  AnswerContext answer_;                    // headers for it
+  const Message* prototype_;                // the stream's message type
+  std::size_t compress_min_bytes_;          // gzip from this many bytes, when accepted
+  bool started_ = false;                    // the header is out
+  std::string held_;                        // lines before the header, while deciding on gzip
+  std::unique_ptr<http::GzipStream> gzip_;  // the body's compressor, when gzipped
+  grpc::Status failed_;                     // a local failure that ended the stream
 };
 
 }  // namespace

@@ -495,6 +495,8 @@ TEST_F(GatewayTest, ExportStreamsNdjson) {
   ASSERT_EQ(reply.status, 200);
   EXPECT_EQ(reply.headers["content-type"], "application/x-ndjson");
   EXPECT_EQ(reply.headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(reply.headers["vary"], "Accept-Encoding");
+  EXPECT_EQ(reply.headers.count("content-encoding"), 0u);
   std::vector<std::string> lines = absl::StrSplit(reply.body, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3000u);
   std::int64_t previous = 0;
@@ -513,6 +515,36 @@ TEST_F(GatewayTest, ExportStreamsNdjson) {
   HttpReply empty = Call("GET", "/v1/items:export?category=none");
   EXPECT_EQ(empty.status, 200);
   EXPECT_EQ(empty.body, "");
+  EXPECT_EQ(empty.headers["vary"], "Accept-Encoding");
+}
+
+// An export is an answer like any other: gzipped when accepted and at least 1000 bytes, one gzip
+// member over the whole stream, the same lines once unpacked; smaller ones go as they are.
+TEST_F(GatewayTest, ExportIsGzippedWhenAcceptedAndLargeEnough) {
+  Seed(3000);
+  const HttpReply plain = Call("GET", "/v1/items:export");
+  const Headers gzip = {{"Accept-Encoding", "gzip"}};
+  HttpReply zipped = Call("GET", "/v1/items:export", "", gzip);
+  ASSERT_EQ(zipped.status, 200);
+  EXPECT_EQ(zipped.headers["content-encoding"], "gzip");
+  EXPECT_EQ(zipped.headers["vary"], "Accept-Encoding");
+  EXPECT_EQ(zipped.headers["transfer-encoding"], "chunked");
+  EXPECT_LT(zipped.body.size() * 4, plain.body.size());
+  auto unzipped = http::GzipDecompress(zipped.body, 1 << 26);
+  ASSERT_TRUE(unzipped.ok()) << unzipped.status();
+  EXPECT_EQ(*unzipped, plain.body);
+  // One item, under 1000 bytes: as it is.
+  ASSERT_EQ(Call("POST", "/v1/items", R"({"sku":"ONE-1","name":"One","category":"single"})", kJson)
+                .status,
+            200);
+  HttpReply one = Call("GET", "/v1/items:export?category=single", "", gzip);
+  EXPECT_EQ(one.status, 200);
+  EXPECT_EQ(one.headers.count("content-encoding"), 0u);
+  EXPECT_EQ(one.headers["vary"], "Accept-Encoding");
+  EXPECT_THAT(one.body, HasSubstr("ONE-1"));
+  EXPECT_EQ(std::count(one.body.begin(), one.body.end(), '\n'), 1);
+  // A failure before the first item is still a proper status, gzip or not.
+  EXPECT_EQ(Call("GET", "/v1/items:export?minPriceCents=-1", "", gzip).status, 400);
 }
 
 TEST_F(GatewayTest, MetricsAndOpenApi) {
@@ -537,7 +569,7 @@ TEST_F(GatewayTest, MetricsAndOpenApi) {
 
 // hotpath-gateway as its own process in front of this test's server.
 TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
-  CreateDemo(1);
+  Seed(100);
   int out[2];
   ASSERT_EQ(pipe(out), 0);
   const pid_t pid = fork();
@@ -581,6 +613,17 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
   EXPECT_EQ(unknown.headers.count("vary") ? unknown.headers.at("vary") : "", "Accept-Encoding");
   EXPECT_EQ(unknown.headers.count("x-process-time"), 1u);
   EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);
+  // Its exports are gzipped like hotpathd's.
+  const HttpReply exported =
+      Http(port, "GET", "/v1/items:export", "", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(exported.status, 200);
+  EXPECT_EQ(
+      exported.headers.count("content-encoding") ? exported.headers.at("content-encoding") : "",
+      "gzip");
+  EXPECT_EQ(exported.headers.count("vary") ? exported.headers.at("vary") : "", "Accept-Encoding");
+  auto lines = http::GzipDecompress(exported.body, 1 << 24);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(std::count(lines->begin(), lines->end(), '\n'), 101);
   const std::string metrics = Http(port, "GET", "/metrics").body;
   EXPECT_THAT(metrics, HasSubstr("http_requests_total"));
   // Its calls to the upstream, with the code each ended with: GetItem once OK and once NotFound.

@@ -61,6 +61,33 @@ std::string GzipCompress(absl::string_view in) {
   return deflater.Compress(in);
 }
 
+GzipStream::GzipStream() : z_(std::make_unique<z_stream>()) {
+  deflateInit2(z_.get(), 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+}
+
+GzipStream::~GzipStream() { deflateEnd(z_.get()); }
+
+std::string GzipStream::Add(absl::string_view in) { return Deflate(in, Z_NO_FLUSH); }
+
+std::string GzipStream::Finish() { return Deflate({}, Z_FINISH); }
+
+std::string GzipStream::Deflate(absl::string_view in, int flush) {
+  z_stream& z = *z_;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  std::string out;
+  char buffer[16384];
+  // Until zlib took every input byte and, when finishing, wrote the trailer: it asks for more room
+  // by filling the buffer.
+  do {
+    z.next_out = reinterpret_cast<Bytef*>(buffer);
+    z.avail_out = sizeof buffer;
+    if (deflate(&z, flush) == Z_STREAM_ERROR) break;
+    out.append(buffer, sizeof buffer - z.avail_out);
+  } while (z.avail_out == 0);
+  return out;
+}
+
 absl::StatusOr<std::string> GzipDecompress(absl::string_view in, std::size_t max_bytes) {
   z_stream z{};
   if (inflateInit2(&z, 15 + 16) != Z_OK) return absl::InternalError("zlib unavailable");
