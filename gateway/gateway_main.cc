@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  // Whatever the upstream sends: its own --max_message_bytes bounds its answers, and a limit here
+  // of gRPC's default 4 MiB would fail a larger one as RESOURCE_EXHAUSTED, a 429 a client retries.
+  channel_args.SetMaxReceiveMessageSize(-1);
   hotpath::metrics::MetricsRegistry metrics;
   metrics.AddCollector([] { return hotpath::metrics::ProcessFamilies(); });
   hotpath::metrics::HttpMetrics http_metrics(metrics.registry());

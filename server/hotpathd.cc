@@ -97,9 +97,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       .pool = d->pool_.get(),
       .read_replicas = d->read_replicas_.get(),
       .executor = d->executor_.get(),
-      .scheduler = [executor = d->executor_.get()](std::function<void()> task) {
-        return executor->Schedule(std::move(task));
-      }};
+      .scheduler = [executor = d->executor_.get()](
+                       std::function<void()> task) { return executor->Schedule(std::move(task)); },
+      .max_message_bytes = static_cast<std::size_t>(options.max_message_bytes)};
   if (d->announcer_ != nullptr) {
     context.announce = [announcer = d->announcer_.get()](std::string_view channel,
                                                          std::string_view payload) {
@@ -187,6 +187,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       rpc::AsyncServerOptions{.address = options.grpc_address,
                               .completion_queues = options.completion_queues,
                               .calls = options.calls,
+                              .max_message_bytes = options.max_message_bytes,
                               .connections = options.connections,
                               .tls_cert_file = options.tls_cert_file,
                               .tls_key_file = options.tls_key_file,

@@ -75,6 +75,9 @@ struct HotpathdOptions {
   int completion_queues = 0;
   // Pending calls per method and queue; server-stream compression threshold.
   rpc::CallOptions calls;
+  // Largest gRPC message received or sent (AsyncServerOptions::max_message_bytes); modules keep
+  // their answers under it (ModuleContext::max_message_bytes). Default 4 MiB.
+  int max_message_bytes = 4 * 1024 * 1024;
   // gRPC responses of at least this many bytes are gzip-compressed for clients that accept gzip.
   std::size_t compress_min_bytes = 1000;
   // Gateway: bodies of cached answers kept rendered (gateway::AnswerMemo); 0: none.

@@ -41,6 +41,9 @@ ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000
 ABSL_FLAG(int, compress_min_bytes, EnvOr("HOTPATH_COMPRESS_MIN_BYTES", 1000),
           "responses of at least this many bytes are gzip-compressed for clients that accept it "
           "(env HOTPATH_COMPRESS_MIN_BYTES)");
+ABSL_FLAG(int, max_message_bytes, EnvOr("HOTPATH_MAX_MESSAGE_BYTES", 4 << 20),
+          "largest gRPC message received or sent, in bytes (at least 65536); list pages stop "
+          "short of it (env HOTPATH_MAX_MESSAGE_BYTES)");
 ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", true),
           "serve the HTTP/JSON gateway on the HTTP port (env HOTPATH_GATEWAY)");
 ABSL_FLAG(std::string, gateway_cache_control, EnvOr("HOTPATH_GATEWAY_CACHE_CONTROL", ""),
@@ -215,6 +218,7 @@ int main(int argc, char** argv) {
       static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
   options.compress_min_bytes =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
+  options.max_message_bytes = std::max(64 << 10, absl::GetFlag(FLAGS_max_message_bytes));
   options.gateway_cache_control = absl::GetFlag(FLAGS_gateway_cache_control);
   options.gateway_answer_memo =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_gateway_answer_memo)));

@@ -275,6 +275,103 @@ TEST_F(CatalogTest, DeleteHonoursTheEtag) {
   EXPECT_EQ(CountItems(), 0);
 }
 
+// #16's pages over 4 MiB: 300 items of 4,000 emoji (16 KB each, 4.8 MB in all) in one category.
+// A page of 1000 stops short of gRPC's 4 MiB with a next page token (AIP-158), so paging returns
+// every item once; a batch of all of them is refused naming the limit, not failed by gRPC after
+// the fact; the metrics count what the client received; the gateway answers the same.
+TEST_F(CatalogTest, PagesOverTheMessageLimitComeShortAndABatchThatCannotFitIsRefused) {
+  std::string emoji;
+  for (int i = 0; i < 4000; ++i) emoji += "\xF0\x9F\x98\x80";  // U+1F600
+  {
+    auto context = Context(absl::Seconds(60));
+    v1::ImportItemsResponse imported;
+    auto writer = stub_->ImportItems(context.get(), &imported);
+    for (int n = 1; n <= 300; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      request.mutable_item()->set_name(absl::StrCat("Wide thing ", n));
+      request.mutable_item()->set_category("wide");
+      request.mutable_item()->set_description(emoji);
+      ASSERT_TRUE(writer->Write(request));
+    }
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+  const std::size_t limit = 4 * 1024 * 1024;
+  const auto pages = [&](auto request, auto call) {
+    std::set<std::int64_t> seen;
+    std::vector<int> sizes;
+    for (;;) {
+      decltype(call(request)) response = call(request);
+      EXPECT_LE(response.ByteSizeLong(), limit);
+      sizes.push_back(response.items_size());
+      for (const v1::Item& item : response.items()) EXPECT_TRUE(seen.insert(item.id()).second);
+      if (response.next_page_token().empty() || sizes.size() > 10) break;
+      request.set_page_token(response.next_page_token());
+    }
+    EXPECT_EQ(seen.size(), 300u);
+    return sizes;
+  };
+  v1::ListItemsRequest list;
+  list.set_category("wide");
+  list.set_page_size(1000);
+  const std::vector<int> list_pages = pages(list, [&](const v1::ListItemsRequest& request) {
+    v1::ListItemsResponse response;
+    const grpc::Status status = stub_->ListItems(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  });
+  ASSERT_GE(list_pages.size(), 2u);
+  EXPECT_GT(list_pages[0], 200);  // short only by what does not fit
+  v1::SearchItemsRequest search;
+  search.set_query("wide");
+  search.set_page_size(1000);
+  EXPECT_GE(pages(search,
+                  [&](const v1::SearchItemsRequest& request) {
+                    v1::SearchItemsResponse response;
+                    const grpc::Status status =
+                        stub_->SearchItems(Context().get(), request, &response);
+                    EXPECT_TRUE(status.ok()) << status.error_message();
+                    return response;
+                  })
+                .size(),
+            2u);
+
+  v1::BatchGetItemsRequest batch;
+  std::string ids;
+  for (int id = 1; id <= 300; ++id) {
+    batch.add_ids(id);
+    absl::StrAppend(&ids, ids.empty() ? "?" : "&", "ids=", id);
+  }
+  v1::BatchGetItemsResponse got;
+  const grpc::Status refused = stub_->BatchGetItems(Context().get(), batch, &got);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("4194304"));
+  batch.mutable_ids()->Truncate(100);
+  EXPECT_TRUE(stub_->BatchGetItems(Context().get(), batch, &got).ok());
+  EXPECT_EQ(got.items_size(), 100);
+
+  // What the client received is what the metrics count.
+  const int http = server_->http_port();
+  EXPECT_EQ(Metric(http, "grpc_server_handled_total",
+                   {"grpc_method=\"BatchGetItems\"", "grpc_code=\"FailedPrecondition\""}),
+            1);
+  EXPECT_EQ(Metric(http, "grpc_server_handled_total",
+                   {"grpc_method=\"BatchGetItems\"", "grpc_code=\"OK\""}),
+            1);
+  EXPECT_EQ(
+      Metric(http, "grpc_server_handled_total", {"grpc_method=\"ListItems\"", "grpc_code=\"OK\""}),
+      static_cast<double>(list_pages.size()));
+
+  // The gateway: the same short page, and a 400 (not a 429 to retry) for the batch.
+  const HttpReply page = Http(http, "GET", "/v1/items?category=wide&pageSize=1000");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_THAT(page.body, ::testing::HasSubstr("\"nextPageToken\""));
+  const HttpReply too_big = Http(http, "GET", absl::StrCat("/v1/items:batchGet", ids));
+  EXPECT_EQ(too_big.status, 400) << too_big.body.substr(0, 200);
+  EXPECT_THAT(too_big.body, ::testing::HasSubstr("4194304"));
+}
+
 TEST_F(CatalogTest, SearchRanksAndPagesThroughEveryHitOnce) {
   grpc::Status status;
   ImportDemo(1, 40, &status);

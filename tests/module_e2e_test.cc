@@ -27,7 +27,9 @@ class ModuleTest : public ServerTest {
     module::ServiceModules modules;
     modules.push_back(std::make_unique<catalog::CatalogModule>(catalog::CatalogModuleOptions{}));
     modules.push_back(std::make_unique<library::LibraryModule>());
-    auto server = Hotpathd::Start(Options(), std::move(modules));
+    ServerOptions options = Options();
+    Adjust(options);
+    auto server = Hotpathd::Start(std::move(options), std::move(modules));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
@@ -40,8 +42,42 @@ class ModuleTest : public ServerTest {
     return Http(server_->http_port(), method, target, body, {{"Content-Type", "application/json"}});
   }
 
+  // What a test's server does differently.
+  virtual void Adjust(ServerOptions&) {}
+
   std::unique_ptr<lib::LibraryService::Stub> library_;  // the second module's calls
 };
+
+class SmallMessageModuleTest : public ModuleTest {
+ protected:
+  void Adjust(ServerOptions& options) override { options.max_message_bytes = 64 << 10; }
+};
+
+// A module that answers more than a message may hold (here, every title at once): the runtime
+// ends the call INTERNAL naming the limit, and the metrics count that, not the OK the handler
+// returned (gRPC would fail it after the interceptors saw OK).
+TEST_F(SmallMessageModuleTest, AnAnswerOverTheMessageLimitFailsAndIsCountedAsItFailed) {
+  lib::Book book;
+  book.set_shelf("shelves/1");
+  book.set_title(std::string(30'000, 't'));
+  lib::Book created;
+  for (int i = 0; i < 3; ++i) {
+    book.set_name(absl::StrCat("shelves/1/books/", i));
+    ASSERT_TRUE(library_->CreateBook(Context().get(), book, &created).ok());
+  }
+  lib::ListTitlesResponse titles;
+  const grpc::Status status =
+      library_->ListTitles(Context().get(), lib::ListTitlesRequest(), &titles);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(status.error_message(), HasSubstr("65536"));
+  const int http = server_->http_port();
+  EXPECT_EQ(Metric(http, "grpc_server_handled_total",
+                   {"grpc_method=\"ListTitles\"", "grpc_code=\"Internal\""}),
+            1);
+  EXPECT_LE(
+      Metric(http, "grpc_server_handled_total", {"grpc_method=\"ListTitles\"", "grpc_code=\"OK\""}),
+      0);  // none (-1: no such series)
+}
 
 TEST_F(ModuleTest, ASecondModuleServesThroughGrpcBesideTheCatalog) {
   lib::Book book;

@@ -10,6 +10,7 @@ absl::Status CatalogModule::Start(const module::ModuleContext& context) {
   service_ = std::make_unique<CatalogService>(store_.get(), tokens_.get(), context.scheduler,
                                               options_.cache);
   CatalogService* catalog = service_.get();
+  catalog->set_max_answer_bytes(context.max_message_bytes);
   if (context.announce) {
     catalog->set_announce([announce = context.announce](std::string_view payload) {
       announce(CatalogService::kChangeChannel, payload);

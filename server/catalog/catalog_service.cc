@@ -1,5 +1,8 @@
 #include "server/catalog/catalog_service.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <unordered_map>
@@ -14,6 +17,40 @@
 
 namespace hotpath::catalog {
 namespace {
+
+// Room kept in an answer for what is not an item: the next page token and the fields' tags.
+constexpr std::size_t kAnswerEnvelopeBytes = 1024;
+
+// Bytes an item adds to a repeated message field: its tag, its length and itself.
+std::size_t RepeatedFieldBytes(const v1::Item& item) {
+  const std::size_t size = item.ByteSizeLong();
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size;
+}
+
+// How many of items, from the first, fit in max_bytes of answer (at least one: a single item is
+// always far smaller than any limit, its fields being bounded).
+template <class Items, class ItemOf>
+std::size_t ItemsThatFit(const Items& items, std::size_t max_bytes, ItemOf item_of) {
+  const std::size_t budget =
+      max_bytes > kAnswerEnvelopeBytes ? max_bytes - kAnswerEnvelopeBytes : 0;
+  std::size_t bytes = 0;
+  for (std::size_t n = 0; n < items.size(); ++n) {
+    bytes += RepeatedFieldBytes(item_of(items[n]));
+    if (bytes > budget) return std::max<std::size_t>(n, 1);
+  }
+  return items.size();
+}
+
+// A batch is all its items or an error: one that cannot fit in an answer is refused, naming the
+// limit, rather than left for gRPC to fail after the fact.
+absl::StatusOr<v1::BatchGetItemsResponse> FitOrRefuse(v1::BatchGetItemsResponse response,
+                                                      std::size_t max_bytes) {
+  const std::size_t bytes = response.ByteSizeLong();
+  if (bytes <= max_bytes) return response;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the ", response.items_size(), " items asked come to ", bytes, " bytes, more than the ",
+      max_bytes, " an answer may hold (--max_message_bytes): ask for fewer ids at once"));
+}
 
 // The request fields a list token is bound to: change any of them and old tokens are refused.
 std::string ListScope(const v1::ListItemsRequest& r) {
@@ -266,7 +303,7 @@ void CatalogService::BatchGetItems(const v1::BatchGetItemsRequest& request, absl
           if (!items.ok()) return items.status();
           v1::BatchGetItemsResponse response;
           for (auto& item : *items) *response.add_items() = std::move(item);
-          return response;
+          return FitOrRefuse(std::move(response), max_answer_bytes_);
         });
   }
   // Whatever the cache holds answers now; the rest comes from one query.
@@ -281,13 +318,17 @@ void CatalogService::BatchGetItems(const v1::BatchGetItemsRequest& request, absl
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if ((*found)[i] == nullptr) missing.push_back(ids[i]);
   }
-  auto assemble = [ids, found] {
+  auto assemble = [ids, found, max_bytes = max_answer_bytes_] {
     v1::BatchGetItemsResponse response;
     response.mutable_items()->Reserve(static_cast<int>(ids.size()));
     for (const auto& item : *found) *response.add_items() = *item;
-    return response;
+    return FitOrRefuse(std::move(response), max_bytes);
   };
-  if (missing.empty()) return done(std::make_shared<const v1::BatchGetItemsResponse>(assemble()));
+  if (missing.empty()) {
+    auto response = assemble();
+    if (!response.ok()) return done(response.status());
+    return done(std::make_shared<const v1::BatchGetItemsResponse>(*std::move(response)));
+  }
   LoadWith<v1::BatchGetItemsResponse>(
       scheduler_, std::move(done),
       [this, ids, found, missing, deadline,
@@ -399,8 +440,15 @@ absl::StatusOr<v1::ListItemsResponse> CatalogService::LoadList(const std::string
   auto items = store_->List(filter, after, page_size + 1, deadline);
   if (!items.ok()) return items.status();
   v1::ListItemsResponse response;
-  const bool more = items->size() > static_cast<std::size_t>(page_size);
+  bool more = items->size() > static_cast<std::size_t>(page_size);
   if (more) items->pop_back();
+  // A short page when the items would not fit in one answer (AIP-158 allows it).
+  const std::size_t fit = ItemsThatFit(
+      *items, max_answer_bytes_, [](const v1::Item& item) -> const v1::Item& { return item; });
+  if (fit < items->size()) {
+    items->erase(items->begin() + static_cast<std::ptrdiff_t>(fit), items->end());
+    more = true;
+  }
   for (auto& item : *items) *response.add_items() = std::move(item);
   if (more) {
     const v1::Item& last = response.items(response.items_size() - 1);
@@ -455,9 +503,15 @@ absl::StatusOr<v1::SearchItemsResponse> CatalogService::SearchItems(
   auto hits = store_->Search(request.query(), after, page_size + 1, deadline);
   if (!hits.ok()) return hits.status();
   v1::SearchItemsResponse response;
-  const bool more = hits->size() > static_cast<std::size_t>(page_size);
+  bool more = hits->size() > static_cast<std::size_t>(page_size);
+  if (more) hits->pop_back();
+  const std::size_t fit = ItemsThatFit(*hits, max_answer_bytes_,
+                                       [](const auto& hit) -> const v1::Item& { return hit.item; });
+  if (fit < hits->size()) {
+    hits->erase(hits->begin() + static_cast<std::ptrdiff_t>(fit), hits->end());
+    more = true;
+  }
   if (more) {
-    hits->pop_back();
     response.set_next_page_token(tokens_->Encode(
         {.last_id = hits->back().item.id(), .last_rank = hits->back().rank}, scope));
   }

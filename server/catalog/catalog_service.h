@@ -110,6 +110,10 @@ class CatalogService final {
   void set_announce(std::function<void(std::string_view payload)> announce) {
     announce_ = std::move(announce);
   }
+  // The largest answer a call may carry (ModuleContext::max_message_bytes): list and search pages
+  // stop short of it (fewer items than page_size, with a next page token), and BatchGetItems
+  // refuses ids whose items cannot fit (FAILED_PRECONDITION naming the limit). Default 4 MiB.
+  void set_max_answer_bytes(std::size_t bytes) { max_answer_bytes_ = bytes; }
 
   // Null when caching is off.
   cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }
@@ -137,6 +141,7 @@ class CatalogService final {
   // GetItem's database reads when items_ is off; null when batching is off too.
   std::unique_ptr<cache::BatchLoader<std::int64_t, v1::Item>> item_reads_;
   std::function<void(std::string_view payload)> announce_;  // tells other replicas; may be null
+  std::size_t max_answer_bytes_ = 4 * 1024 * 1024;          // see set_max_answer_bytes
 };
 
 }  // namespace hotpath::catalog

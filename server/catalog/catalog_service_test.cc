@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "server/catalog/fake_item_store.h"
 
 namespace hotpath::catalog {
@@ -184,6 +186,40 @@ TEST_F(CatalogServiceTest, ListPagesFollowTheirTokensAndRefuseAnotherFiltersToke
   other.set_page_token(Call(&CatalogService::ListItems, first)->next_page_token());
   EXPECT_EQ(Call(&CatalogService::ListItems, other).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Pages stop short of the answer limit with a token to the rest; a batch that cannot fit is
+// refused.
+TEST_F(CatalogServiceTest, PagesStopShortOfTheAnswerLimitAndAnOversizeBatchIsRefused) {
+  service_->set_max_answer_bytes(10'000);
+  v1::BatchGetItemsRequest batch;
+  for (int i = 0; i < 20; ++i) {
+    v1::Item item = NewItem(absl::StrCat("W-", i));
+    item.set_description(std::string(2000, 'w'));
+    batch.add_ids(Create(item).id());
+  }
+  v1::ListItemsRequest request;
+  request.set_page_size(20);
+  std::vector<std::int64_t> seen;
+  int pages = 0;
+  for (; pages < 20; ++pages) {
+    auto answer = Call(&CatalogService::ListItems, request);
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    EXPECT_LE(answer->ByteSizeLong(), 10'000u);
+    EXPECT_EQ(answer->items_size(), answer->next_page_token().empty() ? 20 - 4 * pages : 4);
+    for (const auto& item : answer->items()) seen.push_back(item.id());
+    if (answer->next_page_token().empty()) break;
+    request.set_page_token(answer->next_page_token());
+  }
+  EXPECT_EQ(pages, 4);  // 4 items of ~2 KB fit in 10 KB less the envelope: 5 pages
+  EXPECT_EQ(seen.size(), 20u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+
+  const auto refused = Call(&CatalogService::BatchGetItems, batch);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("10000"));
+  batch.mutable_ids()->Truncate(4);
+  EXPECT_TRUE(Call(&CatalogService::BatchGetItems, batch).ok());
 }
 
 TEST_F(CatalogServiceTest, ACreateClearsTheCachedPages) {

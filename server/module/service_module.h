@@ -5,6 +5,7 @@
 // tests/library/library_module.cc, the smallest complete one.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -33,6 +34,10 @@ struct ModuleContext {
   // (server/db/change_announcer.h), batched with others. Null when the change feed is off (the
   // triggers announce every write then). Call after the commit, after invalidating locally.
   std::function<void(std::string_view channel, std::string_view payload)> announce;
+  // The largest message a gRPC call may answer (--max_message_bytes). A module keeps its answers
+  // under it: a page stops short (with a next page token), a batch that cannot fit is refused
+  // naming the limit. An answer over it ends the call INTERNAL (rpc::OversizeAnswer).
+  std::size_t max_message_bytes = 4 * 1024 * 1024;
 };
 
 class ServiceModule {

@@ -132,7 +132,9 @@ struct CallOptions {
   CallGate* gate = nullptr;
   // Counts the calls in progress; null counts nothing. Set by AsyncServer.
   LiveCalls* live_calls = nullptr;
-  // Largest request message, inflated; set by AsyncServer from its max_message_bytes.
+  // Largest message, a request inflated or an answer; set by AsyncServer from its
+  // max_message_bytes. An answer over it ends the call INTERNAL (OversizeAnswer) rather than
+  // leave gRPC to fail it after the handler, and the metrics, counted OK.
   std::size_t max_message_bytes = kDefaultMaxMessageBytes;
   // A server stream whose client reads nothing for this long (one write pending all that time)
   // is cancelled, so a client that stops reading cannot hold a call, its slot in the CallGate and
@@ -241,6 +243,14 @@ inline void CompressIfAccepted(grpc::ServerContext& context) {
 
 // Serves one completion queue until it is shut down and drained.
 void PollCompletionQueue(grpc::ServerCompletionQueue* cq);
+
+// An answer of bytes bytes, more than max_bytes a message may hold: the service should have kept it
+// smaller (a shorter page, a refusal naming the limit). What the client gets instead.
+inline grpc::Status OversizeAnswer(std::size_t bytes, std::size_t max_bytes) {
+  return grpc::Status(grpc::StatusCode::INTERNAL,
+                      absl::StrCat("the answer is ", bytes, " bytes, more than the ", max_bytes,
+                                   " a message may hold (--max_message_bytes)"));
+}
 
 inline const grpc::Status& ExecutorRefusedStatus() {
   static const grpc::Status status = ToGrpcStatus(Executor::BusyError());

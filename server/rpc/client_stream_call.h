@@ -125,9 +125,13 @@ class ClientStreamCall final : public CallBase {
       if (!last) return ReadNext();
       auto response = sink_->Finish(cancelled_);
       if (!response.ok()) return FinishWithError(ToGrpcStatus(response.status()));
+      const std::size_t bytes = response->ByteSizeLong();
+      if (bytes > options_->max_message_bytes) {
+        return FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes));
+      }
       state_ = State::kFinishing;
       FreeSlot();
-      if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
+      if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
       {
         HandingToGrpc handing(this);
         reader_.Finish(SerializeMessage(*response), grpc::Status::OK, this);

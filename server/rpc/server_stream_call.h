@@ -133,9 +133,13 @@ class ServerStreamCall final : public CallBase {
     if (next_ < batch_.size()) {
       state_ = State::kWriting;
       const Response& message = batch_[next_++];
+      const std::size_t bytes = message.ByteSizeLong();
+      if (bytes > options_->max_message_bytes) {
+        return FinishWith(OversizeAnswer(bytes, options_->max_message_bytes));
+      }
       grpc::WriteOptions write_options;
       // Compression, when the call has it, is per message: small ones are not worth it.
-      if (message.ByteSizeLong() < options_->compress_min_bytes) write_options.set_no_compression();
+      if (bytes < options_->compress_min_bytes) write_options.set_no_compression();
       writing_since_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
       {
         HandingToGrpc handing(this);

@@ -140,9 +140,14 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
   void Finish(const Response* response, const grpc::Status& status) override {
     state_ = State::kFinishing;
     FreeSlot();
+    const std::size_t bytes = response != nullptr ? response->ByteSizeLong() : 0;
+    if (bytes > options_->max_message_bytes) {
+      HandingToGrpc handing(this);
+      return writer_.FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes), this);
+    }
     if (response != nullptr) {
       // The response travels with the initial metadata, so its size can still decide.
-      if (response->ByteSizeLong() >= options_->compress_min_bytes) CompressIfAccepted(context_);
+      if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
       {
         HandingToGrpc handing(this);
         writer_.Finish(SerializeMessage(*response), status, this);
