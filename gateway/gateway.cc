@@ -324,6 +324,38 @@ bool LegalMetadataValue(absl::string_view value) {
 
 }  // namespace
 
+bool Gateway::Options(const http::Request& request, const AnswerContext& answer,
+                      const http::Responder& respond, std::string* route) const {
+  // No route has OPTIONS: what the lookup returns is every method the path has.
+  std::set<std::string> methods = routes_.Find("OPTIONS", http::PathOf(request)).allowed;
+  if (methods.empty()) return false;
+  *route = "OPTIONS";
+  const std::string origin = Header(request, bhttp::field::origin);
+  http::Response response;
+  if (cors_.enabled() && Cors::IsPreflight(request)) {
+    if (!cors_.Allows(origin)) {
+      response = ErrorAnswer(answer,
+                             grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                          absl::StrCat("origin ", origin,
+                                                       " may not call this API from a browser "
+                                                       "(not in --cors_allowed_origins)")),
+                             options_.compress_min_bytes);
+    } else {
+      response = cors_.Preflight(request, methods);
+    }
+  } else {
+    if (methods.count("GET")) methods.insert("HEAD");
+    methods.insert("OPTIONS");
+    response = http::Response(bhttp::status::no_content, answer.version);
+    response.set(bhttp::field::allow, absl::StrJoin(methods, ", "));
+    response.set(bhttp::field::vary, "Accept-Encoding");
+  }
+  response.set("X-Request-Id", answer.request_id);
+  response.set("X-Process-Time", ProcessTime(answer.start));
+  respond(std::move(response));
+  return true;
+}
+
 // Parse: what every answer to request carries, whatever its status.
 AnswerContext Gateway::ContextOf(const http::Request& request) {
   AnswerContext answer{request.version(), request.method() == bhttp::verb::head,
@@ -340,14 +372,16 @@ AnswerContext Gateway::ContextOf(const http::Request& request) {
   return answer;
 }
 
-void Gateway::NoRoute(const http::Request& request, const http::Responder& respond) const {
+void Gateway::NoRoute(const http::Request& request, const http::Responder& given) const {
+  const http::Responder respond =
+      cors_.enabled() ? cors_.Wrap(Header(request, bhttp::field::origin), given) : given;
   respond(ErrorAnswer(ContextOf(request),
                       grpc::Status(grpc::StatusCode::NOT_FOUND,
                                    absl::StrCat("no route for ", http::PathOf(request))),
                       options_.compress_min_bytes));
 }
 
-bool Gateway::Handle(const http::Request& request, const http::Responder& respond,
+bool Gateway::Handle(const http::Request& request, const http::Responder& given,
                      std::string* route) {
   const absl::string_view target(request.target().data(), request.target().size());
   const absl::string_view path = http::PathOf(request);
@@ -355,6 +389,9 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& respon
       path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
   AnswerContext answer = ContextOf(request);
   const std::size_t min = options_.compress_min_bytes;
+  if (request.method() == bhttp::verb::options) return Options(request, answer, given, route);
+  const http::Responder respond =
+      cors_.enabled() ? cors_.Wrap(Header(request, bhttp::field::origin), given) : given;
 
   if (path == "/openapi.json" && !options_.openapi_json.empty()) {
     *route = "/openapi.json";

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "gateway/answer_memo.h"
+#include "gateway/cors.h"
 #include "gateway/dispatcher.h"
 #include "gateway/route_table.h"
 #include "gateway/transcoder.h"
@@ -44,6 +45,8 @@ struct GatewayOptions {
   // keep them but revalidate each use with If-None-Match) or "max-age=1". Empty (the default):
   // none, so no shared cache keeps an answer without being told to.
   std::string cache_control;
+  // Cross-origin calls from browsers (gateway/cors.h); off unless origins are given.
+  CorsOptions cors;
 };
 
 // Shared: every call in flight holds it (its route binding and the answer memo are the
@@ -57,10 +60,11 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
       GatewayOptions options);
 
   // Answers request when its path is a gateway route (under any method) and returns true; false
-  // leaves it to the caller. *route: the matched template, for metrics.
+  // leaves it to the caller. *route: the matched template, for metrics. OPTIONS answers 204 with
+  // the path's methods in Allow, or as a CORS preflight when CORS is on.
   bool Handle(const http::Request& request, const http::Responder& respond, std::string* route);
   // The answer to a request no route serves: 404 NOT_FOUND as a JSON error, with the headers
-  // every gateway answer carries (X-Request-Id, X-Process-Time, Vary).
+  // every gateway answer carries (X-Request-Id, X-Process-Time, Vary, CORS's).
   void NoRoute(const http::Request& request, const http::Responder& respond) const;
 
   std::size_t route_count() const { return route_count_; }
@@ -69,6 +73,7 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
   explicit Gateway(std::unique_ptr<Dispatcher> dispatcher, GatewayOptions options)
       : dispatcher_(std::move(dispatcher)),
         options_(std::move(options)),
+        cors_(options_.cors),
         memo_(options_.answer_memo_slots > 0 && options_.local != nullptr
                   ? std::make_unique<AnswerMemo>(options_.answer_memo_slots)
                   : nullptr) {}
@@ -83,6 +88,9 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
     int http_status = 0;  // 0: the code's own (HttpStatusForCode)
   };
   static AnswerContext ContextOf(const http::Request& request);
+  // OPTIONS: Allow, or a CORS preflight's answer; false when no route has the path.
+  bool Options(const http::Request& request, const AnswerContext& answer,
+               const http::Responder& respond, std::string* route) const;
   Refusal DecodeCall(const http::Request& request, const AnswerContext& answer,
                      OutgoingCall* call) const;
   Refusal DecodeMessage(const http::Request& request, const HttpBinding& binding,
@@ -94,6 +102,7 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
 
   std::unique_ptr<Dispatcher> dispatcher_;  // reaches the services
   const GatewayOptions options_;            // as given
+  const Cors cors_;                         // options_.cors at work
   const std::unique_ptr<AnswerMemo> memo_;  // bodies of cached answers; null when off
   RouteTable<HttpBinding> routes_;          // built once
   std::size_t route_count_ = 0;             // bindings added

@@ -52,6 +52,14 @@ ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000
           "limit) (env HOTPATH_HTTP_MAX_CONNECTIONS)");
 ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
           "largest request body, unpacked, in bytes; 413 above (env HOTPATH_MAX_BODY_BYTES)");
+ABSL_FLAG(std::string, cors_allowed_origins, EnvOr("HOTPATH_CORS_ALLOWED_ORIGINS", ""),
+          "origins whose pages may call the gateway from a browser, comma-separated "
+          "scheme://host[:port], or * for any; empty: no CORS (env HOTPATH_CORS_ALLOWED_ORIGINS)");
+ABSL_FLAG(bool, cors_allow_credentials, EnvOr("HOTPATH_CORS_ALLOW_CREDENTIALS", false),
+          "let those pages send cookies and HTTP authentication (env "
+          "HOTPATH_CORS_ALLOW_CREDENTIALS)");
+ABSL_FLAG(int, cors_max_age_s, EnvOr("HOTPATH_CORS_MAX_AGE_S", 600),
+          "seconds a browser may keep a CORS preflight's answer (env HOTPATH_CORS_MAX_AGE_S)");
 ABSL_FLAG(std::string, gateway_cache_control, EnvOr("HOTPATH_GATEWAY_CACHE_CONTROL", ""),
           "Cache-Control of successful GET/HEAD answers, e.g. no-cache; empty: none "
           "(env HOTPATH_GATEWAY_CACHE_CONTROL)");
@@ -107,6 +115,14 @@ int main(int argc, char** argv) {
   options.compress_min_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_compress_min_bytes));
   options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   options.cache_control = absl::GetFlag(FLAGS_gateway_cache_control);
+  auto cors = hotpath::gateway::CorsOptionsFromFlags(absl::GetFlag(FLAGS_cors_allowed_origins),
+                                                     absl::GetFlag(FLAGS_cors_allow_credentials),
+                                                     absl::GetFlag(FLAGS_cors_max_age_s));
+  if (!cors.ok()) {
+    std::cerr << "hotpath-gateway: " << cors.status().message() << "\n";
+    return 1;
+  }
+  options.cors = *std::move(cors);
   // The services it fronts: each one's descriptor (the routes come from its google.api.http
   // options) and OpenAPI document.
   struct Api {

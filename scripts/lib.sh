@@ -12,6 +12,9 @@ HOTPATH_PACKAGES=(
   golang-github-grpc-ecosystem-grpc-gateway-dev golang-google-grpc-dev golang-grpc-gateway
 )
 
+# What only the tests need, beside those: a real browser for the CORS test (tests/cors_e2e_test.cc).
+HOTPATH_TEST_PACKAGES=(chromium)
+
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -216,6 +216,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     gateway_options.compress_min_bytes = options.compress_min_bytes;
     gateway_options.answer_memo_slots = options.gateway_answer_memo;
     gateway_options.cache_control = options.gateway_cache_control;
+    gateway_options.cors = options.cors;
     gateway_options.max_body_bytes = options.http.max_body_bytes;
     std::vector<std::string_view> documents;
     for (const auto& module : d->modules_) documents.push_back(module->OpenApiJson());

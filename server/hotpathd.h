@@ -85,6 +85,8 @@ struct HotpathdOptions {
   // Gateway: Cache-Control of successful GET / HEAD answers (GatewayOptions::cache_control); "":
   // none.
   std::string gateway_cache_control;
+  // Gateway: cross-origin calls from browsers (gateway::CorsOptions); off by default.
+  gateway::CorsOptions cors;
   // One JSON line per gRPC call on stderr.
   bool access_log = false;
   // Admission of every call, gRPC or gateway: in-flight cap and bearer tokens.

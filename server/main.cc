@@ -46,6 +46,14 @@ ABSL_FLAG(int, max_message_bytes, EnvOr("HOTPATH_MAX_MESSAGE_BYTES", 4 << 20),
           "short of it (env HOTPATH_MAX_MESSAGE_BYTES)");
 ABSL_FLAG(bool, gateway, EnvOr("HOTPATH_GATEWAY", true),
           "serve the HTTP/JSON gateway on the HTTP port (env HOTPATH_GATEWAY)");
+ABSL_FLAG(std::string, cors_allowed_origins, EnvOr("HOTPATH_CORS_ALLOWED_ORIGINS", ""),
+          "origins whose pages may call the gateway from a browser, comma-separated "
+          "scheme://host[:port], or * for any; empty: no CORS (env HOTPATH_CORS_ALLOWED_ORIGINS)");
+ABSL_FLAG(bool, cors_allow_credentials, EnvOr("HOTPATH_CORS_ALLOW_CREDENTIALS", false),
+          "let those pages send cookies and HTTP authentication (env "
+          "HOTPATH_CORS_ALLOW_CREDENTIALS)");
+ABSL_FLAG(int, cors_max_age_s, EnvOr("HOTPATH_CORS_MAX_AGE_S", 600),
+          "seconds a browser may keep a CORS preflight's answer (env HOTPATH_CORS_MAX_AGE_S)");
 ABSL_FLAG(std::string, gateway_cache_control, EnvOr("HOTPATH_GATEWAY_CACHE_CONTROL", ""),
           "Cache-Control of successful gateway GET/HEAD answers, e.g. no-cache (shared caches "
           "keep them and revalidate with If-None-Match); empty: none "
@@ -220,6 +228,14 @@ int main(int argc, char** argv) {
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
   options.max_message_bytes = std::max(64 << 10, absl::GetFlag(FLAGS_max_message_bytes));
   options.gateway_cache_control = absl::GetFlag(FLAGS_gateway_cache_control);
+  auto cors = hotpath::gateway::CorsOptionsFromFlags(absl::GetFlag(FLAGS_cors_allowed_origins),
+                                                     absl::GetFlag(FLAGS_cors_allow_credentials),
+                                                     absl::GetFlag(FLAGS_cors_max_age_s));
+  if (!cors.ok()) {
+    std::cerr << "hotpathd: " << cors.status().message() << "\n";
+    return 1;
+  }
+  options.cors = *std::move(cors);
   options.gateway_answer_memo =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_gateway_answer_memo)));
   options.access_log = absl::GetFlag(FLAGS_access_log);

@@ -579,7 +579,8 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
     close(out[0]);
     const std::string upstream = absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port());
     execl(HOTPATH_GATEWAY_BINARY, "hotpath-gateway", upstream.c_str(), "--http_host=127.0.0.1",
-          "--http_port=0", static_cast<char*>(nullptr));
+          "--http_port=0", "--cors_allowed_origins=https://shop.example",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   close(out[1]);
@@ -610,9 +611,26 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(unknown.headers.count("x-request-id") ? unknown.headers.at("x-request-id") : "",
             "r-404");
-  EXPECT_EQ(unknown.headers.count("vary") ? unknown.headers.at("vary") : "", "Accept-Encoding");
+  // With CORS on (a list of origins), answers vary on Origin too.
+  EXPECT_EQ(unknown.headers.count("vary") ? unknown.headers.at("vary") : "",
+            "Accept-Encoding, Origin");
   EXPECT_EQ(unknown.headers.count("x-process-time"), 1u);
   EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);
+  // CORS as hotpathd's.
+  const HttpReply preflight = Http(port, "OPTIONS", "/v1/items", "",
+                                   {{"Origin", "https://shop.example"},
+                                    {"Access-Control-Request-Method", "POST"},
+                                    {"Access-Control-Request-Headers", "content-type"}});
+  EXPECT_EQ(preflight.status, 204);
+  EXPECT_EQ(preflight.headers.count("access-control-allow-origin")
+                ? preflight.headers.at("access-control-allow-origin")
+                : "",
+            "https://shop.example");
+  EXPECT_EQ(
+      Http(port, "OPTIONS", "/v1/items", "",
+           {{"Origin", "https://elsewhere.example"}, {"Access-Control-Request-Method", "POST"}})
+          .status,
+      403);
   // Its exports are gzipped like hotpathd's.
   const HttpReply exported =
       Http(port, "GET", "/v1/items:export", "", {{"Accept-Encoding", "gzip"}});
@@ -620,7 +638,8 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
   EXPECT_EQ(
       exported.headers.count("content-encoding") ? exported.headers.at("content-encoding") : "",
       "gzip");
-  EXPECT_EQ(exported.headers.count("vary") ? exported.headers.at("vary") : "", "Accept-Encoding");
+  EXPECT_EQ(exported.headers.count("vary") ? exported.headers.at("vary") : "",
+            "Accept-Encoding, Origin");
   auto lines = http::GzipDecompress(exported.body, 1 << 24);
   ASSERT_TRUE(lines.ok()) << lines.status();
   EXPECT_EQ(std::count(lines->begin(), lines->end(), '\n'), 101);

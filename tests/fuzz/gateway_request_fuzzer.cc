@@ -53,6 +53,7 @@ struct Harness {
     hotpath::gateway::GatewayOptions options;
     options.local = &local;
     options.max_body_bytes = 1 << 16;
+    options.cors.allowed_origins = {"https://shop.example", "http://127.0.0.1:8000"};
     auto created = hotpath::gateway::Gateway::Create(
         {hotpath::catalog::v1::CatalogService::service_full_name()},
         std::make_unique<hotpath::gateway::Dispatcher>(grpc::CreateChannel(
