@@ -1,9 +1,11 @@
 // Every CatalogService RPC through a generated stub against an in-process hotpathd and a real
 // PostgreSQL, error paths included.
+#include <google/protobuf/descriptor.pb.h>
 #include <grpcpp/generic/generic_stub.h>
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -16,6 +18,7 @@
 #include "absl/strings/str_replace.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
+#include "grpc_reflection_v1alpha/reflection.pb.h"
 #include "server/catalog/pg_item_store.h"
 #include "server/db/migrations.h"
 #include "server/db/pg_pool.h"
@@ -23,6 +26,9 @@
 
 namespace hotpath::testing {
 namespace {
+
+using ReflectionRequest = ::grpc::reflection::v1alpha::ServerReflectionRequest;
+using ReflectionResponse = ::grpc::reflection::v1alpha::ServerReflectionResponse;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -625,10 +631,13 @@ TEST_F(CatalogTest, StatementTimeoutCancelsQueriesPastTheDeadline) {
   EXPECT_TRUE(stub_->GetItem(Context().get(), get, &updated).ok());
 }
 
-// Server reflection lists the catalog: ServerReflectionRequest{list_services: ""} by hand, as the
-// reflection protos are not shipped by Debian.
-TEST_F(CatalogTest, ReflectionListsTheCatalogService) {
-  grpc::GenericStub generic(channel_);
+// One reflection stream of the given version ("v1" or "v1alpha"): every request written, then every
+// answer read, as a client such as grpcurl does it (the messages are the same for both).
+std::vector<ReflectionResponse> Reflect(const std::shared_ptr<grpc::Channel>& channel,
+                                        const std::string& version,
+                                        const std::vector<ReflectionRequest>& requests,
+                                        grpc::Status* status) {
+  grpc::GenericStub generic(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   grpc::CompletionQueue cq;
@@ -638,27 +647,77 @@ TEST_F(CatalogTest, ReflectionListsTheCatalogService) {
     return cq.Next(&tag, &ok) && ok;
   };
   auto call = generic.PrepareCall(
-      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+      &context,
+      absl::StrCat("/grpc.reflection.", version, ".ServerReflection/ServerReflectionInfo"), &cq);
   call->StartCall(nullptr);
-  ASSERT_TRUE(await());
-  grpc::Slice list_services(std::string("\x3a\x00", 2));  // field 7, empty string
-  grpc::ByteBuffer request(&list_services, 1);
-  call->Write(request, nullptr);
-  ASSERT_TRUE(await());
+  std::vector<ReflectionResponse> answers;
+  if (!await()) return answers;
+  for (const ReflectionRequest& request : requests) {
+    grpc::Slice bytes(request.SerializeAsString());
+    grpc::ByteBuffer buffer(&bytes, 1);
+    call->Write(buffer, nullptr);
+    if (!await()) break;
+    grpc::ByteBuffer response;
+    call->Read(&response, nullptr);
+    if (!await()) break;
+    grpc::Slice merged;
+    EXPECT_TRUE(response.DumpToSingleSlice(&merged).ok());
+    answers.emplace_back().ParseFromArray(merged.begin(), static_cast<int>(merged.size()));
+  }
   call->WritesDone(nullptr);
-  ASSERT_TRUE(await());
-  grpc::ByteBuffer response;
-  call->Read(&response, nullptr);
-  ASSERT_TRUE(await());
-  grpc::Slice merged;
-  ASSERT_TRUE(response.TrySingleSlice(&merged).ok() || response.DumpToSingleSlice(&merged).ok());
-  const std::string bytes(reinterpret_cast<const char*>(merged.begin()), merged.size());
-  EXPECT_NE(bytes.find("hotpath.catalog.v1.CatalogService"), std::string::npos);
-  EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
-  grpc::Status status;
-  call->Finish(&status, nullptr);
   await();
-  EXPECT_TRUE(status.ok()) << status.error_message();
+  call->Finish(status, nullptr);
+  await();
+  return answers;
+}
+
+// Server reflection, v1 (what current grpcurl, Postman and grpc-js tooling ask first) and v1alpha:
+// the services, then the catalog's file with every dependency, enough to build its descriptors
+// from nothing (what a client does to call it), and a clear error for what does not exist.
+TEST_F(CatalogTest, ReflectionV1AndV1AlphaDescribeTheCatalog) {
+  for (const std::string version : {"v1", "v1alpha"}) {
+    SCOPED_TRACE(version);
+    std::vector<ReflectionRequest> requests(4);
+    requests[0].set_list_services("");
+    requests[1].set_file_containing_symbol("hotpath.catalog.v1.CatalogService");
+    requests[2].set_file_containing_symbol("hotpath.catalog.v1.NoSuchThing");
+    requests[3].set_file_by_filename("hotpath/catalog/v1/catalog.proto");
+    grpc::Status status;
+    const auto answers = Reflect(channel_, version, requests, &status);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(answers.size(), 4u);
+    std::set<std::string> services;
+    for (const auto& service : answers[0].list_services_response().service()) {
+      services.insert(service.name());
+    }
+    EXPECT_EQ(services,
+              (std::set<std::string>{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                                     "grpc.reflection.v1alpha.ServerReflection",
+                                     "hotpath.catalog.v1.CatalogService"}));
+    // The files, dependencies included, build the service in an empty pool.
+    google::protobuf::DescriptorPool pool;
+    std::map<std::string, google::protobuf::FileDescriptorProto> files;
+    for (const std::string& bytes : answers[1].file_descriptor_response().file_descriptor_proto()) {
+      google::protobuf::FileDescriptorProto file;
+      ASSERT_TRUE(file.ParseFromString(bytes));
+      files[file.name()] = file;
+    }
+    // Dependencies first, as a client's database would order them.
+    std::function<void(const std::string&)> build = [&](const std::string& name) {
+      if (pool.FindFileByName(name) != nullptr) return;
+      ASSERT_TRUE(files.count(name)) << "missing " << name;
+      for (const std::string& dependency : files[name].dependency()) build(dependency);
+      ASSERT_NE(pool.BuildFile(files[name]), nullptr) << name;
+    };
+    build("hotpath/catalog/v1/catalog.proto");
+    const auto* catalog = pool.FindServiceByName("hotpath.catalog.v1.CatalogService");
+    ASSERT_NE(catalog, nullptr);
+    EXPECT_NE(catalog->FindMethodByName("ExportItems"), nullptr);
+    EXPECT_EQ(answers[2].error_response().error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(answers[2].error_response().error_message(), HasSubstr("NoSuchThing"));
+    // Asked again on the same stream: the file itself, its dependencies not again.
+    EXPECT_EQ(answers[3].file_descriptor_response().file_descriptor_proto_size(), 1);
+  }
 }
 
 // Every statement the store prepares, planned generically on 10,000 rows, uses an index.

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/rpc/call_base.h"
 #include "server/rpc/health.h"
+#include "server/rpc/reflection.h"
 #include "server/rpc/tls.h"
 
 namespace hotpath::rpc {
@@ -48,9 +48,14 @@ AsyncServer::AsyncServer(AsyncServerOptions options, std::vector<RpcModule*> mod
     : options_(std::move(options)),
       calls_(options_.calls),
       health_(std::make_unique<HealthService>()),
+      reflection_(std::make_unique<ReflectionService>()),
       modules_(std::move(modules)),
       interceptors_(std::move(interceptors)) {
   modules_.push_back(health_.get());
+  std::vector<std::string> names;
+  for (RpcModule* module : modules_) names.push_back(module->name());
+  reflection_->SetServices(std::move(names));
+  modules_.push_back(reflection_.get());
   calls_.live_calls = &live_calls_;
   calls_.max_message_bytes = static_cast<std::size_t>(options_.max_message_bytes);
 }
@@ -68,7 +73,6 @@ absl::Status AsyncServer::Start() {
   if (!credentials.ok()) return credentials.status();
   // Ours (health_), on the completion queues: gRPC's is a callback service, see health.h.
   grpc::EnableDefaultHealthCheckService(false);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
@@ -110,7 +114,9 @@ absl::Status AsyncServer::Start() {
   }
   for (auto& queue : queues_) pollers_.emplace_back(PollCompletionQueue, queue.get());
   for (RpcModule* module : modules_) {
-    if (module != health_.get()) health_->SetServingStatus(module->name(), true);
+    if (module != health_.get() && module != reflection_.get()) {
+      health_->SetServingStatus(module->name(), true);
+    }
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,6 @@
 // A gRPC server on the async completion-queue API: one completion queue and polling thread per
 // core, services plugged in as RpcModules, health checking (server/rpc/health.h) and reflection
-// built in.
+// (server/rpc/reflection.h) built in.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -17,6 +17,7 @@
 namespace hotpath::rpc {
 
 class HealthService;
+class ReflectionService;
 
 // One service's async bindings.
 class RpcModule {
@@ -103,12 +104,13 @@ class AsyncServer final {
   void StopPolling();
 
  private:
-  const AsyncServerOptions options_;       // as given
-  LiveCalls live_calls_;                   // calls in progress, for StopPolling
-  CallOptions calls_;                      // options_.calls, counting into live_calls_
-  std::unique_ptr<HealthService> health_;  // grpc.health.v1.Health; outlives every call
-  std::vector<RpcModule*> modules_;        // the services, not owned, and health_
-  InterceptorFactories interceptors_;      // handed to the builder at Start
+  const AsyncServerOptions options_;               // as given
+  LiveCalls live_calls_;                           // calls in progress, for StopPolling
+  CallOptions calls_;                              // options_.calls, counting into live_calls_
+  std::unique_ptr<HealthService> health_;          // grpc.health.v1.Health; outlives every call
+  std::unique_ptr<ReflectionService> reflection_;  // grpc.reflection.v1 and v1alpha; likewise
+  std::vector<RpcModule*> modules_;    // the services, not owned, health_ and reflection_
+  InterceptorFactories interceptors_;  // handed to the builder at Start
   // Queues before the server: the server must be destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // one per polling thread
   std::unique_ptr<grpc::Server> server_;                              // null until Start
