@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <random>
 #include <utility>
 
@@ -250,6 +251,11 @@ absl::StatusOr<std::shared_ptr<Gateway>> Gateway::Create(
       }
     }
   }
+  std::vector<const HttpBinding*> bindings;
+  for (const HttpBinding& binding : gateway->described_) bindings.push_back(&binding);
+  auto documents = DescribeRoutes(bindings, gateway->options_.openapi);
+  if (!documents.ok()) return documents.status();
+  gateway->openapi_ = *std::move(documents);
   return gateway;
 }
 
@@ -300,6 +306,7 @@ absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api:
   const PathTemplate path_template = binding.path;
   const std::string http_method = binding.http_method;
   ++route_count_;
+  described_.push_back(binding);
   return routes_.Add(http_method, path_template, std::move(binding));
 }
 
@@ -390,12 +397,15 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
   AnswerContext answer = ContextOf(request);
   const std::size_t min = options_.compress_min_bytes;
   if (request.method() == bhttp::verb::options) return Options(request, answer, given, route);
-  const http::Responder respond =
-      cors_.enabled() ? cors_.Wrap(Header(request, bhttp::field::origin), given) : given;
+  // With CORS on, every answer goes through a responder that adds its headers.
+  std::optional<http::Responder> wrapped;
+  if (cors_.enabled()) wrapped = cors_.Wrap(Header(request, bhttp::field::origin), given);
+  const http::Responder& respond = wrapped ? *wrapped : given;
 
-  if (path == "/openapi.json" && !options_.openapi_json.empty()) {
-    *route = "/openapi.json";
-    respond(Answer(answer, 200, options_.openapi_json, "application/json", min));
+  if (path == "/openapi.json" || path == "/openapi3.json") {
+    *route = std::string(path);
+    respond(Answer(answer, 200, path == "/openapi.json" ? openapi_.v2 : openapi_.v3,
+                   "application/json", min));
     return true;
   }
   // Route.

@@ -18,6 +18,7 @@
 #include "gateway/answer_memo.h"
 #include "gateway/cors.h"
 #include "gateway/dispatcher.h"
+#include "gateway/openapi.h"
 #include "gateway/route_table.h"
 #include "gateway/transcoder.h"
 #include "google/api/http.pb.h"
@@ -32,7 +33,9 @@ struct GatewayOptions {
   TranscodeOptions transcode;             // JSON parsing rules
   std::size_t compress_min_bytes = 1000;  // smallest answer gzip-compressed
   std::size_t max_body_bytes = 1 << 20;   // limit on a request body once unpacked
-  std::string openapi_json;               // served at /openapi.json when not empty
+  // The API as OpenAPI documents built from the routes (gateway/openapi.h): Swagger 2.0 at
+  // /openapi.json, OpenAPI 3.0 at /openapi3.json.
+  OpenApiOptions openapi;
   // Bodies of cached answers kept rendered (AnswerMemo): the in-process handlers' cache hits are
   // printed once per cached object, not once per request. 0: every answer printed. Default 16384
   // (about 80 bytes each, plus the bodies); only with `local`, which alone answers with cached
@@ -105,6 +108,8 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
   const Cors cors_;                         // options_.cors at work
   const std::unique_ptr<AnswerMemo> memo_;  // bodies of cached answers; null when off
   RouteTable<HttpBinding> routes_;          // built once
+  std::vector<HttpBinding> described_;      // the routes, in order, for the documents
+  OpenApiDocuments openapi_;                // built from described_ once the routes are in
   std::size_t route_count_ = 0;             // bindings added
 };
 

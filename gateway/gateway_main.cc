@@ -132,18 +132,11 @@ int main(int argc, char** argv) {
   const std::vector<Api> apis = {
       {hotpath::catalog::CatalogServiceDescriptor(), hotpath::catalog::kCatalogOpenApi}};
   std::vector<std::string> services;
-  std::vector<std::string_view> documents;
   for (const Api& api : apis) {
     services.push_back(api.service->full_name());
-    documents.push_back(api.openapi);
+    options.openapi.described_by.emplace_back(api.openapi);
   }
   upstream_metrics.InitializeServices(services);  // every method's series, at zero
-  auto openapi = hotpath::gateway::MergeOpenApi(documents);
-  if (!openapi.ok()) {
-    std::cerr << "hotpath-gateway: " << openapi.status() << "\n";
-    return 1;
-  }
-  options.openapi_json = *std::move(openapi);
   auto gateway = hotpath::gateway::Gateway::Create(
       services, std::make_unique<hotpath::gateway::Dispatcher>(channel), std::move(options));
   if (!gateway.ok()) {

@@ -218,11 +218,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     gateway_options.cache_control = options.gateway_cache_control;
     gateway_options.cors = options.cors;
     gateway_options.max_body_bytes = options.http.max_body_bytes;
-    std::vector<std::string_view> documents;
-    for (const auto& module : d->modules_) documents.push_back(module->OpenApiJson());
-    auto openapi = gateway::MergeOpenApi(documents);
-    if (!openapi.ok()) return openapi.status();
-    gateway_options.openapi_json = *std::move(openapi);
+    for (const auto& module : d->modules_) {
+      gateway_options.openapi.described_by.emplace_back(module->OpenApiJson());
+    }
     gateway_options.local = &d->local_;
     auto gateway = gateway::Gateway::Create(
         service_names, std::make_unique<gateway::Dispatcher>(d->server_->InProcessChannel()),

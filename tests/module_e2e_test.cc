@@ -176,7 +176,7 @@ TEST_F(ModuleTest, ASecondModuleServesThroughTheGatewayWithItsOwnOpenApiAndMetri
   ASSERT_EQ(openapi.status, 200);
   EXPECT_THAT(openapi.body, HasSubstr("/v1/items/{id}"));
   EXPECT_THAT(openapi.body, HasSubstr("/v1/titles"));
-  EXPECT_THAT(openapi.body, HasSubstr("v1Book"));
+  EXPECT_THAT(openapi.body, HasSubstr("hotpath.library.v1.Book"));
 
   // Its cache and its methods show in /metrics like the catalog's.
   HttpReply metrics = Call("GET", "/metrics");

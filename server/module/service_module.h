@@ -61,7 +61,8 @@ class ServiceModule {
   // channels its migrations' triggers send on, and what to do with each payload, a lost feed and
   // a restored one (server/db/change_feed.h). After Start.
   virtual std::vector<db::ChangeSubscription> ChangeSubscriptions() { return {}; }
-  // Its OpenAPI 2 document (JSON), merged into /openapi.json; empty: none.
+  // Its protoc-gen-swagger document (OpenAPI 2 JSON, from its protos' comments): where the
+  // gateway's documents (gateway/openapi.h) take summaries and descriptions; empty: none.
   virtual std::string_view OpenApiJson() const { return {}; }
 };
 
