@@ -259,6 +259,15 @@ absl::StatusOr<std::shared_ptr<Gateway>> Gateway::Create(
   return gateway;
 }
 
+std::vector<Gateway::Route> Gateway::Routes() const {
+  std::vector<Route> routes;
+  for (const HttpBinding& binding : described_) {
+    routes.push_back({binding.http_method, binding.path.text,
+                      binding.method->service()->full_name(), binding.method->name()});
+  }
+  return routes;
+}
+
 absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api::HttpRule& rule) {
   HttpBinding binding;
   binding.method = method;

@@ -153,6 +153,15 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         "hotpath_calls_in_flight", "Calls admitted and not yet answered (gRPC and gateway).",
         {{{}, static_cast<double>(self->gate_->in_flight())}}));
     families.push_back(metrics::GaugeFamily(
+        "hotpath_max_in_flight", "The cap on calls in flight (--max_in_flight); 0: none.",
+        {{{}, static_cast<double>(self->gate_->max_in_flight())}}));
+    // Readiness as /readyz answers it: the last check's result; each scrape starts a fresh one
+    // (coalesced with /readyz's), so the value is at most one scrape old.
+    if (self->readiness_ != nullptr) (*self->readiness_)([](absl::Status) {});
+    families.push_back(metrics::GaugeFamily(
+        "hotpath_ready", "1 while /readyz answers 200 (gRPC listener and database), else 0.",
+        {{{}, static_cast<double>(self->ready_.load(std::memory_order_relaxed))}}));
+    families.push_back(metrics::GaugeFamily(
         "hotpath_executor_queued_tasks", "Database tasks waiting for an executor thread.",
         {{{}, static_cast<double>(self->executor_->queued())}}));
     const rpc::Canceller& canceller = rpc::Canceller::Instance();
@@ -201,11 +210,12 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   // of its own, not the executor: a full work queue means busy, not unready, and a load balancer
   // that pulled a busy replica would only move its load onto the others.
   d->readiness_ = std::make_unique<http::CoalescedProbe>([self] {
-    if (absl::Status listening = self->server_->CheckListener(absl::Seconds(1)); !listening.ok()) {
-      return listening;
-    }
-    return self->pool_->CheckReady(absl::Now() + absl::Seconds(1));
+    absl::Status ready = self->server_->CheckListener(absl::Seconds(1));
+    if (ready.ok()) ready = self->pool_->CheckReady(absl::Now() + absl::Seconds(1));
+    self->ready_.store(ready.ok() && !self->shutting_down_.load() ? 1 : 0);
+    return ready;
   });
+  (*d->readiness_)([](absl::Status) {});  // hotpath_ready from the start
   d->runtime_routes_ = std::make_unique<http::RuntimeRoutes>(
       [self] { return self->metrics_->Render(); },
       [self](std::function<void(absl::Status)> done) { (*self->readiness_)(std::move(done)); });
@@ -227,6 +237,11 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         std::move(gateway_options));
     if (!gateway.ok()) return gateway.status();
     d->gateway_ = *std::move(gateway);
+    std::vector<metrics::HttpMetrics::RouteRpc> routes;
+    for (const gateway::Gateway::Route& r : d->gateway_->Routes()) {
+      routes.push_back({r.http_method, r.path, r.grpc_service, r.grpc_method});
+    }
+    d->http_metrics_->NameRoutes(routes);
   }
   d->http_ = std::make_unique<http::HttpServer>(
       options.http, [self](const http::Request& request, http::Responder respond) {
@@ -273,6 +288,8 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   if (trimmer_.joinable()) trimmer_.join();
   // Readiness first, so load balancers stop sending; then no new calls on either port, and the
   // ones already accepted finish (gRPC and HTTP in parallel) until the grace period ends.
+  shutting_down_.store(true);
+  ready_.store(0);
   if (runtime_routes_ != nullptr) runtime_routes_->SetShuttingDown();
   if (server_ != nullptr) server_->SetNotServing();
   const absl::Time deadline = absl::Now() + grace;

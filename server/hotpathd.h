@@ -152,6 +152,8 @@ class Hotpathd final {
   std::condition_variable trimmer_wake_;                 // ends the trimmer's wait
   bool trimmer_stop_ = false;                            // Shutdown asked it to stop
   bool stopped_ = false;                                 // Shutdown ran
+  std::atomic<int> ready_{0};                            // the last readiness check: 1 ready
+  std::atomic<bool> shutting_down_{false};               // Shutdown began: never ready again
 };
 
 }  // namespace hotpath

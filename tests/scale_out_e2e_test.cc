@@ -350,7 +350,7 @@ TEST_F(ScaleOutTest, NginxCachesAnItemRevalidatesItAndFollowsWritesThroughAnyRep
   double not_modified = 0;
   for (const auto& replica : replicas_) {
     not_modified +=
-        std::max(0.0, Metric(replica->http_port(), "http_requests_total", {"status=\"304\""}));
+        std::max(0.0, Metric(replica->http_port(), "http_requests_total", {"code=\"304\""}));
   }
   EXPECT_GE(not_modified, 1);
   // Calls with credentials are neither served from nor stored in the cache.

@@ -3,6 +3,7 @@
 #include <boost/beast/http.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "server/http/gzip.h"
 
 namespace hotpath::http {
 namespace {
@@ -36,8 +37,18 @@ bool RuntimeRoutes::Handle(const Request& request, const Responder& respond, std
     return true;
   }
   if (path == "/metrics") {
-    respond(Text(request, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                 render_metrics_()));
+    // gzip when the scraper asks (Prometheus does): the text shrinks about tenfold.
+    std::string body = render_metrics_();
+    const auto accept = request.find(bhttp::field::accept_encoding);
+    const bool gzip =
+        accept != request.end() &&
+        AcceptsGzip(absl::string_view(accept->value().data(), accept->value().size()));
+    if (gzip) body = GzipCompress(body);
+    Response response = Text(request, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                             std::move(body));
+    response.set(bhttp::field::vary, "Accept-Encoding");
+    if (gzip) response.set(bhttp::field::content_encoding, "gzip");
+    respond(std::move(response));
   } else if (path == "/healthz") {
     respond(Text(request, bhttp::status::ok, "application/json", "{\"status\":\"ok\"}"));
   } else if (shutting_down_) {

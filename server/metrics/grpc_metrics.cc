@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "server/metrics/metrics_registry.h"
 
 namespace hotpath::metrics {
 namespace {
@@ -23,13 +24,6 @@ const char* TypeName(grpc::internal::RpcMethod::RpcType type) {
       return "bidi_stream";
   }
   return "unary";
-}
-
-// go-grpc-prometheus's default buckets (prometheus.DefBuckets), in seconds.
-const prometheus::Histogram::BucketBoundaries& HandlingBuckets() {
-  static const prometheus::Histogram::BucketBoundaries buckets = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  return buckets;
 }
 
 std::string Named(GrpcMetrics::Side side, const char* what) {
@@ -134,7 +128,7 @@ MethodMetrics& GrpcMetrics::For(const char* full_method, grpc::internal::RpcMeth
   }
   slot->msg_received = &msg_received_.Add(labels);
   slot->msg_sent = &msg_sent_.Add(labels);
-  slot->handling_seconds = &handling_seconds_.Add(labels, HandlingBuckets());
+  slot->handling_seconds = &handling_seconds_.Add(labels, LatencyBuckets());
   return *slot;
 }
 

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "server/metrics/metrics_registry.h"
 
 namespace hotpath::metrics {
 namespace {
@@ -57,7 +58,8 @@ class InstrumentedSink final : public http::Responder::Sink {
 HttpMetrics::HttpMetrics(prometheus::Registry& registry)
     : requests_(prometheus::BuildCounter()
                     .Name("http_requests_total")
-                    .Help("HTTP requests answered, by method, route template and status.")
+                    .Help("HTTP requests answered, by method, route template, status (code) and "
+                          "the RPC the route calls.")
                     .Register(registry)),
       durations_(
           prometheus::BuildHistogram()
@@ -85,14 +87,32 @@ HttpMetrics::Series HttpMetrics::Find(const std::string& method, const std::stri
     std::shared_lock lock(mu_);
     if (auto it = series_.find(key); it != series_.end()) return it->second;
   }
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  const Series series{
-      &requests_.Add({{"method", method}, {"route", route}, {"status", absl::StrCat(status)}}),
-      &durations_.Add({{"method", method}, {"route", route}}, kBuckets)};
   std::unique_lock lock(mu_);
+  if (auto it = series_.find(key); it != series_.end()) return it->second;
+  std::pair<std::string, std::string> rpc;
+  if (auto it = rpcs_.find(absl::StrCat(method == "HEAD" ? "GET" : method, " ", route));
+      it != rpcs_.end()) {
+    rpc = it->second;
+  }
+  const Series series{&requests_.Add({{"method", method},
+                                      {"route", route},
+                                      {"code", absl::StrCat(status)},
+                                      {"grpc_service", rpc.first},
+                                      {"grpc_method", rpc.second}}),
+                      &durations_.Add({{"method", method},
+                                       {"route", route},
+                                       {"grpc_service", rpc.first},
+                                       {"grpc_method", rpc.second}},
+                                      LatencyBuckets())};
   series_.try_emplace(key, series);
   return series;
+}
+
+void HttpMetrics::NameRoutes(const std::vector<RouteRpc>& routes) {
+  std::unique_lock lock(mu_);
+  for (const RouteRpc& r : routes) {
+    rpcs_[absl::StrCat(r.http_method, " ", r.route)] = {r.grpc_service, r.grpc_method};
+  }
 }
 
 void HttpMetrics::Record(const std::string& method, const std::string& route, int status,

@@ -1,6 +1,8 @@
-// HTTP request metrics: http_requests_total{method,route,status} and
-// http_request_duration_seconds{method,route}, where route is the matched template (never the raw
-// path, so that ids do not explode the series).
+// HTTP request metrics: http_requests_total{method,route,code,grpc_service,grpc_method} and
+// http_request_duration_seconds{method,route,grpc_service,grpc_method}, where route is the matched
+// template (never the raw path, so that ids do not explode the series), code the HTTP status (as
+// promhttp names it) and grpc_service / grpc_method the RPC the route calls ("" for /metrics and
+// the like), so a dashboard has one label for an RPC over gRPC (grpc_server_*) and REST.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -12,6 +14,7 @@
 #include <shared_mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "server/http/http_server.h"
@@ -29,6 +32,15 @@ class HttpMetrics final {
 
   void Record(const std::string& method, const std::string& route, int status, double seconds);
 
+  // Which RPC each route calls, by HTTP method and route template (HEAD as GET). Before serving.
+  struct RouteRpc {
+    std::string http_method;   // "GET"
+    std::string route;         // "/v1/items/{id}"
+    std::string grpc_service;  // "hotpath.catalog.v1.CatalogService"
+    std::string grpc_method;   // "GetItem"
+  };
+  void NameRoutes(const std::vector<RouteRpc>& routes);
+
  private:
   // The counter and histogram of one method, route and status. Looking a series up in its
   // prometheus Family builds and compares label maps under the family's lock on every request;
@@ -42,6 +54,8 @@ class HttpMetrics final {
   // built for ThreadSanitizer, which then cannot see absl::Mutex's ordering.
   std::shared_mutex mu_;
   absl::flat_hash_map<std::string, Series> series_;  // "method route status" -> its series
+  // "METHOD route" -> grpc_service, grpc_method; guarded by mu_.
+  absl::flat_hash_map<std::string, std::pair<std::string, std::string>> rpcs_;
 };
 
 }  // namespace hotpath::metrics

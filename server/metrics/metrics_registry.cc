@@ -98,6 +98,10 @@ std::vector<prometheus::MetricFamily> ProcessFamilies() {
       families.push_back(GaugeFamily("process_resident_memory_bytes",
                                      "Resident memory size in bytes.",
                                      {{{}, rss_pages * page_size}}));
+      if (double threads = 0; absl::SimpleAtod(f[17], &threads)) {
+        families.push_back(GaugeFamily("process_threads", "Number of OS threads in the process.",
+                                       {{{}, threads}}));
+      }
       double boot_time = 0;
       for (absl::string_view line : absl::StrSplit(ReadFile("/proc/stat"), '\n')) {
         if (absl::ConsumePrefix(&line, "btime ")) (void)absl::SimpleAtod(line, &boot_time);
@@ -123,6 +127,13 @@ std::vector<prometheus::MetricFamily> ProcessFamilies() {
                                    {{{}, static_cast<double>(limit.rlim_cur)}}));
   }
   return families;
+}
+
+const std::vector<double>& LatencyBuckets() {
+  static const std::vector<double> buckets = {
+      0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,   0.05,     0.1,     0.25,   0.5,     1,      2.5,   5,      10};
+  return buckets;
 }
 
 std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {

@@ -92,6 +92,8 @@ class CallGate final {
 
   bool requires_tokens() const { return !token_digests_.empty(); }
   int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+  // The cap (--max_in_flight); 0: none.
+  int max_in_flight() const { return max_in_flight_; }
 
  private:
   using Digest = std::array<unsigned char, 32>;
