@@ -563,6 +563,9 @@ TEST_F(GatewayTest, MetricsAndOpenApi) {
   // From 10 µs: a cached read's duration is measured, not lumped under 0.5 ms.
   EXPECT_THAT(metrics, HasSubstr(absl::StrCat("http_request_duration_seconds_bucket{", kRpc,
                                               R"(,le="1e-05"})")));
+  EXPECT_THAT(metrics, HasSubstr(R"(grpc_server_handling_seconds_bucket{grpc_method="GetItem",)"
+                                 R"(grpc_service="hotpath.catalog.v1.CatalogService",)"
+                                 R"(grpc_type="unary",le="1e-05"})"));
   // Prometheus asks for gzip: the text comes compressed, about a tenth of its size.
   HttpReply zipped = Call("GET", "/metrics", "", {{"Accept-Encoding", "gzip"}});
   EXPECT_EQ(zipped.headers["content-encoding"], "gzip");
