@@ -11,7 +11,7 @@
 namespace {
 
 const std::vector<double> kDefaultBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                             0.1,    0.25,  0.5,    1,     2.5,   5,     10};
+                                             0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 void Observe(benchmark::State& state, const std::vector<double>& buckets) {
   static prometheus::Histogram* histogram = nullptr;
