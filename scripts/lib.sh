@@ -12,8 +12,9 @@ HOTPATH_PACKAGES=(
   golang-github-grpc-ecosystem-grpc-gateway-dev golang-google-grpc-dev golang-grpc-gateway
 )
 
-# What only the tests need, beside those: a real browser for the CORS test (tests/cors_e2e_test.cc).
-HOTPATH_TEST_PACKAGES=(chromium)
+# What only the tests need, beside those: a real browser for the CORS test (tests/cors_e2e_test.cc),
+# with the fonts Debian only recommends (installs here skip recommendations).
+HOTPATH_TEST_PACKAGES=(chromium fonts-liberation)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
