@@ -259,8 +259,8 @@ absl::StatusOr<std::shared_ptr<Gateway>> Gateway::Create(
   return gateway;
 }
 
-std::vector<Gateway::Route> Gateway::Routes() const {
-  std::vector<Route> routes;
+std::vector<http::RouteRpc> Gateway::Routes() const {
+  std::vector<http::RouteRpc> routes;
   for (const HttpBinding& binding : described_) {
     routes.push_back({binding.http_method, binding.path.text,
                       binding.method->service()->full_name(), binding.method->name()});

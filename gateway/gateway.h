@@ -72,13 +72,7 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
 
   std::size_t route_count() const { return route_count_; }
   // Every route: its HTTP method and template, and the RPC it calls (for the HTTP metrics).
-  struct Route {
-    std::string http_method;   // "GET"
-    std::string path;          // "/v1/items/{id}", the metrics' route label
-    std::string grpc_service;  // "hotpath.catalog.v1.CatalogService"
-    std::string grpc_method;   // "GetItem"
-  };
-  std::vector<Route> Routes() const;
+  std::vector<http::RouteRpc> Routes() const;
 
  private:
   explicit Gateway(std::unique_ptr<Dispatcher> dispatcher, GatewayOptions options)

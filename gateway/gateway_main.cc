@@ -143,11 +143,7 @@ int main(int argc, char** argv) {
     std::cerr << "hotpath-gateway: " << gateway.status() << "\n";
     return 1;
   }
-  std::vector<hotpath::metrics::HttpMetrics::RouteRpc> rpcs;
-  for (const auto& r : (*gateway)->Routes()) {
-    rpcs.push_back({r.http_method, r.path, r.grpc_service, r.grpc_method});
-  }
-  http_metrics.NameRoutes(rpcs);
+  http_metrics.NameRoutes((*gateway)->Routes());
 
   // Ready while the upstream's health service says SERVING.
   auto health = std::make_shared<hotpath::gateway::Dispatcher>(channel);

@@ -237,11 +237,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
         std::move(gateway_options));
     if (!gateway.ok()) return gateway.status();
     d->gateway_ = *std::move(gateway);
-    std::vector<metrics::HttpMetrics::RouteRpc> routes;
-    for (const gateway::Gateway::Route& r : d->gateway_->Routes()) {
-      routes.push_back({r.http_method, r.path, r.grpc_service, r.grpc_method});
-    }
-    d->http_metrics_->NameRoutes(routes);
+    d->http_metrics_->NameRoutes(d->gateway_->Routes());
   }
   d->http_ = std::make_unique<http::HttpServer>(
       options.http, [self](const http::Request& request, http::Responder respond) {

@@ -66,6 +66,14 @@ class Responder {
   std::shared_ptr<Sink> sink_;  // the session's slot for this request
 };
 
+// A route and the RPC it calls: what the gateway serves, what the HTTP metrics label requests with.
+struct RouteRpc {
+  std::string http_method;   // "GET"
+  std::string route;         // the path template, "/v1/items/{id}"
+  std::string grpc_service;  // "hotpath.catalog.v1.CatalogService"
+  std::string grpc_method;   // "GetItem"
+};
+
 // The request stays valid until the response (or the stream) is finished. A HEAD request arrives
 // as HEAD; the server drops the body of its response and keeps the Content-Length.
 using Handler = std::function<void(const Request& request, Responder respond)>;

@@ -108,9 +108,9 @@ HttpMetrics::Series HttpMetrics::Find(const std::string& method, const std::stri
   return series;
 }
 
-void HttpMetrics::NameRoutes(const std::vector<RouteRpc>& routes) {
+void HttpMetrics::NameRoutes(const std::vector<http::RouteRpc>& routes) {
   std::unique_lock lock(mu_);
-  for (const RouteRpc& r : routes) {
+  for (const http::RouteRpc& r : routes) {
     rpcs_[absl::StrCat(r.http_method, " ", r.route)] = {r.grpc_service, r.grpc_method};
   }
 }

@@ -33,13 +33,7 @@ class HttpMetrics final {
   void Record(const std::string& method, const std::string& route, int status, double seconds);
 
   // Which RPC each route calls, by HTTP method and route template (HEAD as GET). Before serving.
-  struct RouteRpc {
-    std::string http_method;   // "GET"
-    std::string route;         // "/v1/items/{id}"
-    std::string grpc_service;  // "hotpath.catalog.v1.CatalogService"
-    std::string grpc_method;   // "GetItem"
-  };
-  void NameRoutes(const std::vector<RouteRpc>& routes);
+  void NameRoutes(const std::vector<http::RouteRpc>& routes);
 
  private:
   // The counter and histogram of one method, route and status. Looking a series up in its

@@ -147,40 +147,27 @@ ReflectionService::Response ReflectionService::Answer(const Request& request,
   Response response;
   response.set_valid_host(request.host());
   *response.mutable_original_request() = request;
+  // The file found with its dependencies, or NOT_FOUND naming what was asked.
+  const auto files = [&](const google::protobuf::FileDescriptor* file, const std::string& asked) {
+    if (file == nullptr) return Refuse(grpc::StatusCode::NOT_FOUND, "no " + asked, &response);
+    AddFiles(file, sent, &response);
+  };
   switch (request.message_request_case()) {
-    case Request::kFileByFilename: {
-      const auto* file = pool->FindFileByName(request.file_by_filename());
-      if (file == nullptr) {
-        Refuse(grpc::StatusCode::NOT_FOUND, absl::StrCat("no file ", request.file_by_filename()),
-               &response);
-      } else {
-        AddFiles(file, sent, &response);
-      }
+    case Request::kFileByFilename:
+      files(pool->FindFileByName(request.file_by_filename()),
+            absl::StrCat("file ", request.file_by_filename()));
       break;
-    }
-    case Request::kFileContainingSymbol: {
-      const auto* file = pool->FindFileContainingSymbol(request.file_containing_symbol());
-      if (file == nullptr) {
-        Refuse(grpc::StatusCode::NOT_FOUND,
-               absl::StrCat("no symbol ", request.file_containing_symbol()), &response);
-      } else {
-        AddFiles(file, sent, &response);
-      }
+    case Request::kFileContainingSymbol:
+      files(pool->FindFileContainingSymbol(request.file_containing_symbol()),
+            absl::StrCat("symbol ", request.file_containing_symbol()));
       break;
-    }
     case Request::kFileContainingExtension: {
       const auto& asked = request.file_containing_extension();
       const auto* type = pool->FindMessageTypeByName(asked.containing_type());
       const auto* extension =
           type == nullptr ? nullptr : pool->FindExtensionByNumber(type, asked.extension_number());
-      if (extension == nullptr) {
-        Refuse(grpc::StatusCode::NOT_FOUND,
-               absl::StrCat("no extension ", asked.extension_number(), " of ",
-                            asked.containing_type()),
-               &response);
-      } else {
-        AddFiles(extension->file(), sent, &response);
-      }
+      files(extension == nullptr ? nullptr : extension->file(),
+            absl::StrCat("extension ", asked.extension_number(), " of ", asked.containing_type()));
       break;
     }
     case Request::kAllExtensionNumbersOfType: {
