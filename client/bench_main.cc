@@ -40,6 +40,7 @@
 #include "client/staleness.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/app/mutexes.h"
+#include "server/rpc/grpc_handoff.h"
 
 ABSL_FLAG(std::string, addr, "localhost:50051", "server address");
 ABSL_FLAG(std::string, method, "get",
@@ -201,6 +202,8 @@ void StartCall(Shared& shared, grpc::CompletionQueue* cq, std::mt19937_64& rando
       *shared.stubs[static_cast<std::size_t>(shared.next_stub.fetch_add(1)) % shared.stubs.size()];
   call->reader = stub.PrepareUnaryCall(&call->context, shared.maker.path(), request, cq);
   shared.outstanding.fetch_add(1);
+  // Another poller may take the call back and delete it as soon as Finish has queued it.
+  hotpath::rpc::HandingToGrpc handing(call);
   call->reader->StartCall();
   call->reader->Finish(&call->response, &call->status, call);
 }
@@ -211,6 +214,7 @@ void PollLoop(Shared& shared, grpc::CompletionQueue* cq, ThreadStats& stats, std
   bool ok;
   while (cq->Next(&tag, &ok)) {
     auto* call = static_cast<Call*>(tag);
+    hotpath::rpc::TakeBack(call);
     const auto now = Clock::now();
     shared.outstanding.fetch_sub(1);
     if (call->counted) {

@@ -31,40 +31,11 @@
 #include "absl/time/time.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/executor.h"
+#include "server/rpc/grpc_handoff.h"
 #include "server/rpc/message_bytes.h"
 #include "server/rpc/status.h"
 
 namespace hotpath::rpc {
-
-// ThreadSanitizer cannot see gRPC's own synchronisation (Debian's libgrpc is not built with it).
-// Handing a tag to gRPC happens before the tag comes back from a completion queue (HandingToGrpc
-// releases, TakeBack acquires), and the accesses gRPC's inline code makes while filling or
-// finishing an operation are its own business (ignored), so TSan judges only hotpath's code.
-#if defined(__SANITIZE_THREAD__)
-extern "C" void __tsan_release(void* address);
-extern "C" void __tsan_acquire(void* address);
-extern "C" void __tsan_ignore_thread_begin();
-extern "C" void __tsan_ignore_thread_end();
-class HandingToGrpc final {
- public:
-  explicit HandingToGrpc(const void* tag) {
-    __tsan_release(const_cast<void*>(tag));
-    __tsan_ignore_thread_begin();
-  }
-  ~HandingToGrpc() { __tsan_ignore_thread_end(); }
-};
-inline void IgnoreGrpcBegin() { __tsan_ignore_thread_begin(); }
-inline void IgnoreGrpcEnd() { __tsan_ignore_thread_end(); }
-inline void TakeBack(const void* tag) { __tsan_acquire(const_cast<void*>(tag)); }
-#else
-class HandingToGrpc final {
- public:
-  explicit HandingToGrpc(const void*) {}
-};
-inline void IgnoreGrpcBegin() {}
-inline void IgnoreGrpcEnd() {}
-inline void TakeBack(const void*) {}
-#endif
 
 class CompletionHandler {
  public:
