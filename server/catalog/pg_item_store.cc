@@ -12,17 +12,18 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "server/db/pg_status.h"
+#include "server/db/pg_time.h"
 #include "server/db/with_connection.h"
 #include "server/rpc/consistency.h"
 
 namespace hotpath::catalog {
 namespace {
 
-// The columns every item query returns, in RowToItem's order. Times come as epoch microseconds.
-#define HOTPATH_ITEM_COLUMNS                                           \
-  "id, sku, name, description, category, price_cents, stock, tags, "   \
-  "(extract(epoch FROM create_time) * 1000000)::bigint AS create_us, " \
-  "(extract(epoch FROM update_time) * 1000000)::bigint AS update_us, version"
+// The columns every item query returns, in RowToItem's order. Times come as the server prints
+// them (db/pg_time.h: cheaper for it than converting them to epoch microseconds).
+#define HOTPATH_ITEM_COLUMNS                                         \
+  "id, sku, name, description, category, price_cents, stock, tags, " \
+  "create_time, update_time, version"
 
 constexpr char kGetItem[] = "get_item";
 constexpr char kGetItemSql[] = "SELECT " HOTPATH_ITEM_COLUMNS " FROM items WHERE id = $1";
@@ -77,7 +78,10 @@ constexpr char kItemVersion[] = "item_version";
 constexpr char kItemVersionSql[] = "SELECT version FROM items WHERE id = $1";
 
 // Keyset pages. Each filter shape has its own statement so every plan can use its index
-// (items_pkey, or items_category_id for a category or the (category, id) order).
+// (items_pkey, or items_category_id for a category or the (category, id) order). The pool plans
+// each statement once (generic plans, pg_pool.h), so the predicates name the index they need:
+// a category's page compares (category, id), which only items_category_id can serve; with
+// `category = $1 AND id > $2` alone a generic plan walks items_pkey with the category as a filter.
 constexpr char kListById[] = "list_by_id";
 constexpr char kListByIdSql[] =
     "SELECT " HOTPATH_ITEM_COLUMNS
@@ -88,7 +92,8 @@ constexpr char kListInCategory[] = "list_in_category";
 constexpr char kListInCategorySql[] =
     "SELECT " HOTPATH_ITEM_COLUMNS
     " FROM items "
-    "WHERE category = $1 AND id > $2 AND price_cents BETWEEN $3 AND $4 ORDER BY id LIMIT $5";
+    "WHERE category = $1 AND (category, id) > ($1, $2) AND price_cents BETWEEN $3 AND $4 "
+    "ORDER BY category, id LIMIT $5";
 
 constexpr char kListByCategoryOrder[] = "list_by_category_order";
 constexpr char kListByCategoryOrderSql[] =
@@ -156,8 +161,8 @@ void RowToItem(const pqxx::row& row, v1::Item* item) {
        next = tags.get_next()) {
     if (next.first == pqxx::array_parser::string_value) item->add_tags(std::move(next.second));
   }
-  SetTimestamp(row[8].as<std::int64_t>(), item->mutable_create_time());
-  SetTimestamp(row[9].as<std::int64_t>(), item->mutable_update_time());
+  SetTimestamp(db::TimestamptzMicros({row[8].c_str(), row[8].size()}), item->mutable_create_time());
+  SetTimestamp(db::TimestamptzMicros({row[9].c_str(), row[9].size()}), item->mutable_update_time());
   item->set_etag(EtagForVersion(row[10].as<std::int64_t>()));
 }
 

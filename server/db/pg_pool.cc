@@ -237,6 +237,7 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
     // lazily on first use (libpqxx's default), a PREPARE cut short by a statement_timeout or a
     // cancel could leave libpqxx and the server disagreeing about it, and every later use of
     // the connection fails with "prepared statement ... already exists".
+    pqxx::nontransaction(*slot->connection).exec(kPinnedSessionSettings);
     for (const std::string& sql : options_.on_connect) {
       pqxx::nontransaction(*slot->connection).exec(sql);
     }

@@ -43,6 +43,17 @@ std::string DedicatedConnection(const std::string& url, absl::Duration connect_t
 // A libpqxx error's message without the newline libpq ends it with.
 std::string ErrorText(const std::exception& e);
 
+// Set on every pooled connection as it opens, whatever the server's or the URL's defaults:
+// - times print in UTC in ISO form ("2026-12-01 05:21:54.442703+00"), which pg_time.h reads;
+// - each prepared statement is planned once per connection (a generic plan). PostgreSQL's default
+//   plans again at every execution whenever the generic plan's estimate is dearer than the
+//   custom plans', which for a keyset page (LIMIT a parameter) it always is: that planning was
+//   two fifths of a 50-row page's cost in the database (bench/NOTES.md). So a module's statements
+//   must have good generic plans: predicates that leave the planner one fitting index
+//   (tests/sql_plans_e2e_test.cc checks the catalog's).
+inline constexpr char kPinnedSessionSettings[] =
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET plan_cache_mode = force_generic_plan";
+
 struct PgPoolOptions {
   // libpq connection string or URL, e.g. "postgresql://user@host:5432/db" or "host=/tmp port=5432".
   std::string database_url;
