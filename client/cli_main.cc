@@ -271,8 +271,9 @@ class Cli final {
     v1::CreateItemRequest request;
     std::string error;
     while (next(request.mutable_item(), &error)) {
-      // buffer_hint: gRPC may coalesce messages into fewer frames and writes.
-      if (!writer->Write(request, grpc::WriteOptions().set_buffer_hint())) break;  // Finish says why
+      // buffer_hint: gRPC may coalesce messages into fewer frames and writes. A write that fails:
+      // the server ended the call, and Finish says why.
+      if (!writer->Write(request, grpc::WriteOptions().set_buffer_hint())) break;
       request.Clear();
     }
     if (!error.empty()) {
