@@ -233,11 +233,11 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
   try {
     slot->connection = std::make_unique<pqxx::connection>(
         WithConnectTimeout(options_.database_url, std::min(left, options_.connect_timeout)));
+    pqxx::nontransaction(*slot->connection).exec(kPinnedSessionSettings);
     // Prepared here, now, with no caller's deadline or cancellation on the connection: prepared
     // lazily on first use (libpqxx's default), a PREPARE cut short by a statement_timeout or a
     // cancel could leave libpqxx and the server disagreeing about it, and every later use of
     // the connection fails with "prepared statement ... already exists".
-    pqxx::nontransaction(*slot->connection).exec(kPinnedSessionSettings);
     for (const std::string& sql : options_.on_connect) {
       pqxx::nontransaction(*slot->connection).exec(sql);
     }

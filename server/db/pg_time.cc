@@ -3,6 +3,8 @@
 #include <pqxx/except>
 #include <string>
 
+#include "absl/time/civil_time.h"
+
 namespace hotpath::db {
 namespace {
 
@@ -29,17 +31,6 @@ std::int64_t Digits(std::string_view text, std::size_t& at, std::size_t digits) 
 void Expect(std::string_view text, std::size_t& at, char c) {
   if (at >= text.size() || text[at] != c) Refuse(text);
   ++at;
-}
-
-// Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (year 0 is 1 BC), the
-// calendar PostgreSQL uses for every date (Howard Hinnant's days_from_civil).
-std::int64_t DaysFromCivil(std::int64_t y, std::int64_t m, std::int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const std::int64_t yoe = y - era * 400;
-  const std::int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
 }
 
 }  // namespace
@@ -87,7 +78,10 @@ std::int64_t TimestamptzMicros(std::string_view text) {
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
     Refuse(text);
   }
-  const std::int64_t days = DaysFromCivil(year, month, day);
+  // absl's civil days run on 64-bit years (std::chrono's stop at 32767), in the proleptic
+  // Gregorian calendar PostgreSQL uses for every date, year 0 being 1 BC.
+  const std::int64_t days = absl::CivilDay(year, static_cast<int>(month), static_cast<int>(day)) -
+                            absl::CivilDay(1970, 1, 1);
   return ((days * 24 + hour) * 60 + minute) * 60 * 1000000 + second * 1000000 + micros;
 }
 
