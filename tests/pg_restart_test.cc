@@ -214,7 +214,7 @@ TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceRe
   for (const std::string& s : acknowledged_http) absl::StrAppend(&skus, ",'", s, "'");
   EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", skus, ")")),
             std::to_string(acknowledged_http.size()));
-  EXPECT_EQ(server_->pool().stats().in_use, 0);  // no lease leaked
+  EXPECT_EQ(LeasesLeftAfterSettling(), 0);  // no lease leaked
 }
 
 }  // namespace

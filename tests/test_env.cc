@@ -173,6 +173,13 @@ v1::Item ServerTest::CreateDemo(int n) {
   return item;
 }
 
+int ServerTest::LeasesLeftAfterSettling() const {
+  const absl::Time end = absl::Now() + absl::Seconds(2);
+  while (server_->pool().stats().in_use > 0 && absl::Now() < end)
+    absl::SleepFor(absl::Milliseconds(10));
+  return server_->pool().stats().in_use;
+}
+
 std::vector<std::string> ViolatedFields(const grpc::Status& status) {
   std::vector<std::string> fields;
   google::rpc::Status details;

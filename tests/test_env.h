@@ -60,6 +60,10 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(10)) const;
   // Creates an item from DemoItem(n) with a sku unique to n.
   v1::Item CreateDemo(int n);
+  // The server's pool connections still leased once all came back or 2 s passed. A call the
+  // client cancelled or timed out returns its connection asynchronously: after its worker has
+  // rolled back, possibly after the client already holds its status.
+  int LeasesLeftAfterSettling() const;
 
   std::unique_ptr<TestDatabase> database_;          // this test's database
   std::unique_ptr<Hotpathd> server_;                // the server under test
