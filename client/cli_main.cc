@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/demo_items.h"
+#include "client/item_lines.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -35,6 +36,7 @@
 #include "server/rpc/tls.h"
 
 using hotpath::app::EnvOr;
+using hotpath::client::ItemLinesReader;
 
 ABSL_FLAG(std::string, addr, EnvOr("HOTPATH_ADDR", "localhost:50051"),
           "server address host:port (env HOTPATH_ADDR)");
@@ -295,19 +297,10 @@ class Cli final {
       std::cerr << "error: cannot open " << path << "\n";
       return 1;
     }
-    std::string line;
-    std::int64_t number = 0;
+    ItemLinesReader lines(in, path);
     return StreamImport([&](v1::Item* item, std::string* error) {
-      while (std::getline(in, line)) {
-        ++number;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const auto status = google::protobuf::util::JsonStringToMessage(line, item);
-        if (!status.ok()) {
-          *error = path + ":" + std::to_string(number) + ": " + std::string(status.message());
-          return false;
-        }
-        return true;
-      }
+      if (lines.Next(item)) return true;
+      *error = lines.error();
       return false;
     });
   }

@@ -1,0 +1,168 @@
+// ItemLinesReader against the reading it replaces: protobuf's JsonStringToMessage on each line
+// alone. Same items, same first error naming the same line, for valid files and for lines built
+// to fool a join (two objects on one line, one object over two, single quotes that protobuf
+// accepts and strict JSON does not), and for random corruptions of valid files.
+#include "client/item_lines.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/demo_items.h"
+
+namespace hotpath::client {
+namespace {
+
+struct Outcome {
+  std::vector<std::string> items;  // each item's text format
+  std::string error;               // the error, "" if none
+  bool operator==(const Outcome&) const = default;
+};
+
+// What `hotpath import` did before the reader: each line alone.
+Outcome LineByLine(const std::string& text) {
+  Outcome outcome;
+  std::istringstream in(text);
+  std::string line;
+  std::int64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    catalog::v1::Item item;
+    const auto status = google::protobuf::util::JsonStringToMessage(line, &item);
+    if (!status.ok()) {
+      outcome.error = absl::StrCat("in.jsonl:", number, ": ", std::string(status.message()));
+      break;
+    }
+    outcome.items.push_back(item.DebugString());
+  }
+  return outcome;
+}
+
+Outcome Reader(const std::string& text) {
+  Outcome outcome;
+  std::istringstream in(text);
+  ItemLinesReader reader(in, "in.jsonl");
+  catalog::v1::Item item;
+  while (reader.Next(&item)) outcome.items.push_back(item.DebugString());
+  outcome.error = reader.error();
+  return outcome;
+}
+
+std::string DemoLine(int n) {
+  std::string line;
+  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(DemoItem(n), &line).ok());
+  return line;
+}
+
+// n demo lines, a blank line every 7th, CRLF every 5th.
+std::vector<std::string> DemoLines(int n) {
+  std::vector<std::string> lines;
+  for (int i = 1; i <= n; ++i) {
+    lines.push_back(DemoLine(i) + (i % 5 == 0 ? "\r" : ""));
+    if (i % 7 == 0) lines.push_back(i % 2 == 0 ? "" : "  \t");
+  }
+  return lines;
+}
+
+void ExpectSame(const std::string& text) {
+  const Outcome expected = LineByLine(text);
+  const Outcome got = Reader(text);
+  EXPECT_EQ(got.error, expected.error) << text.substr(0, 300);
+  EXPECT_EQ(got.items.size(), expected.items.size()) << text.substr(0, 300);
+  EXPECT_TRUE(got == expected) << text.substr(0, 300);
+}
+
+TEST(ItemLinesReaderTest, ReadsEveryItemOfAValidFileAcrossBatches) {
+  const std::vector<std::string> lines = DemoLines(3 * ItemLinesReader::kBatchLines + 17);
+  const std::string text = absl::StrJoin(lines, "\n");
+  const Outcome got = Reader(text);
+  EXPECT_EQ(got.error, "");
+  EXPECT_EQ(got.items.size(), 3u * ItemLinesReader::kBatchLines + 17);
+  ExpectSame(text);
+  ExpectSame(text + "\n");
+  ExpectSame("");
+  ExpectSame("\n \n\t\n");
+}
+
+TEST(ItemLinesReaderTest, LinesThatWouldJoinWrongAreReadAlone) {
+  const std::string good = DemoLine(1);
+  const std::vector<std::string> tricks = {
+      R"({"sku":"A-1","name":"a"},{"sku":"B-1","name":"b"})",  // two objects on one line
+      R"({"sku":"A-1","name":"a"})"
+      "\n"
+      R"("x"})",  // ...
+      R"({"sku":"A-1",)"
+      "\n"
+      R"("name":"a"})",               // one object over two lines
+      R"({"sku":'A-1',"name":'a'})",  // single quotes
+      R"({"sku":'x"}"})"
+      "\n"
+      R"({"name":'y'})",  // a quote that strict JSON reads otherwise
+      R"({"sku":"A-1"} trailing)",
+      R"({"sku":"A-1"}})",
+      R"([{"sku":"A-1"}])",
+      "null",
+      "42",
+      R"("text")",
+      R"({"nope":1})",
+      R"({"stock":"many"})",
+      R"({"priceCents":1e400})",
+      R"({"tags":[1,2]})",
+      R"({"createTime":"yesterday"})",
+      "{\"name\":\"\xff\xfe\"}",                       // invalid UTF-8
+      R"({"name":"\ud800"})",                          // a lone surrogate
+      R"({"sku":"A-1","sku":"A-2"})",                  // the same field twice
+      std::string(200, '{') + std::string(200, '}'),   // deep
+      R"({"stock":1,})",                               // trailing comma
+      R"({"id":"9223372036854775808"})",               // int64 out of range
+      R"({"id":"12","priceCents":12.0,"stock":"7"})",  // numbers as strings and floats
+  };
+  for (const std::string& trick : tricks) {
+    // Alone, first, in the middle of a batch, last.
+    ExpectSame(trick);
+    ExpectSame(absl::StrCat(trick, "\n", good));
+    std::vector<std::string> lines = DemoLines(ItemLinesReader::kBatchLines + 30);
+    lines.insert(lines.begin() + 100, trick);
+    ExpectSame(absl::StrJoin(lines, "\n"));
+    lines.push_back(trick);
+    ExpectSame(absl::StrJoin(lines, "\n"));
+  }
+}
+
+TEST(ItemLinesReaderTest, RandomCorruptionsReadAsEachLineAlone) {
+  std::mt19937 random(20261201);
+  const std::string significant = "{}[]\",:'\\ \n\r\t0-eE.ntrufals";
+  const std::vector<std::string> lines = DemoLines(40);
+  const std::string clean = absl::StrJoin(lines, "\n");
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string text = clean;
+    const int edits = 1 + static_cast<int>(random() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at = random() % text.size();
+      const char c = significant[random() % significant.size()];
+      switch (random() % 3) {
+        case 0:
+          text[at] = c;
+          break;
+        case 1:
+          text.insert(at, 1, c);
+          break;
+        default:
+          text.erase(at, 1);
+          break;
+      }
+    }
+    ExpectSame(text);
+    if (HasFailure()) break;
+  }
+}
+
+}  // namespace
+}  // namespace hotpath::client
