@@ -187,11 +187,11 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   });
 
   rpc::AsyncServer::InterceptorFactories interceptors;
-  interceptors.push_back(interceptors::MakeMetricsInterceptorFactory(d->grpc_metrics_.get()));
-  interceptors.push_back(interceptors::MakeTimingInterceptorFactory(d->grpc_metrics_.get()));
   if (options.access_log) interceptors.push_back(interceptors::MakeAccessLogInterceptorFactory());
+  d->call_observer_ = interceptors::MakeMetricsObserver(d->grpc_metrics_.get());
   options.calls.compress_min_bytes = options.compress_min_bytes;
   options.calls.gate = d->gate_.get();
+  options.calls.observer = d->call_observer_.get();
   d->server_ = std::make_unique<rpc::AsyncServer>(
       rpc::AsyncServerOptions{.address = options.grpc_address,
                               .completion_queues = options.completion_queues,

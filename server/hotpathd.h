@@ -28,6 +28,7 @@
 #include "server/module/service_module.h"
 #include "server/rpc/async_server.h"
 #include "server/rpc/call_gate.h"
+#include "server/rpc/call_observer.h"
 #include "server/rpc/executor.h"
 
 namespace hotpath {
@@ -132,6 +133,7 @@ class Hotpathd final {
   std::unique_ptr<http::HttpServer> http_;              // serves the routes below
   std::unique_ptr<metrics::MetricsRegistry> metrics_;   // everything /metrics shows
   std::unique_ptr<metrics::GrpcMetrics> grpc_metrics_;  // grpc_server_* series
+  std::unique_ptr<rpc::CallObserver> call_observer_;    // counts every call into grpc_metrics_
   prometheus::Histogram* acquire_wait_ = nullptr;       // pool acquire waits
   std::unique_ptr<db::PgPool> pool_;                    // database connections
   std::unique_ptr<db::ReadReplicas> read_replicas_;     // standbys; null when none

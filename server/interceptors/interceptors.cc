@@ -5,9 +5,12 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -23,85 +26,51 @@ using grpc::experimental::Interceptor;
 using grpc::experimental::InterceptorBatchMethods;
 using grpc::experimental::ServerRpcInfo;
 
-constexpr char kProcessTimeKey[] = "x-process-time";
-
 using Clock = std::chrono::steady_clock;
 
 Clock::duration Since(Clock::time_point start) { return Clock::now() - start; }
 
-grpc::internal::RpcMethod::RpcType RpcTypeOf(const ServerRpcInfo& info) {
-  return static_cast<grpc::internal::RpcMethod::RpcType>(info.type());
-}
-
-class TimingInterceptor final : public Interceptor {
+// grpc_server_* of one method, as go-grpc-prometheus counts them.
+class MethodSeries final : public rpc::CallObserver::Method {
  public:
-  explicit TimingInterceptor(metrics::MethodMetrics* metrics) : metrics_(metrics) {}
-
-  void Intercept(InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
-      methods->GetSendInitialMetadata()->emplace(kProcessTimeKey,
-                                                 http::FormatProcessTime(Since(start_)));
-    }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const Clock::duration elapsed = Since(start_);
-      methods->GetSendTrailingMetadata()->emplace(kProcessTimeKey,
-                                                  http::FormatProcessTime(elapsed));
-      metrics_->handling_seconds->Observe(std::chrono::duration<double>(elapsed).count());
-    }
-    methods->Proceed();
+  explicit MethodSeries(metrics::MethodMetrics* metrics) : metrics_(metrics) {}
+  void Started() override { metrics_->started->Increment(); }
+  void Received() override { metrics_->msg_received->Increment(); }
+  void Sent() override { metrics_->msg_sent->Increment(); }
+  void Finished(grpc::StatusCode code, Clock::duration elapsed) override {
+    const auto index = static_cast<std::size_t>(code);
+    metrics_->handled[index < metrics_->handled.size() ? index : 2]->Increment();  // 2: Unknown
+    metrics_->handling_seconds->Observe(std::chrono::duration<double>(elapsed).count());
   }
 
  private:
-  const Clock::time_point start_ = Clock::now();  // when the call was matched
-  metrics::MethodMetrics* metrics_;               // where the duration goes
+  metrics::MethodMetrics* metrics_;  // the method's series
 };
 
-class TimingFactory final : public Factory {
+class MetricsObserver final : public rpc::CallObserver {
  public:
-  explicit TimingFactory(metrics::GrpcMetrics* metrics) : metrics_(metrics) {}
-  Interceptor* CreateServerInterceptor(ServerRpcInfo* info) override {
-    return new TimingInterceptor(&metrics_->For(info->method(), RpcTypeOf(*info)));
+  explicit MetricsObserver(metrics::GrpcMetrics* metrics) : metrics_(metrics) {}
+
+  Method* ForMethod(std::string_view name, RpcType type) override {
+    const absl::string_view full_name(name.data(), name.size());  // Debian's absl has its own
+    {
+      std::shared_lock lock(mu_);
+      if (auto it = methods_.find(full_name); it != methods_.end()) return it->second.get();
+    }
+    // "pkg.Service.Method" -> gRPC's "/pkg.Service/Method".
+    std::string path = absl::StrCat("/", full_name);
+    if (const std::size_t dot = path.rfind('.'); dot != std::string::npos) path[dot] = '/';
+    metrics::MethodMetrics* series = &metrics_->For(path.c_str(), type);
+    std::lock_guard lock(mu_);
+    auto& slot = methods_[full_name];
+    if (slot == nullptr) slot = std::make_unique<MethodSeries>(series);
+    return slot.get();
   }
 
  private:
   metrics::GrpcMetrics* metrics_;  // shared series
-};
-
-class MetricsInterceptor final : public Interceptor {
- public:
-  explicit MetricsInterceptor(metrics::MethodMetrics* metrics) : metrics_(metrics) {}
-
-  void Intercept(InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
-      metrics_->started->Increment();
-    }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
-        methods->GetRecvMessage() != nullptr) {
-      metrics_->msg_received->Increment();
-    }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
-      metrics_->msg_sent->Increment();
-    }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const auto code = static_cast<std::size_t>(methods->GetSendStatus().error_code());
-      metrics_->handled[code < metrics_->handled.size() ? code : 2]->Increment();  // 2: Unknown
-    }
-    methods->Proceed();
-  }
-
- private:
-  metrics::MethodMetrics* metrics_;  // this method's series
-};
-
-class MetricsFactory final : public Factory {
- public:
-  explicit MetricsFactory(metrics::GrpcMetrics* metrics) : metrics_(metrics) {}
-  Interceptor* CreateServerInterceptor(ServerRpcInfo* info) override {
-    return new MetricsInterceptor(&metrics_->For(info->method(), RpcTypeOf(*info)));
-  }
-
- private:
-  metrics::GrpcMetrics* metrics_;  // shared series
+  std::shared_mutex mu_;           // guards methods_; exclusive only to add a method
+  absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods_;  // by full name
 };
 
 class AccessLogInterceptor final : public Interceptor {
@@ -138,11 +107,8 @@ class AccessLogFactory final : public Factory {
 
 }  // namespace
 
-std::unique_ptr<Factory> MakeTimingInterceptorFactory(metrics::GrpcMetrics* metrics) {
-  return std::make_unique<TimingFactory>(metrics);
-}
-std::unique_ptr<Factory> MakeMetricsInterceptorFactory(metrics::GrpcMetrics* metrics) {
-  return std::make_unique<MetricsFactory>(metrics);
+std::unique_ptr<rpc::CallObserver> MakeMetricsObserver(metrics::GrpcMetrics* metrics) {
+  return std::make_unique<MetricsObserver>(metrics);
 }
 std::unique_ptr<Factory> MakeAccessLogInterceptorFactory() {
   return std::make_unique<AccessLogFactory>();

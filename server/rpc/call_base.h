@@ -21,6 +21,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -29,7 +30,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/http/process_time.h"
 #include "server/rpc/call_gate.h"
+#include "server/rpc/call_observer.h"
 #include "server/rpc/executor.h"
 #include "server/rpc/grpc_handoff.h"
 #include "server/rpc/message_bytes.h"
@@ -103,6 +106,8 @@ struct CallOptions {
   CallGate* gate = nullptr;
   // Counts the calls in progress; null counts nothing. Set by AsyncServer.
   LiveCalls* live_calls = nullptr;
+  // Told of every call (timing and metrics); null: none. Not owned.
+  CallObserver* observer = nullptr;
   // Largest message, a request inflated or an answer; set by AsyncServer from its
   // max_message_bytes. An answer over it ends the call INTERNAL (OversizeAnswer) rather than
   // leave gRPC to fail it after the handler, and the metrics, counted OK.
@@ -239,17 +244,73 @@ class OwnerTag final : public CompletionHandler {
   Owner* owner_;  // the call it belongs to
 };
 
+// One call's timing and what the observer hears of it, for every call state machine (CallBase's
+// and the health and reflection streams): every answer carries x-process-time (seconds since the
+// call matched, like the X-Process-Time header of the FastAPI timing middleware) in its initial
+// and its trailing metadata. A state machine calls Sending before each message it writes and
+// Finishing before its final status; those put it there and tell the observer.
+class CallObservation final {
+ public:
+  static constexpr char kProcessTimeKey[] = "x-process-time";
+  using Clock = std::chrono::steady_clock;
+
+  // A client call of the method protobuf names full_name matched: timed from now, and told to
+  // observer (may be null).
+  void Matched(CallObserver* observer, std::string_view full_name, CallObserver::RpcType type) {
+    start_ = Clock::now();
+    if (observer != nullptr) {
+      observed_ = observer->ForMethod(full_name, type);
+      observed_->Started();
+    }
+  }
+  // A request message arrived.
+  void Received() {
+    if (observed_ != nullptr) observed_->Received();
+  }
+  // A response message is about to be written (with the initial metadata, if it is the first).
+  void Sending(grpc::ServerContext& context) {
+    StampInitialMetadata(context);
+    if (observed_ != nullptr) observed_->Sent();
+  }
+  // The final status is about to be sent (with the initial metadata, if nothing was written).
+  void Finishing(grpc::ServerContext& context, const grpc::Status& status) {
+    StampInitialMetadata(context);
+    const Clock::duration elapsed = Clock::now() - start_;
+    context.AddTrailingMetadata(kProcessTimeKey, http::FormatProcessTime(elapsed));
+    if (observed_ != nullptr) observed_->Finished(status.error_code(), elapsed);
+  }
+
+ private:
+  void StampInitialMetadata(grpc::ServerContext& context) {
+    if (initial_stamped_) return;
+    initial_stamped_ = true;
+    context.AddInitialMetadata(kProcessTimeKey, http::FormatProcessTime(Clock::now() - start_));
+  }
+
+  Clock::time_point start_;                   // when the call matched
+  CallObserver::Method* observed_ = nullptr;  // the observer's hooks; null: none
+  bool initial_stamped_ = false;              // x-process-time is in the initial metadata
+};
+
 // What every call state machine has: its queue and options, its context, its slot in the
-// CallGate, its place in LiveCalls, and a count of the tags still to come back (the final
-// operation, plus a done tag or an alarm), the last of which deletes it.
+// CallGate, its place in LiveCalls, its CallObservation, and a count of the tags still to come
+// back (the final operation, plus a done tag or an alarm), the last of which deletes it.
 class CallBase : public CompletionHandler {
  protected:
   // references: tags that will come back and Release; more may be added with Retain.
   CallBase(grpc::ServerCompletionQueue* cq, const CallOptions* options, int references)
       : cq_(cq), options_(options), references_(references) {}
 
-  // A client call matched this one: counted as live until it is destroyed.
-  void Matched() { live_.Enter(options_->live_calls, cq_); }
+  // A client call of method matched this one: counted as live until it is destroyed, timed and
+  // observed.
+  void Matched(const google::protobuf::MethodDescriptor& method, CallObserver::RpcType type) {
+    live_.Enter(options_->live_calls, cq_);
+    observation_.Matched(options_->observer, method.full_name(), type);
+  }
+  // See CallObservation.
+  void Received() { observation_.Received(); }
+  void Sending() { observation_.Sending(context_); }
+  void Finishing(const grpc::Status& status) { observation_.Finishing(context_, status); }
   // Asks the gate to admit the call; OK, or the status to answer.
   grpc::Status Admit(const google::protobuf::MethodDescriptor& method) {
     return AdmitCall(*options_, method, context_, &ticket_);
@@ -268,6 +329,7 @@ class CallBase : public CompletionHandler {
   const CallOptions* const options_;       // the server's call options
   grpc::ServerContext context_;            // per-call metadata, deadline, peer
   CallGate::Ticket ticket_;                // the call's in-flight slot
+  CallObservation observation_;            // x-process-time and the observer's hooks
 
  private:
   std::atomic<int> references_;  // tags still to come back

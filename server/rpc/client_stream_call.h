@@ -42,7 +42,7 @@ class ClientStreamCall final : public CallBase {
           delete this;  // never started, so the done tag will not come either
           return;
         }
-        Matched();
+        Matched(*method_->method, CallObserver::RpcType::CLIENT_STREAMING);
         Arm(method_, cq_, options_);
         if (grpc::Status admitted = Admit(*method_->method); !admitted.ok()) {
           return FinishWithError(admitted);
@@ -60,6 +60,7 @@ class ClientStreamCall final : public CallBase {
           if (grpc_call_failed_before_recv_message(context_.c_call()) != 0) cancelled_ = true;
           return Consume(/*last=*/true);
         }
+        Received();
         batch_.emplace_back();
         if (grpc::Status parsed =
                 ParseMessage(&incoming_, &batch_.back(), options_->max_message_bytes);
@@ -132,6 +133,8 @@ class ClientStreamCall final : public CallBase {
       state_ = State::kFinishing;
       FreeSlot();
       if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
+      Sending();
+      Finishing(grpc::Status::OK);
       {
         HandingToGrpc handing(this);
         reader_.Finish(SerializeMessage(*response), grpc::Status::OK, this);
@@ -143,6 +146,7 @@ class ClientStreamCall final : public CallBase {
   void FinishWithError(const grpc::Status& status) {
     state_ = State::kFinishing;
     FreeSlot();
+    Finishing(status);
     {
       HandingToGrpc handing(this);
       reader_.FinishWithError(status, this);

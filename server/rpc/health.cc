@@ -33,6 +33,9 @@ class HealthService::WatchCall final : public CompletionHandler {
           return;
         }
         live_.Enter(health_->options_.live_calls, cq_);
+        observation_.Matched(health_->options_.observer, health_->watch_->full_name(),
+                             CallObserver::RpcType::SERVER_STREAMING);
+        observation_.Received();
         Arm(health_, cq_);
         state_ = State::kWatching;
         grpc::Status parsed = ParseMessage(&request_bytes_, &request_);
@@ -102,6 +105,7 @@ class HealthService::WatchCall final : public CompletionHandler {
       response.set_status(latest_);
       sent_ = latest_;
       writing_ = true;
+      observation_.Sending(context_);
       HandingToGrpc handing(this);
       writer_.Write(SerializeMessage(response), this);
     } else if (end_) {
@@ -111,6 +115,7 @@ class HealthService::WatchCall final : public CompletionHandler {
 
   void FinishLocked(const grpc::Status& status) {
     state_ = State::kFinishing;
+    observation_.Finishing(context_, status);
     HandingToGrpc handing(this);
     writer_.Finish(status, this);
   }
@@ -127,6 +132,7 @@ class HealthService::WatchCall final : public CompletionHandler {
   HealthService* health_;            // the service, outlives every call
   grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
   grpc::ServerContext context_;      // per-call metadata
+  CallObservation observation_;      // x-process-time and the observer's hooks
   grpc::ByteBuffer request_bytes_;   // the client's message as received
   Request request_;                  // which service to watch
   grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_;  // the stream

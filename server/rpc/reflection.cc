@@ -17,6 +17,11 @@ constexpr const char* kMethodNames[] = {
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 };
+// The same, as protobuf names them (for the CallObserver).
+constexpr std::string_view kFullNames[] = {
+    "grpc.reflection.v1.ServerReflection.ServerReflectionInfo",
+    "grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo",
+};
 
 using Response = ReflectionService::Response;
 
@@ -56,17 +61,22 @@ class ReflectionService::Call final : public CompletionHandler {
       case State::kAwaiting:
         if (!ok) break;  // the server shut down before a call came
         live_.Enter(owner_->options_.live_calls, cq_);
+        observation_.Matched(owner_->options_.observer, kFullNames[index_],
+                             CallObserver::RpcType::BIDI_STREAMING);
         Arm(owner_, index_, cq_);
         return Read();
       case State::kReading: {
         if (!ok) return Finish(grpc::Status::OK);  // the client is done asking
+        observation_.Received();
         Request request;
         const grpc::Status parsed =
             ParseMessage(&request_bytes_, &request, owner_->options_.max_message_bytes);
         if (!parsed.ok()) return Finish(parsed);
         state_ = State::kWriting;
+        const Response answer = owner_->Answer(request, &sent_);
+        observation_.Sending(context_);
         HandingToGrpc handing(this);
-        stream_.Write(SerializeMessage(owner_->Answer(request, &sent_)), this);
+        stream_.Write(SerializeMessage(answer), this);
         return;
       }
       case State::kWriting:
@@ -95,6 +105,7 @@ class ReflectionService::Call final : public CompletionHandler {
 
   void Finish(const grpc::Status& status) {
     state_ = State::kFinishing;
+    observation_.Finishing(context_, status);
     HandingToGrpc handing(this);
     stream_.Finish(status, this);
   }
@@ -104,6 +115,7 @@ class ReflectionService::Call final : public CompletionHandler {
   const int index_;                  // which version's method
   grpc::ServerCompletionQueue* cq_;  // the queue this call lives on
   grpc::ServerContext context_;      // per-call metadata
+  CallObservation observation_;      // x-process-time and the observer's hooks
   grpc::ByteBuffer request_bytes_;   // the message being read
   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_;  // the call
   std::set<std::string> sent_;      // files sent on this stream

@@ -41,7 +41,8 @@ class ServerStreamCall final : public CallBase {
     switch (state_) {
       case State::kAwaiting: {
         if (!ok) break;
-        Matched();
+        Matched(*method_->method, CallObserver::RpcType::SERVER_STREAMING);
+        Received();
         Arm(method_, cq_, options_);
         grpc::Status admitted = Admit(*method_->method);
         if (admitted.ok()) {
@@ -141,6 +142,7 @@ class ServerStreamCall final : public CallBase {
       // Compression, when the call has it, is per message: small ones are not worth it.
       if (bytes < options_->compress_min_bytes) write_options.set_no_compression();
       writing_since_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
+      Sending();
       {
         HandingToGrpc handing(this);
         writer_.Write(SerializeMessage(message), write_options, this);
@@ -160,6 +162,7 @@ class ServerStreamCall final : public CallBase {
       finishing_ = true;
       stall_alarm_.Cancel();  // its tag comes back at once, and releases
     }
+    Finishing(status);
     {
       HandingToGrpc handing(this);
       writer_.Finish(status, this);

@@ -122,7 +122,8 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
       return;
     }
     if (state_ == State::kFinishing) return Release();
-    Matched();
+    Matched(*method_->method, CallObserver::RpcType::NORMAL_RPC);
+    Received();  // a unary call's request arrives with it
     Arm(method_, cq_, options_);
     state_ = State::kHandling;
     grpc::Status admitted = Admit(*method_->method);
@@ -141,27 +142,25 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
     state_ = State::kFinishing;
     FreeSlot();
     const std::size_t bytes = response != nullptr ? response->ByteSizeLong() : 0;
-    if (bytes > options_->max_message_bytes) {
-      HandingToGrpc handing(this);
-      return writer_.FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes), this);
-    }
-    if (response != nullptr) {
-      // The response travels with the initial metadata, so its size can still decide.
-      if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
-      {
-        HandingToGrpc handing(this);
-        writer_.Finish(SerializeMessage(*response), status, this);
-      }
-    } else {
-      {
-        HandingToGrpc handing(this);
-        writer_.FinishWithError(status, this);
-      }
-    }
+    if (bytes > options_->max_message_bytes)
+      return FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes));
+    if (response == nullptr) return FinishWithError(status);
+    // The response travels with the initial metadata, so its size can still decide.
+    if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
+    Sending();
+    Finishing(status);
+    HandingToGrpc handing(this);
+    writer_.Finish(SerializeMessage(*response), status, this);
   }
 
  private:
   enum class State { kAwaiting, kHandling, kFinishing };
+
+  void FinishWithError(const grpc::Status& status) {
+    Finishing(status);
+    HandingToGrpc handing(this);
+    writer_.FinishWithError(status, this);
+  }
 
   // AsyncNotifyWhenDone's: raises the cancellation when the call was cancelled.
   void OnDone() {
