@@ -667,6 +667,9 @@ std::vector<ReflectionResponse> Reflect(const std::shared_ptr<grpc::Channel>& ch
   await();
   call->Finish(status, nullptr);
   await();
+  // Timed like every other call, though reflection has a state machine of its own.
+  EXPECT_EQ(context.GetServerInitialMetadata().count("x-process-time"), 1u);
+  EXPECT_EQ(context.GetServerTrailingMetadata().count("x-process-time"), 1u);
   return answers;
 }
 

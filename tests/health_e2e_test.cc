@@ -45,6 +45,34 @@ TEST_F(HealthTest, ChecksTheServerAndEachServiceAndNotFoundForOthers) {
   EXPECT_THAT(unknown.error_message(), HasSubstr("no.such.Service"));
 }
 
+// Health is served by its own state machines (not UnaryCall's), which must still time and count
+// their calls like every other (server/rpc/call_base.h CallObservation).
+TEST_F(HealthTest, CheckAndWatchCarryXProcessTimeAndAreCounted) {
+  StartServer(Options());
+  HealthCheckRequest request;
+  HealthCheckResponse response;
+  {
+    auto context = Context();
+    ASSERT_TRUE(Stub()->Check(context.get(), request, &response).ok());
+    EXPECT_EQ(context->GetServerInitialMetadata().count("x-process-time"), 1u);
+    EXPECT_EQ(context->GetServerTrailingMetadata().count("x-process-time"), 1u);
+  }
+  {
+    auto context = Context();
+    auto watch = Stub()->Watch(context.get(), request);
+    ASSERT_TRUE(watch->Read(&response));
+    EXPECT_EQ(context->GetServerInitialMetadata().count("x-process-time"), 1u);
+    context->TryCancel();
+    watch->Finish();
+  }
+  const int http = server_->http_port();
+  EXPECT_EQ(
+      Metric(http, "grpc_server_handled_total", {"grpc_method=\"Check\"", "grpc_code=\"OK\""}), 1);
+  EXPECT_EQ(Metric(http, "grpc_server_started_total", {"grpc_method=\"Watch\""}), 1);
+  EXPECT_EQ(Metric(http, "grpc_server_msg_received_total", {"grpc_method=\"Watch\""}), 1);
+  EXPECT_GE(Metric(http, "grpc_server_msg_sent_total", {"grpc_method=\"Watch\""}), 1);
+}
+
 TEST_F(HealthTest, ProbesNeedNoTokenEvenWhenReadsDo) {
   ServerOptions options = Options();
   options.admission.tokens = {"a-token-probes-do-not-have"};

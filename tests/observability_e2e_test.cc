@@ -127,6 +127,35 @@ TEST_F(ObservabilityTest, EveryRpcCarriesXProcessTime) {
   }
 }
 
+// --access_log: one JSON line per call on stderr, from a gRPC server interceptor, beside the
+// runtime's own timing and metrics (server/rpc/call_observer.h), which it leaves as they are.
+TEST_F(ServerTest, TheAccessLogWritesALinePerCallBesideTheRuntimesTiming) {
+  ServerOptions options = Options();
+  options.access_log = true;
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  v1::GetItemRequest request;
+  request.set_id(item.id());
+  v1::Item response;
+  auto context = Context();
+  ::testing::internal::CaptureStderr();
+  const grpc::Status found = stub_->GetItem(context.get(), request, &response);
+  request.set_id(424242);
+  const grpc::Status missing = stub_->GetItem(Context().get(), request, &response);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(found.ok()) << found.error_message();
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(log,
+              ::testing::HasSubstr(R"("method":"/hotpath.catalog.v1.CatalogService/GetItem")"));
+  EXPECT_THAT(log, ::testing::HasSubstr(R"("code":"OK")"));
+  EXPECT_THAT(log, ::testing::HasSubstr(R"("code":"NotFound")"));
+  EXPECT_TRUE(HasProcessTime(context->GetServerInitialMetadata()));
+  EXPECT_TRUE(HasProcessTime(context->GetServerTrailingMetadata()));
+  EXPECT_EQ(Metric(server_->http_port(), "grpc_server_handled_total",
+                   {"grpc_method=\"GetItem\"", "grpc_code=\"NotFound\""}),
+            1);
+}
+
 // The response headers of one gRPC call made by nghttp (a plain HTTP/2 client, so the
 // grpc-encoding header is visible: gRPC libraries consume it), with the given accept-encoding.
 std::string RawGrpcHeaders(int port, const std::string& method,
