@@ -68,8 +68,8 @@ bool ItemLinesReader::Refill() {
     }
     batch_.Clear();
   }
-  ParseEachLine();
-  return batch_.items_size() > 0 || error_.empty();
+  ParseEachLine();  // stops at the first bad line, so no items means the first one was bad
+  return batch_.items_size() > 0;
 }
 
 void ItemLinesReader::ParseEachLine() {

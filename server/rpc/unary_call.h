@@ -142,8 +142,9 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
     state_ = State::kFinishing;
     FreeSlot();
     const std::size_t bytes = response != nullptr ? response->ByteSizeLong() : 0;
-    if (bytes > options_->max_message_bytes)
+    if (bytes > options_->max_message_bytes) {
       return FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes));
+    }
     if (response == nullptr) return FinishWithError(status);
     // The response travels with the initial metadata, so its size can still decide.
     if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
