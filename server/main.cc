@@ -136,6 +136,9 @@ ABSL_FLAG(int, list_cache_size, EnvOr("HOTPATH_LIST_CACHE_SIZE", 256),
 ABSL_FLAG(int, read_batches, EnvOr("HOTPATH_READ_BATCHES", 2),
           "with the cache off: GetItem queries running at once; reads arriving meanwhile share "
           "the next one; 0: a query per read (env HOTPATH_READ_BATCHES)");
+ABSL_FLAG(int, shared_list_reads, EnvOr("HOTPATH_SHARED_LIST_READS", 2),
+          "with list pages not cached: queries of one page running at once; identical lists "
+          "arriving meanwhile share the next; 0: a query per list (env HOTPATH_SHARED_LIST_READS)");
 ABSL_FLAG(int, stats_cache_size, EnvOr("HOTPATH_STATS_CACHE_SIZE", 1000),
           "categories kept by GetCategoryStats' cache (env HOTPATH_STATS_CACHE_SIZE)");
 ABSL_FLAG(absl::Duration, stats_cache_ttl, EnvOr("HOTPATH_STATS_CACHE_TTL", absl::Seconds(30)),
@@ -252,6 +255,7 @@ int main(int argc, char** argv) {
   catalog.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
   catalog.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
   catalog.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
+  catalog.cache.list_reads_in_flight = std::max(0, absl::GetFlag(FLAGS_shared_list_reads));
   catalog.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);
   catalog.cache.list_pages.max_entries =
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_list_cache_size)));

@@ -33,7 +33,9 @@ absl::Status CatalogModule::Start(const module::ModuleContext& context) {
               held(catalog->category_stats_cache()))
       .ServerStream("ExportItems", catalog, &CatalogService::ExportItems)
       .ClientStream("ImportItems", catalog, &CatalogService::ImportItems, kImportBatchSize);
-  if (catalog->list_cache() != nullptr) {
+  if (catalog->list_cache() != nullptr || catalog->list_reads() != nullptr) {
+    // Pages from the cache, or one read shared by identical lists: a departing client leaves it
+    // to the others (it ends by the latest of their deadlines).
     bindings_->Cached("ListItems", catalog, &CatalogService::ListItems, rpc::Answers::kHeld);
   } else {
     bindings_->OnExecutor("ListItems", catalog, &CatalogService::ListItemsNow);

@@ -191,17 +191,27 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
       tokens_(tokens),
       scheduler_(std::move(scheduler)),
       load_timeout_(cache_options.load_timeout) {
-  if (!cache_options.enabled) {
-    if (cache_options.item_reads.max_in_flight > 0) {
-      item_reads_ = std::make_unique<cache::BatchLoader<std::int64_t, v1::Item>>(
-          cache_options.item_reads,
-          [this](const std::vector<std::int64_t>& ids, absl::Time deadline) {
-            return store_->GetEach(ids, std::min(deadline, absl::Now() + load_timeout_));
-          },
-          scheduler_);
-    }
-    return;
+  if (cache_options.enabled) {
+    StartCaches(cache_options);
+  } else if (cache_options.item_reads.max_in_flight > 0) {
+    item_reads_ = std::make_unique<cache::BatchLoader<std::int64_t, v1::Item>>(
+        cache_options.item_reads,
+        [this](const std::vector<std::int64_t>& ids, absl::Time deadline) {
+          return store_->GetEach(ids, std::min(deadline, absl::Now() + load_timeout_));
+        },
+        scheduler_);
   }
+  if (lists_ == nullptr && cache_options.list_reads_in_flight > 0) {
+    list_reads_ = std::make_unique<cache::ReadCoalescer<std::string, v1::ListItemsResponse>>(
+        cache_options.list_reads_in_flight,
+        [this](const std::string& key, absl::Time deadline) {
+          return LoadList(key, std::min(deadline, absl::Now() + load_timeout_));
+        },
+        scheduler_);
+  }
+}
+
+void CatalogService::StartCaches(const CatalogCacheOptions& cache_options) {
   items_ = std::make_unique<cache::TtlCache<std::int64_t, v1::Item>>(
       cache_options.items,
       [this](const std::int64_t& id, absl::Time deadline) {
@@ -411,6 +421,7 @@ void CatalogService::ListItems(const v1::ListItemsRequest& request, absl::Time d
         [this, key = *std::move(key), deadline] { return LoadList(key, deadline); });
   }
   if (lists_ != nullptr) return lists_->Get(*key, std::move(done), deadline);
+  if (list_reads_ != nullptr) return list_reads_->Get(*key, deadline, std::move(done));
   LoadWith<v1::ListItemsResponse>(
       scheduler_, std::move(done),
       [this, key = *std::move(key), deadline] { return LoadList(key, deadline); });

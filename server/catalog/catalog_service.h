@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
 #include "server/cache/batch_loader.h"
+#include "server/cache/read_coalescer.h"
 #include "server/cache/ttl_cache.h"
 #include "server/catalog/item_store.h"
 #include "server/catalog/page_token.h"
@@ -45,6 +46,10 @@ struct CatalogCacheOptions {
   // GetItem with the cache off: reads that arrive while `max_in_flight` queries run share the next
   // one (cache::BatchLoader). max_in_flight 0: every read is a query of its own.
   cache::BatchLoaderOptions item_reads{.max_batch = 100, .max_in_flight = 2};
+  // ListItems with its pages not cached: loads of one page (the same ListKey) running at once;
+  // identical lists arriving meanwhile share the next (cache::ReadCoalescer). 0: every list is a
+  // query of its own.
+  int list_reads_in_flight = 2;
   // Longest a cache load may take. A load runs until the deadline of the call whose miss started
   // it (callers that join it share that), and never longer than this.
   absl::Duration load_timeout = absl::Seconds(5);
@@ -70,7 +75,7 @@ class CatalogService final {
                      Done<v1::BatchGetItemsResponse> done);
   void GetCategoryStats(const v1::GetCategoryStatsRequest& request, absl::Time deadline,
                         Done<v1::CategoryStats> done);
-  // With the page cache (list_cache() not null).
+  // With the page cache (list_cache() not null) or shared page reads (list_reads() not null).
   void ListItems(const v1::ListItemsRequest& request, absl::Time deadline,
                  Done<v1::ListItemsResponse> done);
 
@@ -121,8 +126,14 @@ class CatalogService final {
   cache::TtlCache<std::string, v1::ListItemsResponse>* list_cache() { return lists_.get(); }
   // Null unless the cache is off and reads are batched.
   cache::BatchLoader<std::int64_t, v1::Item>* item_reads() { return item_reads_.get(); }
+  // Null unless list pages are not cached and identical lists share their reads.
+  cache::ReadCoalescer<std::string, v1::ListItemsResponse>* list_reads() {
+    return list_reads_.get();
+  }
 
  private:
+  // The item, category stats and list page caches (those the options ask for).
+  void StartCaches(const CatalogCacheOptions& cache_options);
   // Drops what a write to item id made stale, before the write is answered.
   void Invalidate(std::int64_t id);
   // The request validated (its page token checked) and normalised: known fields only, the page
@@ -140,6 +151,8 @@ class CatalogService final {
   std::unique_ptr<cache::TtlCache<std::string, v1::ListItemsResponse>> lists_;  // by ListKey
   // GetItem's database reads when items_ is off; null when batching is off too.
   std::unique_ptr<cache::BatchLoader<std::int64_t, v1::Item>> item_reads_;
+  // ListItems' database reads when lists_ is off; null when sharing is off too.
+  std::unique_ptr<cache::ReadCoalescer<std::string, v1::ListItemsResponse>> list_reads_;
   std::function<void(std::string_view payload)> announce_;  // tells other replicas; may be null
   std::size_t max_answer_bytes_ = 4 * 1024 * 1024;          // see set_max_answer_bytes
 };

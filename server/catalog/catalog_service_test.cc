@@ -39,10 +39,12 @@ absl::Status RunNow(std::function<void()> work) {
 
 class CatalogServiceTest : public ::testing::Test {
  protected:
-  explicit CatalogServiceTest(cache::Scheduler scheduler = RunNow, bool cached = true)
+  explicit CatalogServiceTest(cache::Scheduler scheduler = RunNow, bool cached = true,
+                              int list_reads_in_flight = 2)
       : tokens_("test secret") {
     CatalogCacheOptions options;
     options.enabled = cached;
+    options.list_reads_in_flight = list_reads_in_flight;
     service_ = std::make_unique<CatalogService>(&store_, &tokens_, std::move(scheduler), options);
   }
 
@@ -328,14 +330,16 @@ TEST_F(CatalogServiceTest, DistrustedCachesServeOnlyEntriesYoungerThanTheBound) 
   EXPECT_EQ(store_.reads(), reads + 2);
 }
 
+// Runs work on a thread of its own.
+absl::Status OnAThreadEach(std::function<void()> work) {
+  std::thread(std::move(work)).detach();
+  return absl::OkStatus();
+}
+
 // Loads run on their own thread here, so one can be caught between its read and its answer.
 class CatalogServiceRaceTest : public CatalogServiceTest {
  protected:
-  CatalogServiceRaceTest()
-      : CatalogServiceTest([](std::function<void()> work) {
-          std::thread(std::move(work)).detach();
-          return absl::OkStatus();
-        }) {}
+  CatalogServiceRaceTest() : CatalogServiceTest(OnAThreadEach) {}
 };
 
 // The stale refill race: a load read the old row, a write commits and invalidates, then the load
@@ -355,6 +359,60 @@ TEST_F(CatalogServiceRaceTest, ALoadThatReadBeforeAWriteDoesNotPutTheOldRowBack)
   store_.Open();                             // now the load answers with what it read
   EXPECT_EQ(first.get_future().get()->stock(), 1);
   EXPECT_EQ(Get(item.id())->stock(), 2);
+}
+
+// Caches off, one page read at a time per page: identical lists share reads.
+class CatalogServiceSharedListsTest : public CatalogServiceTest {
+ protected:
+  CatalogServiceSharedListsTest() : CatalogServiceTest(OnAThreadEach, /*cached=*/false, 1) {}
+
+  using Page = absl::StatusOr<std::shared_ptr<const v1::ListItemsResponse>>;
+  std::future<Page> StartList() {
+    auto answer = std::make_shared<std::promise<Page>>();
+    std::future<Page> page = answer->get_future();
+    service_->ListItems(v1::ListItemsRequest(), Deadline(),
+                        [answer](const Page& r) { answer->set_value(r); });
+    return page;
+  }
+};
+
+// Never stale with the caches off: lists that arrive while a read of their page runs wait for the
+// next one, which starts after all of them, and sees a write committed before they asked.
+TEST_F(CatalogServiceSharedListsTest, IdenticalListsWaitingShareOneReadThatStartsAfterThemAll) {
+  ASSERT_NE(service_->list_reads(), nullptr);
+  const v1::Item item = Create(NewItem("S-1"));
+  store_.Hold();
+  std::future<Page> first = StartList();
+  store_.AwaitHeldRead();                    // the first read has read stock 1
+  ASSERT_TRUE(SetStock(item.id(), 2).ok());  // committed before the next lists ask
+  std::vector<std::future<Page>> next;
+  for (int i = 0; i < 3; ++i) next.push_back(StartList());
+  EXPECT_EQ(store_.reads(), 1) << "the lists that came after the write joined the running read";
+  store_.Open();
+  const Page answer = first.get();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ((*answer)->items(0).stock(), 1);  // it asked first
+  std::vector<const v1::ListItemsResponse*> objects;
+  for (auto& page : next) {
+    const Page shared = page.get();
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    EXPECT_EQ((*shared)->items(0).stock(), 2);
+    objects.push_back(shared->get());
+  }
+  EXPECT_EQ(store_.reads(), 2);
+  EXPECT_EQ(objects[0], objects[1]);
+  EXPECT_EQ(objects[1], objects[2]);
+  EXPECT_EQ(service_->list_reads()->loads(), 2);
+}
+
+TEST_F(CatalogServiceTest, ListsReadEachTheirOwnWhenSharingIsOff) {
+  CatalogCacheOptions options;
+  options.enabled = false;
+  options.list_reads_in_flight = 0;
+  CatalogService service(&store_, &tokens_, RunNow, options);
+  EXPECT_EQ(service.list_reads(), nullptr);
+  EXPECT_NE(service_->list_cache(), nullptr) << "the page cache, when on, needs no sharing";
+  EXPECT_EQ(service_->list_reads(), nullptr);
 }
 
 }  // namespace

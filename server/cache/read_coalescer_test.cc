@@ -1,0 +1,131 @@
+#include "server/cache/read_coalescer.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace hotpath::cache {
+namespace {
+
+// A scheduler whose tasks run when the test says so, and a load that reads the test's "database"
+// (version_) as it is when the load runs.
+class ReadCoalescerTest : public ::testing::Test {
+ protected:
+  ReadCoalescerTest()
+      : coalescer_(
+            1,
+            [this](const std::string& key, absl::Time deadline) -> absl::StatusOr<std::string> {
+              loaded_.push_back(key);
+              deadlines_.push_back(deadline);
+              if (fail_) return absl::UnavailableError("database unavailable");
+              return key + " v" + std::to_string(version_);
+            },
+            [this](std::function<void()> task) {
+              if (refuse_) return absl::ResourceExhaustedError("server busy");
+              tasks_.push_back(std::move(task));
+              return absl::OkStatus();
+            }) {}
+
+  // Runs the oldest scheduled load.
+  void RunOne() {
+    ASSERT_FALSE(tasks_.empty());
+    auto task = std::move(tasks_.front());
+    tasks_.pop_front();
+    task();
+  }
+
+  // Collects answers, and the objects they point to.
+  ReadCoalescer<std::string, std::string>::Callback Into(std::vector<std::string>* answers) {
+    return [this, answers](absl::StatusOr<std::shared_ptr<const std::string>> r) {
+      answers->push_back(r.ok() ? **r : std::string(r.status().message()));
+      objects_.push_back(r.ok() ? r->get() : nullptr);
+    };
+  }
+
+  std::vector<std::string> loaded_;    // key of each load, in order
+  std::vector<absl::Time> deadlines_;  // deadline of each load
+  std::vector<const void*> objects_;   // what each answer pointed to
+  std::deque<std::function<void()>> tasks_;
+  int version_ = 1;
+  bool fail_ = false;
+  bool refuse_ = false;
+  ReadCoalescer<std::string, std::string> coalescer_;
+};
+
+TEST_F(ReadCoalescerTest, ALoneReadLoadsAtOnceAndLeavesNothingBehind) {
+  std::vector<std::string> answers;
+  coalescer_.Get("page", absl::InfiniteFuture(), Into(&answers));
+  ASSERT_EQ(tasks_.size(), 1u);
+  RunOne();
+  EXPECT_EQ(answers, std::vector<std::string>{"page v1"});
+  EXPECT_EQ(coalescer_.keys(), 0u);
+}
+
+TEST_F(ReadCoalescerTest, ReadsWaitingForTheSameKeyShareOneLoadAndOneObject) {
+  std::vector<std::string> answers;
+  const absl::Time early = absl::Now() + absl::Seconds(1);
+  const absl::Time late = absl::Now() + absl::Seconds(9);
+  coalescer_.Get("a", early, Into(&answers));  // loads at once
+  coalescer_.Get("a", early, Into(&answers));  // waits: one load of "a" at a time
+  coalescer_.Get("a", late, Into(&answers));
+  coalescer_.Get("a", early, Into(&answers));
+  coalescer_.Get("b", early, Into(&answers));  // another key does not wait for "a"
+  EXPECT_EQ(tasks_.size(), 2u);
+  RunOne();  // the first "a"; ending, it schedules the next load of "a"
+  RunOne();  // "b"
+  RunOne();  // the three waiting for "a"
+  EXPECT_EQ(loaded_, (std::vector<std::string>{"a", "b", "a"}));
+  EXPECT_EQ(deadlines_[2], late);  // the latest reader's
+  ASSERT_EQ(objects_.size(), 5u);
+  EXPECT_EQ(objects_[2], objects_[3]);
+  EXPECT_EQ(objects_[3], objects_[4]);
+  EXPECT_NE(objects_[0], objects_[2]);
+  EXPECT_EQ(coalescer_.loads(), 3);
+  EXPECT_EQ(coalescer_.keys(), 0u);
+}
+
+TEST_F(ReadCoalescerTest, AReadNeverSharesALoadThatStartedBeforeIt) {
+  std::vector<std::string> answers;
+  coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));  // its load is under way
+  version_ = 2;  // a write commits, then a read arrives
+  coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));
+  // The first load was scheduled before the write; whenever it reads, the second read is not its.
+  RunOne();
+  RunOne();
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1], "a v2");
+  EXPECT_EQ(coalescer_.loads(), 2);
+}
+
+TEST_F(ReadCoalescerTest, AnErrorReachesEveryReaderOfItsLoadAndTheNextLoadStillRuns) {
+  std::vector<std::string> answers;
+  coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));
+  coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));
+  fail_ = true;
+  RunOne();
+  EXPECT_EQ(answers, std::vector<std::string>{"database unavailable"});
+  fail_ = false;
+  RunOne();
+  EXPECT_EQ(answers, (std::vector<std::string>{"database unavailable", "a v1"}));
+  EXPECT_TRUE(tasks_.empty());
+  EXPECT_EQ(coalescer_.keys(), 0u);
+}
+
+TEST_F(ReadCoalescerTest, ARefusedLoadAnswersBusyAndFreesItsSlot) {
+  std::vector<std::string> answers;
+  refuse_ = true;
+  coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_NE(answers[0].find("server busy"), std::string::npos);
+  EXPECT_EQ(coalescer_.keys(), 0u);
+  refuse_ = false;
+  coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));  // not stuck behind it
+  RunOne();
+  EXPECT_EQ(answers.back(), "a v1");
+}
+
+}  // namespace
+}  // namespace hotpath::cache
