@@ -5,6 +5,7 @@
 #include <grpc/grpc.h>
 #include <grpc/slice.h>
 
+#include <algorithm>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "gateway/conditional.h"
 #include "google/api/annotations.pb.h"
 #include "server/http/gzip.h"
@@ -235,6 +237,14 @@ class NdjsonStream final : public StreamObserver {
 absl::StatusOr<std::shared_ptr<Gateway>> Gateway::Create(
     const std::vector<std::string>& service_names, std::unique_ptr<Dispatcher> dispatcher,
     GatewayOptions options) {
+  if (!options.accel_expires.empty()) {
+    const absl::string_view time = absl::StripPrefix(options.accel_expires, "@");
+    if (time.empty() || !std::all_of(time.begin(), time.end(), absl::ascii_isdigit)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("X-Accel-Expires must be seconds, or @ and a Unix time, not \"",
+                       options.accel_expires, "\""));
+    }
+  }
   std::shared_ptr<Gateway> gateway(new Gateway(std::move(dispatcher), std::move(options)));
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const std::string& name : service_names) {
@@ -580,6 +590,13 @@ Gateway::Refusal Gateway::DecodeMessage(const http::Request& request, const Http
   return {};
 }
 
+void Gateway::SetCacheHeaders(http::Response& response) const {
+  if (!options_.cache_control.empty()) {
+    response.set(bhttp::field::cache_control, options_.cache_control);
+  }
+  if (!options_.accel_expires.empty()) response.set("X-Accel-Expires", options_.accel_expires);
+}
+
 void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, OutgoingCall call,
                      std::unique_ptr<Message> message, const http::Responder& respond,
                      const AnswerContext& answer) {
@@ -600,10 +617,9 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
       return respond(std::move(response));
     }
     const std::string etag = EtagOf(*reply);
-    const std::string& cache_control = self->options_.cache_control;
     if (!etag.empty() && !answer.if_none_match.empty() && NoneMatch(answer.if_none_match, etag)) {
       http::Response response = NotModified(answer, etag);
-      if (!cache_control.empty()) response.set(bhttp::field::cache_control, cache_control);
+      self->SetCacheHeaders(response);
       return respond(std::move(response));
     }
     const bool memoized = shared != nullptr && memo != nullptr;
@@ -620,9 +636,7 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     }
     http::Response response = EncodedAnswer(answer, 200, std::move(body), "application/json");
     if (!etag.empty()) response.set(bhttp::field::etag, EntityTag(etag));
-    if (answer.safe && !cache_control.empty()) {
-      response.set(bhttp::field::cache_control, cache_control);
-    }
+    if (answer.safe) self->SetCacheHeaders(response);
     if (metadata != nullptr) CopyMetadata(*metadata, response);
     respond(std::move(response));
   };

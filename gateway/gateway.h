@@ -48,6 +48,11 @@ struct GatewayOptions {
   // keep them but revalidate each use with If-None-Match) or "max-age=1". Empty (the default):
   // none, so no shared cache keeps an answer without being told to.
   std::string cache_control;
+  // X-Accel-Expires of the same answers, for an nginx cache in front: how long nginx keeps them,
+  // in seconds ("60") or until a Unix time ("@1": always expired, so nginx revalidates every use
+  // with If-None-Match and serves its copy on a 304). nginx does not pass it on to clients. Empty
+  // (the default): none. Create refuses anything else.
+  std::string accel_expires;
   // Cross-origin calls from browsers (gateway/cors.h); off unless origins are given.
   CorsOptions cors;
 };
@@ -75,6 +80,9 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
   std::vector<http::RouteRpc> Routes() const;
 
  private:
+  // Cache-Control and X-Accel-Expires as configured, on a successful GET / HEAD answer or its 304.
+  void SetCacheHeaders(http::Response& response) const;
+
   explicit Gateway(std::unique_ptr<Dispatcher> dispatcher, GatewayOptions options)
       : dispatcher_(std::move(dispatcher)),
         options_(std::move(options)),

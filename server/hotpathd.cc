@@ -226,6 +226,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     gateway_options.compress_min_bytes = options.compress_min_bytes;
     gateway_options.answer_memo_slots = options.gateway_answer_memo;
     gateway_options.cache_control = options.gateway_cache_control;
+    gateway_options.accel_expires = options.gateway_accel_expires;
     gateway_options.cors = options.cors;
     gateway_options.max_body_bytes = options.http.max_body_bytes;
     for (const auto& module : d->modules_) {

@@ -86,6 +86,8 @@ struct HotpathdOptions {
   // Gateway: Cache-Control of successful GET / HEAD answers (GatewayOptions::cache_control); "":
   // none.
   std::string gateway_cache_control;
+  // Gateway: X-Accel-Expires of the same answers (GatewayOptions::accel_expires); "": none.
+  std::string gateway_accel_expires;
   // Gateway: cross-origin calls from browsers (gateway::CorsOptions); off by default.
   gateway::CorsOptions cors;
   // One JSON line per gRPC call on stderr.

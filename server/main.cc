@@ -54,6 +54,10 @@ ABSL_FLAG(bool, cors_allow_credentials, EnvOr("HOTPATH_CORS_ALLOW_CREDENTIALS", 
           "HOTPATH_CORS_ALLOW_CREDENTIALS)");
 ABSL_FLAG(int, cors_max_age_s, EnvOr("HOTPATH_CORS_MAX_AGE_S", 600),
           "seconds a browser may keep a CORS preflight's answer (env HOTPATH_CORS_MAX_AGE_S)");
+ABSL_FLAG(std::string, gateway_accel_expires, EnvOr("HOTPATH_GATEWAY_ACCEL_EXPIRES", ""),
+          "X-Accel-Expires of successful gateway GET/HEAD answers, for an nginx cache in front: "
+          "seconds, or @ and a Unix time (@1: nginx revalidates every use); empty: none "
+          "(env HOTPATH_GATEWAY_ACCEL_EXPIRES)");
 ABSL_FLAG(std::string, gateway_cache_control, EnvOr("HOTPATH_GATEWAY_CACHE_CONTROL", ""),
           "Cache-Control of successful gateway GET/HEAD answers, e.g. no-cache (shared caches "
           "keep them and revalidate with If-None-Match); empty: none "
@@ -231,6 +235,7 @@ int main(int argc, char** argv) {
       static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
   options.max_message_bytes = std::max(64 << 10, absl::GetFlag(FLAGS_max_message_bytes));
   options.gateway_cache_control = absl::GetFlag(FLAGS_gateway_cache_control);
+  options.gateway_accel_expires = absl::GetFlag(FLAGS_gateway_accel_expires);
   auto cors = hotpath::gateway::CorsOptionsFromFlags(absl::GetFlag(FLAGS_cors_allowed_origins),
                                                      absl::GetFlag(FLAGS_cors_allow_credentials),
                                                      absl::GetFlag(FLAGS_cors_max_age_s));

@@ -402,21 +402,36 @@ TEST_F(GatewayTest, ConditionalRequestsFollowTheEtag) {
             412);
 }
 
-TEST_F(GatewayTest, CacheControlIsSetOnReadsWhenConfigured) {
+TEST_F(GatewayTest, CacheControlAndAccelExpiresAreSetOnReadsWhenConfigured) {
   ServerOptions options = Options();
   options.gateway_cache_control = "no-cache";
+  options.gateway_accel_expires = "@1";
   server_.reset();
   StartServer(options);
   port_ = server_->http_port();
   Seed(1);
   HttpReply got = Call("GET", "/v1/items/1");
   EXPECT_EQ(got.headers["cache-control"], "no-cache");
-  EXPECT_EQ(Call("GET", "/v1/items/1", "", {{"If-None-Match", got.headers["etag"]}})
-                .headers["cache-control"],
-            "no-cache");
-  EXPECT_EQ(Call("PATCH", "/v1/items/1?updateMask=stock", R"({"stock":2})")
-                .headers.count("cache-control"),
-            0u);
+  EXPECT_EQ(got.headers["x-accel-expires"], "@1");
+  HttpReply not_modified = Call("GET", "/v1/items/1", "", {{"If-None-Match", got.headers["etag"]}});
+  EXPECT_EQ(not_modified.status, 304);
+  EXPECT_EQ(not_modified.headers["cache-control"], "no-cache");
+  EXPECT_EQ(not_modified.headers["x-accel-expires"], "@1");
+  HttpReply written = Call("PATCH", "/v1/items/1?updateMask=stock", R"({"stock":2})");
+  EXPECT_EQ(written.headers.count("cache-control"), 0u);
+  EXPECT_EQ(written.headers.count("x-accel-expires"), 0u);
+}
+
+TEST_F(GatewayTest, AnAccelExpiresThatIsNoTimeFailsTheStart) {
+  for (const char* bad : {"@", "soon", "@1s", "-1", "1 "}) {
+    ServerOptions options = Options();
+    options.gateway_accel_expires = bad;
+    module::ServiceModules modules;
+    modules.push_back(std::make_unique<catalog::CatalogModule>(options.catalog));
+    auto server = Hotpathd::Start(std::move(options), std::move(modules));
+    ASSERT_FALSE(server.ok()) << bad;
+    EXPECT_THAT(server.status().message(), HasSubstr("X-Accel-Expires")) << bad;
+  }
 }
 
 TEST_F(GatewayTest, KeepAliveAndPipeliningAnswerInOrder) {
