@@ -2,10 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "server/cache/manual_scheduler.h"
 
 namespace hotpath::cache {
 namespace {
@@ -13,6 +14,8 @@ namespace {
 // A scheduler whose tasks run when the test says so, and a load that records its batches.
 class BatchLoaderTest : public ::testing::Test {
  protected:
+  ManualScheduler tasks_;  // where loads wait to run (first: the loader under test uses it)
+
   BatchLoaderTest()
       : loader_(
             BatchLoaderOptions{.max_batch = 3, .max_in_flight = 1},
@@ -31,19 +34,10 @@ class BatchLoaderTest : public ::testing::Test {
               }
               return results;
             },
-            [this](std::function<void()> task) {
-              if (refuse_) return absl::ResourceExhaustedError("server busy");
-              tasks_.push_back(std::move(task));
-              return absl::OkStatus();
-            }) {}
+            tasks_.scheduler()) {}
 
   // Runs the oldest scheduled load.
-  void RunOne() {
-    ASSERT_FALSE(tasks_.empty());
-    auto task = std::move(tasks_.front());
-    tasks_.pop_front();
-    task();
-  }
+  void RunOne() { tasks_.RunOne(); }
 
   std::function<void(absl::StatusOr<std::string>)> Into(std::vector<std::string>* answers) {
     return [answers](absl::StatusOr<std::string> r) {
@@ -53,16 +47,14 @@ class BatchLoaderTest : public ::testing::Test {
 
   std::vector<std::vector<int>> batches_;  // keys of each load, in order
   std::vector<absl::Time> deadlines_;      // deadline of each load
-  std::deque<std::function<void()>> tasks_;
   bool fail_ = false;
-  bool refuse_ = false;
   BatchLoader<int, std::string> loader_;
 };
 
 TEST_F(BatchLoaderTest, ALoneReadLoadsAtOnce) {
   std::vector<std::string> answers;
   loader_.Get(7, absl::InfiniteFuture(), Into(&answers));
-  ASSERT_EQ(tasks_.size(), 1u);
+  ASSERT_EQ(tasks_.queued(), 1u);
   RunOne();
   EXPECT_EQ(batches_, (std::vector<std::vector<int>>{{7}}));
   EXPECT_EQ(answers, std::vector<std::string>{"value 7"});
@@ -78,9 +70,9 @@ TEST_F(BatchLoaderTest, ReadsThatArriveDuringALoadShareTheNextOne) {
   loader_.Get(-3, late, Into(&answers));
   loader_.Get(4, early, Into(&answers));
   loader_.Get(5, early, Into(&answers));  // a fourth distinct key: past max_batch, the load after
-  EXPECT_EQ(tasks_.size(), 1u);
+  EXPECT_EQ(tasks_.queued(), 1u);
   RunOne();  // {1}; ending, it schedules the next load before answering
-  ASSERT_EQ(tasks_.size(), 1u);
+  ASSERT_EQ(tasks_.queued(), 1u);
   RunOne();
   RunOne();
   ASSERT_EQ(batches_.size(), 3u);
@@ -102,16 +94,16 @@ TEST_F(BatchLoaderTest, ABatchErrorReachesEveryReaderAndTheNextLoadStillRuns) {
   fail_ = false;
   RunOne();
   EXPECT_EQ(answers, (std::vector<std::string>{"database unavailable", "value 2"}));
-  EXPECT_TRUE(tasks_.empty());
+  EXPECT_EQ(tasks_.queued(), 0u);
 }
 
 TEST_F(BatchLoaderTest, ARefusedLoadAnswersBusyAndFreesItsSlot) {
   std::vector<std::string> answers;
-  refuse_ = true;
+  tasks_.refuse = true;
   loader_.Get(1, absl::InfiniteFuture(), Into(&answers));
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_NE(answers[0].find("server busy"), std::string::npos);
-  refuse_ = false;
+  tasks_.refuse = false;
   loader_.Get(2, absl::InfiniteFuture(), Into(&answers));  // not stuck behind the refused one
   RunOne();
   EXPECT_EQ(answers.back(), "value 2");

@@ -2,10 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "server/cache/manual_scheduler.h"
 
 namespace hotpath::cache {
 namespace {
@@ -14,6 +15,8 @@ namespace {
 // (version_) as it is when the load runs.
 class ReadCoalescerTest : public ::testing::Test {
  protected:
+  ManualScheduler tasks_;  // where loads wait to run (first: the loader under test uses it)
+
   ReadCoalescerTest()
       : coalescer_(
             1,
@@ -23,19 +26,10 @@ class ReadCoalescerTest : public ::testing::Test {
               if (fail_) return absl::UnavailableError("database unavailable");
               return key + " v" + std::to_string(version_);
             },
-            [this](std::function<void()> task) {
-              if (refuse_) return absl::ResourceExhaustedError("server busy");
-              tasks_.push_back(std::move(task));
-              return absl::OkStatus();
-            }) {}
+            tasks_.scheduler()) {}
 
   // Runs the oldest scheduled load.
-  void RunOne() {
-    ASSERT_FALSE(tasks_.empty());
-    auto task = std::move(tasks_.front());
-    tasks_.pop_front();
-    task();
-  }
+  void RunOne() { tasks_.RunOne(); }
 
   // Collects answers, and the objects they point to.
   ReadCoalescer<std::string, std::string>::Callback Into(std::vector<std::string>* answers) {
@@ -48,17 +42,15 @@ class ReadCoalescerTest : public ::testing::Test {
   std::vector<std::string> loaded_;    // key of each load, in order
   std::vector<absl::Time> deadlines_;  // deadline of each load
   std::vector<const void*> objects_;   // what each answer pointed to
-  std::deque<std::function<void()>> tasks_;
   int version_ = 1;
   bool fail_ = false;
-  bool refuse_ = false;
   ReadCoalescer<std::string, std::string> coalescer_;
 };
 
 TEST_F(ReadCoalescerTest, ALoneReadLoadsAtOnceAndLeavesNothingBehind) {
   std::vector<std::string> answers;
   coalescer_.Get("page", absl::InfiniteFuture(), Into(&answers));
-  ASSERT_EQ(tasks_.size(), 1u);
+  ASSERT_EQ(tasks_.queued(), 1u);
   RunOne();
   EXPECT_EQ(answers, std::vector<std::string>{"page v1"});
   EXPECT_EQ(coalescer_.keys(), 0u);
@@ -73,7 +65,7 @@ TEST_F(ReadCoalescerTest, ReadsWaitingForTheSameKeyShareOneLoadAndOneObject) {
   coalescer_.Get("a", late, Into(&answers));
   coalescer_.Get("a", early, Into(&answers));
   coalescer_.Get("b", early, Into(&answers));  // another key does not wait for "a"
-  EXPECT_EQ(tasks_.size(), 2u);
+  EXPECT_EQ(tasks_.queued(), 2u);
   RunOne();  // the first "a"; ending, it schedules the next load of "a"
   RunOne();  // "b"
   RunOne();  // the three waiting for "a"
@@ -110,18 +102,18 @@ TEST_F(ReadCoalescerTest, AnErrorReachesEveryReaderOfItsLoadAndTheNextLoadStillR
   fail_ = false;
   RunOne();
   EXPECT_EQ(answers, (std::vector<std::string>{"database unavailable", "a v1"}));
-  EXPECT_TRUE(tasks_.empty());
+  EXPECT_EQ(tasks_.queued(), 0u);
   EXPECT_EQ(coalescer_.keys(), 0u);
 }
 
 TEST_F(ReadCoalescerTest, ARefusedLoadAnswersBusyAndFreesItsSlot) {
   std::vector<std::string> answers;
-  refuse_ = true;
+  tasks_.refuse = true;
   coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_NE(answers[0].find("server busy"), std::string::npos);
   EXPECT_EQ(coalescer_.keys(), 0u);
-  refuse_ = false;
+  tasks_.refuse = false;
   coalescer_.Get("a", absl::InfiniteFuture(), Into(&answers));  // not stuck behind it
   RunOne();
   EXPECT_EQ(answers.back(), "a v1");
