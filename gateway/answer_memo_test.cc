@@ -111,5 +111,33 @@ TEST(AnswerMemoTest, ConcurrentThreadsOnlyEverSeeTheirObjectsOwnBody) {
   EXPECT_GT(hits.load(), 0);
 }
 
+// No client can fill memory with large answers: a body past the per-value limit is not kept, nor
+// one that would take the bytes kept past the total.
+TEST(AnswerMemoTest, KeepsNoBodyPastItsLimitsAndCountsWhatItHolds) {
+  EXPECT_EQ(AnswerMemo::kMaxValueBytes, 64u << 10);  // the defaults README states
+  EXPECT_EQ(AnswerMemo::kMaxBytes, 64u << 20);
+  AnswerMemo memo(64, /*max_value_bytes=*/10, /*max_bytes=*/25);
+  const auto large = Shared("large");
+  memo.Keep(&kRoute, large, false, AnswerMemo::Body{std::string(11, 'x'), false});
+  AnswerMemo::Body body;
+  EXPECT_FALSE(memo.Find(&kRoute, large, false, &body));
+  std::vector<std::shared_ptr<const Message>> kept;
+  for (int i = 0; i < 10; ++i) {
+    kept.push_back(Shared(absl::StrCat(i)));
+    memo.Keep(&kRoute, kept.back(), false, AnswerMemo::Body{std::string(10, 'x'), false});
+    EXPECT_LE(memo.bytes(), 25u);
+  }
+  std::vector<std::shared_ptr<const Message>> held;
+  for (const auto& message : kept) {
+    if (memo.Find(&kRoute, message, false, &body)) held.push_back(message);
+  }
+  ASSERT_GE(held.size(), 1u);
+  EXPECT_LE(held.size(), 2u) << "25 bytes hold two bodies of 10 at most";
+  EXPECT_EQ(memo.bytes(), 10 * held.size());
+  // A smaller body replacing one in its slot gives bytes back.
+  memo.Keep(&kRoute, held[0], false, AnswerMemo::Body{"y", false});
+  EXPECT_EQ(memo.bytes(), 10 * held.size() - 9);
+}
+
 }  // namespace
 }  // namespace hotpath::gateway

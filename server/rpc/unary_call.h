@@ -8,6 +8,7 @@
 #include <memory>
 #include <utility>
 
+#include "server/cache/object_memo.h"
 #include "server/rpc/call_base.h"
 #include "server/rpc/cancellation.h"
 
@@ -18,6 +19,8 @@ class UnaryCallBase {
  public:
   virtual ~UnaryCallBase() = default;
   virtual void Finish(const Response* response, const grpc::Status& status) = 0;
+  // OK with an object a cache holds (Answers::kHeld): its bytes may be kept for the next call.
+  virtual void FinishHeld(const std::shared_ptr<const Response>& response) = 0;
   // Raised when the client cancels or goes away; null unless the method asked for it.
   virtual std::shared_ptr<Cancellation> cancellation() const = 0;
 };
@@ -40,6 +43,10 @@ class UnaryResponder final {
 
   void Finish(const Response& response) {
     std::exchange(call_, nullptr)->Finish(&response, grpc::Status::OK);
+  }
+  // An object a cache holds, never changed (see UnaryCallBase::FinishHeld).
+  void FinishHeld(const std::shared_ptr<const Response>& response) {
+    std::exchange(call_, nullptr)->FinishHeld(response);
   }
   void Finish(const grpc::Status& status) {
     std::exchange(call_, nullptr)->Finish(nullptr, status);
@@ -108,6 +115,8 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
     // Learn when a client cancels or disconnects (UnaryResponder::cancellation); costs one more
     // completion per call, so only for handlers with work worth stopping.
     bool cancellable = false;
+    // Wire bytes of answers finished with FinishHeld, by object; null: serialized every time.
+    cache::ObjectMemo<grpc::Slice>* wire_memo = nullptr;
   };
 
   // Registers one pending call of method on cq. method and options must outlive the server.
@@ -139,23 +148,49 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
   std::shared_ptr<Cancellation> cancellation() const override { return cancellation_; }
 
   void Finish(const Response* response, const grpc::Status& status) override {
-    state_ = State::kFinishing;
-    FreeSlot();
-    const std::size_t bytes = response != nullptr ? response->ByteSizeLong() : 0;
-    if (bytes > options_->max_message_bytes) {
-      return FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes));
+    if (response == nullptr) {
+      state_ = State::kFinishing;
+      FreeSlot();
+      return FinishWithError(status);
     }
-    if (response == nullptr) return FinishWithError(status);
-    // The response travels with the initial metadata, so its size can still decide.
-    if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
-    Sending();
-    Finishing(status);
-    HandingToGrpc handing(this);
-    writer_.Finish(SerializeMessage(*response), status, this);
+    const std::size_t bytes = response->ByteSizeLong();
+    if (bytes > options_->max_message_bytes) return FinishOk(grpc::ByteBuffer(), bytes);
+    FinishOk(SerializeMessage(*response), bytes);
+  }
+
+  void FinishHeld(const std::shared_ptr<const Response>& response) override {
+    cache::ObjectMemo<grpc::Slice>* memo = method_->wire_memo;
+    if (memo == nullptr) return Finish(response.get(), grpc::Status::OK);
+    grpc::Slice wire;
+    if (!memo->Find(method_->method, response, 0, &wire)) {
+      const std::size_t bytes = response->ByteSizeLong();
+      if (bytes > options_->max_message_bytes) return FinishOk(grpc::ByteBuffer(), bytes);
+      grpc::ByteBuffer serialized = SerializeMessage(*response);
+      if (!serialized.TrySingleSlice(&wire).ok() && !serialized.DumpToSingleSlice(&wire).ok()) {
+        return FinishOk(std::move(serialized), bytes);
+      }
+      memo->Keep(method_->method, response, 0, wire);
+    }
+    FinishOk(grpc::ByteBuffer(&wire, 1), wire.size());
   }
 
  private:
   enum class State { kAwaiting, kHandling, kFinishing };
+
+  // An answer of `bytes` bytes, serialized (unless over the limit, which answers an error).
+  void FinishOk(grpc::ByteBuffer serialized, std::size_t bytes) {
+    state_ = State::kFinishing;
+    FreeSlot();
+    if (bytes > options_->max_message_bytes) {
+      return FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes));
+    }
+    // The response travels with the initial metadata, so its size can still decide.
+    if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
+    Sending();
+    Finishing(grpc::Status::OK);
+    HandingToGrpc handing(this);
+    writer_.Finish(serialized, grpc::Status::OK, this);
+  }
 
   void FinishWithError(const grpc::Status& status) {
     Finishing(status);

@@ -1,0 +1,105 @@
+// Values derived from immutable shared objects, kept for as long as each object lives.
+//
+// A cache answers with the very object it holds (an immutable std::shared_ptr<const T>, replaced,
+// never changed, when the data changes). What a front end derives from that object (its JSON, its
+// gzip, its wire bytes) is the same every time, so it can be kept beside a weak reference to the
+// object: the next answer with the same object copies the value instead of deriving it again. An
+// object replaced in the cache is a new object and is derived anew; the memo never keeps an object
+// alive (though the storage of one made by make_shared is returned only once its slot is reused:
+// bounded by slots).
+//
+// Keyed by the object and a tag saying how the value was derived (a route and a variant, e.g.
+// whether gzip was accepted). Bounded: a fixed table of slots (hash of the key); a new value
+// replaces whatever held its slot; values larger than max_value_bytes, or that would take the
+// bytes kept past max_bytes, are not kept (Value::size() counts them), so no client can fill
+// memory with large answers. Thread-safe: slots are guarded by striped locks.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "absl/hash/hash.h"
+
+namespace hotpath::cache {
+
+template <class Value>
+class ObjectMemo {
+ public:
+  static constexpr std::size_t kMaxValueBytes = 64 << 10;
+  static constexpr std::size_t kMaxBytes = 64 << 20;
+
+  // slots: how many values are kept at most (rounded up to a power of two, at least 64).
+  explicit ObjectMemo(std::size_t slots, std::size_t max_value_bytes = kMaxValueBytes,
+                      std::size_t max_bytes = kMaxBytes)
+      : slots_(std::bit_ceil(std::max<std::size_t>(slots, 64))),
+        max_value_bytes_(max_value_bytes),
+        max_bytes_(max_bytes) {}
+
+  // Bytes of the values kept now.
+  std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+
+  // True, with *value filled, when a value was kept for exactly this object (the same address and
+  // the same owner) under route and variant.
+  template <class T>
+  bool Find(const void* route, const std::shared_ptr<T>& object, int variant, Value* value) const {
+    const std::size_t i = SlotOf(route, object.get(), variant);
+    std::lock_guard lock(StripeOf(i));
+    const Slot& slot = slots_[i];
+    // The slot's weak reference keeps the owner's control block, so no other object can have come
+    // to share it.
+    if (slot.route != route || slot.object != object.get() || slot.variant != variant ||
+        slot.owner.owner_before(object) || object.owner_before(slot.owner)) {
+      return false;
+    }
+    *value = slot.value;
+    return true;
+  }
+
+  template <class T>
+  void Keep(const void* route, const std::shared_ptr<T>& object, int variant, Value value) {
+    const std::size_t size = value.size();
+    if (size > max_value_bytes_) return;
+    const std::size_t i = SlotOf(route, object.get(), variant);
+    std::weak_ptr<const void> dropped;  // released after the lock: it may free a control block
+    Value replaced;                     // likewise
+    std::lock_guard lock(StripeOf(i));
+    Slot& slot = slots_[i];
+    const std::size_t old = slot.value.size();
+    if (size > old && bytes_.load(std::memory_order_relaxed) + (size - old) > max_bytes_) return;
+    bytes_.fetch_add(size - old, std::memory_order_relaxed);  // wraps to a subtraction if smaller
+    slot.route = route;
+    slot.object = object.get();
+    dropped = std::exchange(slot.owner, object);
+    slot.variant = variant;
+    replaced = std::exchange(slot.value, std::move(value));
+  }
+
+ private:
+  struct Slot {
+    const void* route = nullptr;      // what derived it
+    const void* object = nullptr;     // the object it was derived from
+    std::weak_ptr<const void> owner;  // its owner, without keeping it
+    int variant = 0;                  // which of the route's values
+    Value value;                      // what it was derived to
+  };
+  static constexpr std::size_t kStripes = 64;
+
+  std::size_t SlotOf(const void* route, const void* object, int variant) const {
+    return absl::HashOf(route, object, variant) & (slots_.size() - 1);
+  }
+  std::mutex& StripeOf(std::size_t slot) const { return stripes_[slot % kStripes]; }
+
+  std::vector<Slot> slots_;               // size is a power of two
+  mutable std::mutex stripes_[kStripes];  // stripes_[i] guards slots i, i + kStripes, ...
+  const std::size_t max_value_bytes_;     // largest value kept
+  const std::size_t max_bytes_;           // most bytes kept in all
+  std::atomic<std::size_t> bytes_{0};     // bytes kept now
+};
+
+}  // namespace hotpath::cache
