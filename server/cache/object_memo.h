@@ -71,8 +71,11 @@ class ObjectMemo {
     std::lock_guard lock(StripeOf(i));
     Slot& slot = slots_[i];
     const std::size_t old = slot.value.size();
-    if (size > old && bytes_.load(std::memory_order_relaxed) + (size - old) > max_bytes_) return;
-    bytes_.fetch_add(size - old, std::memory_order_relaxed);  // wraps to a subtraction if smaller
+    // Counted before it is kept, atomically across stripes: never past max_bytes.
+    std::size_t now = bytes_.load(std::memory_order_relaxed);
+    do {
+      if (size > old && now + (size - old) > max_bytes_) return;
+    } while (!bytes_.compare_exchange_weak(now, now + size - old, std::memory_order_relaxed));
     slot.route = route;
     slot.object = object.get();
     dropped = std::exchange(slot.owner, object);
