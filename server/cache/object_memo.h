@@ -41,6 +41,8 @@ class ObjectMemo {
         max_value_bytes_(max_value_bytes),
         max_bytes_(max_bytes) {}
 
+  // The largest value Keep keeps.
+  std::size_t max_value_bytes() const { return max_value_bytes_; }
   // Bytes of the values kept now.
   std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
 

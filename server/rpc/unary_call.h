@@ -166,6 +166,8 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
       const std::size_t bytes = response->ByteSizeLong();
       if (bytes > options_->max_message_bytes) return FinishOk(grpc::ByteBuffer(), bytes);
       grpc::ByteBuffer serialized = SerializeMessage(*response);
+      // Larger than the memo keeps: sent as it is, not copied into one slice for nothing.
+      if (bytes > memo->max_value_bytes()) return FinishOk(std::move(serialized), bytes);
       if (!serialized.TrySingleSlice(&wire).ok() && !serialized.DumpToSingleSlice(&wire).ok()) {
         return FinishOk(std::move(serialized), bytes);
       }
