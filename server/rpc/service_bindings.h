@@ -104,9 +104,8 @@ class ServiceBindings final : public RpcModule {
                });
          },
          /*cancellable=*/false, held ? wire_memo_.get() : nullptr});
-    local_.Add(descriptor, [impl, function, held = answers == Answers::kHeld](
-                               const google::protobuf::Message& message, const LocalCall& call,
-                               LocalDone done) {
+    local_.Add(descriptor, [impl, function, held](const google::protobuf::Message& message,
+                                                  const LocalCall& call, LocalDone done) {
       Consistency::Scope scope(call.consistency.get());
       (impl->*function)(
           static_cast<const Request&>(message), call.deadline,
@@ -258,7 +257,7 @@ class ServiceBindings final : public RpcModule {
   }
 
   // Wire bytes kept per cached answer object (one per item of a 100,000-item cache would be
-  // 100,000; this keeps the hottest that hash apart): about 60 bytes a slot plus the bytes.
+  // 100,000; this keeps the hottest that hash apart): about 70 bytes a slot plus the bytes.
   static constexpr std::size_t kWireMemoSlots = 16384;
 
   std::unique_ptr<RawService> service_;  // the generated service, every method raw

@@ -153,9 +153,9 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
       FreeSlot();
       return FinishWithError(status);
     }
-    const std::size_t bytes = response->ByteSizeLong();
-    if (bytes > options_->max_message_bytes) return FinishOk(grpc::ByteBuffer(), bytes);
-    FinishOk(SerializeMessage(*response), bytes);
+    std::size_t bytes = 0;
+    grpc::ByteBuffer serialized = Serialize(*response, &bytes);
+    FinishOk(std::move(serialized), bytes);
   }
 
   void FinishHeld(const std::shared_ptr<const Response>& response) override {
@@ -163,12 +163,12 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
     if (memo == nullptr) return Finish(response.get(), grpc::Status::OK);
     grpc::Slice wire;
     if (!memo->Find(method_->method, response, 0, &wire)) {
-      const std::size_t bytes = response->ByteSizeLong();
-      if (bytes > options_->max_message_bytes) return FinishOk(grpc::ByteBuffer(), bytes);
-      grpc::ByteBuffer serialized = SerializeMessage(*response);
-      // Larger than the memo keeps: sent as it is, not copied into one slice for nothing.
-      if (bytes > memo->max_value_bytes()) return FinishOk(std::move(serialized), bytes);
-      if (!serialized.TrySingleSlice(&wire).ok() && !serialized.DumpToSingleSlice(&wire).ok()) {
+      std::size_t bytes = 0;
+      grpc::ByteBuffer serialized = Serialize(*response, &bytes);
+      // Not kept when larger than the memo keeps (not copied into one slice for nothing) or over
+      // the message limit (FinishOk answers the error).
+      if (bytes > memo->max_value_bytes() || bytes > options_->max_message_bytes ||
+          (!serialized.TrySingleSlice(&wire).ok() && !serialized.DumpToSingleSlice(&wire).ok())) {
         return FinishOk(std::move(serialized), bytes);
       }
       memo->Keep(method_->method, response, 0, wire);
@@ -178,6 +178,13 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
 
  private:
   enum class State { kAwaiting, kHandling, kFinishing };
+
+  // response serialized, *bytes its size; empty when over the message limit (FinishOk then
+  // answers the error instead).
+  grpc::ByteBuffer Serialize(const Response& response, std::size_t* bytes) const {
+    *bytes = response.ByteSizeLong();
+    return *bytes > options_->max_message_bytes ? grpc::ByteBuffer() : SerializeMessage(response);
+  }
 
   // An answer of `bytes` bytes, serialized (unless over the limit, which answers an error).
   void FinishOk(grpc::ByteBuffer serialized, std::size_t bytes) {
