@@ -21,6 +21,11 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
+// How long a drain keeps idle HTTP keep-alive connections open for a request already on its way
+// (a quarter of the grace period at most). A proxy that round-robins stops choosing the replica
+// at its first refused connection, within a few of its requests to it.
+constexpr absl::Duration kHttpIdleLinger = absl::Seconds(1);
+
 // Gives free heap pages back to the OS: jemalloc's purge of every arena when the process runs on
 // jemalloc (linked, as hotpathd is, or preloaded), glibc's malloc_trim otherwise.
 void ReturnFreeMemory() {
@@ -293,8 +298,12 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   if (drain_delay_ > absl::ZeroDuration()) absl::SleepFor(std::min(drain_delay_, grace));
   std::thread http_drain;
   if (http_ != nullptr) {
-    http_drain = std::thread([this, deadline, grace] {
-      if (!http_->Drain(deadline) && grace > absl::ZeroDuration()) {
+    // Keep-alive connections idle when the drain begins stay open a moment, so a request a proxy
+    // already sent on one is answered (then the connection closes), not lost to the close: by
+    // then a proxy that had to open a connection (refused) has stopped choosing this replica.
+    const absl::Duration idle_linger = std::min(kHttpIdleLinger, grace / 4);
+    http_drain = std::thread([this, deadline, grace, idle_linger] {
+      if (!http_->Drain(deadline, idle_linger) && grace > absl::ZeroDuration()) {
         std::cerr << "hotpathd: HTTP connections still open at the end of the grace period\n";
       }
     });
@@ -303,8 +312,12 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   // the whole stop fits in the grace period even when gRPC must cancel calls at its end (a client
   // that keeps opening streams on a connection being shut down holds it open until then).
   const absl::Duration margin = std::min(grace / 10, absl::Seconds(1));
-  if (server_ != nullptr)
+  if (server_ != nullptr) {
+    // Connections that age out in time close with the server still serving (no call refused);
+    // what is left after that keeps at least a margin's worth of grace for its calls.
+    server_->StopAccepting(deadline - 2 * margin);
     server_->Shutdown(std::max(absl::ZeroDuration(), deadline - margin - absl::Now()));
+  }
   if (http_drain.joinable()) http_drain.join();
   if (executor_ != nullptr) executor_->Stop();
   if (announcer_ != nullptr) announcer_->Stop();  // sends what the last writes left

@@ -121,9 +121,10 @@ class Hotpathd final {
   db::PgPool& pool() { return *pool_; }
   metrics::MetricsRegistry& metrics() { return *metrics_; }
 
-  // Graceful stop: readiness and health go false, drain_delay passes, no new calls or
-  // connections, in-flight ones (gRPC and HTTP) get until grace, database work drains, the HTTP
-  // server and the pool close. Idempotent.
+  // Graceful stop: readiness and health go false, drain_delay passes, no new connections; plaintext
+  // gRPC connections that max_connection_age closes before the grace ends are left to (each gets
+  // its GOAWAY with every call still served), then no new calls; in-flight ones (gRPC and HTTP)
+  // get until grace, database work drains, the HTTP server and the pool close. Idempotent.
   void Shutdown(absl::Duration grace);
 
  private:

@@ -149,6 +149,8 @@ TEST_F(ServerTest, TheAccessLogWritesALinePerCallBesideTheRuntimesTiming) {
               ::testing::HasSubstr(R"("method":"/hotpath.catalog.v1.CatalogService/GetItem")"));
   EXPECT_THAT(log, ::testing::HasSubstr(R"("code":"OK")"));
   EXPECT_THAT(log, ::testing::HasSubstr(R"("code":"NotFound")"));
+  // The client's address, though hotpathd accepts connections itself (gRPC calls them "fd:N").
+  EXPECT_THAT(log, ::testing::ContainsRegex(R"re("peer":"ipv4:127\.0\.0\.1:[0-9]+")re"));
   EXPECT_TRUE(HasProcessTime(context->GetServerInitialMetadata()));
   EXPECT_TRUE(HasProcessTime(context->GetServerTrailingMetadata()));
   EXPECT_EQ(Metric(server_->http_port(), "grpc_server_handled_total",

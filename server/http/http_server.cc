@@ -15,6 +15,7 @@
 #include <boost/beast/ssl.hpp>
 #include <ctime>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/app/listening_socket.h"
 #include "server/http/json_quote.h"
 
 namespace hotpath::http {
@@ -141,6 +143,9 @@ constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 class HttpServer::SessionBase {
  public:
   virtual ~SessionBase() = default;
+  // Answers what it has read and the next request, if one comes, with Connection: close, then
+  // closes; an idle connection stays open for that request.
+  virtual void Quiesce() = 0;
   // Reads no further request, answers what it has read (with Connection: close), then closes.
   virtual void Drain() = 0;
   // On the session's loop: closes the connection if its I/O deadline has passed.
@@ -297,6 +302,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // Makes the session reachable by a drain.
   void Register() { id_ = shared_->registry.Add(this->shared_from_this()); }
+
+  void Quiesce() override {
+    loop_->Post([self = this->shared_from_this()] {
+      self->draining_ = true;  // what is read from now on closes the connection once answered
+      for (auto& slot : self->slots_) slot.close_after = true;
+      if (!self->slots_.empty()) self->read_closed_ = true;
+    });
+  }
 
   void Drain() override {
     loop_->Post([self = this->shared_from_this()] {
@@ -800,12 +813,29 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
     });
   }
 
+  // Closes without resetting a connection the kernel already let in (a proxy may have sent a
+  // request on it): new SYNs are dropped, the accept loop takes what is queued or completes within
+  // kHandshakeTime, then the socket closes. Returns once it is closed; not on a loop's thread.
+  void CloseAfterQueued() {
+    if (app::DropNewConnections(acceptor_.native_handle())) absl::SleepFor(kHandshakeTime);
+    std::promise<void> closed;
+    loops_.front()->Post([self = this->shared_from_this(), &closed] {
+      beast::error_code ignored;
+      self->acceptor_.close(ignored);
+      closed.set_value();
+    });
+    closed.get_future().wait();
+  }
+
  private:
   template <class SessionType>
   static void Open(std::shared_ptr<SessionType> session) {
     session->Register();
     session->Start();
   }
+
+  // How long CloseAfterQueued lets handshakes under way (a round trip to a client) complete.
+  static constexpr absl::Duration kHandshakeTime = absl::Milliseconds(50);
 
   const std::vector<std::shared_ptr<Loop>> loops_;  // where sessions run; the first one accepts
   std::shared_ptr<Shared> shared_;                  // settings, handler and open sessions
@@ -862,9 +892,16 @@ absl::Status HttpServer::Start() {
   return absl::OkStatus();
 }
 
-bool HttpServer::Drain(absl::Time deadline) {
+bool HttpServer::Drain(absl::Time deadline, absl::Duration idle_linger) {
   if (!started_) return true;
-  listener_->Close();
+  listener_->CloseAfterQueued();
+  const absl::Time linger_end = std::min(deadline, absl::Now() + idle_linger);
+  if (linger_end > absl::Now()) {
+    for (const auto& session : shared_->registry.Live()) session->Quiesce();
+    while (shared_->registry.size() > 0 && absl::Now() < linger_end) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
   for (const auto& session : shared_->registry.Live()) session->Drain();
   while (shared_->registry.size() > 0) {
     if (absl::Now() >= deadline) return false;

@@ -122,10 +122,14 @@ class HttpServer final {
   int port() const { return port_; }
   // Connections open right now.
   std::size_t connections() const;
-  // Graceful: stops accepting, closes idle connections, lets every request already read be
-  // answered (with Connection: close) and waits until each connection is closed or deadline.
-  // False when connections were still open at the deadline. Call Stop afterwards.
-  bool Drain(absl::Time deadline);
+  // Graceful: stops accepting; for idle_linger, a request that still comes on an open connection
+  // is answered (with Connection: close) and its connection closed, so a client or proxy that
+  // sent one on a pooled keep-alive connection as the drain began gets its answer (closing an
+  // idle connection under it would lose the request: a proxy cannot resend a POST). Then idle
+  // connections close; every request already read is answered (with Connection: close); waits
+  // until each connection is closed or deadline. False when connections were still open at the
+  // deadline. Call Stop afterwards.
+  bool Drain(absl::Time deadline, absl::Duration idle_linger = absl::ZeroDuration());
   // Stops accepting and closes every connection at once; joins the threads.
   void Stop();
 

@@ -120,6 +120,37 @@ TEST(HttpServerTest, AStreamAfterTheServerIsGoneIsDropped) {
   EXPECT_TRUE(written);  // never called: nothing was written
 }
 
+// A drain keeps a keep-alive connection that is idle when it begins open for idle_linger: a request
+// a proxy sends on it in that moment is answered, with Connection: close, then the connection
+// closes (closing it at once would lose the request, and a proxy cannot resend a POST). After
+// the linger, idle connections close.
+TEST(HttpServerTest, ADrainAnswersARequestOnAnIdleConnectionDuringItsLingerThenClosesIt) {
+  HttpServer server(LocalOptions(), [](const Request& request, Responder respond) {
+    respond(Ok(std::string(request.target())));
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Client pooled(server.port());  // idle when the drain begins
+  Client quiet(server.port());   // sends nothing: closed at the linger's end
+  pooled.Send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+  absl::SleepFor(absl::Milliseconds(100));  // answered; the connection is idle again
+  bool drained = false;
+  const absl::Time began = absl::Now();
+  std::thread drain([&] { drained = server.Drain(began + absl::Seconds(5), absl::Seconds(1)); });
+  absl::SleepFor(absl::Milliseconds(200));
+  pooled.Send("POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  const std::string answers = pooled.ReadToClose();
+  EXPECT_NE(answers.find("/first"), std::string::npos) << answers;
+  EXPECT_NE(answers.find("/second"), std::string::npos) << answers;
+  EXPECT_NE(answers.find("Connection: close"), std::string::npos) << answers;
+  EXPECT_EQ(quiet.ReadToClose(), "");
+  const absl::Duration quiet_closed = absl::Now() - began;
+  drain.join();
+  EXPECT_TRUE(drained);
+  EXPECT_GE(quiet_closed, absl::Milliseconds(900));
+  EXPECT_LT(quiet_closed, absl::Seconds(3));
+  server.Stop();
+}
+
 // The write timeout runs while a write is on the wire, not while a stream's producer works on its
 // next chunk: a producer slower than the timeout between chunks still completes its stream.
 TEST(HttpServerTest, AStreamWhoseProducerPausesLongerThanTheWriteTimeoutCompletes) {

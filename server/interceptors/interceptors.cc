@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "server/http/json_quote.h"
 #include "server/http/process_time.h"
+#include "server/rpc/connection_listener.h"
 
 namespace hotpath::interceptors {
 namespace {
@@ -82,8 +83,9 @@ class AccessLogInterceptor final : public Interceptor {
       const grpc::Status status = methods->GetSendStatus();
       const std::string line = absl::StrCat(
           "{\"time\":\"", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
-          "\",\"method\":", http::JsonQuote(info_->method()),
-          ",\"peer\":", http::JsonQuote(info_->server_context()->peer()), ",\"code\":\"",
+          "\",\"method\":", http::JsonQuote(info_->method()), ",\"peer\":",
+          http::JsonQuote(rpc::ConnectionListener::PeerAddress(info_->server_context()->peer())),
+          ",\"code\":\"",
           metrics::GrpcCodeNames()[static_cast<std::size_t>(status.error_code()) % 17],
           "\",\"duration_seconds\":", http::FormatProcessTime(Since(start_)), "}\n");
       static std::mutex mu;

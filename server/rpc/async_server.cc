@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "server/rpc/call_base.h"
+#include "server/rpc/connection_listener.h"
 #include "server/rpc/health.h"
 #include "server/rpc/reflection.h"
 #include "server/rpc/tls.h"
@@ -74,7 +75,16 @@ absl::Status AsyncServer::Start() {
   // Ours (health_), on the completion queues: gRPC's is a callback service, see health.h.
   grpc::EnableDefaultHealthCheckService(false);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.address, *credentials, &port_);
+  const bool plaintext = options_.tls_cert_file.empty();
+  if (plaintext) {
+    // Plaintext connections come through a listener of ours, which can stop before the server.
+    auto listener = ConnectionListener::Bind(options_.address);
+    if (!listener.ok()) return listener.status();
+    listener_ = *std::move(listener);
+    port_ = listener_->port();
+  } else {
+    builder.AddListeningPort(options_.address, *credentials, &port_);
+  }
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   // Compressed requests are inflated by ParseMessage, bounded (message_bytes.h), not by gRPC.
@@ -107,12 +117,14 @@ absl::Status AsyncServer::Start() {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
+    listener_.reset();
     return absl::UnavailableError(absl::StrCat("could not listen on ", options_.address));
   }
   for (auto& queue : queues_) {
     for (RpcModule* module : modules_) module->Arm(queue.get(), calls_);
   }
   for (auto& queue : queues_) pollers_.emplace_back(PollCompletionQueue, queue.get());
+  if (listener_ != nullptr) listener_->Start(server_.get());
   for (RpcModule* module : modules_) {
     if (module != health_.get() && module != reflection_.get()) {
       health_->SetServingStatus(module->name(), true);
@@ -181,9 +193,24 @@ void AsyncServer::SetNotServing() {
   if (server_ != nullptr) health_->SetServingStatus(false);
 }
 
+void AsyncServer::StopAccepting(absl::Time until) {
+  if (server_ == nullptr || listener_ == nullptr) return;
+  listener_->Close();
+  // Every open connection was accepted before now, so gRPC sends its GOAWAY by now + age (plus
+  // gRPC's 10% jitter); its calls then finish, or the client leaves (a second, usually less).
+  const absl::Duration age = options_.connections.max_connection_age;
+  if (age == absl::InfiniteDuration()) return;
+  const absl::Time aged = absl::Now() + age * 1.1 + absl::Seconds(1);
+  if (aged > until) return;
+  while (listener_->OpenConnections() > 0 && absl::Now() < aged) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
 void AsyncServer::Shutdown(absl::Duration grace) {
   if (server_ == nullptr || shut_down_) return;
   shut_down_ = true;
+  if (listener_ != nullptr) listener_->Close();  // before the server: it hands connections to it
   health_->Shutdown();  // NOT_SERVING, and Watch streams end instead of holding the grace period
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
 }

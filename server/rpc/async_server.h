@@ -16,6 +16,7 @@
 
 namespace hotpath::rpc {
 
+class ConnectionListener;
 class HealthService;
 class ReflectionService;
 
@@ -51,7 +52,8 @@ struct ConnectionOptions {
 };
 
 struct AsyncServerOptions {
-  // host:port to listen on; port 0 picks a free one (see AsyncServer::port).
+  // host:port to listen on; port 0 picks a free one (see AsyncServer::port). Plaintext: hotpath's
+  // own listener hands connections to gRPC (connection_listener.h); TLS: gRPC's.
   std::string address = "0.0.0.0:50051";
   // Completion queues, each with one polling thread. 0: one per core (the best balance measured;
   // many streams on few connections gain from more, see bench/NOTES.md).
@@ -88,13 +90,21 @@ class AsyncServer final {
   // A channel to this server that never leaves the process (after Start).
   std::shared_ptr<grpc::Channel> InProcessChannel();
   // Whether the listener still takes new connections: a fresh TCP connection to it must be
-  // answered (gRPC's HTTP/2 settings, or a TLS alert) or closed within timeout. gRPC 1.51's
-  // listener stops accepting for good after an accept fails for want of descriptors
-  // (CVE-2023-4785), while the connections it has keep working; readiness asks this.
+  // answered (gRPC's HTTP/2 settings, or a TLS alert) or closed within timeout. gRPC 1.51's own
+  // listener (TLS) stops accepting for good after an accept fails for want of descriptors
+  // (CVE-2023-4785), while the connections it has keep working; readiness asks this. Ours
+  // (plaintext) waits and accepts again.
   absl::Status CheckListener(absl::Duration timeout) const;
 
   // Health to NOT_SERVING (every service), still serving calls.
   void SetNotServing();
+  // Stops taking new connections and waits, until `until` at most, for the open ones to close by
+  // max_connection_age: each gets its GOAWAY while the server still serves every call, so a call a
+  // client (or a proxy's pooled connection) sends as the GOAWAY is in flight still runs. Shutdown
+  // instead refuses such a call (gRPC 1.51 cancels calls that reach a server shutting down).
+  // Returns at once when the connections cannot all age out by `until` (max_connection_age too
+  // long for it), and with TLS, where gRPC keeps its own listener (it stops at Shutdown).
+  void StopAccepting(absl::Time until);
   // Health to NOT_SERVING, stop accepting, give in-flight calls until grace to finish, then cancel
   // the rest. Polling goes on (work still on executors may finish calls); see StopPolling.
   void Shutdown(absl::Duration grace);
@@ -113,10 +123,11 @@ class AsyncServer final {
   InterceptorFactories interceptors_;  // handed to the builder at Start
   // Queues before the server: the server must be destroyed first.
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // one per polling thread
-  std::unique_ptr<grpc::Server> server_;                              // null until Start
-  std::vector<std::thread> pollers_;                                  // one per queue
-  int port_ = 0;                                                      // the bound port
-  bool shut_down_ = false;                                            // Shutdown ran
+  std::unique_ptr<ConnectionListener> listener_;  // plaintext: ours, see connection_listener.h
+  std::unique_ptr<grpc::Server> server_;          // null until Start
+  std::vector<std::thread> pollers_;              // one per queue
+  int port_ = 0;                                  // the bound port
+  bool shut_down_ = false;                        // Shutdown ran
 };
 
 }  // namespace hotpath::rpc
