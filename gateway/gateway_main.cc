@@ -1,7 +1,6 @@
 // hotpath-gateway: the HTTP/JSON gateway alone, in front of remote hotpath gRPC servers.
 #include <grpcpp/grpcpp.h>
 
-#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -200,9 +199,7 @@ int main(int argc, char** argv) {
   hotpath::app::WaitForTerminationSignal();
   // Readiness first, then no new connections; requests already read are answered.
   runtime.SetShuttingDown();
-  const absl::Duration grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
-  // As hotpathd does: idle keep-alive connections stay a moment for a request already sent.
-  server.Drain(absl::Now() + grace, std::min(absl::Seconds(1), grace / 4));
+  server.Drain(absl::Now() + absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   server.Stop();
   // Calls still pending upstream hold the gateway (shared) and their HTTP sessions until they end.
   gateway->reset();

@@ -21,11 +21,6 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
-// How long a drain keeps idle HTTP keep-alive connections open for a request already on its way
-// (a quarter of the grace period at most). A proxy that round-robins stops choosing the replica
-// at its first refused connection, within a few of its requests to it.
-constexpr absl::Duration kHttpIdleLinger = absl::Seconds(1);
-
 // Gives free heap pages back to the OS: jemalloc's purge of every arena when the process runs on
 // jemalloc (linked, as hotpathd is, or preloaded), glibc's malloc_trim otherwise.
 void ReturnFreeMemory() {
@@ -298,12 +293,10 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   if (drain_delay_ > absl::ZeroDuration()) absl::SleepFor(std::min(drain_delay_, grace));
   std::thread http_drain;
   if (http_ != nullptr) {
-    // Keep-alive connections idle when the drain begins stay open a moment, so a request a proxy
-    // already sent on one is answered (then the connection closes), not lost to the close: by
-    // then a proxy that had to open a connection (refused) has stopped choosing this replica.
-    const absl::Duration idle_linger = std::min(kHttpIdleLinger, grace / 4);
-    http_drain = std::thread([this, deadline, grace, idle_linger] {
-      if (!http_->Drain(deadline, idle_linger) && grace > absl::ZeroDuration()) {
+    // Keep-alive connections idle when the drain begins stay open a moment for a request a proxy
+    // already sent on one (HttpServerOptions::drain_idle_linger).
+    http_drain = std::thread([this, deadline, grace] {
+      if (!http_->Drain(deadline) && grace > absl::ZeroDuration()) {
         std::cerr << "hotpathd: HTTP connections still open at the end of the grace period\n";
       }
     });

@@ -1,7 +1,13 @@
 // What a server that is about to stop listening does to its listening socket first.
 #pragma once
 
+#include "absl/time/time.h"
+
 namespace hotpath::app {
+
+// How long a listener about to close keeps accepting after DropNewConnections, for handshakes
+// under way to complete (a round trip to a client).
+inline constexpr absl::Duration kHandshakeWait = absl::Milliseconds(50);
 
 // Makes a listening socket drop new connection attempts (SYNs) while the kernel still completes
 // the handshakes under way. Closing a listening socket resets the connections queued for accept,

@@ -815,9 +815,9 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
 
   // Closes without resetting a connection the kernel already let in (a proxy may have sent a
   // request on it): new SYNs are dropped, the accept loop takes what is queued or completes within
-  // kHandshakeTime, then the socket closes. Returns once it is closed; not on a loop's thread.
+  // app::kHandshakeWait, then the socket closes. Returns once it is closed; not on a loop's thread.
   void CloseAfterQueued() {
-    if (app::DropNewConnections(acceptor_.native_handle())) absl::SleepFor(kHandshakeTime);
+    if (app::DropNewConnections(acceptor_.native_handle())) absl::SleepFor(app::kHandshakeWait);
     std::promise<void> closed;
     loops_.front()->Post([self = this->shared_from_this(), &closed] {
       beast::error_code ignored;
@@ -833,9 +833,6 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
     session->Register();
     session->Start();
   }
-
-  // How long CloseAfterQueued lets handshakes under way (a round trip to a client) complete.
-  static constexpr absl::Duration kHandshakeTime = absl::Milliseconds(50);
 
   const std::vector<std::shared_ptr<Loop>> loops_;  // where sessions run; the first one accepts
   std::shared_ptr<Shared> shared_;                  // settings, handler and open sessions
@@ -892,10 +889,12 @@ absl::Status HttpServer::Start() {
   return absl::OkStatus();
 }
 
-bool HttpServer::Drain(absl::Time deadline, absl::Duration idle_linger) {
+bool HttpServer::Drain(absl::Time deadline) {
   if (!started_) return true;
   listener_->CloseAfterQueued();
-  const absl::Time linger_end = std::min(deadline, absl::Now() + idle_linger);
+  const absl::Time now = absl::Now();
+  const absl::Time linger_end =
+      now + std::min(shared_->options.drain_idle_linger, (deadline - now) / 4);
   if (linger_end > absl::Now()) {
     for (const auto& session : shared_->registry.Live()) session->Quiesce();
     while (shared_->registry.size() > 0 && absl::Now() < linger_end) {

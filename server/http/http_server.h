@@ -100,6 +100,11 @@ struct HttpServerOptions {
   // idle clients cannot use up the process's file descriptors (the gRPC listener shares them).
   // Never more than half the descriptor limit (RLIMIT_NOFILE) allows. Default 10,000.
   std::size_t max_connections = 10000;
+  // On Drain, how long keep-alive connections idle when it begins stay open for a request already
+  // on its way (a proxy may have sent one on its pooled connection), at most a quarter of the time
+  // left to the drain's deadline. A proxy that round-robins stops choosing a server at its first
+  // refused connection, within a few of its requests to it. Default 1 s.
+  absl::Duration drain_idle_linger = absl::Seconds(1);
   // Value of the Server header.
   std::string server_name = "hotpath";
   // HTTPS: PEM certificate chain and private key files. Empty: plaintext HTTP.
@@ -122,14 +127,14 @@ class HttpServer final {
   int port() const { return port_; }
   // Connections open right now.
   std::size_t connections() const;
-  // Graceful: stops accepting; for idle_linger, a request that still comes on an open connection
-  // is answered (with Connection: close) and its connection closed, so a client or proxy that
-  // sent one on a pooled keep-alive connection as the drain began gets its answer (closing an
-  // idle connection under it would lose the request: a proxy cannot resend a POST). Then idle
-  // connections close; every request already read is answered (with Connection: close); waits
-  // until each connection is closed or deadline. False when connections were still open at the
-  // deadline. Call Stop afterwards.
-  bool Drain(absl::Time deadline, absl::Duration idle_linger = absl::ZeroDuration());
+  // Graceful: stops accepting; for drain_idle_linger, a request that still comes on an open
+  // connection is answered (with Connection: close) and its connection closed, so a client or
+  // proxy that sent one on a pooled keep-alive connection as the drain began gets its answer
+  // (closing an idle connection under it would lose the request: a proxy cannot resend a POST).
+  // Then idle connections close; every request already read is answered (with Connection:
+  // close); waits until each connection is closed or deadline. False when connections were still
+  // open at the deadline. Call Stop afterwards.
+  bool Drain(absl::Time deadline);
   // Stops accepting and closes every connection at once; joins the threads.
   void Stop();
 

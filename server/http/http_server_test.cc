@@ -125,7 +125,9 @@ TEST(HttpServerTest, AStreamAfterTheServerIsGoneIsDropped) {
 // closes (closing it at once would lose the request, and a proxy cannot resend a POST). After
 // the linger, idle connections close.
 TEST(HttpServerTest, ADrainAnswersARequestOnAnIdleConnectionDuringItsLingerThenClosesIt) {
-  HttpServer server(LocalOptions(), [](const Request& request, Responder respond) {
+  HttpServerOptions options = LocalOptions();
+  options.drain_idle_linger = absl::Seconds(1);
+  HttpServer server(options, [](const Request& request, Responder respond) {
     respond(Ok(std::string(request.target())));
   });
   ASSERT_TRUE(server.Start().ok());
@@ -135,7 +137,7 @@ TEST(HttpServerTest, ADrainAnswersARequestOnAnIdleConnectionDuringItsLingerThenC
   absl::SleepFor(absl::Milliseconds(100));  // answered; the connection is idle again
   bool drained = false;
   const absl::Time began = absl::Now();
-  std::thread drain([&] { drained = server.Drain(began + absl::Seconds(5), absl::Seconds(1)); });
+  std::thread drain([&] { drained = server.Drain(began + absl::Seconds(5)); });
   absl::SleepFor(absl::Milliseconds(200));
   pooled.Send("POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
   const std::string answers = pooled.ReadToClose();

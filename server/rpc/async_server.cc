@@ -143,8 +143,7 @@ std::shared_ptr<grpc::Channel> AsyncServer::InProcessChannel() {
 absl::Status AsyncServer::CheckListener(absl::Duration timeout) const {
   if (server_ == nullptr) return absl::UnavailableError("gRPC server not started");
   // The listening host, or loopback when it listens on every address.
-  std::string host = options_.address.substr(0, options_.address.rfind(':'));
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  std::string host = HostOf(options_.address);
   if (host.empty() || host == "0.0.0.0" || host == "::" || host == "localhost") host = "127.0.0.1";
   sockaddr_storage address{};
   socklen_t length = 0;

@@ -91,6 +91,14 @@ AcceptedTable& Table() {
 
 }  // namespace
 
+std::string HostOf(const std::string& address) {
+  std::string host = address.substr(0, address.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
 absl::StatusOr<std::unique_ptr<ConnectionListener>> ConnectionListener::Bind(
     const std::string& address) {
   const std::size_t colon = address.rfind(':');
@@ -99,10 +107,7 @@ absl::StatusOr<std::unique_ptr<ConnectionListener>> ConnectionListener::Bind(
       port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("not host:port: ", address));
   }
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  const std::string host = HostOf(address);
   int fd = -1;
   if (host.empty() || host == "0.0.0.0" || host == "::" || host == "*") {
     // Every address: one IPv6 socket that takes IPv4 too, or IPv4 alone without IPv6.
@@ -178,7 +183,7 @@ void ConnectionListener::Close() {
     // Closing resets the connections queued for accept (nginx may have sent a request on one):
     // new SYNs are dropped first, and what is queued or completes meanwhile is accepted and served.
     if (app::DropNewConnections(fd_)) {
-      const absl::Time until = absl::Now() + kHandshakeTime;
+      const absl::Time until = absl::Now() + app::kHandshakeWait;
       do {
         AcceptQueued();
         absl::SleepFor(absl::Milliseconds(1));

@@ -22,6 +22,9 @@
 
 namespace hotpath::rpc {
 
+// The host of "host:port" or "[v6]:port", without the brackets.
+std::string HostOf(const std::string& address);
+
 class ConnectionListener final {
  public:
   // Binds address ("host:port", "[v6]:port"; 0.0.0.0 or [::]: every address, IPv6 and IPv4;
@@ -34,9 +37,9 @@ class ConnectionListener final {
   // must be started, and not shut down before Close returns.
   void Start(grpc::Server* server);
   // Stops accepting and closes the listening socket. New connections are refused; a connection
-  // whose handshake the kernel already completed (or completes within kHandshakeTime) is accepted
-  // and handed to the server first, so none is reset after its client sent a request. Connections
-  // already accepted stay with the server.
+  // whose handshake the kernel already completed (or completes within app::kHandshakeWait) is
+  // accepted and handed to the server first, so none is reset after its client sent a request.
+  // Connections already accepted stay with the server.
   void Close();
   // Connections accepted that are still open (gRPC closes them; a descriptor gone, or now another
   // socket, is a connection closed).
@@ -47,9 +50,6 @@ class ConnectionListener final {
   static std::string PeerAddress(std::string_view grpc_peer);
 
  private:
-  // How long Close waits for handshakes under way (a round trip to a client) to complete.
-  static constexpr absl::Duration kHandshakeTime = absl::Milliseconds(50);
-
   ConnectionListener(int fd, int port, int wake_fd);
   // The accepting thread's loop.
   void Accept();
