@@ -91,7 +91,34 @@ use_build() {
 
 # --- for the benchmark scripts ------------------------------------------------------------------
 # free_port: a TCP port free on 127.0.0.1 right now.
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port: a TCP port free on 127.0.0.1 now and not handed out before to this script. The kernel
+# may give the same free port to two binds in a row (bench/run once got one port for two servers),
+# so the ports handed out are kept in a file of the calling shell's (a day at most).
+free_port() {
+  /usr/bin/python3 - "${TMPDIR:-/tmp}/hotpath-ports.$$" <<'PY'
+import os, socket, sys, time
+path = sys.argv[1]
+folder = os.path.dirname(path)
+for name in os.listdir(folder):
+    if name.startswith("hotpath-ports."):
+        try:
+            if time.time() - os.path.getmtime(os.path.join(folder, name)) > 86400:
+                os.remove(os.path.join(folder, name))
+        except OSError:
+            pass
+used = set(open(path).read().split()) if os.path.exists(path) else set()
+while True:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+    s.close()
+    if port not in used:
+        break
+with open(path, "a") as f:
+    f.write(port + "\n")
+print(port)
+PY
+}
 # wait_http URL: waits up to 10 s for URL to answer 2xx.
 # splice_results FILE HEADING: puts FILE (a section starting "# HEADING") into bench/RESULTS.md,
 # replacing the section of that heading up to the next top-level one, or before "# Reliability"
