@@ -31,6 +31,7 @@ using ReflectionRequest = ::grpc::reflection::v1alpha::ServerReflectionRequest;
 using ReflectionResponse = ::grpc::reflection::v1alpha::ServerReflectionResponse;
 
 using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
 class CatalogTest : public ServerTest {
@@ -471,6 +472,57 @@ TEST_F(CatalogTest, ImportStoresEverythingInOneGo) {
   EXPECT_EQ(response.imported_count(), 2500);
   EXPECT_EQ(CountItems(), 2500);
   EXPECT_EQ(database_->Query("SELECT tags::text FROM items WHERE sku = 'SKU-12'"), "{t5,t1}");
+}
+
+// Every character a field may hold comes back as sent: the COPY text the import writes escapes
+// what its format gives meaning to (backslash, tab, newline, carriage return), text arrays quote
+// every element, and UTF-8 passes through as it is (db/copy_text.h).
+TEST_F(CatalogTest, ImportKeepsEveryCharacterAsSent) {
+  std::vector<v1::Item> sent;
+  for (int n = 1; n <= 3; ++n) {
+    v1::Item item = client::DemoItem(n);
+    item.set_category("odd");
+    sent.push_back(item);
+  }
+  sent[0].set_name("back\\slash \\N \\t \"quoted\" caf\xC3\xA9 \xF0\x9F\x98\x80");
+  sent[0].set_description("tab\there\nnew line\r\nand \\. alone\n\\.\n");
+  sent[0].mutable_tags()->Clear();
+  for (const char* tag : {"NULL", "say \"hi\"", "a\\b", "x,y {z}", " spaced "}) {
+    sent[0].add_tags(tag);
+  }
+  sent[1].set_description("");
+  sent[1].mutable_tags()->Clear();
+  sent[2].set_description("\\");
+  {
+    auto context = Context();
+    v1::ImportItemsResponse response;
+    auto writer = stub_->ImportItems(context.get(), &response);
+    for (const v1::Item& item : sent) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = item;
+      ASSERT_TRUE(writer->Write(request));
+    }
+    writer->WritesDone();
+    const grpc::Status status = writer->Finish();
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.imported_count(), 3);
+  }
+  v1::ListItemsRequest list;
+  list.set_category("odd");
+  v1::ListItemsResponse listed;
+  const grpc::Status status = stub_->ListItems(Context().get(), list, &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(listed.items_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    const v1::Item& got = listed.items(i);
+    EXPECT_EQ(got.sku(), sent[i].sku());
+    EXPECT_EQ(got.name(), sent[i].name());
+    EXPECT_EQ(got.description(), sent[i].description());
+    EXPECT_EQ(got.category(), "odd");
+    EXPECT_EQ(got.price_cents(), sent[i].price_cents());
+    EXPECT_EQ(got.stock(), sent[i].stock());
+    EXPECT_THAT(got.tags(), ElementsAreArray(sent[i].tags()));
+  }
 }
 
 TEST_F(CatalogTest, ImportWithABadRowStoresNothingAndNamesTheRow) {

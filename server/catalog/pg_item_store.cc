@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "server/db/copy_text.h"
 #include "server/db/pg_status.h"
 #include "server/db/pg_time.h"
 #include "server/db/with_connection.h"
@@ -194,7 +195,7 @@ class CopyImport final : public ItemImport {
             ? 0
             : std::max<std::int64_t>(1, absl::ToInt64Milliseconds(left));
     tx_.exec(absl::StrCat("SET LOCAL statement_timeout = ", ms));
-    stream_ = std::make_unique<pqxx::stream_to>(
+    stream_ = std::make_unique<db::CopyWriter>(
         tx_, "items",
         std::vector<std::string>{"sku", "name", "description", "category", "price_cents", "stock",
                                  "tags"});
@@ -205,7 +206,7 @@ class CopyImport final : public ItemImport {
       // Abandoned: end the COPY so the transaction can roll back; the connection is kept only if
       // that worked.
       try {
-        stream_->complete();
+        stream_->Complete();
       } catch (const std::exception&) {
         lease_.MarkBroken();
       }
@@ -214,11 +215,18 @@ class CopyImport final : public ItemImport {
 
   absl::Status Write(const std::vector<v1::Item>& items, std::int64_t first_index) override {
     try {
+      rows_.Clear();
       for (const auto& item : items) {
-        *stream_ << std::make_tuple(item.sku(), item.name(), item.description(), item.category(),
-                                    item.price_cents(), item.stock(),
-                                    TextArrayLiteral(item.tags()));
+        rows_.Text(item.sku());
+        rows_.Text(item.name());
+        rows_.Text(item.description());
+        rows_.Text(item.category());
+        rows_.Integer(item.price_cents());
+        rows_.Integer(item.stock());
+        rows_.TextArray(item.tags());
+        rows_.EndRow();
       }
+      stream_->Write(rows_);
       written_ += static_cast<std::int64_t>(items.size());
       return absl::OkStatus();
     } catch (const std::exception& e) {
@@ -228,7 +236,7 @@ class CopyImport final : public ItemImport {
 
   absl::StatusOr<std::int64_t> Commit() override {
     try {
-      stream_->complete();
+      stream_->Complete();
       stream_.reset();
       tx_.commit();
       committed_(lease_.connection());
@@ -260,7 +268,8 @@ class CopyImport final : public ItemImport {
   db::PgLease lease_;                                 // the connection the import holds
   pqxx::work tx_;                                     // everything or nothing
   std::function<void(pqxx::connection&)> committed_;  // after the commit
-  std::unique_ptr<pqxx::stream_to> stream_;           // the COPY in progress; null once completed
+  std::unique_ptr<db::CopyWriter> stream_;            // the COPY in progress; null once completed
+  db::CopyText rows_;                                 // the batch being written, reused
   std::int64_t written_ = 0;                          // rows sent so far
 };
 
