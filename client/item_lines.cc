@@ -1,8 +1,8 @@
 #include "client/item_lines.h"
 
 #include <google/protobuf/util/json_util.h>
+#include <simdjson.h>
 
-#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,18 +14,24 @@ bool IsBlank(const std::string& line) {
   return line.find_first_not_of(" \t\r") == std::string::npos;
 }
 
-// Whether line is one strict JSON object and nothing else (whitespace aside).
-bool IsOneJsonObject(const std::string& line) {
-  const std::size_t first = line.find_first_not_of(" \t\r");
-  return first != std::string::npos && line[first] == '{' && nlohmann::json::accept(line);
-}
-
 }  // namespace
 
 ItemLinesReader::ItemLinesReader(std::istream& in, std::string name)
-    : in_(in), name_(std::move(name)) {
+    : in_(in), name_(std::move(name)), validator_(std::make_unique<simdjson::dom::parser>()) {
   lines_.reserve(kBatchLines);
   numbers_.reserve(kBatchLines);
+}
+
+ItemLinesReader::~ItemLinesReader() = default;
+
+bool ItemLinesReader::IsOneJsonObject(std::string& line) {
+  const std::size_t first = line.find_first_not_of(" \t\r");
+  if (first == std::string::npos || line[first] != '{') return false;
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end: the line's own allocation holds
+  // them, so it is not copied.
+  line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+  const auto parsed = validator_->parse(line.data(), line.size(), /*realloc_if_needed=*/false);
+  return !parsed.error() && parsed.value_unsafe().is_object();
 }
 
 bool ItemLinesReader::Next(catalog::v1::Item* item) {

@@ -7,7 +7,7 @@ HOTPATH_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libpqxx-dev libpq-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libboost-dev zlib1g-dev libssl-dev libjemalloc-dev nlohmann-json3-dev
+  libboost-dev zlib1g-dev libssl-dev libjemalloc-dev nlohmann-json3-dev libsimdjson-dev
   postgresql postgresql-contrib prometheus nghttp2-client wrk curl nginx-light python3-h2 openssl
   golang-github-grpc-ecosystem-grpc-gateway-dev golang-google-grpc-dev golang-grpc-gateway
 )
