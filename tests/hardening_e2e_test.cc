@@ -2,6 +2,7 @@
 // against a real in-process hotpathd and PostgreSQL: request smuggling and framing on the HTTP
 // port, connection floods, a compressed-message bomb on the gRPC port, deadlines that poison or
 // outlast the pool, a database at its connection limit, and readiness under a full work queue.
+#include <google/protobuf/unknown_field_set.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <sys/resource.h>
 
@@ -24,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "server/db/migrations.h"
 #include "server/http/gzip.h"
+#include "server/rpc/call_base.h"
 #include "server/rpc/message_bytes.h"
 #include "tests/test_env.h"
 
@@ -137,6 +139,55 @@ TEST_F(HardeningTest, AbsoluteFormTargetsAreServed) {
   const std::string answer = connection.ReadFor(std::chrono::milliseconds(1500));
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
   EXPECT_THAT(answer, HasSubstr("SKU-1"));
+}
+
+// A client stream's batch was bounded in messages (a thousand for ImportItems), not in bytes:
+// messages of nearly 4 MiB, each a few KiB of gzip on the wire, were all held until their batch
+// was consumed (about 1 GB for the 250 here). A batch now also ends at kMaxBatchBytes.
+TEST_F(HardeningTest, AnImportOfLargeMessagesHoldsNoMoreThanABatchOfThem) {
+  constexpr int kMessages = 250;
+  const std::string filler((4 << 20) - 4096, '\0');
+  const long before = ProcStatusKib("VmHWM");
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  grpc::CompletionQueue cq;
+  auto await = [&cq] {
+    void* tag;
+    bool ok = false;
+    cq.Next(&tag, &ok);
+    return ok;
+  };
+  auto stream =
+      generic.PrepareCall(&context, "/hotpath.catalog.v1.CatalogService/ImportItems", &cq);
+  stream->StartCall(nullptr);
+  ASSERT_TRUE(await());
+  for (int n = 1; n <= kMessages; ++n) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(1000 + n);  // the fixture created item 1
+    // A field this version does not know: kept by the parser, as proto3 keeps unknown fields.
+    request.GetReflection()->MutableUnknownFields(&request)->AddLengthDelimited(1000, filler);
+    const grpc::ByteBuffer message = rpc::PrecompressedMessage(
+        http::GzipCompress(request.SerializeAsString()), GRPC_COMPRESS_GZIP);
+    stream->Write(message, nullptr);
+    if (!await()) break;  // the server ended the call: Finish says why
+  }
+  stream->WritesDone(nullptr);
+  await();
+  grpc::ByteBuffer reply;
+  stream->Read(&reply, nullptr);
+  await();
+  grpc::Status status;
+  stream->Finish(&status, nullptr);
+  await();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::ImportItemsResponse response;
+  ASSERT_TRUE(rpc::ParseMessage(&reply, &response).ok());
+  EXPECT_EQ(response.imported_count(), kMessages);
+  // A batch of 1 MiB and the message after it, gRPC's buffers, and under AddressSanitizer up to
+  // 256 MiB of freed memory kept in its quarantine; not the gigabyte held before.
+  EXPECT_LT(ProcStatusKib("VmHWM") - before, 400 * 1024) << "KiB of peak RSS added by the import";
 }
 
 class HttpConnectionCapTest : public ServerTest {};

@@ -170,12 +170,15 @@ class RawServiceOf final : public RawService, private Generated {
 
 // Parses a raw message; INVALID_ARGUMENT (not gRPC's INTERNAL) when the bytes are not one, and
 // RESOURCE_EXHAUSTED when a compressed message inflates past max_bytes (see message_bytes.h).
+// *size, when given, is told the message's size inflated.
 template <class Message>
 grpc::Status ParseMessage(grpc::ByteBuffer* bytes, Message* message,
-                          std::size_t max_bytes = kDefaultMaxMessageBytes) {
+                          std::size_t max_bytes = kDefaultMaxMessageBytes,
+                          std::size_t* size = nullptr) {
   std::string inflated;
   const absl::StatusOr<bool> compressed = InflateIfCompressed(bytes, max_bytes, &inflated);
   if (!compressed.ok()) return ToGrpcStatus(compressed.status());
+  if (size != nullptr) *size = *compressed ? inflated.size() : bytes->Length();
   const bool parsed = *compressed
                           ? message->ParseFromString(inflated)
                           : grpc::SerializationTraits<Message>::Deserialize(bytes, message).ok();

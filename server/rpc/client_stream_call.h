@@ -12,12 +12,17 @@
 
 namespace hotpath::rpc {
 
-// Client streaming: read up to batch_size messages, hand them to the sink on the executor (no
-// further read until it is done, so a slow sink holds back the client), repeat; on half-close,
-// finish the sink and answer.
+// Client streaming: read up to batch_size messages, or kMaxBatchBytes of them, hand them to the
+// sink on the executor (no further read until it is done, so a slow sink holds back the client),
+// repeat; on half-close, finish the sink and answer.
 template <class Request, class Response>
 class ClientStreamCall final : public CallBase {
  public:
+  // A batch ends at the message that brings it to this many bytes (as they arrived, inflated), so
+  // a call holds at most this plus one message: by count alone, a thousand messages of 4 MiB
+  // (each a few KiB of gzip on the wire) were held until their batch was consumed.
+  static constexpr std::size_t kMaxBatchBytes = 1 << 20;
+
   using Reader = grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>;
   using Handler = std::function<absl::StatusOr<std::unique_ptr<StreamSink<Request, Response>>>(
       grpc::ServerContext&)>;
@@ -52,7 +57,7 @@ class ClientStreamCall final : public CallBase {
         sink_ = *std::move(sink);
         return ReadNext();
       }
-      case State::kReading:
+      case State::kReading: {
         if (!ok) {
           // A read fails at the client's half-close and when the stream broke (cancelled, the
           // connection lost, the server stopping). The done tag, which says which, may come after
@@ -62,8 +67,9 @@ class ClientStreamCall final : public CallBase {
         }
         Received();
         batch_.emplace_back();
+        std::size_t size = 0;
         if (grpc::Status parsed =
-                ParseMessage(&incoming_, &batch_.back(), options_->max_message_bytes);
+                ParseMessage(&incoming_, &batch_.back(), options_->max_message_bytes, &size);
             !parsed.ok()) {
           // Nothing of this stream is committed: the sink is dropped unfinished.
           return FinishWithError(
@@ -71,8 +77,12 @@ class ClientStreamCall final : public CallBase {
                            absl::StrCat("message ", received_ + 1, ": ", parsed.error_message())));
         }
         ++received_;
-        if (batch_.size() >= method_->batch_size) return Consume(/*last=*/false);
+        batch_bytes_ += size;
+        if (batch_.size() >= method_->batch_size || batch_bytes_ >= kMaxBatchBytes) {
+          return Consume(/*last=*/false);
+        }
         return ReadNext();
+      }
       case State::kConsuming:
       case State::kFinishing:
         return Release();
@@ -121,6 +131,7 @@ class ClientStreamCall final : public CallBase {
       if (!batch_.empty()) {
         const absl::Status status = sink_->Consume(batch_);
         batch_.clear();
+        batch_bytes_ = 0;
         if (!status.ok()) return FinishWithError(ToGrpcStatus(status));
       }
       if (!last) return ReadNext();
@@ -159,6 +170,7 @@ class ClientStreamCall final : public CallBase {
   std::unique_ptr<StreamSink<Request, Response>> sink_;  // where messages go
   grpc::ByteBuffer incoming_;                            // target of the pending read
   std::vector<Request> batch_;                           // messages not yet consumed
+  std::size_t batch_bytes_ = 0;                          // their size as they arrived
   std::size_t received_ = 0;                             // messages read so far
   std::atomic<bool> cancelled_{false};                   // set when the call died early
   State state_ = State::kAwaiting;                       // where the state machine is
