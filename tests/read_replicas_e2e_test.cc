@@ -185,9 +185,18 @@ TEST_F(ReadReplicasTest, ReadsGoToTheStandbyAndWritesToThePrimary) {
   const v1::Item item = CreateDemo(1);
   ASSERT_TRUE(StandbyUsable(*server_));
   ASSERT_TRUE(Replayed(item));
-  const double before = StandbyReads(*server_);
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(GetOn(*stub_, item.id()).sku(), item.sku());
-  EXPECT_GE(StandbyReads(*server_) - before, 10);
+  // Rounds of 20 reads until most of one go to the standby: under ctest -j2, with other
+  // read-replica tests making their standbys of the same primary, all 20 reads right after the
+  // standby was seen usable once went to the primary (a standby that falls past the lag bound
+  // for a moment is left alone meanwhile, as it should be).
+  bool standby_read = false;
+  for (int round = 0; round < 50 && !standby_read; ++round) {
+    const double before = StandbyReads(*server_);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(GetOn(*stub_, item.id()).sku(), item.sku());
+    standby_read = StandbyReads(*server_) - before >= 10;
+    if (!standby_read) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(standby_read) << "no round of 20 reads went mostly to the standby in 5 s and more";
   EXPECT_EQ(Metric(server_->http_port(), "hotpath_read_standby_usable", {"standby=\"1\""}), 0);
   // The standby's own view: it has the row (it replays the primary), and it is in recovery.
   EXPECT_EQ(Standby::Get().Query("SELECT pg_is_in_recovery()"), "t\n");
