@@ -8,7 +8,7 @@
 namespace hotpath::db {
 
 void CopyText::BeginField() {
-  if (row_started_) row_ += '\t';
+  if (row_started_) text_ += '\t';
   row_started_ = true;
 }
 
@@ -19,17 +19,17 @@ void CopyText::Text(std::string_view value) {
 
 void CopyText::Integer(std::int64_t value) {
   BeginField();
-  absl::StrAppend(&row_, value);
+  absl::StrAppend(&text_, value);
 }
 
 void CopyText::EndRow() {
-  row_ += '\n';
+  text_ += '\n';
   row_started_ = false;
   ++rows_;
 }
 
 void CopyText::Clear() {
-  row_.clear();
+  text_.clear();
   row_started_ = false;
   rows_ = 0;
 }
@@ -41,28 +41,28 @@ void CopyText::AppendEscaped(std::string_view value) {
   for (std::size_t i = 0; i < value.size(); ++i) {
     const char c = value[i];
     if (c != '\\' && c != '\t' && c != '\n' && c != '\r') continue;
-    row_.append(value.data() + start, i - start);
-    row_ += '\\';
-    row_ += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
+    text_.append(value.data() + start, i - start);
+    text_ += '\\';
+    text_ += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
     start = i + 1;
   }
-  row_.append(value.data() + start, value.size() - start);
+  text_.append(value.data() + start, value.size() - start);
 }
 
 // An array element in double quotes, its quotes and backslashes escaped for the array parser;
 // the result is then escaped for COPY like any text.
 void CopyText::AppendArrayElement(std::string_view value) {
-  row_ += '"';
+  text_ += '"';
   std::size_t start = 0;
   for (std::size_t i = 0; i < value.size(); ++i) {
     const char c = value[i];
     if (c != '"' && c != '\\') continue;
     AppendEscaped(value.substr(start, i - start));
-    row_ += c == '"' ? "\\\\\"" : "\\\\\\\\";
+    text_ += c == '"' ? "\\\\\"" : "\\\\\\\\";
     start = i + 1;
   }
   AppendEscaped(value.substr(start));
-  row_ += '"';
+  text_ += '"';
 }
 
 // libpqxx 6.4 sends ready-made COPY lines only through tablewriter, deprecated there in favour of

@@ -30,20 +30,20 @@ class CopyText final {
   template <class Strings>
   void TextArray(const Strings& values) {
     BeginField();
-    row_ += '{';
+    text_ += '{';
     bool first = true;
     for (const auto& value : values) {
-      if (!first) row_ += ',';
+      if (!first) text_ += ',';
       first = false;
       AppendArrayElement(value);
     }
-    row_ += '}';
+    text_ += '}';
   }
   // Ends the row; the next field starts the next one.
   void EndRow();
 
   // The rows so far, each ending in a newline.
-  const std::string& text() const { return row_; }
+  const std::string& text() const { return text_; }
   std::size_t rows() const { return rows_; }
   void Clear();
 
@@ -52,7 +52,7 @@ class CopyText final {
   void AppendEscaped(std::string_view value);
   void AppendArrayElement(std::string_view value);
 
-  std::string row_;           // every row so far, and the one being written
+  std::string text_;          // every row so far, and the one being written
   bool row_started_ = false;  // a field of the current row was written
   std::size_t rows_ = 0;      // rows ended
 };
