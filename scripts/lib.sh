@@ -90,7 +90,6 @@ use_build() {
 }
 
 # --- for the benchmark scripts ------------------------------------------------------------------
-# free_port: a TCP port free on 127.0.0.1 right now.
 # free_port: a TCP port free on 127.0.0.1 now and not handed out before to this script. The kernel
 # may give the same free port to two binds in a row (bench/run once got one port for two servers),
 # so the ports handed out are kept in a file of the calling shell's (a day at most).

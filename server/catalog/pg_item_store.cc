@@ -122,22 +122,6 @@ constexpr char kCategoryStatsSql[] =
 
 constexpr int kSearchRankColumn = 11;
 
-// A PostgreSQL array literal: {"a","b"} with quotes and backslashes escaped.
-std::string TextArrayLiteral(const google::protobuf::RepeatedPtrField<std::string>& values) {
-  std::string literal = "{";
-  for (int i = 0; i < values.size(); ++i) {
-    if (i > 0) literal += ',';
-    literal += '"';
-    for (const char c : values[i]) {
-      if (c == '"' || c == '\\') literal += '\\';
-      literal += c;
-    }
-    literal += '"';
-  }
-  literal += '}';
-  return literal;
-}
-
 void SetTimestamp(std::int64_t micros, google::protobuf::Timestamp* timestamp) {
   std::int64_t seconds = micros / 1000000;
   std::int64_t rest = micros % 1000000;
@@ -423,7 +407,7 @@ absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> PgItemStore::GetEach(
 
 absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::string& request_id,
                                              absl::Time deadline) {
-  const std::string tags = TextArrayLiteral(item.tags());
+  const std::string tags = db::TextArrayLiteral(item.tags());
   auto result = WithConnection<v1::Item>(
       "creating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
         pqxx::nontransaction tx(c);
@@ -452,7 +436,7 @@ absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::st
 absl::StatusOr<v1::Item> PgItemStore::Update(const v1::Item& item, const ItemFields& fields,
                                              std::optional<std::int64_t> expected_version,
                                              absl::Time deadline) {
-  const std::string tags = TextArrayLiteral(item.tags());
+  const std::string tags = db::TextArrayLiteral(item.tags());
   const std::string price = absl::StrCat(item.price_cents());
   const std::string stock = absl::StrCat(item.stock());
   const std::string version = expected_version ? absl::StrCat(*expected_version) : "";

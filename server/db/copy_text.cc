@@ -49,22 +49,6 @@ void CopyText::AppendEscaped(std::string_view value) {
   text_.append(value.data() + start, value.size() - start);
 }
 
-// An array element in double quotes, its quotes and backslashes escaped for the array parser;
-// the result is then escaped for COPY like any text.
-void CopyText::AppendArrayElement(std::string_view value) {
-  text_ += '"';
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    const char c = value[i];
-    if (c != '"' && c != '\\') continue;
-    AppendEscaped(value.substr(start, i - start));
-    text_ += c == '"' ? "\\\\\"" : "\\\\\\\\";
-    start = i + 1;
-  }
-  AppendEscaped(value.substr(start));
-  text_ += '"';
-}
-
 // libpqxx 6.4 sends ready-made COPY lines only through tablewriter, deprecated there in favour of
 // stream_to, which has no such call until 7.x.
 #pragma GCC diagnostic push

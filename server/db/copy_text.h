@@ -21,23 +21,36 @@ class transaction_base;
 
 namespace hotpath::db {
 
+// PostgreSQL's literal of a text[] holding values: every element in double quotes, its quotes
+// and backslashes escaped (so no element reads as NULL or splits at a comma). A statement's
+// parameter as it is; inside COPY text, escaped once more (CopyText::TextArray).
+template <class Strings>
+std::string TextArrayLiteral(const Strings& values) {
+  std::string literal = "{";
+  bool first = true;
+  for (const auto& value : values) {
+    if (!first) literal += ',';
+    first = false;
+    literal += '"';
+    for (const char c : value) {
+      if (c == '"' || c == '\\') literal += '\\';
+      literal += c;
+    }
+    literal += '"';
+  }
+  literal += '}';
+  return literal;
+}
+
 class CopyText final {
  public:
   // A text field, escaped.
   void Text(std::string_view value);
   void Integer(std::int64_t value);
-  // A text[] field: every element quoted, as an array literal inside the escaped field.
+  // A text[] field: TextArrayLiteral(values), escaped.
   template <class Strings>
   void TextArray(const Strings& values) {
-    BeginField();
-    text_ += '{';
-    bool first = true;
-    for (const auto& value : values) {
-      if (!first) text_ += ',';
-      first = false;
-      AppendArrayElement(value);
-    }
-    text_ += '}';
+    Text(TextArrayLiteral(values));
   }
   // Ends the row; the next field starts the next one.
   void EndRow();
@@ -50,7 +63,6 @@ class CopyText final {
  private:
   void BeginField();
   void AppendEscaped(std::string_view value);
-  void AppendArrayElement(std::string_view value);
 
   std::string text_;          // every row so far, and the one being written
   bool row_started_ = false;  // a field of the current row was written
