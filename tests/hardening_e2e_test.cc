@@ -148,21 +148,11 @@ TEST_F(HardeningTest, AnImportOfLargeMessagesHoldsNoMoreThanABatchOfThem) {
   constexpr int kMessages = 250;
   const std::string filler((4 << 20) - 4096, '\0');
   const long before = ProcStatusKib("VmHWM");
-  grpc::GenericStub generic(channel_);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
   context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
-  grpc::CompletionQueue cq;
-  auto await = [&cq] {
-    void* tag;
-    bool ok = false;
-    cq.Next(&tag, &ok);
-    return ok;
-  };
-  auto stream =
-      generic.PrepareCall(&context, "/hotpath.catalog.v1.CatalogService/ImportItems", &cq);
-  stream->StartCall(nullptr);
-  ASSERT_TRUE(await());
+  RawClientStream stream(channel_, &context, "/hotpath.catalog.v1.CatalogService/ImportItems");
+  ASSERT_TRUE(stream.started());
   for (int n = 1; n <= kMessages; ++n) {
     v1::CreateItemRequest request;
     *request.mutable_item() = client::DemoItem(1000 + n);  // the fixture created item 1
@@ -170,17 +160,10 @@ TEST_F(HardeningTest, AnImportOfLargeMessagesHoldsNoMoreThanABatchOfThem) {
     request.GetReflection()->MutableUnknownFields(&request)->AddLengthDelimited(1000, filler);
     const grpc::ByteBuffer message = rpc::PrecompressedMessage(
         http::GzipCompress(request.SerializeAsString()), GRPC_COMPRESS_GZIP);
-    stream->Write(message, nullptr);
-    if (!await()) break;  // the server ended the call: Finish says why
+    if (!stream.Write(message)) break;  // the server ended the call: Finish says why
   }
-  stream->WritesDone(nullptr);
-  await();
   grpc::ByteBuffer reply;
-  stream->Read(&reply, nullptr);
-  await();
-  grpc::Status status;
-  stream->Finish(&status, nullptr);
-  await();
+  const grpc::Status status = stream.Finish(&reply);
   ASSERT_TRUE(status.ok()) << status.error_message();
   v1::ImportItemsResponse response;
   ASSERT_TRUE(rpc::ParseMessage(&reply, &response).ok());

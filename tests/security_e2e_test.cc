@@ -211,32 +211,15 @@ TEST_F(SecurityTest, MalformedProtobufIsInvalidArgumentAndStoresNothing) {
   EXPECT_EQ(CountItems(), 0);
 
   // One bad message in an import stream: nothing of the stream is stored.
-  grpc::GenericStub generic(channel_);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  grpc::CompletionQueue cq;
-  auto await = [&cq] {
-    void* tag;
-    bool ok = false;
-    cq.Next(&tag, &ok);
-    return ok;
-  };
-  auto stream = generic.PrepareCall(&context, absl::StrCat(kMethodPrefix, "ImportItems"), &cq);
-  stream->StartCall(nullptr);
-  await();
+  RawClientStream stream(channel_, &context, absl::StrCat(kMethodPrefix, "ImportItems"));
   v1::CreateItemRequest good;
   *good.mutable_item() = client::DemoItem(2);
-  stream->Write(Bytes(good.SerializeAsString()), nullptr);
-  await();
-  stream->Write(Bytes(bad_utf8), nullptr);
-  await();
-  stream->WritesDone(nullptr);
-  await();
+  stream.Write(Bytes(good.SerializeAsString()));
+  stream.Write(Bytes(bad_utf8));
   grpc::ByteBuffer reply;
-  stream->Read(&reply, nullptr);
-  await();
-  stream->Finish(&status, nullptr);
-  await();
+  status = stream.Finish(&reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("message 2"));
   EXPECT_EQ(CountItems(), 0);

@@ -226,6 +226,36 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   return reply;
 }
 
+RawClientStream::RawClientStream(const std::shared_ptr<grpc::Channel>& channel,
+                                 grpc::ClientContext* context, const std::string& method)
+    : stub_(channel), stream_(stub_.PrepareCall(context, method, &cq_)) {
+  stream_->StartCall(nullptr);
+  started_ = Await();
+}
+
+bool RawClientStream::Await() {
+  void* tag;
+  bool ok = false;
+  cq_.Next(&tag, &ok);
+  return ok;
+}
+
+bool RawClientStream::Write(const grpc::ByteBuffer& message) {
+  stream_->Write(message, nullptr);
+  return Await();
+}
+
+grpc::Status RawClientStream::Finish(grpc::ByteBuffer* reply) {
+  stream_->WritesDone(nullptr);
+  Await();
+  stream_->Read(reply, nullptr);
+  Await();
+  grpc::Status status;
+  stream_->Finish(&status, nullptr);
+  Await();
+  return status;
+}
+
 long ProcStatusKib(const std::string& field) {
   std::ifstream status("/proc/self/status");
   const std::string prefix = field + ":";

@@ -1,6 +1,7 @@
 // What the end-to-end tests share: a fresh database per test, and a hotpathd serving it in-process.
 #pragma once
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
@@ -99,6 +100,29 @@ inline constexpr bool kSanitizerHoldsMemory = false;
 #else
 inline constexpr bool kSanitizerHoldsMemory = false;
 #endif
+
+// A client-streaming call through the generic stub, for messages the typed stubs will not send
+// (bytes that are no valid message, precompressed ones), driven one step at a time on its own
+// completion queue. context outlives it.
+class RawClientStream {
+ public:
+  RawClientStream(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* context,
+                  const std::string& method);
+  // Whether the call started.
+  bool started() const { return started_; }
+  // False once the server has ended the call (Finish says why).
+  bool Write(const grpc::ByteBuffer& message);
+  // Half-closes, then the answer into *reply and the call's status.
+  grpc::Status Finish(grpc::ByteBuffer* reply);
+
+ private:
+  bool Await();  // the next completion's ok
+
+  grpc::GenericStub stub_;
+  grpc::CompletionQueue cq_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;
+  bool started_ = false;
+};
 
 // A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.
 long ProcStatusKib(const std::string& field);
