@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/app/handoff_batch.h"
 #include "server/cache/pending_work.h"
 #include "server/cache/ttl_cache.h"
 
@@ -112,6 +113,8 @@ class BatchLoader final {
     }
     // The next batch goes to the database before this one's readers are answered.
     Finished();
+    // Answers bound for one event loop are handed to it together.
+    const app::HandoffBatch answers;
     for (Reader& reader : batch) {
       if (!results.ok()) {
         reader.done(results.status());

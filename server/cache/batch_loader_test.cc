@@ -109,5 +109,19 @@ TEST_F(BatchLoaderTest, ARefusedLoadAnswersBusyAndFreesItsSlot) {
   EXPECT_EQ(answers.back(), "value 2");
 }
 
+TEST_F(BatchLoaderTest, ALoadAnswersItsReadersInsideOneHandoffBatch) {
+  std::vector<bool> batched;
+  auto record = [&batched](const absl::StatusOr<std::string>&) {
+    batched.push_back(app::HandoffBatch::Open());
+  };
+  loader_.Get(1, absl::InfiniteFuture(), record);
+  loader_.Get(2, absl::InfiniteFuture(), record);
+  loader_.Get(3, absl::InfiniteFuture(), record);
+  RunOne();
+  RunOne();
+  EXPECT_EQ(batched, (std::vector<bool>{true, true, true}));
+  EXPECT_FALSE(app::HandoffBatch::Open());
+}
+
 }  // namespace
 }  // namespace hotpath::cache

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/app/handoff_batch.h"
 #include "server/cache/pending_work.h"
 #include "server/cache/ttl_cache.h"
 
@@ -102,6 +103,8 @@ class ReadCoalescer final {
                    : absl::StatusOr<ValuePtr>(value.status());
     // The next load of the key goes to the database before this one's readers are answered.
     Finished(key);
+    // Answers bound for one event loop are handed to it together.
+    const app::HandoffBatch answers;
     for (Reader& reader : readers) reader.done(shared);
   }
 

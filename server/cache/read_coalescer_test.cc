@@ -119,5 +119,17 @@ TEST_F(ReadCoalescerTest, ARefusedLoadAnswersBusyAndFreesItsSlot) {
   EXPECT_EQ(answers.back(), "a v1");
 }
 
+TEST_F(ReadCoalescerTest, ALoadAnswersItsReadersInsideOneHandoffBatch) {
+  std::vector<bool> batched;
+  auto record = [&batched](const auto&) { batched.push_back(app::HandoffBatch::Open()); };
+  coalescer_.Get("a", absl::InfiniteFuture(), record);
+  coalescer_.Get("a", absl::InfiniteFuture(), record);
+  coalescer_.Get("a", absl::InfiniteFuture(), record);
+  RunOne();
+  RunOne();
+  EXPECT_EQ(batched, (std::vector<bool>{true, true, true}));
+  EXPECT_FALSE(app::HandoffBatch::Open());
+}
+
 }  // namespace
 }  // namespace hotpath::cache

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/app/handoff_batch.h"
 #include "server/app/listening_socket.h"
 #include "server/http/json_quote.h"
 
@@ -194,7 +195,8 @@ class HttpServer::Registry {
 // Shared by the server and its sessions: a session a late answer still holds keeps its socket's
 // io_context alive. Once stopped, answers posted from other threads are dropped and what was queued
 // is destroyed (so a session queued on a stopped loop cannot keep the loop, and itself, alive).
-class HttpServer::Loop {
+class HttpServer::Loop final : public app::HandoffBatch::Queue,
+                               public std::enable_shared_from_this<HttpServer::Loop> {
  public:
   explicit Loop(absl::Duration sweep_period)
       : io_(1), sweep_period_(ToChrono(sweep_period)), sweep_timer_(io_) {}
@@ -211,10 +213,19 @@ class HttpServer::Loop {
     if (io_.get_executor().running_in_this_thread()) return fn();
     Post(std::move(fn));
   }
+  // From a thread with a HandoffBatch open, fn waits in it; the batch's close hands it over.
   template <class Fn>
   void Post(Fn fn) {
+    if (app::HandoffBatch::Open()) return app::HandoffBatch::Add(shared_from_this(), std::move(fn));
     std::lock_guard lock(mutex_);
     if (!stopped_) net::post(io_.get_executor(), std::move(fn));
+  }
+  void HandOff(std::vector<app::HandoffBatch::Work> work) override {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return;
+    net::post(io_.get_executor(), [work = std::move(work)]() mutable {
+      for (app::HandoffBatch::Work& each : work) std::move(each)();
+    });
   }
 
   void Start() {
