@@ -136,6 +136,64 @@ TEST(ItemLinesReaderTest, LinesThatWouldJoinWrongAreReadAlone) {
   }
 }
 
+// Lines in and just outside the forms read without protobuf: each read as protobuf reads it
+// alone, or failing with its error.
+TEST(ItemLinesReaderTest, FormsReadDirectlyMatchProtobuf) {
+  const std::string good = DemoLine(1);
+  const std::vector<std::string> lines = {
+      R"({"id":"12","sku":"S","name":"N","description":"D","category":"c","priceCents":"1","stock":3,"tags":["x","y"],"etag":"e"})",
+      R"({})",
+      R"({"price_cents":"5","sku":"A"})",
+      R"({"priceCents":"5","price_cents":"6"})",
+      R"({"priceCents":"0"})",
+      R"({"priceCents":"-0"})",
+      R"({"priceCents":"007"})",
+      R"({"priceCents":" 7"})",
+      R"({"priceCents":"+7"})",
+      R"({"priceCents":""})",
+      R"({"priceCents":"1e3"})",
+      R"({"priceCents":"9223372036854775807"})",
+      R"({"priceCents":"-9223372036854775808"})",
+      R"({"priceCents":"9223372036854775808"})",
+      R"({"priceCents":"-9223372036854775809"})",
+      R"({"priceCents":"99999999999999999999"})",
+      R"({"priceCents":9223372036854775807})",
+      R"({"priceCents":-9223372036854775808})",
+      R"({"priceCents":18446744073709551615})",
+      R"({"priceCents":-1})",
+      R"({"priceCents":true})",
+      R"({"stock":2147483647})",
+      R"({"stock":-2147483648})",
+      R"({"stock":2147483648})",
+      R"({"stock":-2147483649})",
+      R"({"stock":"7"})",
+      R"({"stock":7.0})",
+      R"({"stock":-0})",
+      R"({"stock":1e2})",
+      R"({"id":null})",
+      R"({"sku":null})",
+      R"({"id":true})",
+      R"({"s\u006bu":"A-1"})",
+      R"({"SKU":"A-1"})",
+      R"({"name":"a\u0000b\"\\\/\b\f\n\r\t"})",
+      R"({"name":"\ud83d\ude00 é 漢"})",
+      R"({"name":"x","name":"y"})",
+      R"({"tags":[]})",
+      R"({"tags":["a",null]})",
+      R"({"tags":null})",
+      R"({"tags":"a"})",
+      R"({"tags":[["a"]]})",
+      R"({"tags":["a"],"tags":["b"]})",
+      R"({"etag":"W/\"1\""})",
+      R"({"createTime":"2026-12-01T00:00:00Z","sku":"A"})",
+      R"({"create_time":"2026-12-01T00:00:00.123456789Z"})",
+  };
+  for (const std::string& line : lines) {
+    ExpectSame(line);
+    ExpectSame(absl::StrCat(good, "\n", line, "\n", good));
+  }
+}
+
 TEST(ItemLinesReaderTest, RandomCorruptionsReadAsEachLineAlone) {
   std::mt19937 random(20261201);
   const std::string significant = "{}[]\",:'\\ \n\r\t0-eE.ntrufals";
