@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -23,34 +24,33 @@ bool IsBlank(const std::string& line) {
 // An int64 field's value as protobuf's parser reads it, when it is one of the two forms export and
 // demo-items write: a JSON integer, or a string of decimal digits (no sign but '-', no leading
 // zero, no spaces) in range. Anything else is left to protobuf.
-bool ReadInt64(simdjson::dom::element value, std::int64_t* out) {
-  if (value.type() == simdjson::dom::element_type::INT64) {
-    *out = value.get_int64().value_unsafe();
-    return true;
-  }
-  if (value.type() != simdjson::dom::element_type::STRING) return false;
+std::optional<std::int64_t> Int64Of(simdjson::dom::element value) {
+  if (value.type() == simdjson::dom::element_type::INT64) return value.get_int64().value_unsafe();
+  if (value.type() != simdjson::dom::element_type::STRING) return std::nullopt;
   const std::string_view text = value.get_string().value_unsafe();
   std::string_view digits = text;
   if (!digits.empty() && digits[0] == '-') digits.remove_prefix(1);
-  if (digits.empty() || digits.size() > 19 || (digits[0] == '0' && text != "0")) return false;
-  if (!std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) return false;
-  return absl::SimpleAtoi(absl::string_view(text.data(), text.size()), out);
+  if (digits.empty() || digits.size() > 19 || (digits[0] == '0' && text != "0"))
+    return std::nullopt;
+  if (!std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) return std::nullopt;
+  std::int64_t parsed = 0;
+  if (!absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &parsed)) return std::nullopt;
+  return parsed;
 }
 
 // An int32 field's value, when it is a JSON integer in range.
-bool ReadInt32(simdjson::dom::element value, std::int32_t* out) {
-  if (value.type() != simdjson::dom::element_type::INT64) return false;
+std::optional<std::int32_t> Int32Of(simdjson::dom::element value) {
+  if (value.type() != simdjson::dom::element_type::INT64) return std::nullopt;
   const std::int64_t wide = value.get_int64().value_unsafe();
   if (wide < std::numeric_limits<std::int32_t>::min() ||
       wide > std::numeric_limits<std::int32_t>::max()) {
-    return false;
+    return std::nullopt;
   }
-  *out = static_cast<std::int32_t>(wide);
-  return true;
+  return static_cast<std::int32_t>(wide);
 }
 
-// A string field's value, when it is a JSON string (null, which protobuf reads as the default, is
-// left to it).
+// A string field's value into *out, when it is a JSON string (null, which protobuf reads as the
+// default, is left to it).
 bool ReadString(simdjson::dom::element value, std::string* out) {
   if (value.type() != simdjson::dom::element_type::STRING) return false;
   const std::string_view text = value.get_string().value_unsafe();
@@ -58,59 +58,81 @@ bool ReadString(simdjson::dom::element value, std::string* out) {
   return true;
 }
 
+// The number of the Item field a member names, by the names protobuf's parser accepts (JSON name
+// or proto name); 0 for a member that is not read directly (the timestamps, unknown names).
+int FieldNumber(std::string_view key) {
+  using catalog::v1::Item;
+  static constexpr std::pair<std::string_view, int> kFields[] = {
+      {"id", Item::kIdFieldNumber},
+      {"sku", Item::kSkuFieldNumber},
+      {"name", Item::kNameFieldNumber},
+      {"description", Item::kDescriptionFieldNumber},
+      {"category", Item::kCategoryFieldNumber},
+      {"priceCents", Item::kPriceCentsFieldNumber},
+      {"price_cents", Item::kPriceCentsFieldNumber},
+      {"stock", Item::kStockFieldNumber},
+      {"tags", Item::kTagsFieldNumber},
+      {"etag", Item::kEtagFieldNumber},
+  };
+  for (const auto& [name, number] : kFields) {
+    if (key == name) return number;
+  }
+  return 0;
+}
+
+// One member's value into its field of *item; false when the value is not in a form read directly.
+bool ReadField(int number, simdjson::dom::element value, catalog::v1::Item* item) {
+  using catalog::v1::Item;
+  switch (number) {
+    case Item::kIdFieldNumber: {
+      const auto id = Int64Of(value);
+      if (id) item->set_id(*id);
+      return id.has_value();
+    }
+    case Item::kPriceCentsFieldNumber: {
+      const auto price = Int64Of(value);
+      if (price) item->set_price_cents(*price);
+      return price.has_value();
+    }
+    case Item::kStockFieldNumber: {
+      const auto stock = Int32Of(value);
+      if (stock) item->set_stock(*stock);
+      return stock.has_value();
+    }
+    case Item::kSkuFieldNumber:
+      return ReadString(value, item->mutable_sku());
+    case Item::kNameFieldNumber:
+      return ReadString(value, item->mutable_name());
+    case Item::kDescriptionFieldNumber:
+      return ReadString(value, item->mutable_description());
+    case Item::kCategoryFieldNumber:
+      return ReadString(value, item->mutable_category());
+    case Item::kEtagFieldNumber:
+      return ReadString(value, item->mutable_etag());
+    case Item::kTagsFieldNumber: {
+      if (value.type() != simdjson::dom::element_type::ARRAY) return false;
+      const simdjson::dom::array tags = value.get_array().value_unsafe();
+      for (const simdjson::dom::element tag : tags) {
+        if (!ReadString(tag, item->add_tags())) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 // object into *item, when every member is a field of Item that appears once, named as protobuf's
-// parser names it (its JSON name or its proto name) and holding a value of a form read above (tags:
-// an array of strings). False leaves the object to protobuf (the timestamps, nulls, numbers in
-// other forms, unknown or repeated fields: everything whose reading, or error, is protobuf's).
+// parser names it and holding a value of a form read above (tags: an array of strings). False
+// leaves the object to protobuf (the timestamps, nulls, numbers in other forms, unknown or
+// repeated fields: everything whose reading, or error, is protobuf's).
 bool ReadItem(simdjson::dom::object object, catalog::v1::Item* item) {
   std::uint32_t seen = 0;  // bit n: field number n was read
   for (const simdjson::dom::key_value_pair member : object) {
-    const std::string_view key = member.key;
-    const simdjson::dom::element value = member.value;
-    int number = 0;
-    bool read = false;
-    if (key == "id") {
-      number = 1;
-      std::int64_t id = 0;
-      read = ReadInt64(value, &id);
-      item->set_id(id);
-    } else if (key == "sku") {
-      number = 2;
-      read = ReadString(value, item->mutable_sku());
-    } else if (key == "name") {
-      number = 3;
-      read = ReadString(value, item->mutable_name());
-    } else if (key == "description") {
-      number = 4;
-      read = ReadString(value, item->mutable_description());
-    } else if (key == "category") {
-      number = 5;
-      read = ReadString(value, item->mutable_category());
-    } else if (key == "priceCents" || key == "price_cents") {
-      number = 6;
-      std::int64_t price = 0;
-      read = ReadInt64(value, &price);
-      item->set_price_cents(price);
-    } else if (key == "stock") {
-      number = 7;
-      std::int32_t stock = 0;
-      read = ReadInt32(value, &stock);
-      item->set_stock(stock);
-    } else if (key == "tags") {
-      number = 8;
-      read = value.type() == simdjson::dom::element_type::ARRAY;
-      if (read) {
-        const simdjson::dom::array tags = value.get_array().value_unsafe();
-        for (const simdjson::dom::element tag : tags) {
-          if (!(read = ReadString(tag, item->add_tags()))) break;
-        }
-      }
-    } else if (key == "etag") {
-      number = 11;
-      read = ReadString(value, item->mutable_etag());
-    }
-    if (!read || (seen & (1u << number)) != 0) return false;
+    const int number = FieldNumber(member.key);
+    if (number == 0 || (seen & (1u << number)) != 0) return false;
     seen |= 1u << number;
+    if (!ReadField(number, member.value, item)) return false;
   }
   return true;
 }
