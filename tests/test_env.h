@@ -104,7 +104,7 @@ inline constexpr bool kSanitizerHoldsMemory = false;
 // A client-streaming call through the generic stub, for messages the typed stubs will not send
 // (bytes that are no valid message, precompressed ones), driven one step at a time on its own
 // completion queue. context outlives it.
-class RawClientStream {
+class RawClientStream final {
  public:
   RawClientStream(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* context,
                   const std::string& method);
@@ -118,10 +118,10 @@ class RawClientStream {
  private:
   bool Await();  // the next completion's ok
 
-  grpc::GenericStub stub_;
-  grpc::CompletionQueue cq_;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;
-  bool started_ = false;
+  grpc::GenericStub stub_;                                        // makes the call
+  grpc::CompletionQueue cq_;                                      // the call's completions
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;  // the call (destroyed before cq_)
+  bool started_ = false;                                          // StartCall completed ok
 };
 
 // A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.

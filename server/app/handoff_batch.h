@@ -8,7 +8,6 @@
 // delivered at the close, in the order it was added (per queue).
 #pragma once
 
-#include <cstddef>
 #include <memory>
 #include <utility>
 #include <vector>
