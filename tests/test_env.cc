@@ -19,8 +19,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <pqxx/pqxx>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -267,15 +269,36 @@ long ProcStatusKib(const std::string& field) {
 }
 
 int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  close(fd);
-  return bound ? ntohs(address.sin_port) : 0;
+  // bind() to port 0 may hand out a port again once its socket is closed, and a test that asks
+  // for several ports (nginx's four listeners) needs them distinct: no port this process has
+  // returned is returned again. A repeat's socket stays open until a new port is found, so the
+  // kernel moves on rather than offering it once more.
+  static std::mutex mutex;
+  static std::set<int> returned;
+  const std::lock_guard lock(mutex);
+  std::vector<int> repeats;
+  int port = 0;
+  for (int attempt = 0; attempt < 64 && port == 0; ++attempt) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      close(fd);
+      break;
+    }
+    const int candidate = ntohs(address.sin_port);
+    if (returned.insert(candidate).second) {
+      port = candidate;
+      close(fd);
+    } else {
+      repeats.push_back(fd);
+    }
+  }
+  for (const int fd : repeats) close(fd);
+  return port;
 }
 
 std::string RunCommand(const std::string& command, int* exit_code) {

@@ -127,7 +127,8 @@ class RawClientStream final {
 // A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.
 long ProcStatusKib(const std::string& field);
 
-// A TCP port free on 127.0.0.1 right now (for a process the test starts).
+// A TCP port free on 127.0.0.1 right now (for a process the test starts), never one this process
+// has returned before; 0 if none could be found.
 int FreePort();
 
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
