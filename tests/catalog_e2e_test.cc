@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -474,9 +475,10 @@ TEST_F(CatalogTest, ImportStoresEverythingInOneGo) {
   EXPECT_EQ(database_->Query("SELECT tags::text FROM items WHERE sku = 'SKU-12'"), "{t5,t1}");
 }
 
-// Every character a field may hold comes back as sent: the COPY text the import writes escapes
-// what its format gives meaning to (backslash, tab, newline, carriage return), text arrays quote
-// every element, and UTF-8 passes through as it is (db/copy_text.h).
+// Every character a field may hold comes back as sent, and the largest integers too: the COPY
+// text the import writes escapes what its format gives meaning to (backslash, tab, newline,
+// carriage return), text arrays quote every element, and UTF-8 passes through as it is
+// (db/copy_text.h).
 TEST_F(CatalogTest, ImportKeepsEveryCharacterAsSent) {
   std::vector<v1::Item> sent;
   for (int n = 1; n <= 3; ++n) {
@@ -492,7 +494,9 @@ TEST_F(CatalogTest, ImportKeepsEveryCharacterAsSent) {
   }
   sent[1].set_description("");
   sent[1].mutable_tags()->Clear();
+  sent[1].set_price_cents(1000000000000);  // the largest price: five bytes of an int8
   sent[2].set_description("\\");
+  sent[2].set_stock(std::numeric_limits<std::int32_t>::max());
   {
     auto context = Context();
     v1::ImportItemsResponse response;
