@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/rpc/call_base.h"
 #include "server/rpc/connection_listener.h"
+#include "server/rpc/cq_handoff.h"
 #include "server/rpc/health.h"
 #include "server/rpc/reflection.h"
 #include "server/rpc/tls.h"
@@ -119,6 +120,9 @@ absl::Status AsyncServer::Start() {
     server_.reset();
     listener_.reset();
     return absl::UnavailableError(absl::StrCat("could not listen on ", options_.address));
+  }
+  for (auto& queue : queues_) {
+    calls_.handoffs.emplace_back(queue.get(), std::make_shared<CqHandoff>(queue.get()));
   }
   for (auto& queue : queues_) {
     for (RpcModule* module : modules_) module->Arm(queue.get(), calls_);

@@ -24,12 +24,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/app/handoff_batch.h"
 #include "server/http/process_time.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/call_observer.h"
@@ -112,6 +115,20 @@ struct CallOptions {
   // max_message_bytes. An answer over it ends the call INTERNAL (OversizeAnswer) rather than
   // leave gRPC to fail it after the handler, and the metrics, counted OK.
   std::size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // Per completion queue, where a call answered from inside an app::HandoffBatch (a batched read
+  // answering its callers) starts its final operation: that queue's polling thread
+  // (cq_handoff.h). None for a queue: the answering thread starts it. Set by AsyncServer.
+  std::vector<
+      std::pair<const grpc::ServerCompletionQueue*, std::shared_ptr<app::HandoffBatch::Queue>>>
+      handoffs;
+  // The handoff queue of cq, or null.
+  std::shared_ptr<app::HandoffBatch::Queue> HandoffFor(
+      const grpc::ServerCompletionQueue* cq) const {
+    for (const auto& [queue, handoff] : handoffs) {
+      if (queue == cq) return handoff;
+    }
+    return nullptr;
+  }
   // A server stream whose client reads nothing for this long (one write pending all that time)
   // is cancelled, so a client that stops reading cannot hold a call, its slot in the CallGate and
   // its buffered messages for ever. InfiniteDuration: never. Default 30 s.

@@ -197,14 +197,30 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
     if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);
     Sending();
     Finishing(grpc::Status::OK);
-    HandingToGrpc handing(this);
-    writer_.Finish(serialized, grpc::Status::OK, this);
+    Start([this, serialized = std::move(serialized)] {
+      HandingToGrpc handing(this);
+      writer_.Finish(serialized, grpc::Status::OK, this);
+    });
   }
 
   void FinishWithError(const grpc::Status& status) {
     Finishing(status);
-    HandingToGrpc handing(this);
-    writer_.FinishWithError(status, this);
+    Start([this, status] {
+      HandingToGrpc handing(this);
+      writer_.FinishWithError(status, this);
+    });
+  }
+
+  // Starts the final operation: here, or, answered from inside a HandoffBatch, on the polling
+  // thread of the call's queue with the batch's other answers there (cq_handoff.h).
+  template <class Operation>
+  void Start(Operation operation) {
+    if (app::HandoffBatch::Open()) {
+      if (auto handoff = options_->HandoffFor(cq_)) {
+        return app::HandoffBatch::Add(std::move(handoff), std::move(operation));
+      }
+    }
+    operation();
   }
 
   // AsyncNotifyWhenDone's: raises the cancellation when the call was cancelled.
