@@ -33,14 +33,14 @@ class Polled final {
   std::thread::id poller_id() const { return poller_id_; }
 
  private:
-  grpc::CompletionQueue cq_;
-  std::shared_ptr<CqHandoff> handoff_;  // destroyed after the queue is drained
-  std::thread::id poller_id_;
-  std::atomic<bool> started_{false};
-  std::thread poller_;
+  grpc::CompletionQueue cq_;            // the queue polled
+  std::shared_ptr<CqHandoff> handoff_;  // its handoff (destroyed after the queue is drained)
+  std::thread::id poller_id_;           // the polling thread's id, set before started_
+  std::atomic<bool> started_{false};    // the polling thread is running
+  std::thread poller_;                  // polls cq_ until it is shut down and drained
 };
 
-TEST(CqHandoffTest, ABatchsWorkRunsOnThePollingThreadInOrder) {
+TEST(CqHandoffTest, TheWorkOfABatchRunsOnThePollingThreadInOrder) {
   Polled polled;
   std::vector<int> ran;
   std::atomic<bool> wrong_thread{false};
