@@ -19,6 +19,11 @@
 namespace hotpath::testing {
 namespace {
 
+// How soon a cancelled statement leaves pg_stat_activity (a few ms in the release build; under
+// TSan the cancellation path's own code took 117 ms on a loaded two-core machine).
+constexpr absl::Duration kGoneWithin =
+    kSanitizerSlowsCode ? absl::Milliseconds(1000) : absl::Milliseconds(100);
+
 class CancellationTest : public ServerTest {
  protected:
   void SetUp() override {
@@ -87,7 +92,7 @@ TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverGrpc) {
       stub_->UpdateItem(Context(absl::Milliseconds(500)).get(), StockUpdate(), &updated);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   const absl::Duration gone = TimeUntilNoUpdateRuns();
-  EXPECT_LT(gone, absl::Milliseconds(100));
+  EXPECT_LT(gone, kGoneWithin);
   std::cerr << "statement gone " << gone << " after the deadline\n";
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
 }
@@ -98,7 +103,7 @@ TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverRest) {
            R"({"stock":12345})", {{"Content-Type", "application/json"}, {"X-Timeout-Ms", "500"}});
   EXPECT_EQ(reply.status, 504) << reply.body;
   const absl::Duration gone = TimeUntilNoUpdateRuns();
-  EXPECT_LT(gone, absl::Milliseconds(100));
+  EXPECT_LT(gone, kGoneWithin);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
 }
 
@@ -111,7 +116,7 @@ TEST_F(CancellationTest, AGrpcClientCancellingCancelsTheStatement) {
   context->TryCancel();
   const absl::Duration gone = TimeUntilNoUpdateRuns();
   EXPECT_EQ(call.get().error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_LT(gone, absl::Milliseconds(100)) << "the statement ran on after the client left";
+  EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
   std::cerr << "statement gone " << gone << " after the client cancelled\n";
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
   EXPECT_EQ(LeasesLeftAfterSettling(), 0);
@@ -131,7 +136,7 @@ TEST_F(CancellationTest, AnHttpClientHangingUpCancelsTheStatement) {
   ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
   socket.close();
   const absl::Duration gone = TimeUntilNoUpdateRuns();
-  EXPECT_LT(gone, absl::Milliseconds(100)) << "the statement ran on after the client left";
+  EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
   std::cerr << "statement gone " << gone << " after the HTTP client hung up\n";
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
   EXPECT_EQ(LeasesLeftAfterSettling(), 0);
