@@ -140,6 +140,9 @@ ABSL_FLAG(int, list_cache_size, EnvOr("HOTPATH_LIST_CACHE_SIZE", 256),
 ABSL_FLAG(int, read_batches, EnvOr("HOTPATH_READ_BATCHES", 2),
           "with the cache off: GetItem queries running at once; reads arriving meanwhile share "
           "the next one; 0: a query per read (env HOTPATH_READ_BATCHES)");
+ABSL_FLAG(bool, loop_reads, EnvOr("HOTPATH_LOOP_READS", true),
+          "with the cache off: a GetItem batch started by an HTTP request is sent and answered on "
+          "its event loop, without an executor thread (env HOTPATH_LOOP_READS)");
 ABSL_FLAG(int, shared_list_reads, EnvOr("HOTPATH_SHARED_LIST_READS", 2),
           "with list pages not cached: queries of one page running at once; identical lists "
           "arriving meanwhile share the next; 0: a query per list (env HOTPATH_SHARED_LIST_READS)");
@@ -260,6 +263,7 @@ int main(int argc, char** argv) {
   catalog.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
   catalog.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
   catalog.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
+  catalog.cache.item_reads_on_loops = absl::GetFlag(FLAGS_loop_reads);
   catalog.cache.list_reads_in_flight = std::max(0, absl::GetFlag(FLAGS_shared_list_reads));
   catalog.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);
   catalog.cache.list_pages.max_entries =

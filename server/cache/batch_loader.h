@@ -6,6 +6,10 @@
 //
 // A read is answered by a load that started after it arrived, so it sees every write committed
 // before it was asked (read-your-writes holds as for a direct query).
+//
+// A load may also start without the scheduler (set_start): a read that waits on the calling
+// thread's event loop, answered there, so neither an executor thread nor a handoff back is paid
+// for it; loads it cannot start or finish that way run on the scheduler as before.
 #pragma once
 
 #include <algorithm>
@@ -14,10 +18,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,6 +50,15 @@ class BatchLoader final {
   using Load = std::function<absl::StatusOr<std::vector<absl::StatusOr<Value>>>(
       const std::vector<Key>& keys, absl::Time deadline)>;
   using Callback = std::function<void(absl::StatusOr<Value>)>;
+  // What a load answers: one result per key, in the keys' order, or one error for all.
+  using Results = absl::StatusOr<std::vector<absl::StatusOr<Value>>>;
+  // A load started without blocking: answered once, with the results, or with nullopt when it
+  // could not finish that way (the batch then runs through Load on the scheduler).
+  using Answered = absl::AnyInvocable<void(std::optional<Results>) &&>;
+  // Starts a load of keys without blocking the calling thread; false, leaving answered unused,
+  // when it cannot start one here.
+  using Start =
+      std::function<bool(const std::vector<Key>& keys, absl::Time deadline, Answered& answered)>;
 
   BatchLoader(BatchLoaderOptions options, Load load, Scheduler scheduler)
       : options_(options), load_(std::move(load)), scheduler_(std::move(scheduler)) {
@@ -56,7 +71,11 @@ class BatchLoader final {
   ~BatchLoader() { pending_.WaitForAll(); }
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  // done runs once, on the scheduler's thread (or here, when the scheduler refuses the load).
+  // Set before the first Get: loads try start first, the scheduler when it declines.
+  void set_start(Start start) { start_ = std::move(start); }
+
+  // done runs once: on the scheduler's thread, on the thread that started a load without blocking
+  // when it answers, or here (the scheduler refused the load).
   void Get(const Key& key, absl::Time deadline, Callback done) {
     std::unique_lock lock(mu_);
     waiting_.push_back(Reader{key, deadline, std::move(done)});
@@ -91,6 +110,12 @@ class BatchLoader final {
     ++in_flight_;
     ++loads_;
     lock.unlock();
+    if (start_ && StartWithoutBlocking(batch)) return;
+    Schedule(std::move(batch));
+  }
+
+  // The load of batch on the scheduler.
+  void Schedule(std::shared_ptr<std::vector<Reader>> batch) {
     // The token keeps the loader alive (its destructor waits) until the load is over.
     if (absl::Status refused = scheduler_([this, batch, token = pending_.Take()] { Run(*batch); });
         !refused.ok()) {
@@ -99,16 +124,36 @@ class BatchLoader final {
     }
   }
 
-  void Run(std::vector<Reader>& batch) {
-    std::vector<Key> keys;
-    absl::flat_hash_map<Key, std::size_t, absl::Hash<Key>> index;
-    absl::Time deadline = absl::InfinitePast();
-    for (const Reader& reader : batch) {
-      if (index.try_emplace(reader.key, keys.size()).second) keys.push_back(reader.key);
-      deadline = std::max(deadline, reader.deadline);
+  // A batch's distinct keys and where each is in them, and the latest of its readers' deadlines.
+  struct Keys {
+    explicit Keys(const std::vector<Reader>& batch) {
+      for (const Reader& reader : batch) {
+        if (index.try_emplace(reader.key, keys.size()).second) keys.push_back(reader.key);
+        deadline = std::max(deadline, reader.deadline);
+      }
     }
-    auto results = load_(keys, deadline);
-    if (results.ok() && results->size() != keys.size()) {
+    std::vector<Key> keys;                                         // distinct, as first asked
+    absl::flat_hash_map<Key, std::size_t, absl::Hash<Key>> index;  // key -> its place in keys
+    absl::Time deadline = absl::InfinitePast();                    // the latest reader's
+  };
+
+  bool StartWithoutBlocking(const std::shared_ptr<std::vector<Reader>>& batch) {
+    auto keys = std::make_shared<const Keys>(*batch);
+    Answered answered = [this, batch, keys,
+                         token = pending_.Take()](std::optional<Results> results) mutable {
+      if (!results.has_value()) return Schedule(std::move(batch));
+      Answer(*batch, *keys, *std::move(results));
+    };
+    return start_(keys->keys, keys->deadline, answered);
+  }
+
+  void Run(std::vector<Reader>& batch) {
+    const Keys keys(batch);
+    Answer(batch, keys, load_(keys.keys, keys.deadline));
+  }
+
+  void Answer(std::vector<Reader>& batch, const Keys& keys, Results results) {
+    if (results.ok() && results->size() != keys.keys.size()) {
       results = absl::InternalError("batch load answered the wrong number of keys");
     }
     // The next batch goes to the database before this one's readers are answered.
@@ -119,7 +164,7 @@ class BatchLoader final {
       if (!results.ok()) {
         reader.done(results.status());
       } else {
-        reader.done((*results)[index[reader.key]]);
+        reader.done((*results)[keys.index.at(reader.key)]);
       }
     }
   }
@@ -134,6 +179,7 @@ class BatchLoader final {
   BatchLoaderOptions options_;  // as given, clamped to at least 1
   const Load load_;             // reads a batch
   const Scheduler scheduler_;   // where loads run
+  Start start_;                 // starts loads without blocking; empty: none
   mutable std::mutex mu_;       // guards the below
   std::deque<Reader> waiting_;  // reads not yet in a load, oldest first
   int in_flight_ = 0;           // loads scheduled or running

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "server/cache/manual_scheduler.h"
 
 namespace hotpath::cache {
@@ -121,6 +125,109 @@ TEST_F(BatchLoaderTest, ALoadAnswersItsReadersInsideOneHandoffBatch) {
   RunOne();
   EXPECT_EQ(batched, (std::vector<bool>{true, true, true}));
   EXPECT_FALSE(app::HandoffBatch::Open());
+}
+
+// Loads started without the scheduler (set_start): kept here until the test answers them.
+class StartedLoadTest : public BatchLoaderTest {
+ protected:
+  using Loader = BatchLoader<int, std::string>;
+  void SetUp() override {
+    loader_.set_start([this](const std::vector<int>& keys, absl::Time, Loader::Answered& answered) {
+      if (decline_) return false;
+      started_.push_back(keys);
+      answers_due_.push_back(std::move(answered));
+      return true;
+    });
+  }
+  // Answers the oldest started load with each key's value, or with nullopt (it could not finish).
+  void Answer(bool finished = true) {
+    Loader::Answered answered = std::move(answers_due_.front());
+    answers_due_.erase(answers_due_.begin());
+    const std::vector<int>& keys = started_[answered_++];
+    if (!finished) return std::move(answered)(std::nullopt);
+    std::vector<absl::StatusOr<std::string>> values;
+    for (int key : keys) values.push_back("started " + std::to_string(key));
+    std::move(answered)(std::move(values));
+  }
+
+  bool decline_ = false;                       // the start hook declines every load
+  std::vector<std::vector<int>> started_;      // keys of each load it started
+  std::vector<Loader::Answered> answers_due_;  // started, not yet answered
+  std::size_t answered_ = 0;                   // of started_, answered so far
+};
+
+TEST_F(StartedLoadTest, AStartedLoadAnswersItsReadersWithoutTheScheduler) {
+  std::vector<std::string> answers;
+  loader_.Get(1, absl::InfiniteFuture(), Into(&answers));
+  loader_.Get(2, absl::InfiniteFuture(), Into(&answers));  // waits: one load at a time
+  loader_.Get(3, absl::InfiniteFuture(), Into(&answers));
+  EXPECT_EQ(tasks_.queued(), 0u);
+  ASSERT_EQ(started_.size(), 1u);
+  Answer();  // {1}; the next load starts before its readers are answered
+  ASSERT_EQ(started_.size(), 2u);
+  EXPECT_EQ(started_[1], (std::vector<int>{2, 3}));
+  Answer();
+  EXPECT_EQ(answers, (std::vector<std::string>{"started 1", "started 2", "started 3"}));
+  EXPECT_TRUE(batches_.empty());  // the scheduler's load never ran
+  EXPECT_EQ(loader_.loads(), 2);
+}
+
+TEST_F(StartedLoadTest, ADeclinedLoadRunsOnTheScheduler) {
+  std::vector<std::string> answers;
+  decline_ = true;
+  loader_.Get(4, absl::InfiniteFuture(), Into(&answers));
+  ASSERT_EQ(tasks_.queued(), 1u);
+  RunOne();
+  EXPECT_EQ(answers, std::vector<std::string>{"value 4"});
+  EXPECT_TRUE(started_.empty());
+}
+
+TEST_F(StartedLoadTest, ALoadThatCouldNotFinishRunsOnTheSchedulerWithTheSameReaders) {
+  std::vector<std::string> answers;
+  loader_.Get(5, absl::InfiniteFuture(), Into(&answers));
+  loader_.Get(6, absl::InfiniteFuture(), Into(&answers));  // waits for the next load
+  Answer(/*finished=*/false);                              // {5}: lost its connection, say
+  EXPECT_TRUE(answers.empty());
+  ASSERT_EQ(tasks_.queued(), 1u);
+  RunOne();  // {5} again, the blocking way; then {6} is started
+  EXPECT_EQ(batches_, (std::vector<std::vector<int>>{{5}}));
+  ASSERT_EQ(started_.size(), 2u);
+  Answer();
+  EXPECT_EQ(answers, (std::vector<std::string>{"value 5", "started 6"}));
+}
+
+TEST_F(StartedLoadTest, AnErrorOfAStartedLoadReachesEveryReader) {
+  std::vector<std::string> answers;
+  loader_.Get(7, absl::InfiniteFuture(), Into(&answers));
+  Loader::Answered answered = std::move(answers_due_.front());
+  answers_due_.clear();
+  std::move(answered)(Loader::Results(absl::InvalidArgumentError("bad keys")));
+  EXPECT_EQ(answers, std::vector<std::string>{"bad keys"});
+  EXPECT_EQ(tasks_.queued(), 0u);
+}
+
+TEST_F(StartedLoadTest, TheLoaderOutlivesItsStartedLoads) {
+  std::vector<std::string> answers;
+  auto loader = std::make_unique<Loader>(
+      BatchLoaderOptions{}, [](const std::vector<int>&, absl::Time) { return Loader::Results(); },
+      tasks_.scheduler());
+  Loader::Answered due;
+  loader->set_start([&due](const std::vector<int>&, absl::Time, Loader::Answered& answered) {
+    due = std::move(answered);
+    return true;
+  });
+  loader->Get(8, absl::InfiniteFuture(), Into(&answers));
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    loader.reset();  // waits for the started load
+    destroyed = true;
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_FALSE(destroyed.load());
+  std::move(due)(std::vector<absl::StatusOr<std::string>>{"late"});
+  due = nullptr;  // its token goes with it: the load is over
+  destroyer.join();
+  EXPECT_EQ(answers, std::vector<std::string>{"late"});
 }
 
 }  // namespace

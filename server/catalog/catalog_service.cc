@@ -200,6 +200,12 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
           return store_->GetEach(ids, std::min(deadline, absl::Now() + load_timeout_));
         },
         scheduler_);
+    if (cache_options.item_reads_on_loops) {
+      item_reads_->set_start([this](const std::vector<std::int64_t>& ids, absl::Time deadline,
+                                    ItemStore::EachAnswer& answered) {
+        return store_->StartGetEach(ids, std::min(deadline, absl::Now() + load_timeout_), answered);
+      });
+    }
   }
   if (lists_ == nullptr && cache_options.list_reads_in_flight > 0) {
     list_reads_ = std::make_unique<cache::ReadCoalescer<std::string, v1::ListItemsResponse>>(

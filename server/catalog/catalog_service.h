@@ -46,6 +46,9 @@ struct CatalogCacheOptions {
   // GetItem with the cache off: reads that arrive while `max_in_flight` queries run share the next
   // one (cache::BatchLoader). max_in_flight 0: every read is a query of its own.
   cache::BatchLoaderOptions item_reads{.max_batch = 100, .max_in_flight = 2};
+  // Those batches, when the read that starts one comes from an event loop (the HTTP gateway's),
+  // sent and answered on that loop without an executor thread (ItemStore::StartGetEach).
+  bool item_reads_on_loops = true;
   // ListItems with its pages not cached: loads of one page (the same ListKey) running at once;
   // identical lists arriving meanwhile share the next (cache::ReadCoalescer). 0: every list is a
   // query of its own.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -54,6 +55,16 @@ class ItemStore {
   // One query for many ids: each id's item, or NOT_FOUND for it, in the order of ids.
   virtual absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> GetEach(
       const std::vector<std::int64_t>& ids, absl::Time deadline) = 0;
+  // GetEach without blocking the calling thread, for a store that can: started when the thread
+  // runs an event loop (app::EventLoop) and the store can read at once, answered later on that
+  // loop; answered with nullopt when it could not be finished that way (a lost connection): read
+  // with GetEach then. Returns false, leaving answer unused, when it cannot start (the default).
+  using EachAnswer = absl::AnyInvocable<
+      void(std::optional<absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>>>) &&>;
+  virtual bool StartGetEach(const std::vector<std::int64_t>& ids, absl::Time deadline,
+                            EachAnswer& answer) {
+    return false;
+  }
   // request_id: the create's idempotency key, "" for none; with one, the row an earlier create
   // with the same key made, if there is one (ABORTED while that create is still committing).
   // ALREADY_EXISTS for a taken sku.

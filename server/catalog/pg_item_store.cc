@@ -11,7 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "server/app/event_loop.h"
 #include "server/db/copy_text.h"
+#include "server/db/loop_query.h"
 #include "server/db/pg_status.h"
 #include "server/db/pg_time.h"
 #include "server/db/with_connection.h"
@@ -133,22 +135,87 @@ void SetTimestamp(std::int64_t micros, google::protobuf::Timestamp* timestamp) {
   timestamp->set_nanos(static_cast<std::int32_t>(rest * 1000));
 }
 
-void RowToItem(const pqxx::row& row, v1::Item* item) {
-  item->set_id(row[0].as<std::int64_t>());
-  item->set_sku(row[1].c_str(), row[1].size());
-  item->set_name(row[2].c_str(), row[2].size());
-  item->set_description(row[3].c_str(), row[3].size());
-  item->set_category(row[4].c_str(), row[4].size());
-  item->set_price_cents(row[5].as<std::int64_t>());
-  item->set_stock(row[6].as<std::int32_t>());
-  pqxx::array_parser tags = row[7].as_array();
+// A row's fields as PostgreSQL printed them, from libpqxx (blocking reads) or straight from
+// libpq (db::PgRows, reads on an event loop): Text(i) is NUL-terminated, as libpq keeps it.
+struct PqxxFields {
+  std::string_view Text(int i) const { return {row[i].c_str(), row[i].size()}; }
+  const pqxx::row& row;
+};
+struct PgFields {
+  std::string_view Text(int i) const { return rows.Text(row, i); }
+  const db::PgRows& rows;
+  int row;
+};
+
+template <class Int>
+Int ToInt(std::string_view text) {
+  Int value = 0;
+  // The column's type guarantees the form; a failure would be a schema change the tests catch.
+  const bool parsed = absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &value);
+  (void)parsed;
+  return value;
+}
+
+template <class Fields>
+void FieldsToItem(const Fields& row, v1::Item* item) {
+  item->set_id(ToInt<std::int64_t>(row.Text(0)));
+  const std::string_view sku = row.Text(1);
+  item->set_sku(sku.data(), sku.size());
+  const std::string_view name = row.Text(2);
+  item->set_name(name.data(), name.size());
+  const std::string_view description = row.Text(3);
+  item->set_description(description.data(), description.size());
+  const std::string_view category = row.Text(4);
+  item->set_category(category.data(), category.size());
+  item->set_price_cents(ToInt<std::int64_t>(row.Text(5)));
+  item->set_stock(ToInt<std::int32_t>(row.Text(6)));
+  pqxx::array_parser tags(row.Text(7).data(), pqxx::internal::encoding_group::UTF8);
   for (auto next = tags.get_next(); next.first != pqxx::array_parser::done;
        next = tags.get_next()) {
     if (next.first == pqxx::array_parser::string_value) item->add_tags(std::move(next.second));
   }
-  SetTimestamp(db::TimestamptzMicros({row[8].c_str(), row[8].size()}), item->mutable_create_time());
-  SetTimestamp(db::TimestamptzMicros({row[9].c_str(), row[9].size()}), item->mutable_update_time());
-  item->set_etag(EtagForVersion(row[10].as<std::int64_t>()));
+  SetTimestamp(db::TimestamptzMicros(row.Text(8)), item->mutable_create_time());
+  SetTimestamp(db::TimestamptzMicros(row.Text(9)), item->mutable_update_time());
+  item->set_etag(EtagForVersion(ToInt<std::int64_t>(row.Text(10))));
+}
+
+void RowToItem(const pqxx::row& row, v1::Item* item) { FieldsToItem(PqxxFields{row}, item); }
+
+// Each of ids' item among found (by id), or NOT_FOUND, in the order of ids (repeats answered
+// alike).
+std::vector<absl::StatusOr<v1::Item>> EachOf(const std::vector<std::int64_t>& ids,
+                                             std::unordered_map<std::int64_t, v1::Item>& found) {
+  std::vector<absl::StatusOr<v1::Item>> results;
+  results.reserve(ids.size());  // no reallocation: a repeat copies an earlier element
+  std::unordered_map<std::int64_t, std::size_t> first;  // where each id was answered
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (auto seen = first.find(ids[i]); seen != first.end()) {
+      results.push_back(results[seen->second]);
+      continue;
+    }
+    first.emplace(ids[i], i);
+    if (auto it = found.find(ids[i]); it != found.end()) {
+      results.push_back(std::move(it->second));
+    } else {
+      results.push_back(absl::NotFoundError(absl::StrCat("item ", ids[i], " not found")));
+    }
+  }
+  return results;
+}
+
+// The failures of a read on a standby that the primary may not share (the standby went away, a
+// conflict with recovery cancelled the query): the primary answers those instead.
+bool PrimaryMayAnswer(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
 }
 
 const char* Flag(bool on) { return on ? "true" : "false"; }
@@ -286,26 +353,22 @@ absl::StatusOr<T> PgItemStore::WithConnection(const char* what, absl::Time deadl
 template <class T, class Floor, class Fn>
 absl::StatusOr<T> PgItemStore::Read(const char* what, absl::Time deadline, Floor floor, Fn fn) {
   if (replicas_ != nullptr) {
-    const rpc::Consistency* consistency = rpc::Consistency::Current();
-    const std::uint64_t position =
-        std::max<std::uint64_t>(floor(), consistency != nullptr ? consistency->read_after() : 0);
-    if (db::PgPool* standby = replicas_->For(position); standby != nullptr) {
-      auto result = db::WithConnection<T>(*standby, what, deadline, true, fn);
-      // An answer, or a failure that is the request's own; otherwise (the standby went away, a
-      // conflict with recovery cancelled the query) the primary answers.
-      switch (result.status().code()) {
-        case absl::StatusCode::kUnavailable:
-        case absl::StatusCode::kAborted:
-        case absl::StatusCode::kInternal:
-        case absl::StatusCode::kUnknown:
-        case absl::StatusCode::kResourceExhausted:
-          break;
-        default:
-          return result;
-      }
+    if (db::PgPool* target = ReadTarget(floor()); target != pool_) {
+      auto result = db::WithConnection<T>(*target, what, deadline, true, fn);
+      // An answer, or a failure that is the request's own.
+      if (!PrimaryMayAnswer(result.status().code())) return result;
     }
   }
   return WithConnection<T>(what, deadline, true, std::move(fn));
+}
+
+db::PgPool* PgItemStore::ReadTarget(std::uint64_t floor) {
+  if (replicas_ == nullptr) return pool_;
+  const rpc::Consistency* consistency = rpc::Consistency::Current();
+  const std::uint64_t position =
+      std::max<std::uint64_t>(floor, consistency != nullptr ? consistency->read_after() : 0);
+  db::PgPool* standby = replicas_->For(position);
+  return standby != nullptr ? standby : pool_;
 }
 
 void PgItemStore::Wrote(pqxx::connection& c, const std::vector<std::int64_t>& keys) {
@@ -386,23 +449,39 @@ absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> PgItemStore::GetEach(
           RowToItem(row, &item);
           found.emplace(item.id(), std::move(item));
         }
-        Results results;
-        results.reserve(ids.size());  // no reallocation: a repeat copies an earlier element
-        std::unordered_map<std::int64_t, std::size_t> first;  // where each id was answered
-        for (std::size_t i = 0; i < ids.size(); ++i) {
-          if (auto seen = first.find(ids[i]); seen != first.end()) {
-            results.push_back(results[seen->second]);
-            continue;
-          }
-          first.emplace(ids[i], i);
-          if (auto it = found.find(ids[i]); it != found.end()) {
-            results.push_back(std::move(it->second));
-          } else {
-            results.push_back(absl::NotFoundError(absl::StrCat("item ", ids[i], " not found")));
-          }
-        }
-        return results;
+        return EachOf(ids, found);
       });
+}
+
+bool PgItemStore::StartGetEach(const std::vector<std::int64_t>& ids, absl::Time deadline,
+                               EachAnswer& answer) {
+  boost::asio::io_context* loop = app::EventLoop::Current();
+  if (loop == nullptr) return false;
+  db::PgPool* target = ReadTarget(replicas_ != nullptr ? replicas_->FloorOf(ids) : 0);
+  std::optional<db::PgLease> lease = target->TryAcquire(deadline);
+  if (!lease.has_value()) return false;
+  std::vector<std::string> params{absl::StrCat("{", absl::StrJoin(ids, ","), "}")};
+  db::StartLoopQuery(*loop, *std::move(lease), "reading items", kBatchGetItems, std::move(params),
+                     deadline,
+                     [ids, standby = target != pool_,
+                      answer = std::move(answer)](absl::StatusOr<db::PgRows> rows) mutable {
+                       // A lost connection, or a standby's own failure: the blocking read tries
+                       // again (a fresh connection; the primary).
+                       if (!rows.ok() && (absl::IsUnavailable(rows.status()) ||
+                                          (standby && PrimaryMayAnswer(rows.status().code())))) {
+                         return std::move(answer)(std::nullopt);
+                       }
+                       if (!rows.ok()) return std::move(answer)(rows.status());
+                       std::unordered_map<std::int64_t, v1::Item> found;
+                       found.reserve(rows->size());
+                       for (int i = 0; i < rows->size(); ++i) {
+                         v1::Item item;
+                         FieldsToItem(PgFields{*rows, i}, &item);
+                         found.emplace(item.id(), std::move(item));
+                       }
+                       std::move(answer)(EachOf(ids, found));
+                     });
+  return true;
 }
 
 absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::string& request_id,

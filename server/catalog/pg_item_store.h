@@ -28,6 +28,10 @@ class PgItemStore final : public ItemStore {
                                                  absl::Time deadline) override;
   absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> GetEach(
       const std::vector<std::int64_t>& ids, absl::Time deadline) override;
+  // On the calling event loop's thread, with an idle connection of the pool the read goes to
+  // (db::StartLoopQuery).
+  bool StartGetEach(const std::vector<std::int64_t>& ids, absl::Time deadline,
+                    EachAnswer& answer) override;
   absl::StatusOr<v1::Item> Create(const v1::Item& item, const std::string& request_id,
                                   absl::Time deadline) override;
   absl::StatusOr<v1::Item> Update(const v1::Item& item, const ItemFields& fields,
@@ -58,6 +62,8 @@ class PgItemStore final : public ItemStore {
   // and the floors the position of its commit (keys: the rows written; empty: any row).
   void Wrote(pqxx::connection& c, const std::vector<std::int64_t>& keys);
   void MayHaveWritten(const absl::Status& status);
+  // Where a read that must include floor goes: a usable standby's pool, else the primary's.
+  db::PgPool* ReadTarget(std::uint64_t floor);
 
   db::PgPool* pool_;            // shared with whoever else uses the database
   db::ReadReplicas* replicas_;  // standbys for reads; null: none

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <optional>
+#include <pqxx/dbtransaction>
 #include <pqxx/except>
+#include <pqxx/largeobject>
 #include <pqxx/nontransaction>
 #include <utility>
 
@@ -43,6 +45,32 @@ std::string DedicatedConnection(const std::string& url, absl::Duration connect_t
                                  application_name);
 }
 
+namespace {
+
+// libpqxx 6.4 keeps a connection's PGconn to itself but for large objects, whose subclasses may
+// ask for it through a transaction (largeobject::raw_connection, protected). A transaction that
+// never begins (libpqxx sends BEGIN only on a transaction's first statement) is enough to ask.
+class RawConnection final : private pqxx::largeobject {
+ public:
+  static PGconn* Of(pqxx::connection& connection) {
+    const Unbegun unbegun(connection);
+    return raw_connection(unbegun);
+  }
+
+ private:
+  class Unbegun final : public pqxx::dbtransaction {
+   public:
+    explicit Unbegun(pqxx::connection_base& connection)
+        : namedclass("unbegun"), dbtransaction(connection) {}
+    ~Unbegun() override { End(); }
+
+   private:
+    void do_commit() override {}
+  };
+};
+
+}  // namespace
+
 std::string ErrorText(const std::exception& e) {
   std::string why = e.what();
   while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
@@ -65,27 +93,49 @@ PgLease::~PgLease() {
   pool_->Release(std::move(slot_), broken);
 }
 
-absl::Status PgLease::LimitTo(absl::Time deadline) {
+namespace {
+
+// The statement_timeout, in ms, that stops a statement a little before deadline (a tenth of the
+// time left, at most 50 ms: the caller's deadline is a moment later here than at the client
+// (transit), and a statement still blocked when the client hears DEADLINE_EXCEEDED could
+// otherwise go on to commit what the client was told timed out), at most max; 0: no time left.
+std::int64_t TimeoutFor(absl::Time deadline, absl::Duration max) {
   const absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) {
-    return absl::DeadlineExceededError("deadline passed before the query could start");
-  }
-  // The database gives up a little before the caller does (a tenth of the time left, at most
-  // 50 ms): the caller's deadline is a moment later here than at the client (transit), and a
-  // statement still blocked when the client hears DEADLINE_EXCEEDED could otherwise go on to commit
-  // what the client was told timed out.
+  if (left <= absl::ZeroDuration()) return 0;
   const absl::Duration budget = left - std::min(left / 10, absl::Milliseconds(50));
-  const std::int64_t want = std::max<std::int64_t>(
-      1, absl::ToInt64Milliseconds(std::min(budget, pool_->options().max_statement_timeout)));
-  // Re-setting it costs a round trip: keep the current value while it is no longer than the time
-  // left and not much shorter.
-  if (slot_->timeout_ms > 0 && slot_->timeout_ms <= want && slot_->timeout_ms * 2 >= want) {
-    return absl::OkStatus();
-  }
+  return std::max<std::int64_t>(1, absl::ToInt64Milliseconds(std::min(budget, max)));
+}
+
+// Re-setting statement_timeout costs a round trip: the current value is kept while it is no
+// longer than wanted and not much shorter.
+bool Fits(std::int64_t current_ms, std::int64_t want_ms) {
+  return current_ms > 0 && current_ms <= want_ms && current_ms * 2 >= want_ms;
+}
+
+// Whether a session whose statement_timeout is current_ms stops a statement by deadline, no later
+// and not much sooner.
+bool TimeoutFits(std::int64_t current_ms, absl::Time deadline, absl::Duration max) {
+  const std::int64_t want = TimeoutFor(deadline, max);
+  return want > 0 && Fits(current_ms, want);
+}
+
+}  // namespace
+
+bool PgLease::TimeoutFits(absl::Time deadline) const {
+  return db::TimeoutFits(slot_->timeout_ms, deadline, pool_->options().max_statement_timeout);
+}
+
+absl::Status PgLease::LimitTo(absl::Time deadline) {
+  const std::int64_t want = TimeoutFor(deadline, pool_->options().max_statement_timeout);
+  if (want == 0) return absl::DeadlineExceededError("deadline passed before the query could start");
+  if (Fits(slot_->timeout_ms, want)) return absl::OkStatus();
+  // Set a little (1/32) under what is wanted: the next callers' deadlines, as long as this one's
+  // and computed a moment later, want a few ms less, and would find it too long by those ms.
+  const std::int64_t timeout = std::max<std::int64_t>(1, want - want / 32);
   try {
     pqxx::nontransaction tx(*slot_->connection);
-    tx.exec(absl::StrCat("SET statement_timeout = ", want));
-    slot_->timeout_ms = want;
+    tx.exec(absl::StrCat("SET statement_timeout = ", timeout));
+    slot_->timeout_ms = timeout;
     return absl::OkStatus();
   } catch (const pqxx::broken_connection& e) {
     MarkBroken();
@@ -171,6 +221,26 @@ absl::Status PgPool::CheckReady(absl::Time deadline) {
   return SelectOne(*lease, deadline);
 }
 
+std::optional<PgLease> PgPool::TryAcquire(absl::Time deadline) {
+  std::optional<PgLease> lease;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_ || down_) return std::nullopt;
+    // The warmest that fits.
+    auto fits = std::find_if(idle_.rbegin(), idle_.rend(), [&](const auto& slot) {
+      return TimeoutFits(slot->timeout_ms, deadline, options_.max_statement_timeout);
+    });
+    if (fits == idle_.rend()) return std::nullopt;
+    std::unique_ptr<PgLease::Slot> slot = std::move(*fits);
+    idle_.erase(std::next(fits).base());
+    ++in_use_;
+    ++counters_.idle_leases;
+    lease.emplace(PgLease(this, std::move(slot)));
+  }
+  if (options_.on_acquire_wait) options_.on_acquire_wait(absl::ZeroDuration());
+  return lease;
+}
+
 absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
   // Never an unbounded wait (and never InfiniteFuture, which no clock can wait for).
   deadline = std::min(deadline, absl::Now() + options_.max_acquire_wait);
@@ -245,6 +315,12 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
       slot->connection->prepare(statement.name, statement.sql);
       slot->connection->prepare_now(statement.name);
     }
+    // A broken connection is discarded, never reopened by libpqxx (its default): raw stays its.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    slot->connection->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+    slot->raw = RawConnection::Of(*slot->connection);
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("database unavailable: ", ErrorText(e)));
   }

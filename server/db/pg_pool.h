@@ -7,12 +7,15 @@
 // nobody is waiting for.
 #pragma once
 
+#include <libpq-fe.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <pqxx/connection>
 #include <string>
 #include <string_view>
@@ -92,6 +95,7 @@ struct PgPoolStats {
   std::int64_t connect_errors = 0;    // failed attempts to open one
   std::int64_t acquire_timeouts = 0;  // Acquire calls that ran out of time
   std::int64_t fail_fast = 0;         // Acquire calls refused at once while the database was down
+  std::int64_t idle_leases = 0;       // connections TryAcquire lent (to event loops' statements)
   bool down = false;                  // the database is unreachable; the prober is at work
 };
 
@@ -118,6 +122,14 @@ class PgLease final {
   ~PgLease();
 
   pqxx::connection& connection() { return *slot_->connection; }
+  // libpq's own handle of connection(), for its non-blocking calls (db/loop_query.h). The same
+  // for the connection's whole life: libpqxx is not let reconnect it behind the pool's back.
+  PGconn* raw_connection() { return slot_->raw; }
+
+  // Whether the statement_timeout the session has now already stops a statement by deadline, no
+  // later and not much sooner (LimitTo would leave it as it is): a statement sent without
+  // LimitTo's round trip is then still bounded by the caller's deadline.
+  bool TimeoutFits(absl::Time deadline) const;
 
   // Sets statement_timeout to a little less than the time left before deadline (and at most the
   // pool's max_statement_timeout). DEADLINE_EXCEEDED when no time is left.
@@ -134,6 +146,7 @@ class PgLease final {
       if (pids != nullptr) pids->Remove(pid);
     }
     std::unique_ptr<pqxx::connection> connection;  // the libpqxx connection
+    PGconn* raw = nullptr;                         // connection's libpq handle
     std::shared_ptr<BackendPids> pids;             // where pid is listed while the slot lives
     int pid = 0;                                   // its backend's process id
     std::int64_t timeout_ms = -1;                  // statement_timeout now set on it, -1: unknown
@@ -161,6 +174,11 @@ class PgPool final {
   // cancels the statement running on the lease (and the connection is then discarded, so a late
   // cancel request cannot reach its next user); CANCELLED if the call is cancelled already.
   absl::StatusOr<PgLease> Acquire(absl::Time deadline);
+
+  // An idle connection whose statement_timeout already fits deadline (PgLease::TimeoutFits), now,
+  // or none: never waits, never opens or sets up one (all block), and binds no call's cancellation
+  // (for work that serves many callers, started from an event loop).
+  std::optional<PgLease> TryAcquire(absl::Time deadline);
 
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.
   absl::Status Ping(absl::Time deadline);

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/app/event_loop.h"
 #include "server/app/handoff_batch.h"
 #include "server/app/listening_socket.h"
 #include "server/http/json_quote.h"
@@ -232,6 +233,7 @@ class HttpServer::Loop final : public app::HandoffBatch::Queue,
     Sweep();
     thread_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "hotpath-http");  // for top -H, perf and gdb
+      const app::EventLoop::Scope loop(io_);               // database reads may wait on this loop
       io_.run();
     });
   }

@@ -156,6 +156,10 @@ std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {
       CounterFamily("hotpath_db_pool_fail_fast_total",
                     "Connection requests refused at once while the database was unreachable.",
                     {{{}, static_cast<double>(s.fail_fast)}}),
+      CounterFamily("hotpath_db_pool_idle_leases_total",
+                    "Idle connections lent at once to a statement run from an event loop "
+                    "(a batch of reads started by an HTTP request).",
+                    {{{}, static_cast<double>(s.idle_leases)}}),
       GaugeFamily("hotpath_db_pool_down",
                   "1 while the database is unreachable and the pool reconnects in the background.",
                   {{{}, s.down ? 1.0 : 0.0}}),
