@@ -310,5 +310,24 @@ TEST_F(LoopReadsTest, ALoopReadAnswersWhatTheExecutorsReadAnswers) {
   EXPECT_EQ(on_loop.body, on_executor.body);
 }
 
+TEST_F(LoopReadsTest, AReadWhoseConnectionWasLostIsAnsweredFromAFreshOne) {
+  StartWithoutCache(/*loop_reads=*/true);
+  const auto item = CreateDemo(1);
+  // (The pool's own counters, not /metrics: a scrape runs the readiness check, whose 1 s deadline
+  // would leave the warmest connection a statement_timeout no batch's deadline fits.)
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Get(item.id()).status, 200);
+  const std::int64_t leases = server_->pool().stats().idle_leases;
+  ASSERT_GE(leases, 1);
+  // Every backend of the server's pool goes away (a failover, a restart), unknown to the pool.
+  database_->Query(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  const auto reply = Get(item.id());
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  EXPECT_NE(reply.body.find(item.sku()), std::string::npos);
+  EXPECT_GT(server_->pool().stats().idle_leases, leases);  // the loop tried first
+  EXPECT_GE(server_->pool().stats().broken, 1);
+}
+
 }  // namespace
 }  // namespace hotpath::db
