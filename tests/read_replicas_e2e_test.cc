@@ -202,6 +202,32 @@ TEST_F(ReadReplicasTest, ReadsGoToTheStandbyAndWritesToThePrimary) {
   EXPECT_EQ(Standby::Get().Query("SELECT pg_is_in_recovery()"), "t\n");
 }
 
+// HTTP reads with the cache off start their batches on the event loops: they go to the standby
+// too, and each is counted once, on the standby or the primary, whichever way it went (a loop
+// that finds no connection free at once leaves the read to the executor, which chooses again).
+TEST_F(ReadReplicasTest, LoopReadsGoToTheStandbyAndEachIsCountedOnce) {
+  StartServer(WithStandby(/*caches=*/false));
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*server_));
+  ASSERT_TRUE(Replayed(item));
+  const std::string path = absl::StrCat("/v1/items/", item.id());
+  bool standby_read = false;
+  for (int round = 0; round < 50 && !standby_read; ++round) {
+    const double standby_before = StandbyReads(*server_);
+    const double primary_before = PrimaryReads(*server_);
+    for (int i = 0; i < 20; ++i) {
+      const HttpReply read = Http(server_->http_port(), "GET", path);
+      ASSERT_EQ(read.status, 200) << read.body;
+      EXPECT_THAT(read.body, HasSubstr(item.sku()));
+    }
+    const double standby = StandbyReads(*server_) - standby_before;
+    EXPECT_EQ(standby + PrimaryReads(*server_) - primary_before, 20);
+    standby_read = standby >= 10;
+    if (!standby_read) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(standby_read) << "no round of 20 reads went mostly to the standby in 5 s and more";
+}
+
 // The scenario: the write answers with its position; a read through another replica
 // that sends it back gets the write, though the standby has not replayed it (replay paused).
 TEST_F(ReadReplicasTest, AWriterReadsItsWriteThroughAnyReplicaWhileReplayIsPaused) {

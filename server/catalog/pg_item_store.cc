@@ -147,18 +147,22 @@ struct PgFields {
   int row;
 };
 
+// The integer PostgreSQL printed in text (its column's type guarantees the form); false if not.
 template <class Int>
-Int ToInt(std::string_view text) {
-  Int value = 0;
-  // The column's type guarantees the form; a failure would be a schema change the tests catch.
-  const bool parsed = absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &value);
-  (void)parsed;
-  return value;
+bool ToInt(std::string_view text, Int* value) {
+  return absl::SimpleAtoi(absl::string_view(text.data(), text.size()), value);
 }
 
+// False when a numeric column does not read as its type (nothing a sound schema returns).
 template <class Fields>
-void FieldsToItem(const Fields& row, v1::Item* item) {
-  item->set_id(ToInt<std::int64_t>(row.Text(0)));
+[[nodiscard]] bool FieldsToItem(const Fields& row, v1::Item* item) {
+  std::int64_t id = 0, price_cents = 0, version = 0;
+  std::int32_t stock = 0;
+  if (!ToInt(row.Text(0), &id) || !ToInt(row.Text(5), &price_cents) ||
+      !ToInt(row.Text(6), &stock) || !ToInt(row.Text(10), &version)) {
+    return false;
+  }
+  item->set_id(id);
   const std::string_view sku = row.Text(1);
   item->set_sku(sku.data(), sku.size());
   const std::string_view name = row.Text(2);
@@ -167,8 +171,8 @@ void FieldsToItem(const Fields& row, v1::Item* item) {
   item->set_description(description.data(), description.size());
   const std::string_view category = row.Text(4);
   item->set_category(category.data(), category.size());
-  item->set_price_cents(ToInt<std::int64_t>(row.Text(5)));
-  item->set_stock(ToInt<std::int32_t>(row.Text(6)));
+  item->set_price_cents(price_cents);
+  item->set_stock(stock);
   pqxx::array_parser tags(row.Text(7).data(), pqxx::internal::encoding_group::UTF8);
   for (auto next = tags.get_next(); next.first != pqxx::array_parser::done;
        next = tags.get_next()) {
@@ -176,10 +180,16 @@ void FieldsToItem(const Fields& row, v1::Item* item) {
   }
   SetTimestamp(db::TimestamptzMicros(row.Text(8)), item->mutable_create_time());
   SetTimestamp(db::TimestamptzMicros(row.Text(9)), item->mutable_update_time());
-  item->set_etag(EtagForVersion(ToInt<std::int64_t>(row.Text(10))));
+  item->set_etag(EtagForVersion(version));
+  return true;
 }
 
-void RowToItem(const pqxx::row& row, v1::Item* item) { FieldsToItem(PqxxFields{row}, item); }
+constexpr char kUnreadableRow[] = "an item row whose numbers do not read as numbers";
+
+// Throws as libpqxx's own conversions do (the store's caller turns it into INTERNAL).
+void RowToItem(const pqxx::row& row, v1::Item* item) {
+  if (!FieldsToItem(PqxxFields{row}, item)) throw pqxx::conversion_error(kUnreadableRow);
+}
 
 // Each of ids' item among found (by id), or NOT_FOUND, in the order of ids (repeats answered
 // alike).
@@ -459,7 +469,10 @@ bool PgItemStore::StartGetEach(const std::vector<std::int64_t>& ids, absl::Time 
   if (loop == nullptr) return false;
   db::PgPool* target = ReadTarget(replicas_ != nullptr ? replicas_->FloorOf(ids) : 0);
   std::optional<db::PgLease> lease = target->TryAcquire(deadline);
-  if (!lease.has_value()) return false;
+  if (!lease.has_value()) {
+    if (replicas_ != nullptr) replicas_->Unread(target != pool_ ? target : nullptr);
+    return false;
+  }
   std::vector<std::string> params{absl::StrCat("{", absl::StrJoin(ids, ","), "}")};
   db::StartLoopQuery(*loop, *std::move(lease), "reading items", kBatchGetItems, std::move(params),
                      deadline,
@@ -476,7 +489,10 @@ bool PgItemStore::StartGetEach(const std::vector<std::int64_t>& ids, absl::Time 
                        found.reserve(rows->size());
                        for (int i = 0; i < rows->size(); ++i) {
                          v1::Item item;
-                         FieldsToItem(PgFields{*rows, i}, &item);
+                         if (!FieldsToItem(PgFields{*rows, i}, &item)) {
+                           return std::move(answer)(db::StatusFromException(
+                               pqxx::conversion_error(kUnreadableRow), "reading items"));
+                         }
                          found.emplace(item.id(), std::move(item));
                        }
                        std::move(answer)(EachOf(ids, found));

@@ -184,6 +184,19 @@ PgPool* ReadReplicas::For(std::uint64_t position) {
   return nullptr;
 }
 
+void ReadReplicas::Unread(PgPool* pool) {
+  if (pool == nullptr) {
+    primary_reads_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  for (const auto& standby : standbys_) {
+    if (standby->published.load() == pool) {
+      standby->reads.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
 void ReadReplicas::Wrote(std::uint64_t position, const std::vector<std::int64_t>& keys) {
   std::lock_guard lock(floors_mu_);
   any_write_ = std::max(any_write_, position);

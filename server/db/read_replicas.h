@@ -82,6 +82,9 @@ class ReadReplicas final {
   // The pool of a usable standby that has replayed at least position (round robin among them),
   // or null: read the primary. Counts the read either way.
   PgPool* For(std::uint64_t position);
+  // A read For chose (pool, null: the primary) did not go there after all (its caller found no
+  // connection free at once and reads the usual way, which chooses again): uncounted.
+  void Unread(PgPool* pool);
 
   // A write at position changed the rows of keys / rows of any key: reads of them must include it.
   void Wrote(std::uint64_t position, const std::vector<std::int64_t>& keys);
