@@ -191,6 +191,11 @@ void RowToItem(const pqxx::row& row, v1::Item* item) {
   if (!FieldsToItem(PqxxFields{row}, item)) throw pqxx::conversion_error(kUnreadableRow);
 }
 
+// ids as kBatchGetItems' one parameter, a bigint[] literal ("{1,2,3}").
+std::string IdArrayLiteral(const std::vector<std::int64_t>& ids) {
+  return absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+}
+
 // Each of ids' item among found (by id), or NOT_FOUND, in the order of ids (repeats answered
 // alike).
 std::vector<absl::StatusOr<v1::Item>> EachOf(const std::vector<std::int64_t>& ids,
@@ -445,7 +450,7 @@ absl::StatusOr<std::vector<v1::Item>> PgItemStore::BatchGet(const std::vector<st
 
 absl::StatusOr<std::vector<absl::StatusOr<v1::Item>>> PgItemStore::GetEach(
     const std::vector<std::int64_t>& ids, absl::Time deadline) {
-  const std::string literal = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+  const std::string literal = IdArrayLiteral(ids);
   using Results = std::vector<absl::StatusOr<v1::Item>>;
   return Read<Results>(
       "reading items", deadline, [&] { return replicas_->FloorOf(ids); },
@@ -473,7 +478,7 @@ bool PgItemStore::StartGetEach(const std::vector<std::int64_t>& ids, absl::Time 
     if (replicas_ != nullptr) replicas_->Unread(target != pool_ ? target : nullptr);
     return false;
   }
-  std::vector<std::string> params{absl::StrCat("{", absl::StrJoin(ids, ","), "}")};
+  std::vector<std::string> params{IdArrayLiteral(ids)};
   db::StartLoopQuery(*loop, *std::move(lease), "reading items", kBatchGetItems, std::move(params),
                      deadline,
                      [ids, standby = target != pool_,
