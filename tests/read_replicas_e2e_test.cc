@@ -198,6 +198,19 @@ TEST_F(ReadReplicasTest, ReadsGoToTheStandbyAndWritesToThePrimary) {
   }
   EXPECT_TRUE(standby_read) << "no round of 20 reads went mostly to the standby in 5 s and more";
   EXPECT_EQ(Metric(server_->http_port(), "hotpath_read_standby_usable", {"standby=\"1\""}), 0);
+  // Each standby's pool has series of its own once it is open, beside the primary's (whose series
+  // carry no standby label, so the primary's alerts and panels see the primary alone); the
+  // standby never reached has none.
+  const int port = server_->http_port();
+  const std::vector<std::string> standby0 = {"standby=\"0\""};
+  EXPECT_GE(Metric(port, "hotpath_read_standby_pool_opened_total", standby0), 1);
+  EXPECT_EQ(Metric(port, "hotpath_read_standby_pool_max_connections", standby0),
+            options.database.max_size);
+  EXPECT_GE(Metric(port, "hotpath_read_standby_pool_connections", {"standby=\"0\"", "idle"}), 1);
+  EXPECT_EQ(Metric(port, "hotpath_read_standby_pool_down", standby0), 0);
+  EXPECT_EQ(Metric(port, "hotpath_read_standby_pool_opened_total", {"standby=\"1\""}), -1);
+  EXPECT_EQ(Metric(port, "hotpath_db_pool_opened_total", {"standby="}), -1);
+  EXPECT_GE(Metric(port, "hotpath_db_pool_opened_total"), 1);
   // The standby's own view: it has the row (it replays the primary), and it is in recovery.
   EXPECT_EQ(Standby::Get().Query("SELECT pg_is_in_recovery()"), "t\n");
 }
@@ -226,6 +239,10 @@ TEST_F(ReadReplicasTest, LoopReadsGoToTheStandbyAndEachIsCountedOnce) {
     if (!standby_read) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(standby_read) << "no round of 20 reads went mostly to the standby in 5 s and more";
+  // The loops' reads of the standby borrowed its pool's idle connections, counted there.
+  EXPECT_GE(Metric(server_->http_port(), "hotpath_read_standby_pool_idle_leases_total",
+                   {"standby=\"0\""}),
+            1);
 }
 
 // The scenario: the write answers with its position; a read through another replica

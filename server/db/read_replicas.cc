@@ -255,6 +255,7 @@ ReadReplicasStats ReadReplicas::stats() const {
     const std::int64_t lag_us = standby->lag_us.load();
     s.lag = lag_us < 0 ? absl::InfiniteDuration() : absl::Microseconds(lag_us);
     s.reads = standby->reads.load();
+    if (const PgPool* pool = standby->published.load()) s.pool = pool->stats();
     stats.standbys.push_back(s);
   }
   stats.primary_reads = primary_reads_.load();

@@ -24,6 +24,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -56,10 +57,11 @@ struct ReadReplicasOptions {
 };
 
 struct StandbyStats {
-  bool usable = false;         // reads go to it
-  std::uint64_t replayed = 0;  // its replay position at the last sample
-  absl::Duration lag;          // at the last sample (InfiniteDuration when unknown)
-  std::int64_t reads = 0;      // reads sent to it
+  bool usable = false;              // reads go to it
+  std::uint64_t replayed = 0;       // its replay position at the last sample
+  absl::Duration lag;               // at the last sample (InfiniteDuration when unknown)
+  std::int64_t reads = 0;           // reads sent to it
+  std::optional<PgPoolStats> pool;  // its pool's, once the monitor has made it
 };
 
 struct ReadReplicasStats {

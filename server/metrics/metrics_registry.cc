@@ -136,62 +136,96 @@ const std::vector<double>& LatencyBuckets() {
   return buckets;
 }
 
-std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& s) {
+namespace {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// The pool series under prefix (hotpath_db_pool: the primary's; hotpath_read_standby_pool: the
+// standbys'), one sample set per pool, each pool's labels on its samples.
+std::vector<prometheus::MetricFamily> PoolFamiliesOf(
+    const std::string& prefix, const std::vector<std::pair<Labels, db::PgPoolStats>>& pools) {
+  std::vector<Sample> connections, max_connections, opened, broken, errors, timeouts, fail_fast,
+      idle_leases, down;
+  for (const auto& [labels, s] : pools) {
+    const auto with = [&labels](std::pair<std::string, std::string> label) {
+      Labels all = labels;
+      all.push_back(std::move(label));
+      return all;
+    };
+    connections.emplace_back(with({"state", "in_use"}), static_cast<double>(s.in_use));
+    connections.emplace_back(with({"state", "idle"}), static_cast<double>(s.idle));
+    max_connections.emplace_back(labels, static_cast<double>(s.max_size));
+    opened.emplace_back(labels, static_cast<double>(s.opened));
+    broken.emplace_back(labels, static_cast<double>(s.broken));
+    errors.emplace_back(labels, static_cast<double>(s.connect_errors));
+    timeouts.emplace_back(labels, static_cast<double>(s.acquire_timeouts));
+    fail_fast.emplace_back(labels, static_cast<double>(s.fail_fast));
+    idle_leases.emplace_back(labels, static_cast<double>(s.idle_leases));
+    down.emplace_back(labels, s.down ? 1.0 : 0.0);
+  }
   return {
-      GaugeFamily("hotpath_db_pool_connections", "Database connections by state.",
-                  {{{{"state", "in_use"}}, static_cast<double>(s.in_use)},
-                   {{{"state", "idle"}}, static_cast<double>(s.idle)}}),
-      GaugeFamily("hotpath_db_pool_max_connections", "Most database connections the pool opens.",
-                  {{{}, static_cast<double>(s.max_size)}}),
-      CounterFamily("hotpath_db_pool_opened_total", "Database connections opened.",
-                    {{{}, static_cast<double>(s.opened)}}),
-      CounterFamily("hotpath_db_pool_broken_total", "Database connections discarded as broken.",
-                    {{{}, static_cast<double>(s.broken)}}),
-      CounterFamily("hotpath_db_pool_connection_errors_total",
-                    "Failed attempts to open a database connection.",
-                    {{{}, static_cast<double>(s.connect_errors)}}),
-      CounterFamily("hotpath_db_pool_acquire_timeouts_total",
-                    "Waits for a database connection that ran out of time.",
-                    {{{}, static_cast<double>(s.acquire_timeouts)}}),
-      CounterFamily("hotpath_db_pool_fail_fast_total",
+      GaugeFamily(prefix + "_connections", "Database connections by state.", connections),
+      GaugeFamily(prefix + "_max_connections", "Most database connections the pool opens.",
+                  max_connections),
+      CounterFamily(prefix + "_opened_total", "Database connections opened.", opened),
+      CounterFamily(prefix + "_broken_total", "Database connections discarded as broken.", broken),
+      CounterFamily(prefix + "_connection_errors_total",
+                    "Failed attempts to open a database connection.", errors),
+      CounterFamily(prefix + "_acquire_timeouts_total",
+                    "Waits for a database connection that ran out of time.", timeouts),
+      CounterFamily(prefix + "_fail_fast_total",
                     "Connection requests refused at once while the database was unreachable.",
-                    {{{}, static_cast<double>(s.fail_fast)}}),
-      CounterFamily("hotpath_db_pool_idle_leases_total",
+                    fail_fast),
+      CounterFamily(prefix + "_idle_leases_total",
                     "Idle connections lent at once to a statement run from an event loop "
                     "(a batch of reads started by an HTTP request).",
-                    {{{}, static_cast<double>(s.idle_leases)}}),
-      GaugeFamily("hotpath_db_pool_down",
+                    idle_leases),
+      GaugeFamily(prefix + "_down",
                   "1 while the database is unreachable and the pool reconnects in the background.",
-                  {{{}, s.down ? 1.0 : 0.0}}),
+                  down),
   };
+}
+
+}  // namespace
+
+std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats) {
+  return PoolFamiliesOf("hotpath_db_pool", {{{}, stats}});
 }
 
 std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicasStats& stats) {
   std::vector<Sample> usable, lag, reads;
+  std::vector<std::pair<Labels, db::PgPoolStats>> pools;
   for (std::size_t i = 0; i < stats.standbys.size(); ++i) {
     const db::StandbyStats& standby = stats.standbys[i];
-    const std::vector<std::pair<std::string, std::string>> label{{"standby", std::to_string(i)}};
+    const Labels label{{"standby", std::to_string(i)}};
+    if (standby.pool.has_value()) pools.emplace_back(label, *standby.pool);
     usable.emplace_back(label, standby.usable ? 1.0 : 0.0);
     lag.emplace_back(
         label, standby.lag == absl::InfiniteDuration() ? -1.0 : absl::ToDoubleSeconds(standby.lag));
     reads.emplace_back(label, static_cast<double>(standby.reads));
   }
-  return {GaugeFamily("hotpath_read_standby_usable",
-                      "1 while reads go to the standby (reachable, in recovery, within the lag "
-                      "bound).",
-                      usable),
-          GaugeFamily("hotpath_read_standby_lag_seconds",
-                      "How long ago the primary first wrote past what the standby has replayed; "
-                      "-1 when unknown.",
-                      lag),
-          CounterFamily("hotpath_read_standby_reads_total",
-                        "Read queries sent to the standby (concurrent reads batched into one "
-                        "query count once).",
-                        reads),
-          CounterFamily("hotpath_read_primary_reads_total",
-                        "Read queries sent to the primary because no standby had replayed what "
-                        "they must include (or none was usable).",
-                        {{{}, static_cast<double>(stats.primary_reads)}})};
+  std::vector<prometheus::MetricFamily> families = {
+      GaugeFamily("hotpath_read_standby_usable",
+                  "1 while reads go to the standby (reachable, in recovery, within the lag "
+                  "bound).",
+                  usable),
+      GaugeFamily("hotpath_read_standby_lag_seconds",
+                  "How long ago the primary first wrote past what the standby has replayed; "
+                  "-1 when unknown.",
+                  lag),
+      CounterFamily("hotpath_read_standby_reads_total",
+                    "Read queries sent to the standby (concurrent reads batched into one "
+                    "query count once).",
+                    reads),
+      CounterFamily("hotpath_read_primary_reads_total",
+                    "Read queries sent to the primary because no standby had replayed what "
+                    "they must include (or none was usable).",
+                    {{{}, static_cast<double>(stats.primary_reads)}})};
+  if (!pools.empty()) {
+    auto pool_families = PoolFamiliesOf("hotpath_read_standby_pool", pools);
+    families.insert(families.end(), pool_families.begin(), pool_families.end());
+  }
+  return families;
 }
 
 std::vector<prometheus::MetricFamily> CoherenceFamilies(const db::ChangeAnnouncerStats* announced,

@@ -57,7 +57,8 @@ prometheus::MetricFamily CounterFamily(std::string name, std::string help,
 // the official clients name them).
 std::vector<prometheus::MetricFamily> ProcessFamilies();
 
-// hotpath_db_pool_*: connections by state, max, opened, broken, connect errors, acquire timeouts.
+// hotpath_db_pool_*: the primary's pool: connections by state, max, opened, broken, connect
+// errors, acquire timeouts, fail-fast refusals, idle leases, down.
 std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats);
 
 // hotpath_change_announce*: this replica's announcements (null: no announcer);
@@ -66,7 +67,8 @@ std::vector<prometheus::MetricFamily> CoherenceFamilies(const db::ChangeAnnounce
                                                         const db::ChangeFeedStats* feed);
 
 // hotpath_read_*: each standby's usability, lag and reads ({standby="0"}, in the order given), and
-// the reads that went to the primary for want of one far enough along.
+// the reads that went to the primary for want of one far enough along; hotpath_read_standby_pool_*:
+// each standby's pool once it exists, the series of hotpath_db_pool_* with its {standby} label.
 std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicasStats& stats);
 
 // hotpath_cache_*{cache="..."}: hits, misses, loads, load errors, evictions, entries.
