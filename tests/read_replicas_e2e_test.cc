@@ -21,53 +21,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// One standby per test process (each test case runs in a process of its own under ctest).
-class Standby {
- public:
-  static Standby& Get() {
-    static Standby* standby = new Standby();
-    return *standby;
-  }
-  bool ok() const { return ok_; }
-  const std::string& error() const { return error_; }
-  // libpq keyword/value string for database dbname on the standby.
-  std::string Url(const std::string& dbname) const {
-    return absl::StrCat("host=", base_, "/socket port=", port_, " user=postgres dbname=", dbname);
-  }
-  std::string Query(const std::string& sql) const {
-    return RunCommand(absl::StrCat("psql -qAt \"", Url("postgres"), "\" -c \"", sql, "\""));
-  }
-  void Remove() { RunCommand(absl::StrCat(Script(), " remove ", base_)); }
-
- private:
-  Standby() : base_(absl::StrCat("/tmp/hotpath-standby-", getpid())), port_(FreePort()) {
-    const char* primary = std::getenv("HOTPATH_TEST_PG_BASE");
-    if (primary == nullptr || Script().empty()) {
-      error_ = "HOTPATH_TEST_PG_BASE / HOTPATH_TEST_PG_SCRIPT not set: run with scripts/test";
-      return;
-    }
-    RunCommand(absl::StrCat(Script(), " remove ", base_));
-    int exit_code = 0;
-    error_ = RunCommand(absl::StrCat(Script(), " standby ", primary, " ", base_, " ", port_),
-                        &exit_code);
-    ok_ = exit_code == 0;
-    std::atexit([] { Get().Remove(); });
-  }
-  static std::string Script() {
-    const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");
-    return script == nullptr ? "" : script;
-  }
-
-  const std::string base_;  // its data, socket and log
-  const int port_;          // its port (on its own socket)
-  bool ok_ = false;
-  std::string error_;  // what scripts/pg said when it failed
-};
-
-std::string DbName(const TestDatabase& database) {
-  const std::string& url = database.url();
-  return url.substr(url.rfind("dbname=") + 7);
-}
+using Standby = TestStandby;
 
 class ReadReplicasTest : public ServerTest {
  protected:

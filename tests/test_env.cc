@@ -314,6 +314,48 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   return output;
 }
 
+namespace {
+std::string StandbyScript() {
+  const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");
+  return script == nullptr ? "" : script;
+}
+}  // namespace
+
+TestStandby& TestStandby::Get() {
+  static TestStandby* standby = new TestStandby();
+  return *standby;
+}
+
+TestStandby::TestStandby()
+    : base_(absl::StrCat("/tmp/hotpath-standby-", getpid())), port_(FreePort()) {
+  const char* primary = std::getenv("HOTPATH_TEST_PG_BASE");
+  if (primary == nullptr || StandbyScript().empty()) {
+    error_ = "HOTPATH_TEST_PG_BASE / HOTPATH_TEST_PG_SCRIPT not set: run with scripts/test";
+    return;
+  }
+  Remove();
+  int exit_code = 0;
+  error_ = RunCommand(absl::StrCat(StandbyScript(), " standby ", primary, " ", base_, " ", port_),
+                      &exit_code);
+  ok_ = exit_code == 0;
+  std::atexit([] { Get().Remove(); });
+}
+
+std::string TestStandby::Url(const std::string& dbname) const {
+  return absl::StrCat("host=", base_, "/socket port=", port_, " user=postgres dbname=", dbname);
+}
+
+std::string TestStandby::Query(const std::string& sql) const {
+  return RunCommand(absl::StrCat("psql -qAt \"", Url("postgres"), "\" -c \"", sql, "\""));
+}
+
+void TestStandby::Remove() { RunCommand(absl::StrCat(StandbyScript(), " remove ", base_)); }
+
+std::string DbName(const TestDatabase& database) {
+  const std::string& url = database.url();
+  return url.substr(url.rfind("dbname=") + 7);
+}
+
 double Metric(int http_port, const std::string& name, const std::vector<std::string>& labels) {
   const HttpReply reply = Http(http_port, "GET", "/metrics");
   double sum = -1;

@@ -137,6 +137,32 @@ int FreePort();
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 
+// A streaming standby of the test cluster, made by pg_basebackup -R from HOTPATH_TEST_PG_BASE
+// (scripts/pg standby, HOTPATH_TEST_PG_SCRIPT) on a socket and port of its own: one per test
+// process (each test case runs in a process of its own under ctest), removed when it exits.
+class TestStandby final {
+ public:
+  static TestStandby& Get();
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  // libpq keyword/value string for database dbname on the standby.
+  std::string Url(const std::string& dbname) const;
+  // Runs sql on its postgres database: what psql printed.
+  std::string Query(const std::string& sql) const;
+
+ private:
+  TestStandby();
+  void Remove();
+
+  const std::string base_;  // its data, socket and log
+  const int port_;          // its port (on its own socket)
+  bool ok_ = false;
+  std::string error_;  // what scripts/pg said when it failed
+};
+
+// The database name in a test database's URL.
+std::string DbName(const TestDatabase& database);
+
 // The sum of a metric's samples on a server's /metrics whose line starts with name and contains
 // every one of labels (e.g. {"grpc_method=\"GetItem\""}); -1 if there is none.
 double Metric(int http_port, const std::string& name, const std::vector<std::string>& labels = {});
