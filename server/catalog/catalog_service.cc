@@ -197,13 +197,13 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
     item_reads_ = std::make_unique<cache::BatchLoader<std::int64_t, v1::Item>>(
         cache_options.item_reads,
         [this](const std::vector<std::int64_t>& ids, absl::Time deadline) {
-          return store_->GetEach(ids, std::min(deadline, absl::Now() + load_timeout_));
+          return store_->GetEach(ids, LoadDeadline(deadline));
         },
         scheduler_);
     if (cache_options.item_reads_on_loops) {
       item_reads_->set_start([this](const std::vector<std::int64_t>& ids, absl::Time deadline,
                                     ItemStore::EachAnswer& answered) {
-        return store_->StartGetEach(ids, std::min(deadline, absl::Now() + load_timeout_), answered);
+        return store_->StartGetEach(ids, LoadDeadline(deadline), answered);
       });
     }
   }
@@ -211,7 +211,7 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
     list_reads_ = std::make_unique<cache::ReadCoalescer<std::string, v1::ListItemsResponse>>(
         cache_options.list_reads_in_flight,
         [this](const std::string& key, absl::Time deadline) {
-          return LoadList(key, std::min(deadline, absl::Now() + load_timeout_));
+          return LoadList(key, LoadDeadline(deadline));
         },
         scheduler_);
   }
@@ -221,13 +221,13 @@ void CatalogService::StartCaches(const CatalogCacheOptions& cache_options) {
   items_ = std::make_unique<cache::TtlCache<std::int64_t, v1::Item>>(
       cache_options.items,
       [this](const std::int64_t& id, absl::Time deadline) {
-        return store_->Get(id, std::min(deadline, absl::Now() + load_timeout_));
+        return store_->Get(id, LoadDeadline(deadline));
       },
       scheduler_);
   stats_ = std::make_unique<cache::TtlCache<std::string, v1::CategoryStats>>(
       cache_options.category_stats,
       [this](const std::string& category, absl::Time deadline) {
-        return store_->CategoryStats(category, std::min(deadline, absl::Now() + load_timeout_));
+        return store_->CategoryStats(category, LoadDeadline(deadline));
       },
       scheduler_);
   if (cache_options.list_pages.ttl > absl::ZeroDuration() &&
@@ -235,7 +235,7 @@ void CatalogService::StartCaches(const CatalogCacheOptions& cache_options) {
     lists_ = std::make_unique<cache::TtlCache<std::string, v1::ListItemsResponse>>(
         cache_options.list_pages,
         [this](const std::string& key, absl::Time deadline) {
-          return LoadList(key, std::min(deadline, absl::Now() + load_timeout_));
+          return LoadList(key, LoadDeadline(deadline));
         },
         scheduler_);
     lists_->set_keep([max = cache_options.max_list_page_bytes](const v1::ListItemsResponse& page) {

@@ -2,6 +2,7 @@
 // Knows nothing of gRPC or HTTP; catalog_module.cc binds it to the wire.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -144,6 +145,11 @@ class CatalogService final {
   absl::StatusOr<std::string> ListKey(const v1::ListItemsRequest& request) const;
   // One page from the database. key: from ListKey.
   absl::StatusOr<v1::ListItemsResponse> LoadList(const std::string& key, absl::Time deadline);
+  // A load's deadline: the one it was given (its callers'), but no later than load_timeout_ from
+  // now.
+  absl::Time LoadDeadline(absl::Time deadline) const {
+    return std::min(deadline, absl::Now() + load_timeout_);
+  }
 
   ItemStore* store_;              // where items live
   const PageTokenCodec* tokens_;  // signs and checks page tokens
