@@ -146,7 +146,9 @@ std::vector<prometheus::MetricFamily> PoolFamiliesOf(
     const std::string& prefix, const std::vector<std::pair<Labels, db::PgPoolStats>>& pools) {
   std::vector<Sample> connections, max_connections, opened, broken, errors, timeouts, fail_fast,
       idle_leases, down;
-  for (const auto& [labels, s] : pools) {
+  for (const auto& pool : pools) {
+    const Labels& labels = pool.first;
+    const db::PgPoolStats& s = pool.second;
     const auto with = [&labels](std::pair<std::string, std::string> label) {
       Labels all = labels;
       all.push_back(std::move(label));
