@@ -213,6 +213,20 @@ TEST_F(LoopQueryTest, TryAcquireLendsOnlyAnIdleConnectionWhoseTimeoutFits) {
   EXPECT_FALSE(pool_->TryAcquire(deadline).has_value());
 }
 
+// A readiness check (every /readyz and every /metrics scrape) bounds its SELECT 1 by its own
+// short deadline for that query alone: the connection it used still fits the reads' deadlines.
+TEST_F(LoopQueryTest, AReadinessCheckLeavesTheConnectionsTimeoutAsTheReadsSetIt) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  { PgLease set = Lease(deadline); }  // min_size 1: the one idle connection, its timeout set
+  ASSERT_TRUE(pool_->CheckReady(absl::Now() + absl::Seconds(1)).ok());
+  EXPECT_EQ(pool_->stats().opened, 1);
+  EXPECT_TRUE(pool_->TryAcquire(absl::Now() + absl::Seconds(10)).has_value());
+  // Still bounded: a check whose deadline has passed does not run.
+  EXPECT_EQ(pool_->CheckReady(absl::Now() - absl::Seconds(1)).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(pool_->stats().broken, 0);
+}
+
 TEST_F(LoopQueryTest, ATimeoutFitsOnlyWhenItStopsTheStatementByTheDeadline) {
   auto lease = pool_->Acquire(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(lease.ok());

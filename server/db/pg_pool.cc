@@ -184,12 +184,18 @@ absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
 
 namespace {
 
-// "SELECT 1" on lease's connection, within deadline; a failure marks the connection broken.
-absl::Status SelectOne(PgLease& lease, absl::Time deadline) {
-  if (absl::Status limited = lease.LimitTo(deadline); !limited.ok()) return limited;
+// "SELECT 1" on lease's connection, within deadline (and max_statement_timeout); a failure marks
+// the connection broken. The bound is SET LOCAL, sent in the same query (one implicit transaction,
+// one round trip): the session's statement_timeout stays what the reads set, so a readiness check
+// every scrape leaves no connection with a timeout too short for the next read (LimitTo would).
+absl::Status SelectOne(PgLease& lease, absl::Time deadline, absl::Duration max_statement_timeout) {
+  const std::int64_t timeout = TimeoutFor(deadline, max_statement_timeout);
+  if (timeout == 0) {
+    return absl::DeadlineExceededError("deadline passed before the query could start");
+  }
   try {
     pqxx::nontransaction tx(lease.connection());
-    tx.exec("SELECT 1");
+    tx.exec(absl::StrCat("SET LOCAL statement_timeout = ", timeout, "; SELECT 1"));
     return absl::OkStatus();
   } catch (const std::exception& e) {
     lease.MarkBroken();
@@ -202,7 +208,7 @@ absl::Status SelectOne(PgLease& lease, absl::Time deadline) {
 absl::Status PgPool::Ping(absl::Time deadline) {
   auto lease = Acquire(deadline);
   if (!lease.ok()) return lease.status();
-  return SelectOne(*lease, deadline);
+  return SelectOne(*lease, deadline, options_.max_statement_timeout);
 }
 
 absl::Status PgPool::CheckReady(absl::Time deadline) {
@@ -218,7 +224,7 @@ absl::Status PgPool::CheckReady(absl::Time deadline) {
     }
   }
   if (!lease) return Ping(deadline);  // none open: open one
-  return SelectOne(*lease, deadline);
+  return SelectOne(*lease, deadline, options_.max_statement_timeout);
 }
 
 std::optional<PgLease> PgPool::TryAcquire(absl::Time deadline) {
