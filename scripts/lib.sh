@@ -140,6 +140,15 @@ PY
 }
 
 wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+wait_tcp() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1" >&2; return 1; }
+
+# build_grpc_ceiling DIR: the gRPC C++ ceiling of ../shared/peers (grpc_ceiling), built as
+# DIR/ceiling, as its README says (run it as DIR/ceiling 127.0.0.1:PORT 2).
+build_grpc_ceiling() {
+  mkdir -p "$1" && cp "$HOTPATH_ROOT/../shared/peers/grpc_ceiling/"{echo.proto,server.cc} "$1/"
+  (cd "$1" && protoc --cpp_out=. --grpc_out=. --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" echo.proto \
+    && g++ -O2 -std=c++20 server.cc echo.pb.cc echo.grpc.pb.cc -o ceiling $(pkg-config --cflags --libs grpc++ protobuf) -lpthread)
+}
 
 # --- throwaway PostgreSQL -------------------------------------------------------------------------
 # A cluster lives in a base directory: data/, socket/ and log. As root it runs as the postgres user
