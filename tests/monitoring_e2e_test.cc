@@ -78,7 +78,7 @@ class MonitoringTest : public ServerTest {
     ASSERT_TRUE(TestStandby::Get().ok()) << TestStandby::Get().error();
     ServerTest::SetUp();
     ServerOptions options = Options();
-    options.database_read_urls = {TestStandby::Get().Url(DbName(*database_))};
+    options.database_read_urls = {TestStandby::Get().Url(database_->name())};
     StartServer(options);
   }
 

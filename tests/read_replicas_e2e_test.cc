@@ -21,16 +21,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-using Standby = TestStandby;
-
 class ReadReplicasTest : public ServerTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(Standby::Get().ok()) << Standby::Get().error();
+    ASSERT_TRUE(TestStandby::Get().ok()) << TestStandby::Get().error();
     ServerTest::SetUp();
   }
   void TearDown() override {
-    Standby::Get().Query("SELECT pg_wal_replay_resume()");
+    TestStandby::Get().Query("SELECT pg_wal_replay_resume()");
     other_stub_.reset();
     other_.reset();
     ServerTest::TearDown();
@@ -38,7 +36,7 @@ class ReadReplicasTest : public ServerTest {
 
   ServerOptions WithStandby(bool caches) const {
     ServerOptions options = Options();
-    options.database_read_urls = {Standby::Get().Url(DbName(*database_))};
+    options.database_read_urls = {TestStandby::Get().Url(database_->name())};
     if (!caches) options.catalog.cache.enabled = false;
     return options;
   }
@@ -68,7 +66,7 @@ class ReadReplicasTest : public ServerTest {
   }
   // Runs sql on the test database on the standby: its first column, one line per row.
   std::string OnStandby(const std::string& sql) const {
-    return RunCommand(absl::StrCat("psql -qAt \"", Standby::Get().Url(DbName(*database_)),
+    return RunCommand(absl::StrCat("psql -qAt \"", TestStandby::Get().Url(database_->name()),
                                    "\" -c \"", sql, "\""));
   }
   // Waits until the standby has replayed item as it is (and the replicas' monitors, sampling
@@ -85,7 +83,7 @@ class ReadReplicasTest : public ServerTest {
     return false;
   }
   void PauseReplay() {
-    ASSERT_THAT(Standby::Get().Query("SELECT pg_wal_replay_pause()"),
+    ASSERT_THAT(TestStandby::Get().Query("SELECT pg_wal_replay_pause()"),
                 ::testing::Not(HasSubstr("ERROR")));
   }
   // Sets the stock through stub; the write's position (x-hotpath-lsn) in *position.
@@ -166,7 +164,7 @@ TEST_F(ReadReplicasTest, ReadsGoToTheStandbyAndWritesToThePrimary) {
   EXPECT_EQ(Metric(port, "hotpath_db_pool_opened_total", {"standby="}), -1);
   EXPECT_GE(Metric(port, "hotpath_db_pool_opened_total"), 1);
   // The standby's own view: it has the row (it replays the primary), and it is in recovery.
-  EXPECT_EQ(Standby::Get().Query("SELECT pg_is_in_recovery()"), "t\n");
+  EXPECT_EQ(TestStandby::Get().Query("SELECT pg_is_in_recovery()"), "t\n");
 }
 
 // HTTP reads with the cache off start their batches on the event loops: they go to the standby
@@ -278,7 +276,7 @@ TEST_F(ReadReplicasTest, AStandbyPastTheLagBoundIsNotRead) {
   EXPECT_GE(PrimaryReads(*server_) - primary, 10);
   EXPECT_EQ(StandbyReads(*server_), standby);
   // Replay resumes: the standby catches up and is read again.
-  Standby::Get().Query("SELECT pg_wal_replay_resume()");
+  TestStandby::Get().Query("SELECT pg_wal_replay_resume()");
   EXPECT_TRUE(StandbyUsable(*server_));
 }
 

@@ -351,11 +351,6 @@ std::string TestStandby::Query(const std::string& sql) const {
 
 void TestStandby::Remove() { RunCommand(absl::StrCat(StandbyScript(), " remove ", base_)); }
 
-std::string DbName(const TestDatabase& database) {
-  const std::string& url = database.url();
-  return url.substr(url.rfind("dbname=") + 7);
-}
-
 double Metric(int http_port, const std::string& name, const std::vector<std::string>& labels) {
   const HttpReply reply = Http(http_port, "GET", "/metrics");
   double sum = -1;

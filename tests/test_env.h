@@ -31,6 +31,8 @@ class TestDatabase final {
   explicit TestDatabase(Schema schema = Schema::kCatalog);
   ~TestDatabase();
   const std::string& url() const { return url_; }
+  // Its database name (a standby of the cluster has it too, under the same name).
+  const std::string& name() const { return name_; }
   // Runs sql on the test database, returning the first column of the first row ("" if none).
   std::string Query(const std::string& sql) const;
 
@@ -159,9 +161,6 @@ class TestStandby final {
   bool ok_ = false;
   std::string error_;  // what scripts/pg said when it failed
 };
-
-// The database name in a test database's URL.
-std::string DbName(const TestDatabase& database);
 
 // The sum of a metric's samples on a server's /metrics whose line starts with name and contains
 // every one of labels (e.g. {"grpc_method=\"GetItem\""}); -1 if there is none.

@@ -106,6 +106,14 @@ std::int64_t TimeoutFor(absl::Time deadline, absl::Duration max) {
   return std::max<std::int64_t>(1, absl::ToInt64Milliseconds(std::min(budget, max)));
 }
 
+// TimeoutFor's timeout, or DEADLINE_EXCEEDED when no time is left to start a statement.
+absl::StatusOr<std::int64_t> TimeoutToStart(absl::Time deadline, absl::Duration max) {
+  const std::int64_t timeout = TimeoutFor(deadline, max);
+  if (timeout == 0)
+    return absl::DeadlineExceededError("deadline passed before the query could start");
+  return timeout;
+}
+
 // Re-setting statement_timeout costs a round trip: the current value is kept while it is no
 // longer than wanted and not much shorter.
 bool Fits(std::int64_t current_ms, std::int64_t want_ms) {
@@ -126,8 +134,10 @@ bool PgLease::TimeoutFits(absl::Time deadline) const {
 }
 
 absl::Status PgLease::LimitTo(absl::Time deadline) {
-  const std::int64_t want = TimeoutFor(deadline, pool_->options().max_statement_timeout);
-  if (want == 0) return absl::DeadlineExceededError("deadline passed before the query could start");
+  const absl::StatusOr<std::int64_t> wanted =
+      TimeoutToStart(deadline, pool_->options().max_statement_timeout);
+  if (!wanted.ok()) return wanted.status();
+  const std::int64_t want = *wanted;
   if (Fits(slot_->timeout_ms, want)) return absl::OkStatus();
   // Set a little (1/32) under what is wanted: the next callers' deadlines, as long as this one's
   // and computed a moment later, want a few ms less, and would find it too long by those ms.
@@ -189,13 +199,11 @@ namespace {
 // one round trip): the session's statement_timeout stays what the reads set, so a readiness check
 // every scrape leaves no connection with a timeout too short for the next read (LimitTo would).
 absl::Status SelectOne(PgLease& lease, absl::Time deadline, absl::Duration max_statement_timeout) {
-  const std::int64_t timeout = TimeoutFor(deadline, max_statement_timeout);
-  if (timeout == 0) {
-    return absl::DeadlineExceededError("deadline passed before the query could start");
-  }
+  const absl::StatusOr<std::int64_t> timeout = TimeoutToStart(deadline, max_statement_timeout);
+  if (!timeout.ok()) return timeout.status();
   try {
     pqxx::nontransaction tx(lease.connection());
-    tx.exec(absl::StrCat("SET LOCAL statement_timeout = ", timeout, "; SELECT 1"));
+    tx.exec(absl::StrCat("SET LOCAL statement_timeout = ", *timeout, "; SELECT 1"));
     return absl::OkStatus();
   } catch (const std::exception& e) {
     lease.MarkBroken();
