@@ -6,6 +6,7 @@
 //   hotpath search "blue widget"       hotpath stats cat-3       hotpath batch-get 1 2 3
 //   hotpath export [--category c] > items.jsonl                  hotpath import items.jsonl
 //   hotpath seed --items 10000         hotpath health
+//   hotpath --after 0/3000148 get 42   (includes the write that printed x-hotpath-lsn: 0/3000148)
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -14,6 +15,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -33,6 +35,7 @@
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
 #include "server/app/env.h"
 #include "server/app/mutexes.h"
+#include "server/rpc/consistency.h"
 #include "server/rpc/tls.h"
 
 using hotpath::app::EnvOr;
@@ -45,6 +48,9 @@ ABSL_FLAG(std::string, tls_ca_file, EnvOr("HOTPATH_TLS_CA_FILE", ""),
 ABSL_FLAG(std::string, token, EnvOr("HOTPATH_TOKEN", ""),
           "bearer token sent with every call, for servers that require one (env HOTPATH_TOKEN)");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(10), "deadline of each call (e.g. 500ms, 10s)");
+ABSL_FLAG(std::string, after, EnvOr("HOTPATH_LSN", ""),
+          "reads include the write that answered this position: what a write through a server "
+          "with read replicas prints on stderr as x-hotpath-lsn (env HOTPATH_LSN)");
 ABSL_FLAG(std::string, sku, "", "item sku (create, update)");
 ABSL_FLAG(std::string, name, "", "item name (create, update)");
 ABSL_FLAG(std::string, description, "", "item description (create, update)");
@@ -96,6 +102,16 @@ void PrintJson(const google::protobuf::Message& message, bool one_line = false) 
   (void)google::protobuf::util::MessageToJsonString(message, &json, options);
   if (!json.empty() && json.back() == '\n') json.pop_back();
   std::cout << json << "\n";
+}
+
+// A write's commit position (servers with read replicas answer one), on stderr so stdout stays
+// JSON: passed back as --after, a read through any replica includes the write.
+void PrintPosition(const grpc::ClientContext& context) {
+  const auto& metadata = context.GetServerInitialMetadata();
+  const auto it = metadata.find(hotpath::rpc::Consistency::kMetadataKey);
+  if (it == metadata.end()) return;
+  std::cerr << hotpath::rpc::Consistency::kMetadataKey << ": "
+            << std::string_view(it->second.data(), it->second.size()) << "\n";
 }
 
 int Fail(const grpc::Status& status) {
@@ -199,6 +215,9 @@ class Cli final {
     if (const std::string token = absl::GetFlag(FLAGS_token); !token.empty()) {
       context->AddMetadata("authorization", "Bearer " + token);
     }
+    if (const std::string after = absl::GetFlag(FLAGS_after); !after.empty()) {
+      context->AddMetadata(hotpath::rpc::Consistency::kMetadataKey, after);
+    }
   }
 
   template <class Request, class Response>
@@ -211,6 +230,7 @@ class Cli final {
     const grpc::Status status = (stub_.get()->*method)(&context, request, &response);
     if (!status.ok()) return Fail(status);
     PrintJson(response);
+    PrintPosition(context);
     return 0;
   }
 
@@ -288,6 +308,7 @@ class Cli final {
     const grpc::Status status = writer->Finish();
     if (!status.ok()) return Fail(status);
     PrintJson(response);
+    PrintPosition(context);
     return 0;
   }
 

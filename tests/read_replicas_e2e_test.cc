@@ -2,9 +2,11 @@
 // primary (scripts/pg standby): reads go to it and writes to the primary; a writer reads its own
 // write through any replica even while the standby's replay is paused; a cache refilled after an
 // invalidation never reads a standby that has not replayed the write; a standby past the lag
-// bound, or one that cannot be reached, is not read.
+// bound, or one that cannot be reached, is not read; streams (an import, an export) keep the
+// same read-your-writes promise.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/demo_items.h"
 #include "gmock/gmock.h"
 #include "server/rpc/consistency.h"
 #include "tests/test_env.h"
@@ -123,6 +126,39 @@ class ReadReplicasTest : public ServerTest {
     const grpc::Status s = stub.GetItem(context.get(), request, &item);
     if (status != nullptr) *status = s;
     return item;
+  }
+
+  // Imports DemoItem(first..last) through stub; the import's position (x-hotpath-lsn) in
+  // *position. after: sent as the position the import's reads must include.
+  grpc::Status Import(v1::CatalogService::Stub& stub, int first, int last, std::string* position,
+                      const std::string& after = "") {
+    auto context = Context();
+    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    v1::ImportItemsResponse response;
+    auto writer = stub.ImportItems(context.get(), &response);
+    for (int n = first; n <= last; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      if (!writer->Write(request)) break;
+    }
+    writer->WritesDone();
+    const grpc::Status status = writer->Finish();
+    const auto& metadata = context->GetServerInitialMetadata();
+    auto it = metadata.find(rpc::Consistency::kMetadataKey);
+    *position = it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+    return status;
+  }
+  // The ids ExportItems streams through stub, sending after as the position to include.
+  std::vector<std::int64_t> ExportOn(v1::CatalogService::Stub& stub, const std::string& after,
+                                     grpc::Status* status) {
+    auto context = Context();
+    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    auto reader = stub.ExportItems(context.get(), v1::ExportItemsRequest());
+    std::vector<std::int64_t> ids;
+    v1::Item item;
+    while (reader->Read(&item)) ids.push_back(item.id());
+    *status = reader->Finish();
+    return ids;
   }
 
   std::unique_ptr<Hotpathd> other_;
@@ -298,6 +334,80 @@ TEST_F(ReadReplicasTest, RestWritesAnswerTheirPositionAndReadsSendItBack) {
   read = Http(server_->http_port(), "GET", path, "", {{"X-Hotpath-Lsn", "12"}});
   EXPECT_EQ(read.status, 400);
   EXPECT_THAT(read.body, HasSubstr("X-Hotpath-Lsn"));
+}
+
+// Streams keep the promise of unary calls: an import answers the position of its commit, and an
+// export that sends it back, through a replica that has heard nothing of the import (its change
+// feed off), streams the imported rows though the standby it reads has not replayed them; over
+// gRPC and as NDJSON through that replica's gateway.
+TEST_F(ReadReplicasTest, AnImportAnswersItsPositionAndAnExportSendingItBackStreamsItsRows) {
+  StartServer(WithStandby(/*caches=*/true));
+  ServerOptions other = WithStandby(/*caches=*/true);
+  other.read_max_lag = absl::Seconds(60);  // the paused standby stays usable
+  other.change_feed = false;               // so only the position can send B's reads elsewhere
+  StartOther(other);
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*other_));
+  ASSERT_TRUE(Replayed(item));
+  PauseReplay();
+  std::string position;
+  const grpc::Status imported = Import(*stub_, 2, 4, &position);
+  ASSERT_TRUE(imported.ok()) << imported.error_message();
+  ASSERT_NE(rpc::Consistency::Parse(position), 0u)
+      << "no x-hotpath-lsn on the import: " << position;
+
+  grpc::Status status;
+  EXPECT_EQ(ExportOn(*other_stub_, position, &status).size(), 4u);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  // Without it B reads the standby, which still has the one item.
+  EXPECT_EQ(ExportOn(*other_stub_, "", &status).size(), 1u);
+  EXPECT_EQ(OnStandby("SELECT count(*) FROM items"), "1\n");
+  const HttpReply exported =
+      Http(other_->http_port(), "GET", "/v1/items:export", "", {{"X-Hotpath-Lsn", position}});
+  EXPECT_EQ(exported.status, 200) << exported.body;
+  EXPECT_EQ(std::count(exported.body.begin(), exported.body.end(), '\n'), 4) << exported.body;
+
+  // A position that is not one is refused by either stream, and nothing is imported.
+  ExportOn(*other_stub_, "not-a-position", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("x-hotpath-lsn"));
+  status = Import(*stub_, 5, 5, &position, "not-a-position");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("x-hotpath-lsn"));
+  EXPECT_EQ(database_->Query("SELECT count(*) FROM items"), "4");
+}
+
+// The CLI carries it too: a write prints its position on stderr, and a read given it back with
+// --after gets the write through another replica, past that replica's cache and the paused
+// standby.
+TEST_F(ReadReplicasTest, TheCliPrintsAWritesPositionAndReadsAfterIt) {
+  StartServer(WithStandby(/*caches=*/true));
+  ServerOptions other = WithStandby(/*caches=*/true);
+  other.read_max_lag = absl::Seconds(60);
+  StartOther(other);
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*other_));
+  ASSERT_TRUE(SeenOn(*other_stub_, item));  // and cached on B
+  ASSERT_TRUE(Replayed(item));
+  PauseReplay();
+  const std::string cli = absl::StrCat(HOTPATH_CLI_BINARY, " --addr=127.0.0.1:");
+  const std::string updated =
+      RunCommand(absl::StrCat(cli, server_->grpc_port(), " update ", item.id(), " --stock=4242"));
+  const std::string key = absl::StrCat(rpc::Consistency::kMetadataKey, ": ");
+  const std::size_t at = updated.find(key);
+  ASSERT_NE(at, std::string::npos) << updated;
+  const std::string position =
+      updated.substr(at + key.size(), updated.find('\n', at) - at - key.size());
+  ASSERT_NE(rpc::Consistency::Parse(position), 0u) << updated;
+
+  EXPECT_THAT(
+      RunCommand(absl::StrCat(cli, other_->grpc_port(), " --after=", position, " get ", item.id())),
+      HasSubstr("\"stock\": 4242"));
+  int exit_code = 0;
+  const std::string refused =
+      RunCommand(absl::StrCat(cli, other_->grpc_port(), " --after=12 get ", item.id()), &exit_code);
+  EXPECT_NE(exit_code, 0);
+  EXPECT_THAT(refused, HasSubstr("x-hotpath-lsn"));
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,7 @@
 #include "server/http/process_time.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/call_observer.h"
+#include "server/rpc/consistency.h"
 #include "server/rpc/executor.h"
 #include "server/rpc/grpc_handoff.h"
 #include "server/rpc/message_bytes.h"
@@ -212,6 +214,21 @@ grpc::ByteBuffer SerializeMessage(const Message& message) {
   bool own_buffer;
   grpc::SerializationTraits<Message>::Serialize(message, &bytes, &own_buffer);
   return bytes;
+}
+
+// The position a call's reads must include (metadata x-hotpath-lsn, see consistency.h), 0 when it
+// sent none; INVALID_ARGUMENT when what it sent is not one.
+inline absl::StatusOr<std::uint64_t> ReadAfterOf(const grpc::ServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find(Consistency::kMetadataKey);
+  if (it == metadata.end()) return 0;
+  const std::uint64_t position =
+      Consistency::Parse(std::string_view(it->second.data(), it->second.size()));
+  if (position == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Consistency::kMetadataKey, Consistency::kMalformed));
+  }
+  return position;
 }
 
 // Asks options' gate to admit a call of method; OK and *ticket set, or the status to answer.

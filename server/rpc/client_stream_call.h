@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "server/rpc/call_base.h"
@@ -14,7 +15,8 @@ namespace hotpath::rpc {
 
 // Client streaming: read up to batch_size messages, or kMaxBatchBytes of them, hand them to the
 // sink on the executor (no further read until it is done, so a slow sink holds back the client),
-// repeat; on half-close, finish the sink and answer.
+// repeat; on half-close, finish the sink and answer (with where its writes committed,
+// x-hotpath-lsn, as a unary write does).
 template <class Request, class Response>
 class ClientStreamCall final : public CallBase {
  public:
@@ -52,6 +54,9 @@ class ClientStreamCall final : public CallBase {
         if (grpc::Status admitted = Admit(*method_->method); !admitted.ok()) {
           return FinishWithError(admitted);
         }
+        auto read_after = ReadAfterOf(context_);
+        if (!read_after.ok()) return FinishWithError(ToGrpcStatus(read_after.status()));
+        consistency_.emplace(*read_after);
         auto sink = method_->handler(context_);
         if (!sink.ok()) return FinishWithError(ToGrpcStatus(sink.status()));
         sink_ = *std::move(sink);
@@ -128,6 +133,9 @@ class ClientStreamCall final : public CallBase {
   void Consume(bool last) {
     state_ = State::kConsuming;
     const bool queued = method_->executor->Submit([this, last] {
+      // The sink's writes report where they committed to it; its reads include what the client
+      // sent.
+      const Consistency::Scope scope(&*consistency_);
       if (!batch_.empty()) {
         const absl::Status status = sink_->Consume(batch_);
         batch_.clear();
@@ -140,6 +148,11 @@ class ClientStreamCall final : public CallBase {
       const std::size_t bytes = response->ByteSizeLong();
       if (bytes > options_->max_message_bytes) {
         return FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes));
+      }
+      // Where the stream's writes committed, for reads that must include them (read-your-writes
+      // through any replica, as a unary write answers).
+      if (const std::uint64_t committed = consistency_->committed(); committed != 0) {
+        context_.AddInitialMetadata(Consistency::kMetadataKey, Consistency::Format(committed));
       }
       state_ = State::kFinishing;
       FreeSlot();
@@ -168,6 +181,7 @@ class ClientStreamCall final : public CallBase {
   Reader reader_;                                        // reads the stream, answers once
   DoneTag done_tag_;                                     // learns of cancellation
   std::unique_ptr<StreamSink<Request, Response>> sink_;  // where messages go
+  std::optional<Consistency> consistency_;               // x-hotpath-lsn: read after, committed
   grpc::ByteBuffer incoming_;                            // target of the pending read
   std::vector<Request> batch_;                           // messages not yet consumed
   std::size_t batch_bytes_ = 0;                          // their size as they arrived

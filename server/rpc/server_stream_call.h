@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -49,6 +50,9 @@ class ServerStreamCall final : public CallBase {
           admitted = ParseMessage(&request_bytes_, &request_, options_->max_message_bytes);
         }
         if (!admitted.ok()) return FinishWith(admitted);
+        auto read_after = ReadAfterOf(context_);
+        if (!read_after.ok()) return FinishWith(ToGrpcStatus(read_after.status()));
+        consistency_.emplace(*read_after);
         auto source = method_->handler(context_, request_);
         if (!source.ok()) return FinishWith(ToGrpcStatus(source.status()));
         source_ = *std::move(source);
@@ -123,6 +127,7 @@ class ServerStreamCall final : public CallBase {
     batch_.clear();
     next_ = 0;
     const bool queued = method_->executor->Submit([this] {
+      const Consistency::Scope scope(&*consistency_);  // the position the client sent, if any
       const absl::Status status = source_->Next(&batch_, &done_);
       if (!status.ok()) return FinishWith(ToGrpcStatus(status));
       WriteNext();
@@ -174,6 +179,7 @@ class ServerStreamCall final : public CallBase {
   Request request_;                                 // the client's message
   Writer writer_;                                   // writes the stream
   std::unique_ptr<StreamSource<Response>> source_;  // where messages come from
+  std::optional<Consistency> consistency_;          // what its reads must include (x-hotpath-lsn)
   std::vector<Response> batch_;                     // the batch being written
   std::size_t next_ = 0;                            // index in batch_ of the next write
   bool done_ = false;                               // the source has no more batches

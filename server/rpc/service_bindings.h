@@ -45,21 +45,6 @@ namespace hotpath::rpc {
 // for as long as the object lives; or objects built for each call.
 enum class Answers { kHeld, kBuilt };
 
-// The position a call's reads must include (metadata x-hotpath-lsn, see consistency.h), 0 when it
-// sent none; INVALID_ARGUMENT when what it sent is not one.
-inline absl::StatusOr<std::uint64_t> ReadAfterOf(const grpc::ServerContext& context) {
-  const auto& metadata = context.client_metadata();
-  const auto it = metadata.find(Consistency::kMetadataKey);
-  if (it == metadata.end()) return 0;
-  const std::uint64_t position =
-      Consistency::Parse(std::string_view(it->second.data(), it->second.size()));
-  if (position == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Consistency::kMetadataKey, Consistency::kMalformed));
-  }
-  return position;
-}
-
 // Whether a client that departs (cancels, disconnects) cancels an OnExecutor method's work (its
 // database statements) or lets it finish.
 enum class Departure { kCancels, kFinishes };
