@@ -13,8 +13,10 @@ HOTPATH_PACKAGES=(
 )
 
 # What only the tests need, beside those: a real browser for the CORS test (tests/cors_e2e_test.cc),
-# with the fonts Debian only recommends (installs here skip recommendations).
-HOTPATH_TEST_PACKAGES=(chromium fonts-liberation)
+# with the fonts Debian only recommends (installs here skip recommendations); Python's grpcio and
+# Go's code generators and compiler for the other languages' clients (tests/clients_e2e_test.cc).
+HOTPATH_TEST_PACKAGES=(chromium fonts-liberation python3-grpcio python3-protobuf golang-go
+  golang-goprotobuf-dev protoc-gen-go-grpc)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
