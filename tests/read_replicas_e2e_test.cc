@@ -3,7 +3,7 @@
 // write through any replica even while the standby's replay is paused; a cache refilled after an
 // invalidation never reads a standby that has not replayed the write; a standby past the lag
 // bound, or one that cannot be reached, is not read; streams (an import, an export) keep the
-// same read-your-writes promise.
+// same read-your-writes promise, as do the CLI and nginx in front (deploy/nginx/hotpath.conf).
 #include <unistd.h>
 
 #include <algorithm>
@@ -408,6 +408,36 @@ TEST_F(ReadReplicasTest, TheCliPrintsAWritesPositionAndReadsAfterIt) {
       RunCommand(absl::StrCat(cli, other_->grpc_port(), " --after=12 get ", item.id()), &exit_code);
   EXPECT_NE(exit_code, 0);
   EXPECT_THAT(refused, HasSubstr("x-hotpath-lsn"));
+}
+
+// Behind deploy/nginx/hotpath.conf, whose item cache keeps an answer for a second when the replica
+// does not make every use revalidate (no --gateway_accel_expires): a read that sends a write's
+// position back is not answered from that copy.
+TEST_F(ReadReplicasTest, ThroughNginxAReadSendingAPositionSkipsNginxsItemCache) {
+  StartServer(WithStandby(/*caches=*/true));
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(StandbyUsable(*server_));
+  Nginx::Site site;
+  const int grpc_port = FreePort();
+  const int http_port = FreePort();
+  site.grpc_replicas = {absl::StrCat("127.0.0.1:", server_->grpc_port())};
+  site.http_replicas = {absl::StrCat("127.0.0.1:", server_->http_port())};
+  site.grpc_listen = absl::StrCat("listen 127.0.0.1:", grpc_port, " http2;\n");
+  site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port, ";\n");
+  auto nginx = Nginx::Start(HOTPATH_SOURCE_DIR, site);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+
+  const std::string path = absl::StrCat("/v1/items/", item.id());
+  ASSERT_EQ(Http(http_port, "GET", path).headers["x-cache-status"], "MISS");
+  ASSERT_EQ(Http(http_port, "GET", path).headers["x-cache-status"], "HIT");  // kept for 1 s
+  HttpReply patched =
+      Http(http_port, "PATCH", path, R"({"stock": 4242})", {{"Content-Type", "application/json"}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  const std::string position = patched.headers["x-hotpath-lsn"];
+  ASSERT_NE(rpc::Consistency::Parse(position), 0u) << position;
+  HttpReply read = Http(http_port, "GET", path, "", {{"X-Hotpath-Lsn", position}});
+  EXPECT_EQ(read.headers["x-cache-status"], "BYPASS");
+  EXPECT_THAT(read.body, HasSubstr("\"stock\":4242"));
 }
 
 }  // namespace
