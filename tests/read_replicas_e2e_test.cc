@@ -89,6 +89,21 @@ class ReadReplicasTest : public ServerTest {
     ASSERT_THAT(TestStandby::Get().Query("SELECT pg_wal_replay_pause()"),
                 ::testing::Not(HasSubstr("ERROR")));
   }
+  // Replicas A (server_) and B (other_) on the primary and the standby, B with a 60 s lag bound so
+  // the paused standby stays usable (floors, not the bound, must keep B's reads right); an item
+  // created, cached on B and replayed by the standby; then replay paused. Check HasFailure().
+  v1::Item CachedOnOtherThenPaused() {
+    StartServer(WithStandby(/*caches=*/true));
+    ServerOptions other = WithStandby(/*caches=*/true);
+    other.read_max_lag = absl::Seconds(60);
+    StartOther(other);
+    const v1::Item item = CreateDemo(1);
+    EXPECT_TRUE(StandbyUsable(*other_));
+    EXPECT_TRUE(SeenOn(*other_stub_, item));
+    EXPECT_TRUE(Replayed(item));
+    PauseReplay();
+    return item;
+  }
   // Sets the stock through stub; the write's position (x-hotpath-lsn) in *position.
   v1::Item SetStock(v1::CatalogService::Stub& stub, std::int64_t id, int stock,
                     std::string* position = nullptr) {
@@ -236,15 +251,8 @@ TEST_F(ReadReplicasTest, LoopReadsGoToTheStandbyAndEachIsCountedOnce) {
 // The scenario: the write answers with its position; a read through another replica
 // that sends it back gets the write, though the standby has not replayed it (replay paused).
 TEST_F(ReadReplicasTest, AWriterReadsItsWriteThroughAnyReplicaWhileReplayIsPaused) {
-  StartServer(WithStandby(/*caches=*/true));
-  ServerOptions other = WithStandby(/*caches=*/true);
-  other.read_max_lag = absl::Seconds(60);  // the paused standby stays usable: floors must hold
-  StartOther(other);
-  const v1::Item item = CreateDemo(1);
-  ASSERT_TRUE(StandbyUsable(*other_));
-  ASSERT_TRUE(SeenOn(*other_stub_, item));  // and cached on B
-  ASSERT_TRUE(Replayed(item));
-  PauseReplay();
+  const v1::Item item = CachedOnOtherThenPaused();
+  ASSERT_FALSE(HasFailure());
   std::string position;
   const v1::Item updated = SetStock(*stub_, item.id(), item.stock() + 5, &position);
   ASSERT_NE(rpc::Consistency::Parse(position), 0u) << "no x-hotpath-lsn on the write: " << position;
@@ -266,15 +274,8 @@ TEST_F(ReadReplicasTest, AWriterReadsItsWriteThroughAnyReplicaWhileReplayIsPause
 // has the old row and, with a 60 s bound, is still usable): B shows the write within the bound
 // and keeps showing it.
 TEST_F(ReadReplicasTest, ARefillAfterAnInvalidationNeverReadsAStandbyBehindTheWrite) {
-  StartServer(WithStandby(/*caches=*/true));
-  ServerOptions other = WithStandby(/*caches=*/true);
-  other.read_max_lag = absl::Seconds(60);
-  StartOther(other);
-  const v1::Item item = CreateDemo(1);
-  ASSERT_TRUE(StandbyUsable(*other_));
-  ASSERT_TRUE(SeenOn(*other_stub_, item));
-  ASSERT_TRUE(Replayed(item));
-  PauseReplay();
+  const v1::Item item = CachedOnOtherThenPaused();
+  ASSERT_FALSE(HasFailure());
   const v1::Item updated = SetStock(*stub_, item.id(), item.stock() + 7);
   const absl::Time written = absl::Now();
   while (GetOn(*other_stub_, item.id()).stock() != updated.stock() &&
@@ -381,15 +382,8 @@ TEST_F(ReadReplicasTest, AnImportAnswersItsPositionAndAnExportSendingItBackStrea
 // --after gets the write through another replica, past that replica's cache and the paused
 // standby.
 TEST_F(ReadReplicasTest, TheCliPrintsAWritesPositionAndReadsAfterIt) {
-  StartServer(WithStandby(/*caches=*/true));
-  ServerOptions other = WithStandby(/*caches=*/true);
-  other.read_max_lag = absl::Seconds(60);
-  StartOther(other);
-  const v1::Item item = CreateDemo(1);
-  ASSERT_TRUE(StandbyUsable(*other_));
-  ASSERT_TRUE(SeenOn(*other_stub_, item));  // and cached on B
-  ASSERT_TRUE(Replayed(item));
-  PauseReplay();
+  const v1::Item item = CachedOnOtherThenPaused();
+  ASSERT_FALSE(HasFailure());
   const std::string cli = absl::StrCat(HOTPATH_CLI_BINARY, " --addr=127.0.0.1:");
   const std::string updated =
       RunCommand(absl::StrCat(cli, server_->grpc_port(), " update ", item.id(), " --stock=4242"));
