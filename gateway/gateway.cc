@@ -591,10 +591,14 @@ Gateway::Refusal Gateway::DecodeMessage(const http::Request& request, const Http
 }
 
 void Gateway::SetCacheHeaders(http::Response& response) const {
+  if (options_.cache_control.empty() && options_.accel_expires.empty()) return;
   if (!options_.cache_control.empty()) {
     response.set(bhttp::field::cache_control, options_.cache_control);
   }
   if (!options_.accel_expires.empty()) response.set("X-Accel-Expires", options_.accel_expires);
+  // An answer a cache may keep says what it depends on: a read that sends a write's position
+  // (read-your-writes) must not be answered with a copy kept for one that did not.
+  response.set(bhttp::field::vary, absl::StrCat("Accept-Encoding, ", rpc::Consistency::kHeader));
 }
 
 void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, OutgoingCall call,

@@ -46,7 +46,8 @@ struct GatewayOptions {
   const rpc::LocalHandlers* local = nullptr;
   // Cache-Control of successful GET / HEAD answers (and their 304s), e.g. "no-cache" (caches may
   // keep them but revalidate each use with If-None-Match) or "max-age=1". Empty (the default):
-  // none, so no shared cache keeps an answer without being told to.
+  // none, so no shared cache keeps an answer without being told to. With it or accel_expires,
+  // those answers Vary on X-Hotpath-Lsn as well as Accept-Encoding.
   std::string cache_control;
   // X-Accel-Expires of the same answers, for an nginx cache in front: how long nginx keeps them,
   // in seconds ("60") or until a Unix time ("@1": always expired, so nginx revalidates every use

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/demo_items.h"
@@ -194,6 +195,12 @@ TEST_F(CoherenceTest, ReloadsRacingWritesNeverKeepTheOldRow) {
   const v1::Item item = CreateDemo(1);
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers;
+  // Stopped and joined however the test ends (a failed ASSERT returns at once: a joinable thread
+  // left behind would abort the process instead of reporting the failure).
+  const absl::Cleanup join = [&] {
+    stop.store(true);
+    for (auto& reader : readers) reader.join();
+  };
   for (int i = 0; i < 4; ++i) {
     readers.emplace_back([&] {
       while (!stop.load()) GetOn(*other_stub_, item.id());
@@ -205,8 +212,6 @@ TEST_F(CoherenceTest, ReloadsRacingWritesNeverKeepTheOldRow) {
         << "round " << round;
     for (int i = 0; i < 5; ++i) ASSERT_EQ(GetOn(*other_stub_, item.id()).stock(), round);
   }
-  stop.store(true);
-  for (auto& reader : readers) reader.join();
 }
 
 // The feed's connection dies (here: terminated by the database): B reconnects, drops everything it

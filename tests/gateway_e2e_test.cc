@@ -413,13 +413,17 @@ TEST_F(GatewayTest, CacheControlAndAccelExpiresAreSetOnReadsWhenConfigured) {
   HttpReply got = Call("GET", "/v1/items/1");
   EXPECT_EQ(got.headers["cache-control"], "no-cache");
   EXPECT_EQ(got.headers["x-accel-expires"], "@1");
+  // A kept answer must not serve a read that asks for a later write (X-Hotpath-Lsn).
+  EXPECT_EQ(got.headers["vary"], "Accept-Encoding, X-Hotpath-Lsn");
   HttpReply not_modified = Call("GET", "/v1/items/1", "", {{"If-None-Match", got.headers["etag"]}});
   EXPECT_EQ(not_modified.status, 304);
   EXPECT_EQ(not_modified.headers["cache-control"], "no-cache");
   EXPECT_EQ(not_modified.headers["x-accel-expires"], "@1");
+  EXPECT_EQ(not_modified.headers["vary"], "Accept-Encoding, X-Hotpath-Lsn");
   HttpReply written = Call("PATCH", "/v1/items/1?updateMask=stock", R"({"stock":2})");
   EXPECT_EQ(written.headers.count("cache-control"), 0u);
   EXPECT_EQ(written.headers.count("x-accel-expires"), 0u);
+  EXPECT_EQ(written.headers["vary"], "Accept-Encoding");
 }
 
 TEST_F(GatewayTest, AnAccelExpiresThatIsNoTimeFailsTheStart) {

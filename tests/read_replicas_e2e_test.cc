@@ -432,6 +432,11 @@ TEST_F(ReadReplicasTest, ThroughNginxAReadSendingAPositionSkipsNginxsItemCache) 
   HttpReply read = Http(http_port, "GET", path, "", {{"X-Hotpath-Lsn", position}});
   EXPECT_EQ(read.headers["x-cache-status"], "BYPASS");
   EXPECT_THAT(read.body, HasSubstr("\"stock\":4242"));
+  // Nor did that read fill the cache (an entry per position would): the copy kept before serves
+  // reads without a position until its second is up.
+  const HttpReply plain = Http(http_port, "GET", path);
+  EXPECT_EQ(plain.headers.at("x-cache-status"), "HIT");
+  EXPECT_THAT(plain.body, ::testing::Not(HasSubstr("\"stock\":4242")));
 }
 
 }  // namespace
