@@ -115,7 +115,9 @@ TEST_F(HealthTest, WatchSendsTheStatusThenItsChangesAndEndsAtShutdownWithoutHold
 
   const absl::Time start = absl::Now();
   std::thread stopper([this] { server_->Shutdown(absl::Seconds(30)); });
-  ASSERT_TRUE(reader->Read(&response));
+  // EXPECT, not ASSERT, until stopper is joined: returning early would leave it joinable, and the
+  // process would abort instead of reporting the failure.
+  EXPECT_TRUE(reader->Read(&response));
   EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
   EXPECT_FALSE(reader->Read(&response));
   const grpc::Status ended = reader->Finish();
