@@ -26,12 +26,8 @@ class NginxTest : public ServerTest {
     CreateDemo(1);
     grpc_port_ = FreePort();
     http_port_ = FreePort();
-    Nginx::Site site;
-    site.grpc_replicas = {absl::StrCat("127.0.0.1:", server_->grpc_port())};
-    site.http_replicas = {absl::StrCat("127.0.0.1:", server_->http_port())};
-    site.grpc_listen = absl::StrCat("listen 127.0.0.1:", grpc_port_, " http2;\n");
-    site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port_, ";\n");
-    auto nginx = Nginx::Start(HOTPATH_SOURCE_DIR, site);
+    auto nginx =
+        Nginx::Start(HOTPATH_SOURCE_DIR, Nginx::InFrontOf(*server_, grpc_port_, http_port_));
     ASSERT_TRUE(nginx.ok()) << nginx.status();
     nginx_ = *std::move(nginx);
     channel_via_nginx_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port_),

@@ -104,6 +104,18 @@ class ReadReplicasTest : public ServerTest {
     PauseReplay();
     return item;
   }
+  // A call's context sending after as the position its reads must include (none when empty).
+  std::unique_ptr<grpc::ClientContext> ContextAfter(const std::string& after) const {
+    auto context = Context();
+    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    return context;
+  }
+  // The position a finished call's writes answered with (x-hotpath-lsn); "" when none.
+  static std::string PositionOf(const grpc::ClientContext& context) {
+    const auto& metadata = context.GetServerInitialMetadata();
+    const auto it = metadata.find(rpc::Consistency::kMetadataKey);
+    return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+  }
   // Sets the stock through stub; the write's position (x-hotpath-lsn) in *position.
   v1::Item SetStock(v1::CatalogService::Stub& stub, std::int64_t id, int stock,
                     std::string* position = nullptr) {
@@ -115,11 +127,7 @@ class ReadReplicasTest : public ServerTest {
     auto context = Context();
     const grpc::Status status = stub.UpdateItem(context.get(), request, &item);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    if (position != nullptr) {
-      const auto& metadata = context->GetServerInitialMetadata();
-      auto it = metadata.find(rpc::Consistency::kMetadataKey);
-      *position = it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
-    }
+    if (position != nullptr) *position = PositionOf(*context);
     return item;
   }
   // Whether stub answers item as it is within a second (another replica hears of a write within
@@ -136,8 +144,7 @@ class ReadReplicasTest : public ServerTest {
     v1::GetItemRequest request;
     request.set_id(id);
     v1::Item item;
-    auto context = Context();
-    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    auto context = ContextAfter(after);
     const grpc::Status s = stub.GetItem(context.get(), request, &item);
     if (status != nullptr) *status = s;
     return item;
@@ -147,8 +154,7 @@ class ReadReplicasTest : public ServerTest {
   // *position. after: sent as the position the import's reads must include.
   grpc::Status Import(v1::CatalogService::Stub& stub, int first, int last, std::string* position,
                       const std::string& after = "") {
-    auto context = Context();
-    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    auto context = ContextAfter(after);
     v1::ImportItemsResponse response;
     auto writer = stub.ImportItems(context.get(), &response);
     for (int n = first; n <= last; ++n) {
@@ -158,16 +164,13 @@ class ReadReplicasTest : public ServerTest {
     }
     writer->WritesDone();
     const grpc::Status status = writer->Finish();
-    const auto& metadata = context->GetServerInitialMetadata();
-    auto it = metadata.find(rpc::Consistency::kMetadataKey);
-    *position = it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+    *position = PositionOf(*context);
     return status;
   }
   // The ids ExportItems streams through stub, sending after as the position to include.
   std::vector<std::int64_t> ExportOn(v1::CatalogService::Stub& stub, const std::string& after,
                                      grpc::Status* status) {
-    auto context = Context();
-    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    auto context = ContextAfter(after);
     auto reader = stub.ExportItems(context.get(), v1::ExportItemsRequest());
     std::vector<std::int64_t> ids;
     v1::Item item;
@@ -411,14 +414,8 @@ TEST_F(ReadReplicasTest, ThroughNginxAReadSendingAPositionSkipsNginxsItemCache) 
   StartServer(WithStandby(/*caches=*/true));
   const v1::Item item = CreateDemo(1);
   ASSERT_TRUE(StandbyUsable(*server_));
-  Nginx::Site site;
-  const int grpc_port = FreePort();
   const int http_port = FreePort();
-  site.grpc_replicas = {absl::StrCat("127.0.0.1:", server_->grpc_port())};
-  site.http_replicas = {absl::StrCat("127.0.0.1:", server_->http_port())};
-  site.grpc_listen = absl::StrCat("listen 127.0.0.1:", grpc_port, " http2;\n");
-  site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port, ";\n");
-  auto nginx = Nginx::Start(HOTPATH_SOURCE_DIR, site);
+  auto nginx = Nginx::Start(HOTPATH_SOURCE_DIR, Nginx::InFrontOf(*server_, FreePort(), http_port));
   ASSERT_TRUE(nginx.ok()) << nginx.status();
 
   const std::string path = absl::StrCat("/v1/items/", item.id());

@@ -456,6 +456,15 @@ std::string ServerLines(const std::vector<std::string>& addresses) {
 
 }  // namespace
 
+Nginx::Site Nginx::InFrontOf(const Hotpathd& server, int grpc_port, int http_port) {
+  Site site;
+  site.grpc_replicas = {absl::StrCat("127.0.0.1:", server.grpc_port())};
+  site.http_replicas = {absl::StrCat("127.0.0.1:", server.http_port())};
+  site.grpc_listen = absl::StrCat("listen 127.0.0.1:", grpc_port, " http2;\n");
+  site.http_listen = absl::StrCat("listen 127.0.0.1:", http_port, ";\n");
+  return site;
+}
+
 absl::StatusOr<std::unique_ptr<Nginx>> Nginx::Start(const std::string& source_dir,
                                                     const Site& site) {
   static std::atomic<int> started{0};

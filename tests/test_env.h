@@ -213,6 +213,9 @@ class Nginx final {
     std::string grpc_listen;                 // contents of hotpath-grpc-listen.conf
     std::string http_listen;                 // contents of hotpath-http-listen.conf
   };
+  // One replica, server, behind nginx listening on 127.0.0.1: gRPC (h2c) on grpc_port, HTTP on
+  // http_port.
+  static Site InFrontOf(const Hotpathd& server, int grpc_port, int http_port);
   // Starts it; an error if nginx refuses the configuration.
   static absl::StatusOr<std::unique_ptr<Nginx>> Start(const std::string& source_dir,
                                                       const Site& site);

@@ -231,6 +231,14 @@ inline absl::StatusOr<std::uint64_t> ReadAfterOf(const grpc::ServerContext& cont
   return position;
 }
 
+// Where the call's writes committed (if any did), in its initial metadata (x-hotpath-lsn): reads
+// that send it back include them, through any replica. Before the answer is sent.
+inline void AnswerCommitted(grpc::ServerContext& context, const Consistency& consistency) {
+  if (const std::uint64_t committed = consistency.committed(); committed != 0) {
+    context.AddInitialMetadata(Consistency::kMetadataKey, Consistency::Format(committed));
+  }
+}
+
 // Asks options' gate to admit a call of method; OK and *ticket set, or the status to answer.
 inline grpc::Status AdmitCall(const CallOptions& options,
                               const google::protobuf::MethodDescriptor& method,

@@ -149,11 +149,7 @@ class ClientStreamCall final : public CallBase {
       if (bytes > options_->max_message_bytes) {
         return FinishWithError(OversizeAnswer(bytes, options_->max_message_bytes));
       }
-      // Where the stream's writes committed, for reads that must include them (read-your-writes
-      // through any replica, as a unary write answers).
-      if (const std::uint64_t committed = consistency_->committed(); committed != 0) {
-        context_.AddInitialMetadata(Consistency::kMetadataKey, Consistency::Format(committed));
-      }
+      AnswerCommitted(context_, *consistency_);  // as a unary write answers
       state_ = State::kFinishing;
       FreeSlot();
       if (bytes >= options_->compress_min_bytes) CompressIfAccepted(context_);

@@ -124,11 +124,7 @@ class ServiceBindings final : public RpcModule {
                            Consistency consistency(read_after);
                            Consistency::Scope scope(&consistency);
                            auto result = (impl->*function)(request, deadline);
-                           if (consistency.committed() != 0) {
-                             context.AddInitialMetadata(
-                                 Consistency::kMetadataKey,
-                                 Consistency::Format(consistency.committed()));
-                           }
+                           AnswerCommitted(context, consistency);
                            return result;
                          });
          },
