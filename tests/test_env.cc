@@ -321,13 +321,23 @@ std::string StandbyScript() {
 }
 }  // namespace
 
-TestStandby& TestStandby::Get() {
-  static TestStandby* standby = new TestStandby();
-  return *standby;
+TestStandby& TestStandby::Get(int n) {
+  static std::array<TestStandby*, kMax> standbys{};
+  static const bool removed_at_exit = [] {
+    return std::atexit([] {
+             for (TestStandby* standby : standbys) {
+               if (standby != nullptr) standby->Remove();
+             }
+           }) == 0;
+  }();
+  (void)removed_at_exit;
+  if (standbys[n] == nullptr) standbys[n] = new TestStandby(n);
+  return *standbys[n];
 }
 
-TestStandby::TestStandby()
-    : base_(absl::StrCat("/tmp/hotpath-standby-", getpid())), port_(FreePort()) {
+TestStandby::TestStandby(int n)
+    : base_(absl::StrCat("/tmp/hotpath-standby-", getpid(), n == 0 ? "" : absl::StrCat("-", n))),
+      port_(FreePort()) {
   const char* primary = std::getenv("HOTPATH_TEST_PG_BASE");
   if (primary == nullptr || StandbyScript().empty()) {
     error_ = "HOTPATH_TEST_PG_BASE / HOTPATH_TEST_PG_SCRIPT not set: run with scripts/test";
@@ -338,7 +348,6 @@ TestStandby::TestStandby()
   error_ = RunCommand(absl::StrCat(StandbyScript(), " standby ", primary, " ", base_, " ", port_),
                       &exit_code);
   ok_ = exit_code == 0;
-  std::atexit([] { Get().Remove(); });
 }
 
 std::string TestStandby::Url(const std::string& dbname) const {
@@ -347,6 +356,30 @@ std::string TestStandby::Url(const std::string& dbname) const {
 
 std::string TestStandby::Query(const std::string& sql) const {
   return RunCommand(absl::StrCat("psql -qAt \"", Url("postgres"), "\" -c \"", sql, "\""));
+}
+
+std::string TestStandby::StreamFrom(const std::string& conninfo) const {
+  const std::string set =
+      Query(absl::StrCat("ALTER SYSTEM SET primary_conninfo = '", conninfo, "'"));
+  if (!set.empty()) return set;
+  // The startup process does not always act on the first reload after ALTER SYSTEM (seen with
+  // PostgreSQL 15): reloads until its WAL receiver is gone, or streaming again.
+  const std::string check = conninfo.empty() ? "SELECT count(*) = 0 FROM pg_stat_wal_receiver"
+                                             : "SELECT count(*) = 1 FROM pg_stat_wal_receiver "
+                                               "WHERE status = 'streaming'";
+  for (int i = 0; i < 200; ++i) {
+    Query("SELECT pg_reload_conf()");
+    absl::SleepFor(absl::Milliseconds(50));
+    if (Query(check) == "t\n") return "";
+  }
+  return absl::StrCat("the standby in ", base_, " did not ",
+                      conninfo.empty() ? "stop streaming" : "stream from ", conninfo);
+}
+
+std::string TestStandby::Promote() const {
+  int exit_code = 0;
+  std::string output = RunCommand(absl::StrCat(StandbyScript(), " promote ", base_), &exit_code);
+  return exit_code == 0 ? "" : absl::StrCat("scripts/pg promote failed: ", output);
 }
 
 void TestStandby::Remove() { RunCommand(absl::StrCat(StandbyScript(), " remove ", base_)); }

@@ -140,20 +140,30 @@ int FreePort();
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 
 // A streaming standby of the test cluster, made by pg_basebackup -R from HOTPATH_TEST_PG_BASE
-// (scripts/pg standby, HOTPATH_TEST_PG_SCRIPT) on a socket and port of its own: one per test
-// process (each test case runs in a process of its own under ctest), removed when it exits.
+// (scripts/pg standby, HOTPATH_TEST_PG_SCRIPT) on a socket and port of its own: up to two per
+// test process (each test case runs in a process of its own under ctest), removed when it exits.
 class TestStandby final {
  public:
-  static TestStandby& Get();
+  static constexpr int kMax = 2;
+  // The test process's standby number n (0 <= n < kMax), made on first use.
+  static TestStandby& Get(int n = 0);
   bool ok() const { return ok_; }
   const std::string& error() const { return error_; }
+  // Its socket directory and port.
+  std::string host() const { return base_ + "/socket"; }
+  int port() const { return port_; }
   // libpq keyword/value string for database dbname on the standby.
   std::string Url(const std::string& dbname) const;
   // Runs sql on its postgres database: what psql printed.
   std::string Query(const std::string& sql) const;
+  // Streams from the server conninfo names from now on ("": from none, replaying only what it
+  // has), once this returns ""; otherwise what went wrong.
+  std::string StreamFrom(const std::string& conninfo) const;
+  // Makes it a primary (scripts/pg promote); what the script printed, "" when it succeeded.
+  std::string Promote() const;
 
  private:
-  TestStandby();
+  explicit TestStandby(int n);
   void Remove();
 
   const std::string base_;  // its data, socket and log

@@ -94,6 +94,15 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
   const absl::Time now = absl::Now();
   if (written.has_value()) {
     written_ = *written;
+    // Behind a position the primary already showed: another server is the primary now (a standby
+    // promoted after a failover, on a timeline of its own that forked before the old primary's
+    // last writes). What the old one wrote when says nothing of how far behind a standby of the
+    // new one is: its history starts again, or every standby behind the new primary would count
+    // as further behind than the bound until the new one passed the old one's last position.
+    if (!history_.empty() && *written < history_.back().second) {
+      history_.clear();
+      primary_changes_.fetch_add(1, std::memory_order_relaxed);
+    }
     if (history_.empty() || history_.back().second < *written) history_.emplace_back(now, *written);
     while (history_.size() > 1 && now - history_[1].first > options_.max_lag + absl::Seconds(1)) {
       history_.pop_front();
@@ -259,6 +268,7 @@ ReadReplicasStats ReadReplicas::stats() const {
     stats.standbys.push_back(s);
   }
   stats.primary_reads = primary_reads_.load();
+  stats.primary_changes = primary_changes_.load();
   stats.written = written_.load();
   return stats;
 }

@@ -13,6 +13,12 @@
 // are per key (an item id) for the writes this process learns of, with one floor for everything
 // past a bounded number of keys and for what has no key (a list page depends on every write).
 //
+// After a failover (primary_url naming several hosts, target_session_attrs=read-write, and a
+// standby promoted) the monitor samples the new primary, whose positions start behind the old
+// one's last: lags are measured against the new primary's history from then on. Floors and
+// positions from the old primary's last writes (which the new one may never have had) keep their
+// reads on the primary until it passes them.
+//
 // Positions are WAL insert positions (pg_current_wal_insert_lsn), taken after the commit: past
 // the commit record. pg_current_wal_lsn, the position written so far, may still be before it
 // with asynchronous commit, and a standby that replayed up to it would not show the write.
@@ -67,6 +73,7 @@ struct StandbyStats {
 struct ReadReplicasStats {
   std::vector<StandbyStats> standbys;  // in the order of standby_urls
   std::int64_t primary_reads = 0;      // reads that found no standby far enough along
+  std::int64_t primary_changes = 0;    // samples that found the primary behind its last one
   std::uint64_t written = 0;           // the primary's write position at the last sample
 };
 
@@ -125,6 +132,7 @@ class ReadReplicas final {
   std::vector<std::unique_ptr<Standby>> standbys_;
   std::atomic<std::size_t> next_{0};  // round robin
   std::atomic<std::int64_t> primary_reads_{0};
+  std::atomic<std::int64_t> primary_changes_{0};
   std::atomic<std::uint64_t> written_{0};
   // The monitor's: when the primary first showed each position, over the last max_lag + 1 s.
   std::deque<std::pair<absl::Time, std::uint64_t>> history_;

@@ -222,7 +222,11 @@ std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicas
       CounterFamily("hotpath_read_primary_reads_total",
                     "Read queries sent to the primary because no standby had replayed what "
                     "they must include (or none was usable).",
-                    {{{}, static_cast<double>(stats.primary_reads)}})};
+                    {{{}, static_cast<double>(stats.primary_reads)}}),
+      CounterFamily("hotpath_read_primary_changes_total",
+                    "Times the primary's write position went back: another server became the "
+                    "primary (a standby promoted after a failover).",
+                    {{{}, static_cast<double>(stats.primary_changes)}})};
   if (!pools.empty()) {
     auto pool_families = PoolFamiliesOf("hotpath_read_standby_pool", pools);
     families.insert(families.end(), pool_families.begin(), pool_families.end());

@@ -1,0 +1,336 @@
+// Failover under a running hotpathd: the primary crashes and one of its streaming standbys is
+// promoted, with the database URL naming both (libpq's multi-host form with
+// target_session_attrs=read-write, as README's "Failover" says to deploy it). Writes reach the new
+// primary without a restart; a write the failover lost (the standbys had not streamed it) is served
+// by no cache once the change feed listens on the new primary; the promoted standby is no longer
+// read as a standby, and the other one, following it, has its lag measured against the new
+// primary although the new primary's positions start behind the old one's last. Crashes the
+// shared test cluster, so ctest runs it alone; the cluster is started again at the end.
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "client/demo_items.h"
+#include "gmock/gmock.h"
+#include "server/rpc/consistency.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+int PgCtl(const char* command) {
+  const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");
+  const char* base = std::getenv("HOTPATH_TEST_PG_BASE");
+  return std::system(absl::StrCat(script, " ", command, " ", base).c_str());
+}
+
+// The value of keyword in a libpq keyword/value string ("" when absent).
+std::string Keyword(const std::string& conninfo, absl::string_view keyword) {
+  for (absl::string_view pair : absl::StrSplit(conninfo, ' ', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&pair, keyword) && absl::ConsumePrefix(&pair, "=")) {
+      return std::string(pair);
+    }
+  }
+  return "";
+}
+
+class FailoverTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    if (std::getenv("HOTPATH_TEST_PG_SCRIPT") == nullptr ||
+        std::getenv("HOTPATH_TEST_PG_BASE") == nullptr) {
+      GTEST_SKIP() << "needs HOTPATH_TEST_PG_SCRIPT and HOTPATH_TEST_PG_BASE (set by scripts/test)";
+    }
+    for (int n = 0; n < 2; ++n) {
+      ASSERT_TRUE(TestStandby::Get(n).ok()) << TestStandby::Get(n).error();
+    }
+    ServerTest::SetUp();
+  }
+  void TearDown() override {
+    // The server first: started again, the old primary is a primary too.
+    stub_.reset();
+    channel_.reset();
+    server_.reset();
+    if (crashed_) {
+      EXPECT_EQ(PgCtl("start"), 0);
+    }
+    ServerTest::TearDown();
+  }
+
+  // The test database on the primary, then on standby 0, for writes: libpq connects to the first
+  // that accepts writes.
+  std::string PrimaryThenStandby() const {
+    const std::string primary = database_->url();
+    const TestStandby& standby = TestStandby::Get(0);
+    return absl::StrCat("host=", Keyword(primary, "host"), ",", standby.host(),
+                        " port=", Keyword(primary, "port"), ",", standby.port(),
+                        " user=postgres dbname=", database_->name(),
+                        " target_session_attrs=read-write");
+  }
+  // Runs sql on the test database on standby n: its first column, one line per row.
+  std::string On(int n, const std::string& sql) const {
+    return RunCommand(absl::StrCat("psql -qAt \"", TestStandby::Get(n).Url(database_->name()),
+                                   "\" -c \"", sql, "\""));
+  }
+  // Waits until sql on standby n prints want (and the replica's monitor, sampling every 20 ms,
+  // has seen what made it so).
+  bool Until(int n, const std::string& sql, const std::string& want) const {
+    for (int i = 0; i < 1000; ++i) {
+      if (On(n, sql) == want) {
+        absl::SleepFor(absl::Milliseconds(100));
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+  double Gauge(const std::string& name, int standby) const {
+    return Metric(server_->http_port(), name, {absl::StrCat("standby=\"", standby, "\"")});
+  }
+  grpc::Status Get(std::int64_t id, v1::Item* item, const std::string& after = "") const {
+    v1::GetItemRequest request;
+    request.set_id(id);
+    auto context = Context(absl::Seconds(2));
+    if (!after.empty()) context->AddMetadata(rpc::Consistency::kMetadataKey, after);
+    return stub_->GetItem(context.get(), request, item);
+  }
+
+  bool crashed_ = false;  // the shared cluster is down and must be started again
+};
+
+TEST_F(FailoverTest, WritesReachThePromotedStandbyAndNothingTheFailoverLostIsServed) {
+  TestStandby& promoted = TestStandby::Get(0);
+  TestStandby& follower = TestStandby::Get(1);
+  ServerOptions options = Options();
+  options.database.database_url = PrimaryThenStandby();
+  options.database_read_urls = {promoted.Url(database_->name()), follower.Url(database_->name())};
+  StartServer(options);
+
+  // An item both standbys have replayed; then they stop streaming, and an update reaches the
+  // primary alone, answered with its position and cached by the replica.
+  const v1::Item item = CreateDemo(1);
+  for (int n = 0; n < 2; ++n) {
+    ASSERT_TRUE(Until(n, absl::StrCat("SELECT count(*) FROM items WHERE id = ", item.id()), "1\n"));
+    ASSERT_EQ(TestStandby::Get(n).StreamFrom(""), "");
+  }
+  v1::UpdateItemRequest update;
+  update.mutable_item()->set_id(item.id());
+  update.mutable_item()->set_stock(item.stock() + 1000);
+  update.mutable_update_mask()->add_paths("stock");
+  v1::Item updated;
+  auto update_context = Context();
+  ASSERT_TRUE(stub_->UpdateItem(update_context.get(), update, &updated).ok());
+  const auto& answered = update_context->GetServerInitialMetadata();
+  const auto lost_at = answered.find(rpc::Consistency::kMetadataKey);
+  ASSERT_NE(lost_at, answered.end());
+  const std::string lost_position(lost_at->second.data(), lost_at->second.size());
+  v1::Item read;
+  ASSERT_TRUE(Get(item.id(), &read).ok());
+  ASSERT_EQ(read.stock(), updated.stock());
+  // The old primary's position moves to its next WAL segment: the new primary's first positions
+  // are far behind its last (up to 16 MiB of WAL).
+  database_->Query("SELECT pg_switch_wal()");
+  absl::SleepFor(absl::Milliseconds(100));
+
+  // The primary crashes; standby 0 is promoted, standby 1 streams from it.
+  ASSERT_EQ(PgCtl("crash"), 0);
+  crashed_ = true;
+  ASSERT_EQ(promoted.Promote(), "");
+  const absl::Time promoted_at = absl::Now();
+  ASSERT_EQ(follower.StreamFrom(absl::StrCat("host=", promoted.host(), " port=", promoted.port(),
+                                             " user=postgres")),
+            "");
+
+  // Writes reach the new primary through the same replica, with no restart.
+  v1::Item created;
+  grpc::Status status;
+  for (int attempt = 0; absl::Now() - promoted_at < absl::Seconds(20); ++attempt) {
+    v1::CreateItemRequest create;
+    *create.mutable_item() = client::DemoItem(2);
+    create.mutable_item()->set_sku(absl::StrCat("AFTER-FAILOVER-", attempt));
+    if ((status = stub_->CreateItem(Context(absl::Seconds(2)).get(), create, &created)).ok()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::cout << "first write after the promotion: " << absl::Now() - promoted_at << "\n";
+  EXPECT_EQ(On(0, absl::StrCat("SELECT sku FROM items WHERE id = ", created.id())),
+            absl::StrCat(created.sku(), "\n"));
+
+  // The update the failover lost is served by no cache once the change feed is back (on the new
+  // primary), nor with its position: nothing has it any more.
+  bool original = false;
+  for (int i = 0; i < 500 && !original; ++i) {
+    original = Get(item.id(), &read).ok() && read.stock() == item.stock();
+    if (!original) absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(original) << "the lost update is still served: stock " << read.stock();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(Get(item.id(), &read).ok());
+    EXPECT_EQ(read.stock(), item.stock());
+  }
+  status = Get(item.id(), &read, lost_position);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(read.stock(), item.stock());
+
+  // The promoted standby is not read as a standby any more. The follower is measured against
+  // the new primary: paused behind its latest write, it lags by the time since the new primary
+  // wrote past it. Against the old primary's history it would lag by the time since the old one's
+  // last sample, or by an unknown amount once that sample was the oldest kept, until the new
+  // primary's position passed the old one's last.
+  EXPECT_GE(Metric(server_->http_port(), "hotpath_read_primary_changes_total"), 1);
+  for (int i = 0; i < 250 && Gauge("hotpath_read_standby_usable", 0) != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(Gauge("hotpath_read_standby_usable", 0), 0);
+  // Nothing the new primary wrote before this is past what the follower replays before pausing.
+  const absl::Time caught_up = absl::Now();
+  const std::string written = On(0, "SELECT pg_current_wal_insert_lsn()");
+  ASSERT_TRUE(Until(1,
+                    absl::StrCat("SELECT pg_last_wal_replay_lsn() >= '",
+                                 absl::StripAsciiWhitespace(written), "'"),
+                    "t\n"));
+  ASSERT_THAT(follower.Query("SELECT pg_wal_replay_pause()"), Not(HasSubstr("ERROR")));
+  CreateDemo(3);
+  double lag = -1;
+  for (int i = 0; i < 100 && lag <= 0; ++i) {
+    lag = Gauge("hotpath_read_standby_lag_seconds", 1);
+    if (lag <= 0) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GT(lag, 0) << "the follower's lag is unknown after the failover";
+  EXPECT_LE(lag, absl::ToDoubleSeconds(absl::Now() - caught_up))
+      << "the follower's lag counts from before the new primary wrote past it";
+  follower.Query("SELECT pg_wal_replay_resume()");
+}
+
+// The failover under steady load, both standbys streaming as usual: creates and searches (a
+// database read every call) from four threads with a 1 s deadline; the primary crashes, standby 0
+// is promoted a second later. No call outlives its deadline; every create acknowledged after the
+// promotion is on the new primary; what the crash took of those acknowledged before it is counted
+// (asynchronous replication). Prints its figures (bench/reliability, part failover).
+TEST_F(FailoverTest, UnderLoadNoCallHangsAndWritesComeBackAfterThePromotion) {
+  TestStandby& promoted = TestStandby::Get(0);
+  ServerOptions options = Options();
+  options.database.database_url = PrimaryThenStandby();
+  options.database_read_urls = {promoted.Url(database_->name())};
+  StartServer(options);
+  constexpr absl::Duration kDeadline = absl::Seconds(1);
+
+  std::mutex mutex;
+  std::map<grpc::StatusCode, int> codes;                          // every answer, by code
+  absl::Duration slowest;                                         // the longest call, any outcome
+  std::vector<std::pair<std::int64_t, absl::Time>> acknowledged;  // creates answered OK, when
+  absl::Time crashed_at = absl::InfiniteFuture();
+  absl::Time promoted_at = absl::InfiniteFuture();
+  std::atomic<bool> stop{false};
+  std::atomic<int> sku{1};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&, t] {
+      auto stub = v1::CatalogService::NewStub(channel_);
+      while (!stop.load()) {
+        const absl::Time start = absl::Now();
+        grpc::Status status;
+        v1::Item created;
+        if (t % 2 == 0) {
+          v1::CreateItemRequest request;
+          *request.mutable_item() = client::DemoItem(sku.fetch_add(1));
+          status = stub->CreateItem(Context(kDeadline).get(), request, &created);
+        } else {
+          v1::SearchItemsRequest request;
+          request.set_query("demo");
+          v1::SearchItemsResponse response;
+          status = stub->SearchItems(Context(kDeadline).get(), request, &response);
+        }
+        const absl::Time end = absl::Now();
+        {
+          std::lock_guard lock(mutex);
+          slowest = std::max(slowest, end - start);
+          ++codes[status.error_code()];
+          if (status.ok() && created.id() != 0) acknowledged.emplace_back(created.id(), end);
+        }
+        if (!status.ok()) absl::SleepFor(absl::Milliseconds(10));
+      }
+    });
+  }
+  absl::Cleanup join = [&] {
+    stop = true;
+    for (auto& thread : load) thread.join();
+  };
+
+  absl::SleepFor(absl::Seconds(1));
+  ASSERT_EQ(PgCtl("crash"), 0);
+  crashed_ = true;
+  {
+    std::lock_guard lock(mutex);
+    crashed_at = absl::Now();
+  }
+  absl::SleepFor(absl::Seconds(1));
+  {
+    std::lock_guard lock(mutex);
+    promoted_at = absl::Now();
+  }
+  ASSERT_EQ(promoted.Promote(), "");
+  const absl::Duration promotion = absl::Now() - promoted_at;
+  absl::SleepFor(absl::Seconds(3));
+  std::move(join).Invoke();
+
+  // What the new primary has of every acknowledged create.
+  std::vector<std::string> ids;
+  for (const auto& [id, when] : acknowledged) ids.push_back(absl::StrCat(id));
+  const std::string kept =
+      On(0, absl::StrCat("SELECT id FROM items WHERE id IN (", absl::StrJoin(ids, ","), ")"));
+  std::set<std::int64_t> on_new_primary;
+  for (absl::string_view line : absl::StrSplit(kept, '\n', absl::SkipEmpty())) {
+    std::int64_t id = 0;
+    if (absl::SimpleAtoi(line, &id)) on_new_primary.insert(id);
+  }
+  int before = 0, lost_before = 0, after = 0, lost_after = 0;
+  absl::Time first_after = absl::InfiniteFuture();
+  for (const auto& [id, when] : acknowledged) {
+    const bool kept_it = on_new_primary.count(id) > 0;
+    if (when < crashed_at) {
+      ++before;
+      lost_before += kept_it ? 0 : 1;
+    } else {
+      ++after;
+      lost_after += kept_it ? 0 : 1;
+      first_after = std::min(first_after, when);
+    }
+  }
+  std::vector<std::string> by_code;
+  for (const auto& [code, count] : codes) by_code.push_back(absl::StrCat(code, ": ", count));
+  std::cerr << "under failover: first write acknowledged " << first_after - promoted_at
+            << " after the promotion was asked (pg_ctl promote took " << promotion << "), "
+            << first_after - crashed_at << " after the crash; "
+            << "calls by code {" << absl::StrJoin(by_code, ", ") << "} (0 OK, 14 UNAVAILABLE); "
+            << "slowest call " << slowest << "; creates acknowledged before the crash " << before
+            << ", lost by it " << lost_before << "; after it " << after << ", lost " << lost_after
+            << "\n";
+
+  EXPECT_GT(after, 0) << "no write was acknowledged after the promotion";
+  EXPECT_EQ(lost_after, 0) << "creates acknowledged after the crash are not on the new primary";
+  EXPECT_LT(slowest, kDeadline + absl::Seconds(1)) << "a call outlived its deadline";
+  for (const auto& [code, count] : codes) {
+    EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::UNAVAILABLE ||
+                code == grpc::StatusCode::DEADLINE_EXCEEDED)
+        << count << " calls answered " << code;
+  }
+}
+
+}  // namespace
+}  // namespace hotpath::testing
