@@ -372,6 +372,11 @@ absl::StatusOr<T> PgItemStore::Read(const char* what, absl::Time deadline, Floor
       auto result = db::WithConnection<T>(*target, what, deadline, true, fn);
       // An answer, or a failure that is the request's own.
       if (!PrimaryMayAnswer(result.status().code())) return result;
+      // The primary answers instead: a monotonic call's later reads stay there.
+      if (rpc::Consistency* consistency = rpc::Consistency::Current();
+          consistency != nullptr && consistency->monotonic()) {
+        consistency->set_source(pool_);
+      }
     }
   }
   return WithConnection<T>(what, deadline, true, std::move(fn));
@@ -379,11 +384,24 @@ absl::StatusOr<T> PgItemStore::Read(const char* what, absl::Time deadline, Floor
 
 db::PgPool* PgItemStore::ReadTarget(std::uint64_t floor) {
   if (replicas_ == nullptr) return pool_;
-  const rpc::Consistency* consistency = rpc::Consistency::Current();
+  rpc::Consistency* consistency = rpc::Consistency::Current();
   const std::uint64_t position =
       std::max<std::uint64_t>(floor, consistency != nullptr ? consistency->read_after() : 0);
-  db::PgPool* standby = replicas_->For(position);
-  return standby != nullptr ? standby : pool_;
+  if (consistency == nullptr || !consistency->monotonic()) {
+    db::PgPool* standby = replicas_->For(position);
+    return standby != nullptr ? standby : pool_;
+  }
+  // Monotonic reads: one standby's replay only moves forward, and the primary is ahead of every
+  // standby, so a call whose reads stay on the standby of its first read, or move to the primary
+  // for good, never reads older data than it already has. Two standbys may be at different
+  // positions: round robin between them could.
+  // The primary is no standby of replicas_: On(pool_) reads the primary.
+  auto* source = static_cast<db::PgPool*>(consistency->source());
+  db::PgPool* standby =
+      source != nullptr ? replicas_->On(source, position) : replicas_->For(position);
+  db::PgPool* target = standby != nullptr ? standby : pool_;
+  consistency->set_source(target);
+  return target;
 }
 
 void PgItemStore::Wrote(pqxx::connection& c, const std::vector<std::int64_t>& keys) {

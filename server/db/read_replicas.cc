@@ -193,6 +193,19 @@ PgPool* ReadReplicas::For(std::uint64_t position) {
   return nullptr;
 }
 
+PgPool* ReadReplicas::On(PgPool* pool, std::uint64_t position) {
+  for (const auto& standby : standbys_) {
+    if (pool == nullptr || standby->published.load() != pool) continue;
+    if (standby->usable.load() && standby->replayed.load() >= position) {
+      standby->reads.fetch_add(1, std::memory_order_relaxed);
+      return pool;
+    }
+    break;
+  }
+  primary_reads_.fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
 void ReadReplicas::Unread(PgPool* pool) {
   if (pool == nullptr) {
     primary_reads_.fetch_sub(1, std::memory_order_relaxed);

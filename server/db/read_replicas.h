@@ -91,6 +91,10 @@ class ReadReplicas final {
   // The pool of a usable standby that has replayed at least position (round robin among them),
   // or null: read the primary. Counts the read either way.
   PgPool* For(std::uint64_t position);
+  // For a read that must stay on pool (a standby For returned before): pool while it is usable
+  // and has replayed at least position, else null (read the primary), as for any pool that is
+  // not one of the standbys'. Counts the read either way.
+  PgPool* On(PgPool* pool, std::uint64_t position);
   // A read For chose (pool, null: the primary) did not go there after all (its caller found no
   // connection free at once and reads the usual way, which chooses again): uncounted.
   void Unread(PgPool* pool);

@@ -24,7 +24,10 @@ class Consistency final : public CallLocal<Consistency> {
   static constexpr char kMalformed[] =
       " must be a position a write answered with, e.g. 16/B374D848";
 
-  explicit Consistency(std::uint64_t read_after = 0) : read_after_(read_after) {}
+  // monotonic: every read of the call must be at least as recent as its earlier ones (a server
+  // stream's batches), see source().
+  explicit Consistency(std::uint64_t read_after = 0, bool monotonic = false)
+      : read_after_(read_after), monotonic_(monotonic) {}
 
   // Reads must see at least this position (0: any within the replicas' bounds).
   std::uint64_t read_after() const { return read_after_; }
@@ -36,6 +39,14 @@ class Consistency final : public CallLocal<Consistency> {
   }
   std::uint64_t committed() const { return committed_.load(std::memory_order_relaxed); }
 
+  // Monotonic reads. Where the call's earlier reads went, as the store that made them names it
+  // (opaque here: e.g. the standby whose replay only moves forward, or the primary); null before
+  // the first. A store keeps a monotonic call's later reads there, or moves them to a source at
+  // least as recent (the primary) and says so with set_source.
+  bool monotonic() const { return monotonic_; }
+  void* source() const { return source_.load(std::memory_order_acquire); }
+  void set_source(void* source) { source_.store(source, std::memory_order_release); }
+
   // "16/B374D848", PostgreSQL's text form of an LSN.
   static std::string Format(std::uint64_t position);
   // The position written as Format does (hex digits, a slash, hex digits); 0 if it is not one.
@@ -45,7 +56,9 @@ class Consistency final : public CallLocal<Consistency> {
 
  private:
   const std::uint64_t read_after_;           // what reads must include
+  const bool monotonic_;                     // reads never older than earlier ones
   std::atomic<std::uint64_t> committed_{0};  // where this call's writes reached
+  std::atomic<void*> source_{nullptr};       // where earlier reads went (monotonic calls)
 };
 
 }  // namespace hotpath::rpc

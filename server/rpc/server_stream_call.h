@@ -52,7 +52,8 @@ class ServerStreamCall final : public CallBase {
         if (!admitted.ok()) return FinishWith(admitted);
         auto read_after = ReadAfterOf(context_);
         if (!read_after.ok()) return FinishWith(ToGrpcStatus(read_after.status()));
-        consistency_.emplace(*read_after);
+        // A stream's batches never read older data than an earlier batch did.
+        consistency_.emplace(*read_after, /*monotonic=*/true);
         auto source = method_->handler(context_, request_);
         if (!source.ok()) return FinishWith(ToGrpcStatus(source.status()));
         source_ = *std::move(source);
