@@ -16,7 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -32,12 +31,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-int PgCtl(const char* command) {
-  const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");
-  const char* base = std::getenv("HOTPATH_TEST_PG_BASE");
-  return std::system(absl::StrCat(script, " ", command, " ", base).c_str());
-}
 
 // The value of keyword in a libpq keyword/value string ("" when absent).
 std::string Keyword(const std::string& conninfo, absl::string_view keyword) {
@@ -67,7 +60,7 @@ class FailoverTest : public ServerTest {
     channel_.reset();
     server_.reset();
     if (crashed_) {
-      EXPECT_EQ(PgCtl("start"), 0);
+      EXPECT_EQ(TestCluster("start"), 0);
     }
     ServerTest::TearDown();
   }
@@ -148,7 +141,7 @@ TEST_F(FailoverTest, WritesReachThePromotedStandbyAndNothingTheFailoverLostIsSer
   absl::SleepFor(absl::Milliseconds(100));
 
   // The primary crashes; standby 0 is promoted, standby 1 streams from it.
-  ASSERT_EQ(PgCtl("crash"), 0);
+  ASSERT_EQ(TestCluster("crash"), 0);
   crashed_ = true;
   ASSERT_EQ(promoted.Promote(), "");
   const absl::Time promoted_at = absl::Now();
@@ -236,44 +229,17 @@ TEST_F(FailoverTest, UnderLoadNoCallHangsAndWritesComeBackAfterThePromotion) {
   std::vector<std::pair<std::int64_t, absl::Time>> acknowledged;  // creates answered OK, when
   absl::Time crashed_at = absl::InfiniteFuture();
   absl::Time promoted_at = absl::InfiniteFuture();
-  std::atomic<bool> stop{false};
-  std::atomic<int> sku{1};
-  std::vector<std::thread> load;
-  for (int t = 0; t < 4; ++t) {
-    load.emplace_back([&, t] {
-      auto stub = v1::CatalogService::NewStub(channel_);
-      while (!stop.load()) {
-        const absl::Time start = absl::Now();
-        grpc::Status status;
-        v1::Item created;
-        if (t % 2 == 0) {
-          v1::CreateItemRequest request;
-          *request.mutable_item() = client::DemoItem(sku.fetch_add(1));
-          status = stub->CreateItem(Context(kDeadline).get(), request, &created);
-        } else {
-          v1::SearchItemsRequest request;
-          request.set_query("demo");
-          v1::SearchItemsResponse response;
-          status = stub->SearchItems(Context(kDeadline).get(), request, &response);
-        }
-        const absl::Time end = absl::Now();
-        {
-          std::lock_guard lock(mutex);
-          slowest = std::max(slowest, end - start);
-          ++codes[status.error_code()];
-          if (status.ok() && created.id() != 0) acknowledged.emplace_back(created.id(), end);
-        }
-        if (!status.ok()) absl::SleepFor(absl::Milliseconds(10));
-      }
-    });
-  }
-  absl::Cleanup join = [&] {
-    stop = true;
-    for (auto& thread : load) thread.join();
-  };
+  GrpcLoad load(
+      channel_, 4, kDeadline,
+      [&](const grpc::Status& status, std::int64_t created, absl::Time start, absl::Time end) {
+        std::lock_guard lock(mutex);
+        slowest = std::max(slowest, end - start);
+        ++codes[status.error_code()];
+        if (status.ok() && created != 0) acknowledged.emplace_back(created, end);
+      });
 
   absl::SleepFor(absl::Seconds(1));
-  ASSERT_EQ(PgCtl("crash"), 0);
+  ASSERT_EQ(TestCluster("crash"), 0);
   crashed_ = true;
   {
     std::lock_guard lock(mutex);
@@ -287,7 +253,7 @@ TEST_F(FailoverTest, UnderLoadNoCallHangsAndWritesComeBackAfterThePromotion) {
   ASSERT_EQ(promoted.Promote(), "");
   const absl::Duration promotion = absl::Now() - promoted_at;
   absl::SleepFor(absl::Seconds(3));
-  std::move(join).Invoke();
+  load.Stop();
 
   // What the new primary has of every acknowledged create.
   std::vector<std::string> ids;

@@ -16,12 +16,6 @@
 namespace hotpath::testing {
 namespace {
 
-int PgCtl(const char* command) {
-  const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");
-  const char* base = std::getenv("HOTPATH_TEST_PG_BASE");
-  return std::system(absl::StrCat(script, " ", command, " ", base).c_str());
-}
-
 class PgRestartTest : public ServerTest {
  protected:
   void SetUp() override {
@@ -62,7 +56,7 @@ TEST_F(PgRestartTest, CallsFailFastDuringTheOutageAndRecoverAfter) {
     warmers.emplace_back([&] { EXPECT_TRUE(Search(absl::Seconds(5)).ok()); });
   for (auto& t : warmers) t.join();
 
-  ASSERT_EQ(PgCtl("stop"), 0);
+  ASSERT_EQ(TestCluster("stop"), 0);
   for (int i = 0; i < 10; ++i) {
     const absl::Time start = absl::Now();
     const grpc::Status status = Search(absl::Seconds(2));
@@ -88,7 +82,7 @@ TEST_F(PgRestartTest, CallsFailFastDuringTheOutageAndRecoverAfter) {
   EXPECT_EQ(Get(item.id(), absl::Seconds(2)).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_LT(absl::Now() - asked, absl::Seconds(1));
 
-  ASSERT_EQ(PgCtl("start"), 0);
+  ASSERT_EQ(TestCluster("start"), 0);
   const absl::Time back = absl::Now();
   while (!Search(absl::Seconds(1)).ok() && absl::Now() - back < absl::Seconds(10)) {
     absl::SleepFor(absl::Milliseconds(50));
@@ -131,33 +125,15 @@ TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceRe
     slowest = std::max(slowest, took);
     if (!ok) last_failure_ns = absl::ToUnixNanos(absl::Now());
   };
-  std::vector<std::thread> load;
-  for (int t = 0; t < 4; ++t) {
-    load.emplace_back([&, t] {
-      auto stub = v1::CatalogService::NewStub(channel_);
-      while (!stop.load()) {
-        const absl::Time start = absl::Now();
-        grpc::Status status;
-        std::int64_t created = 0;
-        if (t % 2 == 0) {
-          v1::CreateItemRequest request;
-          *request.mutable_item() = client::DemoItem(sku.fetch_add(1));
-          v1::Item item;
-          status = stub->CreateItem(Context(kDeadline).get(), request, &item);
-          created = item.id();
-        } else {
-          status = Search(kDeadline);
-        }
+  GrpcLoad grpc_load(
+      channel_, 4, kDeadline,
+      [&](const grpc::Status& status, std::int64_t created, absl::Time start, absl::Time) {
         note(start, status.ok());
-        {
-          std::lock_guard lock(mutex);
-          ++grpc_codes[status.error_code()];
-          if (status.ok() && created != 0) acknowledged.insert(created);
-        }
-        if (!status.ok()) absl::SleepFor(absl::Milliseconds(20));
-      }
-    });
-  }
+        std::lock_guard lock(mutex);
+        ++grpc_codes[status.error_code()];
+        if (status.ok() && created != 0) acknowledged.insert(created);
+      });
+  std::vector<std::thread> load;
   for (int t = 0; t < 2; ++t) {
     load.emplace_back([&, t] {
       while (!stop.load()) {
@@ -182,12 +158,13 @@ TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceRe
   }
 
   absl::SleepFor(absl::Milliseconds(500));
-  ASSERT_EQ(PgCtl("stop"), 0);
+  ASSERT_EQ(TestCluster("stop"), 0);
   absl::SleepFor(absl::Seconds(5));
-  ASSERT_EQ(PgCtl("start"), 0);
+  ASSERT_EQ(TestCluster("start"), 0);
   const absl::Time back = absl::Now();
   absl::SleepFor(absl::Seconds(3));
   stop = true;
+  grpc_load.Stop();
   for (auto& thread : load) thread.join();
 
   const absl::Duration recovery =

@@ -314,6 +314,52 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   return output;
 }
 
+int TestCluster(const std::string& command) {
+  const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");
+  const char* base = std::getenv("HOTPATH_TEST_PG_BASE");
+  if (script == nullptr || base == nullptr) return -1;
+  return std::system(absl::StrCat(script, " ", command, " ", base).c_str());
+}
+
+GrpcLoad::GrpcLoad(const std::shared_ptr<grpc::Channel>& channel, int threads,
+                   absl::Duration deadline, OnCall on_call) {
+  for (int t = 0; t < threads; ++t) {
+    threads_.emplace_back([this, channel, deadline, on_call, create = t % 2 == 0] {
+      auto stub = v1::CatalogService::NewStub(channel);
+      while (!stop_.load()) {
+        const absl::Time start = absl::Now();
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(start + deadline));
+        grpc::Status status;
+        std::int64_t created = 0;
+        if (create) {
+          v1::CreateItemRequest request;
+          *request.mutable_item() = client::DemoItem(next_item_.fetch_add(1));
+          v1::Item item;
+          status = stub->CreateItem(&context, request, &item);
+          created = item.id();
+        } else {
+          v1::SearchItemsRequest request;
+          request.set_query("demo");
+          v1::SearchItemsResponse response;
+          status = stub->SearchItems(&context, request, &response);
+        }
+        on_call(status, created, start, absl::Now());
+        if (!status.ok()) absl::SleepFor(absl::Milliseconds(20));
+      }
+    });
+  }
+}
+
+GrpcLoad::~GrpcLoad() { Stop(); }
+
+void GrpcLoad::Stop() {
+  stop_ = true;
+  for (std::thread& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
 namespace {
 std::string StandbyScript() {
   const char* script = std::getenv("HOTPATH_TEST_PG_SCRIPT");

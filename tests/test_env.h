@@ -5,11 +5,14 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -138,6 +141,32 @@ int FreePort();
 
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
+
+// scripts/pg command (start, stop, crash...) on the shared test cluster (HOTPATH_TEST_PG_SCRIPT,
+// HOTPATH_TEST_PG_BASE): its exit status.
+int TestCluster(const std::string& command);
+
+// The outage tests' gRPC load: threads calling through channel until stopped, the even ones
+// creating DemoItem(1), DemoItem(2)... and the odd ones searching (a database read every call),
+// each call with deadline, pausing 20 ms after a failure. Every call's outcome goes to on_call
+// (status, the created id or 0, when the call started and ended), on the calling thread.
+class GrpcLoad final {
+ public:
+  using OnCall = std::function<void(const grpc::Status& status, std::int64_t created,
+                                    absl::Time start, absl::Time end)>;
+  GrpcLoad(const std::shared_ptr<grpc::Channel>& channel, int threads, absl::Duration deadline,
+           OnCall on_call);
+  ~GrpcLoad();  // Stop()
+  GrpcLoad(const GrpcLoad&) = delete;
+  GrpcLoad& operator=(const GrpcLoad&) = delete;
+  // Ends every thread's loop after its call in flight, and joins them.
+  void Stop();
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> next_item_{1};
+  std::vector<std::thread> threads_;
+};
 
 // A streaming standby of the test cluster, made by pg_basebackup -R from HOTPATH_TEST_PG_BASE
 // (scripts/pg standby, HOTPATH_TEST_PG_SCRIPT) on a socket and port of its own: up to two per
