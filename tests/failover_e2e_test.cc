@@ -77,8 +77,7 @@ class FailoverTest : public ServerTest {
   }
   // Runs sql on the test database on standby n: its first column, one line per row.
   std::string On(int n, const std::string& sql) const {
-    return RunCommand(absl::StrCat("psql -qAt \"", TestStandby::Get(n).Url(database_->name()),
-                                   "\" -c \"", sql, "\""));
+    return TestStandby::Get(n).Query(sql, database_->name());
   }
   // Waits until sql on standby n prints want (and the replica's monitor, sampling every 20 ms,
   // has seen what made it so).

@@ -70,8 +70,7 @@ class ReadReplicasTest : public ServerTest {
   }
   // Runs sql on the test database on the standby: its first column, one line per row.
   std::string OnStandby(const std::string& sql) const {
-    return RunCommand(absl::StrCat("psql -qAt \"", TestStandby::Get().Url(database_->name()),
-                                   "\" -c \"", sql, "\""));
+    return TestStandby::Get().Query(sql, database_->name());
   }
   // Waits until the standby has replayed item as it is (and the replicas' monitors, sampling
   // every 20 ms, have seen it).
@@ -357,14 +356,10 @@ TEST_F(ReadReplicasTest, AnExportsLaterBatchesAreNeverOlderThanItsFirst) {
   std::string position;
   const grpc::Status imported = Import(*stub_, 1, 1000, &position);
   ASSERT_TRUE(imported.ok()) << imported.error_message();
-  const auto on_second = [&](const std::string& sql) {
-    return RunCommand(
-        absl::StrCat("psql -qAt \"", second.Url(database_->name()), "\" -c \"", sql, "\""));
-  };
   bool replayed = false;
   for (int i = 0; i < 500 && !replayed; ++i) {
     replayed = OnStandby("SELECT count(*) FROM items") == "1000\n" &&
-               on_second("SELECT count(*) FROM items") == "1000\n" &&
+               second.Query("SELECT count(*) FROM items", database_->name()) == "1000\n" &&
                Metric(server_->http_port(), "hotpath_read_standby_usable") == 2;
     if (!replayed) absl::SleepFor(absl::Milliseconds(20));
   }

@@ -400,8 +400,8 @@ std::string TestStandby::Url(const std::string& dbname) const {
   return absl::StrCat("host=", base_, "/socket port=", port_, " user=postgres dbname=", dbname);
 }
 
-std::string TestStandby::Query(const std::string& sql) const {
-  return RunCommand(absl::StrCat("psql -qAt \"", Url("postgres"), "\" -c \"", sql, "\""));
+std::string TestStandby::Query(const std::string& sql, const std::string& dbname) const {
+  return RunCommand(absl::StrCat("psql -qAt \"", Url(dbname), "\" -c \"", sql, "\""));
 }
 
 std::string TestStandby::StreamFrom(const std::string& conninfo) const {

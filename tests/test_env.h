@@ -183,8 +183,8 @@ class TestStandby final {
   int port() const { return port_; }
   // libpq keyword/value string for database dbname on the standby.
   std::string Url(const std::string& dbname) const;
-  // Runs sql on its postgres database: what psql printed.
-  std::string Query(const std::string& sql) const;
+  // Runs sql on its database dbname: what psql printed (the first column, one line per row).
+  std::string Query(const std::string& sql, const std::string& dbname = "postgres") const;
   // Streams from the server conninfo names from now on ("": from none, replaying only what it
   // has), once this returns ""; otherwise what went wrong.
   std::string StreamFrom(const std::string& conninfo) const;

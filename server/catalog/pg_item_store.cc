@@ -387,20 +387,17 @@ db::PgPool* PgItemStore::ReadTarget(std::uint64_t floor) {
   rpc::Consistency* consistency = rpc::Consistency::Current();
   const std::uint64_t position =
       std::max<std::uint64_t>(floor, consistency != nullptr ? consistency->read_after() : 0);
-  if (consistency == nullptr || !consistency->monotonic()) {
-    db::PgPool* standby = replicas_->For(position);
-    return standby != nullptr ? standby : pool_;
-  }
   // Monotonic reads: one standby's replay only moves forward, and the primary is ahead of every
   // standby, so a call whose reads stay on the standby of its first read, or move to the primary
   // for good, never reads older data than it already has. Two standbys may be at different
-  // positions: round robin between them could.
-  // The primary is no standby of replicas_: On(pool_) reads the primary.
-  auto* source = static_cast<db::PgPool*>(consistency->source());
+  // positions: round robin between them could. The primary is no standby of replicas_:
+  // On(pool_) reads the primary.
+  const bool monotonic = consistency != nullptr && consistency->monotonic();
+  auto* source = monotonic ? static_cast<db::PgPool*>(consistency->source()) : nullptr;
   db::PgPool* standby =
       source != nullptr ? replicas_->On(source, position) : replicas_->For(position);
   db::PgPool* target = standby != nullptr ? standby : pool_;
-  consistency->set_source(target);
+  if (monotonic) consistency->set_source(target);
   return target;
 }
 

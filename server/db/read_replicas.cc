@@ -196,11 +196,9 @@ PgPool* ReadReplicas::For(std::uint64_t position) {
 PgPool* ReadReplicas::On(PgPool* pool, std::uint64_t position) {
   for (const auto& standby : standbys_) {
     if (pool == nullptr || standby->published.load() != pool) continue;
-    if (standby->usable.load() && standby->replayed.load() >= position) {
-      standby->reads.fetch_add(1, std::memory_order_relaxed);
-      return pool;
-    }
-    break;
+    if (!standby->usable.load() || standby->replayed.load() < position) break;
+    standby->reads.fetch_add(1, std::memory_order_relaxed);
+    return pool;
   }
   primary_reads_.fetch_add(1, std::memory_order_relaxed);
   return nullptr;
