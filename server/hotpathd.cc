@@ -57,7 +57,9 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     }
   }
   if (options.migrate && !migrations.empty()) {
-    if (absl::Status s = db::Migrate(options.database.database_url, migrations); !s.ok()) {
+    if (absl::Status s = db::Migrate(options.database.database_url, migrations, nullptr,
+                                     options.database.connect_timeout);
+        !s.ok()) {
       return s;
     }
   }

@@ -16,11 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
 #include "server/rpc/consistency.h"
@@ -31,16 +31,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// The value of keyword in a libpq keyword/value string ("" when absent).
-std::string Keyword(const std::string& conninfo, absl::string_view keyword) {
-  for (absl::string_view pair : absl::StrSplit(conninfo, ' ', absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&pair, keyword) && absl::ConsumePrefix(&pair, "=")) {
-      return std::string(pair);
-    }
-  }
-  return "";
-}
 
 class FailoverTest : public ServerTest {
  protected:
@@ -70,8 +60,8 @@ class FailoverTest : public ServerTest {
   std::string PrimaryThenStandby() const {
     const std::string primary = database_->url();
     const TestStandby& standby = TestStandby::Get(0);
-    return absl::StrCat("host=", Keyword(primary, "host"), ",", standby.host(),
-                        " port=", Keyword(primary, "port"), ",", standby.port(),
+    return absl::StrCat("host=", ConninfoValue(primary, "host"), ",", standby.host(),
+                        " port=", ConninfoValue(primary, "port"), ",", standby.port(),
                         " user=postgres dbname=", database_->name(),
                         " target_session_attrs=read-write");
   }
@@ -209,6 +199,73 @@ TEST_F(FailoverTest, WritesReachThePromotedStandbyAndNothingTheFailoverLostIsSer
   EXPECT_LE(lag, absl::ToDoubleSeconds(absl::Now() - caught_up))
       << "the follower's lag counts from before the new primary wrote past it";
   follower.Query("SELECT pg_wal_replay_resume()");
+}
+
+// After the failover the old primary is started again, as a primary (nobody fenced it), and
+// every connection the replica holds on the new primary breaks. The ones it opens instead go back
+// to the new primary, though the URL names the old one first and it accepts writes again: the
+// pool's (every create is on the new primary, none on the old) and the change feed's (a change
+// another client makes on the new primary reaches the cache).
+TEST_F(FailoverTest, AnOldPrimaryStartedAgainTakesNoConnectionFromAReplicaThatFollowedTheFailover) {
+  TestStandby& promoted = TestStandby::Get(0);
+  ServerOptions options = Options();
+  options.database.database_url = PrimaryThenStandby();
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  ASSERT_TRUE(Until(0, absl::StrCat("SELECT count(*) FROM items WHERE id = ", item.id()), "1\n"));
+
+  ASSERT_EQ(TestCluster("crash"), 0);
+  crashed_ = true;
+  ASSERT_EQ(promoted.Promote(), "");
+  v1::Item created;
+  grpc::Status status;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    v1::CreateItemRequest create;
+    *create.mutable_item() = client::DemoItem(2);
+    create.mutable_item()->set_sku(absl::StrCat("AFTER-FAILOVER-", attempt));
+    if ((status = stub_->CreateItem(Context(absl::Seconds(2)).get(), create, &created)).ok()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  ASSERT_EQ(TestCluster("start"), 0);
+  crashed_ = false;
+  ASSERT_EQ(database_->Query("SELECT pg_is_in_recovery()"), "f");
+  const std::string cut = On(0,
+                             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                             "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  ASSERT_NE(cut, "0\n") << "the replica held no connection on the new primary";
+
+  std::vector<std::string> skus;
+  for (int attempt = 0; attempt < 1000 && skus.size() < 20; ++attempt) {
+    v1::CreateItemRequest create;
+    *create.mutable_item() = client::DemoItem(3);
+    create.mutable_item()->set_sku(absl::StrCat("AFTER-RESTART-", attempt));
+    if (stub_->CreateItem(Context(absl::Seconds(2)).get(), create, &created).ok()) {
+      skus.push_back(absl::StrCat("'", created.sku(), "'"));
+    } else {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+  ASSERT_EQ(skus.size(), 20u);
+  const std::string listed = absl::StrJoin(skus, ",");
+  EXPECT_EQ(On(0, absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", listed, ")")), "20\n");
+  EXPECT_EQ(
+      database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", listed, ")")), "0")
+      << "creates went to the old primary";
+
+  // Cached, then changed on the new primary by another client: the change feed hears it.
+  v1::Item read;
+  ASSERT_TRUE(Get(item.id(), &read).ok());
+  ASSERT_TRUE(Get(item.id(), &read).ok());
+  On(0, absl::StrCat("UPDATE items SET stock = stock + 1000 WHERE id = ", item.id()));
+  bool heard = false;
+  for (int i = 0; i < 250 && !heard; ++i) {
+    heard = Get(item.id(), &read).ok() && read.stock() == item.stock() + 1000;
+    if (!heard) absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(heard) << "a change on the new primary did not reach the cache: stock "
+                     << read.stock();
 }
 
 // The failover under steady load, both standbys streaming as usual: creates and searches (a

@@ -28,6 +28,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "client/demo_items.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -299,6 +301,15 @@ int FreePort() {
   }
   for (const int fd : repeats) close(fd);
   return port;
+}
+
+std::string ConninfoValue(const std::string& conninfo, absl::string_view keyword) {
+  for (absl::string_view pair : absl::StrSplit(conninfo, ' ', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&pair, keyword) && absl::ConsumePrefix(&pair, "=")) {
+      return std::string(pair);
+    }
+  }
+  return "";
 }
 
 std::string RunCommand(const std::string& command, int* exit_code) {

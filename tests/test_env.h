@@ -139,6 +139,9 @@ long ProcStatusKib(const std::string& field);
 // has returned before; 0 if none could be found.
 int FreePort();
 
+// The value of keyword in a libpq keyword/value string of unquoted values ("" when absent).
+std::string ConninfoValue(const std::string& conninfo, absl::string_view keyword);
+
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <pqxx/pqxx>
 
+#include "server/db/host_order.h"
 #include "server/db/pg_pool.h"
 
 namespace hotpath::db {
@@ -76,8 +77,7 @@ void ChangeAnnouncer::Run() {
     bool sent = false;
     try {
       if (connection == nullptr) {
-        connection = std::make_unique<pqxx::connection>(
-            DedicatedConnection(options_.database_url, options_.connect_timeout, kApplicationName));
+        connection = Connect(options_.database_url, options_.connect_timeout, kApplicationName);
         const int pid = connection->backendpid();
         std::lock_guard pid_lock(mu_);
         backend_pid_ = pid;

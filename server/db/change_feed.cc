@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/time/clock.h"
+#include "server/db/host_order.h"
 #include "server/db/pg_pool.h"
 #include "server/db/read_replicas.h"
 
@@ -115,8 +116,9 @@ void ChangeFeed::Listen() {
   const long micros =
       static_cast<long>(absl::ToInt64Microseconds(interval - absl::Seconds(seconds)));
   try {
-    pqxx::connection connection(
-        DedicatedConnection(options_.database_url, options_.connect_timeout, kApplicationName));
+    const std::unique_ptr<pqxx::connection> opened =
+        Connect(options_.database_url, options_.connect_timeout, kApplicationName);
+    pqxx::connection& connection = *opened;
     // A lost connection must surface as an error, not be reopened behind the feed's back (libpqxx
     // would LISTEN again, but what was sent in between would be missed unannounced).
 #pragma GCC diagnostic push

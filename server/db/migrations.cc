@@ -1,10 +1,12 @@
 #include "server/db/migrations.h"
 
 #include <cstdint>
+#include <memory>
 #include <pqxx/connection>
 #include <pqxx/transaction>
 
 #include "absl/strings/str_cat.h"
+#include "server/db/host_order.h"
 #include "server/db/pg_status.h"
 
 namespace hotpath::db {
@@ -22,9 +24,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 }  // namespace
 
 absl::Status Migrate(const std::string& database_url, const std::vector<Migration>& migrations,
-                     std::vector<std::string>* applied) {
+                     std::vector<std::string>* applied, absl::Duration connect_timeout) {
   try {
-    pqxx::connection connection(database_url);
+    const std::unique_ptr<pqxx::connection> opened = Connect(database_url, connect_timeout);
+    pqxx::connection& connection = *opened;
     pqxx::work tx(connection, "migrate");
     tx.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockKey, ")"));
     tx.exec(kCreateMigrationsTable);

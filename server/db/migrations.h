@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace hotpath::db {
 
@@ -18,7 +19,9 @@ struct Migration {
 
 // Applies the migrations not yet recorded in schema_migrations, all in one transaction that holds
 // an advisory lock, so replicas starting at once apply each exactly once. Returns what was applied.
+// The connection opens as every other (host_order.h), within connect_timeout.
 absl::Status Migrate(const std::string& database_url, const std::vector<Migration>& migrations,
-                     std::vector<std::string>* applied = nullptr);
+                     std::vector<std::string>* applied = nullptr,
+                     absl::Duration connect_timeout = absl::Seconds(5));
 
 }  // namespace hotpath::db

@@ -9,20 +9,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/db/host_order.h"
 
 namespace hotpath::db {
-
-std::string WithConnectionParameter(const std::string& url, std::string_view name,
-                                    std::string_view value) {
-  const bool is_uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
-  const char* separator = !is_uri ? " " : url.find('?') == std::string::npos ? "?" : "&";
-  return std::string(url).append(separator).append(name).append("=").append(value);
-}
-
-std::string WithConnectTimeout(const std::string& url, absl::Duration timeout) {
-  const std::int64_t seconds = std::max<std::int64_t>(2, absl::ToInt64Seconds(timeout));
-  return WithConnectionParameter(url, "connect_timeout", absl::StrCat(seconds));
-}
 
 void BackendPids::Add(int pid) {
   std::lock_guard lock(mu_);
@@ -37,12 +26,6 @@ void BackendPids::Remove(int pid) {
 bool BackendPids::Contains(int pid) const {
   std::lock_guard lock(mu_);
   return std::find(pids_.begin(), pids_.end(), pid) != pids_.end();
-}
-
-std::string DedicatedConnection(const std::string& url, absl::Duration connect_timeout,
-                                std::string_view application_name) {
-  return WithConnectionParameter(WithConnectTimeout(url, connect_timeout), "application_name",
-                                 application_name);
 }
 
 namespace {
@@ -315,8 +298,7 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
   }
   auto slot = std::make_unique<PgLease::Slot>();
   try {
-    slot->connection = std::make_unique<pqxx::connection>(
-        WithConnectTimeout(options_.database_url, std::min(left, options_.connect_timeout)));
+    slot->connection = Connect(options_.database_url, std::min(left, options_.connect_timeout));
     pqxx::nontransaction(*slot->connection).exec(kPinnedSessionSettings);
     // Prepared here, now, with no caller's deadline or cancellation on the connection: prepared
     // lazily on first use (libpqxx's default), a PREPARE cut short by a statement_timeout or a

@@ -34,15 +34,6 @@ struct PreparedStatement {
   std::string sql;   // the statement, with $1.. parameters
 };
 
-// url (a URL or a keyword/value string) with one more libpq parameter; value must need no quoting.
-std::string WithConnectionParameter(const std::string& url, std::string_view name,
-                                    std::string_view value);
-// url with libpq's connect_timeout set to timeout (libpq counts whole seconds, minimum 2).
-std::string WithConnectTimeout(const std::string& url, absl::Duration timeout);
-// A dedicated connection's string: url with its connect timeout and application_name (what
-// pg_stat_activity shows for it).
-std::string DedicatedConnection(const std::string& url, absl::Duration connect_timeout,
-                                std::string_view application_name);
 // A libpqxx error's message without the newline libpq ends it with.
 std::string ErrorText(const std::exception& e);
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "server/db/host_order.h"
 #include "server/rpc/consistency.h"
 
 namespace hotpath::db {
@@ -84,8 +85,7 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
   std::optional<std::uint64_t> written;
   try {
     if (primary == nullptr) {
-      primary = std::make_unique<pqxx::connection>(
-          DedicatedConnection(options_.primary_url, connect, kMonitorName));
+      primary = Connect(options_.primary_url, connect, kMonitorName);
     }
     written = WalInsertPosition(*primary);
   } catch (const std::exception& e) {
@@ -125,8 +125,7 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
     bool in_recovery = false;
     try {
       if (monitors[i] == nullptr) {
-        monitors[i] = std::make_unique<pqxx::connection>(
-            DedicatedConnection(standby.url, connect, kMonitorName));
+        monitors[i] = Connect(standby.url, connect, kMonitorName);
       }
       const pqxx::row row = pqxx::nontransaction(*monitors[i])
                                 .exec1("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()");

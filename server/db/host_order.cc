@@ -1,0 +1,137 @@
+#include "server/db/host_order.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace hotpath::db {
+namespace {
+
+// url with one more libpq parameter (a later one wins over an earlier one of the same name);
+// value must need no quoting.
+std::string WithParameter(const std::string& url, absl::string_view name, absl::string_view value) {
+  const bool is_uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+  const char* separator = !is_uri ? " " : url.find('?') == std::string::npos ? "?" : "&";
+  return absl::StrCat(url, separator, name, "=", value);
+}
+
+// A keyword/value string's value: quoted, with quotes and backslashes escaped.
+std::string Quoted(absl::string_view value) {
+  std::string quoted = "'";
+  for (const char c : value) {
+    if (c == '\'' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
+  }
+  return quoted.append("'");
+}
+
+// list rotated to start at its first-th entry.
+std::vector<std::string> Rotated(std::vector<std::string> list, int first) {
+  std::rotate(list.begin(), list.begin() + first, list.end());
+  return list;
+}
+
+}  // namespace
+
+HostOrder& HostOrder::For(const std::string& url) {
+  // Never destroyed: connections may still open while the process exits.
+  static auto* const mu = new std::mutex;
+  static auto* const orders = new std::map<std::string, std::unique_ptr<HostOrder>>;
+  std::lock_guard lock(*mu);
+  auto& order = (*orders)[url];
+  if (order == nullptr) order = std::make_unique<HostOrder>(url);
+  return *order;
+}
+
+HostOrder::HostOrder(std::string url) : url_(std::move(url)) {
+  PQconninfoOption* options = PQconninfoParse(url_.c_str(), nullptr);
+  if (options == nullptr) return;
+  for (const PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
+    if (option->val == nullptr) continue;
+    const absl::string_view keyword = option->keyword;
+    std::vector<std::string>* list = keyword == "host"       ? &hosts_
+                                     : keyword == "hostaddr" ? &addresses_
+                                     : keyword == "port"     ? &ports_
+                                                             : nullptr;
+    if (list != nullptr) {
+      *list = absl::StrSplit(option->val, ',');
+    } else {
+      parameters_.push_back({option->keyword, option->val});
+    }
+  }
+  PQconninfoFree(options);
+  // libpq's own rules: hostaddr, when given, has an entry per host; port one for all or one each.
+  const std::size_t count = std::max(hosts_.size(), addresses_.size());
+  if ((!hosts_.empty() && hosts_.size() != count) ||
+      (!addresses_.empty() && addresses_.size() != count) ||
+      (ports_.size() > 1 && ports_.size() != count)) {
+    hosts_.clear();  // libpq will refuse it: leave it to say why
+    addresses_.clear();
+  }
+  if (hosts_.empty()) hosts_.resize(addresses_.size());
+}
+
+std::string HostOrder::Ordered() const {
+  const int first = this->first();
+  if (first == 0) return url_;
+  std::vector<std::string> pairs;
+  for (const Parameter& parameter : parameters_) {
+    pairs.push_back(absl::StrCat(parameter.keyword, "=", Quoted(parameter.value)));
+  }
+  if (std::any_of(hosts_.begin(), hosts_.end(), [](const auto& host) { return !host.empty(); })) {
+    pairs.push_back(absl::StrCat("host=", Quoted(absl::StrJoin(Rotated(hosts_, first), ","))));
+  }
+  if (!addresses_.empty()) {
+    pairs.push_back(
+        absl::StrCat("hostaddr=", Quoted(absl::StrJoin(Rotated(addresses_, first), ","))));
+  }
+  if (ports_.size() == 1) pairs.push_back(absl::StrCat("port=", Quoted(ports_[0])));
+  if (ports_.size() > 1) {
+    pairs.push_back(absl::StrCat("port=", Quoted(absl::StrJoin(Rotated(ports_, first), ","))));
+  }
+  return absl::StrJoin(pairs, " ");
+}
+
+void HostOrder::Reached(pqxx::connection& connection) {
+  const char* host = connection.hostname();
+  const char* port = connection.port();
+  if (host != nullptr && port != nullptr) Reached(host, port);
+}
+
+void HostOrder::Reached(absl::string_view host, absl::string_view port) {
+  if (hosts_.size() < 2) return;
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    const absl::string_view name =
+        !hosts_[i].empty() || addresses_.empty() ? hosts_[i] : addresses_[i];
+    const absl::string_view its_port = ports_.size() > 1 ? ports_[i]
+                                       : ports_.empty()  ? absl::string_view()
+                                                         : ports_[0];
+    if (!name.empty() && name == host && (its_port.empty() || its_port == port)) {
+      first_.store(static_cast<int>(i), std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+std::unique_ptr<pqxx::connection> Connect(const std::string& url, absl::Duration connect_timeout,
+                                          absl::string_view application_name) {
+  HostOrder& order = HostOrder::For(url);
+  const std::int64_t seconds = std::max<std::int64_t>(2, absl::ToInt64Seconds(connect_timeout));
+  std::string conninfo = WithParameter(order.Ordered(), "connect_timeout", absl::StrCat(seconds));
+  if (!application_name.empty()) {
+    conninfo = WithParameter(conninfo, "application_name", application_name);
+  }
+  auto connection = std::make_unique<pqxx::connection>(conninfo);
+  order.Reached(*connection);
+  return connection;
+}
+
+}  // namespace hotpath::db
