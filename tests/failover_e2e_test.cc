@@ -205,7 +205,8 @@ TEST_F(FailoverTest, WritesReachThePromotedStandbyAndNothingTheFailoverLostIsSer
 // every connection the replica holds on the new primary breaks. The ones it opens instead go back
 // to the new primary, though the URL names the old one first and it accepts writes again: the
 // pool's (every create is on the new primary, none on the old) and the change feed's (a change
-// another client makes on the new primary reaches the cache).
+// another client makes on the new primary reaches the cache). A replica started then goes to the
+// new primary too.
 TEST_F(FailoverTest, AnOldPrimaryStartedAgainTakesNoConnectionFromAReplicaThatFollowedTheFailover) {
   TestStandby& promoted = TestStandby::Get(0);
   ServerOptions options = Options();
@@ -266,6 +267,30 @@ TEST_F(FailoverTest, AnOldPrimaryStartedAgainTakesNoConnectionFromAReplicaThatFo
   }
   EXPECT_TRUE(heard) << "a change on the new primary did not reach the cache: stock "
                      << read.stock();
+
+  // A replica started now, its URL listing the old primary first (a string of its own: no
+  // connection to it has reached a host yet), goes to the new primary, on the later timeline.
+  ServerOptions fresh = Options();
+  fresh.database.database_url = PrimaryThenStandby() + " application_name=started-after";
+  auto started = StartCatalogServer(fresh);
+  ASSERT_TRUE(started.ok()) << started.status();
+  const auto stub = v1::CatalogService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*started)->grpc_port()), grpc::InsecureChannelCredentials()));
+  skus.clear();
+  for (int n = 0; n < 5; ++n) {
+    v1::CreateItemRequest create;
+    *create.mutable_item() = client::DemoItem(4);
+    create.mutable_item()->set_sku(absl::StrCat("STARTED-AFTER-", n));
+    ASSERT_TRUE(stub->CreateItem(Context(absl::Seconds(5)).get(), create, &created).ok());
+    skus.push_back(absl::StrCat("'", created.sku(), "'"));
+  }
+  const std::string listed_later = absl::StrJoin(skus, ",");
+  EXPECT_EQ(On(0, absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", listed_later, ")")),
+            "5\n");
+  EXPECT_EQ(database_->Query(
+                absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", listed_later, ")")),
+            "0")
+      << "a replica started after the failover writes to the old primary";
 }
 
 // The failover under steady load, both standbys streaming as usual: creates and searches (a

@@ -82,7 +82,7 @@ TEST_F(MultiHostTest, AHostThatDoesNotAnswerIsWaitedForOnceNotOncePerConnection)
   options.database.connect_timeout = absl::Seconds(2);  // libpq's least
   options.database.max_size = 8;
   StartServer(options);
-  // Its first connection (the migrations') waited for the silent host, then reached the database.
+  // Before its first connection it asked each host whether it takes writes: the silent one once.
   EXPECT_EQ(silent.accepted(), 1);
   const double opened = Metric(server_->http_port(), "hotpath_db_pool_opened_total");
 

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <pqxx/nontransaction>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +25,17 @@ std::string WithParameter(const std::string& url, absl::string_view name, absl::
   return absl::StrCat(url, separator, name, "=", value);
 }
 
+// A primary's timeline is in the name of the WAL file it writes; a standby has none of its own.
+constexpr char kTimelineOfWrites[] =
+    "SELECT CASE WHEN pg_is_in_recovery() THEN NULL "
+    "ELSE pg_walfile_name(pg_current_wal_insert_lsn()) END";
+
+// url with libpq's connect_timeout (whole seconds, at least 2).
+std::string WithTimeout(const std::string& url, absl::Duration timeout) {
+  const std::int64_t seconds = std::max<std::int64_t>(2, absl::ToInt64Seconds(timeout));
+  return WithParameter(url, "connect_timeout", absl::StrCat(seconds));
+}
+
 // A keyword/value string's value: quoted, with quotes and backslashes escaped.
 std::string Quoted(absl::string_view value) {
   std::string quoted = "'";
@@ -33,9 +46,11 @@ std::string Quoted(absl::string_view value) {
   return quoted.append("'");
 }
 
-// list rotated to start at its first-th entry.
+// list rotated to start at its first-th entry (an empty list stays empty).
 std::vector<std::string> Rotated(std::vector<std::string> list, int first) {
-  std::rotate(list.begin(), list.begin() + first, list.end());
+  if (static_cast<std::size_t>(first) < list.size()) {
+    std::rotate(list.begin(), list.begin() + first, list.end());
+  }
   return list;
 }
 
@@ -63,8 +78,12 @@ HostOrder::HostOrder(std::string url) : url_(std::move(url)) {
                                                              : nullptr;
     if (list != nullptr) {
       *list = absl::StrSplit(option->val, ',');
-    } else {
-      parameters_.push_back({option->keyword, option->val});
+      continue;
+    }
+    parameters_.push_back({option->keyword, option->val});
+    if (keyword == "target_session_attrs") {
+      wants_primary_ =
+          parameters_.back().value == "read-write" || parameters_.back().value == "primary";
     }
   }
   PQconninfoFree(options);
@@ -79,25 +98,63 @@ HostOrder::HostOrder(std::string url) : url_(std::move(url)) {
   if (hosts_.empty()) hosts_.resize(addresses_.size());
 }
 
-std::string HostOrder::Ordered() const {
-  const int first = this->first();
-  if (first == 0) return url_;
+std::string HostOrder::Conninfo(const std::vector<std::string>& hosts,
+                                const std::vector<std::string>& addresses,
+                                const std::vector<std::string>& ports) const {
   std::vector<std::string> pairs;
   for (const Parameter& parameter : parameters_) {
     pairs.push_back(absl::StrCat(parameter.keyword, "=", Quoted(parameter.value)));
   }
-  if (std::any_of(hosts_.begin(), hosts_.end(), [](const auto& host) { return !host.empty(); })) {
-    pairs.push_back(absl::StrCat("host=", Quoted(absl::StrJoin(Rotated(hosts_, first), ","))));
+  if (std::any_of(hosts.begin(), hosts.end(), [](const auto& host) { return !host.empty(); })) {
+    pairs.push_back(absl::StrCat("host=", Quoted(absl::StrJoin(hosts, ","))));
   }
-  if (!addresses_.empty()) {
-    pairs.push_back(
-        absl::StrCat("hostaddr=", Quoted(absl::StrJoin(Rotated(addresses_, first), ","))));
+  if (!addresses.empty()) {
+    pairs.push_back(absl::StrCat("hostaddr=", Quoted(absl::StrJoin(addresses, ","))));
   }
-  if (ports_.size() == 1) pairs.push_back(absl::StrCat("port=", Quoted(ports_[0])));
-  if (ports_.size() > 1) {
-    pairs.push_back(absl::StrCat("port=", Quoted(absl::StrJoin(Rotated(ports_, first), ","))));
-  }
+  if (!ports.empty()) pairs.push_back(absl::StrCat("port=", Quoted(absl::StrJoin(ports, ","))));
   return absl::StrJoin(pairs, " ");
+}
+
+std::string HostOrder::Ordered() const {
+  const int first = this->first();
+  if (first == 0) return url_;
+  return Conninfo(Rotated(hosts_, first), Rotated(addresses_, first),
+                  ports_.size() > 1 ? Rotated(ports_, first) : ports_);
+}
+
+void HostOrder::Survey(absl::Duration connect_timeout) {
+  if (surveyed_.load()) return;
+  std::lock_guard lock(survey_mu_);
+  if (surveyed_.load()) return;
+  if (wants_primary_ && hosts_.size() > 1) {
+    // Each host's timeline while it accepts writes (the first 8 hex digits of the WAL file it
+    // writes to); 0 for one in recovery or out of reach.
+    std::vector<std::uint32_t> timelines(hosts_.size(), 0);
+    std::vector<std::thread> askers;
+    for (std::size_t i = 0; i < hosts_.size(); ++i) {
+      askers.emplace_back([&, i] {
+        const std::vector<std::string> one = {hosts_[i]};
+        const std::vector<std::string> address =
+            addresses_.empty() ? std::vector<std::string>() : std::vector{addresses_[i]};
+        const std::vector<std::string> port = ports_.size() > 1 ? std::vector{ports_[i]} : ports_;
+        try {
+          pqxx::connection connection(WithTimeout(
+              Conninfo(one, address, port) + " target_session_attrs=any", connect_timeout));
+          const pqxx::row row = pqxx::nontransaction(connection).exec1(kTimelineOfWrites);
+          if (!row[0].is_null()) {
+            timelines[i] = static_cast<std::uint32_t>(
+                std::stoul(row[0].as<std::string>().substr(0, 8), nullptr, 16));
+          }
+        } catch (const std::exception&) {
+          // out of reach: libpq will pass it over
+        }
+      });
+    }
+    for (std::thread& asker : askers) asker.join();
+    const auto latest = std::max_element(timelines.begin(), timelines.end());
+    if (*latest > 0) first_.store(static_cast<int>(latest - timelines.begin()));
+  }
+  surveyed_.store(true);
 }
 
 void HostOrder::Reached(pqxx::connection& connection) {
@@ -124,8 +181,8 @@ void HostOrder::Reached(absl::string_view host, absl::string_view port) {
 std::unique_ptr<pqxx::connection> Connect(const std::string& url, absl::Duration connect_timeout,
                                           absl::string_view application_name) {
   HostOrder& order = HostOrder::For(url);
-  const std::int64_t seconds = std::max<std::int64_t>(2, absl::ToInt64Seconds(connect_timeout));
-  std::string conninfo = WithParameter(order.Ordered(), "connect_timeout", absl::StrCat(seconds));
+  order.Survey(connect_timeout);
+  std::string conninfo = WithTimeout(order.Ordered(), connect_timeout);
   if (!application_name.empty()) {
     conninfo = WithParameter(conninfo, "application_name", application_name);
   }

@@ -14,10 +14,17 @@
 // the announcer and the replica monitor stay together on the primary they last found, and a host
 // that does not answer is waited for once, not once per connection (pgjdbc tracks its hosts the
 // same way). A single-host URL is used as it is.
+//
+// A process that starts after the failover has reached no host yet. When its URL asks for a
+// primary (target_session_attrs=read-write or primary), its first connection asks every host at
+// once which accepts writes and on which timeline, and starts at the one on the latest: a
+// promoted standby's timeline is its old primary's plus one, so an old primary started again
+// loses to the standby that replaced it, wherever the URL lists it.
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <pqxx/connection>
 #include <string>
 #include <vector>
@@ -47,6 +54,11 @@ class HostOrder final {
   // Which of the hosts, in the order given, new connections try first.
   int first() const { return first_.load(std::memory_order_relaxed); }
 
+  // Once per process, before the first connection, when the URL asks for a primary and names
+  // several hosts: connects to each alone (at once, each within connect_timeout) and makes the
+  // one that accepts writes on the latest timeline first. Later calls return at once.
+  void Survey(absl::Duration connect_timeout);
+
  private:
   struct Parameter {
     std::string keyword;
@@ -58,7 +70,15 @@ class HostOrder final {
   std::vector<std::string> hosts_;      // host= entries, one per host ("" where only an address)
   std::vector<std::string> addresses_;  // hostaddr= entries: none, or one per host
   std::vector<std::string> ports_;      // port= entries: none, one for all, or one per host
+  bool wants_primary_ = false;          // target_session_attrs is read-write or primary
   std::atomic<int> first_{0};           // index of the host tried first
+  std::mutex survey_mu_;                // held while Survey runs
+  std::atomic<bool> surveyed_{false};   // Survey has run (or had nothing to do)
+
+  // A keyword/value string of the parameters with these lists (rotated, or one host's).
+  std::string Conninfo(const std::vector<std::string>& hosts,
+                       const std::vector<std::string>& addresses,
+                       const std::vector<std::string>& ports) const;
 };
 
 // A connection to url, its hosts tried in HostOrder::For(url)'s order, with libpq's
