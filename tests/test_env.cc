@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +28,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -268,6 +271,92 @@ long ProcStatusKib(const std::string& field) {
     if (line.rfind(prefix, 0) == 0) return std::stol(line.substr(prefix.size()));
   }
   return 0;
+}
+
+DatabaseProxy::DatabaseProxy(const std::string& conninfo, bool silent)
+    : conninfo_(conninfo), silent_(silent) {
+  upstream_path_ =
+      absl::StrCat(ConninfoValue(conninfo, "host"), "/.s.PGSQL.", ConninfoValue(conninfo, "port"));
+  listener_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof(address);
+  if (bind(listener_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
+      listen(listener_, 64) != 0 ||
+      getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+    return;
+  }
+  port_ = ntohs(address.sin_port);
+  thread_ = std::thread([this] { Run(); });
+}
+
+DatabaseProxy::~DatabaseProxy() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  for (const Pair& pair : pairs_) {
+    close(pair.client);
+    if (pair.upstream >= 0) close(pair.upstream);
+  }
+  close(listener_);
+}
+
+std::string DatabaseProxy::Conninfo() const {
+  std::vector<std::string> words = {"host=127.0.0.1", absl::StrCat("port=", port_)};
+  for (const absl::string_view word : absl::StrSplit(conninfo_, ' ', absl::SkipEmpty())) {
+    if (!absl::StartsWith(word, "host=") && !absl::StartsWith(word, "port=")) {
+      words.emplace_back(word);
+    }
+  }
+  return absl::StrJoin(words, " ");
+}
+
+void DatabaseProxy::Run() {
+  while (!stop_.load()) {
+    const bool silent = silent_.load();
+    if (!silent) {
+      for (Pair& pair : pairs_) {
+        if (pair.upstream >= 0) continue;
+        pair.upstream = socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", upstream_path_.c_str());
+        connect(pair.upstream, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+      }
+    }
+    // The listener, then (unless silent) each pair's two ends.
+    std::vector<pollfd> waiting = {{listener_, POLLIN, 0}};
+    if (!silent) {
+      for (const Pair& pair : pairs_) {
+        waiting.push_back({pair.client, POLLIN, 0});
+        waiting.push_back({pair.upstream, POLLIN, 0});
+      }
+    }
+    if (poll(waiting.data(), waiting.size(), 20) <= 0) continue;
+    if (waiting[0].revents != 0) {
+      if (const int client = accept(listener_, nullptr, nullptr); client >= 0) {
+        pairs_.push_back({client, -1});
+        ++accepted_;
+      }
+    }
+    if (silent || silent_.load()) continue;
+    std::vector<std::size_t> ended;
+    for (std::size_t i = 0; i + 1 < waiting.size(); ++i) {
+      if (waiting[i + 1].revents == 0) continue;
+      const Pair& pair = pairs_[i / 2];
+      const int from = i % 2 == 0 ? pair.client : pair.upstream;
+      const int to = i % 2 == 0 ? pair.upstream : pair.client;
+      char buffer[16384];
+      const ssize_t got = recv(from, buffer, sizeof(buffer), 0);
+      if (got <= 0 || send(to, buffer, got, MSG_NOSIGNAL) != got) ended.push_back(i / 2);
+    }
+    for (auto it = ended.rbegin(); it != ended.rend(); ++it) {
+      if (it + 1 != ended.rend() && *(it + 1) == *it) continue;  // both ends of one pair
+      close(pairs_[*it].client);
+      close(pairs_[*it].upstream);
+      pairs_.erase(pairs_.begin() + static_cast<std::ptrdiff_t>(*it));
+    }
+  }
 }
 
 int FreePort() {

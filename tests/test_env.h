@@ -142,6 +142,45 @@ int FreePort();
 // The value of keyword in a libpq keyword/value string of unquoted values ("" when absent).
 std::string ConninfoValue(const std::string& conninfo, absl::string_view keyword);
 
+// A TCP relay on 127.0.0.1 in front of the test cluster (the Unix socket a conninfo's host and
+// port name) that can stop answering, as a database whose process or storage hung does: once
+// silent, whatever reaches it (on connections open already, new ones, cancel requests) is taken
+// by the kernel and neither passed on nor answered, and every connection stays open. Resume
+// passes bytes on again (new upstream connections for those accepted meanwhile). The destructor
+// closes every connection, so whatever still waits on one learns it ended.
+class DatabaseProxy final {
+ public:
+  explicit DatabaseProxy(const std::string& conninfo, bool silent = false);
+  ~DatabaseProxy();
+  DatabaseProxy(const DatabaseProxy&) = delete;
+  DatabaseProxy& operator=(const DatabaseProxy&) = delete;
+
+  int port() const { return port_; }  // 0: it could not listen
+  // conninfo's, with the host and port of this relay instead.
+  std::string Conninfo() const;
+  void Silence() { silent_.store(true); }
+  void Resume() { silent_.store(false); }
+  // Connections accepted since start.
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  struct Pair {
+    int client;    // accepted
+    int upstream;  // to the cluster; -1 until bytes may flow
+  };
+  void Run();
+
+  std::string conninfo_;           // as given
+  std::string upstream_path_;      // the cluster's socket file
+  int listener_ = -1;              // on 127.0.0.1
+  int port_ = 0;                   // listener_'s
+  std::atomic<bool> silent_;       // pass nothing on
+  std::atomic<bool> stop_{false};  // ends thread_
+  std::atomic<int> accepted_{0};   // connections accepted
+  std::vector<Pair> pairs_;        // open; thread_'s alone
+  std::thread thread_;             // accepts and relays
+};
+
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 

@@ -251,6 +251,7 @@ class CopyImport final : public ItemImport {
   CopyImport(db::PgLease lease, absl::Time deadline,
              std::function<void(pqxx::connection&)> committed)
       : lease_(std::move(lease)),
+        deadline_(deadline),
         tx_(lease_.connection(), "import"),
         committed_(std::move(committed)) {
     // statement_timeout bounds the whole COPY: the caller's deadline, or none at all.
@@ -265,12 +266,15 @@ class CopyImport final : public ItemImport {
         tx_, "items",
         std::vector<std::string>{"sku", "name", "description", "category", "price_cents", "stock",
                                  "tags"});
+    // Between batches the connection waits for the client, not for PostgreSQL: unbounded.
+    lease_.WatchUntil(absl::InfiniteFuture());
   }
 
   ~CopyImport() override {
     if (stream_ != nullptr) {
       // Abandoned: end the COPY so the transaction can roll back; the connection is kept only if
       // that worked.
+      lease_.WatchUntil(lease_.BoundFor(deadline_));
       try {
         stream_->Complete();
       } catch (const std::exception&) {
@@ -292,7 +296,10 @@ class CopyImport final : public ItemImport {
         rows_.TextArray(item.tags());
         rows_.EndRow();
       }
+      // A batch PostgreSQL does not take is one it did not answer.
+      lease_.WatchUntil(lease_.BoundFor(deadline_));
       stream_->Write(rows_);
+      lease_.WatchUntil(absl::InfiniteFuture());
       written_ += static_cast<std::int64_t>(items.size());
       return absl::OkStatus();
     } catch (const std::exception& e) {
@@ -301,6 +308,7 @@ class CopyImport final : public ItemImport {
   }
 
   absl::StatusOr<std::int64_t> Commit() override {
+    lease_.WatchUntil(lease_.BoundFor(deadline_));
     try {
       stream_->Complete();
       stream_.reset();
@@ -332,6 +340,7 @@ class CopyImport final : public ItemImport {
   }
 
   db::PgLease lease_;                                 // the connection the import holds
+  const absl::Time deadline_;                         // the caller's
   pqxx::work tx_;                                     // everything or nothing
   std::function<void(pqxx::connection&)> committed_;  // after the commit
   std::unique_ptr<db::CopyWriter> stream_;            // the COPY in progress; null once completed

@@ -6,6 +6,8 @@
 #include <memory>
 #include <pqxx/pqxx>
 
+#include "absl/time/clock.h"
+#include "server/db/answer_watch.h"
 #include "server/db/host_order.h"
 #include "server/db/pg_pool.h"
 
@@ -82,6 +84,9 @@ void ChangeAnnouncer::Run() {
         std::lock_guard pid_lock(mu_);
         backend_pid_ = pid;
       }
+      // A server that does not answer is as lost as one that hung up.
+      const Watched watched(connection->sock(),
+                            absl::Now() + options_.connect_timeout + kAnswerGrace);
       pqxx::nontransaction work(*connection);
       for (const auto& [channel, payload] : batch) {
         work.exec_params("SELECT pg_notify($1, $2)", channel, payload);

@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/time/clock.h"
+#include "server/db/answer_watch.h"
 #include "server/db/host_order.h"
 #include "server/db/pg_pool.h"
 #include "server/db/read_replicas.h"
@@ -99,6 +100,10 @@ void ChangeFeed::Run() {
   }
 }
 
+absl::Time ChangeFeed::AnswerBy() const {
+  return absl::Now() + options_.connect_timeout + kAnswerGrace;
+}
+
 void ChangeFeed::Deliver(pqxx::connection& connection) {
   if (pending_.empty()) return;
   // The batch is what was received before the position is asked for, so the position is past
@@ -106,7 +111,10 @@ void ChangeFeed::Deliver(pqxx::connection& connection) {
   std::vector<std::pair<const ChangeSubscription*, std::string>> batch;
   batch.swap(pending_);
   std::uint64_t position = 0;
-  if (options_.positions) position = WalInsertPosition(connection);
+  if (options_.positions) {
+    const Watched watched(connection.sock(), AnswerBy());
+    position = WalInsertPosition(connection);
+  }
   for (const auto& [subscription, payload] : batch) subscription->on_change(payload, position);
 }
 
@@ -126,16 +134,21 @@ void ChangeFeed::Listen() {
     connection.inhibit_reactivation(true);
 #pragma GCC diagnostic pop
     std::vector<std::unique_ptr<Receiver>> receivers;
-    for (const auto& subscription : subscriptions_) {
-      receivers.push_back(std::make_unique<Receiver>(connection, subscription, this));
+    {
+      const Watched watched(connection.sock(), AnswerBy());
+      for (const auto& subscription : subscriptions_) {
+        receivers.push_back(std::make_unique<Receiver>(connection, subscription, this));
+      }
+      // LISTEN is in effect once this round trip returns: from here on nothing is missed.
+      pqxx::nontransaction(connection).exec("SELECT 1");
     }
-    // LISTEN is in effect once this round trip returns: from here on nothing is missed.
-    pqxx::nontransaction(connection).exec("SELECT 1");
     SetConnected(true);
     while (!stopping_.load()) {
       if (connection.await_notification(seconds, micros) == 0) {
-        pqxx::nontransaction(connection).exec("SELECT 1");  // still there?
-        connection.get_notifs();                            // what arrived with the answer
+        // Still there? A server that does not answer is as lost as one that hung up.
+        const Watched watched(connection.sock(), AnswerBy());
+        pqxx::nontransaction(connection).exec("SELECT 1");
+        connection.get_notifs();  // what arrived with the answer
       }
       Deliver(connection);
     }

@@ -5,7 +5,8 @@
 // A listener that is not connected misses notifications for good, so the feed tells subscribers
 // when it is down (on_lost: stop trusting what the notifications kept fresh) and when it is back
 // (on_restored: drop everything, then trust again). It starts down, and checks a silent connection
-// with a round trip every check_interval, so a connection that died quietly is noticed within that.
+// with a round trip every check_interval, so a connection that died quietly is noticed within that;
+// a round trip not answered within connect_timeout (and db::kAnswerGrace) loses the connection too.
 #pragma once
 
 #include <atomic>
@@ -94,6 +95,8 @@ class ChangeFeed final {
   void Run();
   // One connection's life: LISTEN, then hand on notifications until it fails or Stop.
   void Listen();
+  // When a round trip on the feed's connection must have been answered, from now.
+  absl::Time AnswerBy() const;
   // Hands the notifications received so far to their subscribers, with the position if asked.
   void Deliver(pqxx::connection& connection);
   void SetConnected(bool connected);

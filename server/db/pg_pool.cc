@@ -70,10 +70,42 @@ PgLease::~PgLease() {
   // First: once this returns, no cancel request for this call can be sent on the connection.
   if (cancellation_ != nullptr) cancellation_->ClearOnCancel();
   if (slot_ == nullptr) return;
+  // Then: once this returns, the watch no longer touches the socket.
+  AnswerWatch::Instance().Unwatch(std::exchange(slot_->watch, 0));
   // Read before the move: the order in which arguments are evaluated is unspecified, and clang
   // moves slot_ into the first parameter before it evaluates the second.
-  const bool broken = broken_ || slot_->cancel_sent;
+  const bool broken = broken_ || slot_->cancel_sent || slot_->cut;
   pool_->Release(std::move(slot_), broken);
+}
+
+namespace {
+
+// The bound of a lease for a caller whose deadline is deadline: the caller's deadline, or a
+// statement's longest (max_statement_timeout) from now when that comes first (a caller with no
+// deadline), plus the grace. A lease that runs several statements for such a caller is bound by
+// one statement's longest in all: a transaction whose statements take that long together is cut as
+// one that went unanswered. A deadline already past runs no statement (LimitTo), and its lease,
+// given back at once, is not cut.
+absl::Time LeaseBound(absl::Time deadline, absl::Duration max_statement_timeout) {
+  const absl::Time now = absl::Now();
+  return std::clamp(deadline, now, now + max_statement_timeout) + kAnswerGrace;
+}
+
+}  // namespace
+
+PgLease::PgLease(PgPool* pool, std::unique_ptr<Slot> slot, absl::Time cut_at)
+    : pool_(pool), slot_(std::move(slot)) {
+  slot_->watch = AnswerWatch::Instance().Watch(slot_->socket, cut_at, &slot_->cut);
+}
+
+void PgLease::WatchUntil(absl::Time cut_at) {
+  AnswerWatch::Instance().Unwatch(std::exchange(slot_->watch, 0));
+  if (slot_->cut) return;  // already: the next statement fails as on a lost connection
+  slot_->watch = AnswerWatch::Instance().Watch(slot_->socket, cut_at, &slot_->cut);
+}
+
+absl::Time PgLease::BoundFor(absl::Time deadline) const {
+  return LeaseBound(deadline, pool_->options().max_statement_timeout);
 }
 
 namespace {
@@ -164,11 +196,19 @@ absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
   PgLease::Slot* slot = lease->slot_.get();
   const bool registered = call->OnCancel([slot] {
     slot->cancel_sent = true;
-    try {
-      slot->connection->cancel_query();  // PQcancel: thread-safe, a separate short connection
-    } catch (const std::exception&) {
-      // Nothing running, or the server is gone: either way the statement is not going on.
-    }
+    // PQcancel sends the request on a connection of its own and waits, with no bound, for the
+    // server to close it: a server that stopped answering never does. What runs this action
+    // holds the call's cancellation, which the lease's release waits for, so the request goes out
+    // after it, on the Canceller's thread, with what it needs copied (PQgetCancel).
+    std::shared_ptr<PGcancel> request(PQgetCancel(slot->raw), PQfreeCancel);
+    if (request == nullptr) return;
+    auto send = std::make_shared<rpc::Cancellation>();
+    send->OnCancel([request] {
+      char why[256];
+      // Failing means nothing ran, or the server is gone: either way the statement is not going on.
+      PQcancel(request.get(), why, sizeof why);
+    });
+    rpc::CancelSoon(std::move(send));
   });
   if (!registered) return absl::CancelledError("the caller went away before the query started");
   lease->cancellation_ = call;
@@ -209,7 +249,7 @@ absl::Status PgPool::CheckReady(absl::Time deadline) {
     if (closed_) return absl::UnavailableError("database pool is closed");
     if (down_) return down_reason_;
     if (!idle_.empty()) {
-      lease.emplace(TakeIdleLocked());
+      lease.emplace(TakeIdleLocked(deadline));
     } else if (open_ > 0) {
       return absl::OkStatus();  // every connection is at work
     }
@@ -232,7 +272,8 @@ std::optional<PgLease> PgPool::TryAcquire(absl::Time deadline) {
     idle_.erase(std::next(fits).base());
     ++in_use_;
     ++counters_.idle_leases;
-    lease.emplace(PgLease(this, std::move(slot)));
+    lease.emplace(
+        PgLease(this, std::move(slot), LeaseBound(deadline, options_.max_statement_timeout)));
   }
   if (options_.on_acquire_wait) options_.on_acquire_wait(absl::ZeroDuration());
   return lease;
@@ -240,7 +281,7 @@ std::optional<PgLease> PgPool::TryAcquire(absl::Time deadline) {
 
 absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
   // Never an unbounded wait (and never InfiniteFuture, which no clock can wait for).
-  deadline = std::min(deadline, absl::Now() + options_.max_acquire_wait);
+  const absl::Time wait_deadline = std::min(deadline, absl::Now() + options_.max_acquire_wait);
   std::unique_lock lock(mu_);
   for (;;) {
     if (closed_) return absl::UnavailableError("database pool is closed");
@@ -249,14 +290,17 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
       return absl::UnavailableError(
           absl::StrCat(down_reason_.message(), " (reconnecting in the background)"));
     }
-    if (!idle_.empty()) return TakeIdleLocked();
+    if (!idle_.empty()) return TakeIdleLocked(deadline);
     const absl::Time now = absl::Now();
     if (open_ < options_.max_size && now >= no_open_before_) {
       ++open_;
       ++in_use_;
       lock.unlock();
-      auto slot = Open(deadline);
-      if (slot.ok()) return PgLease(this, *std::move(slot));
+      auto slot = Open(wait_deadline);
+      if (slot.ok()) {
+        return PgLease(this, *std::move(slot),
+                       LeaseBound(deadline, options_.max_statement_timeout));
+      }
       lock.lock();
       --open_;
       --in_use_;
@@ -273,10 +317,10 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
       no_open_before_ = absl::Now() + options_.probe_interval;
       continue;
     }
-    absl::Time wake = deadline;
+    absl::Time wake = wait_deadline;
     if (open_ < options_.max_size) wake = std::min(wake, no_open_before_);
     if (released_.wait_until(lock, absl::ToChronoTime(wake)) == std::cv_status::timeout &&
-        absl::Now() >= deadline && idle_.empty() && !closed_) {
+        absl::Now() >= wait_deadline && idle_.empty() && !closed_) {
       ++counters_.acquire_timeouts;
       return absl::DeadlineExceededError(absl::StrCat(
           "timed out waiting for a database connection (all ", options_.max_size, " in use)"));
@@ -284,11 +328,11 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
   }
 }
 
-PgLease PgPool::TakeIdleLocked() {
+PgLease PgPool::TakeIdleLocked(absl::Time deadline) {
   auto slot = std::move(idle_.back());  // the warmest
   idle_.pop_back();
   ++in_use_;
-  return PgLease(this, std::move(slot));
+  return PgLease(this, std::move(slot), LeaseBound(deadline, options_.max_statement_timeout));
 }
 
 absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline) {
@@ -297,8 +341,13 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
     return absl::DeadlineExceededError("deadline passed before a database connection could open");
   }
   auto slot = std::make_unique<PgLease::Slot>();
+  std::optional<Watched> watched;
   try {
     slot->connection = Connect(options_.database_url, std::min(left, options_.connect_timeout));
+    // Setting the session up is bounded as connecting was: a server may take connections and then
+    // answer nothing.
+    watched.emplace(slot->connection->sock(),
+                    std::min(deadline, absl::Now() + options_.connect_timeout) + kAnswerGrace);
     pqxx::nontransaction(*slot->connection).exec(kPinnedSessionSettings);
     // Prepared here, now, with no caller's deadline or cancellation on the connection: prepared
     // lazily on first use (libpqxx's default), a PREPARE cut short by a statement_timeout or a
@@ -317,8 +366,19 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
     slot->connection->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
     slot->raw = RawConnection::Of(*slot->connection);
+    slot->socket = PQsocket(slot->raw);
   } catch (const std::exception& e) {
+    if (watched && watched->cut()) {
+      return absl::UnavailableError(
+          "database unavailable: the server took the connection and then did not answer");
+    }
     return absl::UnavailableError(absl::StrCat("database unavailable: ", ErrorText(e)));
+  }
+  const bool cut = watched->cut();
+  watched.reset();
+  if (cut) {
+    return absl::UnavailableError(
+        "database unavailable: the server took the connection and then did not answer");
   }
   slot->pid = slot->connection->backendpid();
   slot->pids = pids_;

@@ -4,7 +4,8 @@
 // warmest are reused, and discarded when found broken, so the pool heals by itself after PostgreSQL
 // restarts. Acquire never waits past the caller's deadline. Each lease sets the session's
 // statement_timeout no longer than the caller's remaining time, so PostgreSQL itself stops a query
-// nobody is waiting for.
+// nobody is waiting for; and a lease's connection whose server has not answered by then (it
+// stopped: db/answer_watch.h) is cut, so no caller waits on it much longer.
 #pragma once
 
 #include <libpq-fe.h>
@@ -25,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/db/answer_watch.h"
 #include "server/rpc/cancellation.h"
 
 namespace hotpath::db {
@@ -130,6 +132,16 @@ class PgLease final {
   // restart breaks them all).
   void MarkBroken() { broken_ = true; }
 
+  // Whether the connection was cut because its server had not answered by the lease's bound.
+  bool cut() const { return slot_->cut.load(); }
+  // The lease's bound from now on: cut the connection if it is still leased at cut_at
+  // (InfiniteFuture: never, for a holder that waits on its own client between statements, as an
+  // import does). A lease starts bound to its caller's deadline, or max_statement_timeout from its
+  // start when that comes first, plus kAnswerGrace (BoundFor).
+  void WatchUntil(absl::Time cut_at);
+  // The bound a lease starts with, for a caller whose deadline is deadline, from now.
+  absl::Time BoundFor(absl::Time deadline) const;
+
  private:
   friend class PgPool;
   struct Slot {
@@ -143,8 +155,12 @@ class PgLease final {
     std::int64_t timeout_ms = -1;                  // statement_timeout now set on it, -1: unknown
     std::int64_t generation = 0;                   // pool generation when it was opened
     std::atomic<bool> cancel_sent{false};          // a cancel request went to its backend
+    int socket = -1;                               // raw's socket, which the watch may cut
+    AnswerWatch::Ticket watch = 0;                 // while leased: its watch, 0: none
+    std::atomic<bool> cut{false};                  // the watch cut it: discard
   };
-  PgLease(PgPool* pool, std::unique_ptr<Slot> slot) : pool_(pool), slot_(std::move(slot)) {}
+  // Leased until cut_at at most (WatchUntil).
+  PgLease(PgPool* pool, std::unique_ptr<Slot> slot, absl::Time cut_at);
 
   PgPool* pool_;                // where the connection goes back
   std::unique_ptr<Slot> slot_;  // null once moved from
@@ -192,8 +208,9 @@ class PgPool final {
   friend class PgLease;
   explicit PgPool(PgPoolOptions options) : options_(std::move(options)) {}
   absl::StatusOr<PgLease> AcquireUntimed(absl::Time deadline);
-  // With mu_ held and idle_ not empty: leases the warmest idle connection.
-  PgLease TakeIdleLocked();
+  // With mu_ held and idle_ not empty: leases the warmest idle connection to a caller whose
+  // deadline is deadline.
+  PgLease TakeIdleLocked(absl::Time deadline);
   absl::StatusOr<std::unique_ptr<PgLease::Slot>> Open(absl::Time deadline);
   void Release(std::unique_ptr<PgLease::Slot> slot, bool broken);
   // With mu_ held: the database is unreachable (why); starts the prober unless it runs.

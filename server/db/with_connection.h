@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/db/pg_pool.h"
 #include "server/db/pg_status.h"
@@ -32,6 +33,11 @@ absl::StatusOr<T> WithConnection(PgPool& pool, const char* what, absl::Time dead
     } catch (const std::exception& e) {
       if (IsConnectionLost(e)) {
         lease->MarkBroken();
+        // Cut by the pool's watch: the server had not answered by the caller's deadline.
+        if (lease->cut()) {
+          return absl::DeadlineExceededError(
+              absl::StrCat("deadline exceeded while ", what, ": the database did not answer"));
+        }
         // A stale connection (the server restarted since it was used) fails on first use: a read
         // is safe to repeat once on a fresh one.
         if (idempotent && attempt == 0) continue;

@@ -191,7 +191,13 @@ std::vector<prometheus::MetricFamily> PoolFamiliesOf(
 }  // namespace
 
 std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats) {
-  return PoolFamiliesOf("hotpath_db_pool", {{{}, stats}});
+  std::vector<prometheus::MetricFamily> families = PoolFamiliesOf("hotpath_db_pool", {{{}, stats}});
+  families.push_back(CounterFamily(
+      "hotpath_db_connections_cut_total",
+      "Database connections cut because the server had not answered in time (its calls' "
+      "deadlines, or a check's): the pools', the change feed's, the monitors'.",
+      {{{}, static_cast<double>(db::AnswerWatch::Instance().cuts())}}));
+  return families;
 }
 
 std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicasStats& stats) {

@@ -58,7 +58,9 @@ prometheus::MetricFamily CounterFamily(std::string name, std::string help,
 std::vector<prometheus::MetricFamily> ProcessFamilies();
 
 // hotpath_db_pool_*: the primary's pool: connections by state, max, opened, broken, connect
-// errors, acquire timeouts, fail-fast refusals, idle leases, down.
+// errors, acquire timeouts, fail-fast refusals, idle leases, down; and
+// hotpath_db_connections_cut_total, every connection of the process the answer watch cut
+// (db/answer_watch.h).
 std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats);
 
 // hotpath_change_announce*: this replica's announcements (null: no announcer);

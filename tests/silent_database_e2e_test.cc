@@ -1,0 +1,170 @@
+// A database that stops answering under a running hotpathd: its process or storage hung, its
+// machine gone, or a network between dropping everything. Nothing tells libpq the connection is
+// lost and statement_timeout never fires, so without a bound of its own every thread waiting on
+// PostgreSQL waits for ever. hotpathd's connections all go through a relay (DatabaseProxy) that
+// the tests silence: the calls in flight end at their deadlines, the connections they held are
+// cut (server/db/answer_watch.h), the pool counts the database as down and calls fail fast, the
+// change feed knows it hears nothing, and once the database answers again service returns.
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/demo_items.h"
+#include "gmock/gmock.h"
+#include "tests/test_env.h"
+
+namespace hotpath::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class SilentDatabaseTest : public ServerTest {
+ protected:
+  void TearDown() override {
+    // First: whatever still waits on a silenced connection (a failing test's) learns it ended.
+    proxy_.reset();
+    ServerTest::TearDown();
+  }
+
+  // hotpathd with every connection through proxy_. A statement runs 2 s at most when its caller
+  // set no deadline.
+  void StartBehindProxy() {
+    proxy_ = std::make_unique<DatabaseProxy>(database_->url());
+    ASSERT_NE(proxy_->port(), 0);
+    ServerOptions options = Options();
+    options.database.database_url = proxy_->Conninfo();
+    options.database.connect_timeout = absl::Seconds(2);  // libpq's least
+    options.database.max_statement_timeout = absl::Seconds(2);
+    StartServer(options);
+  }
+
+  grpc::Status Create(int n, absl::Duration deadline, grpc::ClientContext* context = nullptr) {
+    std::unique_ptr<grpc::ClientContext> own;
+    if (context == nullptr) {
+      own = Context(deadline);
+      context = own.get();
+    }
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(n);
+    request.mutable_item()->set_sku(absl::StrCat("SILENT-", n));
+    v1::Item item;
+    return stub_->CreateItem(context, request, &item);
+  }
+
+  // Whether the server's pool has no connection leased within limit.
+  bool LeasesEndWithin(absl::Duration limit) const {
+    const absl::Time end = absl::Now() + limit;
+    while (server_->pool().stats().in_use > 0) {
+      if (absl::Now() > end) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  std::unique_ptr<DatabaseProxy> proxy_;  // between hotpathd and the test cluster
+};
+
+TEST_F(SilentDatabaseTest, CallsEndByTheirDeadlinesThenFailFastAndServiceReturnsWithTheDatabase) {
+  StartBehindProxy();
+  CreateDemo(1);
+  absl::Time end = absl::Now() + absl::Seconds(5);
+  while (Metric(server_->http_port(), "hotpath_change_feed_connected") != 1 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(Metric(server_->http_port(), "hotpath_change_feed_connected"), 1);
+  proxy_->Silence();
+
+  // More writes and reads (each its own page, which no cache holds) than the pool has
+  // connections, in flight as it stops answering, each with a 1 s deadline: every connection
+  // they hold is cut soon after (the grace is 0.5 s).
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 12; ++i) {
+    callers.emplace_back([&, i] {
+      if (i % 2 == 0) {
+        EXPECT_FALSE(Create(i + 10, absl::Seconds(1)).ok());
+        return;
+      }
+      v1::ListItemsRequest request;
+      request.mutable_min_price_cents()->set_value(i);
+      v1::ListItemsResponse page;
+      EXPECT_FALSE(stub_->ListItems(Context(absl::Seconds(1)).get(), request, &page).ok());
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_TRUE(LeasesEndWithin(absl::Seconds(3)))
+      << server_->pool().stats().in_use << " connections still wait for the silent database";
+  EXPECT_GE(Metric(server_->http_port(), "hotpath_db_connections_cut_total"), 1);
+
+  // Then the database counts as down: readiness says so, and calls fail at once.
+  end = absl::Now() + absl::Seconds(10);
+  while (Http(server_->http_port(), "GET", "/readyz").status != 503 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(Http(server_->http_port(), "GET", "/readyz").status, 503);
+  const absl::Time start = absl::Now();
+  const grpc::Status refused = Create(100, absl::Seconds(5));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+
+  // The change feed's check went unanswered: it counts itself down, so no cache entry outlives
+  // --change_feed_max_staleness while it cannot hear about writes.
+  end = absl::Now() + absl::Seconds(6);
+  while (Metric(server_->http_port(), "hotpath_change_feed_connected") != 0 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(Metric(server_->http_port(), "hotpath_change_feed_connected"), 0);
+
+  // The database answers again: so does hotpathd, with no restart.
+  proxy_->Resume();
+  end = absl::Now() + absl::Seconds(10);
+  grpc::Status created;
+  for (int n = 200; absl::Now() < end; ++n) {
+    created = Create(n, absl::Seconds(2));
+    if (created.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(created.ok()) << created.error_message();
+  EXPECT_EQ(Http(server_->http_port(), "GET", "/readyz").status, 200);
+}
+
+TEST_F(SilentDatabaseTest, ACallWithoutADeadlineEndsWhenAStatementCouldHaveRunItsLongest) {
+  StartBehindProxy();
+  CreateDemo(1);
+  proxy_->Silence();
+  const absl::Time start = absl::Now();
+  auto answered = std::async(std::launch::async, [&] {
+    grpc::ClientContext no_deadline;
+    return Create(2, absl::InfiniteDuration(), &no_deadline);
+  });
+  // max_statement_timeout (2 s) and the grace; without a bound the call would wait for ever.
+  const bool ended = answered.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!ended) proxy_.reset();  // ends the wait, so that the call and the test can end
+  ASSERT_TRUE(ended) << "a call without a deadline still waits for the silent database";
+  const grpc::Status status = answered.get();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("the database did not answer"));
+  EXPECT_GE(absl::Now() - start, absl::Seconds(2));
+  EXPECT_TRUE(LeasesEndWithin(absl::Seconds(1)));
+}
+
+TEST_F(SilentDatabaseTest, ACancelledCallsConnectionIsFreedThoughItsCancelRequestIsNotAnswered) {
+  StartBehindProxy();
+  CreateDemo(1);
+  proxy_->Silence();
+  // The client gives up: hotpathd sends PostgreSQL a cancel request, which the silent database
+  // takes and never answers. The call's connection is still cut at its deadline and given back.
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  auto answered = std::async(std::launch::async, [&] { return Create(2, {}, &context); });
+  absl::SleepFor(absl::Milliseconds(300));
+  context.TryCancel();
+  EXPECT_EQ(answered.get().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(LeasesEndWithin(absl::Seconds(4)))
+      << "the cancelled call's connection is still leased";
+}
+
+}  // namespace
+}  // namespace hotpath::testing
