@@ -59,10 +59,11 @@ void AnswerWatch::Run() {
         ++i;
         continue;
       }
-      // Under the lock: the owner closes the socket only after Unwatch, which waits for it.
-      ::shutdown(entry.socket, SHUT_RDWR);
+      // Told first: the owner, woken by the shutdown, must find out why.
       if (entry.cut != nullptr) entry.cut->store(true);
       cuts_.fetch_add(1, std::memory_order_relaxed);
+      // Under the lock: the owner closes the socket only after Unwatch, which waits for it.
+      ::shutdown(entry.socket, SHUT_RDWR);
       entry = entries_.back();
       entries_.pop_back();
     }

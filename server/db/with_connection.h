@@ -31,13 +31,14 @@ absl::StatusOr<T> WithConnection(PgPool& pool, const char* what, absl::Time dead
     try {
       return fn(lease->connection());
     } catch (const std::exception& e) {
+      // Cut by the pool's watch (whatever libpqxx made of it): the server had not answered by the
+      // caller's deadline.
+      if (lease->cut()) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("deadline exceeded while ", what, ": the database did not answer"));
+      }
       if (IsConnectionLost(e)) {
         lease->MarkBroken();
-        // Cut by the pool's watch: the server had not answered by the caller's deadline.
-        if (lease->cut()) {
-          return absl::DeadlineExceededError(
-              absl::StrCat("deadline exceeded while ", what, ": the database did not answer"));
-        }
         // A stale connection (the server restarted since it was used) fails on first use: a read
         // is safe to repeat once on a fresh one.
         if (idempotent && attempt == 0) continue;
