@@ -4,7 +4,8 @@
 // PostgreSQL waits for ever. hotpathd's connections all go through a relay (DatabaseProxy) that
 // the tests silence: the calls in flight end at their deadlines, the connections they held are
 // cut (server/db/answer_watch.h), the pool counts the database as down and calls fail fast, the
-// change feed knows it hears nothing, and once the database answers again service returns.
+// change feed knows it hears nothing, and once the database answers again service returns. A
+// standby that stops answering is no longer read.
 #include <future>
 #include <memory>
 #include <string>
@@ -164,6 +165,40 @@ TEST_F(SilentDatabaseTest, ACancelledCallsConnectionIsFreedThoughItsCancelReques
   EXPECT_EQ(answered.get().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(LeasesEndWithin(absl::Seconds(4)))
       << "the cancelled call's connection is still leased";
+}
+
+TEST_F(SilentDatabaseTest, ReadsGoToThePrimaryOnceAStandbyStopsAnswering) {
+  ASSERT_TRUE(TestStandby::Get().ok()) << TestStandby::Get().error();
+  proxy_ = std::make_unique<DatabaseProxy>(TestStandby::Get().Url(database_->name()));
+  ASSERT_NE(proxy_->port(), 0);
+  ServerOptions options = Options();
+  options.database_read_urls = {proxy_->Conninfo()};
+  options.database.connect_timeout = absl::Seconds(2);  // the replica monitor's bound
+  options.catalog.cache.enabled = false;
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  const auto usable = [&] {
+    return Metric(server_->http_port(), "hotpath_read_standby_usable", {"standby=\"0\""});
+  };
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (usable() != 1 && absl::Now() < end) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(usable(), 1);
+
+  // The monitor's round trip to the standby goes unanswered: within its bound (2 s and the
+  // grace) the standby is no longer read, and reads are the primary's.
+  proxy_->Silence();
+  end = absl::Now() + absl::Seconds(6);
+  while (usable() != 0 && absl::Now() < end) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(usable(), 0) << "the silent standby is still read";
+  const double primary_reads = Metric(server_->http_port(), "hotpath_read_primary_reads_total");
+  for (int i = 0; i < 10; ++i) {
+    v1::GetItemRequest request;
+    request.set_id(item.id());
+    v1::Item got;
+    const grpc::Status status = stub_->GetItem(Context(absl::Seconds(2)).get(), request, &got);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+  EXPECT_GE(Metric(server_->http_port(), "hotpath_read_primary_reads_total"), primary_reads + 10);
 }
 
 }  // namespace
