@@ -243,7 +243,7 @@ TEST_F(MonitoringTest, EveryPanelAndRuleEvaluatesToDataOnARealPrometheus) {
     }
   }
   EXPECT_GE(recording, 30);
-  EXPECT_EQ(alerting, 13);
+  EXPECT_EQ(alerting, 14);
   EXPECT_THAT(problems, ::testing::IsEmpty());
 }
 
