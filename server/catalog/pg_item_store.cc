@@ -267,14 +267,14 @@ class CopyImport final : public ItemImport {
         std::vector<std::string>{"sku", "name", "description", "category", "price_cents", "stock",
                                  "tags"});
     // Between batches the connection waits for the client, not for PostgreSQL: unbounded.
-    lease_.WatchUntil(absl::InfiniteFuture());
+    lease_.Unwatch();
   }
 
   ~CopyImport() override {
     if (stream_ != nullptr) {
       // Abandoned: end the COPY so the transaction can roll back; the connection is kept only if
       // that worked.
-      lease_.WatchUntil(lease_.BoundFor(deadline_));
+      lease_.Watch(deadline_);
       try {
         stream_->Complete();
       } catch (const std::exception&) {
@@ -297,9 +297,9 @@ class CopyImport final : public ItemImport {
         rows_.EndRow();
       }
       // A batch PostgreSQL does not take is one it did not answer.
-      lease_.WatchUntil(lease_.BoundFor(deadline_));
+      lease_.Watch(deadline_);
       stream_->Write(rows_);
-      lease_.WatchUntil(absl::InfiniteFuture());
+      lease_.Unwatch();
       written_ += static_cast<std::int64_t>(items.size());
       return absl::OkStatus();
     } catch (const std::exception& e) {
@@ -308,7 +308,7 @@ class CopyImport final : public ItemImport {
   }
 
   absl::StatusOr<std::int64_t> Commit() override {
-    lease_.WatchUntil(lease_.BoundFor(deadline_));
+    lease_.Watch(deadline_);
     try {
       stream_->Complete();
       stream_.reset();

@@ -65,6 +65,8 @@ class Watched final {
  public:
   Watched(int socket, absl::Time cut_at)
       : ticket_(AnswerWatch::Instance().Watch(socket, cut_at, &cut_)) {}
+  // Cut unless answered within bound from now and kAnswerGrace: a round trip's.
+  Watched(int socket, absl::Duration bound) : Watched(socket, absl::Now() + bound + kAnswerGrace) {}
   ~Watched() { AnswerWatch::Instance().Unwatch(ticket_); }
   Watched(const Watched&) = delete;
   Watched& operator=(const Watched&) = delete;

@@ -6,7 +6,6 @@
 #include <memory>
 #include <pqxx/pqxx>
 
-#include "absl/time/clock.h"
 #include "server/db/answer_watch.h"
 #include "server/db/host_order.h"
 #include "server/db/pg_pool.h"
@@ -85,8 +84,7 @@ void ChangeAnnouncer::Run() {
         backend_pid_ = pid;
       }
       // A server that does not answer is as lost as one that hung up.
-      const Watched watched(connection->sock(),
-                            absl::Now() + options_.connect_timeout + kAnswerGrace);
+      const Watched watched(connection->sock(), options_.connect_timeout);
       pqxx::nontransaction work(*connection);
       for (const auto& [channel, payload] : batch) {
         work.exec_params("SELECT pg_notify($1, $2)", channel, payload);

@@ -100,10 +100,6 @@ void ChangeFeed::Run() {
   }
 }
 
-absl::Time ChangeFeed::AnswerBy() const {
-  return absl::Now() + options_.connect_timeout + kAnswerGrace;
-}
-
 void ChangeFeed::Deliver(pqxx::connection& connection) {
   if (pending_.empty()) return;
   // The batch is what was received before the position is asked for, so the position is past
@@ -112,7 +108,7 @@ void ChangeFeed::Deliver(pqxx::connection& connection) {
   batch.swap(pending_);
   std::uint64_t position = 0;
   if (options_.positions) {
-    const Watched watched(connection.sock(), AnswerBy());
+    const Watched watched(connection.sock(), options_.connect_timeout);
     position = WalInsertPosition(connection);
   }
   for (const auto& [subscription, payload] : batch) subscription->on_change(payload, position);
@@ -135,7 +131,7 @@ void ChangeFeed::Listen() {
 #pragma GCC diagnostic pop
     std::vector<std::unique_ptr<Receiver>> receivers;
     {
-      const Watched watched(connection.sock(), AnswerBy());
+      const Watched watched(connection.sock(), options_.connect_timeout);
       for (const auto& subscription : subscriptions_) {
         receivers.push_back(std::make_unique<Receiver>(connection, subscription, this));
       }
@@ -146,7 +142,7 @@ void ChangeFeed::Listen() {
     while (!stopping_.load()) {
       if (connection.await_notification(seconds, micros) == 0) {
         // Still there? A server that does not answer is as lost as one that hung up.
-        const Watched watched(connection.sock(), AnswerBy());
+        const Watched watched(connection.sock(), options_.connect_timeout);
         pqxx::nontransaction(connection).exec("SELECT 1");
         connection.get_notifs();  // what arrived with the answer
       }

@@ -95,8 +95,6 @@ class ChangeFeed final {
   void Run();
   // One connection's life: LISTEN, then hand on notifications until it fails or Stop.
   void Listen();
-  // When a round trip on the feed's connection must have been answered, from now.
-  absl::Time AnswerBy() const;
   // Hands the notifications received so far to their subscribers, with the position if asked.
   void Deliver(pqxx::connection& connection);
   void SetConnected(bool connected);

@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "server/db/answer_watch.h"
 
 namespace hotpath::db {
@@ -142,7 +141,7 @@ void HostOrder::Survey(absl::Duration connect_timeout) {
         try {
           pqxx::connection connection(WithTimeout(
               Conninfo(one, address, port) + " target_session_attrs=any", connect_timeout));
-          const Watched watched(connection.sock(), absl::Now() + connect_timeout + kAnswerGrace);
+          const Watched watched(connection.sock(), connect_timeout);
           const pqxx::row row = pqxx::nontransaction(connection).exec1(kTimelineOfWrites);
           if (!row[0].is_null()) {
             timelines[i] = static_cast<std::uint32_t>(

@@ -71,7 +71,7 @@ PgLease::~PgLease() {
   if (cancellation_ != nullptr) cancellation_->ClearOnCancel();
   if (slot_ == nullptr) return;
   // Then: once this returns, the watch no longer touches the socket.
-  AnswerWatch::Instance().Unwatch(std::exchange(slot_->watch, 0));
+  Unwatch();
   // Read before the move: the order in which arguments are evaluated is unspecified, and clang
   // moves slot_ into the first parameter before it evaluates the second.
   const bool broken = broken_ || slot_->cancel_sent || slot_->cut;
@@ -93,20 +93,19 @@ absl::Time LeaseBound(absl::Time deadline, absl::Duration max_statement_timeout)
 
 }  // namespace
 
-PgLease::PgLease(PgPool* pool, std::unique_ptr<Slot> slot, absl::Time cut_at)
+PgLease::PgLease(PgPool* pool, std::unique_ptr<Slot> slot, absl::Time deadline)
     : pool_(pool), slot_(std::move(slot)) {
-  slot_->watch = AnswerWatch::Instance().Watch(slot_->socket, cut_at, &slot_->cut);
+  Watch(deadline);
 }
 
-void PgLease::WatchUntil(absl::Time cut_at) {
-  AnswerWatch::Instance().Unwatch(std::exchange(slot_->watch, 0));
+void PgLease::Watch(absl::Time deadline) {
+  Unwatch();
   if (slot_->cut) return;  // already: the next statement fails as on a lost connection
-  slot_->watch = AnswerWatch::Instance().Watch(slot_->socket, cut_at, &slot_->cut);
+  slot_->watch = AnswerWatch::Instance().Watch(
+      slot_->socket, LeaseBound(deadline, pool_->options().max_statement_timeout), &slot_->cut);
 }
 
-absl::Time PgLease::BoundFor(absl::Time deadline) const {
-  return LeaseBound(deadline, pool_->options().max_statement_timeout);
-}
+void PgLease::Unwatch() { AnswerWatch::Instance().Unwatch(std::exchange(slot_->watch, 0)); }
 
 namespace {
 
@@ -272,8 +271,7 @@ std::optional<PgLease> PgPool::TryAcquire(absl::Time deadline) {
     idle_.erase(std::next(fits).base());
     ++in_use_;
     ++counters_.idle_leases;
-    lease.emplace(
-        PgLease(this, std::move(slot), LeaseBound(deadline, options_.max_statement_timeout)));
+    lease.emplace(PgLease(this, std::move(slot), deadline));
   }
   if (options_.on_acquire_wait) options_.on_acquire_wait(absl::ZeroDuration());
   return lease;
@@ -297,10 +295,7 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
       ++in_use_;
       lock.unlock();
       auto slot = Open(wait_deadline);
-      if (slot.ok()) {
-        return PgLease(this, *std::move(slot),
-                       LeaseBound(deadline, options_.max_statement_timeout));
-      }
+      if (slot.ok()) return PgLease(this, *std::move(slot), deadline);
       lock.lock();
       --open_;
       --in_use_;
@@ -332,7 +327,7 @@ PgLease PgPool::TakeIdleLocked(absl::Time deadline) {
   auto slot = std::move(idle_.back());  // the warmest
   idle_.pop_back();
   ++in_use_;
-  return PgLease(this, std::move(slot), LeaseBound(deadline, options_.max_statement_timeout));
+  return PgLease(this, std::move(slot), deadline);
 }
 
 absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline) {
@@ -368,18 +363,15 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
     slot->raw = RawConnection::Of(*slot->connection);
     slot->socket = PQsocket(slot->raw);
   } catch (const std::exception& e) {
-    if (watched && watched->cut()) {
-      return absl::UnavailableError(
-          "database unavailable: the server took the connection and then did not answer");
+    if (!watched || !watched->cut()) {
+      return absl::UnavailableError(absl::StrCat("database unavailable: ", ErrorText(e)));
     }
-    return absl::UnavailableError(absl::StrCat("database unavailable: ", ErrorText(e)));
   }
-  const bool cut = watched->cut();
-  watched.reset();
-  if (cut) {
+  if (watched->cut()) {
     return absl::UnavailableError(
         "database unavailable: the server took the connection and then did not answer");
   }
+  watched.reset();
   slot->pid = slot->connection->backendpid();
   slot->pids = pids_;
   pids_->Add(slot->pid);

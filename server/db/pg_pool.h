@@ -134,13 +134,12 @@ class PgLease final {
 
   // Whether the connection was cut because its server had not answered by the lease's bound.
   bool cut() const { return slot_->cut.load(); }
-  // The lease's bound from now on: cut the connection if it is still leased at cut_at
-  // (InfiniteFuture: never, for a holder that waits on its own client between statements, as an
-  // import does). A lease starts bound to its caller's deadline, or max_statement_timeout from its
-  // start when that comes first, plus kAnswerGrace (BoundFor).
-  void WatchUntil(absl::Time cut_at);
-  // The bound a lease starts with, for a caller whose deadline is deadline, from now.
-  absl::Time BoundFor(absl::Time deadline) const;
+  // A lease starts watched (db/answer_watch.h): its connection is cut if it is still leased at its
+  // caller's deadline, or max_statement_timeout from the lease when that comes first, plus
+  // kAnswerGrace. Unwatch for a holder that waits on its own client between statements (an
+  // import); Watch(deadline) again, bound as a new lease would be, before it waits on the server.
+  void Watch(absl::Time deadline);
+  void Unwatch();
 
  private:
   friend class PgPool;
@@ -159,8 +158,8 @@ class PgLease final {
     AnswerWatch::Ticket watch = 0;                 // while leased: its watch, 0: none
     std::atomic<bool> cut{false};                  // the watch cut it: discard
   };
-  // Leased until cut_at at most (WatchUntil).
-  PgLease(PgPool* pool, std::unique_ptr<Slot> slot, absl::Time cut_at);
+  // Leased to a caller whose deadline is deadline, and watched for it.
+  PgLease(PgPool* pool, std::unique_ptr<Slot> slot, absl::Time deadline);
 
   PgPool* pool_;                // where the connection goes back
   std::unique_ptr<Slot> slot_;  // null once moved from

@@ -89,7 +89,7 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
       primary = Connect(options_.primary_url, connect, kMonitorName);
     }
     // A server that does not answer is as lost as one that hung up (db/answer_watch.h).
-    const Watched watched(primary->sock(), absl::Now() + connect + kAnswerGrace);
+    const Watched watched(primary->sock(), connect);
     written = WalInsertPosition(*primary);
   } catch (const std::exception& e) {
     primary.reset();
@@ -130,7 +130,7 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
       if (monitors[i] == nullptr) {
         monitors[i] = Connect(standby.url, connect, kMonitorName);
       }
-      const Watched watched(monitors[i]->sock(), absl::Now() + connect + kAnswerGrace);
+      const Watched watched(monitors[i]->sock(), connect);
       const pqxx::row row = pqxx::nontransaction(*monitors[i])
                                 .exec1("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()");
       in_recovery = row[0].as<bool>();
