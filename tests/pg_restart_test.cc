@@ -105,6 +105,55 @@ TEST_F(PgRestartTest, CallsFailFastDuringTheOutageAndRecoverAfter) {
   EXPECT_EQ(server_->pool().stats().in_use, 0);
 }
 
+// A crash (immediate shutdown) under idle pooled connections: each backend sends a warning and
+// exits. The next statement on such a connection fails in its write, and libpq reports that
+// ("server closed the connection unexpectedly") as a failed result without a SQLSTATE, the
+// connection not yet marked bad: a database unavailable like any other lost connection, never an
+// internal error, and the connection is not used again.
+TEST_F(PgRestartTest, CallsOnConnectionsACrashClosedAnswerUnavailable) {
+  const v1::Item item = CreateDemo(1);
+  std::vector<std::thread> warmers;
+  for (int i = 0; i < 8; ++i) {
+    warmers.emplace_back([&] { EXPECT_TRUE(Search(absl::Seconds(5)).ok()); });
+  }
+  for (auto& t : warmers) t.join();
+
+  ASSERT_EQ(TestCluster("crash"), 0);
+  std::mutex mutex;
+  std::vector<grpc::Status> answers;
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 8; ++i) {
+    callers.emplace_back([&, i] {
+      grpc::Status status;
+      if (i % 2 == 0) {
+        status = Search(absl::Seconds(2));
+      } else {
+        v1::CreateItemRequest create;
+        create.mutable_item()->set_sku(absl::StrCat("CRASHED-", i));
+        create.mutable_item()->set_name("written after the crash");
+        create.mutable_item()->set_category("c");
+        v1::Item created;
+        status = stub_->CreateItem(Context(absl::Seconds(2)).get(), create, &created);
+      }
+      const std::lock_guard lock(mutex);
+      answers.push_back(status);
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (const grpc::Status& status : answers) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  }
+
+  ASSERT_EQ(TestCluster("start"), 0);
+  const absl::Time back = absl::Now();
+  while (!Search(absl::Seconds(1)).ok() && absl::Now() - back < absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(Search(absl::Seconds(2)).ok());
+  EXPECT_TRUE(Get(item.id(), absl::Seconds(2)).ok());
+  EXPECT_EQ(server_->pool().stats().in_use, 0);
+}
+
 // The outage under steady gRPC and REST load (writes and database reads), PostgreSQL down 5 s.
 TEST_F(PgRestartTest, UnderLoadNothingHangsNothingAcknowledgedIsLostAndServiceReturns) {
   const int http_port = server_->http_port();

@@ -5,11 +5,13 @@
 // the tests silence: the calls in flight end at their deadlines, the connections they held are
 // cut (server/db/answer_watch.h), the pool counts the database as down and calls fail fast, the
 // change feed knows it hears nothing, and once the database answers again service returns. A
-// standby that stops answering is no longer read.
+// standby that stops answering is no longer read. A server that dies under a statement, closing
+// its connection without a word, is a database unavailable, never an internal error.
 #include <future>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +23,7 @@ namespace hotpath::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class SilentDatabaseTest : public ServerTest {
  protected:
@@ -32,10 +35,11 @@ class SilentDatabaseTest : public ServerTest {
 
   // hotpathd with every connection through proxy_. A statement runs 2 s at most when its caller
   // set no deadline.
-  void StartBehindProxy() {
+  void StartBehindProxy(bool cache = true) {
     proxy_ = std::make_unique<DatabaseProxy>(database_->url());
     ASSERT_NE(proxy_->port(), 0);
     ServerOptions options = Options();
+    options.catalog.cache.enabled = cache;
     options.database.database_url = proxy_->Conninfo();
     options.database.connect_timeout = absl::Seconds(2);  // libpq's least
     options.database.max_statement_timeout = absl::Seconds(2);
@@ -165,6 +169,88 @@ TEST_F(SilentDatabaseTest, ACancelledCallsConnectionIsFreedThoughItsCancelReques
   EXPECT_EQ(answered.get().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(LeasesEndWithin(absl::Seconds(4)))
       << "the cancelled call's connection is still leased";
+}
+
+TEST_F(SilentDatabaseTest, AConnectionClosedUnderAStatementAnswersUnavailable) {
+  StartBehindProxy(/*cache=*/false);
+  const v1::Item item = CreateDemo(1);
+  // Every connection, those leased now and those opened for the retry a read is allowed, ends at
+  // the next word from the server: each call's statement is sent and never answered. libpq
+  // reports that as a failed result without a SQLSTATE ("server closed the connection
+  // unexpectedly"), not as a lost connection.
+  proxy_->DropAnswers();
+  std::vector<std::pair<std::string, grpc::Status>> answers;
+  {
+    v1::GetItemRequest request;
+    request.set_id(item.id());
+    v1::Item got;
+    answers.emplace_back("GetItem", stub_->GetItem(Context(absl::Seconds(3)).get(), request, &got));
+  }
+  {
+    v1::ListItemsRequest request;
+    v1::ListItemsResponse page;
+    answers.emplace_back("ListItems",
+                         stub_->ListItems(Context(absl::Seconds(3)).get(), request, &page));
+  }
+  {
+    v1::SearchItemsRequest request;
+    request.set_query("demo");
+    v1::SearchItemsResponse page;
+    answers.emplace_back("SearchItems",
+                         stub_->SearchItems(Context(absl::Seconds(3)).get(), request, &page));
+  }
+  {
+    v1::GetCategoryStatsRequest request;
+    request.set_category(item.category());
+    v1::CategoryStats stats;
+    answers.emplace_back("GetCategoryStats",
+                         stub_->GetCategoryStats(Context(absl::Seconds(3)).get(), request, &stats));
+  }
+  answers.emplace_back("CreateItem", Create(2, absl::Seconds(3)));
+  {
+    v1::UpdateItemRequest request;
+    *request.mutable_item() = item;
+    request.mutable_item()->set_stock(item.stock() + 1);
+    request.mutable_update_mask()->add_paths("stock");
+    v1::Item updated;
+    answers.emplace_back("UpdateItem",
+                         stub_->UpdateItem(Context(absl::Seconds(3)).get(), request, &updated));
+  }
+  {
+    auto context = Context(absl::Seconds(3));
+    v1::ImportItemsResponse imported;
+    auto writer = stub_->ImportItems(context.get(), &imported);
+    v1::CreateItemRequest row;
+    *row.mutable_item() = client::DemoItem(3);
+    row.mutable_item()->set_sku("SILENT-IMPORT-3");
+    writer->Write(row);
+    writer->WritesDone();
+    answers.emplace_back("ImportItems", writer->Finish());
+  }
+  {
+    auto context = Context(absl::Seconds(3));
+    v1::ExportItemsRequest request;
+    auto reader = stub_->ExportItems(context.get(), request);
+    for (v1::Item exported; reader->Read(&exported);) {
+    }
+    answers.emplace_back("ExportItems", reader->Finish());
+  }
+  for (const auto& [call, status] : answers) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << call << " answered " << status.error_code() << ": " << status.error_message();
+    EXPECT_THAT(status.error_message(), Not(HasSubstr("details in the log"))) << call;
+  }
+
+  // The server is back: so is every call, with no restart.
+  proxy_->Resume();
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  grpc::Status created;
+  for (int n = 200; absl::Now() < end; ++n) {
+    created = Create(n, absl::Seconds(2));
+    if (created.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(created.ok()) << created.error_message();
 }
 
 TEST_F(SilentDatabaseTest, ReadsGoToThePrimaryOnceAStandbyStopsAnswering) {

@@ -348,7 +348,8 @@ void DatabaseProxy::Run() {
       const int to = i % 2 == 0 ? pair.upstream : pair.client;
       char buffer[16384];
       const ssize_t got = recv(from, buffer, sizeof(buffer), 0);
-      if (got <= 0 || send(to, buffer, got, MSG_NOSIGNAL) != got) ended.push_back(i / 2);
+      const bool dropped = from == pair.upstream && dropping_.load();
+      if (got <= 0 || dropped || send(to, buffer, got, MSG_NOSIGNAL) != got) ended.push_back(i / 2);
     }
     for (auto it = ended.rbegin(); it != ended.rend(); ++it) {
       if (it + 1 != ended.rend() && *(it + 1) == *it) continue;  // both ends of one pair

@@ -159,7 +159,14 @@ class DatabaseProxy final {
   // conninfo's, with the host and port of this relay instead.
   std::string Conninfo() const;
   void Silence() { silent_.store(true); }
-  void Resume() { silent_.store(false); }
+  // Each connection is closed, without a word, by the next bytes its server sends instead of
+  // passing them on: the server dies under whatever it was sent (a statement, a new session's
+  // start-up), as when its process or machine is killed. Until Resume.
+  void DropAnswers() { dropping_.store(true); }
+  void Resume() {
+    silent_.store(false);
+    dropping_.store(false);
+  }
   // Connections accepted since start.
   int accepted() const { return accepted_.load(); }
 
@@ -170,15 +177,16 @@ class DatabaseProxy final {
   };
   void Run();
 
-  std::string conninfo_;           // as given
-  std::string upstream_path_;      // the cluster's socket file
-  int listener_ = -1;              // on 127.0.0.1
-  int port_ = 0;                   // listener_'s
-  std::atomic<bool> silent_;       // pass nothing on
-  std::atomic<bool> stop_{false};  // ends thread_
-  std::atomic<int> accepted_{0};   // connections accepted
-  std::vector<Pair> pairs_;        // open; thread_'s alone
-  std::thread thread_;             // accepts and relays
+  std::string conninfo_;               // as given
+  std::string upstream_path_;          // the cluster's socket file
+  int listener_ = -1;                  // on 127.0.0.1
+  int port_ = 0;                       // listener_'s
+  std::atomic<bool> silent_;           // pass nothing on
+  std::atomic<bool> dropping_{false};  // close a connection instead of passing its answer on
+  std::atomic<bool> stop_{false};      // ends thread_
+  std::atomic<int> accepted_{0};       // connections accepted
+  std::vector<Pair> pairs_;            // open; thread_'s alone
+  std::thread thread_;                 // accepts and relays
 };
 
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.

@@ -41,19 +41,24 @@ bool IsConnectionLost(const std::exception& e) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) return true;
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     const std::string& state = sql->sqlstate();
-    return absl::StartsWith(state, "08") || absl::StartsWith(state, "57P");
+    // Every error PostgreSQL sends has a SQLSTATE: one without is libpq's own, about the
+    // connection under the statement ("server closed the connection unexpectedly", "lost
+    // synchronization with server"), which libpqxx throws as a plain sql_error when libpq has
+    // not yet marked the connection bad.
+    return state.empty() || absl::StartsWith(state, "08") || absl::StartsWith(state, "57P");
   }
   return false;
 }
 
 absl::Status StatusFromException(const std::exception& e, absl::string_view what) {
-  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("database unavailable while ", what, ": ", OneLine(e.what())));
-  }
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
     return absl::UnavailableError(absl::StrCat("database connection lost during commit while ",
                                                what, "; the outcome is unknown"));
+  }
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
+      (dynamic_cast<const pqxx::sql_error*>(&e) != nullptr && IsConnectionLost(e))) {
+    return absl::UnavailableError(
+        absl::StrCat("database unavailable while ", what, ": ", OneLine(e.what())));
   }
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     const absl::StatusCode code = CodeForSqlState(sql->sqlstate());
