@@ -5,7 +5,9 @@
 // by no cache once the change feed listens on the new primary; the promoted standby is no longer
 // read as a standby, and the other one, following it, has its lag measured against the new
 // primary although the new primary's positions start behind the old one's last. Crashes the
-// shared test cluster, so ctest runs it alone; the cluster is started again at the end.
+// shared test cluster, so ctest runs it alone; the cluster is started again at the end. A primary
+// that stops answering (hung, or cut off by the network) is left the same way once its calls'
+// deadlines pass.
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -291,6 +293,54 @@ TEST_F(FailoverTest, AnOldPrimaryStartedAgainTakesNoConnectionFromAReplicaThatFo
                 absl::StrCat("SELECT count(*) FROM items WHERE sku IN (", listed_later, ")")),
             "0")
       << "a replica started after the failover writes to the old primary";
+}
+
+// The primary stops answering without closing its connections (hung, or cut off by the network:
+// a relay in front of it is silenced) and standby 0 is promoted. The connections to the old
+// primary are cut at their calls' deadlines, the pool reconnects, passing the silent host after
+// connect_timeout, and writes reach the new primary with no restart.
+TEST_F(FailoverTest, APrimaryThatStopsAnsweringIsLeftForThePromotedStandby) {
+  TestStandby& promoted = TestStandby::Get(0);
+  DatabaseProxy primary(database_->url());
+  ASSERT_NE(primary.port(), 0);
+  ServerOptions options = Options();
+  options.database.database_url = absl::StrCat(
+      "host=127.0.0.1,", promoted.host(), " port=", primary.port(), ",", promoted.port(),
+      " user=postgres dbname=", database_->name(), " target_session_attrs=read-write");
+  options.database.connect_timeout = absl::Seconds(2);  // libpq's least
+  StartServer(options);
+  const v1::Item before = CreateDemo(1);
+  ASSERT_NE(before.id(), 0);
+  ASSERT_TRUE(Until(0, absl::StrCat("SELECT count(*) FROM items WHERE id = ", before.id()), "1\n"));
+
+  primary.Silence();
+  ASSERT_EQ(promoted.Promote(), "");
+  const absl::Time promoted_at = absl::Now();
+  grpc::Status status;
+  std::string sku;
+  for (int n = 2; absl::Now() - promoted_at < absl::Seconds(15); ++n) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(n);
+    sku = absl::StrCat("AFTER-HUNG-PRIMARY-", n);
+    request.mutable_item()->set_sku(sku);
+    v1::Item created;
+    status = stub_->CreateItem(Context(absl::Seconds(1)).get(), request, &created);
+    if (status.ok()) break;
+  }
+  const absl::Duration took = absl::Now() - promoted_at;
+  ASSERT_TRUE(status.ok()) << "no write acknowledged 15 s after the promotion: "
+                           << status.error_message();
+  std::cerr << "a hung primary left: first write acknowledged " << took << " after the promotion\n";
+  EXPECT_EQ(On(0, absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")), "1\n");
+  EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")),
+            "0");
+  // The connect_timeout spent on the silent host is spent once: the writes that follow are
+  // answered at once.
+  for (int n = 100; n < 105; ++n) {
+    const absl::Time start = absl::Now();
+    EXPECT_NE(CreateDemo(n).id(), 0);
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+  }
 }
 
 // The failover under steady load, both standbys streaming as usual: creates and searches (a
