@@ -343,6 +343,80 @@ TEST_F(FailoverTest, APrimaryThatStopsAnsweringIsLeftForThePromotedStandby) {
   }
 }
 
+// A switchover: the primary is fenced (ALTER SYSTEM SET default_transaction_read_only = on, then
+// a reload) with hotpathd's connections open, the next host takes writes. Writes refused by the
+// fenced primary answer UNAVAILABLE, never INTERNAL; the pool, the change feed, the announcer and
+// the replica monitor leave it, and writes land on the host that takes them, with no restart.
+// Here the primary is standby 0, promoted at the start; the shared cluster's primary is the host
+// that takes over.
+TEST_F(FailoverTest, AFencedPrimaryIsLeftForTheHostThatTakesWrites) {
+  TestStandby& fenced = TestStandby::Get(0);
+  ASSERT_TRUE(Until(0, "SELECT 1", "1\n"));  // it has the test database
+  ASSERT_EQ(fenced.Promote(), "");
+  ServerOptions options = Options();
+  options.database.database_url =
+      absl::StrCat("host=", fenced.host(), ",", ConninfoValue(database_->url(), "host"),
+                   " port=", fenced.port(), ",", ConninfoValue(database_->url(), "port"),
+                   " user=postgres dbname=", database_->name(), " target_session_attrs=read-write");
+  // Standby 1 is read: the replica monitor samples the primary too.
+  options.database_read_urls = {TestStandby::Get(1).Url(database_->name())};
+  StartServer(options);
+  const v1::Item before = CreateDemo(1);
+  ASSERT_EQ(On(0, absl::StrCat("SELECT count(*) FROM items WHERE id = ", before.id())), "1\n");
+  // hotpathd's sessions on a server: its pool's (no application_name) and its own named ones.
+  const std::string sessions =
+      absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND ",
+                   "pid <> pg_backend_pid() AND application_name IN ('', 'hotpath-change-feed', ",
+                   "'hotpath-announcer', 'hotpath-read-monitor')");
+  ASSERT_NE(On(0, sessions), "0\n");
+
+  ASSERT_EQ(On(0, "ALTER SYSTEM SET default_transaction_read_only = on"), "");
+  ASSERT_EQ(On(0, "SELECT pg_reload_conf()"), "t\n");
+  const absl::Time fenced_at = absl::Now();
+  std::map<grpc::StatusCode, int> refused;
+  std::string sku;
+  grpc::Status status;
+  for (int n = 2; absl::Now() - fenced_at < absl::Seconds(10); ++n) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(n);
+    sku = absl::StrCat("AFTER-FENCE-", n);
+    request.mutable_item()->set_sku(sku);
+    v1::Item created;
+    status = stub_->CreateItem(Context(absl::Seconds(2)).get(), request, &created);
+    if (status.ok() && database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '",
+                                                     sku, "'")) == "1") {
+      break;
+    }
+    if (!status.ok()) {
+      ++refused[status.error_code()];
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")),
+            "1")
+      << "no write reached the host that takes them 10 s after the fence";
+  std::cerr << "fenced: writes on the next host " << absl::Now() - fenced_at << " after the fence, "
+            << refused[grpc::StatusCode::UNAVAILABLE] << " refused on the way\n";
+
+  // Nothing of hotpathd stays on the fenced primary; its change feed, announcer and replica
+  // monitor are where the writes are.
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  for (int n = 100; On(0, sessions) != "0\n" && absl::Now() < end; ++n) {
+    CreateDemo(n);  // each write's announcement makes the announcer look where it is
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(On(0, sessions), "0\n") << "hotpathd still has sessions on the fenced primary";
+  for (const char* name : {"hotpath-change-feed", "hotpath-announcer", "hotpath-read-monitor"}) {
+    EXPECT_EQ(database_->Query(absl::StrCat(
+                  "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() ",
+                  "AND application_name = '", name, "'")),
+              "1")
+        << name;
+  }
+}
+
 // The failover under steady load, both standbys streaming as usual: creates and searches (a
 // database read every call) from four threads with a 1 s deadline; the primary crashes, standby 0
 // is promoted a second later. No call outlives its deadline; every create acknowledged after the

@@ -77,6 +77,10 @@ void ChangeAnnouncer::Run() {
     lock.unlock();
     bool sent = false;
     try {
+      // Announced where the writes are: not on a primary that stopped taking them (fenced).
+      if (connection != nullptr && !HostOrder::For(options_.database_url).Keeps(*connection)) {
+        connection.reset();
+      }
       if (connection == nullptr) {
         connection = Connect(options_.database_url, options_.connect_timeout, kApplicationName);
         const int pid = connection->backendpid();

@@ -123,6 +123,7 @@ void ChangeFeed::Listen() {
     const std::unique_ptr<pqxx::connection> opened =
         Connect(options_.database_url, options_.connect_timeout, kApplicationName);
     pqxx::connection& connection = *opened;
+    const HostOrder& hosts = HostOrder::For(options_.database_url);
     // A lost connection must surface as an error, not be reopened behind the feed's back (libpqxx
     // would LISTEN again, but what was sent in between would be missed unannounced).
 #pragma GCC diagnostic push
@@ -147,6 +148,11 @@ void ChangeFeed::Listen() {
         connection.get_notifs();  // what arrived with the answer
       }
       Deliver(connection);
+      // A primary that stopped taking writes (fenced for a switchover) hears of none: the feed
+      // goes where they go, and counts as reconnecting until it is there.
+      if (!hosts.Keeps(connection)) {
+        throw pqxx::broken_connection("the server no longer takes writes");
+      }
     }
   } catch (const std::exception& e) {
     if (!stopping_.load()) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/db/answer_watch.h"
+#include "server/db/raw_connection.h"
 
 namespace hotpath::db {
 namespace {
@@ -157,6 +158,18 @@ void HostOrder::Survey(absl::Duration connect_timeout) {
     if (*latest > 0) first_.store(static_cast<int>(latest - timelines.begin()));
   }
   surveyed_.store(true);
+}
+
+bool HostOrder::Keeps(pqxx::connection& connection) const {
+  return !wants_primary_ || TakesWrites(RawConnection::Of(connection));
+}
+
+bool HostOrder::TakesWrites(PGconn* connection) {
+  const auto on = [connection](const char* parameter) {
+    const char* value = PQparameterStatus(connection, parameter);
+    return value != nullptr && absl::string_view(value) == "on";
+  };
+  return !on("in_hot_standby") && !on("default_transaction_read_only");
 }
 
 void HostOrder::Reached(pqxx::connection& connection) {

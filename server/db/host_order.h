@@ -22,6 +22,8 @@
 // loses to the standby that replaced it, wherever the URL lists it.
 #pragma once
 
+#include <libpq-fe.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -53,6 +55,19 @@ class HostOrder final {
   void Reached(absl::string_view host, absl::string_view port);
   // Which of the hosts, in the order given, new connections try first.
   int first() const { return first_.load(std::memory_order_relaxed); }
+  // Whether a connection to url may stay open: the URL does not ask for a primary, or the server
+  // still takes writes (TakesWrites). One that does not is to be closed; libpq passes its server
+  // over when the next connection opens.
+  bool Keeps(PGconn* connection) const { return !wants_primary_ || TakesWrites(connection); }
+  bool Keeps(pqxx::connection& connection) const;
+
+  // Whether connection's server takes writes as of its last answer: neither in hot standby nor
+  // with default_transaction_read_only on, which PostgreSQL (14 and later) reports to libpq with
+  // its answers when they change, so this asks nothing of the server. A primary fenced for a
+  // switchover (ALTER SYSTEM SET default_transaction_read_only = on, then a reload) keeps its
+  // connections open but stops taking writes; a session sees that from its second statement
+  // after the reload.
+  static bool TakesWrites(PGconn* connection);
 
   // Once per process, before the first connection, when the URL asks for a primary and names
   // several hosts: connects to each alone (at once, each within connect_timeout) and makes the

@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <optional>
-#include <pqxx/dbtransaction>
 #include <pqxx/except>
-#include <pqxx/largeobject>
 #include <pqxx/nontransaction>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/db/host_order.h"
+#include "server/db/raw_connection.h"
 
 namespace hotpath::db {
 
@@ -27,32 +26,6 @@ bool BackendPids::Contains(int pid) const {
   std::lock_guard lock(mu_);
   return std::find(pids_.begin(), pids_.end(), pid) != pids_.end();
 }
-
-namespace {
-
-// libpqxx 6.4 keeps a connection's PGconn to itself but for large objects, whose subclasses may
-// ask for it through a transaction (largeobject::raw_connection, protected). A transaction that
-// never begins (libpqxx sends BEGIN only on a transaction's first statement) is enough to ask.
-class RawConnection final : private pqxx::largeobject {
- public:
-  static PGconn* Of(pqxx::connection& connection) {
-    const Unbegun unbegun(connection);
-    return raw_connection(unbegun);
-  }
-
- private:
-  class Unbegun final : public pqxx::dbtransaction {
-   public:
-    explicit Unbegun(pqxx::connection_base& connection)
-        : namedclass("unbegun"), dbtransaction(connection) {}
-    ~Unbegun() override { End(); }
-
-   private:
-    void do_commit() override {}
-  };
-};
-
-}  // namespace
 
 std::string ErrorText(const std::exception& e) {
   std::string why = e.what();
@@ -382,6 +355,9 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
 }
 
 void PgPool::Release(std::unique_ptr<PgLease::Slot> slot, bool broken) {
+  // A primary that stopped taking writes (fenced for a switchover, or demoted) stopped for every
+  // connection to it: they all go, like the older ones after a failure.
+  if (!broken && slot->raw != nullptr && !hosts_.Keeps(slot->raw)) broken = true;
   std::vector<std::unique_ptr<PgLease::Slot>> discard;
   {
     std::lock_guard lock(mu_);

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/db/answer_watch.h"
+#include "server/db/host_order.h"
 #include "server/rpc/cancellation.h"
 
 namespace hotpath::db {
@@ -205,7 +206,8 @@ class PgPool final {
 
  private:
   friend class PgLease;
-  explicit PgPool(PgPoolOptions options) : options_(std::move(options)) {}
+  explicit PgPool(PgPoolOptions options)
+      : options_(std::move(options)), hosts_(HostOrder::For(options_.database_url)) {}
   absl::StatusOr<PgLease> AcquireUntimed(absl::Time deadline);
   // With mu_ held and idle_ not empty: leases the warmest idle connection to a caller whose
   // deadline is deadline.
@@ -217,7 +219,8 @@ class PgPool final {
   // The prober's loop: connect every probe_interval until it works or the pool closes.
   void Probe();
 
-  const PgPoolOptions options_;                                                // as given
+  const PgPoolOptions options_;  // as given
+  const HostOrder& hosts_;       // options_.database_url's: which connections it keeps
   const std::shared_ptr<BackendPids> pids_ = std::make_shared<BackendPids>();  // open backends
   mutable std::mutex mu_;                             // guards everything below
   std::condition_variable released_;                  // a slot came back or the pool closed

@@ -45,7 +45,10 @@ bool IsConnectionLost(const std::exception& e) {
     // connection under the statement ("server closed the connection unexpectedly", "lost
     // synchronization with server"), which libpqxx throws as a plain sql_error when libpq has
     // not yet marked the connection bad.
-    return state.empty() || absl::StartsWith(state, "08") || absl::StartsWith(state, "57P");
+    // 25006, read_only_sql_transaction: the server stopped taking writes with the connection open
+    // (a primary fenced for a switchover); a new connection goes where they are taken.
+    return state.empty() || absl::StartsWith(state, "08") || absl::StartsWith(state, "57P") ||
+           state == "25006";
   }
   return false;
 }

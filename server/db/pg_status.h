@@ -18,7 +18,8 @@ absl::Status StatusFromException(const std::exception& e, absl::string_view what
 
 // True when the exception means the connection can no longer be used: a lost connection (libpq
 // has closed it, or reports a failure of its own, without a SQLSTATE, under the statement), a
-// connection-class or shutdown SQLSTATE (08..., 57P...).
+// connection-class or shutdown SQLSTATE (08..., 57P...), or a write refused by a server that no
+// longer takes writes (25006).
 bool IsConnectionLost(const std::exception& e);
 
 }  // namespace hotpath::db

@@ -28,7 +28,7 @@ TEST(PgStatusTest, AFailureWithoutASqlStateIsALostConnection) {
 }
 
 TEST(PgStatusTest, ConnectionAndShutdownStatesAreLostConnections) {
-  for (const char* state : {"08006", "57P01", "57P02", "57P03"}) {
+  for (const char* state : {"08006", "57P01", "57P02", "57P03", "25006"}) {
     const pqxx::sql_error error("terminating connection", "q", state);
     EXPECT_TRUE(IsConnectionLost(error)) << state;
     EXPECT_EQ(StatusFromException(error, "x").code(), absl::StatusCode::kUnavailable) << state;

@@ -91,6 +91,9 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
     // A server that does not answer is as lost as one that hung up (db/answer_watch.h).
     const Watched watched(primary->sock(), connect);
     written = WalInsertPosition(*primary);
+    // A primary that stopped taking writes (fenced for a switchover) is left for the one that
+    // takes them, measured from the next sample.
+    if (!HostOrder::For(options_.primary_url).Keeps(*primary)) primary.reset();
   } catch (const std::exception& e) {
     primary.reset();
   }
