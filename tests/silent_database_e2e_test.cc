@@ -287,5 +287,57 @@ TEST_F(SilentDatabaseTest, ReadsGoToThePrimaryOnceAStandbyStopsAnswering) {
   EXPECT_GE(Metric(server_->http_port(), "hotpath_read_primary_reads_total"), primary_reads + 10);
 }
 
+// Two standbys, and standby 0 stops answering: standby 1 is still followed as closely as before.
+// A write's reads (each needing a standby known to have replayed it) go to standby 1 after 400 ms
+// (the test cluster commits asynchronously: its WAL writer flushes, and so streams, every 200 ms),
+// though every sample of the silent one waits out its bound.
+TEST_F(SilentDatabaseTest, AnotherStandbyIsFollowedAsCloselyWhileOneStopsAnswering) {
+  for (int n = 0; n < 2; ++n) ASSERT_TRUE(TestStandby::Get(n).ok()) << TestStandby::Get(n).error();
+  proxy_ = std::make_unique<DatabaseProxy>(TestStandby::Get(0).Url(database_->name()));
+  ASSERT_NE(proxy_->port(), 0);
+  ServerOptions options = Options();
+  options.database_read_urls = {proxy_->Conninfo(), TestStandby::Get(1).Url(database_->name())};
+  options.database.connect_timeout = absl::Seconds(2);  // the replica monitor's bound
+  options.catalog.cache.enabled = false;
+  StartServer(options);
+  v1::Item item = CreateDemo(1);
+  const auto usable = [&](int n) {
+    return Metric(server_->http_port(), "hotpath_read_standby_usable",
+                  {absl::StrCat("standby=\"", n, "\"")});
+  };
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while ((usable(0) != 1 || usable(1) != 1) && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(usable(0) + usable(1), 2);
+
+  proxy_->Silence();
+  end = absl::Now() + absl::Seconds(6);
+  while (usable(0) != 0 && absl::Now() < end) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(usable(0), 0) << "the silent standby is still read";
+  const auto standby_reads = [&] {
+    return Metric(server_->http_port(), "hotpath_read_standby_reads_total", {"standby=\"1\""});
+  };
+  const double before = standby_reads();
+  constexpr int kWrites = 20;
+  for (int i = 0; i < kWrites; ++i) {
+    v1::UpdateItemRequest update;
+    update.mutable_item()->set_id(item.id());
+    update.mutable_item()->set_stock(item.stock() + i + 1);
+    update.mutable_update_mask()->add_paths("stock");
+    ASSERT_TRUE(stub_->UpdateItem(Context(absl::Seconds(2)).get(), update, &item).ok());
+    absl::SleepFor(absl::Milliseconds(400));
+    v1::GetItemRequest request;
+    request.set_id(item.id());
+    v1::Item got;
+    ASSERT_TRUE(stub_->GetItem(Context(absl::Seconds(2)).get(), request, &got).ok());
+    EXPECT_EQ(got.stock(), item.stock());
+  }
+  EXPECT_EQ(usable(1), 1);
+  EXPECT_GE(standby_reads() - before, kWrites - 2)
+      << "reads of fresh writes went to the primary: standby 1 is sampled only as often as the "
+         "silent one answers";
+}
+
 }  // namespace
 }  // namespace hotpath::testing

@@ -37,10 +37,18 @@ ReadReplicas::ReadReplicas(ReadReplicasOptions options) : options_(std::move(opt
     standby->url = url;
     standbys_.push_back(std::move(standby));
   }
-  monitor_ = std::thread([this] {
+  // One sampler per server, so that one that stops answering (each of its round trips waits out
+  // its bound) delays no other's samples.
+  samplers_.emplace_back([this] {
     pthread_setname_np(pthread_self(), "hotpath-replicas");
-    Run();
+    SamplePrimary();
   });
+  for (std::size_t i = 0; i < standbys_.size(); ++i) {
+    samplers_.emplace_back([this, i] {
+      pthread_setname_np(pthread_self(), "hotpath-standby");
+      SampleStandby(*standbys_[i]);
+    });
+  }
 }
 
 ReadReplicas::~ReadReplicas() { Stop(); }
@@ -52,71 +60,86 @@ void ReadReplicas::Stop() {
     stopping_ = true;
   }
   wake_.notify_all();
-  if (monitor_.joinable()) monitor_.join();
+  for (std::thread& sampler : samplers_) sampler.join();
   for (auto& standby : standbys_) {
     standby->usable = false;
     if (standby->pool != nullptr) standby->pool->Close();
   }
 }
 
-void ReadReplicas::Run() {
-  std::unique_ptr<pqxx::connection> primary;
-  std::vector<std::unique_ptr<pqxx::connection>> monitors(standbys_.size());
+bool ReadReplicas::Pause() {
   std::unique_lock lock(mu_);
-  while (!stopping_) {
-    lock.unlock();
-    Sample(primary, monitors);
-    lock.lock();
-    ++rounds_;
-    wake_.notify_all();
-    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.check_interval),
-                   [this] { return stopping_; });
-  }
+  wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.check_interval),
+                 [this] { return stopping_; });
+  return !stopping_;
 }
 
-void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
-                          std::vector<std::unique_ptr<pqxx::connection>>& monitors) {
+void ReadReplicas::SamplePrimary() {
   const absl::Duration connect = std::min(options_.pool.connect_timeout, absl::Seconds(2));
-  std::int64_t marks = 0;  // writes at unknown positions before this sample
-  {
+  std::unique_ptr<pqxx::connection> primary;
+  do {
+    std::int64_t marks = 0;  // writes at unknown positions before this sample
+    {
+      std::lock_guard lock(floors_mu_);
+      marks = unknown_marks_;
+    }
+    std::optional<std::uint64_t> written;
+    try {
+      if (primary == nullptr) primary = Connect(options_.primary_url, connect, kMonitorName);
+      // A server that does not answer is as lost as one that hung up (db/answer_watch.h).
+      const Watched watched(primary->sock(), connect);
+      written = WalInsertPosition(*primary);
+      // A primary that stopped taking writes (fenced for a switchover) is left for the one that
+      // takes them, measured from the next sample.
+      if (!HostOrder::For(options_.primary_url).Keeps(*primary)) primary.reset();
+    } catch (const std::exception& e) {
+      primary.reset();
+    }
+    const absl::Time now = absl::Now();
+    {
+      std::lock_guard lock(history_mu_);
+      primary_sampled_ = written.has_value() ? now : absl::InfinitePast();
+      if (written.has_value()) {
+        written_ = *written;
+        // Behind a position the primary already showed: another server is the primary now (a
+        // standby promoted after a failover, on a timeline of its own that forked before the old
+        // primary's last writes). What the old one wrote when says nothing of how far behind a
+        // standby of the new one is: its history starts again, or every standby behind the new
+        // primary would count as further behind than the bound until the new one passed the old
+        // one's last position.
+        if (!history_.empty() && *written < history_.back().second) {
+          history_.clear();
+          primary_changes_.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (history_.empty() || history_.back().second < *written) {
+          history_.emplace_back(now, *written);
+        }
+        while (history_.size() > 1 &&
+               now - history_[1].first > options_.max_lag + absl::Seconds(1)) {
+          history_.pop_front();
+        }
+      }
+    }
+    std::optional<std::uint64_t> passed_by_all;
+    for (const auto& standby : standbys_) {
+      if (!standby->usable.load()) continue;
+      const std::uint64_t replayed = standby->replayed.load();
+      passed_by_all = std::min(passed_by_all.value_or(replayed), replayed);
+    }
     std::lock_guard lock(floors_mu_);
-    marks = unknown_marks_;
-  }
-  // The primary's position now, and when it had each position of the last max_lag + 1 s.
-  std::optional<std::uint64_t> written;
-  try {
-    if (primary == nullptr) {
-      primary = Connect(options_.primary_url, connect, kMonitorName);
+    if (written.has_value() && marks > resolved_marks_) {
+      every_key_ = std::max(every_key_, *written);
+      any_write_ = std::max(any_write_, *written);
+      resolved_marks_ = marks;
     }
-    // A server that does not answer is as lost as one that hung up (db/answer_watch.h).
-    const Watched watched(primary->sock(), connect);
-    written = WalInsertPosition(*primary);
-    // A primary that stopped taking writes (fenced for a switchover) is left for the one that
-    // takes them, measured from the next sample.
-    if (!HostOrder::For(options_.primary_url).Keeps(*primary)) primary.reset();
-  } catch (const std::exception& e) {
-    primary.reset();
-  }
-  const absl::Time now = absl::Now();
-  if (written.has_value()) {
-    written_ = *written;
-    // Behind a position the primary already showed: another server is the primary now (a standby
-    // promoted after a failover, on a timeline of its own that forked before the old primary's
-    // last writes). What the old one wrote when says nothing of how far behind a standby of the
-    // new one is: its history starts again, or every standby behind the new primary would count
-    // as further behind than the bound until the new one passed the old one's last position.
-    if (!history_.empty() && *written < history_.back().second) {
-      history_.clear();
-      primary_changes_.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (history_.empty() || history_.back().second < *written) history_.emplace_back(now, *written);
-    while (history_.size() > 1 && now - history_[1].first > options_.max_lag + absl::Seconds(1)) {
-      history_.pop_front();
-    }
-  }
-  std::optional<std::uint64_t> passed_by_all;
-  for (std::size_t i = 0; i < standbys_.size(); ++i) {
-    Standby& standby = *standbys_[i];
+    PruneLocked(passed_by_all.value_or(0));
+  } while (Pause());
+}
+
+void ReadReplicas::SampleStandby(Standby& standby) {
+  const absl::Duration connect = std::min(options_.pool.connect_timeout, absl::Seconds(2));
+  std::unique_ptr<pqxx::connection> monitor;
+  do {
     if (standby.pool == nullptr) {
       PgPoolOptions pool = options_.pool;
       pool.database_url = standby.url;
@@ -130,23 +153,27 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
     std::optional<std::uint64_t> replayed;
     bool in_recovery = false;
     try {
-      if (monitors[i] == nullptr) {
-        monitors[i] = Connect(standby.url, connect, kMonitorName);
-      }
-      const Watched watched(monitors[i]->sock(), connect);
-      const pqxx::row row = pqxx::nontransaction(*monitors[i])
-                                .exec1("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()");
+      if (monitor == nullptr) monitor = Connect(standby.url, connect, kMonitorName);
+      const Watched watched(monitor->sock(), connect);
+      const pqxx::row row = pqxx::nontransaction(*monitor).exec1(
+          "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()");
       in_recovery = row[0].as<bool>();
       replayed = Position(row[1]);
     } catch (const std::exception& e) {
-      monitors[i].reset();
+      monitor.reset();
     }
-    // Lag: how long ago the primary first wrote past what the standby has replayed.
+    const absl::Time now = absl::Now();
+    // Lag: how long ago the primary first wrote past what the standby has replayed, as far as
+    // the primary's samples tell; they are as old as its last one, which counts against the
+    // bound too (a primary that stops answering leaves no standby usable for long).
     std::optional<absl::Duration> lag;
-    if (written.has_value() && replayed.has_value() && in_recovery) {
-      if (*replayed >= *written) {
+    absl::Duration unseen;  // since the primary's last sample
+    if (replayed.has_value() && in_recovery) {
+      std::lock_guard lock(history_mu_);
+      unseen = now - primary_sampled_;
+      if (!history_.empty() && *replayed >= history_.back().second) {
         lag = absl::ZeroDuration();
-      } else {
+      } else if (!history_.empty()) {
         const auto ahead = std::find_if(history_.begin(), history_.end(), [&](const auto& sample) {
           return sample.second > *replayed;
         });
@@ -157,18 +184,10 @@ void ReadReplicas::Sample(std::unique_ptr<pqxx::connection>& primary,
     if (replayed.has_value()) standby.replayed = *replayed;
     standby.lag_us = lag.has_value() ? absl::ToInt64Microseconds(*lag) : -1;
     const PgPool* pool = standby.published.load();
-    const bool usable =
-        lag.has_value() && *lag <= options_.max_lag && pool != nullptr && !pool->stats().down;
-    standby.usable = usable;
-    if (usable) passed_by_all = std::min(passed_by_all.value_or(*replayed), *replayed);
-  }
-  std::lock_guard lock(floors_mu_);
-  if (written.has_value() && marks > resolved_marks_) {
-    every_key_ = std::max(every_key_, *written);
-    any_write_ = std::max(any_write_, *written);
-    resolved_marks_ = marks;
-  }
-  PruneLocked(passed_by_all.value_or(0));
+    standby.usable = lag.has_value() && *lag + unseen <= options_.max_lag && pool != nullptr &&
+                     !pool->stats().down;
+    wake_.notify_all();  // WaitUsable
+  } while (Pause());
 }
 
 void ReadReplicas::PruneLocked(std::uint64_t passed_by_all) {

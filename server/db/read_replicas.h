@@ -2,9 +2,11 @@
 //
 // Each standby gets a pool of its own. A monitor samples the primary's write position
 // (pg_current_wal_insert_lsn) and each standby's replay position (pg_last_wal_replay_lsn) every
-// check_interval; a standby's lag is how long ago the primary first wrote past what the standby
+// check_interval, each server from a thread of its own (one that stops answering delays no
+// other's samples); a standby's lag is how long ago the primary first wrote past what the standby
 // has replayed (so an idle pair lags 0, however old its last transaction). A standby is used only
-// while it is reachable, in recovery and lagging at most max_lag.
+// while it is reachable, in recovery and lagging at most max_lag, counting the age of the
+// primary's last sample in.
 //
 // A read asks For(position): a standby known to have replayed at least position, else null (the
 // caller reads the primary). Positions come from two places: the client's own writes
@@ -125,10 +127,12 @@ class ReadReplicas final {
     std::atomic<std::int64_t> lag_us{-1};     // -1: unknown
     std::atomic<std::int64_t> reads{0};
   };
-  void Run();
-  // One round of samples; connections (re)opened as needed.
-  void Sample(std::unique_ptr<pqxx::connection>& primary,
-              std::vector<std::unique_ptr<pqxx::connection>>& monitors);
+  // The samplers' loops, one thread each: the primary's write position, a standby's replay
+  // position (and from them its lag), every check_interval; connections (re)opened as needed.
+  void SamplePrimary();
+  void SampleStandby(Standby& standby);
+  // Waits check_interval; false once stopping.
+  bool Pause();
   // With floors_mu_ held: drops keys every usable standby has passed, and the oldest past max_keys.
   void PruneLocked(std::uint64_t passed_by_all);
 
@@ -138,8 +142,10 @@ class ReadReplicas final {
   std::atomic<std::int64_t> primary_reads_{0};
   std::atomic<std::int64_t> primary_changes_{0};
   std::atomic<std::uint64_t> written_{0};
-  // The monitor's: when the primary first showed each position, over the last max_lag + 1 s.
+  std::mutex history_mu_;  // guards history_ and primary_sampled_
+  // When the primary first showed each position, over the last max_lag + 1 s.
   std::deque<std::pair<absl::Time, std::uint64_t>> history_;
+  absl::Time primary_sampled_ = absl::InfinitePast();  // its last sample; past: failed
 
   mutable std::mutex floors_mu_;                               // guards the floors below
   std::unordered_map<std::int64_t, std::uint64_t> key_floor_;  // per key
@@ -149,11 +155,10 @@ class ReadReplicas final {
   std::int64_t unknown_marks_ = 0;                             // WroteUnknown calls
   std::int64_t resolved_marks_ = 0;  // of which a later sample of the primary covers
 
-  std::mutex mu_;                 // guards stopping_, rounds_
-  std::condition_variable wake_;  // Stop, and each finished round of samples
+  std::mutex mu_;                 // guards stopping_
+  std::condition_variable wake_;  // Stop, and each standby's sample
   bool stopping_ = false;
-  std::int64_t rounds_ = 0;  // rounds of samples finished
-  std::thread monitor_;
+  std::vector<std::thread> samplers_;  // the primary's, then one per standby
 };
 
 }  // namespace hotpath::db
