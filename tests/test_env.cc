@@ -17,6 +17,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -275,8 +276,8 @@ long ProcStatusKib(const std::string& field) {
 
 DatabaseProxy::DatabaseProxy(const std::string& conninfo, bool silent)
     : conninfo_(conninfo), silent_(silent) {
-  upstream_path_ =
-      absl::StrCat(ConninfoValue(conninfo, "host"), "/.s.PGSQL.", ConninfoValue(conninfo, "port"));
+  upstream_host_ = ConninfoValue(conninfo, "host");
+  upstream_port_ = ConninfoValue(conninfo, "port");
   listener_ = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -317,11 +318,21 @@ void DatabaseProxy::Run() {
     if (!silent) {
       for (Pair& pair : pairs_) {
         if (pair.upstream >= 0) continue;
-        pair.upstream = socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", upstream_path_.c_str());
-        connect(pair.upstream, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+        if (absl::StartsWith(upstream_host_, "/")) {  // a socket directory
+          pair.upstream = socket(AF_UNIX, SOCK_STREAM, 0);
+          sockaddr_un address{};
+          address.sun_family = AF_UNIX;
+          std::snprintf(address.sun_path, sizeof(address.sun_path), "%s/.s.PGSQL.%s",
+                        upstream_host_.c_str(), upstream_port_.c_str());
+          connect(pair.upstream, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+        } else {  // an IPv4 address (bench/reliability's cluster listens on 127.0.0.1)
+          pair.upstream = socket(AF_INET, SOCK_STREAM, 0);
+          sockaddr_in address{};
+          address.sin_family = AF_INET;
+          address.sin_port = htons(static_cast<std::uint16_t>(std::stoi(upstream_port_)));
+          inet_pton(AF_INET, upstream_host_.c_str(), &address.sin_addr);
+          connect(pair.upstream, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+        }
       }
     }
     // The listener, then (unless silent) each pair's two ends.

@@ -178,7 +178,8 @@ class DatabaseProxy final {
   void Run();
 
   std::string conninfo_;               // as given
-  std::string upstream_path_;          // the cluster's socket file
+  std::string upstream_host_;          // the cluster's socket directory, or IPv4 address
+  std::string upstream_port_;          // and port
   int listener_ = -1;                  // on 127.0.0.1
   int port_ = 0;                       // listener_'s
   std::atomic<bool> silent_;           // pass nothing on
