@@ -60,6 +60,19 @@ class SilentDatabaseTest : public ServerTest {
     return stub_->CreateItem(context, request, &item);
   }
 
+  // Creates (a new item each time, 2 s deadline) until one is acknowledged or limit has passed:
+  // the last answer.
+  grpc::Status CreateWithin(absl::Duration limit) {
+    const absl::Time end = absl::Now() + limit;
+    grpc::Status created;
+    for (int n = 200; absl::Now() < end; ++n) {
+      created = Create(n, absl::Seconds(2));
+      if (created.ok()) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return created;
+  }
+
   // Whether the server's pool has no connection leased within limit.
   bool LeasesEndWithin(absl::Duration limit) const {
     const absl::Time end = absl::Now() + limit;
@@ -125,13 +138,7 @@ TEST_F(SilentDatabaseTest, CallsEndByTheirDeadlinesThenFailFastAndServiceReturns
 
   // The database answers again: so does hotpathd, with no restart.
   proxy_->Resume();
-  end = absl::Now() + absl::Seconds(10);
-  grpc::Status created;
-  for (int n = 200; absl::Now() < end; ++n) {
-    created = Create(n, absl::Seconds(2));
-    if (created.ok()) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  const grpc::Status created = CreateWithin(absl::Seconds(10));
   EXPECT_TRUE(created.ok()) << created.error_message();
   EXPECT_EQ(Http(server_->http_port(), "GET", "/readyz").status, 200);
 }
@@ -244,13 +251,7 @@ TEST_F(SilentDatabaseTest, AConnectionClosedUnderAStatementAnswersUnavailable) {
 
   // The server is back: so is every call, with no restart.
   proxy_->Resume();
-  const absl::Time end = absl::Now() + absl::Seconds(10);
-  grpc::Status created;
-  for (int n = 200; absl::Now() < end; ++n) {
-    created = Create(n, absl::Seconds(2));
-    if (created.ok()) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  const grpc::Status created = CreateWithin(absl::Seconds(10));
   EXPECT_TRUE(created.ok()) << created.error_message();
 }
 
