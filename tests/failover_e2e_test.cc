@@ -339,7 +339,7 @@ TEST_F(FailoverTest, APrimaryThatStopsAnsweringIsLeftForThePromotedStandby) {
   for (int n = 100; n < 105; ++n) {
     const absl::Time start = absl::Now();
     EXPECT_NE(CreateDemo(n).id(), 0);
-    EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(1));  // no connect_timeout (2 s) waited
   }
 }
 
