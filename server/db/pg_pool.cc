@@ -310,12 +310,13 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
   }
   auto slot = std::make_unique<PgLease::Slot>();
   std::optional<Watched> watched;
+  absl::Time setup_limit = absl::InfiniteFuture();  // the setup's own bound, without the caller's
   try {
     slot->connection = Connect(options_.database_url, std::min(left, options_.connect_timeout));
     // Setting the session up is bounded as connecting was: a server may take connections and then
     // answer nothing.
-    watched.emplace(slot->connection->sock(),
-                    std::min(deadline, absl::Now() + options_.connect_timeout) + kAnswerGrace);
+    setup_limit = absl::Now() + options_.connect_timeout;
+    watched.emplace(slot->connection->sock(), std::min(deadline, setup_limit) + kAnswerGrace);
     pqxx::nontransaction(*slot->connection).exec(kPinnedSessionSettings);
     // Prepared here, now, with no caller's deadline or cancellation on the connection: prepared
     // lazily on first use (libpqxx's default), a PREPARE cut short by a statement_timeout or a
@@ -341,6 +342,14 @@ absl::StatusOr<std::unique_ptr<PgLease::Slot>> PgPool::Open(absl::Time deadline)
     }
   }
   if (watched->cut()) {
+    // Cut at the caller's deadline, sooner than the server had to answer by: the caller's time
+    // ran out, which says nothing of the database (a busy server may take a while to set a
+    // session up), so the pool does not count it down.
+    if (deadline < setup_limit) {
+      return absl::DeadlineExceededError(
+          "deadline exceeded while opening a database connection: the database did not answer "
+          "in time");
+    }
     return absl::UnavailableError(
         "database unavailable: the server took the connection and then did not answer");
   }
