@@ -10,6 +10,7 @@
 // deadlines pass.
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -94,6 +95,25 @@ class FailoverTest : public ServerTest {
     return stub_->GetItem(context.get(), request, item);
   }
 
+  // Creates items (sku prefix, then a number), each with deadline, 20 ms apart, until one is
+  // acknowledged and accept holds for it, or end has come: the last answer, the item in *created.
+  // Each refusal on the way goes in *refused when given.
+  grpc::Status CreateUntil(const std::string& prefix, absl::Duration deadline, absl::Time end,
+                           v1::Item* created, std::vector<grpc::Status>* refused = nullptr,
+                           const std::function<bool(const v1::Item&)>& accept = nullptr) const {
+    grpc::Status status;
+    for (int n = 2; absl::Now() < end; ++n) {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = client::DemoItem(n);
+      request.mutable_item()->set_sku(absl::StrCat(prefix, n));
+      status = stub_->CreateItem(Context(deadline).get(), request, created);
+      if (status.ok() && (accept == nullptr || accept(*created))) break;
+      if (!status.ok() && refused != nullptr) refused->push_back(status);
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return status;
+  }
+
   bool crashed_ = false;  // the shared cluster is down and must be started again
 };
 
@@ -144,14 +164,8 @@ TEST_F(FailoverTest, WritesReachThePromotedStandbyAndNothingTheFailoverLostIsSer
 
   // Writes reach the new primary through the same replica, with no restart.
   v1::Item created;
-  grpc::Status status;
-  for (int attempt = 0; absl::Now() - promoted_at < absl::Seconds(20); ++attempt) {
-    v1::CreateItemRequest create;
-    *create.mutable_item() = client::DemoItem(2);
-    create.mutable_item()->set_sku(absl::StrCat("AFTER-FAILOVER-", attempt));
-    if ((status = stub_->CreateItem(Context(absl::Seconds(2)).get(), create, &created)).ok()) break;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  grpc::Status status =
+      CreateUntil("AFTER-FAILOVER-", absl::Seconds(2), promoted_at + absl::Seconds(20), &created);
   ASSERT_TRUE(status.ok()) << status.error_message();
   std::cout << "first write after the promotion: " << absl::Now() - promoted_at << "\n";
   EXPECT_EQ(On(0, absl::StrCat("SELECT sku FROM items WHERE id = ", created.id())),
@@ -316,18 +330,11 @@ TEST_F(FailoverTest, APrimaryThatStopsAnsweringIsLeftForThePromotedStandby) {
   primary.Silence();
   ASSERT_EQ(promoted.Promote(), "");
   const absl::Time promoted_at = absl::Now();
-  grpc::Status status;
-  std::string sku;
-  for (int n = 2; absl::Now() - promoted_at < absl::Seconds(15); ++n) {
-    v1::CreateItemRequest request;
-    *request.mutable_item() = client::DemoItem(n);
-    sku = absl::StrCat("AFTER-HUNG-PRIMARY-", n);
-    request.mutable_item()->set_sku(sku);
-    v1::Item created;
-    status = stub_->CreateItem(Context(absl::Seconds(1)).get(), request, &created);
-    if (status.ok()) break;
-  }
+  v1::Item created;
+  const grpc::Status status = CreateUntil("AFTER-HUNG-PRIMARY-", absl::Seconds(1),
+                                          promoted_at + absl::Seconds(15), &created);
   const absl::Duration took = absl::Now() - promoted_at;
+  const std::string& sku = created.sku();
   ASSERT_TRUE(status.ok()) << "no write acknowledged 15 s after the promotion: "
                            << status.error_message();
   std::cerr << "a hung primary left: first write acknowledged " << took << " after the promotion\n";
@@ -373,32 +380,25 @@ TEST_F(FailoverTest, AFencedPrimaryIsLeftForTheHostThatTakesWrites) {
   ASSERT_EQ(On(0, "ALTER SYSTEM SET default_transaction_read_only = on"), "");
   ASSERT_EQ(On(0, "SELECT pg_reload_conf()"), "t\n");
   const absl::Time fenced_at = absl::Now();
-  std::map<grpc::StatusCode, int> refused;
-  std::string sku;
-  grpc::Status status;
-  for (int n = 2; absl::Now() - fenced_at < absl::Seconds(10); ++n) {
-    v1::CreateItemRequest request;
-    *request.mutable_item() = client::DemoItem(n);
-    sku = absl::StrCat("AFTER-FENCE-", n);
-    request.mutable_item()->set_sku(sku);
-    v1::Item created;
-    status = stub_->CreateItem(Context(absl::Seconds(2)).get(), request, &created);
-    if (status.ok() && database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '",
-                                                     sku, "'")) == "1") {
-      break;
-    }
-    if (!status.ok()) {
-      ++refused[status.error_code()];
-      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
-    }
-    absl::SleepFor(absl::Milliseconds(20));
+  const auto on_next_host = [&](const v1::Item& item) {
+    return database_->Query(
+               absl::StrCat("SELECT count(*) FROM items WHERE sku = '", item.sku(), "'")) == "1";
+  };
+  v1::Item created;
+  std::vector<grpc::Status> refused;
+  const grpc::Status status =
+      CreateUntil("AFTER-FENCE-", absl::Seconds(2), fenced_at + absl::Seconds(10), &created,
+                  &refused, on_next_host);
+  for (const grpc::Status& refusal : refused) {
+    EXPECT_EQ(refusal.error_code(), grpc::StatusCode::UNAVAILABLE) << refusal.error_message();
   }
   ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string& sku = created.sku();
   EXPECT_EQ(database_->Query(absl::StrCat("SELECT count(*) FROM items WHERE sku = '", sku, "'")),
             "1")
       << "no write reached the host that takes them 10 s after the fence";
   std::cerr << "fenced: writes on the next host " << absl::Now() - fenced_at << " after the fence, "
-            << refused[grpc::StatusCode::UNAVAILABLE] << " refused on the way\n";
+            << refused.size() << " refused on the way\n";
 
   // Nothing of hotpathd stays on the fenced primary; its change feed, announcer and replica
   // monitor are where the writes are (each once it has reconnected).

@@ -58,8 +58,7 @@ absl::Status StatusFromException(const std::exception& e, absl::string_view what
     return absl::UnavailableError(absl::StrCat("database connection lost during commit while ",
                                                what, "; the outcome is unknown"));
   }
-  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
-      (dynamic_cast<const pqxx::sql_error*>(&e) != nullptr && IsConnectionLost(e))) {
+  if (IsConnectionLost(e)) {
     return absl::UnavailableError(
         absl::StrCat("database unavailable while ", what, ": ", OneLine(e.what())));
   }

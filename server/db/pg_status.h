@@ -12,8 +12,7 @@ namespace hotpath::db {
 // The status for an exception thrown by libpqxx (or anything else) while doing `what`:
 // unique violation -> ALREADY_EXISTS, check/not-null/data errors -> INVALID_ARGUMENT,
 // statement_timeout -> DEADLINE_EXCEEDED, lost (IsConnectionLost) or refused connections ->
-// UNAVAILABLE,
-// serialization failures and deadlocks -> ABORTED, anything else INTERNAL.
+// UNAVAILABLE, serialization failures and deadlocks -> ABORTED, anything else INTERNAL.
 absl::Status StatusFromException(const std::exception& e, absl::string_view what);
 
 // True when the exception means the connection can no longer be used: a lost connection (libpq
