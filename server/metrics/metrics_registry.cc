@@ -214,8 +214,8 @@ std::vector<prometheus::MetricFamily> ReadReplicaFamilies(const db::ReadReplicas
   }
   std::vector<prometheus::MetricFamily> families = {
       GaugeFamily("hotpath_read_standby_usable",
-                  "1 while reads go to the standby (reachable, in recovery, within the lag "
-                  "bound).",
+                  "1 while reads go to the standby (reachable, in recovery, its lag plus the age "
+                  "of the primary's last sample within the lag bound).",
                   usable),
       GaugeFamily("hotpath_read_standby_lag_seconds",
                   "How long ago the primary first wrote past what the standby has replayed; "
