@@ -27,9 +27,13 @@ Metadata ToMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& in)
   return out;
 }
 
-void Prepare(grpc::ClientContext& context, const OutgoingCall& call) {
-  if (call.deadline != absl::InfiniteFuture())
+void Prepare(grpc::ClientContext& context, const OutgoingCall& call,
+             absl::Duration timeout = absl::InfiniteDuration()) {
+  if (call.deadline != absl::InfiniteFuture()) {
     context.set_deadline(absl::ToChronoTime(call.deadline));
+  } else if (timeout != absl::InfiniteDuration()) {
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  }
   for (const auto& [key, value] : call.metadata) context.AddMetadata(key, value);
 }
 
@@ -86,7 +90,7 @@ void Dispatcher::Unary(const OutgoingCall& call, std::string request,
     grpc::ByteBuffer response;
   };
   auto state = std::make_shared<State>();
-  Prepare(state->context, call);
+  Prepare(state->context, call, unary_timeout_);
   state->request = ToBuffer(request);
   stub_.UnaryCall(&state->context, call.method, grpc::StubOptions(), &state->request,
                   &state->response, [state, done = std::move(done)](grpc::Status status) {

@@ -49,8 +49,13 @@ class StreamObserver {
 
 class Dispatcher final {
  public:
-  explicit Dispatcher(std::shared_ptr<grpc::Channel> channel)
-      : channel_(std::move(channel)), stub_(channel_) {}
+  // unary_timeout: the deadline of a unary call that comes without one (hotpath-gateway's
+  // --upstream_timeout_ms), so an upstream that stops answering holds no request past it.
+  // Streams keep the caller's deadline or none: an export may rightly run long (the channel's
+  // keepalive pings end one whose upstream stops answering).
+  explicit Dispatcher(std::shared_ptr<grpc::Channel> channel,
+                      absl::Duration unary_timeout = absl::InfiniteDuration())
+      : channel_(std::move(channel)), stub_(channel_), unary_timeout_(unary_timeout) {}
 
   // done runs once, on a gRPC thread.
   void Unary(const OutgoingCall& call, std::string request, std::function<void(CallResult)> done);
@@ -61,6 +66,7 @@ class Dispatcher final {
  private:
   std::shared_ptr<grpc::Channel> channel_;  // to the services
   grpc::GenericStub stub_;                  // generic calls on channel_
+  absl::Duration unary_timeout_;            // for unary calls without a deadline
 };
 
 }  // namespace hotpath::gateway

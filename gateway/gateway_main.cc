@@ -35,6 +35,17 @@ ABSL_FLAG(std::string, upstream, EnvOr("HOTPATH_UPSTREAM", "localhost:50051"),
 ABSL_FLAG(std::string, upstream_ca_file, EnvOr("HOTPATH_UPSTREAM_CA_FILE", ""),
           "call the upstream over TLS, trusting this CA's PEM certificate "
           "(env HOTPATH_UPSTREAM_CA_FILE)");
+ABSL_FLAG(int, upstream_timeout_ms, EnvOr("HOTPATH_UPSTREAM_TIMEOUT_MS", 30000),
+          "deadline of a unary call to the upstream whose request sets none (Grpc-Timeout, "
+          "X-Timeout-Ms): an upstream that stops answering holds no request past it; 0: none "
+          "(env HOTPATH_UPSTREAM_TIMEOUT_MS)");
+ABSL_FLAG(int, upstream_keepalive_ms, EnvOr("HOTPATH_UPSTREAM_KEEPALIVE_MS", 20000),
+          "while calls are open, ping the upstream this often; a connection whose ping goes "
+          "unanswered is closed and its calls fail (exports included). hotpathd refuses pings "
+          "more often than every 10 s (env HOTPATH_UPSTREAM_KEEPALIVE_MS)");
+ABSL_FLAG(int, upstream_keepalive_timeout_ms, EnvOr("HOTPATH_UPSTREAM_KEEPALIVE_TIMEOUT_MS", 10000),
+          "how long a ping to the upstream may go unanswered "
+          "(env HOTPATH_UPSTREAM_KEEPALIVE_TIMEOUT_MS)");
 ABSL_FLAG(std::string, tls_cert_file, EnvOr("HOTPATH_TLS_CERT_FILE", ""),
           "serve HTTPS with this PEM certificate chain (env HOTPATH_TLS_CERT_FILE)");
 ABSL_FLAG(std::string, tls_key_file, EnvOr("HOTPATH_TLS_KEY_FILE", ""),
@@ -97,6 +108,22 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  // An upstream that stops answering (hung, or its machine gone with no reset sent) is found by
+  // its unanswered ping, not minutes later by TCP: the connection closes, its calls fail
+  // UNAVAILABLE (503) and the next go to a new connection. gRPC stops pinging after two pings
+  // without a data frame sent by default, which a long export (the gateway sends nothing after
+  // its request) would reach: no limit here.
+  const int keepalive_ms = absl::GetFlag(FLAGS_upstream_keepalive_ms);
+  const int keepalive_timeout_ms = absl::GetFlag(FLAGS_upstream_keepalive_timeout_ms);
+  const int timeout_ms = absl::GetFlag(FLAGS_upstream_timeout_ms);
+  if (keepalive_ms <= 0 || keepalive_timeout_ms <= 0 || timeout_ms < 0) {
+    std::cerr << "hotpath-gateway: --upstream_keepalive_ms and --upstream_keepalive_timeout_ms "
+                 "must be positive, --upstream_timeout_ms positive or 0\n";
+    return 1;
+  }
+  channel_args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
+  channel_args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_timeout_ms);
+  channel_args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // Whatever the upstream sends: its own --max_message_bytes bounds its answers, and a limit here
   // of gRPC's default 4 MiB would fail a larger one as RESOURCE_EXHAUSTED, a 429 a client retries.
   channel_args.SetMaxReceiveMessageSize(-1);
@@ -143,7 +170,10 @@ int main(int argc, char** argv) {
   }
   upstream_metrics.InitializeServices(services);  // every method's series, at zero
   auto gateway = hotpath::gateway::Gateway::Create(
-      services, std::make_unique<hotpath::gateway::Dispatcher>(channel), std::move(options));
+      services,
+      std::make_unique<hotpath::gateway::Dispatcher>(
+          channel, timeout_ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(timeout_ms)),
+      std::move(options));
   if (!gateway.ok()) {
     std::cerr << "hotpath-gateway: " << gateway.status() << "\n";
     return 1;

@@ -776,5 +776,70 @@ TEST_F(GatewayTest, StandaloneGatewayServesWithinASecondOfItsUpstreamComingBack)
   std::filesystem::remove(log);
 }
 
+// hotpath-gateway in front of an upstream that stops answering (a relay that passes nothing on,
+// as from a hung process, or a machine gone without a reset). Before, every request waited for
+// ever. A unary call whose request sets no timeout answers 504 at --upstream_timeout_ms; the
+// connection's unanswered keepalive ping closes it, so an export (no deadline) answers 503 instead
+// of waiting. Both serve again once the upstream answers.
+TEST_F(GatewayTest, StandaloneGatewayAnswersWhenItsUpstreamStopsAnswering) {
+  CreateDemo(3);
+  DatabaseProxy relay(absl::StrCat("host=127.0.0.1 port=", server_->grpc_port()));
+  ASSERT_NE(relay.port(), 0);
+  const std::string upstream = absl::StrCat("--upstream=127.0.0.1:", relay.port());
+  const auto log = [](const char* name) {
+    return (std::filesystem::temp_directory_path() / absl::StrCat(name, "-", getpid(), ".log"))
+        .string();
+  };
+  // One gateway bounds its calls, the other pings (its calls' own bound left at 30 s): each
+  // measured alone.
+  const int timed_port = FreePort();
+  const int pinged_port = FreePort();
+  ChildProcess timed({HOTPATH_GATEWAY_BINARY, upstream, "--http_host=127.0.0.1",
+                      absl::StrCat("--http_port=", timed_port), "--upstream_timeout_ms=1000"},
+                     log("gateway-timed"));
+  ChildProcess pinged({HOTPATH_GATEWAY_BINARY, upstream, "--http_host=127.0.0.1",
+                       absl::StrCat("--http_port=", pinged_port), "--upstream_keepalive_ms=500",
+                       "--upstream_keepalive_timeout_ms=1000"},
+                      log("gateway-pinged"));
+  const auto serves = [](int port) {
+    try {
+      return Http(port, "GET", "/v1/items/1").status == 200;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  const auto serve_within = [&](int port, absl::Duration limit) {
+    const absl::Time start = absl::Now();
+    while (!serves(port) && absl::Now() - start < limit) absl::SleepFor(absl::Milliseconds(25));
+    return absl::Now() - start < limit;
+  };
+  ASSERT_TRUE(serve_within(timed_port, absl::Seconds(5)));
+  ASSERT_TRUE(serve_within(pinged_port, absl::Seconds(5)));
+
+  relay.Silence();
+  absl::Time start = absl::Now();
+  HttpReply reply = Http(timed_port, "GET", "/v1/items/2");
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(reply.status, 504) << reply.body;
+  EXPECT_THAT(reply.body, HasSubstr("\"code\""));
+  EXPECT_GE(took, absl::Milliseconds(900));
+  EXPECT_LT(took, absl::Seconds(3));
+  start = absl::Now();
+  reply = Http(pinged_port, "GET", "/v1/items:export");
+  took = absl::Now() - start;
+  EXPECT_EQ(reply.status, 503) << reply.body;
+  EXPECT_LT(took, absl::Seconds(5)) << "a ping every 0.5 s, unanswered after 1 s";
+
+  relay.Resume();
+  EXPECT_TRUE(serve_within(timed_port, absl::Seconds(5)));
+  EXPECT_TRUE(serve_within(pinged_port, absl::Seconds(5)));
+  for (ChildProcess* gateway : {&timed, &pinged}) {
+    gateway->Signal(SIGTERM);
+    EXPECT_TRUE(gateway->Wait(absl::Seconds(10)).has_value());
+  }
+  std::filesystem::remove(log("gateway-timed"));
+  std::filesystem::remove(log("gateway-pinged"));
+}
+
 }  // namespace
 }  // namespace hotpath::testing
