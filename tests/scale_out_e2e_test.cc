@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/demo_items.h"
@@ -344,6 +345,75 @@ TEST_F(ScaleOutTest, AReplicaKilledFailsOnlyTheCallsItHeld) {
   EXPECT_LE(outcome.failures.size(), Load::kThreads) << absl::StrJoin(outcome.failures, "\n");
   for (const absl::Time at : outcome.failure_times) EXPECT_LT(at - killed, absl::Seconds(1));
   EXPECT_THAT(Missing(outcome.acknowledged), ::testing::IsEmpty());
+}
+
+// A replica that stops answering (SIGSTOP, as a hung process: its kernel takes what nginx sends,
+// nothing answers) holds a call through nginx for the config's read timeout (60 s), no longer: a
+// REST read then goes to another replica and answers 200, a gRPC call (never resent) fails; and
+// nginx leaves the replica for the calls after. Before, each call it took waited an hour.
+TEST_F(ScaleOutTest, AReplicaThatStopsAnsweringHoldsACallOnlyUntilNginxsReadTimeout) {
+  replicas_[0]->process().Signal(SIGSTOP);
+  const absl::Cleanup resume = [&] { replicas_[0]->process().Signal(SIGCONT); };
+  // Three of each at once, none with a deadline of its own: round robin gives the stopped
+  // replica one of each.
+  struct Call {
+    bool ok = false;
+    std::string what;
+    absl::Duration took;
+  };
+  std::vector<Call> rest(3), grpc_calls(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      const absl::Time start = absl::Now();
+      try {
+        const HttpReply reply = Http(http_port_, "GET", "/v1/items?page_size=5");
+        rest[i].ok = reply.status == 200;
+        rest[i].what = absl::StrCat(reply.status, " ", reply.body);
+      } catch (const std::exception& e) {
+        rest[i].what = e.what();
+      }
+      rest[i].took = absl::Now() - start;
+    });
+    threads.emplace_back([&, i] {
+      const absl::Time start = absl::Now();
+      grpc::ClientContext context;
+      v1::GetItemRequest request;
+      request.set_id(1);
+      v1::Item item;
+      const grpc::Status status = stub_->GetItem(&context, request, &item);
+      grpc_calls[i].ok = status.ok();
+      grpc_calls[i].what = status.error_message();
+      grpc_calls[i].took = absl::Now() - start;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const auto longest = [](const std::vector<Call>& calls) {
+    return std::max_element(calls.begin(), calls.end(),
+                            [](const Call& a, const Call& b) { return a.took < b.took; });
+  };
+  for (const auto* calls : {&rest, &grpc_calls}) {
+    const auto held = longest(*calls);
+    EXPECT_GE(held->took, absl::Seconds(59)) << "a call went to the stopped replica";
+    EXPECT_LT(held->took, absl::Seconds(70)) << "no call is held past nginx's read timeout";
+    for (const Call& call : *calls) {
+      if (&call == &*held) continue;
+      EXPECT_TRUE(call.ok) << call.what;
+      EXPECT_LT(call.took, absl::Seconds(5)) << call.what;
+    }
+  }
+  EXPECT_TRUE(longest(rest)->ok) << "the read goes to another replica: " << longest(rest)->what;
+  EXPECT_FALSE(longest(grpc_calls)->ok);
+  // nginx leaves the replica now (for fail_timeout, 10 s by default): every call answers at once.
+  for (int i = 0; i < 6; ++i) {
+    const absl::Time start = absl::Now();
+    EXPECT_EQ(Http(http_port_, "GET", "/v1/items?page_size=5").status, 200);
+    v1::GetItemRequest request;
+    request.set_id(1);
+    v1::Item item;
+    EXPECT_TRUE(stub_->GetItem(Context().get(), request, &item).ok());
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "call " << i;
+  }
 }
 
 TEST_F(ScaleOutTest, TlsAtNginxWorksWithCurlAndTheCli) {
