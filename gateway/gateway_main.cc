@@ -30,8 +30,9 @@
 using hotpath::app::EnvOr;
 
 ABSL_FLAG(std::string, upstream, EnvOr("HOTPATH_UPSTREAM", "localhost:50051"),
-          "gRPC address (host:port, or any gRPC target such as dns:///name:port) of the hotpath "
-          "servers (env HOTPATH_UPSTREAM)");
+          "gRPC address (host:port, or any gRPC target such as dns:///name:port or "
+          "ipv4:a:port,b:port) of the hotpath servers: calls go round robin over every address "
+          "it names (env HOTPATH_UPSTREAM)");
 ABSL_FLAG(std::string, upstream_ca_file, EnvOr("HOTPATH_UPSTREAM_CA_FILE", ""),
           "call the upstream over TLS, trusting this CA's PEM certificate "
           "(env HOTPATH_UPSTREAM_CA_FILE)");
@@ -108,6 +109,9 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  // Every server the target names (dns:/// with several addresses, ipv4:a,b): a connection to
+  // each and calls spread over them. gRPC's default, pick_first, sends every call to one.
+  channel_args.SetLoadBalancingPolicyName("round_robin");
   // An upstream that stops answering (hung, or its machine gone with no reset sent) is found by
   // its unanswered ping, not minutes later by TCP: the connection closes, its calls fail
   // UNAVAILABLE (503) and the next go to a new connection. gRPC stops pinging after two pings

@@ -841,5 +841,40 @@ TEST_F(GatewayTest, StandaloneGatewayAnswersWhenItsUpstreamStopsAnswering) {
   std::filesystem::remove(log("gateway-pinged"));
 }
 
+// hotpath-gateway in front of two servers named by one target: calls reach both (before, gRPC's
+// default pick_first policy sent every call to the first).
+TEST_F(GatewayTest, StandaloneGatewaySpreadsCallsOverEveryServerItsUpstreamNames) {
+  CreateDemo(1);
+  auto other = StartCatalogServer(Options());
+  ASSERT_TRUE(other.ok()) << other.status();
+  const int http_port = FreePort();
+  const std::string log =
+      (std::filesystem::temp_directory_path() / absl::StrCat("gateway-rr-", getpid(), ".log"))
+          .string();
+  ChildProcess gateway({HOTPATH_GATEWAY_BINARY,
+                        absl::StrCat("--upstream=ipv4:127.0.0.1:", server_->grpc_port(),
+                                     ",127.0.0.1:", (*other)->grpc_port()),
+                        "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port)},
+                       log);
+  const auto handled = [](const Hotpathd& server) {
+    return Metric(server.http_port(), "grpc_server_handled_total");
+  };
+  const double before[] = {handled(*server_), handled(**other)};
+  int answered = 0;
+  for (int i = 0; i < 200 && answered < 40; ++i) {
+    try {
+      if (Http(http_port, "GET", "/v1/items/1").status == 200) ++answered;
+    } catch (const std::exception&) {
+      absl::SleepFor(absl::Milliseconds(25));  // not listening yet
+    }
+  }
+  ASSERT_EQ(answered, 40);
+  EXPECT_GE(handled(*server_) - before[0], 10);
+  EXPECT_GE(handled(**other) - before[1], 10);
+  gateway.Signal(SIGTERM);
+  gateway.Wait(absl::Seconds(10));
+  std::filesystem::remove(log);
+}
+
 }  // namespace
 }  // namespace hotpath::testing
