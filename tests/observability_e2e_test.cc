@@ -151,6 +151,24 @@ TEST_F(ServerTest, TheAccessLogWritesALinePerCallBesideTheRuntimesTiming) {
   EXPECT_THAT(log, ::testing::HasSubstr(R"("code":"NotFound")"));
   // The client's address, though hotpathd accepts connections itself (gRPC calls them "fd:N").
   EXPECT_THAT(log, ::testing::ContainsRegex(R"re("peer":"ipv4:127\.0\.0\.1:[0-9]+")re"));
+  EXPECT_THAT(log, ::testing::Not(::testing::HasSubstr("request_id")));
+  // Behind a proxy (deploy/nginx passes both on): the request id and the client's address, cut
+  // at 256 bytes, anything but printable ASCII a '?'.
+  ::testing::internal::CaptureStderr();
+  auto proxied = Context();
+  proxied->AddMetadata("x-request-id", "req-42");
+  proxied->AddMetadata("x-forwarded-for", "203.0.113.7, 10.0.0.2");
+  request.set_id(item.id());
+  EXPECT_TRUE(stub_->GetItem(proxied.get(), request, &response).ok());
+  auto hostile = Context();
+  hostile->AddMetadata("x-request-id", std::string(10000, 'r'));
+  EXPECT_TRUE(stub_->GetItem(hostile.get(), request, &response).ok());
+  const std::string proxied_log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(proxied_log, ::testing::HasSubstr(
+                               R"("request_id":"req-42","forwarded_for":"203.0.113.7, 10.0.0.2")"));
+  EXPECT_THAT(proxied_log,
+              ::testing::HasSubstr(absl::StrCat(R"("request_id":")", std::string(256, 'r'), "\"")));
+  EXPECT_LT(proxied_log.size(), 1500u);
   EXPECT_TRUE(HasProcessTime(context->GetServerInitialMetadata()));
   EXPECT_TRUE(HasProcessTime(context->GetServerTrailingMetadata()));
   EXPECT_EQ(Metric(server_->http_port(), "grpc_server_handled_total",

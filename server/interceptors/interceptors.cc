@@ -2,6 +2,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -9,6 +10,8 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -76,18 +79,35 @@ class MetricsObserver final : public rpc::CallObserver {
 
 class AccessLogInterceptor final : public Interceptor {
  public:
+  static constexpr std::size_t kMaxForwarded = 256;
+
   explicit AccessLogInterceptor(ServerRpcInfo* info) : info_(info) {}
 
   void Intercept(InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status status = methods->GetSendStatus();
-      const std::string line = absl::StrCat(
+      std::string line = absl::StrCat(
           "{\"time\":\"", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
           "\",\"method\":", http::JsonQuote(info_->method()), ",\"peer\":",
-          http::JsonQuote(rpc::ConnectionListener::PeerAddress(info_->server_context()->peer())),
-          ",\"code\":\"",
-          metrics::GrpcCodeNames()[static_cast<std::size_t>(status.error_code()) % 17],
-          "\",\"duration_seconds\":", http::FormatProcessTime(Since(start_)), "}\n");
+          http::JsonQuote(rpc::ConnectionListener::PeerAddress(info_->server_context()->peer())));
+      // Behind a proxy the peer is the proxy: the request id and the client's address it passes
+      // on (deploy/nginx sets both; hotpathd's gateway the id), each cut at kMaxForwarded bytes
+      // so a client cannot make a line long.
+      const auto& metadata = info_->server_context()->client_metadata();
+      for (const auto& [key, field] : {std::pair{"x-request-id", "request_id"},
+                                       std::pair{"x-forwarded-for", "forwarded_for"}}) {
+        if (auto it = metadata.find(key); it != metadata.end()) {
+          // Printable ASCII, as gRPC metadata should be; whatever else a client sent, a '?'.
+          std::string value(it->second.data(), std::min(it->second.size(), kMaxForwarded));
+          for (char& c : value) {
+            if (c < 0x20 || c > 0x7e) c = '?';
+          }
+          absl::StrAppend(&line, ",\"", field, "\":", http::JsonQuote(value));
+        }
+      }
+      absl::StrAppend(&line, ",\"code\":\"",
+                      metrics::GrpcCodeNames()[static_cast<std::size_t>(status.error_code()) % 17],
+                      "\",\"duration_seconds\":", http::FormatProcessTime(Since(start_)), "}\n");
       static std::mutex mu;
       std::lock_guard lock(mu);
       std::cerr << line << std::flush;
