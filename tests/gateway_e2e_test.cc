@@ -860,17 +860,21 @@ TEST_F(GatewayTest, StandaloneGatewaySpreadsCallsOverEveryServerItsUpstreamNames
     return Metric(server.http_port(), "grpc_server_handled_total");
   };
   const double before[] = {handled(*server_), handled(**other)};
+  // Round robin uses a server once its connection is ready: on a loaded machine the second may
+  // be ready a few calls after the first, so calls go on (up to 400) until each has 10.
   int answered = 0;
-  for (int i = 0; i < 200 && answered < 40; ++i) {
+  const auto each_has_ten = [&] {
+    return handled(*server_) - before[0] >= 10 && handled(**other) - before[1] >= 10;
+  };
+  for (int i = 0; i < 600 && answered < 400 && (answered % 20 != 0 || !each_has_ten()); ++i) {
     try {
       if (Http(http_port, "GET", "/v1/items/1").status == 200) ++answered;
     } catch (const std::exception&) {
       absl::SleepFor(absl::Milliseconds(25));  // not listening yet
     }
   }
-  ASSERT_EQ(answered, 40);
-  EXPECT_GE(handled(*server_) - before[0], 10);
-  EXPECT_GE(handled(**other) - before[1], 10);
+  EXPECT_GE(handled(*server_) - before[0], 10) << answered << " calls";
+  EXPECT_GE(handled(**other) - before[1], 10) << answered << " calls";
   gateway.Signal(SIGTERM);
   gateway.Wait(absl::Seconds(10));
   std::filesystem::remove(log);
