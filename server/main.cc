@@ -128,6 +128,11 @@ ABSL_FLAG(int, item_cache_size, EnvOr("HOTPATH_ITEM_CACHE_SIZE", 100000),
           "items kept by GetItem/BatchGetItems' cache (env HOTPATH_ITEM_CACHE_SIZE)");
 ABSL_FLAG(absl::Duration, item_cache_ttl, EnvOr("HOTPATH_ITEM_CACHE_TTL", absl::Seconds(60)),
           "lifetime of a cached item (env HOTPATH_ITEM_CACHE_TTL)");
+ABSL_FLAG(double, item_cache_refresh_at, EnvOr("HOTPATH_ITEM_CACHE_REFRESH_AT", 0.75),
+          "a read of a cached item older than this fraction of --item_cache_ttl (each item's "
+          "point drawn between 3/4 of it and it) reloads the item in the background while still "
+          "serving it, so an item in use never expires under its readers; 0: off, items expire "
+          "and the next read waits for the database (env HOTPATH_ITEM_CACHE_REFRESH_AT)");
 ABSL_FLAG(absl::Duration, item_cache_negative_ttl,
           EnvOr("HOTPATH_ITEM_CACHE_NEGATIVE_TTL", absl::Seconds(5)),
           "lifetime of a cached NOT_FOUND item; 0: none (env HOTPATH_ITEM_CACHE_NEGATIVE_TTL)");
@@ -262,6 +267,13 @@ int main(int argc, char** argv) {
   catalog.cache.items.max_entries = static_cast<std::size_t>(absl::GetFlag(FLAGS_item_cache_size));
   catalog.cache.items.ttl = absl::GetFlag(FLAGS_item_cache_ttl);
   catalog.cache.items.negative_ttl = absl::GetFlag(FLAGS_item_cache_negative_ttl);
+  catalog.cache.item_refresh_at = absl::GetFlag(FLAGS_item_cache_refresh_at);
+  if (!(catalog.cache.item_refresh_at >= 0 && catalog.cache.item_refresh_at < 1)) {
+    std::cerr << "hotpathd: --item_cache_refresh_at must be at least 0 and below 1 (a fraction "
+                 "of --item_cache_ttl), not "
+              << catalog.cache.item_refresh_at << "\n";
+    return 1;
+  }
   catalog.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
   catalog.cache.item_reads_on_loops = absl::GetFlag(FLAGS_loop_reads);
   catalog.cache.list_reads_in_flight = std::max(0, absl::GetFlag(FLAGS_shared_list_reads));

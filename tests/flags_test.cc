@@ -1,10 +1,13 @@
 // Every flag of hotpathd and hotpath-gateway falls back to an environment variable named in its
 // help, as README promises (containers are configured by environment), and the variable is
 // honoured.
+#include <sys/wait.h>
+
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -50,11 +53,27 @@ TEST(FlagsTest, EveryGatewayFlagFallsBackToAnEnvironmentVariable) {
 TEST(FlagsTest, TheVariablesAreHonouredForEveryKindOfFlag) {
   const std::string help = RunCommand(
       "HOTPATH_ITEM_CACHE_TTL=7s HOTPATH_LIST_CACHE_SIZE=9 HOTPATH_MIGRATE=false "
-      "HOTPATH_PAGE_TOKEN_SECRET=s3 " HOTPATH_HOTPATHD_BINARY " --helpon=main 2>&1");
+      "HOTPATH_PAGE_TOKEN_SECRET=s3 HOTPATH_ITEM_CACHE_REFRESH_AT=0.5 " HOTPATH_HOTPATHD_BINARY
+      " --helpon=main 2>&1");
   EXPECT_THAT(help, ::testing::HasSubstr("default: 7s;"));
   EXPECT_THAT(help, ::testing::HasSubstr("default: 9;"));
   EXPECT_THAT(help, ::testing::HasSubstr("default: false;"));
   EXPECT_THAT(help, ::testing::HasSubstr("default: \"s3\";"));
+  EXPECT_THAT(help, ::testing::HasSubstr("default: 0.5;"));
+}
+
+TEST(FlagsTest, AFractionOutsideItsRangeFailsTheStartAndSaysWhy) {
+  for (const char* value : {"1", "1.5", "-0.1", "nan"}) {
+    int rc = -1;
+    const std::string output =
+        RunCommand(absl::StrCat(HOTPATH_HOTPATHD_BINARY " --item_cache_refresh_at=", value,
+                                " --database_url=postgresql://127.0.0.1:1/none 2>&1"),
+                   &rc);
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << value << ": " << rc;
+    EXPECT_THAT(output, ::testing::HasSubstr("--item_cache_refresh_at must be at least 0 and "
+                                             "below 1"))
+        << value;
+  }
 }
 
 }  // namespace

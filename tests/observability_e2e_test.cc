@@ -390,6 +390,37 @@ TEST_F(ObservabilityTest, AnUpdateIsVisibleToTheNextRead) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+// An item read all through its TTL never expires under its readers: by default, once past 3/4 of
+// its TTL a read is still a hit and reloads the item in the background. With refresh off, each
+// expiry costs a read that waits for the database (what the first half checks the counters can
+// see).
+TEST_F(ObservabilityTest, AnItemInUseIsReloadedBeforeItExpiresAndNoReadWaitsForIt) {
+  const v1::Item item = CreateDemo(1);
+  const auto read_for_three_ttls = [&](double refresh_at) {
+    server_.reset();
+    ServerOptions options = Options();
+    options.catalog.cache.items.ttl = absl::Seconds(1);
+    if (refresh_at >= 0) options.catalog.cache.item_refresh_at = refresh_at;
+    StartServer(options);
+    v1::GetItemRequest get;
+    get.set_id(item.id());
+    const std::string path = absl::StrCat("/v1/items/", item.id());
+    for (const absl::Time end = absl::Now() + absl::Seconds(3); absl::Now() < end;) {
+      v1::Item read;
+      EXPECT_TRUE(stub_->GetItem(Context().get(), get, &read).ok());
+      EXPECT_EQ(read.sku(), item.sku());
+      EXPECT_EQ(HttpCall(server_->http_port(), bhttp::verb::get, path).status, 200);
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return catalog_->service().item_cache()->stats();
+  };
+  const cache::CacheStats expiring = read_for_three_ttls(0);  // refresh off
+  EXPECT_GE(expiring.misses, 3);  // the first read and one after each expiry
+  const cache::CacheStats refreshed = read_for_three_ttls(-1);  // the default
+  EXPECT_EQ(refreshed.misses, 1);                               // the first read only
+  EXPECT_GE(refreshed.loads, 1 + 3);  // reloaded at least every 0.75 s after it
+}
+
 // List pages are cached by request, and every kind of write through the service clears them.
 TEST_F(ObservabilityTest, ListPagesAreCachedAndEveryWriteIsVisibleToTheNextList) {
   auto* lists = catalog_->service().list_cache();

@@ -17,6 +17,12 @@ int EnvOr(const char* name, int fallback) {
   return text != nullptr && absl::SimpleAtoi(text, &value) ? value : fallback;
 }
 
+double EnvOr(const char* name, double fallback) {
+  double value;
+  const char* text = std::getenv(name);
+  return text != nullptr && absl::SimpleAtod(text, &value) ? value : fallback;
+}
+
 bool EnvOr(const char* name, bool fallback) {
   bool value;
   const char* text = std::getenv(name);

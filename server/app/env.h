@@ -11,6 +11,8 @@ namespace hotpath::app {
 std::string EnvOr(const char* name, const char* fallback);
 // The variable as an integer when it is set and parses, else fallback.
 int EnvOr(const char* name, int fallback);
+// The variable as a number ("0.75") when it is set and parses, else fallback.
+double EnvOr(const char* name, double fallback);
 // The variable as a boolean ("true"/"false", "1"/"0") when it is set and parses, else fallback.
 bool EnvOr(const char* name, bool fallback);
 // The variable as a duration ("60s", "250ms", "1h") when it is set and parses, else fallback.

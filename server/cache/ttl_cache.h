@@ -5,8 +5,10 @@
 // - request coalescing: concurrent misses on one key cause one load; every caller gets its result,
 //   and a load error goes to all of them without being cached;
 // - negative caching: a NOT_FOUND result is kept for its own, shorter TTL;
-// - stale-while-revalidate (optional): past refresh_after, an entry is still served while one
-//   background load replaces it;
+// - refresh-ahead (optional): past refresh_after, a hit still serves the entry and starts one
+//   background load to replace it, so an entry kept in use never expires under its readers; each
+//   entry's refresh age is drawn within the last refresh_spread of refresh_after, so entries loaded
+//   together (a cold start, a cleared cache) are not all refreshed, nor loaded, together again;
 // - invalidation that wins against loads: a load that started before Invalidate(key) or Clear()
 //   never puts its (possibly stale) value back, and callers arriving after the invalidation start a
 //   new load instead of joining the old one.
@@ -15,6 +17,7 @@
 // block: Get answers a hit on the spot and a miss through its callback.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -32,6 +35,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
@@ -57,9 +61,12 @@ struct CacheOptions {
   absl::Duration ttl = absl::Seconds(60);
   // Lifetime of a NOT_FOUND result; zero disables negative caching. Default 5 s.
   absl::Duration negative_ttl = absl::Seconds(5);
-  // Age after which a hit triggers one background refresh (stale-while-revalidate); must be below
-  // ttl to have an effect. Zero (the default) disables it.
+  // Age after which a hit triggers one background refresh (refresh-ahead); must be below ttl to
+  // have an effect. Zero (the default) disables it.
   absl::Duration refresh_after = absl::ZeroDuration();
+  // Each entry is refreshed from an age drawn uniformly between (1 - refresh_spread) x
+  // refresh_after and refresh_after, not at refresh_after exactly. In [0, 1]; default 0.
+  double refresh_spread = 0;
   // Independent locks; more shards, less contention. Default 16.
   std::size_t shards = 16;
   // Time source; default the real clock.
@@ -246,7 +253,8 @@ class TtlCache final {
   struct Entry {
     ValuePtr value;                            // null for a negative entry
     absl::Status status;                       // OK, or the cached NOT_FOUND
-    absl::Time inserted;                       // for refresh_after
+    absl::Time inserted;                       // for LimitAge
+    absl::Time refresh_at;                     // inserted + refresh_after, less its share of spread
     absl::Time expires;                        // inserted + ttl (or negative_ttl)
     typename std::list<Key>::iterator lru;     // position in Shard::lru
     typename std::list<Key>::iterator expiry;  // position in its expiry list
@@ -266,6 +274,7 @@ class TtlCache final {
     std::list<Key> negative_expiry;  // negative entries, oldest insert first
     std::uint64_t epoch = 0;         // bumped by every invalidation
     CacheStats counters;             // this shard's share of stats() (size unused)
+    absl::InsecureBitGen random;     // draws refresh ages
   };
 
   Shard& ShardOf(const Key& key) { return shards_[absl::Hash<Key>{}(key) % shards_.size()]; }
@@ -290,9 +299,7 @@ class TtlCache final {
   void MaybeRefresh(Shard& shard, const Key& key, std::unique_lock<std::mutex>& lock) {
     if (options_.refresh_after <= absl::ZeroDuration()) return;
     auto it = shard.entries.find(key);
-    if (it == shard.entries.end() || clock_->Now() - it->second.inserted < options_.refresh_after) {
-      return;
-    }
+    if (it == shard.entries.end() || clock_->Now() < it->second.refresh_at) return;
     auto& load = shard.loads[key];
     if (load != nullptr) return;  // a refresh (or load) is already under way
     load = std::make_shared<Load>();
@@ -351,7 +358,12 @@ class TtlCache final {
     auto& expiry = negative ? shard.negative_expiry : shard.expiry;
     shard.lru.push_front(key);
     expiry.push_back(key);
-    shard.entries.emplace(key, Entry{std::move(value), std::move(status), now,
+    absl::Duration refresh_age = options_.refresh_after;
+    if (options_.refresh_spread > 0 && refresh_age > absl::ZeroDuration()) {
+      refresh_age -= options_.refresh_after *
+                     absl::Uniform(shard.random, 0.0, std::min(options_.refresh_spread, 1.0));
+    }
+    shard.entries.emplace(key, Entry{std::move(value), std::move(status), now, now + refresh_age,
                                      now + (negative ? options_.negative_ttl : options_.ttl),
                                      shard.lru.begin(), std::prev(expiry.end())});
   }

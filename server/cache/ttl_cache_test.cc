@@ -249,6 +249,71 @@ TEST(TtlCache, StaleWhileRevalidateServesTheOldValueDuringOneRefresh) {
   EXPECT_EQ(scheduler.RunAll(), 0);  // fresh again: no refresh
 }
 
+TEST(TtlCache, AnEntryKeptInUseNeverExpiresUnderItsReaders) {
+  FakeClock clock;
+  CountingLoader loader;
+  ManualScheduler scheduler;
+  CacheOptions options = Options(&clock);
+  options.refresh_after = absl::Seconds(45);
+  options.refresh_spread = 0.25;
+  StringCache cache(options, loader.AsLoader(), scheduler.AsScheduler());
+  cache.Get("a", [](const StringCache::Result&) {});
+  scheduler.RunAll();
+  // Read once a second for ten TTLs: every read is a hit; the loads are the background refreshes.
+  for (int second = 1; second <= 600; ++second) {
+    clock.Advance(absl::Seconds(1));
+    ASSERT_TRUE(cache.Peek("a").has_value()) << "expired at " << second << " s";
+    scheduler.RunAll();
+  }
+  EXPECT_EQ(cache.stats().misses, 1);                // the first read only
+  EXPECT_GE(loader.calls.load(), 1 + 600 / 45);      // refreshed at least every 45 s
+  EXPECT_LE(loader.calls.load(), 1 + 600 / 33 + 1);  // and no sooner than 33.75 s apart
+}
+
+TEST(TtlCache, EntriesLoadedTogetherAreRefreshedSpreadOverTheLastQuarterOfRefreshAfter) {
+  FakeClock clock;
+  CountingLoader loader;
+  ManualScheduler scheduler;
+  CacheOptions options = Options(&clock, 100'000);  // no shard evicts
+  options.shards = 16;
+  options.refresh_after = absl::Seconds(40);
+  options.refresh_spread = 0.25;
+  StringCache cache(options, loader.AsLoader(), scheduler.AsScheduler());
+  for (int i = 0; i < 1000; ++i) cache.Get(std::to_string(i), [](const StringCache::Result&) {});
+  ASSERT_EQ(scheduler.RunAll(), 1000);
+  const auto read_all = [&] {
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(cache.Peek(std::to_string(i)).has_value());
+  };
+  clock.Advance(absl::Milliseconds(29'900));  // below 3/4 of refresh_after: none due
+  read_all();
+  EXPECT_EQ(scheduler.RunAll(), 0);
+  clock.Advance(absl::Milliseconds(5'100));  // at 35 s, the middle of [30 s, 40 s]: about half
+  read_all();
+  const int first = scheduler.RunAll();
+  EXPECT_GT(first, 300);
+  EXPECT_LT(first, 700);
+  clock.Advance(absl::Seconds(5));  // at 40 s: the rest
+  read_all();
+  EXPECT_EQ(first + scheduler.RunAll(), 1000);
+}
+
+TEST(TtlCache, ARefreshThatStartedBeforeAnInvalidationNeverStoresItsValue) {
+  FakeClock clock;
+  CountingLoader loader;
+  ManualScheduler scheduler;
+  CacheOptions options = Options(&clock);
+  options.refresh_after = absl::Seconds(10);
+  StringCache cache(options, loader.AsLoader(), scheduler.AsScheduler());
+  cache.Get("a", [](const StringCache::Result&) {});
+  scheduler.RunAll();
+  clock.Advance(absl::Seconds(11));
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@1");  // starts a refresh
+  cache.Invalidate("a");                        // a write lands while it is in flight
+  loader.version = 2;
+  EXPECT_EQ(scheduler.RunAll(), 1);
+  EXPECT_FALSE(cache.Peek("a").has_value());  // the refresh's read is not kept
+}
+
 TEST(TtlCache, ALoadThatStartedBeforeAnInvalidationNeverStoresItsValue) {
   FakeClock clock;
   std::function<void()> stale_load;

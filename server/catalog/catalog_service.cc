@@ -218,8 +218,11 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
 }
 
 void CatalogService::StartCaches(const CatalogCacheOptions& cache_options) {
+  cache::CacheOptions items = cache_options.items;
+  if (cache_options.item_refresh_at > 0)
+    items.refresh_after = items.ttl * cache_options.item_refresh_at;
   items_ = std::make_unique<cache::TtlCache<std::int64_t, v1::Item>>(
-      cache_options.items,
+      std::move(items),
       [this](const std::int64_t& id, absl::Time deadline) {
         return store_->Get(id, LoadDeadline(deadline));
       },

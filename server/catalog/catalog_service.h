@@ -26,14 +26,21 @@ struct CatalogCacheOptions {
   cache::CacheOptions items{.name = "items",
                             .max_entries = 100'000,
                             .ttl = absl::Seconds(60),
-                            .negative_ttl = absl::Seconds(5)};
+                            .negative_ttl = absl::Seconds(5),
+                            .refresh_spread = 0.25};
+  // An item read past this fraction of items.ttl (each one's point drawn between 3/4 of it and it)
+  // is reloaded in the background while still served: the items in use never expire under their
+  // readers, and items loaded together (a cold start, an import's clearing) are reloaded spread
+  // out, not all at once. 0: off (items expire, and the next read waits for the database).
+  double item_refresh_at = 0.75;
   // GetCategoryStats, by category: an aggregate, kept for its TTL (writes do not invalidate it) and
   // refreshed in the background once past refresh_after.
   cache::CacheOptions category_stats{.name = "category_stats",
                                      .max_entries = 1000,
                                      .ttl = absl::Seconds(30),
                                      .negative_ttl = absl::Seconds(5),
-                                     .refresh_after = absl::Seconds(10)};
+                                     .refresh_after = absl::Seconds(10),
+                                     .refresh_spread = 0.25};
   // ListItems pages, by their request (filter, cursor, page size): the same first pages are what
   // most clients ask for. Every write through this service clears them before it answers; a write
   // through another process shows after at most ttl. Zero ttl or max_entries: not cached. Pages
