@@ -53,6 +53,7 @@ class CorsSink final : public http::Responder::Sink {
   void OnClientGone(std::function<void()> on_gone) override {
     inner_.OnClientGone(std::move(on_gone));
   }
+  std::string_view Peer() const override { return inner_.peer(); }
 
  private:
   void Add(http::Response& response) const {

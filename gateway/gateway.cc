@@ -462,7 +462,9 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
   OutgoingCall call;
   if (local == nullptr) call.method = binding.rpc_path;
   std::unique_ptr<Message> message;
-  if (Refusal refused = DecodeCall(request, answer, &call);
+  // A call sent on over a channel names the client in X-Forwarded-For (for the access log of the
+  // server behind); one answered in process needs no name.
+  if (Refusal refused = DecodeCall(request, answer, local == nullptr ? respond.peer() : "", &call);
       !refused.status.ok() ||
       !(refused = DecodeMessage(request, binding, match.bindings, query, &message)).status.ok()) {
     http::Response response = ErrorAnswer(answer, refused.status, min);
@@ -499,7 +501,7 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
 }
 
 Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerContext& answer,
-                                     OutgoingCall* call) const {
+                                     std::string_view peer, OutgoingCall* call) const {
   if (auto it = request.find("Grpc-Timeout"); it != request.end()) {
     absl::Duration timeout;
     if (!ParseGrpcTimeout(std::string(it->value()), &timeout)) {
@@ -545,6 +547,18 @@ Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerC
       }
       call->metadata.emplace_back(std::move(key), std::string(value));
     }
+  }
+  // As a proxy adds itself to X-Forwarded-For (and grpc-gateway does): the address the request
+  // came from after what the proxies before said, when they said it in printable ASCII.
+  if (!peer.empty()) {
+    std::string forwarded(peer);
+    if (auto it = request.find("X-Forwarded-For"); it != request.end()) {
+      const absl::string_view before(it->value().data(), it->value().size());
+      if (!before.empty() && LegalMetadataValue(before)) {
+        forwarded = absl::StrCat(before, ", ", absl::string_view(peer.data(), peer.size()));
+      }
+    }
+    call->metadata.emplace_back("x-forwarded-for", std::move(forwarded));
   }
   return {};
 }

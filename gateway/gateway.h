@@ -105,8 +105,9 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
   // OPTIONS: Allow, or a CORS preflight's answer; false when no route has the path.
   bool Options(const http::Request& request, const AnswerContext& answer,
                const http::Responder& respond, std::string* route) const;
+  // peer: the client's address, added to X-Forwarded-For; empty: none added.
   Refusal DecodeCall(const http::Request& request, const AnswerContext& answer,
-                     OutgoingCall* call) const;
+                     std::string_view peer, OutgoingCall* call) const;
   Refusal DecodeMessage(const http::Request& request, const HttpBinding& binding,
                         const Bindings& captures, absl::string_view query,
                         std::unique_ptr<google::protobuf::Message>* message) const;

@@ -888,5 +888,58 @@ TEST_F(GatewayTest, StandaloneGatewaySpreadsCallsOverEveryServerItsUpstreamNames
   std::filesystem::remove(log);
 }
 
+// A gateway is a proxy: a call it sends on names the client in X-Forwarded-For (after what the
+// proxies before it said), so the server's access log names the client, not the gateway. Before,
+// hotpath-gateway passed the request id only and every line's client was the gateway's address.
+TEST_F(GatewayTest, AGatewayNamesTheClientToTheServerBehindIt) {
+  CreateDemo(1);
+  ServerOptions options = Options();
+  options.access_log = true;
+  server_.reset();
+  StartServer(options);
+  const int http_port = FreePort();
+  const std::string log =
+      (std::filesystem::temp_directory_path() / absl::StrCat("gateway-xff-", getpid(), ".log"))
+          .string();
+  ChildProcess gateway(
+      {HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port()),
+       "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port)},
+      log);
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    try {
+      up = Http(http_port, "GET", "/v1/items/1").status == 200;
+    } catch (const std::exception&) {
+      absl::SleepFor(absl::Milliseconds(25));  // not listening yet
+    }
+  }
+  ASSERT_TRUE(up);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(Http(http_port, "GET", "/v1/items/1", "",
+                 {{"X-Request-Id", "xff-1"}, {"X-Forwarded-For", "203.0.113.7"}})
+                .status,
+            200);
+  EXPECT_EQ(Http(http_port, "GET", "/v1/items/1", "", {{"X-Request-Id", "xff-2"}}).status, 200);
+  // Not printable ASCII: what the earlier proxies said is left out, the client is still named.
+  EXPECT_EQ(Http(http_port, "GET", "/v1/items/1", "",
+                 {{"X-Request-Id", "xff-3"}, {"X-Forwarded-For", "203.0.113.7\xc3\xa9"}})
+                .status,
+            200);
+  // hotpathd's own gateway too, for the calls it sends over its in-process channel (exports).
+  EXPECT_EQ(Http(server_->http_port(), "GET", "/v1/items:export", "",
+                 {{"X-Request-Id", "xff-4"}, {"X-Forwarded-For", "198.51.100.2"}})
+                .status,
+            200);
+  const std::string lines = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(lines, HasSubstr(R"("request_id":"xff-1","forwarded_for":"203.0.113.7, 127.0.0.1")"));
+  EXPECT_THAT(lines, HasSubstr(R"("request_id":"xff-2","forwarded_for":"127.0.0.1")"));
+  EXPECT_THAT(lines, HasSubstr(R"("request_id":"xff-3","forwarded_for":"127.0.0.1")"));
+  EXPECT_THAT(lines,
+              HasSubstr(R"("request_id":"xff-4","forwarded_for":"198.51.100.2, 127.0.0.1")"));
+  gateway.Signal(SIGTERM);
+  gateway.Wait(absl::Seconds(10));
+  std::filesystem::remove(log);
+}
+
 }  // namespace
 }  // namespace hotpath::testing

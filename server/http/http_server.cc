@@ -304,13 +304,17 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // All shared: a session may outlive the server by a late answer.
   Session(Socket socket, std::shared_ptr<Loop> loop,
           std::shared_ptr<HttpServer::Shared> shared) requires std::is_same_v<Stream, Socket>
-      : loop_(std::move(loop)), shared_(std::move(shared)), stream_(std::move(socket)) {}
+      : loop_(std::move(loop)), shared_(std::move(shared)), stream_(std::move(socket)) {
+    SetPeer();
+  }
   Session(Socket socket, std::shared_ptr<Loop> loop, std::shared_ptr<HttpServer::Shared> shared,
           std::shared_ptr<ssl::context> tls) requires std::is_same_v<Stream, TlsStream>
       : loop_(std::move(loop)),
         shared_(std::move(shared)),
         tls_(std::move(tls)),
-        stream_(std::move(socket), *tls_) {}
+        stream_(std::move(socket), *tls_) {
+    SetPeer();
+  }
   ~Session() override { shared_->registry.Remove(id_); }
 
   // Makes the session reachable by a drain.
@@ -418,6 +422,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     void Finish() override {
       Post([](Slot& slot) { slot.finish = true; });
     }
+    std::string_view Peer() const override { return session_->peer_; }
     void OnClientGone(std::function<void()> on_gone) override {
       session_->loop_->Dispatch(
           [session = session_, slot = slot_, on_gone = std::move(on_gone)]() mutable {
@@ -437,6 +442,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     std::shared_ptr<Session> session_;  // kept alive while an answer is owed
     Slot* slot_;                        // stable: slots live in a deque, removed only in front
   };
+
+  void SetPeer() {
+    beast::error_code ec;
+    const tcp::endpoint remote = beast::get_lowest_layer(stream_).remote_endpoint(ec);
+    if (!ec) peer_ = remote.address().to_string();
+  }
 
   static SteadyClock::time_point Deadline(absl::Duration timeout) {
     return SteadyClock::now() + ToChrono(timeout);
@@ -700,6 +711,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::shared_ptr<HttpServer::Shared> shared_;  // the server's settings, handler and registry
   std::shared_ptr<ssl::context> tls_;           // HTTPS settings (null for plaintext)
   Stream stream_;                               // the connection
+  std::string peer_;                            // its other end's address, for Responder::peer
   std::uint64_t id_ = 0;                        // this session's key in registry_
   // When the pending read / write gives up (checked by the loop's sweep); max: none pending.
   SteadyClock::time_point read_deadline_ = SteadyClock::time_point::max();

@@ -44,6 +44,9 @@ class Responder {
     virtual void Finish() = 0;
     // on_gone runs (once, on any thread) if the client goes away before being answered.
     virtual void OnClientGone(std::function<void()> on_gone) {}
+    // The address of the connection's other end (IP, no port); empty if not known. A sink that
+    // wraps another passes its answer on.
+    virtual std::string_view Peer() const { return {}; }
   };
   explicit Responder(std::shared_ptr<Sink> sink) : sink_(std::move(sink)) {}
 
@@ -61,6 +64,9 @@ class Responder {
   void OnClientGone(std::function<void()> on_gone) const {
     sink_->OnClientGone(std::move(on_gone));
   }
+  // Who sent the request: the connection's peer address (a proxy's, behind one); valid while the
+  // responder lives.
+  std::string_view peer() const { return sink_->Peer(); }
 
  private:
   std::shared_ptr<Sink> sink_;  // the session's slot for this request

@@ -91,7 +91,7 @@ class AccessLogInterceptor final : public Interceptor {
           "\",\"method\":", http::JsonQuote(info_->method()), ",\"peer\":",
           http::JsonQuote(rpc::ConnectionListener::PeerAddress(info_->server_context()->peer())));
       // Behind a proxy the peer is the proxy: the request id and the client's address it passes
-      // on (deploy/nginx sets both; hotpathd's gateway the id), each cut at kMaxForwarded bytes
+      // on (deploy/nginx and the gateways set both), each cut at kMaxForwarded bytes
       // so a client cannot make a line long.
       const auto& metadata = info_->server_context()->client_metadata();
       for (const auto& [key, field] : {std::pair{"x-request-id", "request_id"},

@@ -38,6 +38,7 @@ class InstrumentedSink final : public http::Responder::Sink {
   void OnClientGone(std::function<void()> on_gone) override {
     inner_.OnClientGone(std::move(on_gone));
   }
+  std::string_view Peer() const override { return inner_.peer(); }
 
  private:
   void Record(int status) {
