@@ -39,8 +39,7 @@ struct CatalogCacheOptions {
                                      .max_entries = 1000,
                                      .ttl = absl::Seconds(30),
                                      .negative_ttl = absl::Seconds(5),
-                                     .refresh_after = absl::Seconds(10),
-                                     .refresh_spread = 0.25};
+                                     .refresh_after = absl::Seconds(10)};
   // ListItems pages, by their request (filter, cursor, page size): the same first pages are what
   // most clients ask for. Every write through this service clears them before it answers; a write
   // through another process shows after at most ttl. Zero ttl or max_entries: not cached. Pages
