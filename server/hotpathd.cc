@@ -58,7 +58,8 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   }
   if (options.migrate && !migrations.empty()) {
     if (absl::Status s = db::Migrate(options.database.database_url, migrations, nullptr,
-                                     options.database.connect_timeout);
+                                     {.connect_timeout = options.database.connect_timeout,
+                                      .lock_timeout = options.migrate_lock_timeout});
         !s.ok()) {
       return s;
     }

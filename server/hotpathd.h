@@ -48,6 +48,9 @@ struct HotpathdOptions {
   db::PgPoolOptions database;
   // Apply pending schema migrations at start. Default on.
   bool migrate = true;
+  // The longest a migration waits for a lock before its run rolls back and tries again (see
+  // MigrateOptions). 2 s.
+  absl::Duration migrate_lock_timeout = absl::Seconds(2);
   // Cache coherence across replicas: one connection LISTENs for the changes the modules' triggers
   // announce (server/db/change_feed.h) and drops what they made stale, within milliseconds of the
   // commit; while it is down the caches serve nothing loaded more than change_feed_max_staleness

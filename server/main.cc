@@ -161,6 +161,11 @@ ABSL_FLAG(absl::Duration, stats_cache_refresh_after,
           "0: off (env HOTPATH_STATS_CACHE_REFRESH_AFTER)");
 ABSL_FLAG(bool, migrate, EnvOr("HOTPATH_MIGRATE", true),
           "apply pending schema migrations at start (env HOTPATH_MIGRATE)");
+ABSL_FLAG(
+    absl::Duration, migrate_lock_timeout, EnvOr("HOTPATH_MIGRATE_LOCK_TIMEOUT", absl::Seconds(2)),
+    "longest a migration waits for a lock, above 0 (queries on its table queue behind it); past "
+    "it the run rolls back and tries again, 5 runs in all (env "
+    "HOTPATH_MIGRATE_LOCK_TIMEOUT)");
 ABSL_FLAG(std::string, auth_tokens_file, EnvOr("HOTPATH_AUTH_TOKENS_FILE", ""),
           "file of bearer tokens, one a line; when set, writes (Create/Update/Delete/Import) need "
           "'authorization: Bearer <token>' (env HOTPATH_AUTH_TOKENS_FILE)");
@@ -216,6 +221,13 @@ int main(int argc, char** argv) {
   options.database.max_statement_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
   options.migrate = absl::GetFlag(FLAGS_migrate);
+  options.migrate_lock_timeout = absl::GetFlag(FLAGS_migrate_lock_timeout);
+  if (options.migrate_lock_timeout <= absl::ZeroDuration()) {
+    std::cerr << "hotpathd: --migrate_lock_timeout must be above 0 (a wait with no bound lets a "
+                 "migration hold every query on its table behind a long transaction), not "
+              << options.migrate_lock_timeout << "\n";
+    return 1;
+  }
   options.change_feed = absl::GetFlag(FLAGS_change_feed);
   options.change_feed_check_interval = absl::GetFlag(FLAGS_change_feed_check_interval);
   for (absl::string_view url :

@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <pqxx/pqxx>
 #include <set>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
 #include "grpc_reflection_v1alpha/reflection.pb.h"
@@ -851,6 +853,97 @@ TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
   EXPECT_EQ(applied.load(), static_cast<int>(catalog::Migrations().size()));
   EXPECT_EQ(database.Query("SELECT count(*) FROM schema_migrations"),
             absl::StrCat(catalog::Migrations().size()));
+}
+
+// A table a first migration made, read by a transaction that stays open (so it holds a lock that
+// ALTER TABLE waits for), and a second migration that alters it, run on a thread of its own.
+class BlockedMigration {
+ public:
+  explicit BlockedMigration(const TestDatabase& database) : database_(database) {
+    EXPECT_TRUE(db::Migrate(database.url(), {first_}).ok());
+    held_.exec("SELECT * FROM t");
+  }
+  ~BlockedMigration() {
+    if (!migrating_.joinable()) return;
+    try {
+      held_.abort();  // a test that failed early: let a migration still waiting go on
+    } catch (const std::exception&) {
+    }
+    migrating_.join();
+  }
+
+  // Starts both migrations and returns once the second waits for its lock.
+  void Start(const db::MigrateOptions& options) {
+    migrating_ = std::thread([this, options] {
+      status_ = db::Migrate(database_.url(), {first_, second_}, &applied_, options);
+    });
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (database_.Query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                           "'Lock' AND query LIKE 'ALTER TABLE t%'") != "1") {
+      ASSERT_LT(absl::Now(), give_up) << "the migration never waited for its lock";
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  // Migrate's status, once it returned; what it says it applied.
+  const absl::Status& Finish() {
+    migrating_.join();
+    return status_;
+  }
+  const std::vector<std::string>& applied() const { return applied_; }
+  std::string Recorded() const {
+    return database_.Query(
+        "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations");
+  }
+  int holder_pid() const { return holder_.backendpid(); }
+  void EndTheLongTransaction() { held_.commit(); }
+
+ private:
+  const TestDatabase& database_;
+  const db::Migration first_{"0001_t", "CREATE TABLE t (id int); INSERT INTO t VALUES (1)"};
+  const db::Migration second_{"0002_add", "ALTER TABLE t ADD COLUMN x int"};
+  pqxx::connection holder_{database_.url()};
+  pqxx::work held_{holder_};
+  std::thread migrating_;
+  absl::Status status_;
+  std::vector<std::string> applied_;
+};
+
+TEST(Migrations, AMigrationBehindALongTransactionGivesUpLetsReadersGoAndNamesTheHolder) {
+  TestDatabase database(TestDatabase::Schema::kEmpty);
+  BlockedMigration blocked(database);
+  blocked.Start({.lock_timeout = absl::Milliseconds(300),
+                 .attempts = 2,
+                 .first_pause = absl::Milliseconds(100)});
+  // A read arriving while the ALTER waits queues behind it, and goes on once the ALTER gives up:
+  // with no bound it would wait as long as the holder's transaction stays open.
+  pqxx::connection reader(database.url());
+  pqxx::nontransaction read(reader);
+  read.exec("SET statement_timeout = '10s'");  // fails the test rather than hang it
+  EXPECT_EQ(read.exec("SELECT count(*) FROM t")[0][0].as<int>(), 1);
+  const absl::Status& status = blocked.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("migration 0002_add waited more than 300ms for a lock "
+                                          "in each of 2 runs; nothing was applied"));
+  EXPECT_THAT(status.message(),
+              HasSubstr(absl::StrCat("the oldest open transaction is pid ", blocked.holder_pid(),
+                                     ", idle in transaction")));
+  EXPECT_TRUE(blocked.applied().empty());
+  EXPECT_EQ(blocked.Recorded(), "0001_t");
+  EXPECT_EQ(
+      database.Query("SELECT count(*) FROM information_schema.columns WHERE table_name = 't'"),
+      "1");
+}
+
+TEST(Migrations, AMigrationThatWaitedIsAppliedOnceTheLockIsFree) {
+  TestDatabase database(TestDatabase::Schema::kEmpty);
+  BlockedMigration blocked(database);
+  blocked.Start({.lock_timeout = absl::Milliseconds(200), .first_pause = absl::Milliseconds(500)});
+  absl::SleepFor(absl::Milliseconds(400));  // most likely past the first run, in its pause
+  blocked.EndTheLongTransaction();
+  const absl::Status& status = blocked.Finish();
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_THAT(blocked.applied(), ElementsAre("0002_add"));
+  EXPECT_EQ(blocked.Recorded(), "0001_t,0002_add");
 }
 
 TEST(Migrations, AdoptAPeerCreatedItemsTable) {

@@ -62,18 +62,28 @@ TEST(FlagsTest, TheVariablesAreHonouredForEveryKindOfFlag) {
   EXPECT_THAT(help, ::testing::HasSubstr("default: 0.5;"));
 }
 
-TEST(FlagsTest, AFractionOutsideItsRangeFailsTheStartAndSaysWhy) {
-  for (const char* value : {"1", "1.5", "-0.1", "nan"}) {
+// hotpathd started with --flag=value for each value exits 1 at once, saying why.
+void ExpectTheStartRefused(const std::string& flag, const std::vector<std::string>& values,
+                           const std::string& why) {
+  for (const std::string& value : values) {
     int rc = -1;
     const std::string output =
-        RunCommand(absl::StrCat(HOTPATH_HOTPATHD_BINARY " --item_cache_refresh_at=", value,
+        RunCommand(absl::StrCat(HOTPATH_HOTPATHD_BINARY " --", flag, "=", value,
                                 " --database_url=postgresql://127.0.0.1:1/none 2>&1"),
                    &rc);
     EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << value << ": " << rc;
-    EXPECT_THAT(output, ::testing::HasSubstr("--item_cache_refresh_at must be at least 0 and "
-                                             "below 1"))
-        << value;
+    EXPECT_THAT(output, ::testing::HasSubstr(why)) << value;
   }
+}
+
+TEST(FlagsTest, AFractionOutsideItsRangeFailsTheStartAndSaysWhy) {
+  ExpectTheStartRefused("item_cache_refresh_at", {"1", "1.5", "-0.1", "nan"},
+                        "--item_cache_refresh_at must be at least 0 and below 1");
+}
+
+TEST(FlagsTest, AMigrationLockWaitWithNoBoundFailsTheStartAndSaysWhy) {
+  ExpectTheStartRefused("migrate_lock_timeout", {"0", "-1s"},
+                        "--migrate_lock_timeout must be above 0");
 }
 
 }  // namespace
