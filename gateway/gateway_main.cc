@@ -47,6 +47,10 @@ ABSL_FLAG(int, upstream_keepalive_ms, EnvOr("HOTPATH_UPSTREAM_KEEPALIVE_MS", 200
 ABSL_FLAG(int, upstream_keepalive_timeout_ms, EnvOr("HOTPATH_UPSTREAM_KEEPALIVE_TIMEOUT_MS", 10000),
           "how long a ping to the upstream may go unanswered "
           "(env HOTPATH_UPSTREAM_KEEPALIVE_TIMEOUT_MS)");
+ABSL_FLAG(int, upstream_connect_timeout_ms, EnvOr("HOTPATH_UPSTREAM_CONNECT_TIMEOUT_MS", 2000),
+          "longest one connection attempt to the upstream may take (TCP, TLS and the server's "
+          "first HTTP/2 frame); requests waiting for it answer 503 when it fails "
+          "(env HOTPATH_UPSTREAM_CONNECT_TIMEOUT_MS)");
 ABSL_FLAG(std::string, tls_cert_file, EnvOr("HOTPATH_TLS_CERT_FILE", ""),
           "serve HTTPS with this PEM certificate chain (env HOTPATH_TLS_CERT_FILE)");
 ABSL_FLAG(std::string, tls_key_file, EnvOr("HOTPATH_TLS_KEY_FILE", ""),
@@ -104,11 +108,20 @@ int main(int argc, char** argv) {
   // Back soon after the upstream is: gRPC's default reconnect backoff starts at 1 s and grows by
   // 1.6x up to 120 s, so a gateway whose upstream restarted served again only 5 s later. From
   // 100 ms capped at 500 ms (+/- 20% jitter), it reconnects within a second of the upstream
-  // listening again. The minimum stays gRPC's 20 s: it is also how long one connection attempt
-  // (TCP, TLS, HTTP/2 settings) may take.
+  // listening again.
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  // gRPC's "minimum reconnect backoff" is the time one connection attempt may take, 20 s by
+  // default, and calls wait for an attempt in progress: in front of an upstream whose machine is
+  // gone (no answer to SYN) or whose process hangs (the kernel accepts, no HTTP/2 settings come),
+  // every request waited 20 s for its 503. Servers beside the gateway connect in milliseconds.
+  const int connect_timeout_ms = absl::GetFlag(FLAGS_upstream_connect_timeout_ms);
+  if (connect_timeout_ms <= 0) {
+    std::cerr << "hotpath-gateway: --upstream_connect_timeout_ms must be positive\n";
+    return 1;
+  }
+  channel_args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, connect_timeout_ms);
   // Every server the target names (dns:/// with several addresses, ipv4:a,b): a connection to
   // each and calls spread over them. gRPC's default, pick_first, sends every call to one.
   channel_args.SetLoadBalancingPolicyName("round_robin");

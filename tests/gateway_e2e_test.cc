@@ -849,6 +849,55 @@ TEST_F(GatewayTest, StandaloneGatewayAnswersWhenItsUpstreamStopsAnswering) {
   std::filesystem::remove(log("gateway-pinged"));
 }
 
+// hotpath-gateway whose upstream takes connections and never answers (a hung process: the kernel
+// accepts, no HTTP/2 settings come; a machine gone is the same wait, for an answer to the SYN).
+// Each connection attempt ends at --upstream_connect_timeout_ms (2 s), and requests waiting for
+// one answer 503 then: before, gRPC's own 20 s. It serves once the upstream answers.
+TEST_F(GatewayTest, StandaloneGatewayAnswers503SoonWhenItsUpstreamCannotBeReached) {
+  CreateDemo(1);
+  DatabaseProxy relay(absl::StrCat("host=127.0.0.1 port=", server_->grpc_port()), true);
+  ASSERT_NE(relay.port(), 0);
+  const int http_port = FreePort();
+  const std::string log = (std::filesystem::temp_directory_path() /
+                           absl::StrCat("gateway-unreached-", getpid(), ".log"))
+                              .string();
+  ChildProcess gateway({HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", relay.port()),
+                        "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port)},
+                       log);
+  const auto answers = [&](const std::string& target, int status) {
+    try {
+      return Http(http_port, "GET", target).status == status;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  bool up = false;
+  for (int i = 0; i < 200 && !(up = answers("/healthz", 200)); ++i) {
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  ASSERT_TRUE(up);
+  // The first attempt, then whatever state the next request finds (backing off, or another
+  // attempt under way).
+  for (int i = 0; i < 3; ++i) {
+    const absl::Time start = absl::Now();
+    const HttpReply reply = Http(http_port, "GET", "/v1/items/1");
+    const absl::Duration took = absl::Now() - start;
+    EXPECT_EQ(reply.status, 503) << reply.body;
+    EXPECT_THAT(reply.body, HasSubstr("\"code\""));
+    EXPECT_LT(took, absl::Seconds(5)) << "request " << i;
+  }
+  EXPECT_GE(relay.accepted(), 1);
+  relay.Resume();
+  const absl::Time back = absl::Now();
+  while (!answers("/v1/items/1", 200) && absl::Now() - back < absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_LT(absl::Now() - back, absl::Seconds(5));
+  gateway.Signal(SIGTERM);
+  EXPECT_TRUE(gateway.Wait(absl::Seconds(10)).has_value());
+  std::filesystem::remove(log);
+}
+
 // hotpath-gateway in front of two servers named by one target: calls reach both (before, gRPC's
 // default pick_first policy sent every call to the first).
 TEST_F(GatewayTest, StandaloneGatewaySpreadsCallsOverEveryServerItsUpstreamNames) {
