@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/openapi.h"
 #include "server/db/migrations.h"
+#include "server/http/access_log.h"
 #include "server/http/coalesced_probe.h"
 #include "server/interceptors/interceptors.h"
 
@@ -39,6 +40,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
                                                           module::ServiceModules modules) {
   std::unique_ptr<Hotpathd> d(new Hotpathd());
   d->drain_delay_ = options.drain_delay;
+  d->access_log_ = options.access_log;
   d->modules_ = std::move(modules);
   d->metrics_ = std::make_unique<metrics::MetricsRegistry>();
   d->grpc_metrics_ = std::make_unique<metrics::GrpcMetrics>(d->metrics_->registry());
@@ -262,8 +264,8 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
 
 void Hotpathd::HandleHttp(const http::Request& request, http::Responder respond) {
   auto route = std::make_shared<std::string>();
-  const http::Responder instrumented =
-      http_metrics_->Instrument(std::move(respond), request, route);
+  http::Responder instrumented = http_metrics_->Instrument(std::move(respond), request, route);
+  if (access_log_) instrumented = http::AccessLogged(std::move(instrumented), request, route);
   if (runtime_routes_->Handle(request, instrumented, route.get())) return;
   if (gateway_ != nullptr) {
     if (!gateway_->Handle(request, instrumented, route.get())) {

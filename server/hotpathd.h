@@ -93,7 +93,7 @@ struct HotpathdOptions {
   std::string gateway_accel_expires;
   // Gateway: cross-origin calls from browsers (gateway::CorsOptions); off by default.
   gateway::CorsOptions cors;
-  // One JSON line per gRPC call on stderr.
+  // One JSON line per gRPC call and per HTTP request on stderr (http/access_log.h).
   bool access_log = false;
   // Admission of every call, gRPC or gateway: in-flight cap and bearer tokens.
   rpc::CallGateOptions admission;
@@ -155,6 +155,7 @@ class Hotpathd final {
   std::unique_ptr<http::RuntimeRoutes> runtime_routes_;  // /metrics, /healthz, /readyz
   std::shared_ptr<gateway::Gateway> gateway_;            // REST routes; null when off
   absl::Duration drain_delay_;                           // see HotpathdOptions
+  bool access_log_ = false;                              // a line per HTTP request too
   std::thread trimmer_;                                  // runs malloc_trim periodically
   std::mutex trimmer_mu_;                                // guards trimmer_stop_
   std::condition_variable trimmer_wake_;                 // ends the trimmer's wait

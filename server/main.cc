@@ -75,7 +75,7 @@ ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
           "largest HTTP request body, unpacked, in bytes; larger ones get 413 (env "
           "HOTPATH_MAX_BODY_BYTES)");
 ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", false),
-          "one JSON line per gRPC call on stderr (env HOTPATH_ACCESS_LOG)");
+          "one JSON line per gRPC call and per HTTP request on stderr (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, database_url,
           EnvOr("DATABASE_URL", "postgresql://postgres@localhost:5432/hotpath"),
           "PostgreSQL URL or libpq connection string (env DATABASE_URL)");

@@ -176,6 +176,44 @@ TEST_F(ServerTest, TheAccessLogWritesALinePerCallBesideTheRuntimesTiming) {
             1);
 }
 
+// --access_log writes a line for every HTTP request too: before, the REST calls the embedded
+// gateway answers in process (every one but exports) reached no line, only the HTTP metrics.
+TEST_F(ServerTest, TheAccessLogWritesALinePerHttpRequest) {
+  ServerOptions options = Options();
+  options.access_log = true;
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  const std::string target = absl::StrCat("/v1/items/", item.id());
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(Http(server_->http_port(), "GET", target, "",
+                 {{"X-Request-Id", "rest-1"}, {"X-Forwarded-For", "203.0.113.9"}})
+                .status,
+            200);
+  EXPECT_EQ(Http(server_->http_port(), "GET", "/v1/items/424242").status, 404);
+  EXPECT_EQ(Http(server_->http_port(), "DELETE", "/nowhere").status, 404);
+  // A client's values are cut at 256 bytes, anything but printable ASCII a '?'.
+  EXPECT_EQ(Http(server_->http_port(), "GET", absl::StrCat(target, "?x=", std::string(5000, 't')),
+                 "", {{"X-Request-Id", std::string(10000, 'r')}, {"X-Forwarded-For", "\xc3\xa9"}})
+                .status,
+            200);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, ::testing::ContainsRegex(absl::StrCat(
+                       R"re(\{"time":"[0-9T:.+-]+","http_method":"GET","target":")re", target,
+                       R"re(","request_id":"rest-1","forwarded_for":"203\.0\.113\.9",)re",
+                       R"re("route":"/v1/items/\{id\}","peer":"127\.0\.0\.1","status":200,)re",
+                       R"re("duration_seconds":[0-9.e-]+\})re")));
+  EXPECT_THAT(
+      log,
+      ::testing::HasSubstr(
+          R"("target":"/v1/items/424242","route":"/v1/items/{id}","peer":"127.0.0.1","status":404)"));
+  EXPECT_THAT(log, ::testing::HasSubstr(
+                       R"("http_method":"DELETE","target":"/nowhere","route":"unmatched")"));
+  EXPECT_THAT(log, ::testing::HasSubstr(absl::StrCat(
+                       R"("target":")", (target + "?x=" + std::string(5000, 't')).substr(0, 256),
+                       R"(","request_id":")", std::string(256, 'r'), R"(","forwarded_for":"??")")));
+  EXPECT_LT(log.size(), 3000u);
+}
+
 // The response headers of one gRPC call made by nghttp (a plain HTTP/2 client, so the
 // grpc-encoding header is visible: gRPC libraries consume it), with the given accept-encoding.
 std::string RawGrpcHeaders(int port, const std::string& method,

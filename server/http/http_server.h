@@ -72,6 +72,40 @@ class Responder {
   std::shared_ptr<Sink> sink_;  // the session's slot for this request
 };
 
+// A sink in front of another responder: passes everything on, and calls Answered with the status
+// as the answer, or a stream's end, goes out (the HTTP metrics, the access log).
+class ObservingSink : public Responder::Sink {
+ public:
+  explicit ObservingSink(Responder inner) : inner_(std::move(inner)) {}
+
+  void Whole(Response response) final {
+    Answered(response.result_int());
+    inner_(std::move(response));
+  }
+  void Start(Response header, std::function<void(bool)> on_written) final {
+    status_ = header.result_int();
+    inner_.StartStream(std::move(header), std::move(on_written));
+  }
+  void Chunk(std::string data, std::function<void(bool)> on_written) final {
+    inner_.WriteChunk(std::move(data), std::move(on_written));
+  }
+  void Finish() final {
+    Answered(status_);
+    inner_.FinishStream();
+  }
+  void OnClientGone(std::function<void()> on_gone) final {
+    inner_.OnClientGone(std::move(on_gone));
+  }
+  std::string_view Peer() const final { return inner_.peer(); }
+
+ protected:
+  virtual void Answered(int status) = 0;
+
+ private:
+  Responder inner_;   // the real answer
+  int status_ = 200;  // a stream's status
+};
+
 // A route and the RPC it calls: what the gateway serves, what the HTTP metrics label requests with.
 struct RouteRpc {
   std::string http_method;   // "GET"

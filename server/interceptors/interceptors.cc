@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/http/access_log.h"
 #include "server/http/json_quote.h"
 #include "server/http/process_time.h"
 #include "server/rpc/connection_listener.h"
@@ -79,8 +80,6 @@ class MetricsObserver final : public rpc::CallObserver {
 
 class AccessLogInterceptor final : public Interceptor {
  public:
-  static constexpr std::size_t kMaxForwarded = 256;
-
   explicit AccessLogInterceptor(ServerRpcInfo* info) : info_(info) {}
 
   void Intercept(InterceptorBatchMethods* methods) override {
@@ -91,26 +90,20 @@ class AccessLogInterceptor final : public Interceptor {
           "\",\"method\":", http::JsonQuote(info_->method()), ",\"peer\":",
           http::JsonQuote(rpc::ConnectionListener::PeerAddress(info_->server_context()->peer())));
       // Behind a proxy the peer is the proxy: the request id and the client's address it passes
-      // on (deploy/nginx and the gateways set both), each cut at kMaxForwarded bytes
-      // so a client cannot make a line long.
+      // on (deploy/nginx and the gateways set both).
       const auto& metadata = info_->server_context()->client_metadata();
       for (const auto& [key, field] : {std::pair{"x-request-id", "request_id"},
                                        std::pair{"x-forwarded-for", "forwarded_for"}}) {
         if (auto it = metadata.find(key); it != metadata.end()) {
-          // Printable ASCII, as gRPC metadata should be; whatever else a client sent, a '?'.
-          std::string value(it->second.data(), std::min(it->second.size(), kMaxForwarded));
-          for (char& c : value) {
-            if (c < 0x20 || c > 0x7e) c = '?';
-          }
-          absl::StrAppend(&line, ",\"", field, "\":", http::JsonQuote(value));
+          absl::StrAppend(&line, ",\"", field, "\":",
+                          http::JsonQuote(http::LoggedValue(
+                              absl::string_view(it->second.data(), it->second.size()))));
         }
       }
       absl::StrAppend(&line, ",\"code\":\"",
                       metrics::GrpcCodeNames()[static_cast<std::size_t>(status.error_code()) % 17],
                       "\",\"duration_seconds\":", http::FormatProcessTime(Since(start_)), "}\n");
-      static std::mutex mu;
-      std::lock_guard lock(mu);
-      std::cerr << line << std::flush;
+      http::WriteAccessLine(line);
     }
     methods->Proceed();
   }

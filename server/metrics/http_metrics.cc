@@ -11,46 +11,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class InstrumentedSink final : public http::Responder::Sink {
+class InstrumentedSink final : public http::ObservingSink {
  public:
   InstrumentedSink(HttpMetrics* metrics, http::Responder inner, std::string method,
                    std::shared_ptr<const std::string> route)
-      : metrics_(metrics),
-        inner_(std::move(inner)),
+      : ObservingSink(std::move(inner)),
+        metrics_(metrics),
         method_(std::move(method)),
         route_(std::move(route)) {}
 
-  void Whole(http::Response response) override {
-    Record(response.result_int());
-    inner_(std::move(response));
-  }
-  void Start(http::Response header, std::function<void(bool)> on_written) override {
-    status_ = header.result_int();
-    inner_.StartStream(std::move(header), std::move(on_written));
-  }
-  void Chunk(std::string data, std::function<void(bool)> on_written) override {
-    inner_.WriteChunk(std::move(data), std::move(on_written));
-  }
-  void Finish() override {
-    Record(status_);
-    inner_.FinishStream();
-  }
-  void OnClientGone(std::function<void()> on_gone) override {
-    inner_.OnClientGone(std::move(on_gone));
-  }
-  std::string_view Peer() const override { return inner_.peer(); }
-
  private:
-  void Record(int status) {
+  void Answered(int status) override {
     metrics_->Record(method_, route_->empty() ? "unmatched" : *route_, status,
                      std::chrono::duration<double>(Clock::now() - start_).count());
   }
 
   HttpMetrics* metrics_;                          // where to record
-  http::Responder inner_;                         // the real answer
   std::string method_;                            // GET, POST, ...
   std::shared_ptr<const std::string> route_;      // the route template, filled by the handler
-  int status_ = 200;                              // a stream's status
   const Clock::time_point start_ = Clock::now();  // when the request arrived
 };
 

@@ -1,0 +1,78 @@
+#include "server/http/access_log.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "server/http/json_quote.h"
+#include "server/http/process_time.h"
+
+namespace hotpath::http {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Beast's string_view (Boost's) as Abseil's.
+absl::string_view View(boost::beast::string_view text) { return {text.data(), text.size()}; }
+
+class AccessLogSink final : public ObservingSink {
+ public:
+  AccessLogSink(Responder inner, const Request& request, std::shared_ptr<const std::string> route)
+      : ObservingSink(std::move(inner)), route_(std::move(route)) {
+    line_ = absl::StrCat(R"("http_method":)", JsonQuote(LoggedValue(View(request.method_string()))),
+                         R"(,"target":)", JsonQuote(LoggedValue(View(request.target()))));
+    for (const auto& [header, field] :
+         {std::pair{"x-request-id", "request_id"}, std::pair{"x-forwarded-for", "forwarded_for"}}) {
+      if (auto it = request.find(header); it != request.end()) {
+        absl::StrAppend(&line_, ",\"", field, "\":", JsonQuote(LoggedValue(View(it->value()))));
+      }
+    }
+  }
+  ~AccessLogSink() override {
+    if (!written_) Answered(499);
+  }
+
+ private:
+  void Answered(int status) override {
+    if (std::exchange(written_, true)) return;
+    const std::string_view peer = Peer();
+    WriteAccessLine(absl::StrCat(
+        R"({"time":")", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
+        "\",", line_, R"(,"route":)", JsonQuote(route_->empty() ? "unmatched" : *route_),
+        R"(,"peer":)", JsonQuote(absl::string_view(peer.data(), peer.size())), R"(,"status":)",
+        status, R"(,"duration_seconds":)", FormatProcessTime(Clock::now() - start_), "}\n"));
+  }
+
+  std::shared_ptr<const std::string> route_;      // the route template, filled by the handler
+  std::string line_;                              // the request's fields, "name":value,...
+  bool written_ = false;                          // the line went out
+  const Clock::time_point start_ = Clock::now();  // when the request arrived
+};
+
+}  // namespace
+
+std::string LoggedValue(absl::string_view value) {
+  std::string logged(value.substr(0, kMaxLoggedBytes));
+  for (char& c : logged) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return logged;
+}
+
+void WriteAccessLine(const std::string& line) {
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  std::cerr << line << std::flush;
+}
+
+Responder AccessLogged(Responder inner, const Request& request,
+                       std::shared_ptr<const std::string> route) {
+  return Responder(std::make_shared<AccessLogSink>(std::move(inner), request, std::move(route)));
+}
+
+}  // namespace hotpath::http
