@@ -21,6 +21,7 @@
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
 #include "server/catalog/catalog_api.h"
+#include "server/http/access_log.h"
 #include "server/http/http_server.h"
 #include "server/http/runtime_routes.h"
 #include "server/metrics/http_metrics.h"
@@ -51,6 +52,8 @@ ABSL_FLAG(int, upstream_connect_timeout_ms, EnvOr("HOTPATH_UPSTREAM_CONNECT_TIME
           "longest one connection attempt to the upstream may take (TCP, TLS and the server's "
           "first HTTP/2 frame); requests waiting for it answer 503 when it fails "
           "(env HOTPATH_UPSTREAM_CONNECT_TIMEOUT_MS)");
+ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", false),
+          "one JSON line per HTTP request on stderr, as hotpathd's (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, tls_cert_file, EnvOr("HOTPATH_TLS_CERT_FILE", ""),
           "serve HTTPS with this PEM certificate chain (env HOTPATH_TLS_CERT_FILE)");
 ABSL_FLAG(std::string, tls_key_file, EnvOr("HOTPATH_TLS_KEY_FILE", ""),
@@ -227,11 +230,15 @@ int main(int argc, char** argv) {
   http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   hotpath::gateway::Gateway* routes = gateway->get();
+  const bool access_log = absl::GetFlag(FLAGS_access_log);
   hotpath::http::HttpServer server(
       http_options, [&](const hotpath::http::Request& request, hotpath::http::Responder respond) {
         auto route = std::make_shared<std::string>();
-        const hotpath::http::Responder instrumented =
+        hotpath::http::Responder instrumented =
             http_metrics.Instrument(std::move(respond), request, route);
+        if (access_log) {
+          instrumented = hotpath::http::AccessLogged(std::move(instrumented), request, route);
+        }
         if (runtime.Handle(request, instrumented, route.get())) return;
         if (routes->Handle(request, instrumented, route.get())) return;
         routes->NoRoute(request, instrumented);

@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <regex>
 #include <thread>
 
@@ -952,7 +954,7 @@ TEST_F(GatewayTest, AGatewayNamesTheClientToTheServerBehindIt) {
           .string();
   ChildProcess gateway(
       {HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port()),
-       "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port)},
+       "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port), "--access_log"},
       log);
   bool up = false;
   for (int i = 0; i < 200 && !up; ++i) {
@@ -987,6 +989,14 @@ TEST_F(GatewayTest, AGatewayNamesTheClientToTheServerBehindIt) {
               HasSubstr(R"("request_id":"xff-4","forwarded_for":"198.51.100.2, 127.0.0.1")"));
   gateway.Signal(SIGTERM);
   gateway.Wait(absl::Seconds(10));
+  // The gateway's own --access_log: a line per HTTP request, with what its client sent.
+  std::ifstream gateway_log(log);
+  const std::string gateway_lines((std::istreambuf_iterator<char>(gateway_log)),
+                                  std::istreambuf_iterator<char>());
+  EXPECT_THAT(gateway_lines,
+              HasSubstr(R"("http_method":"GET","target":"/v1/items/1","request_id":"xff-1",)"
+                        R"("forwarded_for":"203.0.113.7","route":"/v1/items/{id}",)"
+                        R"("peer":"127.0.0.1","status":200,)"));
   std::filesystem::remove(log);
 }
 
