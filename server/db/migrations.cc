@@ -103,8 +103,9 @@ absl::Status Migrate(const std::string& database_url, const std::vector<Migratio
   for (int runs = 1;; ++runs) {
     Run run = MigrateOnce(database_url, migrations, options);
     if (run.blocked.empty()) {
-      if (applied != nullptr)
+      if (applied != nullptr) {
         applied->insert(applied->end(), run.applied.begin(), run.applied.end());
+      }
       return run.status;
     }
     const std::string waited =
