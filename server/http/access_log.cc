@@ -1,7 +1,6 @@
 #include "server/http/access_log.h"
 
 #include <algorithm>
-#include <chrono>
 #include <iostream>
 #include <mutex>
 #include <utility>
@@ -15,43 +14,38 @@
 namespace hotpath::http {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 // Beast's string_view (Boost's) as Abseil's.
 absl::string_view View(boost::beast::string_view text) { return {text.data(), text.size()}; }
 
 class AccessLogSink final : public ObservingSink {
  public:
   AccessLogSink(Responder inner, const Request& request, std::shared_ptr<const std::string> route)
-      : ObservingSink(std::move(inner)), route_(std::move(route)) {
+      : ObservingSink(std::move(inner), std::move(route)) {
     line_ = absl::StrCat(R"("http_method":)", JsonQuote(LoggedValue(View(request.method_string()))),
                          R"(,"target":)", JsonQuote(LoggedValue(View(request.target()))));
-    for (const auto& [header, field] :
-         {std::pair{"x-request-id", "request_id"}, std::pair{"x-forwarded-for", "forwarded_for"}}) {
+    for (const auto& [header, field] : kForwardedFields) {
       if (auto it = request.find(header); it != request.end()) {
         absl::StrAppend(&line_, ",\"", field, "\":", JsonQuote(LoggedValue(View(it->value()))));
       }
     }
   }
   ~AccessLogSink() override {
-    if (!written_) Answered(499);
+    if (!written_) Observe(499);
   }
 
  private:
-  void Answered(int status) override {
+  void Answered(int status, const std::string& route, Clock::duration elapsed) override {
     if (std::exchange(written_, true)) return;
     const std::string_view peer = Peer();
     WriteAccessLine(absl::StrCat(
         R"({"time":")", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
-        "\",", line_, R"(,"route":)", JsonQuote(route_->empty() ? "unmatched" : *route_),
-        R"(,"peer":)", JsonQuote(absl::string_view(peer.data(), peer.size())), R"(,"status":)",
-        status, R"(,"duration_seconds":)", FormatProcessTime(Clock::now() - start_), "}\n"));
+        "\",", line_, R"(,"route":)", JsonQuote(route), R"(,"peer":)",
+        JsonQuote(absl::string_view(peer.data(), peer.size())), R"(,"status":)", status,
+        R"(,"duration_seconds":)", FormatProcessTime(elapsed), "}\n"));
   }
 
-  std::shared_ptr<const std::string> route_;      // the route template, filled by the handler
-  std::string line_;                              // the request's fields, "name":value,...
-  bool written_ = false;                          // the line went out
-  const Clock::time_point start_ = Clock::now();  // when the request arrived
+  std::string line_;      // the request's fields, "name":value,...
+  bool written_ = false;  // the line went out
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 #include "server/http/http_server.h"
@@ -15,6 +16,11 @@ namespace hotpath::http {
 // a line long.
 inline constexpr std::size_t kMaxLoggedBytes = 256;
 
+// The headers (HTTP) or metadata keys (gRPC) a proxy passes on that a line prints, and their
+// names in it.
+inline constexpr std::pair<const char*, const char*> kForwardedFields[] = {
+    {"x-request-id", "request_id"}, {"x-forwarded-for", "forwarded_for"}};
+
 // value as a line prints it: cut at kMaxLoggedBytes, anything but printable ASCII a '?'.
 std::string LoggedValue(absl::string_view value);
 
@@ -23,9 +29,9 @@ void WriteAccessLine(const std::string& line);
 
 // A responder that writes request's line when its answer, or its stream's end, goes out: time,
 // HTTP method, target and route (route is read then: the handler fills it in), the peer, the
-// x-request-id and x-forwarded-for a proxy passed on, status and duration. A request never
-// answered (its client went away mid-stream) is written with status 499, as nginx does, when
-// the last copy of the responder goes.
+// x-request-id and x-forwarded-for a proxy passed on, status and duration. A request whose
+// responder goes (its last copy) without an answer is written then, with status 499 as nginx
+// writes for a client that closed first.
 Responder AccessLogged(Responder inner, const Request& request,
                        std::shared_ptr<const std::string> route);
 

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -72,14 +73,17 @@ class Responder {
   std::shared_ptr<Sink> sink_;  // the session's slot for this request
 };
 
-// A sink in front of another responder: passes everything on, and calls Answered with the status
-// as the answer, or a stream's end, goes out (the HTTP metrics, the access log).
+// A sink in front of another responder: passes everything on, and calls Answered as the answer, or
+// a stream's end, goes out (the HTTP metrics, the access log) with its status, the request's route
+// template ("unmatched" when no route took it; the handler fills route in while handling) and the
+// time since the request arrived.
 class ObservingSink : public Responder::Sink {
  public:
-  explicit ObservingSink(Responder inner) : inner_(std::move(inner)) {}
+  ObservingSink(Responder inner, std::shared_ptr<const std::string> route)
+      : inner_(std::move(inner)), route_(std::move(route)) {}
 
   void Whole(Response response) final {
-    Answered(response.result_int());
+    Observe(response.result_int());
     inner_(std::move(response));
   }
   void Start(Response header, std::function<void(bool)> on_written) final {
@@ -90,7 +94,7 @@ class ObservingSink : public Responder::Sink {
     inner_.WriteChunk(std::move(data), std::move(on_written));
   }
   void Finish() final {
-    Answered(status_);
+    Observe(status_);
     inner_.FinishStream();
   }
   void OnClientGone(std::function<void()> on_gone) final {
@@ -99,11 +103,19 @@ class ObservingSink : public Responder::Sink {
   std::string_view Peer() const final { return inner_.peer(); }
 
  protected:
-  virtual void Answered(int status) = 0;
+  using Clock = std::chrono::steady_clock;
+  virtual void Answered(int status, const std::string& route, Clock::duration elapsed) = 0;
+  // Calls Answered with status now (a subclass too, for a request it sees go unanswered).
+  void Observe(int status) {
+    static const std::string kUnmatched = "unmatched";
+    Answered(status, route_->empty() ? kUnmatched : *route_, Clock::now() - start_);
+  }
 
  private:
-  Responder inner_;   // the real answer
-  int status_ = 200;  // a stream's status
+  Responder inner_;                               // the real answer
+  std::shared_ptr<const std::string> route_;      // the route template, filled by the handler
+  int status_ = 200;                              // a stream's status
+  const Clock::time_point start_ = Clock::now();  // when the request arrived
 };
 
 // A route and the RPC it calls: what the gateway serves, what the HTTP metrics label requests with.

@@ -92,8 +92,7 @@ class AccessLogInterceptor final : public Interceptor {
       // Behind a proxy the peer is the proxy: the request id and the client's address it passes
       // on (deploy/nginx and the gateways set both).
       const auto& metadata = info_->server_context()->client_metadata();
-      for (const auto& [key, field] : {std::pair{"x-request-id", "request_id"},
-                                       std::pair{"x-forwarded-for", "forwarded_for"}}) {
+      for (const auto& [key, field] : http::kForwardedFields) {
         if (auto it = metadata.find(key); it != metadata.end()) {
           absl::StrAppend(&line, ",\"", field, "\":",
                           http::JsonQuote(http::LoggedValue(

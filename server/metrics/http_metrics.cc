@@ -9,27 +9,21 @@
 namespace hotpath::metrics {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 class InstrumentedSink final : public http::ObservingSink {
  public:
   InstrumentedSink(HttpMetrics* metrics, http::Responder inner, std::string method,
                    std::shared_ptr<const std::string> route)
-      : ObservingSink(std::move(inner)),
+      : ObservingSink(std::move(inner), std::move(route)),
         metrics_(metrics),
-        method_(std::move(method)),
-        route_(std::move(route)) {}
+        method_(std::move(method)) {}
 
  private:
-  void Answered(int status) override {
-    metrics_->Record(method_, route_->empty() ? "unmatched" : *route_, status,
-                     std::chrono::duration<double>(Clock::now() - start_).count());
+  void Answered(int status, const std::string& route, Clock::duration elapsed) override {
+    metrics_->Record(method_, route, status, std::chrono::duration<double>(elapsed).count());
   }
 
-  HttpMetrics* metrics_;                          // where to record
-  std::string method_;                            // GET, POST, ...
-  std::shared_ptr<const std::string> route_;      // the route template, filled by the handler
-  const Clock::time_point start_ = Clock::now();  // when the request arrived
+  HttpMetrics* metrics_;  // where to record
+  std::string method_;    // GET, POST, ...
 };
 
 }  // namespace
