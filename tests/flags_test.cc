@@ -62,15 +62,16 @@ TEST(FlagsTest, TheVariablesAreHonouredForEveryKindOfFlag) {
   EXPECT_THAT(help, ::testing::HasSubstr("default: 0.5;"));
 }
 
-// hotpathd started with --flag=value for each value exits 1 at once, saying why.
+// command (hotpathd on a database it never reaches, unless told) started with --flag=value for
+// each value exits 1 at once, saying why.
 void ExpectTheStartRefused(const std::string& flag, const std::vector<std::string>& values,
-                           const std::string& why) {
+                           const std::string& why,
+                           const std::string& command = HOTPATH_HOTPATHD_BINARY
+                           " --database_url=postgresql://127.0.0.1:1/none") {
   for (const std::string& value : values) {
     int rc = -1;
     const std::string output =
-        RunCommand(absl::StrCat(HOTPATH_HOTPATHD_BINARY " --", flag, "=", value,
-                                " --database_url=postgresql://127.0.0.1:1/none 2>&1"),
-                   &rc);
+        RunCommand(absl::StrCat(command, " --", flag, "=", value, " 2>&1"), &rc);
     EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << value << ": " << rc;
     EXPECT_THAT(output, ::testing::HasSubstr(why)) << value;
   }
@@ -84,6 +85,13 @@ TEST(FlagsTest, AFractionOutsideItsRangeFailsTheStartAndSaysWhy) {
 TEST(FlagsTest, AMigrationLockWaitWithNoBoundFailsTheStartAndSaysWhy) {
   ExpectTheStartRefused("migrate_lock_timeout", {"0", "-1s"},
                         "--migrate_lock_timeout must be above 0");
+}
+
+TEST(FlagsTest, AGatewayConnectTimeoutThatIsNoTimeFailsTheStartAndSaysWhy) {
+  ExpectTheStartRefused(
+      "upstream_connect_timeout_ms", {"0", "-5"}, "--upstream_connect_timeout_ms must be positive",
+      // Bounded: a gateway that accepted the value would serve on.
+      "timeout 10 " HOTPATH_GATEWAY_BINARY " --upstream=127.0.0.1:1 --http_port=0");
 }
 
 }  // namespace
