@@ -670,21 +670,30 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     if (call.read_after != 0 || !answer.safe) {
       consistency = std::make_shared<rpc::Consistency>(call.read_after);
     }
-    rpc::LocalCall local_call{call.deadline, std::move(call.metadata), std::move(cancellation)};
+    rpc::LocalCall local_call{call.deadline, std::move(call.metadata), cancellation};
     local_call.consistency = consistency;
-    options_.local->Call(*local, *request, local_call,
-                         [request, consistency, respond_unary = std::move(respond_unary)](
-                             const grpc::Status& status, const Message* reply,
-                             const std::shared_ptr<const Message>& shared) {
-                           if (consistency == nullptr || consistency->committed() == 0) {
-                             return respond_unary(status, reply, nullptr, shared);
-                           }
-                           CallResult metadata;
-                           metadata.headers.emplace(
-                               rpc::Consistency::kMetadataKey,
-                               rpc::Consistency::Format(consistency->committed()));
-                           respond_unary(status, reply, &metadata, shared);
-                         });
+    options_.local->Call(
+        *local, *request, local_call,
+        [request, consistency, cancellation, respond_unary = std::move(respond_unary)](
+            grpc::Status status, const Message* reply,
+            const std::shared_ptr<const Message>& shared) {
+          // Failed after its client left: it failed because it was cancelled
+          // (a statement stopped for it reads as PostgreSQL's "canceling
+          // statement", a timeout's code), and is counted and logged as nginx
+          // counts a client that closed first: 499, not a server error.
+          if (!status.ok() && cancellation->cancelled()) {
+            status = grpc::Status(
+                grpc::StatusCode::CANCELLED,
+                absl::StrCat("the client closed its connection (", status.error_message(), ")"));
+          }
+          if (consistency == nullptr || consistency->committed() == 0) {
+            return respond_unary(status, reply, nullptr, shared);
+          }
+          CallResult metadata;
+          metadata.headers.emplace(rpc::Consistency::kMetadataKey,
+                                   rpc::Consistency::Format(consistency->committed()));
+          respond_unary(status, reply, &metadata, shared);
+        });
     return;
   }
   const Message* output = binding.response_prototype;

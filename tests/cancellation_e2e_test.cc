@@ -28,7 +28,7 @@ class CancellationTest : public ServerTest {
  protected:
   void SetUp() override {
     ServerTest::SetUp();
-    StartServer(Options());
+    StartServer(ServerOptionsOfTest());
     item_ = CreateDemo(1);
     observer_ = std::make_unique<pqxx::connection>(database_->url());
     blocker_ = std::make_unique<pqxx::connection>(database_->url());
@@ -36,12 +36,43 @@ class CancellationTest : public ServerTest {
     // Every write to items now waits in PostgreSQL until the lock goes.
     lock_->exec("LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
   }
+  virtual ServerOptions ServerOptionsOfTest() const { return Options(); }
   void TearDown() override {
     if (lock_ != nullptr) lock_->abort();
     lock_.reset();
     blocker_.reset();
     observer_.reset();
     ServerTest::TearDown();
+  }
+
+  // Sends a PATCH of the item's stock over a raw connection, waits until its UPDATE runs (queued
+  // behind the lock), then hangs up.
+  void HangUpDuringAnHttpUpdate() {
+    namespace net = boost::asio;
+    net::io_context io;
+    net::ip::tcp::socket socket(io);
+    socket.connect(
+        {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
+    const std::string body = R"({"stock":12345})";
+    net::write(socket, net::buffer(absl::StrCat(
+                           "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
+                           "Content-Type: application/json\r\nContent-Length: ", body.size(),
+                           "\r\n\r\n", body)));
+    ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
+    socket.close();
+  }
+
+  // The metric's value once it is at least `least` (or as it is after 5 s): a call's metrics are
+  // counted as it ends, just after its client heard.
+  double AwaitMetric(const std::string& name, const std::vector<std::string>& labels,
+                     double least) {
+    const absl::Time end = absl::Now() + absl::Seconds(5);
+    double value = Metric(server_->http_port(), name, labels);
+    while (value < least && absl::Now() < end) {
+      absl::SleepFor(absl::Milliseconds(10));
+      value = Metric(server_->http_port(), name, labels);
+    }
+    return value;
   }
 
   // UPDATE statements of this database running (or waiting on a lock) in PostgreSQL now.
@@ -94,6 +125,9 @@ TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverGrpc) {
   const absl::Duration gone = TimeUntilNoUpdateRuns();
   EXPECT_LT(gone, kGoneWithin);
   std::cerr << "statement gone " << gone << " after the deadline\n";
+  EXPECT_EQ(AwaitMetric("grpc_server_handled_total",
+                        {"grpc_method=\"UpdateItem\"", "grpc_code=\"DeadlineExceeded\""}, 1),
+            1);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
 }
 
@@ -104,6 +138,7 @@ TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverRest) {
   EXPECT_EQ(reply.status, 504) << reply.body;
   const absl::Duration gone = TimeUntilNoUpdateRuns();
   EXPECT_LT(gone, kGoneWithin);
+  EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"504\""}, 1), 1);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
 }
 
@@ -118,28 +153,53 @@ TEST_F(CancellationTest, AGrpcClientCancellingCancelsTheStatement) {
   EXPECT_EQ(call.get().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
   std::cerr << "statement gone " << gone << " after the client cancelled\n";
+  // Counted as the client saw it, not as the cancelled statement's timeout code.
+  EXPECT_EQ(AwaitMetric("grpc_server_handled_total",
+                        {"grpc_method=\"UpdateItem\"", "grpc_code=\"Canceled\""}, 1),
+            1);
+  EXPECT_LE(Metric(server_->http_port(), "grpc_server_handled_total",
+                   {"grpc_method=\"UpdateItem\"", "grpc_code=\"DeadlineExceeded\""}),
+            0);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
   EXPECT_EQ(LeasesLeftAfterSettling(), 0);
 }
 
 TEST_F(CancellationTest, AnHttpClientHangingUpCancelsTheStatement) {
-  namespace net = boost::asio;
-  net::io_context io;
-  net::ip::tcp::socket socket(io);
-  socket.connect(
-      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
-  const std::string body = R"({"stock":12345})";
-  net::write(socket, net::buffer(absl::StrCat(
-                         "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
-                         "Content-Type: application/json\r\nContent-Length: ", body.size(),
-                         "\r\n\r\n", body)));
-  ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
-  socket.close();
+  HangUpDuringAnHttpUpdate();
   const absl::Duration gone = TimeUntilNoUpdateRuns();
   EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
   std::cerr << "statement gone " << gone << " after the HTTP client hung up\n";
+  // Counted as nginx counts a client that closed first, not as a server error.
+  EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, 1), 1);
+  EXPECT_LE(Metric(server_->http_port(), "http_requests_total", {"code=\"504\""}), 0);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
   EXPECT_EQ(LeasesLeftAfterSettling(), 0);
+}
+
+class AccessLoggedCancellationTest : public CancellationTest {
+ protected:
+  ServerOptions ServerOptionsOfTest() const override {
+    ServerOptions options = Options();
+    options.access_log = true;
+    return options;
+  }
+};
+
+// A request whose client left before its answer still gets its access line, with the status
+// nginx writes for it (499), once the call it started has ended.
+TEST_F(AccessLoggedCancellationTest, AnHttpClientHangingUpIsLoggedWith499) {
+  ::testing::internal::CaptureStderr();
+  HangUpDuringAnHttpUpdate();
+  EXPECT_LT(TimeUntilNoUpdateRuns(), kGoneWithin);
+  // Counted just after its line is written (the log's sink is outside the metrics' one).
+  EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, 1), 1);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, ::testing::ContainsRegex(absl::StrCat(
+                       R"re("http_method":"PATCH","target":"/v1/items/)re", item_.id(),
+                       R"re(","route":"/v1/items/\{item\.id\}","peer":"127\.0\.0\.1",)re",
+                       R"re("status":499,"duration_seconds":[0-9.e-]+\})re")))
+      << log;
+  EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
 }
 
 }  // namespace
