@@ -82,8 +82,8 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
 
 }  // namespace
 
-void Dispatcher::Unary(const OutgoingCall& call, std::string request,
-                       std::function<void(CallResult)> done) {
+std::function<void()> Dispatcher::Unary(const OutgoingCall& call, std::string request,
+                                        std::function<void(CallResult)> done) {
   struct State {
     grpc::ClientContext context;
     grpc::ByteBuffer request;
@@ -101,6 +101,10 @@ void Dispatcher::Unary(const OutgoingCall& call, std::string request,
                     result.trailers = ToMetadata(state->context.GetServerTrailingMetadata());
                     done(std::move(result));
                   });
+  // The call's callback holds its state until it ends.
+  return [weak = std::weak_ptr<State>(state)] {
+    if (auto state = weak.lock()) state->context.TryCancel();
+  };
 }
 
 void Dispatcher::ServerStream(const OutgoingCall& call, std::string request,

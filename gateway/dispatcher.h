@@ -57,8 +57,10 @@ class Dispatcher final {
                       absl::Duration unary_timeout = absl::InfiniteDuration())
       : channel_(std::move(channel)), stub_(channel_), unary_timeout_(unary_timeout) {}
 
-  // done runs once, on a gRPC thread.
-  void Unary(const OutgoingCall& call, std::string request, std::function<void(CallResult)> done);
+  // done runs once, on a gRPC thread. Returns what cancels the call (its client left): from any
+  // thread, at any time; once the call has ended, it does nothing.
+  std::function<void()> Unary(const OutgoingCall& call, std::string request,
+                              std::function<void(CallResult)> done);
   // observer must live until its OnDone.
   void ServerStream(const OutgoingCall& call, std::string request,
                     std::shared_ptr<StreamObserver> observer);

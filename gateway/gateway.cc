@@ -697,7 +697,9 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     return;
   }
   const Message* output = binding.response_prototype;
-  dispatcher_->Unary(
+  // A client that closes its connection cancels the upstream call (and, there, its running SQL):
+  // it ends CANCELLED, answered 499.
+  std::function<void()> cancel = dispatcher_->Unary(
       call, message->SerializeAsString(), [respond_unary, output](CallResult result) {
         if (!result.status.ok()) return respond_unary(result.status, nullptr, &result, nullptr);
         std::unique_ptr<Message> reply(output->New());
@@ -708,6 +710,7 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
         }
         respond_unary(grpc::Status::OK, reply.get(), &result, nullptr);
       });
+  respond.OnClientGone(std::move(cancel));
 }
 
 }  // namespace hotpath::gateway

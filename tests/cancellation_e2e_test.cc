@@ -7,7 +7,11 @@
 #include <utility>
 // clang-format on
 
+#include <unistd.h>
+
 #include <boost/asio.hpp>
+#include <csignal>
+#include <cstdio>
 #include <future>
 #include <pqxx/pqxx>
 #include <thread>
@@ -45,14 +49,15 @@ class CancellationTest : public ServerTest {
     ServerTest::TearDown();
   }
 
-  // Sends a PATCH of the item's stock over a raw connection, waits until its UPDATE runs (queued
-  // behind the lock), then hangs up.
-  void HangUpDuringAnHttpUpdate() {
+  // Sends a PATCH of the item's stock over a raw connection to http_port (this server's, by
+  // default), waits until its UPDATE runs (queued behind the lock), then hangs up.
+  void HangUpDuringAnHttpUpdate(int http_port = 0) {
     namespace net = boost::asio;
     net::io_context io;
     net::ip::tcp::socket socket(io);
     socket.connect(
-        {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
+        {net::ip::make_address("127.0.0.1"),
+         static_cast<unsigned short>(http_port != 0 ? http_port : server_->http_port())});
     const std::string body = R"({"stock":12345})";
     net::write(socket, net::buffer(absl::StrCat(
                            "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
@@ -174,6 +179,44 @@ TEST_F(CancellationTest, AnHttpClientHangingUpCancelsTheStatement) {
   EXPECT_LE(Metric(server_->http_port(), "http_requests_total", {"code=\"504\""}), 0);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
   EXPECT_EQ(LeasesLeftAfterSettling(), 0);
+}
+
+// The same through hotpath-gateway, whose calls go to this server over gRPC: the HTTP client's
+// departure cancels the upstream call, which cancels its statement there. Before, the statement
+// ran on until its deadline.
+TEST_F(CancellationTest, AnHttpClientHangingUpOnHotpathGatewayCancelsTheStatementUpstream) {
+  const int port = FreePort();
+  const std::string log = absl::StrCat(::testing::TempDir(), "/gateway-hangup-", getpid(), ".log");
+  ChildProcess gateway(
+      {HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port()),
+       "--http_host=127.0.0.1", absl::StrCat("--http_port=", port)},
+      log);
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    try {
+      up = Http(port, "GET", "/healthz").status == 200;
+    } catch (const std::exception&) {
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+  }
+  ASSERT_TRUE(up);
+  HangUpDuringAnHttpUpdate(port);
+  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
+  std::cerr << "statement gone " << gone << " after the HTTP client hung up on hotpath-gateway\n";
+  EXPECT_EQ(AwaitMetric("grpc_server_handled_total",
+                        {"grpc_method=\"UpdateItem\"", "grpc_code=\"Canceled\""}, 1),
+            1);
+  EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
+  EXPECT_EQ(LeasesLeftAfterSettling(), 0);
+  const absl::Time end = absl::Now() + absl::Seconds(5);
+  while (Metric(port, "http_requests_total", {"code=\"499\""}) < 1 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(Metric(port, "http_requests_total", {"code=\"499\""}), 1);
+  gateway.Signal(SIGTERM);
+  EXPECT_TRUE(gateway.Wait(absl::Seconds(10)).has_value());
+  std::remove(log.c_str());
 }
 
 class AccessLoggedCancellationTest : public CancellationTest {
