@@ -191,15 +191,7 @@ TEST_F(CancellationTest, AnHttpClientHangingUpOnHotpathGatewayCancelsTheStatemen
       {HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port()),
        "--http_host=127.0.0.1", absl::StrCat("--http_port=", port)},
       log);
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    try {
-      up = Http(port, "GET", "/healthz").status == 200;
-    } catch (const std::exception&) {
-      absl::SleepFor(absl::Milliseconds(25));
-    }
-  }
-  ASSERT_TRUE(up);
+  ASSERT_TRUE(AnswersWithin(port, "/healthz", 200));
   HangUpDuringAnHttpUpdate(port);
   const absl::Duration gone = TimeUntilNoUpdateRuns();
   EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";

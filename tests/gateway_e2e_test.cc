@@ -756,9 +756,7 @@ TEST_F(GatewayTest, StandaloneGatewayServesWithinASecondOfItsUpstreamComingBack)
       return false;
     }
   };
-  bool up = false;
-  for (int i = 0; i < 200 && !(up = serves()); ++i) absl::SleepFor(absl::Milliseconds(25));
-  ASSERT_TRUE(up);
+  ASSERT_TRUE(AnswersWithin(http_port, "/v1/items/1", 200));
   // Away for 6 s, asked all along (each failure makes gRPC back off further by default).
   stub_.reset();
   channel_.reset();
@@ -811,20 +809,8 @@ TEST_F(GatewayTest, StandaloneGatewayAnswersWhenItsUpstreamStopsAnswering) {
                        absl::StrCat("--http_port=", pinged_port), "--upstream_keepalive_ms=500",
                        "--upstream_keepalive_timeout_ms=1000"},
                       log("gateway-pinged"));
-  const auto serves = [](int port) {
-    try {
-      return Http(port, "GET", "/v1/items/1").status == 200;
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
-  const auto serve_within = [&](int port, absl::Duration limit) {
-    const absl::Time start = absl::Now();
-    while (!serves(port) && absl::Now() - start < limit) absl::SleepFor(absl::Milliseconds(25));
-    return absl::Now() - start < limit;
-  };
-  ASSERT_TRUE(serve_within(timed_port, absl::Seconds(5)));
-  ASSERT_TRUE(serve_within(pinged_port, absl::Seconds(5)));
+  ASSERT_TRUE(AnswersWithin(timed_port, "/v1/items/1", 200));
+  ASSERT_TRUE(AnswersWithin(pinged_port, "/v1/items/1", 200));
 
   relay.Silence();
   absl::Time start = absl::Now();
@@ -841,8 +827,8 @@ TEST_F(GatewayTest, StandaloneGatewayAnswersWhenItsUpstreamStopsAnswering) {
   EXPECT_LT(took, absl::Seconds(5)) << "a ping every 0.5 s, unanswered after 1 s";
 
   relay.Resume();
-  EXPECT_TRUE(serve_within(timed_port, absl::Seconds(5)));
-  EXPECT_TRUE(serve_within(pinged_port, absl::Seconds(5)));
+  EXPECT_TRUE(AnswersWithin(timed_port, "/v1/items/1", 200));
+  EXPECT_TRUE(AnswersWithin(pinged_port, "/v1/items/1", 200));
   for (ChildProcess* gateway : {&timed, &pinged}) {
     gateway->Signal(SIGTERM);
     EXPECT_TRUE(gateway->Wait(absl::Seconds(10)).has_value());
@@ -866,18 +852,7 @@ TEST_F(GatewayTest, StandaloneGatewayAnswers503SoonWhenItsUpstreamCannotBeReache
   ChildProcess gateway({HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", relay.port()),
                         "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port)},
                        log);
-  const auto answers = [&](const std::string& target, int status) {
-    try {
-      return Http(http_port, "GET", target).status == status;
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
-  bool up = false;
-  for (int i = 0; i < 200 && !(up = answers("/healthz", 200)); ++i) {
-    absl::SleepFor(absl::Milliseconds(25));
-  }
-  ASSERT_TRUE(up);
+  ASSERT_TRUE(AnswersWithin(http_port, "/healthz", 200));
   // The first attempt, then whatever state the next request finds (backing off, or another
   // attempt under way).
   for (int i = 0; i < 3; ++i) {
@@ -890,11 +865,7 @@ TEST_F(GatewayTest, StandaloneGatewayAnswers503SoonWhenItsUpstreamCannotBeReache
   }
   EXPECT_GE(relay.accepted(), 1);
   relay.Resume();
-  const absl::Time back = absl::Now();
-  while (!answers("/v1/items/1", 200) && absl::Now() - back < absl::Seconds(10)) {
-    absl::SleepFor(absl::Milliseconds(25));
-  }
-  EXPECT_LT(absl::Now() - back, absl::Seconds(5));
+  EXPECT_TRUE(AnswersWithin(http_port, "/v1/items/1", 200)) << "not serving 5 s after it returned";
   gateway.Signal(SIGTERM);
   EXPECT_TRUE(gateway.Wait(absl::Seconds(10)).has_value());
   std::filesystem::remove(log);
@@ -956,15 +927,7 @@ TEST_F(GatewayTest, AGatewayNamesTheClientToTheServerBehindIt) {
       {HOTPATH_GATEWAY_BINARY, absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port()),
        "--http_host=127.0.0.1", absl::StrCat("--http_port=", http_port), "--access_log"},
       log);
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    try {
-      up = Http(http_port, "GET", "/v1/items/1").status == 200;
-    } catch (const std::exception&) {
-      absl::SleepFor(absl::Milliseconds(25));  // not listening yet
-    }
-  }
-  ASSERT_TRUE(up);
+  ASSERT_TRUE(AnswersWithin(http_port, "/v1/items/1", 200));
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(Http(http_port, "GET", "/v1/items/1", "",
                  {{"X-Request-Id", "xff-1"}, {"X-Forwarded-For", "203.0.113.7"}})

@@ -521,15 +521,7 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
       &exit_code);
   ASSERT_EQ(exit_code, 0) << pid;
   auto stop = [&] { RunCommand(absl::StrCat("kill ", pid)); };
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    try {
-      up = Http(http_port, "GET", "/readyz").status == 200;
-    } catch (const std::exception&) {
-      // not listening yet
-    }
-    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
+  const bool up = AnswersWithin(http_port, "/readyz", 200);
   if (!up) stop();
   ASSERT_TRUE(up);
   // Started with a soft limit of 100 and a hard one of 160: hotpathd raised the soft one.

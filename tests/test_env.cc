@@ -542,6 +542,19 @@ std::string TestStandby::Promote() const {
 
 void TestStandby::Remove() { RunCommand(absl::StrCat(StandbyScript(), " remove ", base_)); }
 
+bool AnswersWithin(int http_port, const std::string& target, int status, absl::Duration within) {
+  const absl::Time end = absl::Now() + within;
+  while (true) {
+    try {
+      if (Http(http_port, "GET", target).status == status) return true;
+    } catch (const std::exception&) {
+      // not listening yet
+    }
+    if (absl::Now() >= end) return false;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+}
+
 double Metric(int http_port, const std::string& name, const std::vector<std::string>& labels) {
   const HttpReply reply = Http(http_port, "GET", "/metrics");
   double sum = -1;

@@ -252,6 +252,11 @@ class TestStandby final {
   std::string error_;  // what scripts/pg said when it failed
 };
 
+// Whether GET target on http_port answers status within `within`, asked every 25 ms (a port that
+// does not listen yet is one that does not answer yet): for a process just started.
+bool AnswersWithin(int http_port, const std::string& target, int status,
+                   absl::Duration within = absl::Seconds(5));
+
 // The sum of a metric's samples on a server's /metrics whose line starts with name and contains
 // every one of labels (e.g. {"grpc_method=\"GetItem\""}); -1 if there is none.
 double Metric(int http_port, const std::string& name, const std::vector<std::string>& labels = {});
