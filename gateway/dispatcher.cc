@@ -43,7 +43,9 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   StreamCall(std::string request, std::shared_ptr<StreamObserver> observer)
       : request_(ToBuffer(request)), observer_(std::move(observer)) {}
 
-  void Start(grpc::GenericStub& stub, const OutgoingCall& call) {
+  // self: this call, owned until OnDone.
+  void Start(std::shared_ptr<StreamCall> self, grpc::GenericStub& stub, const OutgoingCall& call) {
+    self_ = std::move(self);
     Prepare(context_, call);
     stub.PrepareBidiStreamingCall(&context_, call.method, grpc::StubOptions(), this);
     StartWriteLast(&request_, grpc::WriteOptions());
@@ -70,10 +72,13 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
     result.headers = ToMetadata(context_.GetServerInitialMetadata());
     result.trailers = ToMetadata(context_.GetServerTrailingMetadata());
     observer_->OnDone(std::move(result));
-    delete this;
+    self_.reset();  // the last reference but a Cancel's that runs now
   }
 
+  void Cancel() { context_.TryCancel(); }
+
  private:
+  std::shared_ptr<StreamCall> self_;          // this, until OnDone
   grpc::ClientContext context_;               // the call
   grpc::ByteBuffer request_;                  // the one request message
   grpc::ByteBuffer response_;                 // target of the pending read
@@ -107,9 +112,13 @@ std::function<void()> Dispatcher::Unary(const OutgoingCall& call, std::string re
   };
 }
 
-void Dispatcher::ServerStream(const OutgoingCall& call, std::string request,
-                              std::shared_ptr<StreamObserver> observer) {
-  (new StreamCall(std::move(request), std::move(observer)))->Start(stub_, call);
+std::function<void()> Dispatcher::ServerStream(const OutgoingCall& call, std::string request,
+                                               std::shared_ptr<StreamObserver> observer) {
+  auto stream = std::make_shared<StreamCall>(std::move(request), std::move(observer));
+  stream->Start(stream, stub_, call);
+  return [weak = std::weak_ptr<StreamCall>(stream)] {
+    if (auto stream = weak.lock()) stream->Cancel();
+  };
 }
 
 }  // namespace hotpath::gateway

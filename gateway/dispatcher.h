@@ -61,9 +61,9 @@ class Dispatcher final {
   // thread, at any time; once the call has ended, it does nothing.
   std::function<void()> Unary(const OutgoingCall& call, std::string request,
                               std::function<void(CallResult)> done);
-  // observer must live until its OnDone.
-  void ServerStream(const OutgoingCall& call, std::string request,
-                    std::shared_ptr<StreamObserver> observer);
+  // observer must live until its OnDone. Returns what cancels the call, as Unary's does.
+  std::function<void()> ServerStream(const OutgoingCall& call, std::string request,
+                                     std::shared_ptr<StreamObserver> observer);
 
  private:
   std::shared_ptr<grpc::Channel> channel_;  // to the services

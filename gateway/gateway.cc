@@ -491,9 +491,11 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
 
   // Invoke, then render.
   if (binding.method->server_streaming()) {
-    dispatcher_->ServerStream(
+    // A client that leaves before the stream's first message cancels it (after that, the
+    // failed write does).
+    respond.OnClientGone(dispatcher_->ServerStream(
         call, message->SerializeAsString(),
-        std::make_shared<NdjsonStream>(respond, answer, binding.response_prototype, min));
+        std::make_shared<NdjsonStream>(respond, answer, binding.response_prototype, min)));
     return true;
   }
   Invoke(binding, local, std::move(call), std::move(message), respond, answer);

@@ -97,6 +97,33 @@ class CancellationTest : public ServerTest {
     }
     return true;
   }
+  // An export's batch reads running or waiting in PostgreSQL now.
+  int RunningReads() {
+    pqxx::nontransaction tx(*observer_);
+    return tx
+        .exec(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND pid <> pg_backend_pid() "
+            "AND query LIKE '%FROM items WHERE id > $1%ORDER BY id LIMIT%'")[0][0]
+        .as<int>();
+  }
+  // Time from now until no read of items runs any more (or 5 s).
+  absl::Duration TimeUntilNoReadRuns() {
+    const absl::Time start = absl::Now();
+    while (RunningReads() != 0 && absl::Now() - start < absl::Seconds(5)) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return absl::Now() - start;
+  }
+  bool AwaitRunningRead(absl::Duration within) {
+    const absl::Time end = absl::Now() + within;
+    while (RunningReads() == 0) {
+      if (absl::Now() > end) return false;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return true;
+  }
+
   // Time from now until no UPDATE runs any more (or 5 s).
   absl::Duration TimeUntilNoUpdateRuns() {
     const absl::Time start = absl::Now();
@@ -209,6 +236,39 @@ TEST_F(CancellationTest, AnHttpClientHangingUpOnHotpathGatewayCancelsTheStatemen
   gateway.Signal(SIGTERM);
   EXPECT_TRUE(gateway.Wait(absl::Seconds(10)).has_value());
   std::remove(log.c_str());
+}
+
+// An export whose client leaves while a batch is being read (here: waiting behind the lock) has
+// that batch's statement cancelled, over gRPC and over HTTP. Before, the batch ran to its end (up
+// to --statement_timeout_ms) and the stream stopped only at its next write.
+TEST_F(CancellationTest, AGrpcClientCancellingAnExportCancelsTheBatchBeingRead) {
+  auto context = Context(absl::Seconds(30));
+  auto reader = stub_->ExportItems(context.get(), v1::ExportItemsRequest());
+  ASSERT_TRUE(AwaitRunningRead(absl::Seconds(5)));
+  context->TryCancel();
+  const absl::Duration gone = TimeUntilNoReadRuns();
+  EXPECT_LT(gone, kGoneWithin) << "the batch's statement ran on after the client left";
+  std::cerr << "export's statement gone " << gone << " after the client cancelled\n";
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(AwaitMetric("grpc_server_handled_total",
+                        {"grpc_method=\"ExportItems\"", "grpc_code=\"Canceled\""}, 1),
+            1);
+  // No lease count here: the server's own reads of the fixture's item wait behind the lock too.
+}
+
+TEST_F(CancellationTest, AnHttpClientHangingUpOnAnExportCancelsTheBatchBeingRead) {
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::socket socket(io);
+  socket.connect(
+      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
+  net::write(socket, net::buffer(std::string("GET /v1/items:export HTTP/1.1\r\nHost: x\r\n\r\n")));
+  ASSERT_TRUE(AwaitRunningRead(absl::Seconds(5)));
+  socket.close();
+  const absl::Duration gone = TimeUntilNoReadRuns();
+  EXPECT_LT(gone, kGoneWithin) << "the batch's statement ran on after the client left";
+  std::cerr << "export's statement gone " << gone << " after the HTTP client hung up\n";
+  EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, 1), 1);
 }
 
 class AccessLoggedCancellationTest : public CancellationTest {

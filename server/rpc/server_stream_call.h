@@ -12,6 +12,7 @@
 
 #include "absl/time/clock.h"
 #include "server/rpc/call_base.h"
+#include "server/rpc/cancellation.h"
 #include "server/rpc/streams.h"
 
 namespace hotpath::rpc {
@@ -41,7 +42,10 @@ class ServerStreamCall final : public CallBase {
   void OnComplete(bool ok) override {
     switch (state_) {
       case State::kAwaiting: {
-        if (!ok) break;
+        if (!ok) {
+          delete this;  // the server is shutting down and this call never started (no done tag)
+          return;
+        }
         Matched(*method_->method, CallObserver::RpcType::SERVER_STREAMING);
         Received();
         Arm(method_, cq_, options_);
@@ -110,12 +114,25 @@ class ServerStreamCall final : public CallBase {
   }
   using StallTag = OwnerTag<ServerStreamCall, &ServerStreamCall::OnStallCheck>;
 
+  // AsyncNotifyWhenDone's: a client that cancels or leaves cancels the batch being read (its
+  // statement), not only the next write.
+  void OnDone() {
+    if (context_.IsCancelled()) CancelSoon(cancellation_);
+    Release();
+  }
+  using DoneTag = OwnerTag<ServerStreamCall, &ServerStreamCall::OnDone>;
+
   ServerStreamCall(const Method* method, grpc::ServerCompletionQueue* cq,
                    const CallOptions* options)
-      : CallBase(cq, options, /*references=*/1),
+      : CallBase(cq, options, /*references=*/2),  // the call's tags and the done tag
         method_(method),
         writer_(&context_),
-        stall_tag_(this) {
+        stall_tag_(this),
+        done_tag_(this) {
+    {
+      HandingToGrpc handing(&done_tag_);
+      context_.AsyncNotifyWhenDone(&done_tag_);
+    }
     {
       HandingToGrpc handing(this);
       method_->service->RequestServerStream(method_->method->index(), &context_, &request_bytes_,
@@ -129,6 +146,7 @@ class ServerStreamCall final : public CallBase {
     next_ = 0;
     const bool queued = method_->executor->Submit([this] {
       const Consistency::Scope scope(&*consistency_);  // the position the client sent, if any
+      const Cancellation::Scope cancellation(cancellation_.get());
       const absl::Status status = source_->Next(&batch_, &done_);
       if (!status.ok()) return FinishWith(ToGrpcStatus(status));
       WriteNext();
@@ -160,7 +178,8 @@ class ServerStreamCall final : public CallBase {
     }
   }
 
-  void FinishWith(const grpc::Status& status) {
+  void FinishWith(grpc::Status status) {
+    status = AsTheClientSawIt(std::move(status), cancellation_->cancelled());
     state_ = State::kFinishing;
     FreeSlot();
     {
@@ -189,7 +208,9 @@ class ServerStreamCall final : public CallBase {
   std::mutex stall_mu_;                             // guards the alarm and finishing_
   grpc::Alarm stall_alarm_;                         // wakes OnStallCheck
   StallTag stall_tag_;                              // the alarm's tag
-  bool finishing_ = false;                          // the final operation has started
+  DoneTag done_tag_;                                // learns of cancellation
+  std::shared_ptr<Cancellation> cancellation_ = std::make_shared<Cancellation>();  // raised by it
+  bool finishing_ = false;  // the final operation has started
 };
 
 }  // namespace hotpath::rpc

@@ -4,12 +4,10 @@
 
 #include <grpcpp/support/async_unary_call.h>
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "server/cache/object_memo.h"
 #include "server/rpc/call_base.h"
 #include "server/rpc/cancellation.h"
@@ -206,16 +204,8 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
   }
 
   void FinishWithError(grpc::Status status) {
-    // Failed after its client cancelled: as the client saw it, CANCELLED (a statement stopped
-    // for it reads as PostgreSQL's "canceling statement", a timeout's code), so that metrics and
-    // access lines do not count a departure as the server's failure. Not when the deadline
-    // passed: that is what the client saw.
-    if (cancellation_ != nullptr && cancellation_->cancelled() &&
-        std::chrono::system_clock::now() < context_.deadline()) {
-      status = grpc::Status(
-          grpc::StatusCode::CANCELLED,
-          absl::StrCat("the client cancelled the call (", status.error_message(), ")"));
-    }
+    status =
+        AsTheClientSawIt(std::move(status), cancellation_ != nullptr && cancellation_->cancelled());
     Finishing(status);
     Start([this, status] {
       HandingToGrpc handing(this);
