@@ -25,6 +25,7 @@
 #include "server/http/process_time.h"
 #include "server/http/runtime_routes.h"
 #include "server/rpc/consistency.h"
+#include "server/rpc/status.h"
 
 namespace hotpath::gateway {
 namespace {
@@ -676,18 +677,12 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     local_call.consistency = consistency;
     options_.local->Call(
         *local, *request, local_call,
-        [request, consistency, cancellation, respond_unary = std::move(respond_unary)](
-            grpc::Status status, const Message* reply,
-            const std::shared_ptr<const Message>& shared) {
-          // Failed after its client left: it failed because it was cancelled
-          // (a statement stopped for it reads as PostgreSQL's "canceling
-          // statement", a timeout's code), and is counted and logged as nginx
-          // counts a client that closed first: 499, not a server error.
-          if (!status.ok() && cancellation->cancelled()) {
-            status = grpc::Status(
-                grpc::StatusCode::CANCELLED,
-                absl::StrCat("the client closed its connection (", status.error_message(), ")"));
-          }
+        [request, consistency, cancellation, deadline = absl::ToChronoTime(local_call.deadline),
+         respond_unary = std::move(respond_unary)](grpc::Status status, const Message* reply,
+                                                   const std::shared_ptr<const Message>& shared) {
+          // A client that closed its connection first is answered (counted, logged) 499, as
+          // nginx counts it: not the server error its cancelled statement would read as.
+          status = rpc::AsTheCallerSawIt(std::move(status), cancellation->cancelled(), deadline);
           if (consistency == nullptr || consistency->committed() == 0) {
             return respond_unary(status, reply, nullptr, shared);
           }

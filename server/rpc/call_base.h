@@ -360,18 +360,6 @@ class CallBase : public CompletionHandler {
   grpc::Status Admit(const google::protobuf::MethodDescriptor& method) {
     return AdmitCall(*options_, method, context_, &ticket_);
   }
-  // status, as the client saw it: a call that failed after its client cancelled (cancelled: its
-  // cancellation was raised) ends CANCELLED, whatever its work failed with (a statement stopped
-  // for it reads as PostgreSQL's "canceling statement", a timeout's code), so that metrics and
-  // access lines do not count a departure as the server's failure. Not when the deadline passed:
-  // that is what the client saw.
-  grpc::Status AsTheClientSawIt(grpc::Status status, bool cancelled) const {
-    if (status.ok() || !cancelled || std::chrono::system_clock::now() >= context_.deadline()) {
-      return status;
-    }
-    return grpc::Status(grpc::StatusCode::CANCELLED, absl::StrCat("the client cancelled the call (",
-                                                                  status.error_message(), ")"));
-  }
   // Gives the call's in-flight slot back; before the client can see the answer.
   void FreeSlot() { ticket_ = CallGate::Ticket(); }
   // One more tag will come back and Release.

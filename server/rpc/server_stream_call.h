@@ -179,7 +179,7 @@ class ServerStreamCall final : public CallBase {
   }
 
   void FinishWith(grpc::Status status) {
-    status = AsTheClientSawIt(std::move(status), cancellation_->cancelled());
+    status = AsTheCallerSawIt(std::move(status), cancellation_->cancelled(), context_.deadline());
     state_ = State::kFinishing;
     FreeSlot();
     {

@@ -14,6 +14,13 @@ constexpr absl::string_view kTypeUrlPrefix = "type.googleapis.com/";
 
 }  // namespace
 
+grpc::Status AsTheCallerSawIt(grpc::Status status, bool caller_left,
+                              std::chrono::system_clock::time_point deadline) {
+  if (status.ok() || !caller_left || std::chrono::system_clock::now() >= deadline) return status;
+  return grpc::Status(grpc::StatusCode::CANCELLED,
+                      absl::StrCat("the caller left (", status.error_message(), ")"));
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl and gRPC share the canonical code numbering.

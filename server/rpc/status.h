@@ -8,6 +8,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,14 @@
 namespace hotpath::rpc {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// A call's status as its caller saw it: one that failed after its caller left (caller_left: the
+// call's Cancellation was raised) ends CANCELLED, whatever its work failed with (a statement
+// stopped for it reads as PostgreSQL's "canceling statement", a timeout's code), so that metrics
+// and access lines do not count a departure as the server's failure. Not once deadline has
+// passed: that is what the caller saw.
+grpc::Status AsTheCallerSawIt(grpc::Status status, bool caller_left,
+                              std::chrono::system_clock::time_point deadline);
 
 // Collects the field violations of one request and turns them into a single INVALID_ARGUMENT status
 // carrying a google.rpc.BadRequest detail.

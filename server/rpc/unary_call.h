@@ -205,7 +205,8 @@ class UnaryCall final : public CallBase, public UnaryCallBase<Response> {
 
   void FinishWithError(grpc::Status status) {
     status =
-        AsTheClientSawIt(std::move(status), cancellation_ != nullptr && cancellation_->cancelled());
+        AsTheCallerSawIt(std::move(status), cancellation_ != nullptr && cancellation_->cancelled(),
+                         context_.deadline());
     Finishing(status);
     Start([this, status] {
       HandingToGrpc handing(this);
