@@ -63,71 +63,50 @@ class CancellationTest : public ServerTest {
                            "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
                            "Content-Type: application/json\r\nContent-Length: ", body.size(),
                            "\r\n\r\n", body)));
-    ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
+    ASSERT_TRUE(AwaitRunning(kUpdates, 1, absl::Seconds(5)));
     socket.close();
   }
 
-  // The metric's value once it is at least `least` (or as it is after 5 s): a call's metrics are
-  // counted as it ends, just after its client heard.
-  double AwaitMetric(const std::string& name, const std::vector<std::string>& labels,
-                     double least) {
+  // The metric's value on http_port (this server's, by default) once it is at least `least` (or
+  // as it is after 5 s): a call's metrics are counted as it ends, just after its client heard.
+  double AwaitMetric(const std::string& name, const std::vector<std::string>& labels, double least,
+                     int http_port = 0) {
+    if (http_port == 0) http_port = server_->http_port();
     const absl::Time end = absl::Now() + absl::Seconds(5);
-    double value = Metric(server_->http_port(), name, labels);
+    double value = Metric(http_port, name, labels);
     while (value < least && absl::Now() < end) {
       absl::SleepFor(absl::Milliseconds(10));
-      value = Metric(server_->http_port(), name, labels);
+      value = Metric(http_port, name, labels);
     }
     return value;
   }
 
-  // UPDATE statements of this database running (or waiting on a lock) in PostgreSQL now.
-  int RunningUpdates() {
+  // What Running counts, as ILIKE patterns of the statement's text.
+  static constexpr char kUpdates[] = "UPDATE items%";
+  static constexpr char kExportReads[] = "%FROM items WHERE id > $1%ORDER BY id LIMIT%";  // batches
+  // Statements of this database whose text is like `statement` running (or waiting on a lock) in
+  // PostgreSQL now, but the observer's own.
+  int Running(const char* statement) {
     pqxx::nontransaction tx(*observer_);
     return tx
         .exec(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'active' AND query ILIKE 'UPDATE items%'")[0][0]
+            absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                         "AND state = 'active' AND pid <> pg_backend_pid() AND query ILIKE ",
+                         tx.quote(statement)))[0][0]
         .as<int>();
   }
-  bool AwaitRunningUpdates(int count, absl::Duration within) {
+  bool AwaitRunning(const char* statement, int count, absl::Duration within) {
     const absl::Time end = absl::Now() + within;
-    while (RunningUpdates() != count) {
+    while (Running(statement) != count) {
       if (absl::Now() > end) return false;
       absl::SleepFor(absl::Milliseconds(2));
     }
     return true;
   }
-  // An export's batch reads running or waiting in PostgreSQL now.
-  int RunningReads() {
-    pqxx::nontransaction tx(*observer_);
-    return tx
-        .exec(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'active' AND pid <> pg_backend_pid() "
-            "AND query LIKE '%FROM items WHERE id > $1%ORDER BY id LIMIT%'")[0][0]
-        .as<int>();
-  }
-  // Time from now until no read of items runs any more (or 5 s).
-  absl::Duration TimeUntilNoReadRuns() {
+  // Time from now until no such statement runs any more (or 5 s).
+  absl::Duration TimeUntilNoneRuns(const char* statement) {
     const absl::Time start = absl::Now();
-    while (RunningReads() != 0 && absl::Now() - start < absl::Seconds(5)) {
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    return absl::Now() - start;
-  }
-  bool AwaitRunningRead(absl::Duration within) {
-    const absl::Time end = absl::Now() + within;
-    while (RunningReads() == 0) {
-      if (absl::Now() > end) return false;
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    return true;
-  }
-
-  // Time from now until no UPDATE runs any more (or 5 s).
-  absl::Duration TimeUntilNoUpdateRuns() {
-    const absl::Time start = absl::Now();
-    AwaitRunningUpdates(0, absl::Seconds(5));
+    AwaitRunning(statement, 0, absl::Seconds(5));
     return absl::Now() - start;
   }
   v1::UpdateItemRequest StockUpdate() const {
@@ -154,7 +133,7 @@ TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverGrpc) {
   const grpc::Status status =
       stub_->UpdateItem(Context(absl::Milliseconds(500)).get(), StockUpdate(), &updated);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  const absl::Duration gone = TimeUntilNoneRuns(kUpdates);
   EXPECT_LT(gone, kGoneWithin);
   std::cerr << "statement gone " << gone << " after the deadline\n";
   EXPECT_EQ(AwaitMetric("grpc_server_handled_total",
@@ -168,7 +147,7 @@ TEST_F(CancellationTest, ADeadlinePassingCancelsTheStatementOverRest) {
       Http(server_->http_port(), "PATCH", absl::StrCat("/v1/items/", item_.id()),
            R"({"stock":12345})", {{"Content-Type", "application/json"}, {"X-Timeout-Ms", "500"}});
   EXPECT_EQ(reply.status, 504) << reply.body;
-  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  const absl::Duration gone = TimeUntilNoneRuns(kUpdates);
   EXPECT_LT(gone, kGoneWithin);
   EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"504\""}, 1), 1);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
@@ -179,9 +158,9 @@ TEST_F(CancellationTest, AGrpcClientCancellingCancelsTheStatement) {
   v1::Item updated;
   auto call = std::async(std::launch::async,
                          [&] { return stub_->UpdateItem(context.get(), StockUpdate(), &updated); });
-  ASSERT_TRUE(AwaitRunningUpdates(1, absl::Seconds(5)));
+  ASSERT_TRUE(AwaitRunning(kUpdates, 1, absl::Seconds(5)));
   context->TryCancel();
-  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  const absl::Duration gone = TimeUntilNoneRuns(kUpdates);
   EXPECT_EQ(call.get().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
   std::cerr << "statement gone " << gone << " after the client cancelled\n";
@@ -198,7 +177,7 @@ TEST_F(CancellationTest, AGrpcClientCancellingCancelsTheStatement) {
 
 TEST_F(CancellationTest, AnHttpClientHangingUpCancelsTheStatement) {
   HangUpDuringAnHttpUpdate();
-  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  const absl::Duration gone = TimeUntilNoneRuns(kUpdates);
   EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
   std::cerr << "statement gone " << gone << " after the HTTP client hung up\n";
   // Counted as nginx counts a client that closed first, not as a server error.
@@ -220,7 +199,7 @@ TEST_F(CancellationTest, AnHttpClientHangingUpOnHotpathGatewayCancelsTheStatemen
       log);
   ASSERT_TRUE(AnswersWithin(port, "/healthz", 200));
   HangUpDuringAnHttpUpdate(port);
-  const absl::Duration gone = TimeUntilNoUpdateRuns();
+  const absl::Duration gone = TimeUntilNoneRuns(kUpdates);
   EXPECT_LT(gone, kGoneWithin) << "the statement ran on after the client left";
   std::cerr << "statement gone " << gone << " after the HTTP client hung up on hotpath-gateway\n";
   EXPECT_EQ(AwaitMetric("grpc_server_handled_total",
@@ -228,11 +207,7 @@ TEST_F(CancellationTest, AnHttpClientHangingUpOnHotpathGatewayCancelsTheStatemen
             1);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
   EXPECT_EQ(LeasesLeftAfterSettling(), 0);
-  const absl::Time end = absl::Now() + absl::Seconds(5);
-  while (Metric(port, "http_requests_total", {"code=\"499\""}) < 1 && absl::Now() < end) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_EQ(Metric(port, "http_requests_total", {"code=\"499\""}), 1);
+  EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, 1, port), 1);
   gateway.Signal(SIGTERM);
   EXPECT_TRUE(gateway.Wait(absl::Seconds(10)).has_value());
   std::remove(log.c_str());
@@ -244,9 +219,9 @@ TEST_F(CancellationTest, AnHttpClientHangingUpOnHotpathGatewayCancelsTheStatemen
 TEST_F(CancellationTest, AGrpcClientCancellingAnExportCancelsTheBatchBeingRead) {
   auto context = Context(absl::Seconds(30));
   auto reader = stub_->ExportItems(context.get(), v1::ExportItemsRequest());
-  ASSERT_TRUE(AwaitRunningRead(absl::Seconds(5)));
+  ASSERT_TRUE(AwaitRunning(kExportReads, 1, absl::Seconds(5)));
   context->TryCancel();
-  const absl::Duration gone = TimeUntilNoReadRuns();
+  const absl::Duration gone = TimeUntilNoneRuns(kExportReads);
   EXPECT_LT(gone, kGoneWithin) << "the batch's statement ran on after the client left";
   std::cerr << "export's statement gone " << gone << " after the client cancelled\n";
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
@@ -263,9 +238,9 @@ TEST_F(CancellationTest, AnHttpClientHangingUpOnAnExportCancelsTheBatchBeingRead
   socket.connect(
       {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
   net::write(socket, net::buffer(std::string("GET /v1/items:export HTTP/1.1\r\nHost: x\r\n\r\n")));
-  ASSERT_TRUE(AwaitRunningRead(absl::Seconds(5)));
+  ASSERT_TRUE(AwaitRunning(kExportReads, 1, absl::Seconds(5)));
   socket.close();
-  const absl::Duration gone = TimeUntilNoReadRuns();
+  const absl::Duration gone = TimeUntilNoneRuns(kExportReads);
   EXPECT_LT(gone, kGoneWithin) << "the batch's statement ran on after the client left";
   std::cerr << "export's statement gone " << gone << " after the HTTP client hung up\n";
   EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, 1), 1);
@@ -285,7 +260,7 @@ class AccessLoggedCancellationTest : public CancellationTest {
 TEST_F(AccessLoggedCancellationTest, AnHttpClientHangingUpIsLoggedWith499) {
   ::testing::internal::CaptureStderr();
   HangUpDuringAnHttpUpdate();
-  EXPECT_LT(TimeUntilNoUpdateRuns(), kGoneWithin);
+  EXPECT_LT(TimeUntilNoneRuns(kUpdates), kGoneWithin);
   // Counted just after its line is written (the log's sink is outside the metrics' one).
   EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, 1), 1);
   const std::string log = ::testing::internal::GetCapturedStderr();
