@@ -143,8 +143,13 @@ ABSL_FLAG(absl::Duration, list_cache_ttl, EnvOr("HOTPATH_LIST_CACHE_TTL", absl::
 ABSL_FLAG(int, list_cache_size, EnvOr("HOTPATH_LIST_CACHE_SIZE", 256),
           "ListItems pages kept by their cache (env HOTPATH_LIST_CACHE_SIZE)");
 ABSL_FLAG(int, read_batches, EnvOr("HOTPATH_READ_BATCHES", 2),
-          "with the cache off: GetItem queries running at once; reads arriving meanwhile share "
-          "the next one; 0: a query per read (env HOTPATH_READ_BATCHES)");
+          "with the cache off: most GetItem queries running at once; reads arriving meanwhile "
+          "share the next one; 0: a query per read (env HOTPATH_READ_BATCHES)");
+ABSL_FLAG(absl::Duration, read_batch_overlap,
+          EnvOr("HOTPATH_READ_BATCH_OVERLAP", absl::Milliseconds(1)),
+          "with the cache off: a GetItem query starts beside one already running only once that "
+          "one has run this long (up to --read_batches); 0: at once (env "
+          "HOTPATH_READ_BATCH_OVERLAP)");
 ABSL_FLAG(bool, loop_reads, EnvOr("HOTPATH_LOOP_READS", true),
           "with the cache off: a GetItem batch started by an HTTP request is sent and answered on "
           "its event loop, without an executor thread (env HOTPATH_LOOP_READS)");
@@ -287,6 +292,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   catalog.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
+  catalog.cache.item_reads.overlap_after = absl::GetFlag(FLAGS_read_batch_overlap);
   catalog.cache.item_reads_on_loops = absl::GetFlag(FLAGS_loop_reads);
   catalog.cache.list_reads_in_flight = std::max(0, absl::GetFlag(FLAGS_shared_list_reads));
   catalog.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);

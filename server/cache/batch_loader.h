@@ -1,8 +1,9 @@
 // Natural batching of point reads: DataLoader's idea without its wait. A read that arrives while
-// `max_in_flight` loads are running waits, and the next load takes every key waiting by then (up
-// to `max_batch`) in one query. An idle loader starts a load at once, so a lone read pays
-// nothing; under load, many reads share one round trip, and the database works on a few larger
-// queries instead of many one-row ones.
+// a load is running waits, and the next load takes every key waiting by then (up to `max_batch`)
+// in one query. An idle loader starts a load at once, so a lone read pays nothing; under load,
+// many reads share one round trip, and the database works on a few larger queries instead of many
+// one-row ones. A load that runs long (`overlap_after`) lets another start beside it, up to
+// `max_in_flight`, so one slow query does not hold every reader.
 //
 // A read is answered by a load that started after it arrived, so it sees every write committed
 // before it was asked (read-your-writes holds as for a direct query).
@@ -37,8 +38,12 @@ namespace hotpath::cache {
 struct BatchLoaderOptions {
   // Most distinct keys in one load. Default 100.
   std::size_t max_batch = 100;
-  // Loads running at once; a read that finds them all busy joins the next one. Default 2.
+  // Most loads running at once; a read that cannot start one joins the next. Default 2.
   int max_in_flight = 2;
+  // A read that arrives while loads run starts another (below max_in_flight) only when the newest
+  // of them has run this long; until then it waits for the next, larger batch. Zero: at once.
+  // Default 1 ms, several of a batch's usual round trips on one host.
+  absl::Duration overlap_after = absl::Milliseconds(1);
 };
 
 template <class Key, class Value>
@@ -79,7 +84,7 @@ class BatchLoader final {
   void Get(const Key& key, absl::Time deadline, Callback done) {
     std::unique_lock lock(mu_);
     waiting_.push_back(Reader{key, deadline, std::move(done)});
-    if (in_flight_ < options_.max_in_flight) StartLoad(lock);
+    if (MayStartLoad()) StartLoad(lock);
   }
 
   // Loads started so far (each answers one or more reads).
@@ -94,20 +99,36 @@ class BatchLoader final {
     absl::Time deadline;  // when its caller gives up
     Callback done;        // its answer
   };
+  // The readers of one load.
+  struct Batch {
+    std::vector<Reader> readers;  // in the order they arrived
+    absl::Time started;           // when its load started
+  };
+
+  // Whether a waiting read may start a load now (mu_ held): none runs, or the newest of those
+  // running has run overlap_after and there is room for another.
+  bool MayStartLoad() const {
+    if (started_.empty()) return true;
+    if (started_.size() >= static_cast<std::size_t>(options_.max_in_flight)) return false;
+    if (options_.overlap_after <= absl::ZeroDuration()) return true;
+    return absl::Now() - *std::max_element(started_.begin(), started_.end()) >=
+           options_.overlap_after;
+  }
 
   // Takes up to max_batch waiting readers into one load and schedules it; releases lock.
   void StartLoad(std::unique_lock<std::mutex>& lock) {
-    auto batch = std::make_shared<std::vector<Reader>>();
+    auto batch = std::make_shared<Batch>();
     absl::flat_hash_map<Key, std::size_t, absl::Hash<Key>> distinct;
     while (!waiting_.empty()) {
       const Key& key = waiting_.front().key;
       if (!distinct.contains(key) && distinct.size() >= options_.max_batch) break;
       distinct.try_emplace(key, distinct.size());
-      batch->push_back(std::move(waiting_.front()));
+      batch->readers.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
     }
-    if (batch->empty()) return;
-    ++in_flight_;
+    if (batch->readers.empty()) return;
+    batch->started = absl::Now();
+    started_.push_back(batch->started);
     ++loads_;
     lock.unlock();
     if (start_ && StartWithoutBlocking(batch)) return;
@@ -115,12 +136,12 @@ class BatchLoader final {
   }
 
   // The load of batch on the scheduler.
-  void Schedule(std::shared_ptr<std::vector<Reader>> batch) {
+  void Schedule(std::shared_ptr<Batch> batch) {
     // The token keeps the loader alive (its destructor waits) until the load is over.
     if (absl::Status refused = scheduler_([this, batch, token = pending_.Take()] { Run(*batch); });
         !refused.ok()) {
-      Finished();
-      for (auto& reader : *batch) reader.done(refused);
+      Finished(*batch);
+      for (auto& reader : batch->readers) reader.done(refused);
     }
   }
 
@@ -137,8 +158,8 @@ class BatchLoader final {
     absl::Time deadline = absl::InfinitePast();                    // the latest reader's
   };
 
-  bool StartWithoutBlocking(const std::shared_ptr<std::vector<Reader>>& batch) {
-    auto keys = std::make_shared<const Keys>(*batch);
+  bool StartWithoutBlocking(const std::shared_ptr<Batch>& batch) {
+    auto keys = std::make_shared<const Keys>(batch->readers);
     Answered answered = [this, batch, keys,
                          token = pending_.Take()](std::optional<Results> results) mutable {
       if (!results.has_value()) return Schedule(std::move(batch));
@@ -147,20 +168,20 @@ class BatchLoader final {
     return start_(keys->keys, keys->deadline, answered);
   }
 
-  void Run(std::vector<Reader>& batch) {
-    const Keys keys(batch);
+  void Run(Batch& batch) {
+    const Keys keys(batch.readers);
     Answer(batch, keys, load_(keys.keys, keys.deadline));
   }
 
-  void Answer(std::vector<Reader>& batch, const Keys& keys, Results results) {
+  void Answer(Batch& batch, const Keys& keys, Results results) {
     if (results.ok() && results->size() != keys.keys.size()) {
       results = absl::InternalError("batch load answered the wrong number of keys");
     }
     // The next batch goes to the database before this one's readers are answered.
-    Finished();
+    Finished(batch);
     // Answers bound for one event loop are handed to it together.
     const app::HandoffBatch answers;
-    for (Reader& reader : batch) {
+    for (Reader& reader : batch.readers) {
       if (!results.ok()) {
         reader.done(results.status());
       } else {
@@ -169,22 +190,22 @@ class BatchLoader final {
     }
   }
 
-  // A load ended: the readers that waited for it form the next one.
-  void Finished() {
+  // batch's load ended: the readers that waited for it form the next one.
+  void Finished(const Batch& batch) {
     std::unique_lock lock(mu_);
-    --in_flight_;
+    started_.erase(std::find(started_.begin(), started_.end(), batch.started));
     if (!waiting_.empty()) StartLoad(lock);
   }
 
-  BatchLoaderOptions options_;  // as given, clamped to at least 1
-  const Load load_;             // reads a batch
-  const Scheduler scheduler_;   // where loads run
-  Start start_;                 // starts loads without blocking; empty: none
-  mutable std::mutex mu_;       // guards the below
-  std::deque<Reader> waiting_;  // reads not yet in a load, oldest first
-  int in_flight_ = 0;           // loads scheduled or running
-  std::int64_t loads_ = 0;      // loads started
-  PendingWork pending_;         // loads queued or running; waited for on destruction
+  BatchLoaderOptions options_;       // as given, clamped to at least 1
+  const Load load_;                  // reads a batch
+  const Scheduler scheduler_;        // where loads run
+  Start start_;                      // starts loads without blocking; empty: none
+  mutable std::mutex mu_;            // guards the below
+  std::deque<Reader> waiting_;       // reads not yet in a load, oldest first
+  std::vector<absl::Time> started_;  // when each load scheduled or running started
+  std::int64_t loads_ = 0;           // loads started
+  PendingWork pending_;              // loads queued or running; waited for on destruction
 };
 
 }  // namespace hotpath::cache

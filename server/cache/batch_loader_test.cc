@@ -127,6 +127,71 @@ TEST_F(BatchLoaderTest, ALoadAnswersItsReadersInsideOneHandoffBatch) {
   EXPECT_FALSE(app::HandoffBatch::Open());
 }
 
+// A second load beside a running one, by how long that one has run (overlap_after).
+class OverlapTest : public ::testing::Test {
+ protected:
+  using Loader = BatchLoader<int, std::string>;
+  static Loader::Load Values() {
+    return [](const std::vector<int>& keys, absl::Time) {
+      return Loader::Results(std::vector<absl::StatusOr<std::string>>(keys.size(), "value"));
+    };
+  }
+  ManualScheduler tasks_;  // where loads wait to run
+};
+
+TEST_F(OverlapTest, AReadWaitsForTheNextBatchWhileTheLoadRunningIsYoung) {
+  Loader loader(BatchLoaderOptions{.max_in_flight = 2, .overlap_after = absl::Hours(1)}, Values(),
+                tasks_.scheduler());
+  int answered = 0;
+  auto count = [&answered](const absl::StatusOr<std::string>&) { ++answered; };
+  loader.Get(1, absl::InfiniteFuture(), count);
+  loader.Get(2, absl::InfiniteFuture(), count);
+  loader.Get(3, absl::InfiniteFuture(), count);
+  EXPECT_EQ(tasks_.queued(), 1u);  // {1} only: {2, 3} wait, under max_in_flight
+  tasks_.RunOne();
+  ASSERT_EQ(tasks_.queued(), 1u);  // {2, 3}, started as {1} ended
+  tasks_.RunOne();
+  EXPECT_EQ(answered, 3);
+  EXPECT_EQ(loader.loads(), 2);
+}
+
+TEST_F(OverlapTest, AReadStartsASecondLoadOnceTheRunningOneHasRunTheOverlap) {
+  Loader loader(BatchLoaderOptions{.max_in_flight = 2, .overlap_after = absl::Milliseconds(20)},
+                Values(), tasks_.scheduler());
+  int answered = 0;
+  auto count = [&answered](const absl::StatusOr<std::string>&) { ++answered; };
+  loader.Get(1, absl::InfiniteFuture(), count);
+  loader.Get(2, absl::InfiniteFuture(), count);  // {1} is young: waits
+  EXPECT_EQ(tasks_.queued(), 1u);
+  absl::SleepFor(absl::Milliseconds(30));
+  loader.Get(3, absl::InfiniteFuture(), count);  // {1} has run 20 ms: {2, 3} start beside it
+  EXPECT_EQ(tasks_.queued(), 2u);
+  loader.Get(4, absl::InfiniteFuture(), count);  // two running: the most
+  absl::SleepFor(absl::Milliseconds(30));
+  loader.Get(5, absl::InfiniteFuture(), count);
+  EXPECT_EQ(tasks_.queued(), 2u);
+  tasks_.RunOne();  // {1}; {4, 5} start as it ends
+  tasks_.RunOne();
+  tasks_.RunOne();
+  EXPECT_EQ(answered, 5);
+  EXPECT_EQ(loader.loads(), 3);
+}
+
+TEST_F(OverlapTest, ZeroOverlapStartsLoadsAtOnceUpToTheMost) {
+  Loader loader(BatchLoaderOptions{.max_in_flight = 2, .overlap_after = absl::ZeroDuration()},
+                Values(), tasks_.scheduler());
+  int answered = 0;
+  auto count = [&answered](const absl::StatusOr<std::string>&) { ++answered; };
+  loader.Get(1, absl::InfiniteFuture(), count);
+  loader.Get(2, absl::InfiniteFuture(), count);
+  loader.Get(3, absl::InfiniteFuture(), count);
+  EXPECT_EQ(tasks_.queued(), 2u);  // {1} and {2}; {3} waits for one of them
+  tasks_.RunOne();
+  tasks_.RunOne();
+  tasks_.RunOne();
+  EXPECT_EQ(answered, 3);
+}
+
 // Loads started without the scheduler (set_start): kept here until the test answers them.
 class StartedLoadTest : public BatchLoaderTest {
  protected:
