@@ -597,6 +597,50 @@ TEST_F(ObservabilityTest, CacheOffReadsAreBatchedAndEachGetsItsOwnAnswer) {
   EXPECT_EQ(read.name(), "Renamed while batched");
 }
 
+// With the cache on, misses that come together share queries too (the batch loader loads the
+// cache), and each is stored and answered as its own item.
+TEST_F(ObservabilityTest, CacheMissesThatComeTogetherShareQueries) {
+  server_.reset();
+  ServerOptions options = Options();
+  options.catalog.cache.item_reads.max_in_flight = 1;
+  StartServer(options);
+  auto* reads = catalog_->service().item_reads();
+  auto* cache = catalog_->service().item_cache();
+  ASSERT_NE(reads, nullptr);
+  ASSERT_NE(cache, nullptr);
+  std::vector<v1::Item> items;
+  for (int i = 1; i <= 200; ++i) items.push_back(CreateDemo(i));
+  cache->Clear();
+  const std::int64_t queries_before = reads->loads();
+  const std::int64_t loads_before = cache->stats().loads;
+  std::atomic<int> right{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {  // every id once: all misses
+        const v1::Item& item = items[static_cast<std::size_t>(t * 25 + i)];
+        v1::GetItemRequest get;
+        get.set_id(item.id());
+        v1::Item read;
+        if (stub_->GetItem(Context().get(), get, &read).ok() && read.sku() == item.sku()) ++right;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(right.load(), 200);
+  EXPECT_EQ(cache->stats().loads - loads_before, 200);  // one load per item
+  const std::int64_t queries = reads->loads() - queries_before;
+  EXPECT_GT(queries, 0);    // the cache loaded through the batch loader
+  EXPECT_LT(queries, 200);  // in fewer queries than items: shared
+  const std::int64_t hits_before = cache->stats().hits;
+  v1::GetItemRequest get;
+  get.set_id(items[7].id());
+  v1::Item read;
+  ASSERT_TRUE(stub_->GetItem(Context().get(), get, &read).ok());
+  EXPECT_EQ(read.sku(), items[7].sku());
+  EXPECT_EQ(cache->stats().hits - hits_before, 1);  // stored
+}
+
 TEST_F(ObservabilityTest, HttpEndpoints) {
   const int port = server_->http_port();
   HttpReply health = HttpCall(port, bhttp::verb::get, "/healthz");

@@ -103,6 +103,10 @@ class TtlCache final {
   // (the deadline of the caller whose miss started the load; InfiniteFuture for refreshes).
   using Loader = std::function<absl::StatusOr<Value>(const Key&, absl::Time deadline)>;
   using Callback = std::function<void(const Result&)>;
+  // Starts the load of a key without blocking, and calls loaded once with what it produced, on
+  // any thread: for loads that share their work (cache::BatchLoader). deadline as for Loader.
+  using StartLoader = std::function<void(const Key&, absl::Time deadline,
+                                         std::function<void(absl::StatusOr<Value>)> loaded)>;
 
   TtlCache(CacheOptions options, Loader loader, Scheduler scheduler)
       : options_(std::move(options)),
@@ -129,6 +133,10 @@ class TtlCache final {
   // callers that waited for it, and is loaded again next time: for values whose size varies
   // widely, so that max_entries bounds the memory. Set before the first Get.
   void set_keep(std::function<bool(const Value&)> keep) { keep_ = std::move(keep); }
+
+  // Loads (misses and refreshes) start through start instead of running the Loader on the
+  // scheduler. Set before the first Get.
+  void set_start_loader(StartLoader start) { start_loader_ = std::move(start); }
 
   // A live entry's result (a value, or a cached NOT_FOUND), or nullopt. Counts a hit, never a miss,
   // and may start a background refresh.
@@ -313,6 +321,13 @@ class TtlCache final {
     ++shard.counters.loads;
     lock.unlock();
     // The token keeps the cache alive (its destructor waits) until the load is over.
+    if (start_loader_) {
+      return start_loader_(
+          key, deadline,
+          [this, &shard, key, load, token = pending_.Take()](absl::StatusOr<Value> loaded) {
+            Finish(shard, key, load, std::move(loaded));
+          });
+    }
     auto run = [this, &shard, key, load, deadline, token = pending_.Take()] {
       absl::StatusOr<Value> loaded = loader_(key, deadline);
       Finish(shard, key, load, std::move(loaded));
@@ -393,6 +408,7 @@ class TtlCache final {
   std::vector<Shard> shards_;               // keys by hash
   std::size_t per_shard_max_;               // max_entries spread over the shards
   std::function<bool(const Value&)> keep_;  // values worth storing; null: all
+  StartLoader start_loader_;                // starts loads instead of the scheduler; null: none
   static constexpr std::int64_t kNoAgeLimit = std::numeric_limits<std::int64_t>::max();
   std::atomic<std::int64_t> max_age_nanos_{kNoAgeLimit};  // LimitAge
 };

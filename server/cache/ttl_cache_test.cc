@@ -335,6 +335,64 @@ TEST(TtlCache, ALoadThatStartedBeforeAnInvalidationNeverStoresItsValue) {
   EXPECT_FALSE(cache.Peek("a").has_value());                    // but the value is not kept
 }
 
+// Loads started through set_start_loader (a batch loader's), answered when the test says so.
+struct StartedLoads {
+  std::vector<std::string> keys;                                      // each load started, in order
+  std::vector<std::function<void(absl::StatusOr<std::string>)>> due;  // their answers, unsent
+  StringCache::StartLoader AsStartLoader() {
+    return [this](const std::string& key, absl::Time,
+                  std::function<void(absl::StatusOr<std::string>)> loaded) {
+      keys.push_back(key);
+      due.push_back(std::move(loaded));
+    };
+  }
+};
+
+TEST(TtlCache, AStartLoaderLoadsMissesAndRefreshesInsteadOfTheScheduler) {
+  FakeClock clock;
+  CountingLoader loader;
+  ManualScheduler scheduler;
+  StartedLoads started;
+  CacheOptions options = Options(&clock);
+  options.refresh_after = absl::Seconds(10);
+  StringCache cache(options, loader.AsLoader(), scheduler.AsScheduler());
+  cache.set_start_loader(started.AsStartLoader());
+  std::vector<std::string> seen;
+  auto record = [&seen](const StringCache::Result& r) { seen.push_back(ValueOf(r)); };
+  cache.Get("a", record);
+  cache.Get("b", record);
+  cache.Get("a", record);  // coalesced onto a's load
+  EXPECT_EQ(started.keys, (std::vector<std::string>{"a", "b"}));
+  started.due[1]("b@1");
+  started.due[0]("a@1");
+  EXPECT_EQ(seen, (std::vector<std::string>{"b@1", "a@1", "a@1"}));
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@1");  // stored
+  clock.Advance(absl::Seconds(11));
+  EXPECT_EQ(ValueOf(*cache.Peek("b")), "b@1");  // stale: served, and refreshed through it too
+  ASSERT_EQ(started.keys.size(), 3u);
+  EXPECT_EQ(started.keys[2], "b");
+  started.due[2]("b@2");
+  EXPECT_EQ(ValueOf(*cache.Peek("b")), "b@2");
+  EXPECT_EQ(scheduler.RunAll(), 0);  // the Loader never ran
+  EXPECT_EQ(loader.calls.load(), 0);
+  started.due.clear();  // the loads are over (the cache's destructor waits for them)
+}
+
+TEST(TtlCache, AStartedLoadAnsweredAfterAnInvalidationIsNotStored) {
+  FakeClock clock;
+  CountingLoader loader;
+  StartedLoads started;
+  StringCache cache(Options(&clock), loader.AsLoader(), Inline());
+  cache.set_start_loader(started.AsStartLoader());
+  std::vector<std::string> seen;
+  cache.Get("a", [&seen](const StringCache::Result& r) { seen.push_back(ValueOf(r)); });
+  cache.Invalidate("a");  // a write lands while the batch is in flight
+  started.due[0]("a@before-write");
+  started.due.clear();
+  EXPECT_EQ(seen, std::vector<std::string>{"a@before-write"});  // its caller is still answered
+  EXPECT_FALSE(cache.Peek("a").has_value());                    // but the value is not kept
+}
+
 TEST(TtlCache, ReadersAfterAnInvalidationStartANewLoad) {
   FakeClock clock;
   ManualScheduler scheduler;

@@ -191,9 +191,7 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
       tokens_(tokens),
       scheduler_(std::move(scheduler)),
       load_timeout_(cache_options.load_timeout) {
-  if (cache_options.enabled) {
-    StartCaches(cache_options);
-  } else if (cache_options.item_reads.max_in_flight > 0) {
+  if (cache_options.item_reads.max_in_flight > 0) {
     item_reads_ = std::make_unique<cache::BatchLoader<std::int64_t, v1::Item>>(
         cache_options.item_reads,
         [this](const std::vector<std::int64_t>& ids, absl::Time deadline) {
@@ -207,6 +205,7 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
       });
     }
   }
+  if (cache_options.enabled) StartCaches(cache_options);
   if (lists_ == nullptr && cache_options.list_reads_in_flight > 0) {
     list_reads_ = std::make_unique<cache::ReadCoalescer<std::string, v1::ListItemsResponse>>(
         cache_options.list_reads_in_flight,
@@ -227,6 +226,15 @@ void CatalogService::StartCaches(const CatalogCacheOptions& cache_options) {
         return store_->Get(id, LoadDeadline(deadline));
       },
       scheduler_);
+  if (item_reads_ != nullptr) {
+    // Misses and refreshes that come together share queries: a cold start's or a refresh wave's
+    // thousands of loads are dozens of statements, not thousands.
+    items_->set_start_loader(
+        [reads = item_reads_.get()](const std::int64_t& id, absl::Time deadline,
+                                    std::function<void(absl::StatusOr<v1::Item>)> loaded) {
+          reads->Get(id, deadline, std::move(loaded));
+        });
+  }
   stats_ = std::make_unique<cache::TtlCache<std::string, v1::CategoryStats>>(
       cache_options.category_stats,
       [this](const std::string& category, absl::Time deadline) {

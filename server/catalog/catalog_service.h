@@ -50,8 +50,9 @@ struct CatalogCacheOptions {
                                  .ttl = absl::Seconds(5),
                                  .negative_ttl = absl::ZeroDuration()};
   std::size_t max_list_page_bytes = 64 << 10;
-  // GetItem with the cache off: reads that arrive while `max_in_flight` queries run share the next
-  // one (cache::BatchLoader). max_in_flight 0: every read is a query of its own.
+  // GetItem's database reads (every read with the cache off, the item cache's loads with it on):
+  // reads that arrive while a query runs share the next one (cache::BatchLoader). max_in_flight 0:
+  // every read is a query of its own.
   cache::BatchLoaderOptions item_reads{.max_batch = 100, .max_in_flight = 2};
   // Those batches, when the read that starts one comes from an event loop (the HTTP gateway's),
   // sent and answered on that loop without an executor thread (ItemStore::StartGetEach).
@@ -134,7 +135,7 @@ class CatalogService final {
   cache::TtlCache<std::int64_t, v1::Item>* item_cache() { return items_.get(); }
   cache::TtlCache<std::string, v1::CategoryStats>* category_stats_cache() { return stats_.get(); }
   cache::TtlCache<std::string, v1::ListItemsResponse>* list_cache() { return lists_.get(); }
-  // Null unless the cache is off and reads are batched.
+  // Null unless GetItem's database reads are batched (the item cache's loads, or every read).
   cache::BatchLoader<std::int64_t, v1::Item>* item_reads() { return item_reads_.get(); }
   // Null unless list pages are not cached and identical lists share their reads.
   cache::ReadCoalescer<std::string, v1::ListItemsResponse>* list_reads() {
@@ -161,11 +162,12 @@ class CatalogService final {
   const PageTokenCodec* tokens_;  // signs and checks page tokens
   cache::Scheduler scheduler_;    // runs database reads for the cached methods
   absl::Duration load_timeout_;   // deadline of cache loads
+  // GetItem's database reads, batched; null when batching is off. Before items_, whose loads it
+  // runs: items_ goes first, waiting for them.
+  std::unique_ptr<cache::BatchLoader<std::int64_t, v1::Item>> item_reads_;
   std::unique_ptr<cache::TtlCache<std::int64_t, v1::Item>> items_;              // by id
   std::unique_ptr<cache::TtlCache<std::string, v1::CategoryStats>> stats_;      // by category
   std::unique_ptr<cache::TtlCache<std::string, v1::ListItemsResponse>> lists_;  // by ListKey
-  // GetItem's database reads when items_ is off; null when batching is off too.
-  std::unique_ptr<cache::BatchLoader<std::int64_t, v1::Item>> item_reads_;
   // ListItems' database reads when lists_ is off; null when sharing is off too.
   std::unique_ptr<cache::ReadCoalescer<std::string, v1::ListItemsResponse>> list_reads_;
   std::function<void(std::string_view payload)> announce_;  // tells other replicas; may be null
