@@ -143,15 +143,16 @@ ABSL_FLAG(absl::Duration, list_cache_ttl, EnvOr("HOTPATH_LIST_CACHE_TTL", absl::
 ABSL_FLAG(int, list_cache_size, EnvOr("HOTPATH_LIST_CACHE_SIZE", 256),
           "ListItems pages kept by their cache (env HOTPATH_LIST_CACHE_SIZE)");
 ABSL_FLAG(int, read_batches, EnvOr("HOTPATH_READ_BATCHES", 2),
-          "with the cache off: most GetItem queries running at once; reads arriving meanwhile "
-          "share the next one; 0: a query per read (env HOTPATH_READ_BATCHES)");
+          "GetItem's database reads (every read with the cache off, the item cache's loads with it "
+          "on): most queries running at once; reads arriving meanwhile share the next one; 0: a "
+          "query per read (env HOTPATH_READ_BATCHES)");
 ABSL_FLAG(absl::Duration, read_batch_overlap,
           EnvOr("HOTPATH_READ_BATCH_OVERLAP", absl::Milliseconds(1)),
-          "with the cache off: a GetItem query starts beside one already running only once that "
+          "GetItem's database reads: a query starts beside one already running only once that "
           "one has run this long (up to --read_batches); 0: at once (env "
           "HOTPATH_READ_BATCH_OVERLAP)");
 ABSL_FLAG(bool, loop_reads, EnvOr("HOTPATH_LOOP_READS", true),
-          "with the cache off: a GetItem batch started by an HTTP request is sent and answered on "
+          "GetItem's database reads: a batch started by an HTTP request is sent and answered on "
           "its event loop, without an executor thread (env HOTPATH_LOOP_READS)");
 ABSL_FLAG(int, shared_list_reads, EnvOr("HOTPATH_SHARED_LIST_READS", 2),
           "with list pages not cached: queries of one page running at once; identical lists "
