@@ -97,6 +97,8 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   d->executor_ = std::make_unique<rpc::Executor>(
       options.executor_threads > 0 ? options.executor_threads : pool_max, options.executor_queue,
       options.worker_nice);
+  d->reads_ =
+      std::make_unique<rpc::Executor>(std::max(1, options.read_threads), options.executor_queue);
   d->gate_ = std::make_unique<rpc::CallGate>(std::move(options.admission));
   module::ModuleContext context{
       .pool = d->pool_.get(),
@@ -104,6 +106,10 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
       .executor = d->executor_.get(),
       .scheduler = [executor = d->executor_.get()](
                        std::function<void()> task) { return executor->Schedule(std::move(task)); },
+      .read_scheduler =
+          [reads = d->reads_.get()](std::function<void()> task) {
+            return reads->Schedule(std::move(task));
+          },
       .max_message_bytes = static_cast<std::size_t>(options.max_message_bytes)};
   if (d->announcer_ != nullptr) {
     context.announce = [announcer = d->announcer_.get()](std::string_view channel,
@@ -318,6 +324,7 @@ void Hotpathd::Shutdown(absl::Duration grace) {
   }
   if (http_drain.joinable()) http_drain.join();
   if (executor_ != nullptr) executor_->Stop();
+  if (reads_ != nullptr) reads_->Stop();
   if (announcer_ != nullptr) announcer_->Stop();  // sends what the last writes left
   if (change_feed_ != nullptr) change_feed_->Stop();
   if (read_replicas_ != nullptr) read_replicas_->Stop();

@@ -75,6 +75,10 @@ struct HotpathdOptions {
   // Niceness added to the database threads, so that when the cores are saturated the threads that
   // read and shed calls (completion queues, HTTP) run first; 0: same priority as the rest.
   int worker_nice = 10;
+  // Threads for short reads that calls wait on (batched point reads, ModuleContext::
+  // read_scheduler), at the normal priority: worker_nice would put every waiting caller behind the
+  // load it offers. At least 1.
+  int read_threads = 2;
   // Completion queues / polling threads; 0: one per core.
   int completion_queues = 0;
   // Pending calls per method and queue; server-stream compression threshold.
@@ -144,6 +148,7 @@ class Hotpathd final {
   std::unique_ptr<db::PgPool> pool_;                    // database connections
   std::unique_ptr<db::ReadReplicas> read_replicas_;     // standbys; null when none
   std::unique_ptr<rpc::Executor> executor_;             // database work
+  std::unique_ptr<rpc::Executor> reads_;                // batched reads callers wait on
   std::unique_ptr<rpc::CallGate> gate_;                 // admits every call
   std::unique_ptr<db::ChangeAnnouncer> announcer_;      // tells other replicas; null when feed off
   module::ServiceModules modules_;                      // the services, in the given order

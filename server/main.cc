@@ -293,6 +293,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   catalog.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
+  // A thread for each batch that may run at once, at the normal priority (HotpathdOptions).
+  options.read_threads = std::max(1, absl::GetFlag(FLAGS_read_batches));
   catalog.cache.item_reads.overlap_after = absl::GetFlag(FLAGS_read_batch_overlap);
   catalog.cache.item_reads_on_loops = absl::GetFlag(FLAGS_loop_reads);
   catalog.cache.list_reads_in_flight = std::max(0, absl::GetFlag(FLAGS_shared_list_reads));

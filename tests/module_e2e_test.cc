@@ -3,6 +3,10 @@
 // change to the runtime. Each brings its own migration, statements, cache, methods and OpenAPI
 // document, and each shows in health, metrics and admission like the other.
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <future>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -212,6 +216,53 @@ TEST_F(ModuleTest, AModuleWithAnUndeclaredMethodFailsTheStart) {
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(std::string(server.status().message()),
               HasSubstr("hotpath.library.v1.LibraryService.GetBook is not declared"));
+}
+
+// The library module, noting the niceness of the threads its context's schedulers run tasks on.
+class PriorityProbe final : public module::ServiceModule {
+ public:
+  struct Seen {
+    int database = 0;  // a task on context.scheduler (the database executor)
+    int reads = 0;     // a task on context.read_scheduler
+  };
+  explicit PriorityProbe(Seen* seen) : seen_(seen) {}
+
+  std::vector<db::Migration> Migrations() const override { return library_.Migrations(); }
+  std::vector<db::PreparedStatement> Statements() const override { return library_.Statements(); }
+  absl::Status Start(const module::ModuleContext& context) override {
+    seen_->database = NiceOn(context.scheduler);
+    seen_->reads = NiceOn(context.read_scheduler);
+    return library_.Start(context);
+  }
+  rpc::ServiceBindings& bindings() override { return library_.bindings(); }
+
+ private:
+  static int NiceOn(const cache::Scheduler& scheduler) {
+    std::promise<int> nice;
+    EXPECT_TRUE(scheduler([&nice] {
+                  nice.set_value(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())));
+                }).ok());
+    return nice.get_future().get();
+  }
+
+  Seen* seen_;
+  library::LibraryModule library_;
+};
+
+// Database work yields the cores to the threads that read and refuse calls (--worker_nice), but
+// the batched reads that callers wait on run at the normal priority: a cold cache's misses under
+// load wait for their batch, not for the CPU left over (bench/NOTES.md).
+TEST_F(ModuleTest, BatchedReadsRunAtTheNormalPriorityWhileOtherDatabaseWorkYields) {
+  PriorityProbe::Seen seen;
+  module::ServiceModules modules;
+  modules.push_back(std::make_unique<PriorityProbe>(&seen));
+  ServerOptions options = Options();
+  options.worker_nice = 10;
+  auto server = Hotpathd::Start(std::move(options), std::move(modules));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int own = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  EXPECT_EQ(seen.reads, own);
+  EXPECT_EQ(seen.database, std::min(own + 10, 19));
 }
 
 }  // namespace

@@ -8,7 +8,7 @@ absl::Status CatalogModule::Start(const module::ModuleContext& context) {
   tokens_ = std::make_unique<PageTokenCodec>(options_.page_token_secret);
   store_ = std::make_unique<PgItemStore>(context.pool, context.read_replicas);
   service_ = std::make_unique<CatalogService>(store_.get(), tokens_.get(), context.scheduler,
-                                              options_.cache);
+                                              options_.cache, context.read_scheduler);
   CatalogService* catalog = service_.get();
   catalog->set_max_answer_bytes(context.max_message_bytes);
   if (context.announce) {

@@ -186,7 +186,8 @@ void LoadAfter(const cache::Scheduler& scheduler, std::uint64_t position,
 }  // namespace
 
 CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
-                               cache::Scheduler scheduler, const CatalogCacheOptions& cache_options)
+                               cache::Scheduler scheduler, const CatalogCacheOptions& cache_options,
+                               cache::Scheduler read_scheduler)
     : store_(store),
       tokens_(tokens),
       scheduler_(std::move(scheduler)),
@@ -197,7 +198,7 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
         [this](const std::vector<std::int64_t>& ids, absl::Time deadline) {
           return store_->GetEach(ids, LoadDeadline(deadline));
         },
-        scheduler_);
+        read_scheduler ? std::move(read_scheduler) : scheduler_);
     if (cache_options.item_reads_on_loops) {
       item_reads_->set_start([this](const std::vector<std::int64_t>& ids, absl::Time deadline,
                                     ItemStore::EachAnswer& answered) {

@@ -75,9 +75,11 @@ class CatalogService final {
   template <class T>
   using Done = rpc::SharedDone<T>;
 
-  // scheduler: where database reads for the cached methods run (the database executor).
+  // scheduler: where database reads for the cached methods run (the database executor);
+  // read_scheduler: where GetItem's batched reads run (ModuleContext::read_scheduler; empty: on
+  // scheduler).
   CatalogService(ItemStore* store, const PageTokenCodec* tokens, cache::Scheduler scheduler,
-                 const CatalogCacheOptions& cache_options);
+                 const CatalogCacheOptions& cache_options, cache::Scheduler read_scheduler = {});
 
   // Cached reads: done runs at once (on the caller's thread) for a cache hit or a validation error,
   // else on the scheduler's thread once the database answers.

@@ -415,5 +415,46 @@ TEST_F(CatalogServiceTest, ListsReadEachTheirOwnWhenSharingIsOff) {
   EXPECT_EQ(service_->list_reads(), nullptr);
 }
 
+// GetItem's batched reads (the item cache's loads) run where the read scheduler says (hotpathd's
+// threads at the normal priority); the other cached reads stay on the database scheduler.
+TEST(CatalogServiceSchedulersTest, BatchedItemReadsGoToTheReadSchedulerAndTheRestDoNot) {
+  FakeItemStore store;
+  PageTokenCodec tokens("test secret");
+  int database = 0;
+  int reads = 0;
+  CatalogService service(
+      &store, &tokens,
+      [&database](std::function<void()> work) {
+        ++database;
+        return RunNow(std::move(work));
+      },
+      CatalogCacheOptions{},
+      [&reads](std::function<void()> work) {
+        ++reads;
+        return RunNow(std::move(work));
+      });
+  v1::CreateItemRequest create;
+  *create.mutable_item() = NewItem("S-1", "saws");
+  auto created = service.CreateItem(create, absl::Now() + kLong);
+  ASSERT_TRUE(created.ok()) << created.status();
+
+  v1::GetItemRequest get;
+  get.set_id(created->id());
+  std::promise<bool> item;
+  service.GetItem(get, absl::Now() + kLong, [&item](const auto& r) { item.set_value(r.ok()); });
+  ASSERT_TRUE(item.get_future().get());
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(database, 0);
+
+  v1::GetCategoryStatsRequest stats;
+  stats.set_category("saws");
+  std::promise<bool> counted;
+  service.GetCategoryStats(stats, absl::Now() + kLong,
+                           [&counted](const auto& r) { counted.set_value(r.ok()); });
+  ASSERT_TRUE(counted.get_future().get());
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(database, 1);
+}
+
 }  // namespace
 }  // namespace hotpath::catalog

@@ -30,6 +30,11 @@ struct ModuleContext {
   db::ReadReplicas* read_replicas = nullptr;
   rpc::Executor* executor = nullptr;  // runs whatever blocks (database work)
   cache::Scheduler scheduler;         // the executor, as caches schedule their loads
+  // A few threads at the normal priority for reads that calls wait on and that are bounded in
+  // number (a batch loader's queries, cache::BatchLoader): the executor's threads yield to the
+  // threads that read and refuse calls, which would leave every caller of a batch behind the load
+  // it offers. Empty: use scheduler.
+  cache::Scheduler read_scheduler;
   // Tells the other replicas about a write that committed: payload goes out on the NOTIFY channel
   // (server/db/change_announcer.h), batched with others. Null when the change feed is off (the
   // triggers announce every write then). Call after the commit, after invalidating locally.
