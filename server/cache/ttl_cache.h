@@ -1,6 +1,6 @@
 // A generic, thread-safe, sharded in-process cache: what Python's cachetools.TTLCache(maxsize, ttl)
-// has (max entries with LRU eviction among live entries, TTL from insert), plus what a server
-// needs:
+// has (max entries with LRU eviction among live entries, to the second; TTL from insert), plus what
+// a server needs:
 //
 // - request coalescing: concurrent misses on one key cause one load; every caller gets its result,
 //   and a load error goes to all of them without being cached;
@@ -143,8 +143,9 @@ class TtlCache final {
   std::optional<Result> Peek(const Key& key) {
     Shard& shard = ShardOf(key);
     std::unique_lock lock(shard.mu);
-    std::optional<Result> hit = LiveEntry(shard, key);
-    if (hit) MaybeRefresh(shard, key, lock);
+    bool stale = false;
+    std::optional<Result> hit = LiveEntry(shard, key, &stale);
+    if (stale) Refresh(shard, key, lock);
     return hit;
   }
 
@@ -153,8 +154,9 @@ class TtlCache final {
   void Get(const Key& key, Callback done, absl::Time deadline = absl::InfiniteFuture()) {
     Shard& shard = ShardOf(key);
     std::unique_lock lock(shard.mu);
-    if (std::optional<Result> hit = LiveEntry(shard, key)) {
-      MaybeRefresh(shard, key, lock);
+    bool stale = false;
+    if (std::optional<Result> hit = LiveEntry(shard, key, &stale)) {
+      if (stale) Refresh(shard, key, lock);
       lock.unlock();
       done(*hit);
       return;
@@ -264,6 +266,7 @@ class TtlCache final {
     absl::Time inserted;                       // for LimitAge
     absl::Time refresh_at;                     // inserted + refresh_after, less its share of spread
     absl::Time expires;                        // inserted + ttl (or negative_ttl)
+    absl::Time used;                           // last moved to the front of Shard::lru
     typename std::list<Key>::iterator lru;     // position in Shard::lru
     typename std::list<Key>::iterator expiry;  // position in its expiry list
   };
@@ -287,8 +290,9 @@ class TtlCache final {
 
   Shard& ShardOf(const Key& key) { return shards_[absl::Hash<Key>{}(key) % shards_.size()]; }
 
-  // The live entry's result, refreshing its LRU position; expired entries are purged.
-  std::optional<Result> LiveEntry(Shard& shard, const Key& key) {
+  // The live entry's result, refreshing its LRU position; expired entries are purged. *stale: the
+  // entry is past its refresh age (with refresh-ahead on).
+  std::optional<Result> LiveEntry(Shard& shard, const Key& key, bool* stale) {
     auto it = shard.entries.find(key);
     if (it == shard.entries.end()) return std::nullopt;
     const absl::Time now = clock_->Now();
@@ -298,16 +302,20 @@ class TtlCache final {
       Erase(shard, it);
       return std::nullopt;
     }
-    shard.lru.splice(shard.lru.begin(), shard.lru, it->second.lru);
+    // LRU to the second: moving an entry costs a hit the cache misses of its list node and both
+    // neighbours, and an entry read again within a second is still among the most recent.
+    if (now - it->second.used >= kLruStep) {
+      shard.lru.splice(shard.lru.begin(), shard.lru, it->second.lru);
+      it->second.used = now;
+    }
+    *stale = options_.refresh_after > absl::ZeroDuration() && now >= it->second.refresh_at;
     ++shard.counters.hits;
     if (it->second.value != nullptr) return Result(it->second.value);
     return Result(it->second.status);
   }
 
-  void MaybeRefresh(Shard& shard, const Key& key, std::unique_lock<std::mutex>& lock) {
-    if (options_.refresh_after <= absl::ZeroDuration()) return;
-    auto it = shard.entries.find(key);
-    if (it == shard.entries.end() || clock_->Now() < it->second.refresh_at) return;
+  // Starts the background reload of a live entry past its refresh age, unless one is under way.
+  void Refresh(Shard& shard, const Key& key, std::unique_lock<std::mutex>& lock) {
     auto& load = shard.loads[key];
     if (load != nullptr) return;  // a refresh (or load) is already under way
     load = std::make_shared<Load>();
@@ -379,7 +387,7 @@ class TtlCache final {
                      absl::Uniform(shard.random, 0.0, std::min(options_.refresh_spread, 1.0));
     }
     shard.entries.emplace(key, Entry{std::move(value), std::move(status), now, now + refresh_age,
-                                     now + (negative ? options_.negative_ttl : options_.ttl),
+                                     now + (negative ? options_.negative_ttl : options_.ttl), now,
                                      shard.lru.begin(), std::prev(expiry.end())});
   }
 
@@ -410,7 +418,8 @@ class TtlCache final {
   std::function<bool(const Value&)> keep_;  // values worth storing; null: all
   StartLoader start_loader_;                // starts loads instead of the scheduler; null: none
   static constexpr std::int64_t kNoAgeLimit = std::numeric_limits<std::int64_t>::max();
-  std::atomic<std::int64_t> max_age_nanos_{kNoAgeLimit};  // LimitAge
+  static constexpr absl::Duration kLruStep = absl::Seconds(1);  // see LiveEntry
+  std::atomic<std::int64_t> max_age_nanos_{kNoAgeLimit};        // LimitAge
 };
 
 }  // namespace hotpath::cache
