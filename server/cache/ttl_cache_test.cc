@@ -124,6 +124,20 @@ TEST(TtlCache, EvictsTheLeastRecentlyUsed) {
   EXPECT_TRUE(cache.Peek("d").has_value());
 }
 
+// LRU to the second: a hit within a second of its entry's last move leaves the order as it was
+// (moving costs the hit cache misses under the shard's lock), so the entry may be evicted first.
+TEST(TtlCache, AHitWithinASecondOfItsLastMoveLeavesTheLruOrder) {
+  FakeClock clock;
+  CountingLoader loader;
+  StringCache cache(Options(&clock, 3), loader.AsLoader(), Inline());
+  for (const char* key : {"a", "b", "c"}) ASSERT_TRUE(cache.GetBlocking(key).ok());
+  ASSERT_TRUE(cache.GetBlocking("a").ok());  // the same second as its load: not moved
+  ASSERT_TRUE(cache.GetBlocking("d").ok());
+  EXPECT_EQ(cache.stats().evictions, 1);
+  EXPECT_FALSE(cache.Peek("a").has_value());
+  EXPECT_TRUE(cache.Peek("b").has_value());
+}
+
 TEST(TtlCache, ExpiredEntriesGoBeforeAnyLiveOneIsEvicted) {
   FakeClock clock;
   CountingLoader loader;
