@@ -8,18 +8,25 @@
 // A read is answered by a load that started after it arrived, so it sees every write committed
 // before it was asked (read-your-writes holds as for a direct query).
 //
+// A background read (GetInBackground: a cache's refresh-ahead, which no caller waits on) waits up
+// to background_wait for company: it rides along in the next load started for other reads, or goes
+// with the other background reads once the oldest has waited that long or they fill a batch. A
+// refresh wave then costs a query per many items, not one per item.
+//
 // A load may also start without the scheduler (set_start): a read that waits on the calling
 // thread's event loop, answered there, so neither an executor thread nor a handoff back is paid
 // for it; loads it cannot start or finish that way run on the scheduler as before.
 #pragma once
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -44,6 +51,10 @@ struct BatchLoaderOptions {
   // of them has run this long; until then it waits for the next, larger batch. Zero: at once.
   // Default 1 ms, several of a batch's usual round trips on one host.
   absl::Duration overlap_after = absl::Milliseconds(1);
+  // Longest a background read waits for other reads to share a load with (see above); zero: it
+  // starts one at once, like any read. A positive wait runs a thread of the loader's own that
+  // starts the background reads that came due. Default zero.
+  absl::Duration background_wait = absl::ZeroDuration();
 };
 
 template <class Key, class Value>
@@ -69,11 +80,25 @@ class BatchLoader final {
       : options_(options), load_(std::move(load)), scheduler_(std::move(scheduler)) {
     options_.max_batch = std::max<std::size_t>(1, options_.max_batch);
     options_.max_in_flight = std::max(1, options_.max_in_flight);
+    if (options_.background_wait > absl::ZeroDuration()) {
+      flusher_ = std::thread([this] { FlushBackground(); });
+    }
   }
 
   BatchLoader(const BatchLoader&) = delete;
-  // Waits for the loads still queued or running: they refer to this loader.
-  ~BatchLoader() { pending_.WaitForAll(); }
+  // Starts the background reads still waiting, then waits for the loads still queued or running:
+  // they refer to this loader.
+  ~BatchLoader() {
+    if (flusher_.joinable()) {
+      {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+      }
+      flush_.notify_one();
+      flusher_.join();
+    }
+    pending_.WaitForAll();
+  }
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   // Set before the first Get: loads try start first, the scheduler when it declines.
@@ -87,6 +112,20 @@ class BatchLoader final {
     if (MayStartLoad()) StartLoad(lock);
   }
 
+  // A read no caller waits on (a refresh): as Get without a deadline, but it may wait up to
+  // options' background_wait to share a load. done runs once, as for Get.
+  void GetInBackground(const Key& key, Callback done) {
+    std::unique_lock lock(mu_);
+    if (!flusher_.joinable()) {
+      waiting_.push_back(Reader{key, absl::InfiniteFuture(), std::move(done)});
+      if (MayStartLoad()) StartLoad(lock);
+      return;
+    }
+    background_.push_back(Reader{key, absl::InfiniteFuture(), std::move(done), absl::Now()});
+    if (BackgroundDue() && MayStartLoad()) return StartLoad(lock);
+    if (background_.size() == 1) flush_.notify_one();  // the flusher waits for a first one
+  }
+
   // Loads started so far (each answers one or more reads).
   std::int64_t loads() const {
     std::lock_guard lock(mu_);
@@ -98,6 +137,7 @@ class BatchLoader final {
     Key key;              // what it asks for
     absl::Time deadline;  // when its caller gives up
     Callback done;        // its answer
+    absl::Time queued;    // when it came (background reads only)
   };
   // The readers of one load.
   struct Batch {
@@ -115,18 +155,32 @@ class BatchLoader final {
            options_.overlap_after;
   }
 
-  // Takes up to max_batch waiting readers into one load and schedules it; releases lock.
+  // Whether the background reads should load now (mu_ held): they fill a batch, or the oldest has
+  // waited background_wait.
+  bool BackgroundDue() const {
+    return !background_.empty() &&
+           (background_.size() >= options_.max_batch ||
+            absl::Now() - background_.front().queued >= options_.background_wait);
+  }
+
+  // Takes up to max_batch waiting readers, then background ones while there is room, into one
+  // load and schedules it; releases lock.
   void StartLoad(std::unique_lock<std::mutex>& lock) {
     auto batch = std::make_shared<Batch>();
     absl::flat_hash_map<Key, std::size_t, absl::Hash<Key>> distinct;
-    while (!waiting_.empty()) {
-      const Key& key = waiting_.front().key;
-      if (!distinct.contains(key) && distinct.size() >= options_.max_batch) break;
-      distinct.try_emplace(key, distinct.size());
-      batch->readers.push_back(std::move(waiting_.front()));
-      waiting_.pop_front();
+    for (std::deque<Reader>* readers : {&waiting_, &background_}) {
+      while (!readers->empty()) {
+        const Key& key = readers->front().key;
+        if (!distinct.contains(key) && distinct.size() >= options_.max_batch) break;
+        distinct.try_emplace(key, distinct.size());
+        batch->readers.push_back(std::move(readers->front()));
+        readers->pop_front();
+      }
     }
-    if (batch->readers.empty()) return;
+    if (batch->readers.empty()) {
+      lock.unlock();
+      return;
+    }
     batch->started = absl::Now();
     started_.push_back(batch->started);
     ++loads_;
@@ -194,7 +248,32 @@ class BatchLoader final {
   void Finished(const Batch& batch) {
     std::unique_lock lock(mu_);
     started_.erase(std::find(started_.begin(), started_.end(), batch.started));
-    if (!waiting_.empty()) StartLoad(lock);
+    if (!waiting_.empty() || BackgroundDue()) StartLoad(lock);
+  }
+
+  // The flusher thread: starts background reads as they come due (when a load may start; else
+  // the next load to finish takes them), and every one left when the loader stops.
+  void FlushBackground() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      if (background_.empty()) {
+        flush_.wait(lock);
+      } else if (!BackgroundDue() || !MayStartLoad()) {
+        // Until the oldest comes due; once due, a load may start when the newest running one
+        // passes overlap_after, or a finishing one takes them: checked each millisecond.
+        const absl::Duration until_due =
+            background_.front().queued + options_.background_wait - absl::Now();
+        flush_.wait_for(lock,
+                        absl::ToChronoNanoseconds(std::max(until_due, absl::Milliseconds(1))));
+      } else {
+        StartLoad(lock);
+        lock.lock();
+      }
+    }
+    while (!background_.empty()) {
+      StartLoad(lock);
+      lock.lock();
+    }
   }
 
   BatchLoaderOptions options_;       // as given, clamped to at least 1
@@ -203,9 +282,13 @@ class BatchLoader final {
   Start start_;                      // starts loads without blocking; empty: none
   mutable std::mutex mu_;            // guards the below
   std::deque<Reader> waiting_;       // reads not yet in a load, oldest first
+  std::deque<Reader> background_;    // background reads not yet in a load, oldest first
   std::vector<absl::Time> started_;  // when each load scheduled or running started
   std::int64_t loads_ = 0;           // loads started
   PendingWork pending_;              // loads queued or running; waited for on destruction
+  std::condition_variable flush_;    // wakes the flusher: a first background read, or stop
+  bool stopping_ = false;            // set once by the destructor
+  std::thread flusher_;              // FlushBackground; none when background_wait is zero
 };
 
 }  // namespace hotpath::cache

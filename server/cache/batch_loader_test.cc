@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -293,6 +294,97 @@ TEST_F(StartedLoadTest, TheLoaderOutlivesItsStartedLoads) {
   due = nullptr;  // its token goes with it: the load is over
   destroyer.join();
   EXPECT_EQ(answers, std::vector<std::string>{"late"});
+}
+
+// Background reads (a cache's refreshes): they wait up to background_wait to share a load.
+class BackgroundReadTest : public ::testing::Test {
+ protected:
+  using Loader = BatchLoader<int, std::string>;
+  // Records each load's keys; loads run where they are scheduled (any thread).
+  Loader::Load Recorded() {
+    return [this](const std::vector<int>& keys, absl::Time) {
+      std::lock_guard lock(mu_);
+      batches_.push_back(keys);
+      return Loader::Results(std::vector<absl::StatusOr<std::string>>(keys.size(), "value"));
+    };
+  }
+  static Scheduler Inline() {
+    return [](std::function<void()> task) {
+      task();
+      return absl::OkStatus();
+    };
+  }
+  std::function<void(absl::StatusOr<std::string>)> Count() {
+    return [this](const absl::StatusOr<std::string>&) { ++answered_; };
+  }
+  std::vector<std::vector<int>> Batches() {
+    std::lock_guard lock(mu_);
+    return batches_;
+  }
+  // Waits (up to 10 s) until n reads are answered.
+  bool AnsweredBy(int n) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (answered_.load() < n && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+    return answered_.load() >= n;
+  }
+
+  ManualScheduler tasks_;
+  std::mutex mu_;
+  std::vector<std::vector<int>> batches_;  // keys of each load, in order
+  std::atomic<int> answered_{0};
+};
+
+TEST_F(BackgroundReadTest, BackgroundReadsWaitToShareOneLoad) {
+  Loader loader(BatchLoaderOptions{.background_wait = absl::Milliseconds(500)}, Recorded(),
+                Inline());
+  for (int key = 1; key <= 20; ++key) loader.GetInBackground(key, Count());
+  EXPECT_EQ(loader.loads(), 0) << "an idle loader would have loaded the first one at once";
+  ASSERT_TRUE(AnsweredBy(20));
+  ASSERT_EQ(Batches().size(), 1u);
+  EXPECT_EQ(Batches()[0].size(), 20u);
+}
+
+TEST_F(BackgroundReadTest, BackgroundReadsRideAlongWithTheNextLoad) {
+  Loader loader(BatchLoaderOptions{.background_wait = absl::Hours(1)}, Recorded(),
+                tasks_.scheduler());
+  loader.GetInBackground(1, Count());
+  loader.GetInBackground(2, Count());
+  EXPECT_EQ(tasks_.queued(), 0u);
+  loader.Get(3, absl::InfiniteFuture(), Count());  // a caller waits: a load now, with both
+  ASSERT_EQ(tasks_.queued(), 1u);
+  tasks_.RunOne();
+  EXPECT_EQ(Batches(), (std::vector<std::vector<int>>{{3, 1, 2}}));
+  EXPECT_EQ(answered_.load(), 3);
+}
+
+TEST_F(BackgroundReadTest, AFullBatchOfBackgroundReadsLoadsAtOnce) {
+  Loader loader(BatchLoaderOptions{.max_batch = 3, .background_wait = absl::Hours(1)}, Recorded(),
+                tasks_.scheduler());
+  loader.GetInBackground(1, Count());
+  loader.GetInBackground(2, Count());
+  EXPECT_EQ(tasks_.queued(), 0u);
+  loader.GetInBackground(3, Count());
+  ASSERT_EQ(tasks_.queued(), 1u);
+  tasks_.RunOne();
+  EXPECT_EQ(Batches(), (std::vector<std::vector<int>>{{1, 2, 3}}));
+}
+
+TEST_F(BackgroundReadTest, ALoaderThatStopsLoadsTheBackgroundReadsStillWaiting) {
+  auto loader = std::make_unique<Loader>(BatchLoaderOptions{.background_wait = absl::Hours(1)},
+                                         Recorded(), Inline());
+  loader->GetInBackground(4, Count());
+  loader->GetInBackground(5, Count());
+  loader.reset();
+  EXPECT_EQ(answered_.load(), 2);
+  EXPECT_EQ(Batches(), (std::vector<std::vector<int>>{{4, 5}}));
+}
+
+TEST_F(BackgroundReadTest, WithoutAWaitABackgroundReadIsAnyRead) {
+  Loader loader(BatchLoaderOptions{}, Recorded(), tasks_.scheduler());
+  loader.GetInBackground(6, Count());
+  ASSERT_EQ(tasks_.queued(), 1u);
+  tasks_.RunOne();
+  EXPECT_EQ(answered_.load(), 1);
 }
 
 }  // namespace

@@ -137,6 +137,9 @@ class TtlCache final {
   // Loads (misses and refreshes) start through start instead of running the Loader on the
   // scheduler. Set before the first Get.
   void set_start_loader(StartLoader start) { start_loader_ = std::move(start); }
+  // Refreshes (no caller waits on them) start through start instead, when set: a batch loader's
+  // background reads, which wait a little to share a query. Set before the first Get.
+  void set_start_refresh(StartLoader start) { start_refresh_ = std::move(start); }
 
   // A live entry's result (a value, or a cached NOT_FOUND), or nullopt. Counts a hit, never a miss,
   // and may start a background refresh.
@@ -319,18 +322,18 @@ class TtlCache final {
     auto& load = shard.loads[key];
     if (load != nullptr) return;  // a refresh (or load) is already under way
     load = std::make_shared<Load>();
-    StartLoad(shard, key, load, absl::InfiniteFuture(), lock);
+    StartLoad(shard, key, load, absl::InfiniteFuture(), lock, /*refresh=*/true);
     lock.lock();  // the caller still holds the shard
   }
 
-  // Schedules the load; releases lock.
+  // Schedules the load (a refresh: no caller waits on it); releases lock.
   void StartLoad(Shard& shard, const Key& key, std::shared_ptr<Load> load, absl::Time deadline,
-                 std::unique_lock<std::mutex>& lock) {
+                 std::unique_lock<std::mutex>& lock, bool refresh = false) {
     ++shard.counters.loads;
     lock.unlock();
     // The token keeps the cache alive (its destructor waits) until the load is over.
-    if (start_loader_) {
-      return start_loader_(
+    if (const StartLoader& start = refresh && start_refresh_ ? start_refresh_ : start_loader_) {
+      return start(
           key, deadline,
           [this, &shard, key, load, token = pending_.Take()](absl::StatusOr<Value> loaded) {
             Finish(shard, key, load, std::move(loaded));
@@ -417,6 +420,7 @@ class TtlCache final {
   std::size_t per_shard_max_;               // max_entries spread over the shards
   std::function<bool(const Value&)> keep_;  // values worth storing; null: all
   StartLoader start_loader_;                // starts loads instead of the scheduler; null: none
+  StartLoader start_refresh_;               // starts refreshes instead; null: as other loads
   static constexpr std::int64_t kNoAgeLimit = std::numeric_limits<std::int64_t>::max();
   static constexpr absl::Duration kLruStep = absl::Seconds(1);  // see LiveEntry
   std::atomic<std::int64_t> max_age_nanos_{kNoAgeLimit};        // LimitAge

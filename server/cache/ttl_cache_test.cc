@@ -393,6 +393,31 @@ TEST(TtlCache, AStartLoaderLoadsMissesAndRefreshesInsteadOfTheScheduler) {
   started.due.clear();  // the loads are over (the cache's destructor waits for them)
 }
 
+TEST(TtlCache, RefreshesStartThroughTheRefreshStarterAndMissesDoNot) {
+  FakeClock clock;
+  CountingLoader loader;
+  StartedLoads misses;
+  StartedLoads refreshes;
+  CacheOptions options = Options(&clock);
+  options.refresh_after = absl::Seconds(10);
+  StringCache cache(options, loader.AsLoader(), Inline());
+  cache.set_start_loader(misses.AsStartLoader());
+  cache.set_start_refresh(refreshes.AsStartLoader());
+  std::vector<std::string> seen;
+  cache.Get("a", [&seen](const StringCache::Result& r) { seen.push_back(ValueOf(r)); });
+  ASSERT_EQ(misses.keys, std::vector<std::string>{"a"});
+  misses.due[0]("a@1");
+  clock.Advance(absl::Seconds(11));
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@1");  // stale: served, and refreshed
+  EXPECT_EQ(misses.keys.size(), 1u);
+  ASSERT_EQ(refreshes.keys, std::vector<std::string>{"a"});
+  refreshes.due[0]("a@2");
+  EXPECT_EQ(ValueOf(*cache.Peek("a")), "a@2");
+  EXPECT_EQ(loader.calls.load(), 0);
+  misses.due.clear();
+  refreshes.due.clear();
+}
+
 TEST(TtlCache, AStartedLoadAnsweredAfterAnInvalidationIsNotStored) {
   FakeClock clock;
   CountingLoader loader;

@@ -193,8 +193,15 @@ CatalogService::CatalogService(ItemStore* store, const PageTokenCodec* tokens,
       scheduler_(std::move(scheduler)),
       load_timeout_(cache_options.load_timeout) {
   if (cache_options.item_reads.max_in_flight > 0) {
+    cache::BatchLoaderOptions reads = cache_options.item_reads;
+    if (!cache_options.enabled || cache_options.item_refresh_at <= 0) {
+      reads.background_wait = absl::ZeroDuration();  // no refreshes: no flusher thread
+    } else {
+      reads.background_wait = std::min(
+          reads.background_wait, cache_options.items.ttl * (1 - cache_options.item_refresh_at) / 4);
+    }
     item_reads_ = std::make_unique<cache::BatchLoader<std::int64_t, v1::Item>>(
-        cache_options.item_reads,
+        reads,
         [this](const std::vector<std::int64_t>& ids, absl::Time deadline) {
           return store_->GetEach(ids, LoadDeadline(deadline));
         },
@@ -228,12 +235,18 @@ void CatalogService::StartCaches(const CatalogCacheOptions& cache_options) {
       },
       scheduler_);
   if (item_reads_ != nullptr) {
-    // Misses and refreshes that come together share queries: a cold start's or a refresh wave's
-    // thousands of loads are dozens of statements, not thousands.
+    // Misses that come together share queries, and refreshes (background reads) wait up to 100
+    // ms for others: a cold start's or a refresh wave's thousands of loads are dozens of
+    // statements, not thousands.
     items_->set_start_loader(
         [reads = item_reads_.get()](const std::int64_t& id, absl::Time deadline,
                                     std::function<void(absl::StatusOr<v1::Item>)> loaded) {
           reads->Get(id, deadline, std::move(loaded));
+        });
+    items_->set_start_refresh(
+        [reads = item_reads_.get()](const std::int64_t& id, absl::Time,
+                                    std::function<void(absl::StatusOr<v1::Item>)> loaded) {
+          reads->GetInBackground(id, std::move(loaded));
         });
   }
   stats_ = std::make_unique<cache::TtlCache<std::string, v1::CategoryStats>>(

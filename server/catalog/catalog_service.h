@@ -52,8 +52,10 @@ struct CatalogCacheOptions {
   std::size_t max_list_page_bytes = 64 << 10;
   // GetItem's database reads (every read with the cache off, the item cache's loads with it on):
   // reads that arrive while a query runs share the next one (cache::BatchLoader). max_in_flight 0:
-  // every read is a query of its own.
-  cache::BatchLoaderOptions item_reads{.max_batch = 100, .max_in_flight = 2};
+  // every read is a query of its own. The item cache's refreshes wait up to background_wait to
+  // share a query (at most a quarter of what an entry has left when its refresh starts).
+  cache::BatchLoaderOptions item_reads{
+      .max_batch = 100, .max_in_flight = 2, .background_wait = absl::Milliseconds(100)};
   // Those batches, when the read that starts one comes from an event loop (the HTTP gateway's),
   // sent and answered on that loop without an executor thread (ItemStore::StartGetEach).
   bool item_reads_on_loops = true;

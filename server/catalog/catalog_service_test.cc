@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <memory>
 #include <string>
@@ -454,6 +455,60 @@ TEST(CatalogServiceSchedulersTest, BatchedItemReadsGoToTheReadSchedulerAndTheRes
   ASSERT_TRUE(counted.get_future().get());
   EXPECT_EQ(reads, 1);
   EXPECT_EQ(database, 1);
+}
+
+// README "Caching": the item cache's refreshes share queries, so a refresh wave's loads are a few
+// statements, not one per item.
+class SteppedClock final : public cache::Clock {
+ public:
+  absl::Time Now() const override { return absl::Now() + ahead_.load() * absl::Seconds(1); }
+  void Advance(int seconds) { ahead_ += seconds; }
+
+ private:
+  std::atomic<int> ahead_{0};
+};
+
+TEST(CatalogServiceRefreshTest, ARefreshWaveOfTwoHundredItemsTakesAFewQueries) {
+  FakeItemStore store;
+  PageTokenCodec tokens("test secret");
+  SteppedClock clock;
+  CatalogCacheOptions options;
+  options.items.clock = &clock;
+  CatalogService service(&store, &tokens, RunNow, options);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 200; ++i) {
+    v1::CreateItemRequest create;
+    *create.mutable_item() = NewItem(absl::StrCat("R-", i));
+    auto created = service.CreateItem(create, absl::Now() + kLong);
+    ASSERT_TRUE(created.ok()) << created.status();
+    ids.push_back(created->id());
+  }
+  auto read_all = [&] {
+    for (const std::int64_t id : ids) {
+      v1::GetItemRequest get;
+      get.set_id(id);
+      bool ok = false;
+      service.GetItem(get, absl::Now() + kLong, [&ok](const auto& r) { ok = r.ok(); });
+      ASSERT_TRUE(ok);  // a miss is answered at once here (RunNow), a hit always is
+    }
+  };
+  read_all();  // loads them
+  const int loaded = store.reads();
+  clock.Advance(46);  // past every item's refresh age (at most 3/4 of the 60 s TTL), still live
+  read_all();         // hits, each starting a refresh
+  // Until the refreshes are over: no new query for half a second.
+  int reads = store.reads();
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  for (absl::Time quiet = absl::Now();
+       absl::Now() - quiet < absl::Milliseconds(500) && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(10));
+    if (store.reads() != reads) {
+      reads = store.reads();
+      quiet = absl::Now();
+    }
+  }
+  EXPECT_GE(reads - loaded, 2) << "200 refreshes fit no fewer than two queries of 100";
+  EXPECT_LE(reads - loaded, 10) << "one query per refresh would be 200";
 }
 
 }  // namespace
