@@ -18,6 +18,8 @@
 // for it; loads it cannot start or finish that way run on the scheduler as before.
 #pragma once
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstddef>
@@ -254,6 +256,7 @@ class BatchLoader final {
   // The flusher thread: starts background reads as they come due (when a load may start; else
   // the next load to finish takes them), and every one left when the loader stops.
   void FlushBackground() {
+    pthread_setname_np(pthread_self(), "hotpath-bgreads");  // for top -H, perf and gdb
     std::unique_lock lock(mu_);
     while (!stopping_) {
       if (background_.empty()) {
