@@ -232,3 +232,30 @@ pg_createdb() {
     || "$PG_BIN/psql" -q "$(pg_url "$1" postgres)" -c "CREATE DATABASE \"$2\""
 }
 
+
+# start_builds WORK DB_URL COMMON_FLAGS SPEC...: for side-by-side runs of hotpathd builds
+# (bench/cold_cache, bench/refresh_cost): one hotpathd per SPEC ("BIN_DIR [its own flags]") on
+# DB_URL, COMMON_FLAGS (one word, may be empty) before its own, each on free ports: grpc[i] and
+# http[i] (set here), its pid added to pids, its log WORK/hotpathd-i.log. The first migrates and
+# seeds 10,000 items.
+start_builds() {
+  local work=$1 db_url=$2 common=$3 i spec bin flags
+  shift 3
+  grpc=() http=()
+  for i in $(seq 0 $(($# - 1))); do
+    spec=${*:$((i + 1)):1}
+    bin=${spec%% *} flags=()
+    [ "$spec" = "$bin" ] || read -r -a flags <<<"${spec#* }"
+    [ -z "$common" ] || flags=("$common" "${flags[@]}")
+    grpc[i]=$(free_port); http[i]=$(free_port)
+    "$bin/hotpathd" --database_url="$db_url" --grpc_host=127.0.0.1 --grpc_port="${grpc[i]}" \
+      --http_host=127.0.0.1 --http_port="${http[i]}" --pool_max=16 --migrate="$([ "$i" = 0 ] && echo true || echo false)" \
+      "${flags[@]}" >"$work/hotpathd-$i.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:${http[i]}/readyz"
+    if [ "$i" = 0 ]; then
+      "$HOTPATH_ROOT/build/bin/hotpath" --addr="127.0.0.1:${grpc[0]}" --deadline=120s seed --items 10000 >/dev/null
+      pg_bin && "$PG_BIN/psql" -qAt "$db_url" -c "ANALYZE items"
+    fi
+  done
+}
