@@ -117,16 +117,15 @@ class BatchLoader final {
   // A read no caller waits on (a refresh): as Get without a deadline, but it may wait up to
   // options' background_wait to share a load. done runs once, as for Get.
   void GetInBackground(const Key& key, Callback done) {
+    if (!flusher_.joinable()) return Get(key, absl::InfiniteFuture(), std::move(done));  // no wait
     std::unique_lock lock(mu_);
-    if (!flusher_.joinable()) {
-      waiting_.push_back(Reader{key, absl::InfiniteFuture(), std::move(done)});
-      if (MayStartLoad()) StartLoad(lock);
-      return;
-    }
     background_.push_back(Reader{key, absl::InfiniteFuture(), std::move(done), absl::Now()});
     if (BackgroundDue() && MayStartLoad()) return StartLoad(lock);
     if (background_.size() == 1) flush_.notify_one();  // the flusher waits for a first one
   }
+
+  // As given to the constructor, max_batch and max_in_flight clamped to at least 1.
+  const BatchLoaderOptions& options() const { return options_; }
 
   // Loads started so far (each answers one or more reads).
   std::int64_t loads() const {
