@@ -511,5 +511,29 @@ TEST(CatalogServiceRefreshTest, ARefreshWaveOfTwoHundredItemsTakesAFewQueries) {
   EXPECT_LE(reads - loaded, 10) << "one query per refresh would be 200";
 }
 
+// README "Caching": a refresh waits up to 100 ms, at most a quarter of what its item has left to
+// live (here 1 s x (1 - 3/4) / 4), and nothing waits when there are no refreshes.
+TEST(CatalogServiceRefreshTest, ARefreshWaitsAtMostAQuarterOfWhatItsItemHasLeft) {
+  FakeItemStore store;
+  PageTokenCodec tokens("test secret");
+  CatalogCacheOptions options;
+  EXPECT_EQ(
+      CatalogService(&store, &tokens, RunNow, options).item_reads()->options().background_wait,
+      absl::Milliseconds(100));
+  options.items.ttl = absl::Seconds(1);
+  EXPECT_EQ(
+      CatalogService(&store, &tokens, RunNow, options).item_reads()->options().background_wait,
+      absl::Milliseconds(62.5));
+  options.item_refresh_at = 0;
+  EXPECT_EQ(
+      CatalogService(&store, &tokens, RunNow, options).item_reads()->options().background_wait,
+      absl::ZeroDuration());
+  options.item_refresh_at = 0.75;
+  options.enabled = false;
+  EXPECT_EQ(
+      CatalogService(&store, &tokens, RunNow, options).item_reads()->options().background_wait,
+      absl::ZeroDuration());
+}
+
 }  // namespace
 }  // namespace hotpath::catalog
