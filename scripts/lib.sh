@@ -232,7 +232,6 @@ pg_createdb() {
     || "$PG_BIN/psql" -q "$(pg_url "$1" postgres)" -c "CREATE DATABASE \"$2\""
 }
 
-
 # start_builds WORK DB_URL COMMON_FLAGS SPEC...: for side-by-side runs of hotpathd builds
 # (bench/cold_cache, bench/refresh_cost): one hotpathd per SPEC ("BIN_DIR [its own flags]") on
 # DB_URL, COMMON_FLAGS (one word, may be empty) before its own, each on free ports: grpc[i] and
