@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
@@ -12,12 +13,14 @@
 #include <mutex>
 #include <pqxx/pqxx>
 #include <set>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
@@ -932,6 +935,30 @@ TEST(Migrations, AMigrationBehindALongTransactionGivesUpLetsReadersGoAndNamesThe
   EXPECT_EQ(
       database.Query("SELECT count(*) FROM information_schema.columns WHERE table_name = 't'"),
       "1");
+}
+
+// README: "tries again (5 runs, 1 s to 8 s apart)", with the schedule hotpathd uses (it sets
+// only the timeouts). Takes 15 s of pauses.
+TEST(Migrations, ByDefaultAWaitingRunIsTriedFiveTimesOneToEightSecondsApart) {
+  TestDatabase database(TestDatabase::Schema::kEmpty);
+  BlockedMigration blocked(database);
+  ::testing::internal::CaptureStderr();
+  const absl::Time start = absl::Now();
+  blocked.Start({.lock_timeout = absl::Milliseconds(200)});
+  const absl::Status& status = blocked.Finish();
+  const absl::Duration took = absl::Now() - start;
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("in each of 5 runs; nothing was applied"));
+  std::vector<std::string> pauses;
+  for (absl::string_view line : absl::StrSplit(said, '\n')) {
+    if (const std::size_t at = line.find("trying again in "); at != absl::string_view::npos) {
+      pauses.emplace_back(line.substr(at + std::strlen("trying again in ")));
+    }
+  }
+  EXPECT_THAT(pauses, ElementsAre("1s", "2s", "4s", "8s")) << said;
+  EXPECT_GE(took, absl::Seconds(15));
+  EXPECT_EQ(blocked.Recorded(), "0001_t");
 }
 
 TEST(Migrations, AMigrationThatWaitedIsAppliedOnceTheLockIsFree) {
