@@ -70,6 +70,9 @@ ABSL_FLAG(bool, latency_from_send, false,
 ABSL_FLAG(std::string, token, "",
           "bearer token sent with every call (create on a server with tokens)");
 ABSL_FLAG(bool, json, false, "print the report as one JSON object");
+ABSL_FLAG(absl::Duration, window, absl::ZeroDuration(),
+          "also report p99 and max per window of this length (by each call's start), to see when "
+          "a tail forms; 0: none");
 ABSL_FLAG(std::string, read_addr, "",
           "staleness: the replica whose answers are watched (writes go to --addr)");
 ABSL_FLAG(int, probes, 200, "staleness: writes measured");
@@ -159,6 +162,8 @@ struct ThreadStats {
   hotpath::client::LatencyHistogram ok_latency;    // measured calls answered OK
   std::map<grpc::StatusCode, std::int64_t> codes;  // by final status
   std::int64_t bytes = 0;                          // response bytes
+  // With --window: each measured call's start and latency (ns), for the per-window report.
+  std::vector<std::pair<Clock::time_point, std::int64_t>> timeline;
 };
 
 struct Shared {
@@ -170,6 +175,7 @@ struct Shared {
   std::atomic<std::int64_t> measured{0};
   std::atomic<std::int64_t> outstanding{0};
   std::atomic<std::int64_t> dropped{0};  // open loop: calls not sent because the cap was reached
+  bool timeline = false;                 // --window set: ThreadStats::timeline is kept
   std::int64_t max_requests = 0;
   absl::Duration deadline;
   std::string authorization;  // "Bearer <token>", or empty
@@ -222,6 +228,7 @@ void PollLoop(Shared& shared, grpc::CompletionQueue* cq, ThreadStats& stats, std
           std::chrono::duration_cast<std::chrono::nanoseconds>(now - call->start).count();
       stats.latency.Record(nanos);
       if (call->status.ok()) stats.ok_latency.Record(nanos);
+      if (shared.timeline) stats.timeline.emplace_back(call->start, nanos);
       ++stats.codes[call->status.error_code()];
       stats.bytes += static_cast<std::int64_t>(call->response.Length());
       const std::int64_t n = shared.measured.fetch_add(1) + 1;
@@ -258,6 +265,8 @@ int main(int argc, char** argv) {
     shared.authorization = "Bearer " + token;
   }
   shared.max_requests = absl::GetFlag(FLAGS_requests);
+  const absl::Duration window = absl::GetFlag(FLAGS_window);
+  shared.timeline = window > absl::ZeroDuration();
   for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_connections)); ++i) {
     grpc::ChannelArguments args;
     args.SetInt("hotpath.bench.connection", i);  // distinct arguments: a connection of its own
@@ -285,6 +294,13 @@ int main(int argc, char** argv) {
   }
 
   const double rate = absl::GetFlag(FLAGS_rate);
+  if (shared.timeline) {
+    // Reserved up front: a vector doubling mid-run copies megabytes on a polling thread, and that
+    // stall showed in the very windows it is meant to explain.
+    const double expected = (rate > 0 ? rate : 100000) *
+                            absl::ToDoubleSeconds(absl::GetFlag(FLAGS_duration)) * 1.25 / threads;
+    for (auto& s : stats) s.timeline.reserve(static_cast<std::size_t>(expected) + 1024);
+  }
   const bool from_send = absl::GetFlag(FLAGS_latency_from_send);
   const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
   const auto begin = Clock::now();
@@ -353,6 +369,25 @@ int main(int argc, char** argv) {
     total.bytes += s.bytes;
   }
   const double seconds = std::chrono::duration<double>(measure_end - measure_start).count();
+  // --window: p99 and max of the calls that started in each window since the measurement began.
+  std::vector<hotpath::client::LatencyHistogram> windows;
+  if (shared.timeline) {
+    const auto length = absl::ToChronoNanoseconds(window);
+    windows.resize(static_cast<std::size_t>(seconds / absl::ToDoubleSeconds(window)) + 1);
+    for (const auto& s : stats) {
+      for (const auto& [start, nanos] : s.timeline) {
+        const auto i = std::max<std::int64_t>(0, (start - measure_start) / length);
+        if (static_cast<std::size_t>(i) < windows.size()) windows[i].Record(nanos);
+      }
+    }
+  }
+  std::string window_json;
+  for (const auto& w : windows) {
+    absl::StrAppendFormat(&window_json, "%s{\"calls\":%d,\"p99\":%.3f,\"max\":%.3f}",
+                          window_json.empty() ? "" : ",", w.count(),
+                          static_cast<double>(w.Percentile(0.99)) / 1e6,
+                          static_cast<double>(w.max()) / 1e6);
+  }
   const std::int64_t calls = total.latency.count();
   std::int64_t errors = 0;
   for (const auto& [code, n] : total.codes) {
@@ -372,11 +407,12 @@ int main(int argc, char** argv) {
         "\"codes\":{%s},\"dropped\":%d,\"response_bytes\":%d,\"latency_ms\":{\"mean\":%.3f,\"p50\":"
         "%.3f,"
         "\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
-        "\"ok_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n",
+        "\"ok_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}%s}\n",
         absl::GetFlag(FLAGS_method), rate > 0 ? "open" : "closed", calls, seconds, rps, errors,
         codes, shared.dropped.load(), total.bytes, total.latency.mean() / 1e6, ms(0.5), ms(0.9),
         ms(0.99), ms(0.999), static_cast<double>(total.latency.max()) / 1e6, ok_ms(0.5),
-        ok_ms(0.99), static_cast<double>(total.ok_latency.max()) / 1e6);
+        ok_ms(0.99), static_cast<double>(total.ok_latency.max()) / 1e6,
+        shared.timeline ? absl::StrCat(",\"windows\":[", window_json, "]") : "");
   } else {
     std::cout << absl::StrFormat("%s, %s loop: %d calls in %.2f s = %.0f calls/s, %d errors\n",
                                  absl::GetFlag(FLAGS_method), rate > 0 ? "open" : "closed", calls,
@@ -388,6 +424,13 @@ int main(int argc, char** argv) {
         "latency ms: mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
         total.latency.mean() / 1e6, ms(0.5), ms(0.9), ms(0.99), ms(0.999),
         static_cast<double>(total.latency.max()) / 1e6);
+    for (std::size_t i = 0; i < windows.size(); ++i) {
+      std::cout << absl::StrFormat("  window %d (from %s): %d calls, p99 %.3f ms, max %.3f ms\n", i,
+                                   absl::FormatDuration(window * static_cast<double>(i)),
+                                   windows[i].count(),
+                                   static_cast<double>(windows[i].Percentile(0.99)) / 1e6,
+                                   static_cast<double>(windows[i].max()) / 1e6);
+    }
     if (errors > 0) {
       std::cout << absl::StrFormat("calls answered OK, latency ms: p50 %.3f  p99 %.3f  max %.3f\n",
                                    ok_ms(0.5), ok_ms(0.99),

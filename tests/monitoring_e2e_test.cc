@@ -186,6 +186,42 @@ class MonitoringTest : public ServerTest {
   std::unique_ptr<ChildProcess> prometheus_;  // Debian's prometheus
 };
 
+// README: hotpath-bench's --window reports the p99 and max of the calls that started in each
+// window. Open loop at 500 calls/s: every call is due on a fixed schedule, so each whole second
+// holds 500 of them.
+class HotpathBenchTest : public ServerTest {};
+
+TEST_F(HotpathBenchTest, WindowsCountTheCallsThatStartedInEach) {
+  StartServer(Options());
+  for (int n = 1; n <= 20; ++n) CreateDemo(n);
+  int exit_code = -1;
+  const std::string output = RunCommand(
+      absl::StrCat(HOTPATH_BENCH_BINARY, " --addr=127.0.0.1:", server_->grpc_port(),
+                   " --method=get --ids=20 --rate=500 --duration=3s --warmup=0s --window=1s"
+                   " --json"),
+      &exit_code);
+  ASSERT_EQ(exit_code, 0) << output;
+  const Json report = Json::parse(output, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << output;
+  const Json& windows = report["windows"];
+  ASSERT_TRUE(windows.is_array()) << output;
+  ASSERT_GE(windows.size(), 3u) << output;
+  std::int64_t calls = 0;
+  for (std::size_t i = 0; i < windows.size(); ++i) {
+    const Json& window = windows[i];
+    calls += window["calls"].get<std::int64_t>();
+    if (i < 3) {
+      EXPECT_EQ(window["calls"].get<std::int64_t>(), 500) << "window " << i;
+    }
+    EXPECT_LE(window["p99"].get<double>(), window["max"].get<double>()) << "window " << i;
+    if (window["calls"].get<std::int64_t>() > 0) {
+      EXPECT_GT(window["max"].get<double>(), 0) << "window " << i;
+    }
+  }
+  EXPECT_EQ(calls, report["requests"].get<std::int64_t>());
+  EXPECT_EQ(report["errors"].get<std::int64_t>(), 0);
+}
+
 TEST(BoolComparisons, LeaveMatchersAndStringsAlone) {
   EXPECT_EQ(WithBoolComparisons(R"(a{x!="1",y=~"2|3"} > 0.9 or b >= 1 and c == bool 2)"),
             R"(a{x!="1",y=~"2|3"} > bool 0.9 or b >= bool 1 and c == bool 2)");
