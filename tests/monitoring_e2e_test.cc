@@ -5,6 +5,8 @@
 // samples, and none may be NaN. Alerts are evaluated with their comparisons made `bool`, so that
 // what they watch must exist even while they do not fire. The rules' own firing logic is promtool's
 // (hotpath.rules.test.yml).
+#include <sys/wait.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -220,6 +222,14 @@ TEST_F(HotpathBenchTest, WindowsCountTheCallsThatStartedInEach) {
   }
   EXPECT_EQ(calls, report["requests"].get<std::int64_t>());
   EXPECT_EQ(report["errors"].get<std::int64_t>(), 0);
+
+  // Windows too short or too many would hold more than the run's own samples: refused up front.
+  const std::string refused =
+      RunCommand(absl::StrCat(HOTPATH_BENCH_BINARY, " --addr=127.0.0.1:", server_->grpc_port(),
+                              " --method=get --duration=10s --window=10us 2>&1"),
+                 &exit_code);
+  EXPECT_TRUE(WIFEXITED(exit_code) && WEXITSTATUS(exit_code) == 2) << exit_code << ": " << refused;
+  EXPECT_THAT(refused, ::testing::HasSubstr("--window must be at least 1ms")) << refused;
 }
 
 TEST(BoolComparisons, LeaveMatchersAndStringsAlone) {
