@@ -223,7 +223,7 @@ TEST_F(HotpathBenchTest, WindowsCountTheCallsThatStartedInEach) {
   EXPECT_EQ(calls, report["requests"].get<std::int64_t>());
   EXPECT_EQ(report["errors"].get<std::int64_t>(), 0);
 
-  // Windows too short or too many would hold more than the run's own samples: refused up front.
+  // A window under 1 ms (or more than 100,000 of them in --duration) is refused up front.
   const std::string refused =
       RunCommand(absl::StrCat(HOTPATH_BENCH_BINARY, " --addr=127.0.0.1:", server_->grpc_port(),
                               " --method=get --duration=10s --window=10us 2>&1"),
