@@ -30,6 +30,7 @@
 #include "server/app/event_loop.h"
 #include "server/app/handoff_batch.h"
 #include "server/app/listening_socket.h"
+#include "server/app/usable_cores.h"
 #include "server/http/json_quote.h"
 
 namespace hotpath::http {
@@ -875,9 +876,7 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler)
   const absl::Duration sweep =
       std::clamp(std::min(settings.header_timeout, settings.idle_timeout) / 4,
                  absl::Milliseconds(10), absl::Seconds(1));
-  const int threads = settings.threads > 0
-                          ? settings.threads
-                          : 2 * std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = settings.threads > 0 ? settings.threads : 2 * app::UsableCores();
   for (int i = 0; i < threads; ++i) loops_.push_back(std::make_shared<Loop>(sweep));
 }
 

@@ -134,7 +134,8 @@ struct HttpServerOptions {
   // Listen address and port; port 0 picks a free one (see HttpServer::port).
   std::string host = "0.0.0.0";
   int port = 8080;
-  // Event-loop threads; each connection stays on one of them. 0: two per core, which answered
+  // Event-loop threads; each connection stays on one of them. 0: two per usable core
+  // (app::UsableCores: the affinity mask and the cgroup's CPU quota), which answered
   // a fifth to a third more cached GETs than one per core on two cores shared with the load
   // generator (bench/cost, bench/NOTES.md). Default 1.
   int threads = 1;

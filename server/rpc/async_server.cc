@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "server/app/usable_cores.h"
 #include "server/rpc/call_base.h"
 #include "server/rpc/connection_listener.h"
 #include "server/rpc/cq_handoff.h"
@@ -112,8 +113,7 @@ absl::Status AsyncServer::Start() {
   if (!interceptors_.empty())
     builder.experimental().SetInterceptorCreators(std::move(interceptors_));
   int queue_count = options_.completion_queues;
-  if (queue_count <= 0)
-    queue_count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (queue_count <= 0) queue_count = app::UsableCores();
   for (int i = 0; i < queue_count; ++i) queues_.push_back(builder.AddCompletionQueue());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {

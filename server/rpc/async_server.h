@@ -55,8 +55,9 @@ struct AsyncServerOptions {
   // host:port to listen on; port 0 picks a free one (see AsyncServer::port). Plaintext: hotpath's
   // own listener hands connections to gRPC (connection_listener.h); TLS: gRPC's.
   std::string address = "0.0.0.0:50051";
-  // Completion queues, each with one polling thread. 0: one per core (the best balance measured;
-  // many streams on few connections gain from more, see bench/NOTES.md).
+  // Completion queues, each with one polling thread. 0: one per usable core (app::UsableCores:
+  // the affinity mask and the cgroup's CPU quota; the best balance measured, and many streams on
+  // few connections gain from more, see bench/NOTES.md).
   int completion_queues = 0;
   // Pending calls per method and queue, stream compression threshold.
   CallOptions calls;
