@@ -65,7 +65,8 @@ ABSL_FLAG(std::string, http_host, EnvOr("HOTPATH_HTTP_HOST", "0.0.0.0"),
 ABSL_FLAG(int, http_port, EnvOr("HOTPATH_HTTP_PORT", 8081),
           "HTTP port; 0 picks a free one (env HOTPATH_HTTP_PORT)");
 ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 0),
-          "event-loop threads of the HTTP server; 0: two per usable core (env HOTPATH_HTTP_THREADS)");
+          "event-loop threads of the HTTP server; 0: two per usable core "
+          "(env HOTPATH_HTTP_THREADS)");
 ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000),
           "open HTTP connections at most (503 past it; never more than half the descriptor "
           "limit) (env HOTPATH_HTTP_MAX_CONNECTIONS)");

@@ -34,7 +34,8 @@ ABSL_FLAG(int, http_port, EnvOr("HOTPATH_HTTP_PORT", 8080),
           "HTTP port for /metrics, /healthz, /readyz and the gateway; 0 picks a free one "
           "(env HOTPATH_HTTP_PORT)");
 ABSL_FLAG(int, http_threads, EnvOr("HOTPATH_HTTP_THREADS", 0),
-          "event-loop threads of the HTTP server; 0: two per usable core (env HOTPATH_HTTP_THREADS)");
+          "event-loop threads of the HTTP server; 0: two per usable core "
+          "(env HOTPATH_HTTP_THREADS)");
 ABSL_FLAG(int, http_max_connections, EnvOr("HOTPATH_HTTP_MAX_CONNECTIONS", 10000),
           "open HTTP connections at most (503 past it; never more than half the descriptor limit) "
           "(env HOTPATH_HTTP_MAX_CONNECTIONS)");
@@ -104,7 +105,8 @@ ABSL_FLAG(int, worker_nice, EnvOr("HOTPATH_WORKER_NICE", 10),
           "niceness added to the database threads so that, with the cores saturated, the threads "
           "that read and shed calls run first; 0: off (env HOTPATH_WORKER_NICE)");
 ABSL_FLAG(int, cq_threads, EnvOr("HOTPATH_CQ_THREADS", 0),
-          "completion queues, one polling thread each; 0: one per usable core (env HOTPATH_CQ_THREADS)");
+          "completion queues, one polling thread each; 0: one per usable core "
+          "(env HOTPATH_CQ_THREADS)");
 ABSL_FLAG(int, pending_calls, EnvOr("HOTPATH_PENDING_CALLS", 16),
           "pending calls registered per method and queue (env HOTPATH_PENDING_CALLS)");
 ABSL_FLAG(std::string, page_token_secret, EnvOr("HOTPATH_PAGE_TOKEN_SECRET", ""),

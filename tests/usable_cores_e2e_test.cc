@@ -48,11 +48,11 @@ bool WriteFile(const fs::path& path, const std::string& text) {
 class OneCpuCgroup final {
  public:
   OneCpuCgroup() {
+    const std::string name = absl::StrCat("hotpath-test-", getpid());
     std::ifstream in("/proc/self/cgroup");
     for (std::string line; std::getline(in, line);) {
       const std::vector<std::string> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
       if (fields.size() != 3) continue;
-      const std::string name = absl::StrCat("hotpath-test-", getpid());
       if (fields[0] == "0" && fields[1].empty()) {
         v2_home_ = fs::path("/sys/fs/cgroup") / fs::path(fields[2]).relative_path();
         continue;
@@ -73,7 +73,7 @@ class OneCpuCgroup final {
       // v2: a sibling of this process's cgroup (a cgroup with processes may not have children
       // that use controllers), with cpu enabled for the parent's children.
       home_ = v2_home_;
-      dir_ = v2_home_.parent_path() / absl::StrCat("hotpath-test-", getpid());
+      dir_ = v2_home_.parent_path() / name;
       std::error_code error;
       WriteFile(v2_home_.parent_path() / "cgroup.subtree_control", "+cpu");
       if (fs::create_directory(dir_, error) && WriteFile(dir_ / "cpu.max", "100000 100000")) return;
@@ -106,13 +106,12 @@ class OneCpuCgroup final {
 
 class UsableCoresTest : public ::testing::Test {
  protected:
-  // hotpathd's binary with the default thread counts, as a child of this process.
+  // hotpathd's binary with the default thread counts, as a child of this process (which it
+  // inherits the affinity mask and cgroup of).
   std::unique_ptr<HotpathdProcess> Start(const std::string& log) {
-    auto process = std::make_unique<HotpathdProcess>(
+    return std::make_unique<HotpathdProcess>(
         HOTPATH_HOTPATHD_BINARY, database_.url(),
         std::vector<std::string>{"--cq_threads=0", "--http_threads=0"}, ::testing::TempDir() + log);
-    EXPECT_TRUE(process->WaitReady(absl::Seconds(20)));
-    return process;
   }
 
   TestDatabase database_;
@@ -129,6 +128,7 @@ TEST_F(UsableCoresTest, OneAllowedCpuMakesOnePollingThreadAndTwoEventLoops) {
   ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // the child inherits it
   std::unique_ptr<HotpathdProcess> hotpathd = Start("usable_cores_affinity.log");
   ASSERT_EQ(sched_setaffinity(0, sizeof(all), &all), 0);
+  ASSERT_TRUE(hotpathd->WaitReady(absl::Seconds(20)));
   const std::map<std::string, int> names = ThreadNames(hotpathd->process().pid());
   EXPECT_EQ(names.at("hotpath-cq"), 1);
   EXPECT_EQ(names.at("hotpath-http"), 2);
@@ -138,14 +138,8 @@ TEST_F(UsableCoresTest, AOneCpuQuotaMakesOnePollingThreadAndTwoEventLoops) {
   OneCpuCgroup cgroup;
   if (!cgroup.error().empty()) GTEST_SKIP() << cgroup.error();
   ASSERT_TRUE(cgroup.Enter());
-  std::unique_ptr<HotpathdProcess> hotpathd;
-  {
-    hotpathd = std::make_unique<HotpathdProcess>(
-        HOTPATH_HOTPATHD_BINARY, database_.url(),
-        std::vector<std::string>{"--cq_threads=0", "--http_threads=0"},
-        ::testing::TempDir() + "usable_cores_quota.log");
-    cgroup.Leave();  // the child stays in it
-  }
+  std::unique_ptr<HotpathdProcess> hotpathd = Start("usable_cores_quota.log");
+  cgroup.Leave();  // the child stays in it
   ASSERT_TRUE(hotpathd->WaitReady(absl::Seconds(20)));
   const std::map<std::string, int> names = ThreadNames(hotpathd->process().pid());
   EXPECT_EQ(names.at("hotpath-cq"), 1);

@@ -35,18 +35,31 @@ std::optional<double> Cores(std::int64_t quota_us, std::int64_t period_us) {
   return static_cast<double>(quota_us) / static_cast<double>(period_us);
 }
 
+// Keeps in lowest the lower of it and cores (nullopt: no limit).
+void KeepLower(std::optional<double>& lowest, std::optional<double> cores) {
+  if (cores && (!lowest || *cores < *lowest)) lowest = cores;
+}
+
+// The quota of the cgroup in dir, in cores: v2's cpu.max, v1's cfs files.
+std::optional<double> CpuMaxAt(const fs::path& dir) {
+  const std::optional<std::string> text = FirstLine(dir / "cpu.max");
+  return text ? CoresOfCpuMax(*text) : std::nullopt;
+}
+std::optional<double> CfsQuotaAt(const fs::path& dir) {
+  const std::optional<std::string> quota = FirstLine(dir / "cpu.cfs_quota_us");
+  const std::optional<std::string> period = FirstLine(dir / "cpu.cfs_period_us");
+  return quota && period ? CoresOfCfsQuota(*quota, *period) : std::nullopt;
+}
+
 // The lowest quota, in cores, on the way from mount/cgroup up to mount: a cgroup's limit applies
 // to everything under it. Folders that are not there (a runtime that mounts only the container's
 // own subtree at the root) are passed over.
-template <typename QuotaAt>
 std::optional<double> LowestQuota(const fs::path& mount, absl::string_view cgroup,
-                                  QuotaAt quota_at) {
+                                  std::optional<double> (*quota_at)(const fs::path&)) {
   std::optional<double> lowest;
   fs::path dir = mount / fs::path(std::string(absl::StripPrefix(cgroup, "/"))).relative_path();
   for (;;) {
-    if (std::optional<double> cores = quota_at(dir); cores && (!lowest || *cores < *lowest)) {
-      lowest = cores;
-    }
+    KeepLower(lowest, quota_at(dir));
     if (dir == mount || !dir.has_relative_path() || dir.parent_path() == dir) break;
     dir = dir.parent_path();
   }
@@ -57,19 +70,13 @@ std::optional<double> LowestQuota(const fs::path& mount, absl::string_view cgrou
 std::optional<double> CgroupQuota() {
   std::ifstream in("/proc/self/cgroup");
   std::optional<double> lowest;
-  auto keep = [&lowest](std::optional<double> cores) {
-    if (cores && (!lowest || *cores < *lowest)) lowest = cores;
-  };
   for (std::string line; std::getline(in, line);) {
     // "hierarchy-id:controllers:path"; v2's line is "0::path".
     const std::vector<absl::string_view> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
     if (fields.size() != 3) continue;
     if (fields[0] == "0" && fields[1].empty()) {
       for (const char* mount : {kCgroupRoot, "/sys/fs/cgroup/unified"}) {
-        keep(LowestQuota(mount, fields[2], [](const fs::path& dir) -> std::optional<double> {
-          const std::optional<std::string> text = FirstLine(dir / "cpu.max");
-          return text ? CoresOfCpuMax(*text) : std::nullopt;
-        }));
+        KeepLower(lowest, LowestQuota(mount, fields[2], CpuMaxAt));
       }
       continue;
     }
@@ -78,11 +85,7 @@ std::optional<double> CgroupQuota() {
     // Mounted as the controller list ("cpu,cpuacct"), often with a "cpu" link beside it.
     for (const fs::path& mount :
          {fs::path(kCgroupRoot) / std::string(fields[1]), fs::path(kCgroupRoot) / "cpu"}) {
-      keep(LowestQuota(mount, fields[2], [](const fs::path& dir) -> std::optional<double> {
-        const std::optional<std::string> quota = FirstLine(dir / "cpu.cfs_quota_us");
-        const std::optional<std::string> period = FirstLine(dir / "cpu.cfs_period_us");
-        return quota && period ? CoresOfCfsQuota(*quota, *period) : std::nullopt;
-      }));
+      KeepLower(lowest, LowestQuota(mount, fields[2], CfsQuotaAt));
     }
   }
   return lowest;
