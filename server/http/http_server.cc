@@ -233,10 +233,12 @@ class HttpServer::Loop final : public app::HandoffBatch::Queue,
   void Start() {
     Sweep();
     thread_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "hotpath-http");  // for top -H, perf and gdb
-      const app::EventLoop::Scope loop(io_);               // database reads may wait on this loop
+      const app::EventLoop::Scope loop(io_);  // database reads may wait on this loop
       io_.run();
     });
+    // Named here rather than by the thread itself, so that the name is there once Start returns
+    // (for top -H, perf and gdb, and for tests that count the threads).
+    pthread_setname_np(thread_.native_handle(), "hotpath-http");
   }
   void Stop() {
     {

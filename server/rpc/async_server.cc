@@ -27,7 +27,6 @@
 namespace hotpath::rpc {
 
 void PollCompletionQueue(grpc::ServerCompletionQueue* cq) {
-  pthread_setname_np(pthread_self(), "hotpath-cq");  // for top -H, perf and gdb
   void* tag;
   bool ok;
   for (;;) {
@@ -127,7 +126,12 @@ absl::Status AsyncServer::Start() {
   for (auto& queue : queues_) {
     for (RpcModule* module : modules_) module->Arm(queue.get(), calls_);
   }
-  for (auto& queue : queues_) pollers_.emplace_back(PollCompletionQueue, queue.get());
+  for (auto& queue : queues_) {
+    pollers_.emplace_back(PollCompletionQueue, queue.get());
+    // Named here rather than by the thread itself, so that the name is there once Start returns
+    // (for top -H, perf and gdb, and for tests that count the threads).
+    pthread_setname_np(pollers_.back().native_handle(), "hotpath-cq");
+  }
   if (listener_ != nullptr) listener_->Start(server_.get());
   for (RpcModule* module : modules_) {
     if (module != health_.get() && module != reflection_.get()) {
