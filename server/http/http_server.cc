@@ -909,8 +909,11 @@ absl::Status HttpServer::Start() {
                                                shared_->options.port, ": ", ec.message()));
   }
   port_ = listener_->port();
-  listener_->Accept();
+  // Every loop runs before the first connection is taken: one that came in earlier could be handed
+  // to a loop whose thread has not started, and a readiness probe could be answered while the
+  // server is still starting. The acceptor is used on its own loop only.
   for (auto& loop : loops_) loop->Start();
+  loops_.front()->Post([listener = listener_] { listener->Accept(); });
   started_ = true;
   return absl::OkStatus();
 }
