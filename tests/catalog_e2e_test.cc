@@ -882,7 +882,8 @@ class BlockedMigration {
     });
     const absl::Time give_up = absl::Now() + absl::Seconds(10);
     while (database_.Query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                           "'Lock' AND query LIKE 'ALTER TABLE t%'") != "1") {
+                           "'Lock' AND query LIKE 'ALTER TABLE t%' "
+                           "AND datname = current_database()") != "1") {
       ASSERT_LT(absl::Now(), give_up) << "the migration never waited for its lock";
       absl::SleepFor(absl::Milliseconds(10));
     }

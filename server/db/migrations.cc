@@ -39,15 +39,17 @@ struct Run {
   std::string holder;
 };
 
-// The oldest transaction open on the server, other than this session's, in words for the
-// operator: the likely holder of a lock a migration waited for.
+// The oldest transaction open in this database, other than this session's, in words for the
+// operator: the likely holder of a lock a migration waited for (a transaction in another database
+// of the same server cannot hold a lock on this one's tables).
 std::string OldestTransaction(pqxx::connection& connection) {
   try {
     pqxx::nontransaction tx(connection);
     const pqxx::result oldest = tx.exec(
         "SELECT pid, state, floor(extract(epoch FROM now() - xact_start))::bigint, left(query, 80)"
         " FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
-        " AND backend_type = 'client backend' ORDER BY xact_start LIMIT 1");
+        " AND backend_type = 'client backend' AND datname = current_database()"
+        " ORDER BY xact_start LIMIT 1");
     if (oldest.empty()) return "no transaction is open now";
     return absl::StrCat("the oldest open transaction is pid ", oldest[0][0].c_str(), ", ",
                         oldest[0][1].c_str(), " for ", oldest[0][2].c_str(),

@@ -34,7 +34,7 @@ struct MigrateOptions {
 // Applies the migrations not yet recorded in schema_migrations, all in one transaction that holds
 // an advisory lock, so replicas starting at once apply each exactly once. Returns what was applied.
 // When every run waited past lock_timeout: UNAVAILABLE naming the migration that waited and the
-// oldest open transaction on the server (the likely holder), nothing applied.
+// oldest open transaction in its database (the likely holder), nothing applied.
 absl::Status Migrate(const std::string& database_url, const std::vector<Migration>& migrations,
                      std::vector<std::string>* applied = nullptr,
                      const MigrateOptions& options = {});
