@@ -18,8 +18,6 @@
 // for it; loads it cannot start or finish that way run on the scheduler as before.
 #pragma once
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <cstddef>
@@ -39,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/app/handoff_batch.h"
+#include "server/app/named_thread.h"
 #include "server/cache/pending_work.h"
 #include "server/cache/ttl_cache.h"
 
@@ -83,7 +82,7 @@ class BatchLoader final {
     options_.max_batch = std::max<std::size_t>(1, options_.max_batch);
     options_.max_in_flight = std::max(1, options_.max_in_flight);
     if (options_.background_wait > absl::ZeroDuration()) {
-      flusher_ = std::thread([this] { FlushBackground(); });
+      flusher_ = app::NamedThread("hotpath-bgreads", [this] { FlushBackground(); });
     }
   }
 
@@ -255,7 +254,6 @@ class BatchLoader final {
   // The flusher thread: starts background reads as they come due (when a load may start; else
   // the next load to finish takes them), and every one left when the loader stops.
   void FlushBackground() {
-    pthread_setname_np(pthread_self(), "hotpath-bgreads");  // for top -H, perf and gdb
     std::unique_lock lock(mu_);
     while (!stopping_) {
       if (background_.empty()) {

@@ -1,11 +1,10 @@
 #include "server/db/change_announcer.h"
 
-#include <pthread.h>
-
 #include <iostream>
 #include <memory>
 #include <pqxx/pqxx>
 
+#include "server/app/named_thread.h"
 #include "server/db/answer_watch.h"
 #include "server/db/host_order.h"
 #include "server/db/pg_pool.h"
@@ -17,10 +16,7 @@ ChangeAnnouncer::ChangeAnnouncer(ChangeAnnouncerOptions options) : options_(std:
 ChangeAnnouncer::~ChangeAnnouncer() { Stop(); }
 
 void ChangeAnnouncer::Start() {
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "hotpath-announce");
-    Run();
-  });
+  thread_ = app::NamedThread("hotpath-announce", [this] { Run(); });
 }
 
 void ChangeAnnouncer::Stop() {

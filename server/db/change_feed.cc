@@ -1,13 +1,12 @@
 #include "server/db/change_feed.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <iostream>
 #include <memory>
 #include <pqxx/pqxx>
 
 #include "absl/time/clock.h"
+#include "server/app/named_thread.h"
 #include "server/db/answer_watch.h"
 #include "server/db/host_order.h"
 #include "server/db/pg_pool.h"
@@ -48,10 +47,7 @@ ChangeFeed::~ChangeFeed() { Stop(); }
 bool ChangeFeed::Start(absl::Duration wait_for) {
   // Until the first LISTEN, nothing that was cached can be trusted.
   for (const auto& subscription : subscriptions_) subscription.on_lost(options_.max_staleness);
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "hotpath-changes");
-    Run();
-  });
+  thread_ = app::NamedThread("hotpath-changes", [this] { Run(); });
   std::unique_lock lock(mu_);
   return changed_.wait_for(lock, absl::ToChronoNanoseconds(wait_for),
                            [this] { return stats_.connected; });

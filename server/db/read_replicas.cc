@@ -1,7 +1,5 @@
 #include "server/db/read_replicas.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -9,6 +7,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "server/app/named_thread.h"
 #include "server/db/answer_watch.h"
 #include "server/db/host_order.h"
 #include "server/rpc/consistency.h"
@@ -39,15 +38,10 @@ ReadReplicas::ReadReplicas(ReadReplicasOptions options) : options_(std::move(opt
   }
   // One sampler per server, so that one that stops answering (each of its round trips waits out
   // its bound) delays no other's samples.
-  samplers_.emplace_back([this] {
-    pthread_setname_np(pthread_self(), "hotpath-replicas");
-    SamplePrimary();
-  });
+  samplers_.push_back(app::NamedThread("hotpath-replicas", [this] { SamplePrimary(); }));
   for (std::size_t i = 0; i < standbys_.size(); ++i) {
-    samplers_.emplace_back([this, i] {
-      pthread_setname_np(pthread_self(), "hotpath-standby");
-      SampleStandby(*standbys_[i]);
-    });
+    samplers_.push_back(
+        app::NamedThread("hotpath-standby", [this, i] { SampleStandby(*standbys_[i]); }));
   }
 }
 

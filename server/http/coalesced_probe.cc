@@ -1,13 +1,13 @@
 #include "server/http/coalesced_probe.h"
 
-#include <pthread.h>
-
 #include <utility>
+
+#include "server/app/named_thread.h"
 
 namespace hotpath::http {
 
 CoalescedProbe::CoalescedProbe(std::function<absl::Status()> check)
-    : check_(std::move(check)), thread_([this] { Run(); }) {}
+    : check_(std::move(check)), thread_(app::NamedThread("hotpath-probe", [this] { Run(); })) {}
 
 CoalescedProbe::~CoalescedProbe() {
   {
@@ -27,7 +27,6 @@ void CoalescedProbe::operator()(Done done) {
 }
 
 void CoalescedProbe::Run() {
-  pthread_setname_np(pthread_self(), "hotpath-probe");
   std::unique_lock lock(mu_);
   for (;;) {
     wake_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });

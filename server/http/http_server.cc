@@ -1,6 +1,5 @@
 #include "server/http/http_server.h"
 
-#include <pthread.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include "server/app/event_loop.h"
 #include "server/app/handoff_batch.h"
 #include "server/app/listening_socket.h"
+#include "server/app/named_thread.h"
 #include "server/app/usable_cores.h"
 #include "server/http/json_quote.h"
 
@@ -232,13 +232,10 @@ class HttpServer::Loop final : public app::HandoffBatch::Queue,
 
   void Start() {
     Sweep();
-    thread_ = std::thread([this] {
+    thread_ = app::NamedThread("hotpath-http", [this] {
       const app::EventLoop::Scope loop(io_);  // database reads may wait on this loop
       io_.run();
     });
-    // Named here rather than by the thread itself, so that the name is there once Start returns
-    // (for top -H, perf and gdb, and for tests that count the threads).
-    pthread_setname_np(thread_.native_handle(), "hotpath-http");
   }
   void Stop() {
     {

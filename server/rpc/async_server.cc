@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "server/app/named_thread.h"
 #include "server/app/usable_cores.h"
 #include "server/rpc/call_base.h"
 #include "server/rpc/connection_listener.h"
@@ -127,10 +127,8 @@ absl::Status AsyncServer::Start() {
     for (RpcModule* module : modules_) module->Arm(queue.get(), calls_);
   }
   for (auto& queue : queues_) {
-    pollers_.emplace_back(PollCompletionQueue, queue.get());
-    // Named here rather than by the thread itself, so that the name is there once Start returns
-    // (for top -H, perf and gdb, and for tests that count the threads).
-    pthread_setname_np(pollers_.back().native_handle(), "hotpath-cq");
+    pollers_.push_back(
+        app::NamedThread("hotpath-cq", [queue = queue.get()] { PollCompletionQueue(queue); }));
   }
   if (listener_ != nullptr) listener_->Start(server_.get());
   for (RpcModule* module : modules_) {

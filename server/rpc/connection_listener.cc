@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -21,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/app/listening_socket.h"
+#include "server/app/named_thread.h"
 
 namespace hotpath::rpc {
 namespace {
@@ -169,7 +169,7 @@ ConnectionListener::~ConnectionListener() {
 
 void ConnectionListener::Start(grpc::Server* server) {
   server_ = server;
-  acceptor_ = std::thread([this] { Accept(); });
+  acceptor_ = app::NamedThread("hotpath-accept", [this] { Accept(); });
 }
 
 void ConnectionListener::Close() {
@@ -224,7 +224,6 @@ bool ConnectionListener::AcceptQueued() {
 }
 
 void ConnectionListener::Accept() {
-  pthread_setname_np(pthread_self(), "hotpath-accept");
   pollfd waits[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   // After running out of descriptors, only the wake-up is watched for a while: the connection
   // waiting in the backlog would wake poll at once, again and again.

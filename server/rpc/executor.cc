@@ -1,10 +1,11 @@
 #include "server/rpc/executor.h"
 
-#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <utility>
+
+#include "server/app/named_thread.h"
 
 namespace hotpath::rpc {
 
@@ -13,7 +14,7 @@ Executor::Executor(std::size_t threads, std::size_t max_queued, int nice)
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i) {
-    workers_.emplace_back([this, nice] { WorkerLoop(nice); });
+    workers_.push_back(app::NamedThread("hotpath-exec", [this, nice] { WorkerLoop(nice); }));
   }
 }
 
@@ -45,7 +46,6 @@ std::size_t Executor::queued() const {
 }
 
 void Executor::WorkerLoop(int nice) {
-  pthread_setname_np(pthread_self(), "hotpath-exec");  // for top -H, perf and gdb
   if (nice != 0) {
     // On Linux the nice value belongs to the thread; raising it needs no privilege. A failure
     // (lowering it without CAP_SYS_NICE) leaves the thread as it was: a tuning, not a requirement.
