@@ -913,6 +913,12 @@ class BlockedMigration {
 };
 
 TEST(Migrations, AMigrationBehindALongTransactionGivesUpLetsReadersGoAndNamesTheHolder) {
+  // README: the error names the oldest open transaction "in its database". An older one in
+  // another database of the same server cannot hold the lock, and must not be named.
+  TestDatabase elsewhere(TestDatabase::Schema::kEmpty);
+  pqxx::connection elsewhere_connection(elsewhere.url());
+  pqxx::work older(elsewhere_connection);
+  older.exec("SELECT 1");
   TestDatabase database(TestDatabase::Schema::kEmpty);
   BlockedMigration blocked(database);
   blocked.Start({.lock_timeout = absl::Milliseconds(300),
