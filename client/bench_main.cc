@@ -164,6 +164,7 @@ class RequestMaker {
 struct ThreadStats {
   hotpath::client::LatencyHistogram latency;       // measured calls only
   hotpath::client::LatencyHistogram ok_latency;    // measured calls answered OK
+  hotpath::client::LatencyHistogram send_lag;      // open loop: how late each call was sent
   std::map<grpc::StatusCode, std::int64_t> codes;  // by final status
   std::int64_t bytes = 0;                          // response bytes
   // With --window: each measured call's start and latency (ns), for the per-window report.
@@ -192,6 +193,7 @@ struct Call {
   grpc::Status status;
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
   Clock::time_point start;  // intended start (open loop) or actual start (closed loop)
+  Clock::time_point sent;   // when the client sent it: after start when the pacer ran late
   bool counted = false;     // started while measuring
   bool closed_loop = true;  // start another on completion
 };
@@ -212,6 +214,7 @@ void StartCall(Shared& shared, grpc::CompletionQueue* cq, std::mt19937_64& rando
       *shared.stubs[static_cast<std::size_t>(shared.next_stub.fetch_add(1)) % shared.stubs.size()];
   call->reader = stub.PrepareUnaryCall(&call->context, shared.maker.path(), request, cq);
   shared.outstanding.fetch_add(1);
+  call->sent = Clock::now();
   // Another poller may take the call back and delete it as soon as Finish has queued it.
   hotpath::rpc::HandingToGrpc handing(call);
   call->reader->StartCall();
@@ -232,6 +235,8 @@ void PollLoop(Shared& shared, grpc::CompletionQueue* cq, ThreadStats& stats, std
           std::chrono::duration_cast<std::chrono::nanoseconds>(now - call->start).count();
       stats.latency.Record(nanos);
       if (call->status.ok()) stats.ok_latency.Record(nanos);
+      stats.send_lag.Record(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(call->sent - call->start).count());
       if (shared.timeline) stats.timeline.emplace_back(call->start, nanos);
       ++stats.codes[call->status.error_code()];
       stats.bytes += static_cast<std::int64_t>(call->response.Length());
@@ -375,6 +380,7 @@ int main(int argc, char** argv) {
   for (const auto& s : stats) {
     total.latency.Merge(s.latency);
     total.ok_latency.Merge(s.ok_latency);
+    total.send_lag.Merge(s.send_lag);
     for (const auto& [code, n] : s.codes) total.codes[code] += n;
     total.bytes += s.bytes;
   }
@@ -413,6 +419,7 @@ int main(int argc, char** argv) {
   }
   auto ms = [&](double q) { return static_cast<double>(total.latency.Percentile(q)) / 1e6; };
   auto ok_ms = [&](double q) { return static_cast<double>(total.ok_latency.Percentile(q)) / 1e6; };
+  auto lag_ms = [&](double q) { return static_cast<double>(total.send_lag.Percentile(q)) / 1e6; };
   const double rps = seconds > 0 ? static_cast<double>(calls) / seconds : 0;
   if (absl::GetFlag(FLAGS_json)) {
     std::string codes;
@@ -425,11 +432,13 @@ int main(int argc, char** argv) {
         "\"codes\":{%s},\"dropped\":%d,\"response_bytes\":%d,\"latency_ms\":{\"mean\":%.3f,\"p50\":"
         "%.3f,"
         "\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
-        "\"ok_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}%s}\n",
+        "\"ok_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+        "\"send_lag_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}%s}\n",
         absl::GetFlag(FLAGS_method), rate > 0 ? "open" : "closed", calls, seconds, rps, errors,
         codes, shared.dropped.load(), total.bytes, total.latency.mean() / 1e6, ms(0.5), ms(0.9),
         ms(0.99), ms(0.999), static_cast<double>(total.latency.max()) / 1e6, ok_ms(0.5),
-        ok_ms(0.99), static_cast<double>(total.ok_latency.max()) / 1e6,
+        ok_ms(0.99), static_cast<double>(total.ok_latency.max()) / 1e6, lag_ms(0.5), lag_ms(0.99),
+        static_cast<double>(total.send_lag.max()) / 1e6,
         shared.timeline ? absl::StrCat(",\"windows\":[", window_json, "]") : "");
   } else {
     std::cout << absl::StrFormat("%s, %s loop: %d calls in %.2f s = %.0f calls/s, %d errors\n",
@@ -447,6 +456,11 @@ int main(int argc, char** argv) {
                                    absl::FormatDuration(window * static_cast<double>(i)),
                                    windows[i].size(), window_ms(windows[i], 0.99),
                                    window_ms(windows[i], 1.0));
+    }
+    if (rate > 0) {
+      std::cout << absl::StrFormat("sent after due, ms: p50 %.3f  p99 %.3f  max %.3f\n",
+                                   lag_ms(0.5), lag_ms(0.99),
+                                   static_cast<double>(total.send_lag.max()) / 1e6);
     }
     if (errors > 0) {
       std::cout << absl::StrFormat("calls answered OK, latency ms: p50 %.3f  p99 %.3f  max %.3f\n",

@@ -189,7 +189,7 @@ class MonitoringTest : public ServerTest {
 };
 
 // README: hotpath-bench's --window reports the p99 and max of the calls that started in each
-// window. Open loop at 500 calls/s: every call is due on a fixed schedule, so each whole second
+// window, and open loop reports how late the client sent its calls (never more than their latency). Open loop at 500 calls/s: every call is due on a fixed schedule, so each whole second
 // holds 500 of them. The cap on calls in flight is the whole run's 1,500, so that none is dropped
 // when a loaded machine stalls the server (at the default cap of 64, a 130 ms stall dropped 25).
 class HotpathBenchTest : public ServerTest {};
@@ -222,6 +222,13 @@ TEST_F(HotpathBenchTest, WindowsCountTheCallsThatStartedInEach) {
     }
   }
   EXPECT_EQ(calls, report["requests"].get<std::int64_t>());
+  // How late each call was sent is part of its latency, counted from when it was due.
+  const Json& lag = report["send_lag_ms"];
+  ASSERT_TRUE(lag.is_object()) << output;
+  EXPECT_GE(lag["p50"].get<double>(), 0) << output;
+  EXPECT_LE(lag["p50"].get<double>(), lag["p99"].get<double>()) << output;
+  EXPECT_LE(lag["p99"].get<double>(), lag["max"].get<double>()) << output;
+  EXPECT_LE(lag["max"].get<double>(), report["latency_ms"]["max"].get<double>()) << output;
   EXPECT_EQ(report["errors"].get<std::int64_t>(), 0);
   EXPECT_EQ(report["dropped"].get<std::int64_t>(), 0);
 
