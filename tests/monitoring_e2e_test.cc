@@ -189,9 +189,10 @@ class MonitoringTest : public ServerTest {
 };
 
 // README: hotpath-bench's --window reports the p99 and max of the calls that started in each
-// window, and open loop reports how late the client sent its calls (never more than their latency). Open loop at 500 calls/s: every call is due on a fixed schedule, so each whole second
-// holds 500 of them. The cap on calls in flight is the whole run's 1,500, so that none is dropped
-// when a loaded machine stalls the server (at the default cap of 64, a 130 ms stall dropped 25).
+// window, and open loop reports how late the client sent its calls (never more than their latency).
+// Open loop at 500 calls/s: every call is due on a fixed schedule, so each whole second holds 500
+// of them. The cap on calls in flight is the whole run's 1,500, so that none is dropped when a
+// loaded machine stalls the server (at the default cap of 64, a 130 ms stall dropped 25).
 class HotpathBenchTest : public ServerTest {};
 
 TEST_F(HotpathBenchTest, WindowsCountTheCallsThatStartedInEach) {
