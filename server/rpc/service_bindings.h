@@ -238,7 +238,7 @@ class ServiceBindings final : public RpcModule {
   }
 
   // Wire bytes kept per cached answer object (one per item of a 100,000-item cache would be
-  // 100,000; this keeps the hottest that hash apart): about 70 bytes a slot plus the bytes.
+  // 100,000; this keeps the hottest, two to a set of slots): about 70 bytes a slot plus the bytes.
   static constexpr std::size_t kWireMemoSlots = 16384;
 
   std::unique_ptr<RawService> service_;  // the generated service, every method raw
