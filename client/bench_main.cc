@@ -59,7 +59,10 @@ ABSL_FLAG(int, page_size, 50, "list/search: page size");
 ABSL_FLAG(std::string, query, "item", "search: the query");
 ABSL_FLAG(int, concurrency, 64, "closed loop: calls in flight; open loop: the cap on them");
 ABSL_FLAG(int, connections, 4, "HTTP/2 connections (separate channels), used round-robin");
-ABSL_FLAG(int, threads, 2, "completion-queue threads of the client");
+// One by default: with two, the threads wake each other to hand over completions (2.1-2.5 context
+// switches a call in open loop against 0.6, about 10 us more CPU a call, at the same closed-loop
+// peak; bench/NOTES.md).
+ABSL_FLAG(int, threads, 1, "completion-queue threads of the client");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "how long to measure (unless --requests)");
 ABSL_FLAG(int64_t, requests, 0, "stop after this many measured calls instead of --duration");
 ABSL_FLAG(double, rate, 0, "open loop: calls per second (0: closed loop)");
