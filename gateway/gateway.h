@@ -22,6 +22,7 @@
 #include "gateway/route_table.h"
 #include "gateway/transcoder.h"
 #include "google/api/http.pb.h"
+#include "server/cache/object_memo.h"
 #include "server/http/http_server.h"
 #include "server/rpc/local_handlers.h"
 
@@ -37,10 +38,10 @@ struct GatewayOptions {
   // /openapi.json, OpenAPI 3.0 at /openapi3.json.
   OpenApiOptions openapi;
   // Bodies of cached answers kept rendered (AnswerMemo): the in-process handlers' cache hits are
-  // printed once per cached object, not once per request. 0: every answer printed. Default 16384
-  // (about 80 bytes each, plus the bodies); only with `local`, which alone answers with cached
-  // objects.
-  std::size_t answer_memo_slots = 16384;
+  // printed once per cached object, not once per request. 0: every answer printed. Default
+  // cache::kDefaultMemoSlots (about 80 bytes each, plus the bodies); only with `local`, which
+  // alone answers with cached objects.
+  std::size_t answer_memo_slots = cache::kDefaultMemoSlots;
   // In-process handlers, used instead of the dispatcher for the methods they have (hotpathd: the
   // services' own code, no gRPC hop). Not owned; may be null.
   const rpc::LocalHandlers* local = nullptr;

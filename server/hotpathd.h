@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
+#include "server/cache/object_memo.h"
 #include "server/db/change_announcer.h"
 #include "server/db/pg_pool.h"
 #include "server/db/read_replicas.h"
@@ -89,7 +90,7 @@ struct HotpathdOptions {
   // gRPC responses of at least this many bytes are gzip-compressed for clients that accept gzip.
   std::size_t compress_min_bytes = 1000;
   // Gateway: bodies of cached answers kept rendered (gateway::AnswerMemo); 0: none.
-  std::size_t gateway_answer_memo = 16384;
+  std::size_t gateway_answer_memo = cache::kDefaultMemoSlots;
   // Gateway: Cache-Control of successful GET / HEAD answers (GatewayOptions::cache_control); "":
   // none.
   std::string gateway_cache_control;

@@ -18,6 +18,7 @@
 #include "server/app/env.h"
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
+#include "server/cache/object_memo.h"
 #include "server/catalog/catalog_module.h"
 #include "server/hotpathd.h"
 
@@ -63,7 +64,8 @@ ABSL_FLAG(std::string, gateway_cache_control, EnvOr("HOTPATH_GATEWAY_CACHE_CONTR
           "Cache-Control of successful gateway GET/HEAD answers, e.g. no-cache (shared caches "
           "keep them and revalidate with If-None-Match); empty: none "
           "(env HOTPATH_GATEWAY_CACHE_CONTROL)");
-ABSL_FLAG(int, gateway_answer_memo, EnvOr("HOTPATH_GATEWAY_ANSWER_MEMO", 16384),
+ABSL_FLAG(int, gateway_answer_memo,
+          EnvOr("HOTPATH_GATEWAY_ANSWER_MEMO", static_cast<int>(hotpath::cache::kDefaultMemoSlots)),
           "gateway: bodies of cached answers kept rendered (JSON, gzip), so a cache hit is not "
           "printed again; 0: none (env HOTPATH_GATEWAY_ANSWER_MEMO)");
 ABSL_FLAG(bool, ignore_unknown_fields, EnvOr("HOTPATH_IGNORE_UNKNOWN_FIELDS", false),

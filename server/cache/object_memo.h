@@ -32,6 +32,10 @@
 
 namespace hotpath::cache {
 
+// The memos' default size, in slots: 10,000 hot objects read at random find their value in about
+// 95% of reads (in 16,384 slots, 86%; AnswerMemoTest). About 70-80 bytes a slot, plus the values.
+inline constexpr std::size_t kDefaultMemoSlots = 32768;
+
 template <class Value>
 class ObjectMemo {
  public:

@@ -69,7 +69,7 @@ class ServiceBindings final : public RpcModule {
     if (descriptor == nullptr) return *this;
     const bool held = answers == Answers::kHeld;
     if (held && wire_memo_ == nullptr) {
-      wire_memo_ = std::make_unique<cache::ObjectMemo<grpc::Slice>>(kWireMemoSlots);
+      wire_memo_ = std::make_unique<cache::ObjectMemo<grpc::Slice>>(cache::kDefaultMemoSlots);
     }
     Add<UnaryCall<Request, Response>>(
         {service_.get(), descriptor,
@@ -236,10 +236,6 @@ class ServiceBindings final : public RpcModule {
   void Add(typename Call::Method method) {
     bound_.push_back(std::make_unique<BoundCall<Call>>(std::move(method)));
   }
-
-  // Wire bytes kept per cached answer object (one per item of a 100,000-item cache would be
-  // 100,000; this keeps the hottest, two to a set of slots): about 70 bytes a slot plus the bytes.
-  static constexpr std::size_t kWireMemoSlots = 16384;
 
   std::unique_ptr<RawService> service_;  // the generated service, every method raw
   // Wire bytes of Answers::kHeld methods' answers; null until one is declared.
