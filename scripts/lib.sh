@@ -95,6 +95,8 @@ use_build() {
 # turns ROUND NAME...: the names, rotated by ROUND - 1: the first of a round goes last in the next
 # (with two, A then B in odd rounds, B then A in even ones)
 turns() { local r=$((($1 - 1) % ($# - 1))); shift; local names=("$@"); echo "${names[@]:r}" "${names[@]:0:r}"; }
+# proc_ticks PID: the process's user + system CPU so far, in clock ticks (getconf CLK_TCK a second)
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # free_port: a TCP port free on 127.0.0.1 now and not handed out before to this script. The kernel
 # may give the same free port to two binds in a row (bench/run once got one port for two servers),
