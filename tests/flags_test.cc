@@ -50,6 +50,27 @@ TEST(FlagsTest, EveryGatewayFlagFallsBackToAnEnvironmentVariable) {
   ExpectEveryFlagNamesItsVariable(HOTPATH_GATEWAY_BINARY, "gateway_main");
 }
 
+// README's table of flags gives --gateway_answer_memo's default as a number (the memo's size,
+// chosen by measurement in bench/NOTES.md); it is the one hotpathd starts with.
+TEST(FlagsTest, ReadmeStatesTheAnswerMemosDefaultAsHotpathdHasIt) {
+  std::string readme_default;
+  for (absl::string_view line : absl::StrSplit(ReadFile(HOTPATH_SOURCE_DIR "/README.md"), '\n')) {
+    if (absl::StartsWith(line, "| `--gateway_answer_memo` |")) {
+      const std::vector<absl::string_view> cells = absl::StrSplit(line, " | ");
+      ASSERT_GE(cells.size(), 3u) << line;
+      readme_default = std::string(cells[2].substr(0, cells[2].find(':')));
+    }
+  }
+  ASSERT_FALSE(readme_default.empty()) << "no README row for --gateway_answer_memo";
+  bool found = false;
+  for (const std::string& flag : FlagHelps(HOTPATH_HOTPATHD_BINARY, "main")) {
+    if (!absl::StartsWith(flag, "gateway_answer_memo ")) continue;
+    found = true;
+    EXPECT_THAT(flag, ::testing::HasSubstr(absl::StrCat("default: ", readme_default, ";")));
+  }
+  EXPECT_TRUE(found);
+}
+
 TEST(FlagsTest, TheVariablesAreHonouredForEveryKindOfFlag) {
   const std::string help = RunCommand(
       "HOTPATH_ITEM_CACHE_TTL=7s HOTPATH_LIST_CACHE_SIZE=9 HOTPATH_MIGRATE=false "

@@ -26,6 +26,7 @@
 #include <pqxx/pqxx>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -424,6 +425,13 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   const int rc = pclose(pipe);
   if (exit_code != nullptr) *exit_code = rc;
   return output;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 int TestCluster(const std::string& command) {

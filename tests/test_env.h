@@ -193,6 +193,9 @@ class DatabaseProxy final {
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 
+// The whole text of a file; empty if it cannot be read.
+std::string ReadFile(const std::filesystem::path& path);
+
 // scripts/pg command (start, stop, crash...) on the shared test cluster (HOTPATH_TEST_PG_SCRIPT,
 // HOTPATH_TEST_PG_BASE): its exit status.
 int TestCluster(const std::string& command);
