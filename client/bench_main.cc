@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,7 @@
 #include "client/latency_histogram.h"
 #include "client/staleness.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
+#include "server/app/flag_ranges.h"
 #include "server/app/mutexes.h"
 #include "server/rpc/grpc_handoff.h"
 
@@ -258,6 +260,25 @@ int main(int argc, char** argv) {
   hotpath::app::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage("hotpath-bench: gRPC load for the catalog (see the file header)");
   absl::ParseCommandLine(argc, argv);
+  const double rate_flag = absl::GetFlag(FLAGS_rate);
+  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
+          {"ids", absl::GetFlag(FLAGS_ids), 1},
+          {"batch_size", absl::GetFlag(FLAGS_batch_size), 1},
+          {"page_size", absl::GetFlag(FLAGS_page_size), 1},
+          {"concurrency", absl::GetFlag(FLAGS_concurrency), 1},
+          {"connections", absl::GetFlag(FLAGS_connections), 1, 1024},
+          {"threads", absl::GetFlag(FLAGS_threads), 1, 1024},
+          {"requests", absl::GetFlag(FLAGS_requests), 0, std::numeric_limits<std::int64_t>::max()},
+          {"probes", absl::GetFlag(FLAGS_probes), 1},
+      });
+      !invalid.ok() || !(rate_flag >= 0 && std::isfinite(rate_flag))) {
+    std::cerr << "hotpath-bench: "
+              << (invalid.ok() ? "--rate must be 0 (closed loop) or a positive number of calls a "
+                                 "second"
+                               : invalid.message())
+              << "\n";
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_method) == "staleness") {
     return hotpath::client::RunStaleness({.write_addr = absl::GetFlag(FLAGS_addr),
                                           .read_addr = absl::GetFlag(FLAGS_read_addr),

@@ -18,6 +18,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "server/app/descriptors.h"
 #include "server/app/env.h"
+#include "server/app/flag_ranges.h"
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
 #include "server/catalog/catalog_api.h"
@@ -102,6 +103,23 @@ int main(int argc, char** argv) {
   hotpath::app::RaiseDescriptorLimit();
   absl::SetProgramUsageMessage("hotpath-gateway: HTTP/JSON in front of hotpath gRPC servers");
   absl::ParseCommandLine(argc, argv);
+  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
+          {"upstream_timeout_ms", absl::GetFlag(FLAGS_upstream_timeout_ms), 0},
+          {"upstream_keepalive_ms", absl::GetFlag(FLAGS_upstream_keepalive_ms), 1},
+          {"upstream_keepalive_timeout_ms", absl::GetFlag(FLAGS_upstream_keepalive_timeout_ms), 1},
+          {"upstream_connect_timeout_ms", absl::GetFlag(FLAGS_upstream_connect_timeout_ms), 1},
+          {"http_port", absl::GetFlag(FLAGS_http_port), 0, 65535},
+          {"http_threads", absl::GetFlag(FLAGS_http_threads), 0, 1024},
+          {"http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1},
+          {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
+          {"compress_min_bytes", absl::GetFlag(FLAGS_compress_min_bytes), 0},
+          {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
+          {"shutdown_grace_ms", absl::GetFlag(FLAGS_shutdown_grace_ms), 0},
+      });
+      !invalid.ok()) {
+    std::cerr << "hotpath-gateway: " << invalid.message() << "\n";
+    return 1;
+  }
   hotpath::app::BlockTerminationSignals();
 
   auto credentials = hotpath::rpc::ChannelCredentials(absl::GetFlag(FLAGS_upstream_ca_file));
@@ -121,10 +139,6 @@ int main(int argc, char** argv) {
   // gone (no answer to SYN) or whose process hangs (the kernel accepts, no HTTP/2 settings come),
   // every request waited 20 s for its 503. Servers beside the gateway connect in milliseconds.
   const int connect_timeout_ms = absl::GetFlag(FLAGS_upstream_connect_timeout_ms);
-  if (connect_timeout_ms <= 0) {
-    std::cerr << "hotpath-gateway: --upstream_connect_timeout_ms must be positive\n";
-    return 1;
-  }
   channel_args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, connect_timeout_ms);
   // Every server the target names (dns:/// with several addresses, ipv4:a,b): a connection to
   // each and calls spread over them. gRPC's default, pick_first, sends every call to one.
@@ -137,11 +151,6 @@ int main(int argc, char** argv) {
   const int keepalive_ms = absl::GetFlag(FLAGS_upstream_keepalive_ms);
   const int keepalive_timeout_ms = absl::GetFlag(FLAGS_upstream_keepalive_timeout_ms);
   const int timeout_ms = absl::GetFlag(FLAGS_upstream_timeout_ms);
-  if (keepalive_ms <= 0 || keepalive_timeout_ms <= 0 || timeout_ms < 0) {
-    std::cerr << "hotpath-gateway: --upstream_keepalive_ms and --upstream_keepalive_timeout_ms "
-                 "must be positive, --upstream_timeout_ms positive or 0\n";
-    return 1;
-  }
   channel_args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
   channel_args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_timeout_ms);
   channel_args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
@@ -226,7 +235,7 @@ int main(int argc, char** argv) {
   http_options.port = absl::GetFlag(FLAGS_http_port);
   http_options.threads = absl::GetFlag(FLAGS_http_threads);
   http_options.max_connections =
-      static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
+      static_cast<std::size_t>(absl::GetFlag(FLAGS_http_max_connections));
   http_options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "server/app/descriptors.h"
 #include "server/app/env.h"
+#include "server/app/flag_ranges.h"
 #include "server/app/mutexes.h"
 #include "server/app/termination.h"
 #include "server/cache/object_memo.h"
@@ -89,7 +90,7 @@ ABSL_FLAG(std::string, database_read_url, EnvOr("HOTPATH_DATABASE_READ_URL", "")
 ABSL_FLAG(absl::Duration, read_max_lag, EnvOr("HOTPATH_READ_MAX_LAG", absl::Seconds(1)),
           "a standby further behind the primary than this is not read (env HOTPATH_READ_MAX_LAG)");
 ABSL_FLAG(int, pool_min, EnvOr("HOTPATH_POOL_MIN", 2),
-          "database connections opened at start (env HOTPATH_POOL_MIN)");
+          "database connections opened at start, at most --pool_max (env HOTPATH_POOL_MIN)");
 ABSL_FLAG(int, pool_max, EnvOr("HOTPATH_POOL_MAX", 16),
           "most database connections (env HOTPATH_POOL_MAX)");
 ABSL_FLAG(int, connect_timeout_ms, EnvOr("HOTPATH_CONNECT_TIMEOUT_MS", 5000),
@@ -217,6 +218,48 @@ int main(int argc, char** argv) {
   hotpath::app::RaiseDescriptorLimit();
   absl::SetProgramUsageMessage("hotpathd: the hotpath catalog server (gRPC, HTTP/JSON, /metrics)");
   absl::ParseCommandLine(argc, argv);
+  // Threads and connections past these are a typo rather than a plan: each costs a thread or a
+  // PostgreSQL backend.
+  constexpr int kMaxThreads = 1024;
+  constexpr int kMaxPool = 10000;
+  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
+          {"grpc_port", absl::GetFlag(FLAGS_grpc_port), 0, 65535},
+          {"http_port", absl::GetFlag(FLAGS_http_port), 0, 65535},
+          {"http_threads", absl::GetFlag(FLAGS_http_threads), 0, kMaxThreads},
+          {"http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1},
+          {"compress_min_bytes", absl::GetFlag(FLAGS_compress_min_bytes), 0},
+          {"max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes), 64 << 10},
+          {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
+          {"gateway_answer_memo", absl::GetFlag(FLAGS_gateway_answer_memo), 0},
+          {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
+          {"pool_max", absl::GetFlag(FLAGS_pool_max), 1, kMaxPool},
+          {"pool_min", absl::GetFlag(FLAGS_pool_min), 0, kMaxPool},
+          {"connect_timeout_ms", absl::GetFlag(FLAGS_connect_timeout_ms), 1},
+          {"acquire_timeout_ms", absl::GetFlag(FLAGS_acquire_timeout_ms), 1},
+          {"statement_timeout_ms", absl::GetFlag(FLAGS_statement_timeout_ms), 0},
+          {"executor_threads", absl::GetFlag(FLAGS_executor_threads), 0, kMaxThreads},
+          {"executor_queue", absl::GetFlag(FLAGS_executor_queue), 1},
+          {"worker_nice", absl::GetFlag(FLAGS_worker_nice), 0, 19},
+          {"cq_threads", absl::GetFlag(FLAGS_cq_threads), 0, kMaxThreads},
+          {"pending_calls", absl::GetFlag(FLAGS_pending_calls), 1, 100000},
+          {"item_cache_size", absl::GetFlag(FLAGS_item_cache_size), 1},
+          {"list_cache_size", absl::GetFlag(FLAGS_list_cache_size), 1},
+          {"read_batches", absl::GetFlag(FLAGS_read_batches), 0, kMaxThreads},
+          {"shared_list_reads", absl::GetFlag(FLAGS_shared_list_reads), 0, kMaxPool},
+          {"stats_cache_size", absl::GetFlag(FLAGS_stats_cache_size), 1},
+          {"max_in_flight", absl::GetFlag(FLAGS_max_in_flight), 0},
+          {"max_in_flight_per_connection", absl::GetFlag(FLAGS_max_in_flight_per_connection), 0},
+          {"stream_stall_timeout_s", absl::GetFlag(FLAGS_stream_stall_timeout_s), 0},
+          {"max_connection_age_s", absl::GetFlag(FLAGS_max_connection_age_s), 0},
+          {"keepalive_s", absl::GetFlag(FLAGS_keepalive_s), 1},
+          {"drain_delay_ms", absl::GetFlag(FLAGS_drain_delay_ms), 0},
+          {"memory_trim_interval_s", absl::GetFlag(FLAGS_memory_trim_interval_s), 0},
+          {"shutdown_grace_ms", absl::GetFlag(FLAGS_shutdown_grace_ms), 0},
+      });
+      !invalid.ok()) {
+    std::cerr << "hotpathd: " << invalid.message() << "\n";
+    return 1;
+  }
 
   hotpath::app::BlockTerminationSignals();
 
@@ -247,7 +290,7 @@ int main(int argc, char** argv) {
   options.read_max_lag = absl::GetFlag(FLAGS_read_max_lag);
   options.change_feed_max_staleness = absl::GetFlag(FLAGS_change_feed_max_staleness);
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
-  options.worker_nice = std::clamp(absl::GetFlag(FLAGS_worker_nice), 0, 19);
+  options.worker_nice = absl::GetFlag(FLAGS_worker_nice);
   options.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   options.completion_queues = absl::GetFlag(FLAGS_cq_threads);
   options.calls.pending_calls = absl::GetFlag(FLAGS_pending_calls);
@@ -260,10 +303,9 @@ int main(int argc, char** argv) {
   options.http.port = absl::GetFlag(FLAGS_http_port);
   options.http.threads = absl::GetFlag(FLAGS_http_threads);
   options.http.max_connections =
-      static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
-  options.compress_min_bytes =
-      static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_compress_min_bytes)));
-  options.max_message_bytes = std::max(64 << 10, absl::GetFlag(FLAGS_max_message_bytes));
+      static_cast<std::size_t>(absl::GetFlag(FLAGS_http_max_connections));
+  options.compress_min_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_compress_min_bytes));
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.gateway_cache_control = absl::GetFlag(FLAGS_gateway_cache_control);
   options.gateway_accel_expires = absl::GetFlag(FLAGS_gateway_accel_expires);
   auto cors = hotpath::gateway::CorsOptionsFromFlags(absl::GetFlag(FLAGS_cors_allowed_origins),
@@ -274,14 +316,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.cors = *std::move(cors);
-  options.gateway_answer_memo =
-      static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_gateway_answer_memo)));
+  options.gateway_answer_memo = static_cast<std::size_t>(absl::GetFlag(FLAGS_gateway_answer_memo));
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.gateway = absl::GetFlag(FLAGS_gateway);
   options.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
   options.strict_query_parameters = absl::GetFlag(FLAGS_strict_query_parameters);
-  options.http.max_body_bytes =
-      static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_max_body_bytes)));
+  options.http.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   // The services this binary serves, each a module with its own options.
   hotpath::catalog::CatalogModuleOptions catalog;
   catalog.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);
@@ -296,15 +336,15 @@ int main(int argc, char** argv) {
               << catalog.cache.item_refresh_at << "\n";
     return 1;
   }
-  catalog.cache.item_reads.max_in_flight = std::max(0, absl::GetFlag(FLAGS_read_batches));
+  catalog.cache.item_reads.max_in_flight = absl::GetFlag(FLAGS_read_batches);
   // A thread for each batch that may run at once, at the normal priority (HotpathdOptions).
   options.read_threads = std::max(1, absl::GetFlag(FLAGS_read_batches));
   catalog.cache.item_reads.overlap_after = absl::GetFlag(FLAGS_read_batch_overlap);
   catalog.cache.item_reads_on_loops = absl::GetFlag(FLAGS_loop_reads);
-  catalog.cache.list_reads_in_flight = std::max(0, absl::GetFlag(FLAGS_shared_list_reads));
+  catalog.cache.list_reads_in_flight = absl::GetFlag(FLAGS_shared_list_reads);
   catalog.cache.list_pages.ttl = absl::GetFlag(FLAGS_list_cache_ttl);
   catalog.cache.list_pages.max_entries =
-      static_cast<std::size_t>(std::max(0, absl::GetFlag(FLAGS_list_cache_size)));
+      static_cast<std::size_t>(absl::GetFlag(FLAGS_list_cache_size));
   catalog.cache.category_stats.max_entries =
       static_cast<std::size_t>(absl::GetFlag(FLAGS_stats_cache_size));
   catalog.cache.category_stats.ttl = absl::GetFlag(FLAGS_stats_cache_ttl);
@@ -322,22 +362,21 @@ int main(int argc, char** argv) {
     std::cerr << "hotpathd: WARNING: no --auth_tokens_file: writes are open to every client"
               << std::endl;
   }
-  options.admission.max_in_flight = std::max(0, absl::GetFlag(FLAGS_max_in_flight));
+  options.admission.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
   options.admission.max_in_flight_per_connection =
-      std::max(0, absl::GetFlag(FLAGS_max_in_flight_per_connection));
+      absl::GetFlag(FLAGS_max_in_flight_per_connection);
   if (const int age = absl::GetFlag(FLAGS_max_connection_age_s); age > 0) {
     options.connections.max_connection_age = absl::Seconds(age);
   } else {
     options.connections.max_connection_age = absl::InfiniteDuration();
   }
-  options.connections.keepalive_time = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_keepalive_s)));
+  options.connections.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_s));
 
   options.tls_cert_file = options.http.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   options.tls_key_file = options.http.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
-  options.drain_delay = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_drain_delay_ms)));
-  options.memory_trim_interval =
-      absl::Seconds(std::max(0, absl::GetFlag(FLAGS_memory_trim_interval_s)));
+  options.drain_delay = absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms));
+  options.memory_trim_interval = absl::Seconds(absl::GetFlag(FLAGS_memory_trim_interval_s));
 
   hotpath::module::ServiceModules modules;
   modules.push_back(std::make_unique<hotpath::catalog::CatalogModule>(std::move(catalog)));

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -108,11 +109,73 @@ TEST(FlagsTest, AMigrationLockWaitWithNoBoundFailsTheStartAndSaysWhy) {
                         "--migrate_lock_timeout must be above 0");
 }
 
+// Bounded: a gateway that accepted a value would serve on.
+constexpr char kGateway[] =
+    "timeout 10 " HOTPATH_GATEWAY_BINARY " --upstream=127.0.0.1:1 --http_port=0";
+
 TEST(FlagsTest, AGatewayConnectTimeoutThatIsNoTimeFailsTheStartAndSaysWhy) {
-  ExpectTheStartRefused(
-      "upstream_connect_timeout_ms", {"0", "-5"}, "--upstream_connect_timeout_ms must be positive",
-      // Bounded: a gateway that accepted the value would serve on.
-      "timeout 10 " HOTPATH_GATEWAY_BINARY " --upstream=127.0.0.1:1 --http_port=0");
+  ExpectTheStartRefused("upstream_connect_timeout_ms", {"0", "-5"},
+                        "--upstream_connect_timeout_ms must be at least 1, not ", kGateway);
+}
+
+// The names of the flags of the binary's main file whose default is a whole number.
+std::vector<std::string> IntegerFlags(const std::string& binary, const std::string& main_file) {
+  std::vector<std::string> names;
+  for (const std::string& flag : FlagHelps(binary, main_file)) {
+    const std::size_t at = flag.rfind("; default: ");
+    std::string value = flag.substr(at + 11);
+    value = value.substr(0, value.find(';'));
+    if (!value.empty() && value.find_first_not_of("-0123456789") == std::string::npos) {
+      names.push_back(flag.substr(0, flag.find(' ')));
+    }
+  }
+  return names;
+}
+
+// No whole-number flag takes a negative value (sizes, counts, ports, times), and none is cast or
+// clamped into one: each refuses it by name. A negative size cast to std::size_t was no bound at
+// all (--item_cache_size=-1 a cache without a limit, the gateway's --max_body_bytes=-1 bodies
+// without one) and --pool_max=-1 an abort.
+TEST(FlagsTest, EveryWholeNumberFlagRefusesANegativeValueByName) {
+  const std::vector<std::string> hotpathd = IntegerFlags(HOTPATH_HOTPATHD_BINARY, "main");
+  EXPECT_GT(hotpathd.size(), 25u);
+  for (const std::string& flag : hotpathd) {
+    ExpectTheStartRefused(flag, {"-1"}, absl::StrCat("--", flag, " must be "));
+  }
+  const std::vector<std::string> gateway = IntegerFlags(HOTPATH_GATEWAY_BINARY, "gateway_main");
+  EXPECT_GT(gateway.size(), 8u);
+  for (const std::string& flag : gateway) {
+    ExpectTheStartRefused(flag, {"-1"}, absl::StrCat("--", flag, " must be "), kGateway);
+  }
+}
+
+TEST(FlagsTest, SizesAndCountsOutsideTheirRangesFailTheStartAndSayWhy) {
+  ExpectTheStartRefused("pool_max", {"0", "10001"}, "--pool_max must be 1 to 10000");
+  ExpectTheStartRefused("worker_nice", {"20"}, "--worker_nice must be 0 to 19, not 20");
+  ExpectTheStartRefused("max_message_bytes", {"65535"},
+                        "--max_message_bytes must be at least 65536, not 65535");
+  ExpectTheStartRefused("grpc_port", {"65536"}, "--grpc_port must be 0 to 65535");
+  ExpectTheStartRefused("item_cache_size", {"0"}, "--item_cache_size must be at least 1");
+  ExpectTheStartRefused("max_body_bytes", {"0"}, "--max_body_bytes must be at least 1", kGateway);
+}
+
+// The load generator too, before it connects anywhere (it exits 2 on a usage error): a negative
+// count of calls in flight, connections or threads used to be read as one.
+TEST(FlagsTest, TheLoadGeneratorRefusesCountsOutsideTheirRangesAndSaysWhy) {
+  const std::string bench = HOTPATH_BENCH_BINARY " --addr=127.0.0.1:1 --duration=1s";
+  for (const auto& [flag, why] : std::vector<std::pair<std::string, std::string>>{
+           {"--concurrency=0", "--concurrency must be at least 1, not 0"},
+           {"--connections=-1", "--connections must be 1 to 1024, not -1"},
+           {"--threads=0", "--threads must be 1 to 1024, not 0"},
+           {"--ids=0", "--ids must be at least 1, not 0"},
+           {"--requests=-1", "--requests must be at least 0, not -1"},
+           {"--rate=-5", "--rate must be 0 (closed loop) or a positive number"},
+           {"--rate=nan", "--rate must be 0 (closed loop) or a positive number"}}) {
+    int rc = -1;
+    const std::string output = RunCommand(absl::StrCat(bench, " ", flag, " 2>&1"), &rc);
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 2) << flag << ": " << rc;
+    EXPECT_THAT(output, ::testing::HasSubstr(why)) << flag;
+  }
 }
 
 }  // namespace

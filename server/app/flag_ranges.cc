@@ -1,0 +1,20 @@
+#include "server/app/flag_ranges.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace hotpath::app {
+
+absl::Status CheckFlagRanges(std::initializer_list<FlagRange> flags) {
+  for (const FlagRange& flag : flags) {
+    if (flag.value >= flag.min && flag.value <= flag.max) continue;
+    if (flag.max >= std::numeric_limits<int>::max()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag.name, " must be at least ", flag.min, ", not ", flag.value));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("--", flag.name, " must be ", flag.min, " to ",
+                                                   flag.max, ", not ", flag.value));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hotpath::app

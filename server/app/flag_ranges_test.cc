@@ -1,0 +1,27 @@
+#include "server/app/flag_ranges.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace hotpath::app {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(FlagRangesTest, ValuesInsideTheirRangesPass) {
+  EXPECT_TRUE(CheckFlagRanges({{"a", 0, 0}, {"b", 19, 0, 19}, {"c", 1 << 30, 1}}).ok());
+  EXPECT_TRUE(CheckFlagRanges({}).ok());
+}
+
+TEST(FlagRangesTest, TheFirstValueOutsideItsRangeIsNamedWithTheRange) {
+  const absl::Status below = CheckFlagRanges({{"ok", 1, 0}, {"pool_max", -1, 1, 10000}});
+  EXPECT_EQ(below.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(below.message(), "--pool_max must be 1 to 10000, not -1");
+  EXPECT_EQ(CheckFlagRanges({{"item_cache_size", -1, 1}}).message(),
+            "--item_cache_size must be at least 1, not -1");
+  EXPECT_THAT(CheckFlagRanges({{"worker_nice", 20, 0, 19}, {"x", -5, 0}}).message(),
+              HasSubstr("--worker_nice must be 0 to 19, not 20"));
+}
+
+}  // namespace
+}  // namespace hotpath::app
