@@ -260,6 +260,27 @@ int main(int argc, char** argv) {
     std::cerr << "hotpathd: " << invalid.message() << "\n";
     return 1;
   }
+  // A silent change feed checks its connection with a round trip: 0 was a loop of them, and a
+  // negative interval a wait that nothing ended, not even SIGTERM.
+  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
+          {"read_max_lag", absl::GetFlag(FLAGS_read_max_lag), absl::ZeroDuration()},
+          {"change_feed_max_staleness", absl::GetFlag(FLAGS_change_feed_max_staleness),
+           absl::ZeroDuration()},
+          {"change_feed_check_interval", absl::GetFlag(FLAGS_change_feed_check_interval),
+           absl::Milliseconds(10), absl::Hours(1)},
+          {"item_cache_ttl", absl::GetFlag(FLAGS_item_cache_ttl), absl::Milliseconds(1)},
+          {"item_cache_negative_ttl", absl::GetFlag(FLAGS_item_cache_negative_ttl),
+           absl::ZeroDuration()},
+          {"list_cache_ttl", absl::GetFlag(FLAGS_list_cache_ttl), absl::ZeroDuration()},
+          {"read_batch_overlap", absl::GetFlag(FLAGS_read_batch_overlap), absl::ZeroDuration()},
+          {"stats_cache_ttl", absl::GetFlag(FLAGS_stats_cache_ttl), absl::Milliseconds(1)},
+          {"stats_cache_refresh_after", absl::GetFlag(FLAGS_stats_cache_refresh_after),
+           absl::ZeroDuration()},
+      });
+      !invalid.ok()) {
+    std::cerr << "hotpathd: " << invalid.message() << "\n";
+    return 1;
+  }
 
   hotpath::app::BlockTerminationSignals();
 

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -147,6 +148,32 @@ TEST(FlagsTest, EveryWholeNumberFlagRefusesANegativeValueByName) {
   for (const std::string& flag : gateway) {
     ExpectTheStartRefused(flag, {"-1"}, absl::StrCat("--", flag, " must be "), kGateway);
   }
+}
+
+// The names of the flags of the binary's main file whose default is a duration (1s, 250ms).
+std::vector<std::string> DurationFlags(const std::string& binary, const std::string& main_file) {
+  std::vector<std::string> names;
+  for (const std::string& flag : FlagHelps(binary, main_file)) {
+    std::string value = flag.substr(flag.rfind("; default: ") + 11);
+    value = value.substr(0, value.find(';'));
+    if (!value.empty() && absl::ascii_isdigit(value[0]) && absl::ascii_isalpha(value.back())) {
+      names.push_back(flag.substr(0, flag.find(' ')));
+    }
+  }
+  return names;
+}
+
+// No duration flag takes a negative one either. --change_feed_check_interval=-1s was a wait that
+// not even SIGTERM ended, and 0 a loop of round trips to PostgreSQL.
+TEST(FlagsTest, EveryDurationFlagRefusesANegativeValueByName) {
+  const std::vector<std::string> durations = DurationFlags(HOTPATH_HOTPATHD_BINARY, "main");
+  EXPECT_GT(durations.size(), 8u);
+  for (const std::string& flag : durations) {
+    ExpectTheStartRefused(flag, {"-1s"}, absl::StrCat("--", flag, " must be "));
+  }
+  ExpectTheStartRefused("change_feed_check_interval", {"0", "2h"},
+                        "--change_feed_check_interval must be 10ms to 1h");
+  ExpectTheStartRefused("item_cache_ttl", {"0"}, "--item_cache_ttl must be at least 1ms, not 0");
 }
 
 TEST(FlagsTest, SizesAndCountsOutsideTheirRangesFailTheStartAndSayWhy) {

@@ -17,4 +17,19 @@ absl::Status CheckFlagRanges(std::initializer_list<FlagRange> flags) {
   return absl::OkStatus();
 }
 
+absl::Status CheckFlagRanges(std::initializer_list<DurationFlagRange> flags) {
+  for (const DurationFlagRange& flag : flags) {
+    if (flag.value >= flag.min && flag.value <= flag.max) continue;
+    if (flag.max == absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag.name, " must be at least ",
+                                                     absl::FormatDuration(flag.min), ", not ",
+                                                     absl::FormatDuration(flag.value)));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag.name, " must be ", absl::FormatDuration(flag.min), " to ",
+                     absl::FormatDuration(flag.max), ", not ", absl::FormatDuration(flag.value)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace hotpath::app

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace hotpath::app {
 
@@ -23,5 +24,16 @@ struct FlagRange {
 // OK, or InvalidArgument for the first flag outside its range: "--NAME must be at least MIN, not
 // VALUE" (no upper bound below INT_MAX) or "--NAME must be MIN to MAX, not VALUE".
 absl::Status CheckFlagRanges(std::initializer_list<FlagRange> flags);
+
+struct DurationFlagRange {
+  absl::string_view name;                         // the flag, without its dashes
+  absl::Duration value;                           // as given
+  absl::Duration min;                             // the shortest it takes
+  absl::Duration max = absl::InfiniteDuration();  // the longest
+};
+
+// The same for durations: "--NAME must be at least MIN, not VALUE" or "--NAME must be MIN to
+// MAX, not VALUE", in absl's notation (250ms, 1h).
+absl::Status CheckFlagRanges(std::initializer_list<DurationFlagRange> flags);
 
 }  // namespace hotpath::app

@@ -10,7 +10,7 @@ using ::testing::HasSubstr;
 
 TEST(FlagRangesTest, ValuesInsideTheirRangesPass) {
   EXPECT_TRUE(CheckFlagRanges({{"a", 0, 0}, {"b", 19, 0, 19}, {"c", 1 << 30, 1}}).ok());
-  EXPECT_TRUE(CheckFlagRanges({}).ok());
+  EXPECT_TRUE(CheckFlagRanges(std::initializer_list<FlagRange>{}).ok());
 }
 
 TEST(FlagRangesTest, TheFirstValueOutsideItsRangeIsNamedWithTheRange) {
@@ -21,6 +21,16 @@ TEST(FlagRangesTest, TheFirstValueOutsideItsRangeIsNamedWithTheRange) {
             "--item_cache_size must be at least 1, not -1");
   EXPECT_THAT(CheckFlagRanges({{"worker_nice", 20, 0, 19}, {"x", -5, 0}}).message(),
               HasSubstr("--worker_nice must be 0 to 19, not 20"));
+}
+
+TEST(FlagRangesTest, DurationsAreNamedInAbslNotation) {
+  EXPECT_TRUE(CheckFlagRanges({{"ttl", absl::Seconds(1), absl::ZeroDuration()}}).ok());
+  EXPECT_EQ(CheckFlagRanges({{"ttl", absl::Seconds(-1), absl::Milliseconds(1)}}).message(),
+            "--ttl must be at least 1ms, not -1s");
+  EXPECT_EQ(
+      CheckFlagRanges({{"interval", absl::ZeroDuration(), absl::Milliseconds(10), absl::Hours(1)}})
+          .message(),
+      "--interval must be 10ms to 1h, not 0");
 }
 
 }  // namespace
