@@ -260,23 +260,23 @@ int main(int argc, char** argv) {
   hotpath::app::ConfigureMutexDeadlockDetection();
   absl::SetProgramUsageMessage("hotpath-bench: gRPC load for the catalog (see the file header)");
   absl::ParseCommandLine(argc, argv);
-  const double rate_flag = absl::GetFlag(FLAGS_rate);
-  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
-          {"ids", absl::GetFlag(FLAGS_ids), 1},
-          {"batch_size", absl::GetFlag(FLAGS_batch_size), 1},
-          {"page_size", absl::GetFlag(FLAGS_page_size), 1},
-          {"concurrency", absl::GetFlag(FLAGS_concurrency), 1},
-          {"connections", absl::GetFlag(FLAGS_connections), 1, 1024},
-          {"threads", absl::GetFlag(FLAGS_threads), 1, 1024},
-          {"requests", absl::GetFlag(FLAGS_requests), 0, std::numeric_limits<std::int64_t>::max()},
-          {"probes", absl::GetFlag(FLAGS_probes), 1},
-      });
-      !invalid.ok() || !(rate_flag >= 0 && std::isfinite(rate_flag))) {
-    std::cerr << "hotpath-bench: "
-              << (invalid.ok() ? "--rate must be 0 (closed loop) or a positive number of calls a "
-                                 "second"
-                               : invalid.message())
-              << "\n";
+  absl::Status invalid = hotpath::app::CheckFlagRanges({
+      {"ids", absl::GetFlag(FLAGS_ids), 1},
+      {"batch_size", absl::GetFlag(FLAGS_batch_size), 1},
+      {"page_size", absl::GetFlag(FLAGS_page_size), 1},
+      {"concurrency", absl::GetFlag(FLAGS_concurrency), 1},
+      {"connections", absl::GetFlag(FLAGS_connections), 1, 1024},
+      {"threads", absl::GetFlag(FLAGS_threads), 1, 1024},
+      {"requests", absl::GetFlag(FLAGS_requests), 0, std::numeric_limits<std::int64_t>::max()},
+      {"probes", absl::GetFlag(FLAGS_probes), 1},
+  });
+  if (const double rate = absl::GetFlag(FLAGS_rate);
+      invalid.ok() && !(rate >= 0 && std::isfinite(rate))) {
+    invalid = absl::InvalidArgumentError(
+        "--rate must be 0 (closed loop) or a positive number of calls a second");
+  }
+  if (!invalid.ok()) {
+    std::cerr << "hotpath-bench: " << invalid.message() << "\n";
     return 2;
   }
   if (absl::GetFlag(FLAGS_method) == "staleness") {
@@ -306,7 +306,7 @@ int main(int argc, char** argv) {
               << " windows of --duration\n";
     return 2;
   }
-  for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_connections)); ++i) {
+  for (int i = 0; i < absl::GetFlag(FLAGS_connections); ++i) {
     grpc::ChannelArguments args;
     args.SetInt("hotpath.bench.connection", i);  // distinct arguments: a connection of its own
     if (!absl::GetFlag(FLAGS_gzip)) {
@@ -321,7 +321,7 @@ int main(int argc, char** argv) {
     shared.stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
   }
 
-  const int threads = std::max(1, absl::GetFlag(FLAGS_threads));
+  const int threads = absl::GetFlag(FLAGS_threads);
   std::vector<std::unique_ptr<grpc::CompletionQueue>> queues;
   std::vector<ThreadStats> stats(static_cast<std::size_t>(threads));
   std::vector<std::thread> pollers;
@@ -341,7 +341,7 @@ int main(int argc, char** argv) {
     for (auto& s : stats) s.timeline.reserve(static_cast<std::size_t>(expected) + 1024);
   }
   const bool from_send = absl::GetFlag(FLAGS_latency_from_send);
-  const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
+  const int concurrency = absl::GetFlag(FLAGS_concurrency);
   const auto begin = Clock::now();
   const auto warmup = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_warmup));
   const auto duration = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_duration));

@@ -222,62 +222,60 @@ int main(int argc, char** argv) {
   // PostgreSQL backend.
   constexpr int kMaxThreads = 1024;
   constexpr int kMaxPool = 10000;
-  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
-          {"grpc_port", absl::GetFlag(FLAGS_grpc_port), 0, 65535},
-          {"http_port", absl::GetFlag(FLAGS_http_port), 0, 65535},
-          {"http_threads", absl::GetFlag(FLAGS_http_threads), 0, kMaxThreads},
-          {"http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1},
-          {"compress_min_bytes", absl::GetFlag(FLAGS_compress_min_bytes), 0},
-          {"max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes), 64 << 10},
-          {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
-          {"gateway_answer_memo", absl::GetFlag(FLAGS_gateway_answer_memo), 0},
-          {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
-          {"pool_max", absl::GetFlag(FLAGS_pool_max), 1, kMaxPool},
-          {"pool_min", absl::GetFlag(FLAGS_pool_min), 0, kMaxPool},
-          {"connect_timeout_ms", absl::GetFlag(FLAGS_connect_timeout_ms), 1},
-          {"acquire_timeout_ms", absl::GetFlag(FLAGS_acquire_timeout_ms), 1},
-          {"statement_timeout_ms", absl::GetFlag(FLAGS_statement_timeout_ms), 0},
-          {"executor_threads", absl::GetFlag(FLAGS_executor_threads), 0, kMaxThreads},
-          {"executor_queue", absl::GetFlag(FLAGS_executor_queue), 1},
-          {"worker_nice", absl::GetFlag(FLAGS_worker_nice), 0, 19},
-          {"cq_threads", absl::GetFlag(FLAGS_cq_threads), 0, kMaxThreads},
-          {"pending_calls", absl::GetFlag(FLAGS_pending_calls), 1, 100000},
-          {"item_cache_size", absl::GetFlag(FLAGS_item_cache_size), 1},
-          {"list_cache_size", absl::GetFlag(FLAGS_list_cache_size), 1},
-          {"read_batches", absl::GetFlag(FLAGS_read_batches), 0, kMaxThreads},
-          {"shared_list_reads", absl::GetFlag(FLAGS_shared_list_reads), 0, kMaxPool},
-          {"stats_cache_size", absl::GetFlag(FLAGS_stats_cache_size), 1},
-          {"max_in_flight", absl::GetFlag(FLAGS_max_in_flight), 0},
-          {"max_in_flight_per_connection", absl::GetFlag(FLAGS_max_in_flight_per_connection), 0},
-          {"stream_stall_timeout_s", absl::GetFlag(FLAGS_stream_stall_timeout_s), 0},
-          {"max_connection_age_s", absl::GetFlag(FLAGS_max_connection_age_s), 0},
-          {"keepalive_s", absl::GetFlag(FLAGS_keepalive_s), 1},
-          {"drain_delay_ms", absl::GetFlag(FLAGS_drain_delay_ms), 0},
-          {"memory_trim_interval_s", absl::GetFlag(FLAGS_memory_trim_interval_s), 0},
-          {"shutdown_grace_ms", absl::GetFlag(FLAGS_shutdown_grace_ms), 0},
-      });
-      !invalid.ok()) {
-    std::cerr << "hotpathd: " << invalid.message() << "\n";
-    return 1;
-  }
+  absl::Status invalid = hotpath::app::CheckFlagRanges({
+      {"grpc_port", absl::GetFlag(FLAGS_grpc_port), 0, 65535},
+      {"http_port", absl::GetFlag(FLAGS_http_port), 0, 65535},
+      {"http_threads", absl::GetFlag(FLAGS_http_threads), 0, kMaxThreads},
+      {"http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1},
+      {"compress_min_bytes", absl::GetFlag(FLAGS_compress_min_bytes), 0},
+      {"max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes), 64 << 10},
+      {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
+      {"gateway_answer_memo", absl::GetFlag(FLAGS_gateway_answer_memo), 0},
+      {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
+      {"pool_max", absl::GetFlag(FLAGS_pool_max), 1, kMaxPool},
+      {"pool_min", absl::GetFlag(FLAGS_pool_min), 0, kMaxPool},
+      {"connect_timeout_ms", absl::GetFlag(FLAGS_connect_timeout_ms), 1},
+      {"acquire_timeout_ms", absl::GetFlag(FLAGS_acquire_timeout_ms), 1},
+      {"statement_timeout_ms", absl::GetFlag(FLAGS_statement_timeout_ms), 0},
+      {"executor_threads", absl::GetFlag(FLAGS_executor_threads), 0, kMaxThreads},
+      {"executor_queue", absl::GetFlag(FLAGS_executor_queue), 1},
+      {"worker_nice", absl::GetFlag(FLAGS_worker_nice), 0, 19},
+      {"cq_threads", absl::GetFlag(FLAGS_cq_threads), 0, kMaxThreads},
+      {"pending_calls", absl::GetFlag(FLAGS_pending_calls), 1, 100000},
+      {"item_cache_size", absl::GetFlag(FLAGS_item_cache_size), 1},
+      {"list_cache_size", absl::GetFlag(FLAGS_list_cache_size), 1},
+      {"read_batches", absl::GetFlag(FLAGS_read_batches), 0, kMaxThreads},
+      {"shared_list_reads", absl::GetFlag(FLAGS_shared_list_reads), 0, kMaxPool},
+      {"stats_cache_size", absl::GetFlag(FLAGS_stats_cache_size), 1},
+      {"max_in_flight", absl::GetFlag(FLAGS_max_in_flight), 0},
+      {"max_in_flight_per_connection", absl::GetFlag(FLAGS_max_in_flight_per_connection), 0},
+      {"stream_stall_timeout_s", absl::GetFlag(FLAGS_stream_stall_timeout_s), 0},
+      {"max_connection_age_s", absl::GetFlag(FLAGS_max_connection_age_s), 0},
+      {"keepalive_s", absl::GetFlag(FLAGS_keepalive_s), 1},
+      {"drain_delay_ms", absl::GetFlag(FLAGS_drain_delay_ms), 0},
+      {"memory_trim_interval_s", absl::GetFlag(FLAGS_memory_trim_interval_s), 0},
+      {"shutdown_grace_ms", absl::GetFlag(FLAGS_shutdown_grace_ms), 0},
+  });
   // A silent change feed checks its connection with a round trip: 0 was a loop of them, and a
   // negative interval a wait that nothing ended, not even SIGTERM.
-  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
-          {"read_max_lag", absl::GetFlag(FLAGS_read_max_lag), absl::ZeroDuration()},
-          {"change_feed_max_staleness", absl::GetFlag(FLAGS_change_feed_max_staleness),
-           absl::ZeroDuration()},
-          {"change_feed_check_interval", absl::GetFlag(FLAGS_change_feed_check_interval),
-           absl::Milliseconds(10), absl::Hours(1)},
-          {"item_cache_ttl", absl::GetFlag(FLAGS_item_cache_ttl), absl::Milliseconds(1)},
-          {"item_cache_negative_ttl", absl::GetFlag(FLAGS_item_cache_negative_ttl),
-           absl::ZeroDuration()},
-          {"list_cache_ttl", absl::GetFlag(FLAGS_list_cache_ttl), absl::ZeroDuration()},
-          {"read_batch_overlap", absl::GetFlag(FLAGS_read_batch_overlap), absl::ZeroDuration()},
-          {"stats_cache_ttl", absl::GetFlag(FLAGS_stats_cache_ttl), absl::Milliseconds(1)},
-          {"stats_cache_refresh_after", absl::GetFlag(FLAGS_stats_cache_refresh_after),
-           absl::ZeroDuration()},
-      });
-      !invalid.ok()) {
+  if (invalid.ok()) {
+    invalid = hotpath::app::CheckFlagRanges({
+        {"read_max_lag", absl::GetFlag(FLAGS_read_max_lag), absl::ZeroDuration()},
+        {"change_feed_max_staleness", absl::GetFlag(FLAGS_change_feed_max_staleness),
+         absl::ZeroDuration()},
+        {"change_feed_check_interval", absl::GetFlag(FLAGS_change_feed_check_interval),
+         absl::Milliseconds(10), absl::Hours(1)},
+        {"item_cache_ttl", absl::GetFlag(FLAGS_item_cache_ttl), absl::Milliseconds(1)},
+        {"item_cache_negative_ttl", absl::GetFlag(FLAGS_item_cache_negative_ttl),
+         absl::ZeroDuration()},
+        {"list_cache_ttl", absl::GetFlag(FLAGS_list_cache_ttl), absl::ZeroDuration()},
+        {"read_batch_overlap", absl::GetFlag(FLAGS_read_batch_overlap), absl::ZeroDuration()},
+        {"stats_cache_ttl", absl::GetFlag(FLAGS_stats_cache_ttl), absl::Milliseconds(1)},
+        {"stats_cache_refresh_after", absl::GetFlag(FLAGS_stats_cache_refresh_after),
+         absl::ZeroDuration()},
+    });
+  }
+  if (!invalid.ok()) {
     std::cerr << "hotpathd: " << invalid.message() << "\n";
     return 1;
   }

@@ -119,18 +119,26 @@ TEST(FlagsTest, AGatewayConnectTimeoutThatIsNoTimeFailsTheStartAndSaysWhy) {
                         "--upstream_connect_timeout_ms must be at least 1, not ", kGateway);
 }
 
-// The names of the flags of the binary's main file whose default is a whole number.
-std::vector<std::string> IntegerFlags(const std::string& binary, const std::string& main_file) {
+// The names of the flags of the binary's main file whose default, as its help prints it, passes
+// `kind`.
+std::vector<std::string> FlagsWhoseDefault(const std::string& binary, const std::string& main_file,
+                                           bool (*kind)(const std::string& value)) {
   std::vector<std::string> names;
   for (const std::string& flag : FlagHelps(binary, main_file)) {
-    const std::size_t at = flag.rfind("; default: ");
-    std::string value = flag.substr(at + 11);
+    std::string value = flag.substr(flag.rfind("; default: ") + 11);
     value = value.substr(0, value.find(';'));
-    if (!value.empty() && value.find_first_not_of("-0123456789") == std::string::npos) {
-      names.push_back(flag.substr(0, flag.find(' ')));
-    }
+    if (!value.empty() && kind(value)) names.push_back(flag.substr(0, flag.find(' ')));
   }
   return names;
+}
+
+bool IsWholeNumber(const std::string& value) {
+  return value.find_first_not_of("-0123456789") == std::string::npos;
+}
+
+// 1s, 250ms, 1h30m: a digit first, a unit last.
+bool IsDuration(const std::string& value) {
+  return absl::ascii_isdigit(value.front()) && absl::ascii_isalpha(value.back());
 }
 
 // No whole-number flag takes a negative value (sizes, counts, ports, times), and none is cast or
@@ -138,35 +146,25 @@ std::vector<std::string> IntegerFlags(const std::string& binary, const std::stri
 // all (--item_cache_size=-1 a cache without a limit, the gateway's --max_body_bytes=-1 bodies
 // without one) and --pool_max=-1 an abort.
 TEST(FlagsTest, EveryWholeNumberFlagRefusesANegativeValueByName) {
-  const std::vector<std::string> hotpathd = IntegerFlags(HOTPATH_HOTPATHD_BINARY, "main");
+  const std::vector<std::string> hotpathd =
+      FlagsWhoseDefault(HOTPATH_HOTPATHD_BINARY, "main", IsWholeNumber);
   EXPECT_GT(hotpathd.size(), 25u);
   for (const std::string& flag : hotpathd) {
     ExpectTheStartRefused(flag, {"-1"}, absl::StrCat("--", flag, " must be "));
   }
-  const std::vector<std::string> gateway = IntegerFlags(HOTPATH_GATEWAY_BINARY, "gateway_main");
+  const std::vector<std::string> gateway =
+      FlagsWhoseDefault(HOTPATH_GATEWAY_BINARY, "gateway_main", IsWholeNumber);
   EXPECT_GT(gateway.size(), 8u);
   for (const std::string& flag : gateway) {
     ExpectTheStartRefused(flag, {"-1"}, absl::StrCat("--", flag, " must be "), kGateway);
   }
 }
 
-// The names of the flags of the binary's main file whose default is a duration (1s, 250ms).
-std::vector<std::string> DurationFlags(const std::string& binary, const std::string& main_file) {
-  std::vector<std::string> names;
-  for (const std::string& flag : FlagHelps(binary, main_file)) {
-    std::string value = flag.substr(flag.rfind("; default: ") + 11);
-    value = value.substr(0, value.find(';'));
-    if (!value.empty() && absl::ascii_isdigit(value[0]) && absl::ascii_isalpha(value.back())) {
-      names.push_back(flag.substr(0, flag.find(' ')));
-    }
-  }
-  return names;
-}
-
 // No duration flag takes a negative one either. --change_feed_check_interval=-1s was a wait that
 // not even SIGTERM ended, and 0 a loop of round trips to PostgreSQL.
 TEST(FlagsTest, EveryDurationFlagRefusesANegativeValueByName) {
-  const std::vector<std::string> durations = DurationFlags(HOTPATH_HOTPATHD_BINARY, "main");
+  const std::vector<std::string> durations =
+      FlagsWhoseDefault(HOTPATH_HOTPATHD_BINARY, "main", IsDuration);
   EXPECT_GT(durations.size(), 8u);
   for (const std::string& flag : durations) {
     ExpectTheStartRefused(flag, {"-1s"}, absl::StrCat("--", flag, " must be "));
