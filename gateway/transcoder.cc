@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -36,10 +37,27 @@ const FieldDescriptor* FindField(const Descriptor* descriptor, absl::string_view
   return nullptr;
 }
 
+// Refuses a field whose oneof holds another of its fields already: setting it would clear that one.
+absl::Status OneofFree(const Message& message, const FieldDescriptor* f,
+                       absl::string_view parameter) {
+  const auto* oneof = f->real_containing_oneof();
+  if (oneof == nullptr) return absl::OkStatus();
+  const FieldDescriptor* held = message.GetReflection()->GetOneofFieldDescriptor(message, oneof);
+  if (held == nullptr || held == f) return absl::OkStatus();
+  return BadParameter(parameter, absl::StrCat("field \"", held->name(), "\" of oneof \"",
+                                              oneof->name(), "\" is set already"));
+}
+
+// The singular fields a query has set so far, each as its message and field.
+using FieldsSet = std::vector<std::pair<const Message*, const FieldDescriptor*>>;
+
 // Sets one field (dotted path, names in either form) from its text form, as a path variable or
-// query parameter carries it. Repeated fields get the value appended.
+// query parameter carries it. Repeated fields get the value appended. With `once`, a singular
+// field already in it, or a second member of a oneof, is refused rather than overwritten: two
+// values for one field (`category=a&category=b`, or `page_size` beside `pageSize`) would leave the
+// server and a proxy or cache in front of it each free to read a different one.
 absl::Status SetFromText(Message* message, absl::string_view dotted, absl::string_view value,
-                         absl::string_view parameter) {
+                         absl::string_view parameter, FieldsSet* once = nullptr) {
   const std::vector<absl::string_view> parts = absl::StrSplit(dotted, '.');
   Message* target = message;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -48,6 +66,9 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
     if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated()) {
       return BadParameter(parameter, absl::StrCat("\"", parts[i], "\" has no fields"));
     }
+    if (once != nullptr) {
+      if (absl::Status s = OneofFree(*target, f, parameter); !s.ok()) return s;
+    }
     target = target->GetReflection()->MutableMessage(target, f);
   }
   const FieldDescriptor* f = FindField(target->GetDescriptor(), parts.back());
@@ -55,6 +76,13 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
   if (f->is_map()) return BadParameter(parameter, "map fields cannot be set from a URL");
   const Reflection* r = target->GetReflection();
   const bool repeated = f->is_repeated();
+  if (once != nullptr && !repeated) {
+    if (absl::c_linear_search(*once, std::make_pair(static_cast<const Message*>(target), f))) {
+      return BadParameter(parameter, "is given more than once, and is not a repeated field");
+    }
+    if (absl::Status s = OneofFree(*target, f, parameter); !s.ok()) return s;
+    once->emplace_back(target, f);
+  }
   const std::string text(value);
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32: {
@@ -220,6 +248,7 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
     if (absl::Status s = SetFromText(request, field, value, field); !s.ok()) return s;
   }
   if (query.empty()) return absl::OkStatus();
+  FieldsSet set_by_query;
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     const std::size_t eq = pair.find('=');
     std::string name, value;
@@ -247,7 +276,9 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
         return BadParameter(name, "is bound by the path");
       }
     }
-    if (absl::Status s = SetFromText(request, name, value, name); !s.ok()) return s;
+    if (absl::Status s = SetFromText(request, name, value, name, &set_by_query); !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }

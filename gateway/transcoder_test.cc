@@ -1,5 +1,8 @@
 #include "gateway/transcoder.h"
 
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "gmock/gmock.h"
@@ -52,23 +55,28 @@ TEST_P(ListQueryTest, FillsTheRequest) {
 
 INSTANTIATE_TEST_SUITE_P(
     Queries, ListQueryTest,
-    ::testing::Values(QueryCase{"", "{}", ""}, QueryCase{"pageSize=10", "{\"pageSize\":10}", ""},
-                      QueryCase{"page_size=10", "{\"pageSize\":10}", ""},  // proto name
-                      QueryCase{"category=cat%2D3&pageToken=abc",
-                                "{\"category\":\"cat-3\",\"pageToken\":\"abc\"}", ""},
-                      QueryCase{"category=a+b", "{\"category\":\"a b\"}", ""},  // + is a space
-                      QueryCase{"minPriceCents=100&max_price_cents=200",        // wrappers
-                                "{\"minPriceCents\":\"100\",\"maxPriceCents\":\"200\"}", ""},
-                      QueryCase{"minPriceCents=0", "{\"minPriceCents\":\"0\"}", ""},  // 0 is set
-                      QueryCase{"pageSize=ten", "", "not a 32-bit integer"},
-                      QueryCase{"pageSize=99999999999", "", "not a 32-bit integer"},
-                      QueryCase{"minPriceCents=x", "", "not a valid google.protobuf.Int64Value"},
-                      QueryCase{"nope=1", "{}", ""},  // names no field: ignored
-                      QueryCase{"_=1700000000&pageSize=5", "{\"pageSize\":5}", ""},
-                      QueryCase{"utm_source=%zz", "{}", ""},  // an ignored value is not read
-                      QueryCase{"category.x=1", "", "has no fields"},
-                      QueryCase{"category=%ff", "", "not valid UTF-8"},
-                      QueryCase{"category=%zz", "", "malformed percent-encoding"}),
+    ::testing::Values(
+        QueryCase{"", "{}", ""}, QueryCase{"pageSize=10", "{\"pageSize\":10}", ""},
+        QueryCase{"page_size=10", "{\"pageSize\":10}", ""},  // proto name
+        QueryCase{"category=cat%2D3&pageToken=abc",
+                  "{\"category\":\"cat-3\",\"pageToken\":\"abc\"}", ""},
+        QueryCase{"category=a+b", "{\"category\":\"a b\"}", ""},  // + is a space
+        QueryCase{"minPriceCents=100&max_price_cents=200",        // wrappers
+                  "{\"minPriceCents\":\"100\",\"maxPriceCents\":\"200\"}", ""},
+        QueryCase{"minPriceCents=0", "{\"minPriceCents\":\"0\"}", ""},  // 0 is set
+        QueryCase{"pageSize=ten", "", "not a 32-bit integer"},
+        QueryCase{"pageSize=99999999999", "", "not a 32-bit integer"},
+        QueryCase{"minPriceCents=x", "", "not a valid google.protobuf.Int64Value"},
+        QueryCase{"nope=1", "{}", ""},  // names no field: ignored
+        QueryCase{"_=1700000000&pageSize=5", "{\"pageSize\":5}", ""},
+        QueryCase{"utm_source=%zz", "{}", ""},  // an ignored value is not read
+        QueryCase{"category.x=1", "", "has no fields"},
+        QueryCase{"category=%ff", "", "not valid UTF-8"},
+        QueryCase{"category=%zz", "", "malformed percent-encoding"},
+        // One field, one value: a second is refused, in either name.
+        QueryCase{"category=a&category=b", "", "\"category\": is given more than once"},
+        QueryCase{"pageSize=1&page_size=2", "", "\"page_size\": is given more than once"},
+        QueryCase{"minPriceCents=1&minPriceCents=2", "", "is given more than once"}),
     [](const ::testing::TestParamInfo<QueryCase>& info) {
       return "Case" + std::to_string(info.index);
     });
@@ -88,6 +96,54 @@ TEST(BuildRequest, RepeatedQueryKeysAppend) {
                            "ids=3&ids=1&ids=2", "", {}, &request)
                   .ok());
   EXPECT_THAT(request.ids(), ::testing::ElementsAre(3, 1, 2));
+}
+
+TEST(BuildRequest, TwoFieldsOfOneOneofAreRefused) {
+  // No hotpath message has a oneof yet; the gateway serves any service's, so one is built here.
+  google::protobuf::FileDescriptorProto file;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(name: "oneof_test.proto"
+           syntax: "proto3"
+           package: "t"
+           message_type {
+             name: "Inner"
+             field { name: "n" number: 1 type: TYPE_INT32 label: LABEL_OPTIONAL }
+           }
+           message_type {
+             name: "Request"
+             oneof_decl { name: "key" }
+             field { name: "id" number: 1 type: TYPE_INT64 label: LABEL_OPTIONAL oneof_index: 0 }
+             field { name: "sku" number: 2 type: TYPE_STRING label: LABEL_OPTIONAL oneof_index: 0 }
+             field {
+               name: "inner"
+               number: 3
+               type: TYPE_MESSAGE
+               type_name: ".t.Inner"
+               label: LABEL_OPTIONAL
+               oneof_index: 0
+             }
+           })pb",
+      &file));
+  google::protobuf::DescriptorPool pool;
+  ASSERT_NE(pool.BuildFile(file), nullptr);
+  google::protobuf::DynamicMessageFactory factory(&pool);
+  const google::protobuf::Message* prototype =
+      factory.GetPrototype(pool.FindMessageTypeByName("t.Request"));
+  const HttpBinding binding = Binding("ListItems", "GET", "/v1/items", "");
+  for (const auto& [query, error] : std::vector<std::pair<const char*, const char*>>{
+           {"id=1&sku=a",
+            "invalid parameter \"sku\": field \"id\" of oneof \"key\" is set already"},
+           {"sku=a&inner.n=2", "invalid parameter \"inner.n\": field \"sku\" of oneof \"key\""},
+           {"inner.n=2&id=1", "invalid parameter \"id\": field \"inner\" of oneof \"key\""},
+           {"id=1&id=2", "invalid parameter \"id\": is given more than once"}}) {
+    std::unique_ptr<google::protobuf::Message> request(prototype->New());
+    const absl::Status status = BuildRequest(binding, {}, query, "", {}, request.get());
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << query;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(error)) << query;
+  }
+  std::unique_ptr<google::protobuf::Message> request(prototype->New());
+  ASSERT_TRUE(BuildRequest(binding, {}, "sku=a", "", {}, request.get()).ok());
+  EXPECT_EQ(request->ShortDebugString(), "sku: \"a\"");
 }
 
 TEST(BuildRequest, PathVariablesAndBodyField) {
