@@ -34,6 +34,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "hotpath/catalog/v1/catalog.grpc.pb.h"
 #include "server/app/env.h"
+#include "server/app/flag_ranges.h"
 #include "server/app/mutexes.h"
 #include "server/rpc/consistency.h"
 #include "server/rpc/tls.h"
@@ -408,6 +409,20 @@ int main(int argc, char** argv) {
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   if (args.empty()) return Usage("no command");
+  // What the server checks reaches it as given; these the CLI uses itself.
+  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
+          {"items", absl::GetFlag(FLAGS_items), 0, 1'000'000'000},
+          {"first", absl::GetFlag(FLAGS_first), 1, 1'000'000'000'000},
+      });
+      !invalid.ok()) {
+    return Usage(std::string(invalid.message()));
+  }
+  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
+          {"deadline", absl::GetFlag(FLAGS_deadline), absl::Milliseconds(1)},
+      });
+      !invalid.ok()) {
+    return Usage(std::string(invalid.message()));
+  }
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   auto credentials = hotpath::rpc::ChannelCredentials(absl::GetFlag(FLAGS_tls_ca_file));

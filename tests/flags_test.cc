@@ -203,5 +203,27 @@ TEST(FlagsTest, TheLoadGeneratorRefusesCountsOutsideTheirRangesAndSaysWhy) {
   }
 }
 
+TEST(FlagsTest, TheCliRefusesNumbersItUsesItselfOutsideTheirRanges) {
+  // --items and --first pick demo items without asking the server (an --items past the int64
+  // range from --first used to print nothing); a deadline of no time fails every call.
+  const std::string cli = HOTPATH_CLI_BINARY " --addr=127.0.0.1:1";
+  for (const auto& [flags, why] : std::vector<std::pair<std::string, std::string>>{
+           {"--items=-1 demo-items", "--items must be 0 to 1000000000, not -1"},
+           {"--first=0 demo-items", "--first must be 1 to 1000000000000, not 0"},
+           {"--first=9223372036854775800 --items=100 demo-items", "--first must be 1 to"},
+           {"--deadline=-1s get 1", "--deadline must be at least 1ms, not -1s"},
+           {"--deadline=0s get 1", "--deadline must be at least 1ms, not 0"}}) {
+    int rc = -1;
+    const std::string output = RunCommand(absl::StrCat(cli, " ", flags, " 2>&1"), &rc);
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 2) << flags << ": " << rc;
+    EXPECT_THAT(output, ::testing::HasSubstr(why)) << flags;
+  }
+  int rc = -1;
+  const std::string lines =
+      RunCommand(HOTPATH_CLI_BINARY " --first=999999999999 --items=2 demo-items", &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_THAT(lines, ::testing::HasSubstr("\"sku\":\"SKU-1000000000000\""));
+}
+
 }  // namespace
 }  // namespace hotpath::testing

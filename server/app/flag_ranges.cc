@@ -7,7 +7,8 @@ namespace hotpath::app {
 absl::Status CheckFlagRanges(std::initializer_list<FlagRange> flags) {
   for (const FlagRange& flag : flags) {
     if (flag.value >= flag.min && flag.value <= flag.max) continue;
-    if (flag.max >= std::numeric_limits<int>::max()) {
+    if (flag.max == std::numeric_limits<int>::max() ||
+        flag.max == std::numeric_limits<std::int64_t>::max()) {  // the type's bound, not the flag's
       return absl::InvalidArgumentError(
           absl::StrCat("--", flag.name, " must be at least ", flag.min, ", not ", flag.value));
     }

@@ -22,7 +22,8 @@ struct FlagRange {
 };
 
 // OK, or InvalidArgument for the first flag outside its range: "--NAME must be at least MIN, not
-// VALUE" (no upper bound below INT_MAX) or "--NAME must be MIN to MAX, not VALUE".
+// VALUE" (when MAX is INT_MAX or INT64_MAX, the type's bound) or "--NAME must be MIN to MAX, not
+// VALUE".
 absl::Status CheckFlagRanges(std::initializer_list<FlagRange> flags);
 
 struct DurationFlagRange {

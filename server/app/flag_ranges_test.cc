@@ -21,6 +21,12 @@ TEST(FlagRangesTest, TheFirstValueOutsideItsRangeIsNamedWithTheRange) {
             "--item_cache_size must be at least 1, not -1");
   EXPECT_THAT(CheckFlagRanges({{"worker_nice", 20, 0, 19}, {"x", -5, 0}}).message(),
               HasSubstr("--worker_nice must be 0 to 19, not 20"));
+  // A bound past int's range is still the flag's own, and named; only the type's is left out.
+  EXPECT_EQ(CheckFlagRanges({{"first", 0, 1, 1'000'000'000'000}}).message(),
+            "--first must be 1 to 1000000000000, not 0");
+  EXPECT_EQ(
+      CheckFlagRanges({{"requests", -1, 0, std::numeric_limits<std::int64_t>::max()}}).message(),
+      "--requests must be at least 0, not -1");
 }
 
 TEST(FlagRangesTest, DurationsAreNamedInAbslNotation) {
