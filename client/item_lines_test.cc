@@ -1,7 +1,8 @@
-// ItemLinesReader against the reading it replaces: protobuf's JsonStringToMessage on each line
-// alone. Same items, same first error naming the same line, for valid files and for lines built
-// to fool a join (two objects on one line, one object over two, single quotes that protobuf
-// accepts and strict JSON does not), and for random corruptions of valid files.
+// ItemLinesReader against the plain reading: protobuf's JsonStringToMessage on each line alone,
+// then the strict check that refuses what protobuf 3.21 reads and strict JSON readers read
+// otherwise (server/json/fields_once.h). Same items, same first error naming the same line, for
+// valid files and for lines built to fool a join (two objects on one line, one object over two,
+// single quotes), and for random corruptions of valid files.
 #include "client/item_lines.h"
 
 #include <google/protobuf/util/json_util.h>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/demo_items.h"
+#include "server/json/fields_once.h"
 
 namespace hotpath::client {
 namespace {
@@ -35,9 +37,12 @@ Outcome LineByLine(const std::string& text) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     catalog::v1::Item item;
-    const auto status = google::protobuf::util::JsonStringToMessage(line, &item);
+    const auto parsed = google::protobuf::util::JsonStringToMessage(line, &item);
+    const absl::Status status = parsed.ok()
+                                    ? json::CheckFieldsOnce(line, item.GetDescriptor())
+                                    : absl::InvalidArgumentError(std::string(parsed.message()));
     if (!status.ok()) {
-      outcome.error = absl::StrCat("in.jsonl:", number, ": ", std::string(status.message()));
+      outcome.error = absl::StrCat("in.jsonl:", number, ": ", status.message());
       break;
     }
     outcome.items.push_back(item.DebugString());

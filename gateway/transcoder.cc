@@ -12,6 +12,7 @@
 #include "gateway/json_printer.h"
 #include "google/rpc/status.pb.h"
 #include "server/http/json_quote.h"
+#include "server/json/fields_once.h"
 #include "server/text/utf8.h"
 
 namespace hotpath::gateway {
@@ -204,6 +205,13 @@ google::protobuf::util::JsonPrintOptions PrintOptions() {
   return print;
 }
 
+// A body protobuf has read, refused if it sets a field twice or is not strict JSON.
+absl::Status StrictBody(absl::string_view json, const Descriptor* descriptor) {
+  const absl::Status once = json::CheckFieldsOnce(json, descriptor);
+  if (once.ok()) return once;
+  return absl::InvalidArgumentError(absl::StrCat("invalid JSON body: ", once.message()));
+}
+
 // The first segment of a dotted field path.
 absl::string_view Head(absl::string_view dotted) { return dotted.substr(0, dotted.find('.')); }
 
@@ -221,10 +229,12 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
     }
   } else {
     const absl::string_view json = absl::StripAsciiWhitespace(body).empty() ? "{}" : body;
+    // Protobuf's parse first, for its errors' byte offsets; then what it reads leniently.
     if (binding.body == "*") {
       const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json), request,
                                                                       ParseOptions(options));
       if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
+      if (absl::Status s = StrictBody(json, descriptor); !s.ok()) return s;
     } else {
       const FieldDescriptor* f = FindField(descriptor, binding.body);
       if (f == nullptr)
@@ -235,12 +245,14 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
             std::string(json), request->GetReflection()->MutableMessage(request, f),
             ParseOptions(options));
         if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
+        if (absl::Status s = StrictBody(json, f->message_type()); !s.ok()) return s;
       } else {
         const std::string wrapped =
             absl::StrCat("{", http::JsonQuote(f->json_name()), ":", json, "}");
         const auto parsed =
             google::protobuf::util::JsonStringToMessage(wrapped, request, ParseOptions(options));
         if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, wrapped));
+        if (absl::Status s = StrictBody(wrapped, descriptor); !s.ok()) return s;
       }
     }
   }

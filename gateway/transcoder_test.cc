@@ -158,6 +158,27 @@ TEST(BuildRequest, PathVariablesAndBodyField) {
   EXPECT_THAT(request.update_mask().paths(), ::testing::ElementsAre("name", "price_cents"));
 }
 
+TEST(BuildRequest, ABodyThatSetsAFieldTwiceOrIsNotStrictJsonIsRefused) {
+  const HttpBinding create = Binding("CreateItem", "POST", "/v1/items", "item");
+  for (const auto& [body, error] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"sku":"a","sku":"b"})",
+            "invalid JSON body: \"sku\" sets field sku of hotpath.catalog.v1.Item a second time"},
+           {R"({"priceCents":"1","price_cents":"2"})", "\"price_cents\" sets field price_cents"},
+           {R"({sku:"a"})", "invalid JSON body: not RFC 8259 JSON"},
+           {R"({"sku":'a'})", "invalid JSON body: not RFC 8259 JSON"},
+           {R"({"sku":"a",})", "invalid JSON body: not RFC 8259 JSON"}}) {
+    v1::CreateItemRequest request;
+    const absl::Status status = BuildRequest(create, {}, "", body, {}, &request);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(error)) << body;
+  }
+  v1::UpdateItemRequest update;
+  const absl::Status status =
+      BuildRequest(Binding("UpdateItem", "PATCH", "/v1/items/{item.id}", "item"),
+                   {{"item.id", "4"}}, "", R"({"stock":1,"stock":2})", {}, &update);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("\"stock\" sets field stock"));
+}
+
 TEST(BuildRequest, BodyErrors) {
   const HttpBinding create = Binding("CreateItem", "POST", "/v1/items", "item");
   v1::CreateItemRequest request;
