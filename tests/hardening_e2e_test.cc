@@ -141,6 +141,36 @@ TEST_F(HardeningTest, AbsoluteFormTargetsAreServed) {
   EXPECT_THAT(answer, HasSubstr("SKU-1"));
 }
 
+// RFC 9112 3.2: an HTTP/1.1 request without a Host, or any request with two Hosts or one that is
+// no host, is a 400; a proxy or cache in front and the server could each take a different one.
+TEST_F(HardeningTest, ARequestWithoutOneValidHostIsRefused) {
+  for (const std::string head :
+       {"GET /v1/items/1 HTTP/1.1\r\n", "GET /v1/items/1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
+        "GET /v1/items/1 HTTP/1.0\r\nHost: a\r\nHost: a\r\n",
+        "GET /v1/items/1 HTTP/1.1\r\nHost: a b\r\n",
+        "GET /v1/items/1 HTTP/1.1\r\nHost: evil.example/x\r\n",
+        "GET /v1/items/1 HTTP/1.1\r\nHost: user@evil.example\r\n"}) {
+    SCOPED_TRACE(head);
+    RawConnection connection(server_->http_port());
+    connection.Send(absl::StrCat(head, "\r\n"));
+    const std::string answer = connection.ReadFor(std::chrono::milliseconds(1500));
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 400"));
+    EXPECT_THAT(answer, HasSubstr("Host"));
+    EXPECT_THAT(answer, HasSubstr("Connection: close"));
+  }
+  for (const std::string head :
+       {"GET /v1/items/1 HTTP/1.0\r\n", "GET /v1/items/1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n",
+        "GET /v1/items/1 HTTP/1.1\r\nHost: [::1]:8080\r\n",
+        "GET /v1/items/1 HTTP/1.1\r\nHost: catalog.example\r\n",
+        "GET /v1/items/1 HTTP/1.1\r\nHost:\r\n"}) {
+    SCOPED_TRACE(head);
+    RawConnection connection(server_->http_port());
+    connection.Send(absl::StrCat(head, "Connection: close\r\n\r\n"));
+    EXPECT_THAT(connection.ReadFor(std::chrono::milliseconds(1500)),
+                StartsWith(absl::StrCat(head.substr(16, 8), " 200")));
+  }
+}
+
 // A client stream's batch was bounded in messages (a thousand for ImportItems), not in bytes:
 // messages of nearly 4 MiB, each a few KiB of gzip on the wire, were all held until their batch
 // was consumed (about 1 GB for the 250 here). A batch now also ends at kMaxBatchBytes.

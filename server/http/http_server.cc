@@ -114,6 +114,30 @@ std::optional<FramingRefusal> CheckFraming(const Request& request) {
   return std::nullopt;
 }
 
+// Why a request's Host cannot be trusted (RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1
+// request without one, and to any request with two or with an invalid value), or nullopt. Two
+// Hosts, or one that is not a host, let a proxy or cache in front and this server each take a
+// different one for the request's authority. hotpath routes on the path alone; the check is for
+// what sits in front.
+std::optional<std::string> CheckHost(const Request& request) {
+  auto [first, last] = request.equal_range(bhttp::field::host);
+  if (first == last) {
+    if (request.version() < 11) return std::nullopt;
+    return "an HTTP/1.1 request needs a Host header (RFC 9112 3.2)";
+  }
+  if (std::next(first) != last)
+    return "a request takes one Host header, not several (RFC 9112 3.2)";
+  const beast::string_view host = first->value();
+  // uri-host [":" port]: a reg-name (unreserved, sub-delims, pct-encoded), an IPv4 address or
+  // an IP-literal in brackets; empty when the target has no authority.
+  const bool valid = std::all_of(host.begin(), host.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+           absl::string_view("-._~!$&'()*+,;=:[]%").find(c) != absl::string_view::npos;
+  });
+  if (!valid) return "the Host header is not a host[:port] (RFC 9112 3.2)";
+  return std::nullopt;
+}
+
 // The client waits for "100 Continue" before sending the body (RFC 9110 10.1.1).
 bool ExpectsContinue(const Request& request) {
   auto it = request.find(bhttp::field::expect);
@@ -488,6 +512,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ec) return OnRead(ec);
     if (auto refusal = CheckFraming(parser_->get())) {
       return Refuse(refusal->status, std::move(refusal->message));
+    }
+    if (auto refusal = CheckHost(parser_->get())) {
+      return Refuse(bhttp::status::bad_request, std::move(*refusal));
     }
     if (parser_->is_done()) return OnRead({});
     auto read_body = [self = this->shared_from_this()] {
