@@ -12,6 +12,7 @@
 #include "gateway/json_printer.h"
 #include "google/rpc/status.pb.h"
 #include "server/http/json_quote.h"
+#include "server/json/field_names.h"
 #include "server/json/fields_once.h"
 #include "server/text/utf8.h"
 
@@ -25,17 +26,6 @@ using google::protobuf::Reflection;
 
 absl::Status BadParameter(absl::string_view name, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("invalid parameter \"", name, "\": ", why));
-}
-
-// A field by proto name or lowerCamelCase JSON name.
-const FieldDescriptor* FindField(const Descriptor* descriptor, absl::string_view name) {
-  const std::string key(name);
-  if (const FieldDescriptor* f = descriptor->FindFieldByName(key)) return f;
-  if (const FieldDescriptor* f = descriptor->FindFieldByCamelcaseName(key)) return f;
-  for (int i = 0; i < descriptor->field_count(); ++i) {
-    if (descriptor->field(i)->json_name() == key) return descriptor->field(i);
-  }
-  return nullptr;
 }
 
 // Refuses a field whose oneof holds another of its fields already: setting it would clear that one.
@@ -62,7 +52,7 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
   const std::vector<absl::string_view> parts = absl::StrSplit(dotted, '.');
   Message* target = message;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-    const FieldDescriptor* f = FindField(target->GetDescriptor(), parts[i]);
+    const FieldDescriptor* f = json::FindFieldByAnyName(target->GetDescriptor(), parts[i]);
     if (f == nullptr) return BadParameter(parameter, absl::StrCat("no field \"", parts[i], "\""));
     if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated()) {
       return BadParameter(parameter, absl::StrCat("\"", parts[i], "\" has no fields"));
@@ -72,7 +62,7 @@ absl::Status SetFromText(Message* message, absl::string_view dotted, absl::strin
     }
     target = target->GetReflection()->MutableMessage(target, f);
   }
-  const FieldDescriptor* f = FindField(target->GetDescriptor(), parts.back());
+  const FieldDescriptor* f = json::FindFieldByAnyName(target->GetDescriptor(), parts.back());
   if (f == nullptr) return BadParameter(parameter, absl::StrCat("no field \"", parts.back(), "\""));
   if (f->is_map()) return BadParameter(parameter, "map fields cannot be set from a URL");
   const Reflection* r = target->GetReflection();
@@ -236,7 +226,7 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
       if (!parsed.ok()) return absl::InvalidArgumentError(ParseError(parsed, json));
       if (absl::Status s = StrictBody(json, descriptor); !s.ok()) return s;
     } else {
-      const FieldDescriptor* f = FindField(descriptor, binding.body);
+      const FieldDescriptor* f = json::FindFieldByAnyName(descriptor, binding.body);
       if (f == nullptr)
         return absl::InternalError(
             absl::StrCat("body field ", binding.body, " not in ", descriptor->full_name()));
@@ -268,7 +258,7 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
       return absl::InvalidArgumentError(absl::StrCat(
           "malformed percent-encoding in query parameter \"", absl::CHexEscape(pair), "\""));
     }
-    const FieldDescriptor* head = FindField(descriptor, Head(name));
+    const FieldDescriptor* head = json::FindFieldByAnyName(descriptor, Head(name));
     if (head == nullptr && !options.strict_query_parameters) continue;  // names no field: ignored
     if (!PercentDecode(eq == absl::string_view::npos ? "" : pair.substr(eq + 1), &value, true)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -279,11 +269,12 @@ absl::Status BuildRequest(const HttpBinding& binding, const Bindings& path_varia
           "query parameters are not accepted here: the body carries every field");
     }
     // Fields bound by the path or the body cannot be set again from the query.
-    if (head != nullptr && !binding.body.empty() && FindField(descriptor, binding.body) == head) {
+    if (head != nullptr && !binding.body.empty() &&
+        json::FindFieldByAnyName(descriptor, binding.body) == head) {
       return BadParameter(name, "is carried by the request body");
     }
     for (const auto& [field, unused] : path_variables) {
-      const FieldDescriptor* bound = FindField(descriptor, Head(field));
+      const FieldDescriptor* bound = json::FindFieldByAnyName(descriptor, Head(field));
       if (bound != nullptr && bound == head && (field == name || Head(field) == name)) {
         return BadParameter(name, "is bound by the path");
       }
@@ -308,7 +299,8 @@ std::string MessageJson(const Message& message) {
 
 absl::StatusOr<std::string> RenderResponse(const HttpBinding& binding, const Message& response) {
   if (binding.response_body.empty()) return MessageJson(response);
-  const FieldDescriptor* f = FindField(response.GetDescriptor(), binding.response_body);
+  const FieldDescriptor* f =
+      json::FindFieldByAnyName(response.GetDescriptor(), binding.response_body);
   if (f == nullptr || f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
     return absl::InternalError(
         absl::StrCat("response_body ", binding.response_body, " is not a message field"));

@@ -9,6 +9,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/json/field_names.h"
 
 namespace hotpath::json {
 namespace {
@@ -17,17 +18,6 @@ using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
-
-// A field by proto name or JSON name, as protobuf's JSON parser finds it.
-const FieldDescriptor* FindField(const Descriptor* descriptor, std::string_view name) {
-  const std::string key(name);
-  if (const FieldDescriptor* f = descriptor->FindFieldByName(key)) return f;
-  if (const FieldDescriptor* f = descriptor->FindFieldByCamelcaseName(key)) return f;
-  for (int i = 0; i < descriptor->field_count(); ++i) {
-    if (descriptor->field(i)->json_name() == key) return descriptor->field(i);
-  }
-  return nullptr;
-}
 
 absl::Status Twice(std::string_view key, absl::string_view what) {
   return absl::InvalidArgumentError(
@@ -73,7 +63,8 @@ absl::Status Check(element value, const Descriptor* descriptor) {
   }
   std::vector<const FieldDescriptor*> seen;
   for (const simdjson::dom::key_value_pair member : object) {
-    const FieldDescriptor* f = FindField(descriptor, member.key);
+    const FieldDescriptor* f =
+        FindFieldByAnyName(descriptor, absl::string_view(member.key.data(), member.key.size()));
     if (f == nullptr) {  // an unknown field, which the caller's parse let through
       if (absl::Status s = Check(member.value, nullptr); !s.ok()) return s;
       continue;
