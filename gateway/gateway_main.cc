@@ -103,20 +103,23 @@ int main(int argc, char** argv) {
   hotpath::app::RaiseDescriptorLimit();
   absl::SetProgramUsageMessage("hotpath-gateway: HTTP/JSON in front of hotpath gRPC servers");
   absl::ParseCommandLine(argc, argv);
-  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
-          {"upstream_timeout_ms", absl::GetFlag(FLAGS_upstream_timeout_ms), 0},
-          {"upstream_keepalive_ms", absl::GetFlag(FLAGS_upstream_keepalive_ms), 1},
-          {"upstream_keepalive_timeout_ms", absl::GetFlag(FLAGS_upstream_keepalive_timeout_ms), 1},
-          {"upstream_connect_timeout_ms", absl::GetFlag(FLAGS_upstream_connect_timeout_ms), 1},
-          {"http_port", absl::GetFlag(FLAGS_http_port), 0, 65535},
-          {"http_threads", absl::GetFlag(FLAGS_http_threads), 0, 1024},
-          {"http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1},
-          {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
-          {"compress_min_bytes", absl::GetFlag(FLAGS_compress_min_bytes), 0},
-          {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
-          {"shutdown_grace_ms", absl::GetFlag(FLAGS_shutdown_grace_ms), 0},
-      });
-      !invalid.ok()) {
+  absl::Status invalid = hotpath::app::CheckEnvironment();
+  if (invalid.ok()) {
+    invalid = hotpath::app::CheckFlagRanges({
+        {"upstream_timeout_ms", absl::GetFlag(FLAGS_upstream_timeout_ms), 0},
+        {"upstream_keepalive_ms", absl::GetFlag(FLAGS_upstream_keepalive_ms), 1},
+        {"upstream_keepalive_timeout_ms", absl::GetFlag(FLAGS_upstream_keepalive_timeout_ms), 1},
+        {"upstream_connect_timeout_ms", absl::GetFlag(FLAGS_upstream_connect_timeout_ms), 1},
+        {"http_port", absl::GetFlag(FLAGS_http_port), 0, 65535},
+        {"http_threads", absl::GetFlag(FLAGS_http_threads), 0, 1024},
+        {"http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1},
+        {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
+        {"compress_min_bytes", absl::GetFlag(FLAGS_compress_min_bytes), 0},
+        {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
+        {"shutdown_grace_ms", absl::GetFlag(FLAGS_shutdown_grace_ms), 0},
+    });
+  }
+  if (!invalid.ok()) {
     std::cerr << "hotpath-gateway: " << invalid.message() << "\n";
     return 1;
   }

@@ -85,6 +85,73 @@ TEST(FlagsTest, TheVariablesAreHonouredForEveryKindOfFlag) {
   EXPECT_THAT(help, ::testing::HasSubstr("default: 0.5;"));
 }
 
+// Every variable of a flag that is not a string, set to what no such flag takes, stops the binary
+// at once, naming it: a variable that did not parse used to leave its flag at the default without
+// a word (HOTPATH_CACHE_ENABLED=flase kept the cache on). A flag added later is checked too.
+void ExpectEveryVariableThatDoesNotParseFailsTheStart(const std::string& binary,
+                                                      const std::string& main_file,
+                                                      const std::string& command) {
+  int checked = 0;
+  for (const std::string& flag : FlagHelps(binary, main_file)) {
+    const std::size_t env = flag.find("(env ");
+    if (env == std::string::npos || absl::StrContains(flag, "; default: \"")) continue;
+    const std::string name = flag.substr(env + 5, flag.find_first_of(");", env) - env - 5);
+    if (name == "DATABASE_URL") continue;
+    ++checked;
+    int rc = -1;
+    const std::string output = RunCommand(absl::StrCat(name, "=bogus! ", command, " 2>&1"), &rc);
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << name << ": " << rc;
+    EXPECT_THAT(output, ::testing::HasSubstr(absl::StrCat(name, " is \"bogus!\", not "))) << name;
+  }
+  EXPECT_GT(checked, 10) << binary;
+}
+
+TEST(FlagsTest, EveryHotpathdVariableThatDoesNotParseFailsTheStartByName) {
+  ExpectEveryVariableThatDoesNotParseFailsTheStart(HOTPATH_HOTPATHD_BINARY, "main",
+                                                   "timeout 10 " HOTPATH_HOTPATHD_BINARY
+                                                   " --database_url=postgresql://127.0.0.1:1/none");
+}
+
+TEST(FlagsTest, EveryGatewayVariableThatDoesNotParseFailsTheStartByName) {
+  ExpectEveryVariableThatDoesNotParseFailsTheStart(HOTPATH_GATEWAY_BINARY, "gateway_main",
+                                                   "timeout 10 " HOTPATH_GATEWAY_BINARY
+                                                   " --upstream=127.0.0.1:1 --http_port=0");
+}
+
+TEST(FlagsTest, AnEmptyVariableCountsAsUnset) {
+  for (const std::string& flag :
+       FlagHelps("HOTPATH_POOL_MAX= HOTPATH_CACHE_ENABLED= " HOTPATH_HOTPATHD_BINARY, "main")) {
+    if (absl::StartsWith(flag, "pool_max ")) {
+      EXPECT_THAT(flag, ::testing::EndsWith("default: 16;"));
+    }
+    if (absl::StartsWith(flag, "cache_enabled ")) {
+      EXPECT_THAT(flag, ::testing::EndsWith("default: true;"));
+    }
+  }
+  int rc = -1;
+  const std::string output = RunCommand("HOTPATH_POOL_MAX= timeout 10 " HOTPATH_HOTPATHD_BINARY
+                                        " --database_url=postgresql://127.0.0.1:1/none 2>&1",
+                                        &rc);
+  EXPECT_THAT(output, ::testing::Not(::testing::HasSubstr("HOTPATH_POOL_MAX")));
+}
+
+TEST(FlagsTest, AVariableThatDoesNotParseSaysWhatItShouldBe) {
+  for (const auto& [variable, why] : std::vector<std::pair<std::string, std::string>>{
+           {"HOTPATH_CACHE_ENABLED=flase", "HOTPATH_CACHE_ENABLED is \"flase\", not true or false"},
+           {"HOTPATH_ITEM_CACHE_TTL=5", "HOTPATH_ITEM_CACHE_TTL is \"5\", not a duration"},
+           {"HOTPATH_POOL_MAX=16x", "HOTPATH_POOL_MAX is \"16x\", not a whole number"},
+           {"HOTPATH_ITEM_CACHE_REFRESH_AT=half", "not a number"}}) {
+    SCOPED_TRACE(variable);
+    int rc = -1;
+    const std::string output =
+        RunCommand(absl::StrCat(variable, " timeout 10 " HOTPATH_HOTPATHD_BINARY
+                                          " --database_url=postgresql://127.0.0.1:1/none 2>&1"),
+                   &rc);
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << variable << ": " << rc;
+    EXPECT_THAT(output, ::testing::HasSubstr(why)) << variable;
+  }
+}
+
 // command (hotpathd on a database it never reaches, unless told) started with --flag=value for
 // each value exits 1 at once, saying why.
 void ExpectTheStartRefused(const std::string& flag, const std::vector<std::string>& values,
