@@ -15,8 +15,9 @@
 namespace hotpath::catalog {
 namespace {
 
-// Text rules shared by every string field: valid UTF-8, no NUL or other control characters except
-// (when multiline) newline and tab, and a length in code points.
+// Text rules shared by every string field: valid UTF-8, no control characters (C0, DEL, C1)
+// except (when multiline) newline, carriage return and tab, not only spaces when required, and a
+// length in code points.
 void CheckText(absl::string_view value, absl::string_view field, int min_chars, int max_chars,
                bool multiline, rpc::FieldViolations& violations) {
   const int length = text::Utf8CodePoints(value);
@@ -24,12 +25,20 @@ void CheckText(absl::string_view value, absl::string_view field, int min_chars, 
     violations.Add(std::string(field), "must be valid UTF-8");
     return;
   }
-  for (const char c : value) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 && !(multiline && (c == '\n' || c == '\t' || c == '\r'))) {
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const auto u = static_cast<unsigned char>(value[i]);
+    const bool c0 = u < 0x20 && !(multiline && (u == '\n' || u == '\t' || u == '\r'));
+    // U+0080..U+009F are C2 80..C2 9F in valid UTF-8.
+    const bool c1 =
+        u == 0xC2 && i + 1 < value.size() && static_cast<unsigned char>(value[i + 1]) <= 0x9F;
+    if (c0 || u == 0x7F || c1) {
       violations.Add(std::string(field), "must not contain control characters");
       return;
     }
+  }
+  if (min_chars >= 1 && length >= min_chars && absl::StripAsciiWhitespace(value).empty()) {
+    violations.Add(std::string(field), "must not be only spaces");
+    return;
   }
   if (length < min_chars) {
     violations.Add(std::string(field),

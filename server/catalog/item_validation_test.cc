@@ -77,6 +77,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{"LongName", [](v1::Item& i) { i.set_name(std::string(201, 'n')); }, "item.name"},
         BadField{"NameWithNul", [](v1::Item& i) { i.set_name(std::string("a\0b", 3)); },
                  "item.name"},
+        BadField{"NameWithDel", [](v1::Item& i) { i.set_name("a\x7F"); }, "item.name"},
+        BadField{"NameWithC1Control",
+                 [](v1::Item& i) {
+                   i.set_name(
+                       "a\xC2\x85"
+                       "b");
+                 },
+                 "item.name"},
+        BadField{"NameOfSpaces", [](v1::Item& i) { i.set_name("   "); }, "item.name"},
+        BadField{"DescriptionWithC1Control", [](v1::Item& i) { i.set_description("line\xC2\x9B"); },
+                 "item.description"},
         BadField{"NameInvalidUtf8", [](v1::Item& i) { i.set_name("caf\xC3"); }, "item.name"},
         BadField{"NameOverlongUtf8", [](v1::Item& i) { i.set_name("\xC0\xAF"); }, "item.name"},
         BadField{"NameSurrogate", [](v1::Item& i) { i.set_name("\xED\xA0\x80"); }, "item.name"},
@@ -88,6 +99,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "item.price_cents"},
         BadField{"NegativeStock", [](v1::Item& i) { i.set_stock(-5); }, "item.stock"},
         BadField{"EmptyTag", [](v1::Item& i) { i.add_tags(""); }, "item.tags[2]"},
+        BadField{"LongTag", [](v1::Item& i) { i.add_tags(std::string(65, 't')); }, "item.tags[2]"},
+        BadField{"TagOfSpaces", [](v1::Item& i) { i.add_tags("  "); }, "item.tags[2]"},
         BadField{"RepeatedTag", [](v1::Item& i) { i.add_tags("blue"); }, "item.tags[2]"},
         BadField{"TooManyTags",
                  [](v1::Item& i) {
@@ -95,6 +108,13 @@ INSTANTIATE_TEST_SUITE_P(
                  },
                  "item.tags"}),
     [](const testing::TestParamInfo<BadField>& info) { return std::string(info.param.name); });
+
+TEST(ValidateCreate, ADescriptionMayHoldLineBreaksAndTabsAndANameAnySpaceInside) {
+  v1::Item item = ValidItem();
+  item.set_description("first line\r\n\tsecond line\n");
+  item.set_name(" Lamp  \xC2\xA0shade ");  // U+00A0 is not a control character
+  EXPECT_TRUE(ValidateCreate(CreateWith(item)).ok());
+}
 
 TEST(ValidateCreate, CountsCharactersNotBytes) {
   v1::Item item = ValidItem();
@@ -198,6 +218,8 @@ TEST(ValidateRequests, IdsPageSizesAndFilters) {
   v1::SearchItemsRequest search;
   EXPECT_EQ(ViolatedFields(ValidateSearch(search)), std::vector<std::string>{"query"});
   search.set_query(std::string(257, 'q'));
+  EXPECT_EQ(ViolatedFields(ValidateSearch(search)), std::vector<std::string>{"query"});
+  search.set_query(" \t ");
   EXPECT_EQ(ViolatedFields(ValidateSearch(search)), std::vector<std::string>{"query"});
 
   v1::GetCategoryStatsRequest stats;
