@@ -74,6 +74,19 @@ TEST_F(NginxTest, GrpcAndRestPassThrough) {
   EXPECT_THAT(rest.body, HasSubstr("SKU-1"));
 }
 
+// A replica's /metrics is not served to clients through nginx, in any spelling nginx
+// normalises; Prometheus scrapes the replica itself.
+TEST_F(NginxTest, MetricsAreNotServedThroughNginx) {
+  for (const char* target :
+       {"/metrics", "//metrics", "/%6Detrics", "/metrics?x=1", "/./metrics", "/v1/../metrics"}) {
+    const HttpReply reply = Http(http_port_, "GET", target);
+    EXPECT_EQ(reply.status, 404) << target;
+    EXPECT_THAT(reply.body, Not(HasSubstr("grpc_server_handled_total"))) << target;
+  }
+  EXPECT_THAT(Http(server_->http_port(), "GET", "/metrics").body,
+              HasSubstr("grpc_server_handled_total"));
+}
+
 // Each flood for a few seconds against nginx's gRPC port, while a client calls GetItem through
 // nginx all along: every one of its calls must succeed, and the server's memory (this process)
 // must not grow with the flood.

@@ -6,8 +6,10 @@
 
 namespace hotpath::http {
 
-CoalescedProbe::CoalescedProbe(std::function<absl::Status()> check)
-    : check_(std::move(check)), thread_(app::NamedThread("hotpath-probe", [this] { Run(); })) {}
+CoalescedProbe::CoalescedProbe(std::function<absl::Status()> check, absl::Duration min_gap)
+    : check_(std::move(check)),
+      min_gap_(absl::ToChronoNanoseconds(min_gap)),
+      thread_(app::NamedThread("hotpath-probe", [this] { Run(); })) {}
 
 CoalescedProbe::~CoalescedProbe() {
   {
@@ -30,6 +32,7 @@ void CoalescedProbe::Run() {
   std::unique_lock lock(mu_);
   for (;;) {
     wake_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+    wake_.wait_until(lock, next_start_, [this] { return stopping_; });
     std::vector<Done> answer = std::exchange(waiting_, {});
     if (stopping_) {
       lock.unlock();
@@ -40,6 +43,7 @@ void CoalescedProbe::Run() {
     const absl::Status status = check_();
     for (auto& done : answer) done(status);
     lock.lock();
+    next_start_ = std::chrono::steady_clock::now() + min_gap_;
   }
 }
 

@@ -37,18 +37,7 @@ bool RuntimeRoutes::Handle(const Request& request, const Responder& respond, std
     return true;
   }
   if (path == "/metrics") {
-    // gzip when the scraper asks (Prometheus does): the text shrinks about tenfold.
-    std::string body = render_metrics_();
-    const auto accept = request.find(bhttp::field::accept_encoding);
-    const bool gzip =
-        accept != request.end() &&
-        AcceptsGzip(absl::string_view(accept->value().data(), accept->value().size()));
-    if (gzip) body = GzipCompress(body);
-    Response response = Text(request, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                             std::move(body));
-    response.set(bhttp::field::vary, "Accept-Encoding");
-    if (gzip) response.set(bhttp::field::content_encoding, "gzip");
-    respond(std::move(response));
+    AnswerMetrics(request, respond);
   } else if (path == "/healthz") {
     respond(Text(request, bhttp::status::ok, "application/json", "{\"status\":\"ok\"}"));
   } else if (shutting_down_) {
@@ -67,6 +56,27 @@ bool RuntimeRoutes::Handle(const Request& request, const Responder& respond, std
     });
   }
   return true;
+}
+
+void RuntimeRoutes::AnswerMetrics(const Request& request, const Responder& respond) {
+  // gzip when the scraper asks (Prometheus does): the text shrinks about tenfold.
+  const auto accept = request.find(bhttp::field::accept_encoding);
+  const bool gzip = accept != request.end() &&
+                    AcceptsGzip(absl::string_view(accept->value().data(), accept->value().size()));
+  const unsigned version = request.version();
+  renderings_([this, respond, version, gzip](absl::Status status) {
+    Request shape;
+    shape.version(version);
+    if (!status.ok()) {
+      return respond(JsonError(shape, bhttp::status::service_unavailable, 14, "shutting down"));
+    }
+    if (gzip && rendered_gzip_.empty()) rendered_gzip_ = GzipCompress(rendered_);
+    Response response = Text(shape, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                             gzip ? rendered_gzip_ : rendered_);
+    response.set(bhttp::field::vary, "Accept-Encoding");
+    if (gzip) response.set(bhttp::field::content_encoding, "gzip");
+    respond(std::move(response));
+  });
 }
 
 }  // namespace hotpath::http
