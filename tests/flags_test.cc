@@ -118,6 +118,16 @@ TEST(FlagsTest, EveryGatewayVariableThatDoesNotParseFailsTheStartByName) {
                                                    " --upstream=127.0.0.1:1 --http_port=0");
 }
 
+TEST(FlagsTest, AVariableThatDoesNotParseFailsTheStartEvenWhenItsFlagIsGiven) {
+  int rc = -1;
+  const std::string output =
+      RunCommand("HOTPATH_POOL_MAX=abc timeout 10 " HOTPATH_HOTPATHD_BINARY
+                 " --pool_max=4 --database_url=postgresql://127.0.0.1:1/none 2>&1",
+                 &rc);
+  EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << rc;
+  EXPECT_THAT(output, ::testing::HasSubstr("HOTPATH_POOL_MAX is \"abc\", not a whole number"));
+}
+
 TEST(FlagsTest, AnEmptyVariableCountsAsUnset) {
   for (const std::string& flag :
        FlagHelps("HOTPATH_POOL_MAX= HOTPATH_CACHE_ENABLED= " HOTPATH_HOTPATHD_BINARY, "main")) {
