@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/algorithm/container.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/json/field_names.h"
@@ -43,12 +44,13 @@ absl::Status CheckEach(element value, const Descriptor* descriptor) {
 }
 
 // An object's names as text; its values against `values` (nullptr: names as text all the way).
+// A hash set: such an object has as many names as the body holds (a 1 MB one about 100,000,
+// which a search of a vector for each took 8 s of CPU over).
 absl::Status CheckNames(simdjson::dom::object object, const Descriptor* values,
                         absl::string_view where) {
-  std::vector<std::string_view> seen;
+  absl::flat_hash_set<std::string_view> seen;
   for (const simdjson::dom::key_value_pair member : object) {
-    if (absl::c_linear_search(seen, member.key)) return Twice(member.key, where);
-    seen.push_back(member.key);
+    if (!seen.insert(member.key).second) return Twice(member.key, where);
     if (absl::Status s = CheckEach(member.value, values); !s.ok()) return s;
   }
   return absl::OkStatus();

@@ -3,6 +3,7 @@
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/text_format.h>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hotpath/catalog/v1/catalog.pb.h"
@@ -100,6 +101,14 @@ TEST(CheckFieldsOnce, WhatIsNotStrictJsonIsRefused) {
               "a number past what this service reads: 64-bit integers, and doubles")
         << json;
   }
+}
+
+TEST(CheckFieldsOnce, AnObjectOfManyNamesIsCheckedWhole) {
+  std::string json = R"({"x":{)";
+  for (int i = 0; i < 100'000; ++i) absl::StrAppend(&json, i ? "," : "", "\"k", i, "\":0");
+  EXPECT_EQ(Refusal(json + "}}", v1::Item::descriptor()), "");
+  EXPECT_EQ(Refusal(json + R"(,"k99999":1}})", v1::Item::descriptor()),
+            "\"k99999\" appears twice in one object");
 }
 
 TEST(CheckFieldsOnce, LargeDocumentsUseAParserOfTheirOwn) {
