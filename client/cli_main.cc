@@ -410,19 +410,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   if (args.empty()) return Usage("no command");
   // What the server checks reaches it as given; these the CLI uses itself.
-  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
-          {"items", absl::GetFlag(FLAGS_items), 0, 1'000'000'000},
-          {"first", absl::GetFlag(FLAGS_first), 1, 1'000'000'000'000},
-      });
-      !invalid.ok()) {
-    return Usage(std::string(invalid.message()));
+  absl::Status invalid = hotpath::app::CheckFlagRanges({
+      {"items", absl::GetFlag(FLAGS_items), 0, 1'000'000'000},
+      {"first", absl::GetFlag(FLAGS_first), 1, 1'000'000'000'000},
+  });
+  if (invalid.ok()) {
+    invalid = hotpath::app::CheckFlagRanges({
+        {"deadline", absl::GetFlag(FLAGS_deadline), absl::Milliseconds(1)},
+    });
   }
-  if (absl::Status invalid = hotpath::app::CheckFlagRanges({
-          {"deadline", absl::GetFlag(FLAGS_deadline), absl::Milliseconds(1)},
-      });
-      !invalid.ok()) {
-    return Usage(std::string(invalid.message()));
-  }
+  if (!invalid.ok()) return Usage(std::string(invalid.message()));
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   auto credentials = hotpath::rpc::ChannelCredentials(absl::GetFlag(FLAGS_tls_ca_file));

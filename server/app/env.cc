@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -29,12 +28,14 @@ std::vector<Unparsed>& UnparsedList() {
   return *list;
 }
 
-// value when text parsed, else fallback, with text remembered.
-template <class T>
-T ParsedOr(const char* name, const char* text, bool parsed, const T& value, const T& fallback,
-           const char* kind) {
+// The variable read by parse(text, &value) when it is set; else, or when it does not parse,
+// fallback, and a variable that did not parse is remembered.
+template <class T, class Parse>
+T ParsedOr(const char* name, const T& fallback, const char* kind, Parse parse) {
+  const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return fallback;  // empty counts as unset, as for strings
-  if (parsed) return value;
+  T value{};
+  if (parse(text, &value)) return value;
   absl::MutexLock lock(&UnparsedMutex());
   UnparsedList().push_back({name, text, kind});
   return fallback;
@@ -48,31 +49,24 @@ std::string EnvOr(const char* name, const char* fallback) {
 }
 
 int EnvOr(const char* name, int fallback) {
-  int value = 0;
-  const char* text = std::getenv(name);
-  return ParsedOr(name, text, text != nullptr && absl::SimpleAtoi(text, &value), value, fallback,
-                  "a whole number");
+  return ParsedOr(name, fallback, "a whole number",
+                  [](const char* text, int* value) { return absl::SimpleAtoi(text, value); });
 }
 
 double EnvOr(const char* name, double fallback) {
-  double value = 0;
-  const char* text = std::getenv(name);
-  return ParsedOr(name, text, text != nullptr && absl::SimpleAtod(text, &value), value, fallback,
-                  "a number");
+  return ParsedOr(name, fallback, "a number",
+                  [](const char* text, double* value) { return absl::SimpleAtod(text, value); });
 }
 
 bool EnvOr(const char* name, bool fallback) {
-  bool value = false;
-  const char* text = std::getenv(name);
-  return ParsedOr(name, text, text != nullptr && absl::SimpleAtob(text, &value), value, fallback,
-                  "true or false");
+  return ParsedOr(name, fallback, "true or false",
+                  [](const char* text, bool* value) { return absl::SimpleAtob(text, value); });
 }
 
 absl::Duration EnvOr(const char* name, absl::Duration fallback) {
-  absl::Duration value;
-  const char* text = std::getenv(name);
-  return ParsedOr(name, text, text != nullptr && absl::ParseDuration(text, &value), value, fallback,
-                  "a duration (60s, 250ms, 1h)");
+  return ParsedOr(
+      name, fallback, "a duration (60s, 250ms, 1h)",
+      [](const char* text, absl::Duration* value) { return absl::ParseDuration(text, value); });
 }
 
 absl::Status CheckEnvironment() {
