@@ -17,12 +17,6 @@ namespace bhttp = boost::beast::http;
 
 namespace {
 
-absl::string_view HeaderOf(const http::Request& request, absl::string_view name) {
-  auto it = request.find(boost::beast::string_view(name.data(), name.size()));
-  if (it == request.end()) return {};
-  return absl::string_view(it->value().data(), it->value().size());
-}
-
 // Vary gains Origin beside what the answer already varies on.
 void VaryOnOrigin(http::Response& response) {
   auto it = response.find(bhttp::field::vary);
@@ -115,13 +109,13 @@ bool Cors::Allows(absl::string_view origin) const {
 }
 
 bool Cors::IsPreflight(const http::Request& request) {
-  return request.method() == bhttp::verb::options && !HeaderOf(request, "Origin").empty() &&
-         !HeaderOf(request, "Access-Control-Request-Method").empty();
+  return request.method() == bhttp::verb::options && !http::FieldValue(request, "Origin").empty() &&
+         !http::FieldValue(request, "Access-Control-Request-Method").empty();
 }
 
 http::Response Cors::Preflight(const http::Request& request,
                                const std::set<std::string>& methods) const {
-  const absl::string_view origin = HeaderOf(request, "Origin");
+  const std::string origin = http::FieldValue(request, "Origin");
   http::Response response(bhttp::status::no_content, request.version());
   const bool named = !any_origin_ || options_.allow_credentials;
   response.set("Access-Control-Allow-Origin", named ? std::string(origin) : "*");
@@ -132,7 +126,7 @@ http::Response Cors::Preflight(const http::Request& request,
   // The headers asked for that may be sent; the browser refuses the call if one is missing.
   std::vector<std::string> headers;
   for (absl::string_view asked :
-       absl::StrSplit(HeaderOf(request, "Access-Control-Request-Headers"), ',')) {
+       absl::StrSplit(http::FieldValue(request, "Access-Control-Request-Headers"), ',')) {
     const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(asked));
     if (allowed_headers_.count(name)) headers.push_back(name);
   }

@@ -41,9 +41,50 @@ std::string RandomRequestId() {
 }
 
 std::string Header(const http::Request& request, bhttp::field field) {
-  auto it = request.find(field);
-  return it == request.end() ? "" : std::string(it->value());
+  const boost::beast::string_view name = bhttp::to_string(field);
+  return http::FieldValue(request, std::string_view(name.data(), name.size()));
 }
+
+// The header fields the gateway reads that take one value (RFC 9110 5.3: a sender must not send
+// two lines of them). Two lines of one are refused: a proxy or cache in front may take either,
+// and must take the one hotpath takes (an access check on one Authorization, a body inspected as
+// the last Content-Type). Fields that are lists (Accept-Encoding, If-Match, X-Forwarded-For...)
+// are read whole, every line of them.
+constexpr absl::string_view kSingleValueFields[] = {
+    "Authorization", "Content-Type",  "Origin",       "Access-Control-Request-Method",
+    "X-Request-Id",  "X-Hotpath-Lsn", "Grpc-Timeout", "X-Timeout-Ms"};
+static_assert(sizeof kSingleValueFields / sizeof kSingleValueFields[0] <= 32);
+
+// The first of kSingleValueFields that request gives more than once; empty if none. One pass
+// over the request's fields, as many as a client sent.
+absl::string_view FieldGivenTwice(const http::Request& request) {
+  std::uint32_t seen = 0;
+  for (const auto& field : request) {
+    const absl::string_view name(field.name_string().data(), field.name_string().size());
+    for (std::size_t i = 0; i < std::size(kSingleValueFields); ++i) {
+      if (name.size() != kSingleValueFields[i].size() ||
+          !absl::EqualsIgnoreCase(name, kSingleValueFields[i])) {
+        continue;
+      }
+      if (seen & (1u << i)) return kSingleValueFields[i];
+      seen |= 1u << i;
+      break;
+    }
+  }
+  return {};
+}
+
+// The metadata keys the gateway sets itself, from a header or on its own: a Grpc-Metadata-<key>
+// header must not add a second value beside it (the server behind reads the first, so
+// Grpc-Metadata-X-Forwarded-For would hide the client's address from its access log).
+struct OwnKey {
+  absl::string_view key;
+  absl::string_view header;  // the header to send instead
+};
+constexpr OwnKey kOwnMetadataKeys[] = {{"authorization", "Authorization"},
+                                       {"x-request-id", "X-Request-Id"},
+                                       {"x-forwarded-for", "X-Forwarded-For"},
+                                       {rpc::Consistency::kMetadataKey, rpc::Consistency::kHeader}};
 
 // grpc-timeout's form: up to 8 digits and a unit (H, M, S, m, u, n).
 bool ParseGrpcTimeout(absl::string_view text, absl::Duration* timeout) {
@@ -388,8 +429,7 @@ AnswerContext Gateway::ContextOf(const http::Request& request) {
   AnswerContext answer{request.version(), request.method() == bhttp::verb::head,
                        http::AcceptsGzip(Header(request, bhttp::field::accept_encoding)), "",
                        Clock::now()};
-  if (auto it = request.find("X-Request-Id"); it != request.end())
-    answer.request_id = std::string(it->value());
+  answer.request_id = http::FieldValue(request, "X-Request-Id");
   if (answer.request_id.empty() || answer.request_id.size() > 128 ||
       !LegalMetadataValue(answer.request_id)) {
     answer.request_id = RandomRequestId();
@@ -416,6 +456,15 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
       path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
   AnswerContext answer = ContextOf(request);
   const std::size_t min = options_.compress_min_bytes;
+  if (const absl::string_view twice = FieldGivenTwice(request); !twice.empty()) {
+    *route = "unmatched";
+    given(ErrorAnswer(answer,
+                      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   absl::StrCat("header ", twice,
+                                                " is given twice: it takes one value (RFC 9110 5.3)")),
+                      min));
+    return true;
+  }
   if (request.method() == bhttp::verb::options) return Options(request, answer, given, route);
   // With CORS on, every answer goes through a responder that adds its headers.
   std::optional<http::Responder> wrapped;
@@ -474,9 +523,9 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
     return true;
   }
   // If-Match on a write becomes the request's etag, which the service checks with the write.
-  if (auto it = request.find(bhttp::field::if_match); it != request.end() && !answer.safe) {
-    const absl::Status applied = ApplyIfMatch(
-        absl::string_view(it->value().data(), it->value().size()), binding, message.get());
+  if (const std::string if_match = Header(request, bhttp::field::if_match);
+      !if_match.empty() && !answer.safe) {
+    const absl::Status applied = ApplyIfMatch(if_match, binding, message.get());
     if (!applied.ok()) {
       http::Response response =
           ErrorAnswer(answer,
@@ -505,16 +554,18 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
 
 Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerContext& answer,
                                      std::string_view peer, OutgoingCall* call) const {
-  if (auto it = request.find("Grpc-Timeout"); it != request.end()) {
+  if (const std::string grpc_timeout = http::FieldValue(request, "Grpc-Timeout");
+      !grpc_timeout.empty()) {
     absl::Duration timeout;
-    if (!ParseGrpcTimeout(std::string(it->value()), &timeout)) {
+    if (!ParseGrpcTimeout(grpc_timeout, &timeout)) {
       return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                            "Grpc-Timeout must be digits and a unit (H M S m u n), e.g. 500m")};
     }
     call->deadline = absl::Now() + timeout;
-  } else if (auto it = request.find("X-Timeout-Ms"); it != request.end()) {
+  } else if (const std::string timeout_ms = http::FieldValue(request, "X-Timeout-Ms");
+             !timeout_ms.empty()) {
     std::int64_t ms;
-    if (!absl::SimpleAtoi(std::string(it->value()), &ms) || ms <= 0) {
+    if (!absl::SimpleAtoi(timeout_ms, &ms) || ms <= 0) {
       return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                            "X-Timeout-Ms must be a positive number of milliseconds")};
     }
@@ -541,6 +592,13 @@ Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerC
       call->metadata.emplace_back(rpc::Consistency::kMetadataKey, std::string(value));
     } else if (name.size() > 14 && absl::StartsWithIgnoreCase(name, "grpc-metadata-")) {
       std::string key = absl::AsciiStrToLower(name.substr(14));
+      for (const OwnKey& own : kOwnMetadataKeys) {
+        if (key != own.key) continue;
+        return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             absl::StrCat("header ", name, ": the gateway sets ", own.key,
+                                          " itself; send the ", own.header, " header")),
+                400};
+      }
       if (!LegalMetadataKey(key) || !LegalMetadataValue(value)) {
         return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                              absl::StrCat("header ", name,
@@ -555,9 +613,8 @@ Gateway::Refusal Gateway::DecodeCall(const http::Request& request, const AnswerC
   // came from after what the proxies before said, when they said it in printable ASCII.
   if (!peer.empty()) {
     std::string forwarded(peer);
-    if (auto it = request.find("X-Forwarded-For"); it != request.end()) {
-      const absl::string_view before(it->value().data(), it->value().size());
-      if (!before.empty() && LegalMetadataValue(before)) {
+    if (const std::string before = http::FieldValue(request, "X-Forwarded-For"); !before.empty()) {
+      if (LegalMetadataValue(before)) {
         forwarded = absl::StrCat(before, ", ", absl::string_view(peer.data(), peer.size()));
       }
     }

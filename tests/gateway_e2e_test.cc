@@ -234,7 +234,51 @@ INSTANTIATE_TEST_SUITE_P(
                   400,
                   "Grpc-Timeout"},
         ErrorCase{"BodyOnGet", "GET", "/v1/items/1", R"({"x":1})", kJson, 400,
-                  "takes no request body"}),
+                  "takes no request body"},
+        // A field that takes one value, given on two lines: a proxy in front may read either.
+        ErrorCase{"TwoAuthorizations",
+                  "GET",
+                  "/v1/items/1",
+                  "",
+                  {{"Authorization", "Bearer a"}, {"Authorization", "Bearer b"}},
+                  400,
+                  "header Authorization is given twice"},
+        ErrorCase{"TwoContentTypes",
+                  "POST",
+                  "/v1/items",
+                  R"({"sku":"T-1","name":"x","category":"c"})",
+                  {{"Content-Type", "application/json"}, {"content-type", "text/plain"}},
+                  400,
+                  "header Content-Type is given twice"},
+        ErrorCase{"TwoTimeouts",
+                  "GET",
+                  "/v1/items/1",
+                  "",
+                  {{"X-Timeout-Ms", "1000"}, {"X-Timeout-Ms", "1"}},
+                  400,
+                  "header X-Timeout-Ms is given twice"},
+        ErrorCase{"TwoReadPositions",
+                  "GET",
+                  "/v1/items/1",
+                  "",
+                  {{"X-Hotpath-Lsn", "0/1"}, {"X-Hotpath-Lsn", "0/2"}},
+                  400,
+                  "header X-Hotpath-Lsn is given twice"},
+        // Metadata the gateway sets itself cannot be given a second value beside it.
+        ErrorCase{"GatewaysOwnMetadata",
+                  "GET",
+                  "/v1/items/1",
+                  "",
+                  {{"Grpc-Metadata-X-Forwarded-For", "198.51.100.9"}},
+                  400,
+                  "the gateway sets x-forwarded-for itself; send the X-Forwarded-For header"},
+        ErrorCase{"GatewaysOwnAuthorization",
+                  "GET",
+                  "/v1/items/1",
+                  "",
+                  {{"grpc-metadata-authorization", "Bearer a"}},
+                  400,
+                  "the gateway sets authorization itself; send the Authorization header"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return std::string(info.param.name); });
 
 // Cache busters and tracking parameters name no field: ignored, as grpc-gateway does; with
@@ -404,6 +448,11 @@ TEST_F(GatewayTest, ConditionalRequestsFollowTheEtag) {
 
   EXPECT_EQ(Call("DELETE", "/v1/items/2", "", {{"If-Match", tag}}).status, 412);
   EXPECT_EQ(Call("DELETE", "/v1/items/2", "", {{"If-Match", "\"1\", \"2\""}}).status, 400);
+  // The same list on two lines (RFC 9110 5.3), as a proxy in front reads it: before, the first
+  // line alone was read, and it matched.
+  EXPECT_EQ(
+      Call("DELETE", "/v1/items/2", "", {{"If-Match", new_tag}, {"If-Match", "\"0\""}}).status,
+      400);
   EXPECT_EQ(Call("DELETE", "/v1/items/2", "", {{"If-Match", new_tag}}).status, 200);
   EXPECT_EQ(Call("GET", "/v1/items/2").status, 404);
   // A method whose request has no etag refuses If-Match rather than ignore it.
@@ -948,6 +997,18 @@ TEST_F(GatewayTest, AGatewayNamesTheClientToTheServerBehindIt) {
                  {{"X-Request-Id", "xff-3"}, {"X-Forwarded-For", "203.0.113.7\xc3\xa9"}})
                 .status,
             200);
+  // X-Forwarded-For on two lines is one list (RFC 9110 5.3), as a proxy in front reads it.
+  EXPECT_EQ(Http(http_port, "GET", "/v1/items/1", "",
+                 {{"X-Request-Id", "xff-5"},
+                  {"X-Forwarded-For", "203.0.113.7"},
+                  {"X-Forwarded-For", "192.0.2.1"}})
+                .status,
+            200);
+  // Nor can a client name itself where the server reads the client.
+  EXPECT_EQ(Http(http_port, "GET", "/v1/items/1", "",
+                 {{"X-Request-Id", "xff-6"}, {"Grpc-Metadata-X-Forwarded-For", "192.0.2.2"}})
+                .status,
+            400);
   // hotpathd's own gateway too, for the calls it sends over its in-process channel (exports).
   EXPECT_EQ(Http(server_->http_port(), "GET", "/v1/items:export", "",
                  {{"X-Request-Id", "xff-4"}, {"X-Forwarded-For", "198.51.100.2"}})
@@ -959,6 +1020,9 @@ TEST_F(GatewayTest, AGatewayNamesTheClientToTheServerBehindIt) {
   EXPECT_THAT(lines, HasSubstr(R"("request_id":"xff-3","forwarded_for":"127.0.0.1")"));
   EXPECT_THAT(lines,
               HasSubstr(R"("request_id":"xff-4","forwarded_for":"198.51.100.2, 127.0.0.1")"));
+  EXPECT_THAT(lines, HasSubstr(R"("request_id":"xff-5","forwarded_for":"203.0.113.7, 192.0.2.1, )"
+                               R"(127.0.0.1")"));
+  EXPECT_THAT(lines, ::testing::Not(HasSubstr("192.0.2.2")));
   gateway.Signal(SIGTERM);
   gateway.Wait(absl::Seconds(10));
   // The gateway's own --access_log: a line per HTTP request, with what its client sent.

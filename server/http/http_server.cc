@@ -761,6 +761,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
 }  // namespace
 
+std::string FieldValue(const Request& request, std::string_view name) {
+  auto [first, last] = request.equal_range(beast::string_view(name.data(), name.size()));
+  std::string value;
+  for (auto it = first; it != last; ++it) {
+    if (it != first) value += ", ";
+    value.append(it->value().data(), it->value().size());
+  }
+  return value;
+}
+
 Response JsonError(const Request& request, bhttp::status status, int code,
                    const std::string& message) {
   Response response(status, request.version() == 0 ? 11 : request.version());

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -169,6 +170,11 @@ struct HttpServerOptions {
 // (google.rpc.Status), as grpc-gateway writes its errors.
 Response JsonError(const Request& request, boost::beast::http::status status, int code,
                    const std::string& message);
+
+// Every line of the header field name, joined with ", " as RFC 9110 5.3 combines a list field's
+// lines ("Accept-Encoding: br" and "Accept-Encoding: gzip" read as "br, gzip"); empty when absent.
+// A proxy in front reads a field split over lines this way, so a handler must not read one line.
+std::string FieldValue(const Request& request, std::string_view name);
 
 class HttpServer final {
  public:
