@@ -293,7 +293,8 @@ TEST_F(CatalogServiceTest, AnExportReadsInBatchesUntilTheLastShortOne) {
     ASSERT_TRUE((*source)->Next(&batch, &done).ok());
     sizes.push_back(batch.size());
   }
-  EXPECT_EQ(sizes, (std::vector<std::size_t>{500, 500, 7}));
+  const std::size_t full = CatalogService::kExportBatchSize;
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{full, full, 7}));
 }
 
 TEST_F(CatalogServiceTest, AChangeAnnouncedElsewhereDropsWhatItNames) {

@@ -15,8 +15,9 @@ namespace hotpath::http {
 // in as a gzip member, at compression level 1 (fast).
 std::string GzipCompress(absl::string_view in);
 // One gzip member written piece by piece, for an answer streamed in chunks (level 1, as
-// GzipCompress). Output comes when zlib has a block's worth (Add may return nothing), and the rest
-// with Finish; the member is the same bytes GzipCompress gives for the concatenated input.
+// GzipCompress, with a smaller window: a stream's state lives as long as its client takes).
+// Output comes when zlib has a block's worth (Add may return nothing), and the rest with Finish;
+// the member unpacks to the concatenated input.
 class GzipStream final {
  public:
   GzipStream();
