@@ -203,6 +203,37 @@ TEST_F(HardeningTest, AnImportOfLargeMessagesHoldsNoMoreThanABatchOfThem) {
   EXPECT_LT(ProcStatusKib("VmHWM") - before, 400 * 1024) << "KiB of peak RSS added by the import";
 }
 
+// The gateway sends every HTTP export over one in-process channel, which holds its share of
+// --max_in_flight (--max_in_flight_per_connection) like any connection: exports whose clients read
+// nothing take it until the stall timeout, past it an export is 429, and every other call is
+// served (unary routes are answered in process, gRPC on its own connections).
+class HttpExportShareTest : public ServerTest {};
+
+TEST_F(HttpExportShareTest, StalledHttpExportsHoldTheChannelsShareAndNothingElse) {
+  ServerOptions options = Options();
+  options.admission.max_in_flight = 64;
+  options.admission.max_in_flight_per_connection = 3;
+  server_.reset();
+  StartServer(options);
+  ImportDemo(1, 30000);  // an export outlasts the sockets' buffers (~10 MB of NDJSON)
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) held.push_back(StalledGet(server_->http_port(), "/v1/items:export"));
+  absl::SleepFor(absl::Seconds(1));
+  const HttpReply refused = Http(server_->http_port(), "GET", "/v1/items:export");
+  EXPECT_EQ(refused.status, 429) << refused.body.substr(0, 300);
+  EXPECT_THAT(refused.body.substr(0, 300), HasSubstr("\"code\":8"));
+  EXPECT_EQ(Http(server_->http_port(), "GET", "/v1/items/2").status, 200);
+  EXPECT_EQ(Http(server_->http_port(), "GET", "/v1/items?pageSize=5").status, 200);
+  v1::GetItemRequest request;
+  request.set_id(3);
+  v1::Item item;
+  EXPECT_TRUE(stub_->GetItem(Context().get(), request, &item).ok());
+  for (int fd : held) {
+    EXPECT_EQ(StatusLine(fd), "HTTP/1.1 200 OK");
+    close(fd);
+  }
+}
+
 class HttpConnectionCapTest : public ServerTest {};
 
 // Idle connections up to the descriptor limit used to starve gRPC's listener (CVE-2023-4785):

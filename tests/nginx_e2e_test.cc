@@ -2,6 +2,8 @@
 // gRPC and REST pass through, and the HTTP/2 floods gRPC 1.51 cannot stop by itself (Rapid
 // Reset, a CONTINUATION flood, a message declared at 2 GiB) end at nginx, while a well-behaved
 // client keeps being served and hotpathd's memory stays bounded.
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -85,6 +87,26 @@ TEST_F(NginxTest, MetricsAreNotServedThroughNginx) {
   }
   EXPECT_THAT(Http(server_->http_port(), "GET", "/metrics").body,
               HasSubstr("grpc_server_handled_total"));
+}
+
+// An HTTP export whose client reads nothing holds a call in the replica until the stall timeout
+// ends it, and a replica's gateway holds at most 256 at once: nginx lets one client address hold
+// 4, while another address is still served.
+TEST_F(NginxTest, OneAddressHoldsAFewExportsAtOnce) {
+  ImportDemo(10, 30000);  // an export outlasts the sockets' buffers (~10 MB of NDJSON)
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) held.push_back(StalledGet(http_port_, "/v1/items:export"));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const int fifth = StalledGet(http_port_, "/v1/items:export");
+  EXPECT_EQ(StatusLine(fifth), "HTTP/1.1 429 Too Many Requests");
+  close(fifth);
+  const int other = StalledGet(http_port_, "/v1/items:export", "127.0.0.2");
+  EXPECT_EQ(StatusLine(other), "HTTP/1.1 200 OK");
+  close(other);
+  for (int fd : held) {
+    EXPECT_EQ(StatusLine(fd), "HTTP/1.1 200 OK");
+    close(fd);
+  }
 }
 
 // Each flood for a few seconds against nginx's gRPC port, while a client calls GetItem through

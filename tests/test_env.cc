@@ -182,6 +182,21 @@ v1::Item ServerTest::CreateDemo(int n) {
   return item;
 }
 
+void ServerTest::ImportDemo(int first, int count) {
+  auto context = Context(absl::Seconds(120));
+  v1::ImportItemsResponse imported;
+  auto writer = stub_->ImportItems(context.get(), &imported);
+  for (int n = first; n < first + count; ++n) {
+    v1::CreateItemRequest request;
+    *request.mutable_item() = client::DemoItem(n);
+    if (!writer->Write(request)) break;  // Finish says why
+  }
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(imported.imported_count(), count);
+}
+
 int ServerTest::LeasesLeftAfterSettling() const {
   const absl::Time end = absl::Now() + absl::Seconds(2);
   while (server_->pool().stats().in_use > 0 && absl::Now() < end)
@@ -240,6 +255,29 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   }
   reply.body = parser.get().body();
   return reply;
+}
+
+int StalledGet(int port, const std::string& target, const char* source) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &address.sin_addr);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0) << source;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const std::string request = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: hotpath\r\n\r\n");
+  EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  return fd;
+}
+
+std::string StatusLine(int fd) {
+  std::string line;
+  char c;
+  while (recv(fd, &c, 1, 0) == 1 && c != '\r') line += c;
+  return line;
 }
 
 RawClientStream::RawClientStream(const std::shared_ptr<grpc::Channel>& channel,

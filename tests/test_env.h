@@ -66,6 +66,8 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(10)) const;
   // Creates an item from DemoItem(n) with a sku unique to n.
   v1::Item CreateDemo(int n);
+  // Imports DemoItem(first)... DemoItem(first + count - 1) in one ImportItems call.
+  void ImportDemo(int first, int count);
   // The server's pool connections still leased once all came back or 2 s passed. A call the
   // client cancelled or timed out returns its connection asynchronously: after its worker has
   // rolled back, possibly after the client already holds its status.
@@ -91,6 +93,12 @@ struct HttpReply {
 HttpReply Http(int port, const std::string& method, const std::string& target,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+// A raw HTTP/1.1 client from source (an address of 127.0.0.0/8) to 127.0.0.1:port that sends
+// `GET target` with a 4 KiB receive buffer and reads nothing: its socket, to close.
+int StalledGet(int port, const std::string& target, const char* source = "127.0.0.1");
+// The status line the server sent on fd ("HTTP/1.1 200 OK"), read byte by byte.
+std::string StatusLine(int fd);
 
 // Built with a sanitizer that holds memory of its own in RSS (ASan's quarantine keeps 256 MiB of
 // freed memory, TSan keeps shadow and history): bounds on memory growth mean nothing then.

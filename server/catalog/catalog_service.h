@@ -71,10 +71,10 @@ struct CatalogCacheOptions {
 class CatalogService final {
  public:
   // Items per ExportItems batch (one query each). A stream holds its batch while its client reads,
-  // so this is what each export whose client stops reading keeps (~45 KB of demo items): with 500
-  // it was five times that, and 2,048 such streams (--max_in_flight) a third of a GB. Exports
-  // went no slower for it (bench/stalled_exports).
-  static constexpr int kExportBatchSize = 100;
+  // so this is most of what an export whose client stops reading keeps (~110 KB of demo items;
+  // 500 held twice that, for up to --max_in_flight streams). 250 exports as fast as 500 did;
+  // 100 cost a gRPC export about a tenth more (bench/stalled_exports, bench/NOTES.md).
+  static constexpr int kExportBatchSize = 250;
 
   // Answers of the cached reads; shared with the cache, so a hit copies nothing.
   template <class T>
