@@ -129,7 +129,8 @@ PY
 # wait_http URL: waits up to 10 s for URL to answer 2xx.
 # splice_results FILE HEADING: puts FILE (a section starting "# HEADING") into bench/RESULTS.md,
 # replacing the section of that heading up to the next top-level one, or before "# Reliability"
-# (or at the end) the first time. bench/run rewrites RESULTS.md and keeps these sections.
+# (or at the end) the first time. bench/run rewrites RESULTS.md and keeps a section only when FILE
+# is one of the bench/*.md it includes: a script that splices must write its section there.
 splice_results() {
   /usr/bin/python3 - "$HOTPATH_ROOT/bench/RESULTS.md" "$1" "$2" <<'PY'
 import re, sys
