@@ -52,8 +52,10 @@ std::string Header(const http::Request& request, bhttp::field field) {
 // the last Content-Type). Fields that are lists (Accept-Encoding, If-Match, X-Forwarded-For...)
 // are read whole, every line of them.
 constexpr absl::string_view kSingleValueFields[] = {
-    "Authorization", "Content-Type",  "Origin",       "Access-Control-Request-Method",
-    "X-Request-Id",  "X-Hotpath-Lsn", "Grpc-Timeout", "X-Timeout-Ms"};
+    "Authorization", "Content-Type",
+    "Origin",        "Access-Control-Request-Method",
+    "X-Request-Id",  rpc::Consistency::kHeader,
+    "Grpc-Timeout",  "X-Timeout-Ms"};
 static_assert(sizeof kSingleValueFields / sizeof kSingleValueFields[0] <= 32);
 
 // The first of kSingleValueFields that request gives more than once; empty if none. One pass
@@ -279,8 +281,7 @@ class NdjsonStream final : public StreamObserver,
       writing_ = !chunk.empty();
     }
     if (chunk.empty()) return respond_.FinishStream();
-    respond_.WriteChunk(std::move(chunk),
-                        [self = shared_from_this()](bool ok) { self->Written(ok); });
+    WriteChunk(std::move(chunk));
   }
 
  private:
@@ -307,10 +308,15 @@ class NdjsonStream final : public StreamObserver,
     }
     if (gone) return cancel();
     if (!chunk.empty()) {
-      respond_.WriteChunk(std::move(chunk),
-                          [self = shared_from_this()](bool ok) { self->Written(ok); });
+      WriteChunk(std::move(chunk));
     }
     if (read) read_next();
+  }
+
+  // Writes chunk; Written runs when it is on the wire (or the client is gone).
+  void WriteChunk(std::string chunk) {
+    respond_.WriteChunk(std::move(chunk),
+                        [self = shared_from_this()](bool ok) { self->Written(ok); });
   }
 
   // The end of the write in flight: the next chunk of what gathered meanwhile, the read that
@@ -342,29 +348,28 @@ class NdjsonStream final : public StreamObserver,
     }
     if (cancel) cancel();
     if (!chunk.empty()) {
-      respond_.WriteChunk(std::move(chunk),
-                          [self = shared_from_this()](bool ok) { self->Written(ok); });
+      WriteChunk(std::move(chunk));
     }
     if (read) read();
     if (finish) respond_.FinishStream();
   }
 
-  http::Responder respond_;                 // the HTTP answer
-  AnswerContext answer_;                    // headers for it
-  const Message* prototype_;                // the stream's message type
-  std::size_t compress_min_bytes_;          // gzip from this many bytes, when accepted
+  http::Responder respond_;         // the HTTP answer
+  AnswerContext answer_;            // headers for it
+  const Message* prototype_;        // the stream's message type
+  std::size_t compress_min_bytes_;  // gzip from this many bytes, when accepted
   // Touched by the messages and OnDone alone, one at a time:
   bool started_ = false;                    // the header is (being) sent
   std::string held_;                        // lines before the header, while deciding on gzip
   std::unique_ptr<http::GzipStream> gzip_;  // the body's compressor, when gzipped
   grpc::Status failed_;                     // a local failure that ended the stream
-  std::mutex mu_;                            // guards the below, shared with the writes' ends
-  bool writing_ = false;                     // a header or chunk write is in flight
-  std::string pending_;                      // what gathered meanwhile
-  std::function<void()> waiting_read_;       // the read held for room
-  std::function<void()> waiting_cancel_;     // its alternative
-  bool done_ = false;                        // OnDone came: finish after the last write
-  bool gone_ = false;                        // a write failed: the client left
+  std::mutex mu_;                           // guards the below, shared with the writes' ends
+  bool writing_ = false;                    // a header or chunk write is in flight
+  std::string pending_;                     // what gathered meanwhile
+  std::function<void()> waiting_read_;      // the read held for room
+  std::function<void()> waiting_cancel_;    // its alternative
+  bool done_ = false;                       // OnDone came: finish after the last write
+  bool gone_ = false;                       // a write failed: the client left
 };
 
 }  // namespace
@@ -551,11 +556,12 @@ bool Gateway::Handle(const http::Request& request, const http::Responder& given,
   const std::size_t min = options_.compress_min_bytes;
   if (const absl::string_view twice = FieldGivenTwice(request); !twice.empty()) {
     *route = "unmatched";
-    given(ErrorAnswer(answer,
-                      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   absl::StrCat("header ", twice,
-                                                " is given twice: it takes one value (RFC 9110 5.3)")),
-                      min));
+    given(ErrorAnswer(
+        answer,
+        grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("header ", twice, " is given twice: it takes one value (RFC 9110 5.3)")),
+        min));
     return true;
   }
   if (request.method() == bhttp::verb::options) return Options(request, answer, given, route);
