@@ -1033,6 +1033,8 @@ TEST_F(GatewayTest, AGatewayNamesTheClientToTheServerBehindIt) {
               HasSubstr(R"("http_method":"GET","target":"/v1/items/1","request_id":"xff-1",)"
                         R"("forwarded_for":"203.0.113.7","route":"/v1/items/{id}",)"
                         R"("peer":"127.0.0.1","status":200,)"));
+  EXPECT_THAT(gateway_lines,
+              HasSubstr(R"("request_id":"xff-5","forwarded_for":"203.0.113.7, 192.0.2.1",)"));
   std::filesystem::remove(log);
 }
 

@@ -23,9 +23,11 @@ class AccessLogSink final : public ObservingSink {
       : ObservingSink(std::move(inner), std::move(route)) {
     line_ = absl::StrCat(R"("http_method":)", JsonQuote(LoggedValue(View(request.method_string()))),
                          R"(,"target":)", JsonQuote(LoggedValue(View(request.target()))));
+    // Every line of each, as the gateway passes them on (RFC 9110 5.3).
     for (const auto& [header, field] : kForwardedFields) {
-      if (auto it = request.find(header); it != request.end()) {
-        absl::StrAppend(&line_, ",\"", field, "\":", JsonQuote(LoggedValue(View(it->value()))));
+      if (request.find(header) != request.end()) {
+        absl::StrAppend(&line_, ",\"", field,
+                        "\":", JsonQuote(LoggedValue(FieldValue(request, header))));
       }
     }
   }
