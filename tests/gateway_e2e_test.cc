@@ -564,6 +564,14 @@ TEST_F(GatewayTest, IdleAndHeaderTimeoutsCloseConnections) {
       slow, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")));
   EXPECT_TRUE(ClosedWithin(slow, absl::Seconds(3)));
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(1200));
+  // So is a body that never ends: the same timeout counts from the request's first byte.
+  boost::asio::ip::tcp::socket unfinished = Connect(io, port_);
+  const absl::Time body_start = absl::Now();
+  boost::asio::write(unfinished, boost::asio::buffer(std::string(
+                                     "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                     "application/json\r\nContent-Length: 100\r\n\r\n{\"sku\":")));
+  EXPECT_TRUE(ClosedWithin(unfinished, absl::Seconds(3)));
+  EXPECT_LT(absl::Now() - body_start, absl::Milliseconds(1200));
   // The server still serves.
   EXPECT_EQ(Call("GET", "/healthz").status, 200);
 }
