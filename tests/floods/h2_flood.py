@@ -13,9 +13,8 @@ same machine). Prints one JSON line of what it sent and how the server answered.
                                             never acknowledged, held for SECONDS
   h2_flood.py unfinished PORT SECONDS       $FLOOD_STREAMS (default 1,000) GetItem streams on one
                                             connection, settings never acknowledged, each declaring
-                                            a message of $FLOOD_MESSAGE_BYTES (default just under
-                                            4 MiB) and sent all of it but its last byte, within the
-                                            windows granted; held for SECONDS
+                                            a message just under 4 MiB and sent all of it but its
+                                            last byte, within the windows granted; held for SECONDS
 """
 import json
 import os
@@ -272,8 +271,7 @@ def held_streams(port, seconds):
 
 def unfinished(port, seconds):
     streams = int(os.environ.get("FLOOD_STREAMS", "1000"))
-    # By default under gRPC's default limit, so that it waits for the rest.
-    declared = int(os.environ.get("FLOOD_MESSAGE_BYTES", (4 << 20) - 64))
+    declared = (4 << 20) - 64  # under gRPC's default limit, so that it waits for the rest
     conn = Connection(port)
     encoder = hpack.Encoder()
     end = time.monotonic() + seconds
@@ -314,6 +312,5 @@ def unfinished(port, seconds):
 if __name__ == "__main__":
     attack, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     attacks = {"rapid_reset": rapid_reset, "continuation": continuation, "big_message": big_message,
-               "gzip_bomb": gzip_bomb, "held_streams": held_streams,
-               "unfinished": unfinished}
+               "gzip_bomb": gzip_bomb, "held_streams": held_streams, "unfinished": unfinished}
     print(json.dumps(attacks[attack](port, seconds)), flush=True)
