@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 class NginxTest : public ServerTest {
  protected:
@@ -96,6 +98,30 @@ TEST_F(NginxTest, MetricsAreNotServedThroughNginx) {
               HasSubstr("grpc_server_handled_total"));
 }
 
+// What nginx answers itself on the REST port has the shape of a replica's own errors (JSON with
+// the gRPC code of the status), not nginx's HTML page; a replica's own errors pass unchanged.
+TEST_F(NginxTest, ErrorsNginxAnswersItselfAreJsonLikeAReplicas) {
+  auto expect_json_error = [](const HttpReply& reply, int status, const std::string& code) {
+    EXPECT_EQ(reply.status, status) << reply.body;
+    EXPECT_EQ(reply.headers.count("content-type") ? reply.headers.at("content-type") : "",
+              "application/json")
+        << reply.body;
+    EXPECT_THAT(reply.body, StartsWith(absl::StrCat("{\"code\":", code, ",\"message\":\"")));
+    EXPECT_THAT(reply.body, HasSubstr("\"details\":[]}"));
+  };
+  expect_json_error(Http(http_port_, "GET", "/metrics"), 404, "5");
+  const HttpReply too_large = Http(http_port_, "POST", "/v1/items", std::string(2 << 20, ' '),
+                                   {{"Content-Type", "application/json"}});
+  expect_json_error(too_large, 413, "3");
+  EXPECT_THAT(too_large.body, HasSubstr("client_max_body_size"));
+  const HttpReply replicas_own = Http(http_port_, "GET", "/v1/nothing");
+  expect_json_error(replicas_own, 404, "5");
+  EXPECT_THAT(replicas_own.body, HasSubstr("no route for /v1/nothing"));
+  server_.reset();  // no replica left to answer: refused (502) or silent (504)
+  const HttpReply gone = Http(http_port_, "GET", "/v1/items/1");
+  expect_json_error(gone, gone.status == 504 ? 504 : 502, gone.status == 504 ? "4" : "14");
+}
+
 // An HTTP export whose client reads nothing holds a call in the replica until the stall timeout
 // ends it, and a replica's gateway holds at most 256 at once: nginx lets one client address hold
 // 4, while another address is still served.
@@ -106,6 +132,16 @@ TEST_F(NginxTest, OneAddressHoldsAFewExportsAtOnce) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const int fifth = StalledGet(http_port_, "/v1/items:export");
   EXPECT_EQ(StatusLine(fifth), "HTTP/1.1 429 Too Many Requests");
+  const timeval wait{5, 0};
+  setsockopt(fifth, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  std::string rest;
+  char chunk[4096];
+  while (rest.find('}') == std::string::npos) {
+    const ssize_t got = recv(fifth, chunk, sizeof chunk, 0);
+    if (got <= 0) break;
+    rest.append(chunk, static_cast<std::size_t>(got));
+  }
+  EXPECT_THAT(rest, HasSubstr("{\"code\":8,")) << rest;  // JSON, as a replica's 429 is
   close(fifth);
   const int other = StalledGet(http_port_, "/v1/items:export", "127.0.0.2");
   EXPECT_EQ(StatusLine(other), "HTTP/1.1 200 OK");
