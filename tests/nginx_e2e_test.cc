@@ -117,7 +117,15 @@ TEST_F(NginxTest, ErrorsNginxAnswersItselfAreJsonLikeAReplicas) {
   const HttpReply replicas_own = Http(http_port_, "GET", "/v1/nothing");
   expect_json_error(replicas_own, 404, "5");
   EXPECT_THAT(replicas_own.body, HasSubstr("no route for /v1/nothing"));
+  // gRPC too: with no replica, nginx's own status says so.
   server_.reset();  // no replica left to answer: refused (502) or silent (504)
+  v1::GetItemRequest request;
+  request.set_id(1);
+  v1::Item item;
+  const grpc::Status no_replica =
+      via_nginx_->GetItem(Context(absl::Seconds(20)).get(), request, &item);
+  EXPECT_EQ(no_replica.error_code(), grpc::StatusCode::UNAVAILABLE) << no_replica.error_message();
+  EXPECT_EQ(no_replica.error_message(), "no replica answered");
   const HttpReply gone = Http(http_port_, "GET", "/v1/items/1");
   expect_json_error(gone, gone.status == 504 ? 504 : 502, gone.status == 504 ? "4" : "14");
 }
@@ -186,8 +194,8 @@ TEST_F(NginxTest, UnfinishedRestBodiesStayInNginx) {
 }
 
 // An import holds up to a message (4 MiB) unfinished in a replica: one client address gets 4 at
-// once, a fifth is refused by nginx (429, which gRPC clients read as UNAVAILABLE), and the four
-// go on.
+// once, a fifth is refused by nginx (RESOURCE_EXHAUSTED, as a replica's own admission answers),
+// and the four go on.
 TEST_F(NginxTest, OneAddressHoldsAFewImportsAtOnce) {
   // The writer keeps the address of the response: each import stays where it was made.
   struct Import {
@@ -210,7 +218,8 @@ TEST_F(NginxTest, OneAddressHoldsAFewImportsAtOnce) {
   const std::unique_ptr<Import> fifth = start(105);
   fifth->writer->WritesDone();
   const grpc::Status refused = fifth->writer->Finish();
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("this address"));
   for (const std::unique_ptr<Import>& import : held) {
     import->writer->WritesDone();
     const grpc::Status done = import->writer->Finish();
