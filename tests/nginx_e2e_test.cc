@@ -117,6 +117,9 @@ TEST_F(NginxTest, ErrorsNginxAnswersItselfAreJsonLikeAReplicas) {
   const HttpReply replicas_own = Http(http_port_, "GET", "/v1/nothing");
   expect_json_error(replicas_own, 404, "5");
   EXPECT_THAT(replicas_own.body, HasSubstr("no route for /v1/nothing"));
+  // A header block past nginx's 4 x 16 KiB is its own 400 too.
+  expect_json_error(
+      Http(http_port_, "GET", "/v1/items/1", "", {{"X-Big", std::string(20000, 'a')}}), 400, "3");
   // gRPC too: with no replica, nginx's own status says so.
   server_.reset();  // no replica left to answer: refused (502) or silent (504)
   v1::GetItemRequest request;
