@@ -170,11 +170,10 @@ TEST_F(NginxTest, OneAddressHoldsAFewExportsAtOnce) {
 TEST_F(NginxTest, UnfinishedRestBodiesStayInNginx) {
   const long rss_before = ProcStatusKib("VmRSS");
   const std::size_t size = 1000 * 1000;
-  const std::string head = absl::StrCat(
+  const std::string request = absl::StrCat(
       "POST /v1/items HTTP/1.1\r\nHost: hotpath\r\nContent-Type: application/json\r\n"
       "Content-Length: ",
-      size, "\r\n\r\n");
-  const std::string body(size - 1, ' ');
+      size, "\r\n\r\n", std::string(size - 1, ' '));
   std::vector<int> held;
   for (int i = 0; i < 100; ++i) {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -183,9 +182,9 @@ TEST_F(NginxTest, UnfinishedRestBodiesStayInNginx) {
     address.sin_port = htons(static_cast<std::uint16_t>(http_port_));
     inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
     ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    const std::string sent = head + body;
-    ASSERT_EQ(send(fd, sent.data(), sent.size(), MSG_NOSIGNAL), static_cast<ssize_t>(sent.size()));
     held.push_back(fd);
+    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const long grown_kib = ProcStatusKib("VmRSS") - rss_before;
