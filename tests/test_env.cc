@@ -257,7 +257,7 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   return reply;
 }
 
-int StalledGet(int port, const std::string& target, const char* source) {
+int RawConnection(int port, const char* source) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   const int small = 4096;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -268,6 +268,11 @@ int StalledGet(int port, const std::string& target, const char* source) {
   address.sin_port = htons(static_cast<std::uint16_t>(port));
   inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
   EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  return fd;
+}
+
+int StalledGet(int port, const std::string& target, const char* source) {
+  const int fd = RawConnection(port, source);
   const std::string request = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: hotpath\r\n\r\n");
   EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
   return fd;
@@ -309,6 +314,8 @@ grpc::Status RawClientStream::Finish(grpc::ByteBuffer* reply) {
   Await();
   return status;
 }
+
+void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 long ProcStatusKib(const std::string& field) {
   std::ifstream status("/proc/self/status");

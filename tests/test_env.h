@@ -94,8 +94,10 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});
 
-// A raw HTTP/1.1 client from source (an address of 127.0.0.0/8) to 127.0.0.1:port that sends
-// `GET target` with a 4 KiB receive buffer and reads nothing: its socket, to close.
+// A TCP connection from source (an address of 127.0.0.0/8) to 127.0.0.1:port with a 4 KiB
+// receive buffer: its socket, to close.
+int RawConnection(int port, const char* source = "127.0.0.1");
+// A raw HTTP/1.1 client (RawConnection) that sends `GET target` and reads nothing: its socket.
 int StalledGet(int port, const std::string& target, const char* source = "127.0.0.1");
 // The status line the server sent on fd ("HTTP/1.1 200 OK"), read byte by byte.
 std::string StatusLine(int fd);
@@ -142,6 +144,8 @@ class RawClientStream final {
 
 // A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.
 long ProcStatusKib(const std::string& field);
+// Starts this process's peak RSS ("VmHWM") over from its RSS now (/proc/self/clear_refs).
+void ResetPeakRss();
 
 // A TCP port free on 127.0.0.1 right now (for a process the test starts), never one this process
 // has returned before; 0 if none could be found.
