@@ -78,6 +78,10 @@ ABSL_FLAG(bool, strict_query_parameters, EnvOr("HOTPATH_STRICT_QUERY_PARAMETERS"
 ABSL_FLAG(int, max_body_bytes, EnvOr("HOTPATH_MAX_BODY_BYTES", 1 << 20),
           "largest HTTP request body, unpacked, in bytes; larger ones get 413 (env "
           "HOTPATH_MAX_BODY_BYTES)");
+ABSL_FLAG(int, max_receiving_body_bytes, EnvOr("HOTPATH_MAX_RECEIVING_BODY_BYTES", 64 << 20),
+          "HTTP request bodies still arriving hold at most this many bytes in all (each its "
+          "declared length, a chunked one --max_body_bytes); a body past it gets 503 before it is "
+          "read; at least --max_body_bytes (env HOTPATH_MAX_RECEIVING_BODY_BYTES)");
 ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", false),
           "one JSON line per gRPC call and per HTTP request on stderr (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, database_url,
@@ -234,6 +238,7 @@ int main(int argc, char** argv) {
         {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
         {"gateway_answer_memo", absl::GetFlag(FLAGS_gateway_answer_memo), 0},
         {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
+        {"max_receiving_body_bytes", absl::GetFlag(FLAGS_max_receiving_body_bytes), 1},
         {"pool_max", absl::GetFlag(FLAGS_pool_max), 1, kMaxPool},
         {"pool_min", absl::GetFlag(FLAGS_pool_min), 0, kMaxPool},
         {"connect_timeout_ms", absl::GetFlag(FLAGS_connect_timeout_ms), 1},
@@ -344,6 +349,8 @@ int main(int argc, char** argv) {
   options.ignore_unknown_fields = absl::GetFlag(FLAGS_ignore_unknown_fields);
   options.strict_query_parameters = absl::GetFlag(FLAGS_strict_query_parameters);
   options.http.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
+  options.http.max_receiving_body_bytes =
+      static_cast<std::size_t>(absl::GetFlag(FLAGS_max_receiving_body_bytes));
   // The services this binary serves, each a module with its own options.
   hotpath::catalog::CatalogModuleOptions catalog;
   catalog.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);

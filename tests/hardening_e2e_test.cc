@@ -130,6 +130,44 @@ TEST_F(HardeningTest, ExpectContinueWithATooLargeBodyGetsTheFinalStatusAtOnce) {
   EXPECT_THAT(connection.ReadFor(std::chrono::milliseconds(1500)), StartsWith("HTTP/1.1 413"));
 }
 
+// Bodies left unfinished hold at most --max_receiving_body_bytes (64 MiB) in all, however many
+// connections send them: each body takes its declared length from its header on, and one that
+// does not fit is answered 503 before a byte of it is read. 200 bodies of 1 MB, each sent all but
+// its last byte, held 200 MB until the request timeout dropped them; now 67 are read.
+TEST_F(HardeningTest, UnfinishedBodiesHoldNoMoreThanTheirBudget) {
+  const std::size_t size = 1000 * 1000;
+  const std::string request = absl::StrCat(
+      "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: ",
+      size, "\r\n\r\n", std::string(size - 1, ' '));
+  ResetPeakRss();
+  const long before = ProcStatusKib("VmHWM");
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 200; ++i) {
+    held.push_back(std::make_unique<RawConnection>(server_->http_port()));
+    held.back()->Send(request);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const long grown_kib = ProcStatusKib("VmHWM") - before;
+  int refused = 0;
+  for (const auto& connection : held) {
+    const std::string answer = connection->ReadFor(std::chrono::milliseconds(20));
+    if (answer.empty()) continue;
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 503"));
+    EXPECT_THAT(answer, HasSubstr("--max_receiving_body_bytes"));
+    ++refused;
+  }
+  EXPECT_GE(refused, 120);
+  if (!kSanitizerHoldsMemory) {
+    EXPECT_LT(grown_kib, 100 * 1024) << "KiB of peak RSS added by 200 unfinished bodies";
+  }
+  held.clear();
+  const HttpReply created =
+      Http(server_->http_port(), "POST", "/v1/items",
+           R"({"sku":"BUDGET-1","name":"Lamp","category":"home","priceCents":100,"stock":1})");
+  EXPECT_EQ(created.status, 200) << created.body;
+}
+
 // RFC 9112 3.2.2: a server must accept the absolute form (what a client sends to a proxy).
 TEST_F(HardeningTest, AbsoluteFormTargetsAreServed) {
   RawConnection connection(server_->http_port());

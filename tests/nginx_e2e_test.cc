@@ -161,8 +161,9 @@ TEST_F(NginxTest, OneAddressHoldsAFewExportsAtOnce) {
 
 // nginx reads a REST body whole before it passes it on (proxy_request_buffering, on by default;
 // past 16 KiB into a file of its own), so bodies left unfinished stay there: 100 requests, each
-// sent all but the last byte of a body of about 1 MiB, held ~100 MiB in hotpathd when sent to it
-// directly, until its request timeout (10 s) dropped them.
+// sent all but the last byte of a body of about 1 MiB, hold 64 MiB in hotpathd when sent to it
+// directly (its --max_receiving_body_bytes; ~100 MiB before it), until its request timeout (10 s)
+// drops them.
 TEST_F(NginxTest, UnfinishedRestBodiesStayInNginx) {
   const long rss_before = ProcStatusKib("VmRSS");
   const std::size_t size = 1000 * 1000;

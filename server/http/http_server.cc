@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -304,6 +305,26 @@ class HttpServer::Loop final : public app::HandoffBatch::Queue,
   bool stopped_ = false;                              // Stop ran: nothing more is queued
 };
 
+// Bytes set aside for request bodies still arriving, on every connection of a server
+// (HttpServerOptions::max_receiving_body_bytes).
+class BodyBudget final {
+ public:
+  explicit BodyBudget(std::size_t limit) : limit_(limit) {}
+  // Sets bytes aside; false, and nothing set aside, when they would pass the limit.
+  bool Take(std::size_t bytes) {
+    std::size_t held = held_.load(std::memory_order_relaxed);
+    do {
+      if (bytes > limit_ - held) return false;
+    } while (!held_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+    return true;
+  }
+  void Give(std::size_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  const std::size_t limit_;           // never passed
+  std::atomic<std::size_t> held_{0};  // set aside now
+};
+
 // What every session of one server uses besides its loop: shared, so a session that a late
 // answer keeps alive after the server is gone still has its settings, handler and registry.
 struct HttpServer::Shared {
@@ -313,6 +334,7 @@ struct HttpServer::Shared {
   const HttpServerOptions options;  // as given to the server
   const Handler handler;            // answers requests
   Registry registry;                // the open sessions
+  BodyBudget bodies{options.max_receiving_body_bytes};  // for bodies still arriving
 };
 
 namespace {
@@ -339,7 +361,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         stream_(std::move(socket), *tls_) {
     SetPeer();
   }
-  ~Session() override { shared_->registry.Remove(id_); }
+  ~Session() override {
+    GiveBodyBack();
+    shared_->registry.Remove(id_);
+  }
 
   // Makes the session reachable by a drain.
   void Register() { id_ = shared_->registry.Add(this->shared_from_this()); }
@@ -517,6 +542,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return Refuse(bhttp::status::bad_request, std::move(*refusal));
     }
     if (parser_->is_done()) return OnRead({});
+    // Set aside before a byte of it is read, or refused (also before a 100 Continue).
+    const std::size_t body =
+        std::min<std::uint64_t>(parser_->content_length().value_or(shared_->options.max_body_bytes),
+                                shared_->options.max_body_bytes);
+    if (!shared_->bodies.Take(body)) {
+      return Refuse(bhttp::status::service_unavailable,
+                    "too many request bodies are arriving at once (--max_receiving_body_bytes)");
+    }
+    body_held_ = body;
     auto read_body = [self = this->shared_from_this()] {
       bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
                         [self](beast::error_code ec, std::size_t) { self->OnRead(ec); });
@@ -547,12 +581,21 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     // The client is likely still sending (a body or headers past the limit): read and drop the
     // rest for a while after answering, so it gets to read the answer instead of a reset.
     slot.linger = true;
-    slot.response =
-        JsonError(bad, status, status == bhttp::status::not_implemented ? 12 : 3, message);
+    const int code = status == bhttp::status::not_implemented       ? 12  // UNIMPLEMENTED
+                     : status == bhttp::status::service_unavailable ? 14  // UNAVAILABLE
+                                                                    : 3;  // INVALID_ARGUMENT
+    slot.response = JsonError(bad, status, code, message);
+    if (code == 14) slot.response->set(bhttp::field::retry_after, "1");
     Write();
   }
 
+  // The body being read (or no longer) gives back what it set aside.
+  void GiveBodyBack() {
+    if (body_held_ != 0) shared_->bodies.Give(std::exchange(body_held_, 0));
+  }
+
   void OnRead(beast::error_code ec) {
+    GiveBodyBack();
     read_deadline_ = SteadyClock::time_point::max();
     if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
         ec == net::error::connection_reset || ec == net::error::eof ||
@@ -748,6 +791,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   char discard_[4096];         // where a lingering close drops the client's last bytes
   beast::flat_buffer buffer_;  // bytes read and not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;  // the request being read
+  std::size_t body_held_ = 0;  // what its body set aside in shared_->bodies, until read
   // The write state: what is on the wire (one write at a time), and the buffers it reads.
   Writing writing_ = Writing::kNothing;
   std::string header_;                     // kWhole: the answer's header block
@@ -921,6 +965,11 @@ HttpServer::~HttpServer() { Stop(); }
 std::size_t HttpServer::connections() const { return shared_->registry.size(); }
 
 absl::Status HttpServer::Start() {
+  if (shared_->options.max_receiving_body_bytes < shared_->options.max_body_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_receiving_body_bytes (", shared_->options.max_receiving_body_bytes,
+        ") must be at least --max_body_bytes (", shared_->options.max_body_bytes, ")"));
+  }
   beast::error_code ec;
   const auto address = net::ip::make_address(shared_->options.host, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("bad HTTP host ", shared_->options.host));

@@ -142,6 +142,12 @@ struct HttpServerOptions {
   int threads = 1;
   // Largest request body accepted; larger ones get 413. Default 1 MiB.
   std::size_t max_body_bytes = 1 << 20;
+  // Bytes set aside, across every connection, for request bodies still arriving: a body takes
+  // its declared length (a chunked one max_body_bytes) from its header to its last byte, and one
+  // that does not fit is answered 503 (Retry-After: 1) before a byte of it is read. So bodies
+  // left unfinished hold at most this much, however many connections send them. At least
+  // max_body_bytes (Start fails otherwise). Default 64 MiB.
+  std::size_t max_receiving_body_bytes = 64 << 20;
   // Largest request header block; larger ones get 431. Default 16 KiB.
   std::size_t max_header_bytes = 16 << 10;
   // Time a client has to send a whole request once its first byte arrived. Default 10 s.

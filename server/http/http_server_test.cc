@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace hotpath::http {
@@ -178,6 +179,70 @@ TEST(HttpServerTest, AStreamWhoseProducerPausesLongerThanTheWriteTimeoutComplete
   producer.join();
   EXPECT_NE(answer.find("late chunk"), std::string::npos) << answer;
   EXPECT_NE(answer.find("\r\n0\r\n\r\n"), std::string::npos) << answer;
+}
+
+// Bodies still arriving share max_receiving_body_bytes, each its declared length (a chunked one
+// max_body_bytes) from its header to its last byte: one that does not fit is answered 503 before
+// a byte of it is read, whatever its connection, and what a finished body held is free again.
+TEST(HttpServerTest, BodiesStillArrivingShareABudgetAndOnePastItIsRefusedUnread) {
+  HttpServerOptions options = LocalOptions();
+  options.max_body_bytes = 1000;
+  options.max_receiving_body_bytes = 2500;
+  HttpServer server(options, [](const Request& request, Responder respond) {
+    respond(Ok(absl::StrCat(std::string(request.target()), " ", request.body().size())));
+  });
+  ASSERT_TRUE(server.Start().ok());
+  auto post = [](const std::string& target, std::size_t length) {
+    return absl::StrCat("POST ", target, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+                        "Content-Length: ", length, "\r\n\r\n");
+  };
+  const std::string chunked =
+      "POST /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  Client first(server.port());
+  Client second(server.port());
+  first.Send(post("/first", 1000) + std::string(10, 'a'));
+  second.Send(post("/second", 1000) + std::string(10, 'b'));
+  absl::SleepFor(absl::Milliseconds(200));  // both headers read: 2,000 of 2,500 set aside
+
+  Client past(server.port());
+  past.Send(post("/past", 600));
+  const std::string refused = past.ReadToClose();
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
+  EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"code\":14"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("--max_receiving_body_bytes"), std::string::npos) << refused;
+  Client unknown_length(server.port());
+  unknown_length.Send(chunked);
+  EXPECT_EQ(unknown_length.ReadToClose().rfind("HTTP/1.1 503", 0), 0u);
+
+  Client fits(server.port());
+  fits.Send(post("/fits", 400) + std::string(400, 'c'));
+  const std::string served = fits.ReadToClose();
+  EXPECT_EQ(served.rfind("HTTP/1.1 200", 0), 0u) << served;
+  EXPECT_NE(served.find("/fits 400"), std::string::npos) << served;
+  Client no_body(server.port());
+  no_body.Send("GET /no-body HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(no_body.ReadToClose().rfind("HTTP/1.1 200", 0), 0u);
+
+  first.Send(std::string(990, 'a'));  // its body whole: its 1,000 are free again
+  EXPECT_NE(first.ReadToClose().find("/first 1000"), std::string::npos);
+  Client chunked_now(server.port());
+  chunked_now.Send(chunked);
+  const std::string chunked_served = chunked_now.ReadToClose();
+  EXPECT_NE(chunked_served.find("/chunked 3"), std::string::npos) << chunked_served;
+  server.Stop();
+}
+
+TEST(HttpServerTest, ABodyBudgetSmallerThanOneBodyDoesNotStart) {
+  HttpServerOptions options = LocalOptions();
+  options.max_body_bytes = 1000;
+  options.max_receiving_body_bytes = 999;
+  HttpServer server(options, [](const Request&, Responder respond) { respond(Ok("")); });
+  const absl::Status started = server.Start();
+  EXPECT_EQ(started.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(started.message().find("--max_receiving_body_bytes"), std::string::npos)
+      << started.message();
 }
 
 }  // namespace
