@@ -715,5 +715,40 @@ TEST_F(ServerTest, OneConnectionCannotTakeEveryCallSlot) {
   EXPECT_THAT(report, HasSubstr("\"answered\": {\"8\": ")) << report;
 }
 
+// An answer the client never reads (its window is zero) stays in gRPC's buffers. A unary call's
+// slot was freed as it was answered, so one connection that sent its calls a hundred at a time,
+// each hundred once the last was answered, had any number held: 3,000 pages of 1,000 items took
+// hotpathd to 626 MiB. Now such an answer counts against its connection's share until delivered:
+// 256 are held and the rest refused, while other clients are served.
+TEST_F(ServerTest, AnswersAConnectionLeavesUnreadCountAgainstItsShare) {
+  ServerOptions options = Options();
+  options.admission.max_in_flight = 2048;
+  StartServer(options);
+  for (int n = 1; n <= 20; ++n) CreateDemo(n);
+  std::string report;
+  std::thread attacker([&] {
+    report = RunCommand(absl::StrCat("/usr/bin/python3 ", HOTPATH_SOURCE_DIR,
+                                     "/tests/floods/h2_flood.py held_answers ",
+                                     server_->grpc_port(), " 1"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // a few hundred sent
+  int failed = 0;
+  for (int i = 0; i < 50; ++i) {
+    v1::GetItemRequest request;
+    request.set_id(1 + i % 20);
+    v1::Item item;
+    if (!stub_->GetItem(Context().get(), request, &item).ok()) ++failed;
+  }
+  attacker.join();
+  EXPECT_EQ(failed, 0) << report;
+  // 2,000 - 256 refused (when the server got to all of them in the time); without the share
+  // kept, none.
+  const std::string refused_key = "\"answered\": {\"8\": ";
+  const std::size_t at = report.find(refused_key);
+  ASSERT_NE(at, std::string::npos) << report;
+  EXPECT_GE(std::stoi(report.substr(at + refused_key.size())), 1500) << report;
+  EXPECT_LE(std::stoi(report.substr(at + refused_key.size())), 2000 - 256) << report;
+}
+
 }  // namespace
 }  // namespace hotpath::testing

@@ -360,8 +360,9 @@ class CallBase : public CompletionHandler {
   grpc::Status Admit(const google::protobuf::MethodDescriptor& method) {
     return AdmitCall(*options_, method, context_, &ticket_);
   }
-  // Gives the call's in-flight slot back; before the client can see the answer.
-  void FreeSlot() { ticket_ = CallGate::Ticket(); }
+  // Gives the call's in-flight slot back, before the client can see the answer; its connection's
+  // share goes with the call, once the answer is delivered (CallGate::Ticket::Answered).
+  void FreeSlot() { ticket_.Answered(); }
   // One more tag will come back and Release.
   void Retain() { references_.fetch_add(1, std::memory_order_relaxed); }
   // A tag came back for the last time; the last one deletes the call.
@@ -373,7 +374,7 @@ class CallBase : public CompletionHandler {
   grpc::ServerCompletionQueue* const cq_;  // the queue this call lives on
   const CallOptions* const options_;       // the server's call options
   grpc::ServerContext context_;            // per-call metadata, deadline, peer
-  CallGate::Ticket ticket_;                // the call's in-flight slot
+  CallGate::Ticket ticket_;                // the call's in-flight slot and connection share
   CallObservation observation_;            // x-process-time and the observer's hooks
 
  private:

@@ -101,12 +101,13 @@ absl::StatusOr<CallGate::Ticket> CallGate::Admit(const google::protobuf::MethodD
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
   return absl::ResourceExhaustedError(
       absl::StrCat("server busy: this connection has ", max_per_connection_,
-                   " calls in flight already, the most one connection may have; retry later"));
+                   " calls in flight or answers not yet read already, the most one connection "
+                   "may have; retry later"));
 }
 
-void CallGate::Release(std::uint64_t connection) {
-  in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  if (connection == 0) return;
+void CallGate::ReleaseInFlight() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+
+void CallGate::ReleaseShare(std::uint64_t connection) {
   Stripe& stripe = stripes_[connection % kStripes];
   std::lock_guard lock(stripe.mu);
   auto it = stripe.counts.find(connection);

@@ -50,33 +50,47 @@ bool IsWrite(const google::protobuf::MethodDescriptor& method);
 
 class CallGate final {
  public:
-  // Holds one in-flight slot (and its connection's share); releases it when destroyed. Empty
-  // when moved from.
+  // Holds one in-flight slot and its connection's share; releases what it still holds when
+  // destroyed. Empty when moved from.
   class Ticket final {
    public:
     Ticket() = default;
     Ticket(CallGate* gate, std::uint64_t connection) : gate_(gate), connection_(connection) {}
     Ticket(Ticket&& other) noexcept
-        : gate_(std::exchange(other.gate_, nullptr)), connection_(other.connection_) {}
+        : gate_(std::exchange(other.gate_, nullptr)),
+          connection_(std::exchange(other.connection_, 0)),
+          in_flight_(std::exchange(other.in_flight_, false)) {}
     Ticket& operator=(Ticket&& other) noexcept {
       if (this != &other) {
         Release();
         gate_ = std::exchange(other.gate_, nullptr);
-        connection_ = other.connection_;
+        connection_ = std::exchange(other.connection_, 0);
+        in_flight_ = std::exchange(other.in_flight_, false);
       }
       return *this;
     }
     ~Ticket() { Release(); }
     // Whether it holds a slot (a gate without a cap counts nothing).
     bool counted() const { return gate_ != nullptr; }
+    // The call is answered: its in-flight slot is free (before the client can see the answer,
+    // so that a client never finds its own finished call in the way), and its connection's share
+    // is kept until the ticket goes, once the answer is delivered. An answer the client does not
+    // read (a zero flow-control window) stays in gRPC's buffers: counted, one connection holds
+    // at most its share of them, where freed with the slot it held any number.
+    void Answered() {
+      if (gate_ != nullptr && std::exchange(in_flight_, false)) gate_->ReleaseInFlight();
+    }
 
    private:
     void Release() {
-      if (gate_ != nullptr) gate_->Release(connection_);
+      Answered();
+      if (gate_ != nullptr && connection_ != 0) gate_->ReleaseShare(connection_);
       gate_ = nullptr;
+      connection_ = 0;
     }
     CallGate* gate_ = nullptr;      // the gate whose slot it holds; null when not counted
     std::uint64_t connection_ = 0;  // hash of the connection's peer; 0: not counted per connection
+    bool in_flight_ = true;         // holds its in-flight slot still
   };
 
   explicit CallGate(CallGateOptions options);
@@ -99,7 +113,8 @@ class CallGate final {
   using Digest = std::array<unsigned char, 32>;
   bool Accepts(std::string_view authorization) const;
 
-  void Release(std::uint64_t connection);
+  void ReleaseInFlight();
+  void ReleaseShare(std::uint64_t connection);
 
   // Calls in flight per connection, in stripes so that connections rarely share a lock.
   struct alignas(64) Stripe {

@@ -50,5 +50,24 @@ TEST(CallGateTest, ShareDefaultsToAnEighthOfTheCap) {
   EXPECT_EQ(gate.in_flight(), 0);
 }
 
+// An answered call gives its in-flight slot back at once, and its connection's share only when
+// its ticket goes (the answer delivered): answers a client leaves unread count against its share.
+TEST(CallGateTest, AnAnswerKeepsItsConnectionsShareUntilItIsDelivered) {
+  CallGate gate(CallGateOptions{.max_in_flight = 16, .max_in_flight_per_connection = 2});
+  std::vector<CallGate::Ticket> held;
+  for (int i = 0; i < 2; ++i) held.push_back(*gate.Admit(GetItem(), "", "ipv4:10.0.0.1:4000"));
+  held[0].Answered();
+  held[0].Answered();  // once is all it counts
+  EXPECT_EQ(gate.in_flight(), 1);
+  auto refused = gate.Admit(GetItem(), "", "ipv4:10.0.0.1:4000");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("answers not yet read"), std::string::npos)
+      << refused.status();
+  EXPECT_TRUE(gate.Admit(GetItem(), "", "ipv4:10.0.0.1:4001").ok());
+  held.erase(held.begin());  // delivered
+  EXPECT_EQ(gate.in_flight(), 1);
+  EXPECT_TRUE(gate.Admit(GetItem(), "", "ipv4:10.0.0.1:4000").ok());
+}
+
 }  // namespace
 }  // namespace hotpath::rpc

@@ -11,6 +11,11 @@ same machine). Prints one JSON line of what it sent and how the server answered.
                                             (or as one message of $FLOOD_METHOD)
   h2_flood.py held_streams PORT SECONDS     2,100 ExportItems streams with a zero window, settings
                                             never acknowledged, held for SECONDS
+  h2_flood.py held_answers PORT SECONDS     $FLOOD_STREAMS (default 2,000) ListItems calls on one
+                                            connection with a zero window, settings never
+                                            acknowledged, sent 100 at a time, each hundred once the
+                                            last was answered: answers it never reads; held for
+                                            SECONDS
   h2_flood.py unfinished PORT SECONDS       $FLOOD_STREAMS (default 1,000) GetItem streams on one
                                             connection, settings never acknowledged, each declaring
                                             a message just under 4 MiB and sent all of it but its
@@ -269,6 +274,36 @@ def held_streams(port, seconds):
     return result
 
 
+def held_answers(port, seconds):
+    # SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send headers, not one byte of a message.
+    conn = Connection(port, settings=struct.pack(">HI", 0x4, 0))
+    encoder = hpack.Encoder()
+    streams = int(os.environ.get("FLOOD_STREAMS", "2000"))
+    page_size = b"\x08\xe8\x07"  # ListItemsRequest{page_size: 1000}
+    request = b"\x00" + struct.pack(">I", len(page_size)) + page_size
+    method = "/hotpath.catalog.v1.CatalogService/ListItems"
+    end = time.monotonic() + seconds
+    for n in range(streams):
+        conn.send(frame(HEADERS, END_HEADERS, 2 * n + 1, request_headers(encoder, method)) +
+                  frame(DATA, END_STREAM, 2 * n + 1, request))
+        conn.drain()
+        if n % 100 == 99:
+            pause = time.monotonic() + 0.5  # time for the hundred to be answered
+            while time.monotonic() < pause:
+                conn.drain()
+                time.sleep(0.05)
+    while time.monotonic() < end and not conn.closed:
+        conn.drain()
+        time.sleep(0.05)
+    codes = {}
+    for status in conn.status.values():
+        codes[status.get("grpc-status", "?")] = codes.get(status.get("grpc-status", "?"), 0) + 1
+    result = {"attack": "held_answers", "streams": streams, "answered": codes,
+              "resets": conn.resets, "closed_by_server": conn.closed or conn.goaway}
+    conn.close()
+    return result
+
+
 def unfinished(port, seconds):
     streams = int(os.environ.get("FLOOD_STREAMS", "1000"))
     declared = (4 << 20) - 64  # under gRPC's default limit, so that it waits for the rest
@@ -312,5 +347,6 @@ def unfinished(port, seconds):
 if __name__ == "__main__":
     attack, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     attacks = {"rapid_reset": rapid_reset, "continuation": continuation, "big_message": big_message,
-               "gzip_bomb": gzip_bomb, "held_streams": held_streams, "unfinished": unfinished}
+               "gzip_bomb": gzip_bomb, "held_streams": held_streams, "held_answers": held_answers,
+               "unfinished": unfinished}
     print(json.dumps(attacks[attack](port, seconds)), flush=True)
