@@ -718,7 +718,7 @@ TEST_F(ServerTest, OneConnectionCannotTakeEveryCallSlot) {
 // An answer the client never reads (its window is zero) stays in gRPC's buffers. A unary call's
 // slot was freed as it was answered, so one connection that sent its calls a hundred at a time,
 // each hundred once the last was answered, had any number held: 3,000 pages of 1,000 items took
-// hotpathd to 626 MiB. Now such an answer counts against its connection's share until delivered:
+// hotpathd to 628 MiB (bench/RELIABILITY.md, held_answers). Now such an answer counts against its connection's share until delivered:
 // 256 are held and the rest refused, while other clients are served.
 TEST_F(ServerTest, AnswersAConnectionLeavesUnreadCountAgainstItsShare) {
   ServerOptions options = Options();
