@@ -14,8 +14,8 @@ same machine). Prints one JSON line of what it sent and how the server answered.
   h2_flood.py held_answers PORT SECONDS     $FLOOD_STREAMS (default 2,000) ListItems calls on one
                                             connection with a zero window, settings never
                                             acknowledged, sent 100 at a time, each hundred once the
-                                            last was answered: answers it never reads; held for
-                                            SECONDS
+                                            last was answered: answers it never reads; SECONDS
+                                            from the start, or until all are sent (~10 s)
   h2_flood.py unfinished PORT SECONDS       $FLOOD_STREAMS (default 1,000) GetItem streams on one
                                             connection, settings never acknowledged, each declaring
                                             a message just under 4 MiB and sent all of it but its
@@ -249,59 +249,54 @@ def gzip_bomb(port, seconds):
     return result
 
 
-def held_streams(port, seconds):
+def zero_window_connection(port):
     # SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send headers, not one byte of a message.
-    conn = Connection(port, settings=struct.pack(">HI", 0x4, 0))
-    encoder = hpack.Encoder()
-    empty_request = b"\x00\x00\x00\x00\x00"
-    method = "/hotpath.catalog.v1.CatalogService/ExportItems"
-    stream = 1
-    for _ in range(2100):
-        conn.send(frame(HEADERS, END_HEADERS, stream, request_headers(encoder, method)) +
-                  frame(DATA, END_STREAM, stream, empty_request))
-        stream += 2
-        conn.drain()
-    end = time.monotonic() + seconds
+    return Connection(port, settings=struct.pack(">HI", 0x4, 0)), hpack.Encoder()
+
+
+def send_call(conn, encoder, stream, method, message):
+    """One whole call: its headers, and its message ending the stream."""
+    conn.send(frame(HEADERS, END_HEADERS, stream, request_headers(encoder, method)) +
+              frame(DATA, END_STREAM, stream, b"\x00" + struct.pack(">I", len(message)) + message))
+    conn.drain()
+
+
+def hold_until(conn, end):
     while time.monotonic() < end and not conn.closed:
         conn.drain()
         time.sleep(0.05)
+
+
+def answered(conn, attack, streams):
+    """The report of a flood of whole calls: their grpc-status codes, counted."""
     codes = {}
     for status in conn.status.values():
         codes[status.get("grpc-status", "?")] = codes.get(status.get("grpc-status", "?"), 0) + 1
-    result = {"attack": "held_streams", "streams": 2100, "answered": codes,
-              "resets": conn.resets, "closed_by_server": conn.closed or conn.goaway}
+    result = {"attack": attack, "streams": streams, "answered": codes, "resets": conn.resets,
+              "closed_by_server": conn.closed or conn.goaway}
     conn.close()
     return result
+
+
+def held_streams(port, seconds):
+    conn, encoder = zero_window_connection(port)
+    for n in range(2100):
+        send_call(conn, encoder, 2 * n + 1, "/hotpath.catalog.v1.CatalogService/ExportItems", b"")
+    hold_until(conn, time.monotonic() + seconds)
+    return answered(conn, "held_streams", 2100)
 
 
 def held_answers(port, seconds):
-    # SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send headers, not one byte of a message.
-    conn = Connection(port, settings=struct.pack(">HI", 0x4, 0))
-    encoder = hpack.Encoder()
+    conn, encoder = zero_window_connection(port)
     streams = int(os.environ.get("FLOOD_STREAMS", "2000"))
-    page_size = b"\x08\xe8\x07"  # ListItemsRequest{page_size: 1000}
-    request = b"\x00" + struct.pack(">I", len(page_size)) + page_size
-    method = "/hotpath.catalog.v1.CatalogService/ListItems"
     end = time.monotonic() + seconds
     for n in range(streams):
-        conn.send(frame(HEADERS, END_HEADERS, 2 * n + 1, request_headers(encoder, method)) +
-                  frame(DATA, END_STREAM, 2 * n + 1, request))
-        conn.drain()
+        send_call(conn, encoder, 2 * n + 1, "/hotpath.catalog.v1.CatalogService/ListItems",
+                  b"\x08\xe8\x07")  # ListItemsRequest{page_size: 1000}
         if n % 100 == 99:
-            pause = time.monotonic() + 0.5  # time for the hundred to be answered
-            while time.monotonic() < pause:
-                conn.drain()
-                time.sleep(0.05)
-    while time.monotonic() < end and not conn.closed:
-        conn.drain()
-        time.sleep(0.05)
-    codes = {}
-    for status in conn.status.values():
-        codes[status.get("grpc-status", "?")] = codes.get(status.get("grpc-status", "?"), 0) + 1
-    result = {"attack": "held_answers", "streams": streams, "answered": codes,
-              "resets": conn.resets, "closed_by_server": conn.closed or conn.goaway}
-    conn.close()
-    return result
+            hold_until(conn, time.monotonic() + 0.5)  # time for the hundred to be answered
+    hold_until(conn, end)
+    return answered(conn, "held_answers", streams)
 
 
 def unfinished(port, seconds):
