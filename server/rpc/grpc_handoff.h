@@ -9,7 +9,14 @@
 
 namespace hotpath::rpc {
 
-#if defined(__SANITIZE_THREAD__)
+// GCC defines __SANITIZE_THREAD__ under -fsanitize=thread; clang 14 only answers
+// __has_feature(thread_sanitizer).
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HOTPATH_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(HOTPATH_TSAN)
 extern "C" void __tsan_release(void* address);
 extern "C" void __tsan_acquire(void* address);
 extern "C" void __tsan_ignore_thread_begin();
