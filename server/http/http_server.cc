@@ -331,9 +331,9 @@ struct HttpServer::Shared {
   Shared(HttpServerOptions options, Handler handler)
       : options(std::move(options)), handler(std::move(handler)) {}
 
-  const HttpServerOptions options;  // as given to the server
-  const Handler handler;            // answers requests
-  Registry registry;                // the open sessions
+  const HttpServerOptions options;                      // as given to the server
+  const Handler handler;                                // answers requests
+  Registry registry;                                    // the open sessions
   BodyBudget bodies{options.max_receiving_body_bytes};  // for bodies still arriving
 };
 
