@@ -14,8 +14,9 @@ same machine). Prints one JSON line of what it sent and how the server answered.
   h2_flood.py held_answers PORT SECONDS     $FLOOD_STREAMS (default 2,000) ListItems calls on one
                                             connection with a zero window, settings never
                                             acknowledged, sent 100 at a time, each hundred once the
-                                            last was answered: answers it never reads; SECONDS
-                                            from the start, or until all are sent (~10 s)
+                                            last was answered: answers it never reads; held
+                                            SECONDS from the start or until all are sent (~10 s),
+                                            then until no answer came for 2 s
   h2_flood.py unfinished PORT SECONDS       $FLOOD_STREAMS (default 1,000) GetItem streams on one
                                             connection, settings never acknowledged, each declaring
                                             a message just under 4 MiB and sent all of it but its
@@ -267,6 +268,19 @@ def hold_until(conn, end):
         time.sleep(0.05)
 
 
+def hold_until_quiet(conn, end, quiet=2.0, limit=60.0):
+    """Holds until end, then for as long as answers keep coming (one in the last `quiet`
+    seconds), but not past end + limit: a loaded server may still be getting to the calls."""
+    hold_until(conn, end)
+    last_count, last_change = len(conn.status), time.monotonic()
+    while not conn.closed and time.monotonic() < end + limit:
+        if time.monotonic() - last_change >= quiet:
+            break
+        hold_until(conn, time.monotonic() + 0.2)
+        if len(conn.status) != last_count:
+            last_count, last_change = len(conn.status), time.monotonic()
+
+
 def answered(conn, attack, streams):
     """The report of a flood of whole calls: their grpc-status codes, counted."""
     codes = {}
@@ -295,7 +309,7 @@ def held_answers(port, seconds):
                   b"\x08\xe8\x07")  # ListItemsRequest{page_size: 1000}
         if n % 100 == 99:
             hold_until(conn, time.monotonic() + 0.5)  # time for the hundred to be answered
-    hold_until(conn, end)
+    hold_until_quiet(conn, end)
     return answered(conn, "held_answers", streams)
 
 
