@@ -124,6 +124,56 @@ TEST_F(CatalogTest, CreateDuplicateSkuIsAlreadyExists) {
   EXPECT_THAT(status.error_message(), HasSubstr("SKU-1"));
 }
 
+// A create retried with its request_id while the first attempt is still being written: the
+// retry's insert can look for its key before the first attempt's row has it, then wait on that
+// row's sku. Once the first attempt commits, the retry was answered ALREADY_EXISTS (seen under
+// TSan); its answer is the first attempt's item. Here the first attempt is a transaction of the
+// test's own that takes the sku first and the key once the retry waits, then commits.
+TEST_F(CatalogTest, ARetryThatMeetsItsFirstAttemptsSkuGetsThatAttemptsItem) {
+  const auto create_beside_first_attempt = [&](int n, const std::string& retry_key,
+                                               const std::string& first_key, v1::Item* created) {
+    const v1::Item demo = client::DemoItem(n);
+    pqxx::connection first(database_->url());
+    pqxx::work attempt(first);
+    attempt.exec_params("INSERT INTO items (sku, name, category) VALUES ($1, 'first', 'home')",
+                        demo.sku());
+    grpc::Status status;
+    std::thread retry([&] {
+      v1::CreateItemRequest request;
+      *request.mutable_item() = demo;
+      request.set_request_id(retry_key);
+      status = stub_->CreateItem(Context(absl::Seconds(20)).get(), request, created);
+    });
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (database_->Query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND query LIKE '%INSERT INTO items%' "
+                            "AND datname = current_database()") != "1" &&
+           absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    if (!first_key.empty()) {
+      attempt.exec_params("UPDATE items SET create_request_id = $1 WHERE sku = $2", first_key,
+                          demo.sku());
+    }
+    attempt.commit();
+    retry.join();
+    return status;
+  };
+
+  v1::Item created;
+  const grpc::Status retried = create_beside_first_attempt(1, "key-1", "key-1", &created);
+  ASSERT_TRUE(retried.ok()) << retried.error_message();
+  EXPECT_EQ(created.name(), "first");
+  EXPECT_EQ(created.id(), std::stoll(database_->Query("SELECT id FROM items WHERE sku = 'SKU-1'")));
+  EXPECT_EQ(CountItems(), 1);
+  // The sku taken by a create with another key, or with none: a conflict, as ever.
+  EXPECT_EQ(create_beside_first_attempt(2, "key-2", "other", &created).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(create_beside_first_attempt(3, "key-3", "", &created).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(CountItems(), 3);
+}
+
 TEST_F(CatalogTest, GetMissingIsNotFoundAndBadIdIsInvalid) {
   v1::GetItemRequest get;
   get.set_id(999);

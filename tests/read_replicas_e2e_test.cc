@@ -272,6 +272,23 @@ TEST_F(ReadReplicasTest, AWriterReadsItsWriteThroughAnyReplicaWhileReplayIsPause
   EXPECT_THAT(status.error_message(), HasSubstr("x-hotpath-lsn"));
 }
 
+// A create answers its position too (the store asked for it while the insert's transaction was
+// still open, which libpqxx refuses: creates answered none, and every read went to the primary
+// until the next sample). Another replica reads the new item through it at once, replay paused.
+TEST_F(ReadReplicasTest, ACreateAnswersItsPositionAndAnotherReplicaReadsTheItemThroughIt) {
+  CachedOnOtherThenPaused();
+  ASSERT_FALSE(HasFailure());
+  v1::CreateItemRequest request;
+  *request.mutable_item() = client::DemoItem(2);
+  v1::Item created;
+  auto context = Context();
+  const grpc::Status status = stub_->CreateItem(context.get(), request, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string position = PositionOf(*context);
+  ASSERT_NE(rpc::Consistency::Parse(position), 0u) << "no x-hotpath-lsn on the create";
+  EXPECT_EQ(GetOn(*other_stub_, created.id(), position).sku(), created.sku());
+}
+
 // The stale refill race with a standby: B caches an item, the standby stops replaying, A writes.
 // B's cache drops the item on the notification; the refill must not read the standby (which still
 // has the old row and, with a 60 s bound, is still usable): B shows the write within the bound

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <pqxx/pqxx>
 #include <unordered_map>
@@ -534,15 +535,25 @@ absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::st
   const std::string tags = db::TextArrayLiteral(item.tags());
   auto result = WithConnection<v1::Item>(
       "creating an item", deadline, false, [&](pqxx::connection& c) -> absl::StatusOr<v1::Item> {
-        pqxx::nontransaction tx(c);
-        pqxx::result rows =
-            request_id.empty()
-                ? tx.exec_prepared(kCreateItem, item.sku(), item.name(), item.description(),
-                                   item.category(), item.price_cents(), item.stock(), tags)
-                : tx.exec_prepared(kCreateItemOnce, item.sku(), item.name(), item.description(),
-                                   item.category(), item.price_cents(), item.stock(), tags,
-                                   request_id);
-        if (rows.empty()) rows = tx.exec_prepared(kItemByRequestId, request_id);
+        pqxx::result rows;
+        // A retry whose insert looked for its key before the first attempt's row had it, then
+        // met that row's sku: the first attempt's item is still its answer.
+        std::exception_ptr sku_taken;
+        try {
+          pqxx::nontransaction tx(c);
+          rows = request_id.empty()
+                     ? tx.exec_prepared(kCreateItem, item.sku(), item.name(), item.description(),
+                                        item.category(), item.price_cents(), item.stock(), tags)
+                     : tx.exec_prepared(kCreateItemOnce, item.sku(), item.name(),
+                                        item.description(), item.category(), item.price_cents(),
+                                        item.stock(), tags, request_id);
+        } catch (const pqxx::unique_violation&) {
+          if (request_id.empty()) throw;
+          sku_taken = std::current_exception();
+        }
+        if (rows.empty())
+          rows = pqxx::nontransaction(c).exec_prepared(kItemByRequestId, request_id);
+        if (rows.empty() && sku_taken) std::rethrow_exception(sku_taken);
         if (rows.empty()) {
           // Its item was deleted between the two statements.
           return absl::AbortedError(absl::StrCat("a create with request_id \"", request_id,
