@@ -77,6 +77,10 @@ ABSL_FLAG(int, max_receiving_body_bytes, EnvOr("HOTPATH_MAX_RECEIVING_BODY_BYTES
           "HTTP request bodies still arriving hold at most this many bytes in all (each its "
           "declared length, a chunked one --max_body_bytes); a body past it gets 503 before it is "
           "read; at least --max_body_bytes (env HOTPATH_MAX_RECEIVING_BODY_BYTES)");
+ABSL_FLAG(int, max_unsent_answer_bytes, EnvOr("HOTPATH_MAX_UNSENT_ANSWER_BYTES", 64 << 20),
+          "HTTP answers not yet written hold at most this many bytes in all (each its body's "
+          "size, until written); an answer past it is replaced by a 503 (env "
+          "HOTPATH_MAX_UNSENT_ANSWER_BYTES)");
 ABSL_FLAG(std::string, cors_allowed_origins, EnvOr("HOTPATH_CORS_ALLOWED_ORIGINS", ""),
           "origins whose pages may call the gateway from a browser, comma-separated "
           "scheme://host[:port], or * for any; empty: no CORS (env HOTPATH_CORS_ALLOWED_ORIGINS)");
@@ -119,6 +123,7 @@ int main(int argc, char** argv) {
         {"http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1},
         {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
         {"max_receiving_body_bytes", absl::GetFlag(FLAGS_max_receiving_body_bytes), 1},
+        {"max_unsent_answer_bytes", absl::GetFlag(FLAGS_max_unsent_answer_bytes), 1},
         {"compress_min_bytes", absl::GetFlag(FLAGS_compress_min_bytes), 0},
         {"cors_max_age_s", absl::GetFlag(FLAGS_cors_max_age_s), 0},
         {"shutdown_grace_ms", absl::GetFlag(FLAGS_shutdown_grace_ms), 0},
@@ -247,6 +252,8 @@ int main(int argc, char** argv) {
   http_options.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   http_options.max_receiving_body_bytes =
       static_cast<std::size_t>(absl::GetFlag(FLAGS_max_receiving_body_bytes));
+  http_options.max_unsent_answer_bytes =
+      static_cast<std::size_t>(absl::GetFlag(FLAGS_max_unsent_answer_bytes));
   http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   hotpath::gateway::Gateway* routes = gateway->get();

@@ -82,6 +82,10 @@ ABSL_FLAG(int, max_receiving_body_bytes, EnvOr("HOTPATH_MAX_RECEIVING_BODY_BYTES
           "HTTP request bodies still arriving hold at most this many bytes in all (each its "
           "declared length, a chunked one --max_body_bytes); a body past it gets 503 before it is "
           "read; at least --max_body_bytes (env HOTPATH_MAX_RECEIVING_BODY_BYTES)");
+ABSL_FLAG(int, max_unsent_answer_bytes, EnvOr("HOTPATH_MAX_UNSENT_ANSWER_BYTES", 64 << 20),
+          "HTTP answers not yet written hold at most this many bytes in all (each its body's "
+          "size, until written); an answer past it is replaced by a 503 (env "
+          "HOTPATH_MAX_UNSENT_ANSWER_BYTES)");
 ABSL_FLAG(bool, access_log, EnvOr("HOTPATH_ACCESS_LOG", false),
           "one JSON line per gRPC call and per HTTP request on stderr (env HOTPATH_ACCESS_LOG)");
 ABSL_FLAG(std::string, database_url,
@@ -239,6 +243,7 @@ int main(int argc, char** argv) {
         {"gateway_answer_memo", absl::GetFlag(FLAGS_gateway_answer_memo), 0},
         {"max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes), 1},
         {"max_receiving_body_bytes", absl::GetFlag(FLAGS_max_receiving_body_bytes), 1},
+        {"max_unsent_answer_bytes", absl::GetFlag(FLAGS_max_unsent_answer_bytes), 1},
         {"pool_max", absl::GetFlag(FLAGS_pool_max), 1, kMaxPool},
         {"pool_min", absl::GetFlag(FLAGS_pool_min), 0, kMaxPool},
         {"connect_timeout_ms", absl::GetFlag(FLAGS_connect_timeout_ms), 1},
@@ -351,6 +356,8 @@ int main(int argc, char** argv) {
   options.http.max_body_bytes = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   options.http.max_receiving_body_bytes =
       static_cast<std::size_t>(absl::GetFlag(FLAGS_max_receiving_body_bytes));
+  options.http.max_unsent_answer_bytes =
+      static_cast<std::size_t>(absl::GetFlag(FLAGS_max_unsent_answer_bytes));
   // The services this binary serves, each a module with its own options.
   hotpath::catalog::CatalogModuleOptions catalog;
   catalog.page_token_secret = absl::GetFlag(FLAGS_page_token_secret);

@@ -168,6 +168,33 @@ TEST_F(HardeningTest, UnfinishedBodiesHoldNoMoreThanTheirBudget) {
   EXPECT_EQ(created.status, 200) << created.body;
 }
 
+// Answers a client leaves unread hold at most --max_unsent_answer_bytes (64 MiB) in all, however
+// many connections leave them: a whole answer takes its size from its being given to its last
+// byte written, and one that does not fit is a 503. tests/floods/http_answers.py: 50
+// connections with a 4 KiB window, each pipelining 20 pages of 1,000 items (~450 KB each) and
+// reading nothing, held up to 16 answers each (the pipeline's depth) until the write timeout.
+TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
+  database_->Query(
+      "INSERT INTO items (sku, name, category, description) SELECT 'PAGE-' || n, 'Lamp', "
+      "'home', repeat('d', 300) FROM generate_series(1, 1000) AS n");
+  ResetPeakRss();
+  const long before = ProcStatusKib("VmHWM");
+  const std::string report = RunCommand(
+      absl::StrCat("FLOOD_CONNECTIONS=50 FLOOD_PIPELINE=20 /usr/bin/python3 ", HOTPATH_SOURCE_DIR,
+                   "/tests/floods/http_answers.py ", server_->http_port(), " 4"));
+  const long grown_kib = ProcStatusKib("VmHWM") - before;
+  // The other client's small reads fit in what the big answers leave.
+  EXPECT_THAT(report, HasSubstr("\"honest_gets\": {\"200\": ")) << report;
+  EXPECT_THAT(report, Not(HasSubstr("\"503\""))) << report;
+  if (!kSanitizerHoldsMemory) {
+    EXPECT_LT(grown_kib, 120 * 1024) << "KiB of peak RSS added by answers left unread; " << report;
+  }
+  // The flood's connections closed, what their answers held is free: a big page is served.
+  RawConnection reader(server_->http_port());
+  reader.Send("GET /v1/items?pageSize=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(reader.ReadFor(std::chrono::milliseconds(1500)), StartsWith("HTTP/1.1 200"));
+}
+
 // RFC 9112 3.2.2: a server must accept the absolute form (what a client sends to a proxy).
 TEST_F(HardeningTest, AbsoluteFormTargetsAreServed) {
   RawConnection connection(server_->http_port());

@@ -305,11 +305,12 @@ class HttpServer::Loop final : public app::HandoffBatch::Queue,
   bool stopped_ = false;                              // Stop ran: nothing more is queued
 };
 
-// Bytes set aside for request bodies still arriving, on every connection of a server
-// (HttpServerOptions::max_receiving_body_bytes).
-class BodyBudget final {
+// Bytes set aside on every connection of a server: for request bodies still arriving
+// (HttpServerOptions::max_receiving_body_bytes), for answers not yet written
+// (max_unsent_answer_bytes).
+class ByteBudget final {
  public:
-  explicit BodyBudget(std::size_t limit) : limit_(limit) {}
+  explicit ByteBudget(std::size_t limit) : limit_(limit) {}
   // Sets bytes aside; false, and nothing set aside, when they would pass the limit.
   bool Take(std::size_t bytes) {
     std::size_t held = held_.load(std::memory_order_relaxed);
@@ -334,7 +335,8 @@ struct HttpServer::Shared {
   const HttpServerOptions options;                      // as given to the server
   const Handler handler;                                // answers requests
   Registry registry;                                    // the open sessions
-  BodyBudget bodies{options.max_receiving_body_bytes};  // for bodies still arriving
+  ByteBudget bodies{options.max_receiving_body_bytes};  // for bodies still arriving
+  ByteBudget answers{options.max_unsent_answer_bytes};  // for answers not yet written
 };
 
 namespace {
@@ -363,6 +365,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
   ~Session() override {
     GiveBodyBack();
+    for (Slot& slot : slots_) GiveAnswerBack(slot);
     shared_->registry.Remove(id_);
   }
 
@@ -438,6 +441,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     bool close_after = false;               // close the connection after this answer
     std::function<void()> on_gone;          // runs if the client leaves before the answer
     bool linger = false;                    // after this answer, drain what the client still sends
+    std::size_t held = 0;                   // what response set aside in shared_->answers
   };
 
   // Carries a handler's answers onto the session's loop: at once when the handler answers on
@@ -450,8 +454,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     void Whole(Response response) override {
       session_->loop_->Dispatch(
           [session = session_, slot = slot_, response = std::move(response)]() mutable {
-            if (!slot->response && !slot->stream_header) slot->response = std::move(response);
-            session->Write();
+            session->Answer(*slot, std::move(response));
           });
     }
     // Streams always post: a producer that answers on_written at once would otherwise recurse.
@@ -587,6 +590,29 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     slot.response = JsonError(bad, status, code, message);
     if (code == 14) slot.response->set(bhttp::field::retry_after, "1");
     Write();
+  }
+
+  // A whole answer takes its size from the server's budget for answers not yet written, or is
+  // replaced by a 503 that says why (not counted: it is small, and a connection has at most
+  // max_pipeline of them).
+  void Answer(Slot& slot, Response response) {
+    if (!slot.response && !slot.stream_header) {
+      const std::size_t bytes = response.body().size();
+      if (shared_->answers.Take(bytes)) {
+        slot.held = bytes;
+        slot.response = std::move(response);
+      } else {
+        slot.response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
+                                  "too many answers are waiting for their clients to read them "
+                                  "(--max_unsent_answer_bytes)");
+        slot.response->set(bhttp::field::retry_after, "1");
+      }
+    }
+    Write();
+  }
+  // A whole answer written (or its connection gone) gives back what it set aside.
+  void GiveAnswerBack(Slot& slot) {
+    if (slot.held != 0) shared_->answers.Give(std::exchange(slot.held, 0));
   }
 
   // The body being read (or no longer) gives back what it set aside.
@@ -734,6 +760,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ec) ClientGone();
     const bool close = ec || slots_.front().close_after;
     const bool linger = !ec && slots_.front().linger;
+    GiveAnswerBack(slots_.front());
     slots_.pop_front();
     if (close) {
       read_closed_ = true;

@@ -148,6 +148,14 @@ struct HttpServerOptions {
   // left unfinished hold at most this much, however many connections send them. At least
   // max_body_bytes (Start fails otherwise). Default 64 MiB.
   std::size_t max_receiving_body_bytes = 64 << 20;
+  // Bytes set aside, across every connection, for whole answers not yet written: an answer takes
+  // its body's size from when it is given to when its last byte is written (or its connection
+  // closes), and one that does not fit is replaced by a 503 (Retry-After: 1). So answers a client
+  // does not read (its window full, more requests pipelined behind) hold at most this much, however
+  // many connections leave theirs unread; a client that reads its answers holds its own for as
+  // long as writing it takes. A stream's chunks are not counted: it has one at a time. Default
+  // 64 MiB.
+  std::size_t max_unsent_answer_bytes = 64 << 20;
   // Largest request header block; larger ones get 431. Default 16 KiB.
   std::size_t max_header_bytes = 16 << 10;
   // Time a client has to send a whole request once its first byte arrived. Default 10 s.

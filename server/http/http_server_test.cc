@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -46,7 +47,13 @@ class KeptResponder {
 // A blocking client on one connection.
 class Client {
  public:
-  explicit Client(int port) : socket_(io_) {
+  // receive_buffer: the socket's receive buffer in bytes, set before connecting (it bounds the
+  // window the server may fill); 0: the system's default.
+  explicit Client(int port, int receive_buffer = 0) : socket_(io_) {
+    socket_.open(tcp::v4());
+    if (receive_buffer > 0) {
+      socket_.set_option(net::socket_base::receive_buffer_size(receive_buffer));
+    }
     socket_.connect(
         tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
   }
@@ -231,6 +238,47 @@ TEST(HttpServerTest, BodiesStillArrivingShareABudgetAndOnePastItIsRefusedUnread)
   chunked_now.Send(chunked);
   const std::string chunked_served = chunked_now.ReadToClose();
   EXPECT_NE(chunked_served.find("/chunked 3"), std::string::npos) << chunked_served;
+  server.Stop();
+}
+
+// Whole answers not yet written share max_unsent_answer_bytes: one that does not fit is replaced
+// by a 503 that says why, the connection goes on, and what a written answer held is free again.
+TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
+  HttpServerOptions options = LocalOptions();
+  constexpr std::size_t kAnswer = 8 << 20;        // more than loopback's socket buffers take
+  options.max_unsent_answer_bytes = 2 * kAnswer;  // two held, nothing left
+  HttpServer server(options, [](const Request& request, Responder respond) {
+    respond(Ok(request.target() == "/small" ? "small" : std::string(kAnswer, 'x')));
+  });
+  ASSERT_TRUE(server.Start().ok());
+  const std::string get = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+  Client unread(server.port(), 4096);
+  unread.Send(get + get + get + "GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  absl::SleepFor(absl::Milliseconds(300));  // all four answered: two held, two refused
+
+  Client other(server.port());
+  other.Send("GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string refused = other.ReadToClose();
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused.substr(0, 300);
+  EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"code\":14"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("--max_unsent_answer_bytes"), std::string::npos) << refused;
+
+  // Read at last: the two held answers whole, then the two that did not fit, in order.
+  const std::string answers = unread.ReadToClose();
+  std::vector<std::string> statuses;
+  for (std::size_t at = answers.find("HTTP/1.1 "); at != std::string::npos;
+       at = answers.find("HTTP/1.1 ", at + 1)) {
+    statuses.push_back(answers.substr(at + 9, 3));
+  }
+  EXPECT_EQ(statuses, (std::vector<std::string>{"200", "200", "503", "503"}));
+  EXPECT_GE(answers.size(), 2 * kAnswer);
+
+  Client after(server.port());
+  after.Send(get.substr(0, get.size() - 2) + "Connection: close\r\n\r\n");
+  const std::string served = after.ReadToClose();
+  EXPECT_EQ(served.rfind("HTTP/1.1 200", 0), 0u) << served.substr(0, 300);
+  EXPECT_GE(served.size(), kAnswer);
   server.Stop();
 }
 
