@@ -551,8 +551,9 @@ absl::StatusOr<v1::Item> PgItemStore::Create(const v1::Item& item, const std::st
           if (request_id.empty()) throw;
           sku_taken = std::current_exception();
         }
-        if (rows.empty())
+        if (rows.empty()) {
           rows = pqxx::nontransaction(c).exec_prepared(kItemByRequestId, request_id);
+        }
         if (rows.empty() && sku_taken) std::rethrow_exception(sku_taken);
         if (rows.empty()) {
           // Its item was deleted between the two statements.

@@ -272,13 +272,11 @@ def hold_until_quiet(conn, end, quiet=2.0, limit=60.0):
     """Holds until end, then for as long as answers keep coming (one in the last `quiet`
     seconds), but not past end + limit: a loaded server may still be getting to the calls."""
     hold_until(conn, end)
-    last_count, last_change = len(conn.status), time.monotonic()
-    while not conn.closed and time.monotonic() < end + limit:
-        if time.monotonic() - last_change >= quiet:
-            break
+    count, changed = len(conn.status), time.monotonic()
+    while not conn.closed and time.monotonic() - changed < quiet and time.monotonic() < end + limit:
         hold_until(conn, time.monotonic() + 0.2)
-        if len(conn.status) != last_count:
-            last_count, last_change = len(conn.status), time.monotonic()
+        if len(conn.status) != count:
+            count, changed = len(conn.status), time.monotonic()
 
 
 def answered(conn, attack, streams):
