@@ -251,8 +251,10 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
     d->gateway_ = *std::move(gateway);
     d->http_metrics_->NameRoutes(d->gateway_->Routes());
   }
+  http::HttpServerOptions http_options = options.http;
+  http_options.on_refusal = d->http_metrics_->OnRefusal();
   d->http_ = std::make_unique<http::HttpServer>(
-      options.http, [self](const http::Request& request, http::Responder respond) {
+      std::move(http_options), [self](const http::Request& request, http::Responder respond) {
         self->HandleHttp(request, std::move(respond));
       });
   if (absl::Status s = d->http_->Start(); !s.ok()) return s;

@@ -749,6 +749,8 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
   EXPECT_EQ(std::count(lines->begin(), lines->end(), '\n'), 101);
   const std::string metrics = Http(port, "GET", "/metrics").body;
   EXPECT_THAT(metrics, HasSubstr("http_requests_total"));
+  // The answers its HTTP server gave by itself, each reason there from the start.
+  EXPECT_THAT(metrics, HasSubstr("hotpath_http_refusals_total{reason=\"answers_budget\"} 0"));
   // Its calls to the upstream, with the code each ended with: GetItem once OK and once NotFound.
   const std::string upstream = absl::StrCat("upstream=\"127.0.0.1:", server_->grpc_port(), "\"");
   const auto client_series = [&](const std::string& name, const std::string& labels) {

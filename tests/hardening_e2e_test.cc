@@ -161,6 +161,9 @@ TEST_F(HardeningTest, UnfinishedBodiesHoldNoMoreThanTheirBudget) {
   if (!kSanitizerHoldsMemory) {
     EXPECT_LT(grown_kib, 100 * 1024) << "KiB of peak RSS added by 200 unfinished bodies";
   }
+  EXPECT_GE(
+      Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"bodies_budget\""}),
+      refused);
   held.clear();
   const HttpReply created =
       Http(server_->http_port(), "POST", "/v1/items",
@@ -177,6 +180,10 @@ TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
   database_->Query(
       "INSERT INTO items (sku, name, category, description) SELECT 'PAGE-' || n, 'Lamp', "
       "'home', repeat('d', 300) FROM generate_series(1, 1000) AS n");
+  // Every reason's series is there from the start.
+  EXPECT_EQ(
+      Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"answers_budget\""}),
+      0);
   ResetPeakRss();
   const long before = ProcStatusKib("VmHWM");
   const std::string report = RunCommand(
@@ -189,6 +196,10 @@ TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
   if (!kSanitizerHoldsMemory) {
     EXPECT_LT(grown_kib, 120 * 1024) << "KiB of peak RSS added by answers left unread; " << report;
   }
+  // The flood's answers past the budget were 503s, counted so.
+  EXPECT_GE(
+      Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"answers_budget\""}),
+      1);
   // The flood's connections closed, what their answers held is free: a big page is served.
   RawConnection reader(server_->http_port());
   reader.Send("GET /v1/items?pageSize=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -327,6 +338,9 @@ TEST_F(HttpConnectionCapTest, ConnectionsPastTheCapAreTurnedAwayAndServiceResume
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_TRUE(served);
+  // Counted by why, beside the answers handlers gave.
+  EXPECT_GE(Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"connections\""}),
+            1);
 }
 
 // About 1 MiB of gzip that inflates to 256 MiB: gRPC's own decompression inflated all of it

@@ -291,7 +291,7 @@ TEST_F(MonitoringTest, EveryPanelAndRuleEvaluatesToDataOnARealPrometheus) {
     }
   }
   EXPECT_GE(recording, 30);
-  EXPECT_EQ(alerting, 14);
+  EXPECT_EQ(alerting, 15);
   EXPECT_THAT(problems, ::testing::IsEmpty());
 }
 

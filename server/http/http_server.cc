@@ -165,6 +165,11 @@ void ToOriginForm(Request& request) {
 
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// Tells the server's owner why it answered a request itself (HttpServerOptions::on_refusal).
+void Refused(const HttpServerOptions& options, std::string_view reason) {
+  if (options.on_refusal) options.on_refusal(reason);
+}
+
 }  // namespace
 
 // What a drain and the timeout sweep need of a session, whatever its stream.
@@ -539,10 +544,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void OnHeader(beast::error_code ec) {
     if (ec) return OnRead(ec);
     if (auto refusal = CheckFraming(parser_->get())) {
-      return Refuse(refusal->status, std::move(refusal->message));
+      return Refuse(refusal->status, std::move(refusal->message), "framing");
     }
     if (auto refusal = CheckHost(parser_->get())) {
-      return Refuse(bhttp::status::bad_request, std::move(*refusal));
+      return Refuse(bhttp::status::bad_request, std::move(*refusal), "host");
     }
     if (parser_->is_done()) return OnRead({});
     // Set aside before a byte of it is read, or refused (also before a 100 Continue).
@@ -551,7 +556,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                                 shared_->options.max_body_bytes);
     if (!shared_->bodies.Take(body)) {
       return Refuse(bhttp::status::service_unavailable,
-                    "too many request bodies are arriving at once (--max_receiving_body_bytes)");
+                    "too many request bodies are arriving at once (--max_receiving_body_bytes)",
+                    "bodies_budget");
     }
     body_held_ = body;
     auto read_body = [self = this->shared_from_this()] {
@@ -575,7 +581,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   // Answers a request that cannot be read on (malformed, oversized, unframeable), then closes.
-  void Refuse(bhttp::status status, std::string message) {
+  // reason: what HttpServerOptions::on_refusal is told.
+  void Refuse(bhttp::status status, std::string message, std::string_view reason) {
+    Refused(shared_->options, reason);
     read_closed_ = true;
     Request bad;
     bad.version(11);
@@ -602,6 +610,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         slot.held = bytes;
         slot.response = std::move(response);
       } else {
+        Refused(shared_->options, "answers_budget");
         slot.response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
                                   "too many answers are waiting for their clients to read them "
                                   "(--max_unsent_answer_bytes)");
@@ -636,13 +645,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (ec == bhttp::error::body_limit) {
         return Refuse(
             bhttp::status::payload_too_large,
-            absl::StrCat("request body exceeds ", shared_->options.max_body_bytes, " bytes"));
+            absl::StrCat("request body exceeds ", shared_->options.max_body_bytes, " bytes"),
+            "body_too_large");
       }
       if (ec == bhttp::error::header_limit) {
-        return Refuse(bhttp::status::request_header_fields_too_large, "request header too large");
+        return Refuse(bhttp::status::request_header_fields_too_large, "request header too large",
+                      "header_too_large");
       }
       return Refuse(bhttp::status::bad_request,
-                    absl::StrCat("malformed HTTP request: ", ec.message()));
+                    absl::StrCat("malformed HTTP request: ", ec.message()), "malformed");
     }
     auto& slot = slots_.emplace_back();
     slot.request = parser_->release();
@@ -924,6 +935,7 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
             return;
           }
           if (self->shared_->registry.size() >= self->max_connections_) {
+            Refused(self->shared_->options, "connections");
             TurnAway(std::move(socket), self->tls_ == nullptr);
           } else {
             socket.set_option(tcp::no_delay(true), ec);

@@ -173,6 +173,14 @@ struct HttpServerOptions {
   // left to the drain's deadline. A proxy that round-robins stops choosing a server at its first
   // refused connection, within a few of its requests to it. Default 1 s.
   absl::Duration drain_idle_linger = absl::Seconds(1);
+  // Called, on an event-loop thread, for each answer the server gives by itself instead of a
+  // handler's, with why: "malformed" (400: a request that does not parse), "framing" (a transfer
+  // coding not served, 400 or 501), "host" (400: no valid Host), "body_too_large" (413),
+  // "header_too_large" (431), "bodies_budget" (503, max_receiving_body_bytes), "answers_budget"
+  // (503 in place of a handler's answer, max_unsent_answer_bytes), "connections" (503,
+  // max_connections). None of these reach a handler's observers but "answers_budget", which
+  // they saw with the handler's status. Must be safe to call from several threads at once.
+  std::function<void(std::string_view reason)> on_refusal;
   // Value of the Server header.
   std::string server_name = "hotpath";
   // HTTPS: PEM certificate chain and private key files. Empty: plaintext HTTP.

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -73,6 +75,26 @@ class Client {
  private:
   net::io_context io_;  // for the socket only; never run
   tcp::socket socket_;  // the connection
+};
+
+// The reasons a server gave for the answers it gave by itself (HttpServerOptions::on_refusal).
+class Refusals {
+ public:
+  // Records into this object, which must outlive the server.
+  void Watch(HttpServerOptions& options) {
+    options.on_refusal = [this](std::string_view reason) {
+      std::lock_guard lock(mutex_);
+      reasons_.emplace_back(reason);
+    };
+  }
+  int Count(std::string_view reason) {
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(std::count(reasons_.begin(), reasons_.end(), reason));
+  }
+
+ private:
+  std::mutex mutex_;                  // guards reasons_
+  std::vector<std::string> reasons_;  // in the order given
 };
 
 HttpServerOptions LocalOptions() {
@@ -195,6 +217,8 @@ TEST(HttpServerTest, BodiesStillArrivingShareABudgetAndOnePastItIsRefusedUnread)
   HttpServerOptions options = LocalOptions();
   options.max_body_bytes = 1000;
   options.max_receiving_body_bytes = 2500;
+  Refusals refusals;
+  refusals.Watch(options);
   HttpServer server(options, [](const Request& request, Responder respond) {
     respond(Ok(absl::StrCat(std::string(request.target()), " ", request.body().size())));
   });
@@ -239,6 +263,7 @@ TEST(HttpServerTest, BodiesStillArrivingShareABudgetAndOnePastItIsRefusedUnread)
   const std::string chunked_served = chunked_now.ReadToClose();
   EXPECT_NE(chunked_served.find("/chunked 3"), std::string::npos) << chunked_served;
   server.Stop();
+  EXPECT_EQ(refusals.Count("bodies_budget"), 2);
 }
 
 // Whole answers not yet written share max_unsent_answer_bytes: one that does not fit is replaced
@@ -247,6 +272,8 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   HttpServerOptions options = LocalOptions();
   constexpr std::size_t kAnswer = 8 << 20;        // more than loopback's socket buffers take
   options.max_unsent_answer_bytes = 2 * kAnswer;  // two held, nothing left
+  Refusals refusals;
+  refusals.Watch(options);
   HttpServer server(options, [](const Request& request, Responder respond) {
     respond(Ok(request.target() == "/small" ? "small" : std::string(kAnswer, 'x')));
   });
@@ -280,6 +307,7 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   EXPECT_EQ(served.rfind("HTTP/1.1 200", 0), 0u) << served.substr(0, 300);
   EXPECT_GE(served.size(), kAnswer);
   server.Stop();
+  EXPECT_EQ(refusals.Count("answers_budget"), 3);
 }
 
 TEST(HttpServerTest, ABodyBudgetSmallerThanOneBodyDoesNotStart) {

@@ -38,7 +38,19 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
           prometheus::BuildHistogram()
               .Name("http_request_duration_seconds")
               .Help("Time from an HTTP request's arrival to its answer (or the end of its stream).")
-              .Register(registry)) {}
+              .Register(registry)),
+      refusals_(prometheus::BuildCounter()
+                    .Name("hotpath_http_refusals_total")
+                    .Help("Answers the HTTP server gave by itself instead of a handler's, by why: "
+                          "malformed, framing, host, body_too_large, header_too_large, "
+                          "bodies_budget, answers_budget (a 503 in place of an answer "
+                          "http_requests_total counted with its handler's status), connections.")
+                    .Register(registry)) {
+  for (const char* reason : {"malformed", "framing", "host", "body_too_large", "header_too_large",
+                             "bodies_budget", "answers_budget", "connections"}) {
+    refusal_series_.emplace_back(reason, &refusals_.Add({{"reason", reason}}));
+  }
+}
 
 http::Responder HttpMetrics::Instrument(http::Responder inner, const http::Request& request,
                                         std::shared_ptr<const std::string> route) {
@@ -86,6 +98,17 @@ void HttpMetrics::NameRoutes(const std::vector<http::RouteRpc>& routes) {
   for (const http::RouteRpc& r : routes) {
     rpcs_[absl::StrCat(r.http_method, " ", r.route)] = {r.grpc_service, r.grpc_method};
   }
+}
+
+void HttpMetrics::Refused(std::string_view reason) {
+  for (const auto& [known, counter] : refusal_series_) {
+    if (known == reason) return counter->Increment();
+  }
+  refusals_.Add({{"reason", std::string(reason)}}).Increment();  // one the list above lacks
+}
+
+std::function<void(std::string_view)> HttpMetrics::OnRefusal() {
+  return [this](std::string_view reason) { Refused(reason); };
 }
 
 void HttpMetrics::Record(const std::string& method, const std::string& route, int status,

@@ -2,7 +2,9 @@
 // http_request_duration_seconds{method,route,grpc_service,grpc_method}, where route is the matched
 // template (never the raw path, so that ids do not explode the series), code the HTTP status (as
 // promhttp names it) and grpc_service / grpc_method the RPC the route calls ("" for /metrics and
-// the like), so a dashboard has one label for an RPC over gRPC (grpc_server_*) and REST.
+// the like), so a dashboard has one label for an RPC over gRPC (grpc_server_*) and REST. And
+// hotpath_http_refusals_total{reason}: the answers the HTTP server gave by itself
+// (HttpServerOptions::on_refusal), every reason's series present from the start.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -10,9 +12,11 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,6 +36,11 @@ class HttpMetrics final {
 
   void Record(const std::string& method, const std::string& route, int status, double seconds);
 
+  // Counts an answer the HTTP server gave by itself (HttpServerOptions::on_refusal's reason).
+  void Refused(std::string_view reason);
+  // What to set as HttpServerOptions::on_refusal: Refused, while this object lives.
+  std::function<void(std::string_view)> OnRefusal();
+
   // Which RPC each route calls, by HTTP method and route template (HEAD as GET). Before serving.
   void NameRoutes(const std::vector<http::RouteRpc>& routes);
 
@@ -44,6 +53,9 @@ class HttpMetrics final {
 
   prometheus::Family<prometheus::Counter>& requests_;     // http_requests_total
   prometheus::Family<prometheus::Histogram>& durations_;  // http_request_duration_seconds
+  prometheus::Family<prometheus::Counter>& refusals_;     // hotpath_http_refusals_total
+  // The reasons the server gives, each with its series, made at the start; fixed afterwards.
+  std::vector<std::pair<std::string, prometheus::Counter*>> refusal_series_;
   // Guards series_. A std::shared_mutex (pthread's rwlock), not absl::Mutex: Debian's absl is not
   // built for ThreadSanitizer, which then cannot see absl::Mutex's ordering.
   std::shared_mutex mu_;
