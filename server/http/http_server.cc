@@ -166,8 +166,8 @@ void ToOriginForm(Request& request) {
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Tells the server's owner why it answered a request itself (HttpServerOptions::on_refusal).
-void Refused(const HttpServerOptions& options, std::string_view reason) {
-  if (options.on_refusal) options.on_refusal(reason);
+void Refused(const HttpServerOptions& options, Refusal why) {
+  if (options.on_refusal) options.on_refusal(why);
 }
 
 }  // namespace
@@ -544,10 +544,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void OnHeader(beast::error_code ec) {
     if (ec) return OnRead(ec);
     if (auto refusal = CheckFraming(parser_->get())) {
-      return Refuse(refusal->status, std::move(refusal->message), "framing");
+      return Refuse(refusal->status, std::move(refusal->message), Refusal::kFraming);
     }
     if (auto refusal = CheckHost(parser_->get())) {
-      return Refuse(bhttp::status::bad_request, std::move(*refusal), "host");
+      return Refuse(bhttp::status::bad_request, std::move(*refusal), Refusal::kHost);
     }
     if (parser_->is_done()) return OnRead({});
     // Set aside before a byte of it is read, or refused (also before a 100 Continue).
@@ -557,7 +557,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (!shared_->bodies.Take(body)) {
       return Refuse(bhttp::status::service_unavailable,
                     "too many request bodies are arriving at once (--max_receiving_body_bytes)",
-                    "bodies_budget");
+                    Refusal::kBodiesBudget);
     }
     body_held_ = body;
     auto read_body = [self = this->shared_from_this()] {
@@ -581,9 +581,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   // Answers a request that cannot be read on (malformed, oversized, unframeable), then closes.
-  // reason: what HttpServerOptions::on_refusal is told.
-  void Refuse(bhttp::status status, std::string message, std::string_view reason) {
-    Refused(shared_->options, reason);
+  // why: what HttpServerOptions::on_refusal is told.
+  void Refuse(bhttp::status status, std::string message, Refusal why) {
+    Refused(shared_->options, why);
     read_closed_ = true;
     Request bad;
     bad.version(11);
@@ -610,7 +610,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         slot.held = bytes;
         slot.response = std::move(response);
       } else {
-        Refused(shared_->options, "answers_budget");
+        Refused(shared_->options, Refusal::kAnswersBudget);
         slot.response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
                                   "too many answers are waiting for their clients to read them "
                                   "(--max_unsent_answer_bytes)");
@@ -646,14 +646,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         return Refuse(
             bhttp::status::payload_too_large,
             absl::StrCat("request body exceeds ", shared_->options.max_body_bytes, " bytes"),
-            "body_too_large");
+            Refusal::kBodyTooLarge);
       }
       if (ec == bhttp::error::header_limit) {
         return Refuse(bhttp::status::request_header_fields_too_large, "request header too large",
-                      "header_too_large");
+                      Refusal::kHeaderTooLarge);
       }
       return Refuse(bhttp::status::bad_request,
-                    absl::StrCat("malformed HTTP request: ", ec.message()), "malformed");
+                    absl::StrCat("malformed HTTP request: ", ec.message()), Refusal::kMalformed);
     }
     auto& slot = slots_.emplace_back();
     slot.request = parser_->release();
@@ -935,7 +935,7 @@ class HttpServer::Listener final : public std::enable_shared_from_this<Listener>
             return;
           }
           if (self->shared_->registry.size() >= self->max_connections_) {
-            Refused(self->shared_->options, "connections");
+            Refused(self->shared_->options, Refusal::kConnections);
             TurnAway(std::move(socket), self->tls_ == nullptr);
           } else {
             socket.set_option(tcp::no_delay(true), ec);
@@ -1000,6 +1000,13 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler)
 }
 
 HttpServer::~HttpServer() { Stop(); }
+
+std::string_view RefusalName(Refusal why) {
+  static constexpr std::array<std::string_view, kRefusals> kNames = {
+      "malformed",        "framing",       "host",           "body_too_large",
+      "header_too_large", "bodies_budget", "answers_budget", "connections"};
+  return kNames[static_cast<std::size_t>(why)];
+}
 
 std::size_t HttpServer::connections() const { return shared_->registry.size(); }
 

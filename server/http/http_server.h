@@ -131,6 +131,22 @@ struct RouteRpc {
 // as HEAD; the server drops the body of its response and keeps the Content-Length.
 using Handler = std::function<void(const Request& request, Responder respond)>;
 
+// Why the server answered a request itself (HttpServerOptions::on_refusal).
+enum class Refusal {
+  kMalformed,       // 400: a request that does not parse
+  kFraming,         // 400 or 501: a transfer coding not served
+  kHost,            // 400: no valid Host
+  kBodyTooLarge,    // 413
+  kHeaderTooLarge,  // 431
+  kBodiesBudget,    // 503: max_receiving_body_bytes
+  kAnswersBudget,   // 503 in place of a handler's answer: max_unsent_answer_bytes
+  kConnections,     // 503: max_connections
+};
+inline constexpr std::size_t kRefusals = static_cast<std::size_t>(Refusal::kConnections) + 1;
+// Its name, as the metrics label it: "malformed", "framing", "host", "body_too_large",
+// "header_too_large", "bodies_budget", "answers_budget", "connections".
+std::string_view RefusalName(Refusal why);
+
 struct HttpServerOptions {
   // Listen address and port; port 0 picks a free one (see HttpServer::port).
   std::string host = "0.0.0.0";
@@ -174,13 +190,10 @@ struct HttpServerOptions {
   // refused connection, within a few of its requests to it. Default 1 s.
   absl::Duration drain_idle_linger = absl::Seconds(1);
   // Called, on an event-loop thread, for each answer the server gives by itself instead of a
-  // handler's, with why: "malformed" (400: a request that does not parse), "framing" (a transfer
-  // coding not served, 400 or 501), "host" (400: no valid Host), "body_too_large" (413),
-  // "header_too_large" (431), "bodies_budget" (503, max_receiving_body_bytes), "answers_budget"
-  // (503 in place of a handler's answer, max_unsent_answer_bytes), "connections" (503,
-  // max_connections). None of these reach a handler's observers but "answers_budget", which
-  // they saw with the handler's status. Must be safe to call from several threads at once.
-  std::function<void(std::string_view reason)> on_refusal;
+  // handler's, with why (Refusal). None of these reach a handler's observers but
+  // kAnswersBudget, which they saw with the handler's status. Must be safe to call from several
+  // threads at once.
+  std::function<void(Refusal why)> on_refusal;
   // Value of the Server header.
   std::string server_name = "hotpath";
   // HTTPS: PEM certificate chain and private key files. Empty: plaintext HTTP.

@@ -82,9 +82,9 @@ class Refusals {
  public:
   // Records into this object, which must outlive the server.
   void Watch(HttpServerOptions& options) {
-    options.on_refusal = [this](std::string_view reason) {
+    options.on_refusal = [this](Refusal why) {
       std::lock_guard lock(mutex_);
-      reasons_.emplace_back(reason);
+      reasons_.emplace_back(RefusalName(why));
     };
   }
   int Count(std::string_view reason) {

@@ -46,9 +46,9 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
                           "bodies_budget, answers_budget (a 503 in place of an answer "
                           "http_requests_total counted with its handler's status), connections.")
                     .Register(registry)) {
-  for (const char* reason : {"malformed", "framing", "host", "body_too_large", "header_too_large",
-                             "bodies_budget", "answers_budget", "connections"}) {
-    refusal_series_.emplace_back(reason, &refusals_.Add({{"reason", reason}}));
+  for (std::size_t why = 0; why < http::kRefusals; ++why) {
+    refusal_series_[why] = &refusals_.Add(
+        {{"reason", std::string(http::RefusalName(static_cast<http::Refusal>(why)))}});
   }
 }
 
@@ -100,15 +100,12 @@ void HttpMetrics::NameRoutes(const std::vector<http::RouteRpc>& routes) {
   }
 }
 
-void HttpMetrics::Refused(std::string_view reason) {
-  for (const auto& [known, counter] : refusal_series_) {
-    if (known == reason) return counter->Increment();
-  }
-  refusals_.Add({{"reason", std::string(reason)}}).Increment();  // one the list above lacks
+void HttpMetrics::Refused(http::Refusal why) {
+  refusal_series_[static_cast<std::size_t>(why)]->Increment();
 }
 
-std::function<void(std::string_view)> HttpMetrics::OnRefusal() {
-  return [this](std::string_view reason) { Refused(reason); };
+std::function<void(http::Refusal)> HttpMetrics::OnRefusal() {
+  return [this](http::Refusal why) { Refused(why); };
 }
 
 void HttpMetrics::Record(const std::string& method, const std::string& route, int status,

@@ -12,11 +12,11 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -36,10 +36,10 @@ class HttpMetrics final {
 
   void Record(const std::string& method, const std::string& route, int status, double seconds);
 
-  // Counts an answer the HTTP server gave by itself (HttpServerOptions::on_refusal's reason).
-  void Refused(std::string_view reason);
+  // Counts an answer the HTTP server gave by itself (HttpServerOptions::on_refusal).
+  void Refused(http::Refusal why);
   // What to set as HttpServerOptions::on_refusal: Refused, while this object lives.
-  std::function<void(std::string_view)> OnRefusal();
+  std::function<void(http::Refusal)> OnRefusal();
 
   // Which RPC each route calls, by HTTP method and route template (HEAD as GET). Before serving.
   void NameRoutes(const std::vector<http::RouteRpc>& routes);
@@ -54,8 +54,8 @@ class HttpMetrics final {
   prometheus::Family<prometheus::Counter>& requests_;     // http_requests_total
   prometheus::Family<prometheus::Histogram>& durations_;  // http_request_duration_seconds
   prometheus::Family<prometheus::Counter>& refusals_;     // hotpath_http_refusals_total
-  // The reasons the server gives, each with its series, made at the start; fixed afterwards.
-  std::vector<std::pair<std::string, prometheus::Counter*>> refusal_series_;
+  // Each reason's series, by http::Refusal, made at the start.
+  std::array<prometheus::Counter*, http::kRefusals> refusal_series_{};
   // Guards series_. A std::shared_mutex (pthread's rwlock), not absl::Mutex: Debian's absl is not
   // built for ThreadSanitizer, which then cannot see absl::Mutex's ordering.
   std::shared_mutex mu_;
