@@ -163,6 +163,17 @@ void ToOriginForm(Request& request) {
   request.target(origin);
 }
 
+// A request that cannot change anything on the server (RFC 9110 9.2.1): answering it again is
+// harmless, so its answer may be refused after it was handled.
+bool IsSafe(bhttp::verb method) {
+  return method == bhttp::verb::get || method == bhttp::verb::head ||
+         method == bhttp::verb::options || method == bhttp::verb::trace;
+}
+
+// Room in HttpServerOptions::max_unsent_answer_bytes promised to the answer of a request that may
+// change state before it is handled: a write's answer is an item, a few hundred bytes.
+constexpr std::size_t kPromisedAnswerBytes = 4096;
+
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Tells the server's owner why it answered a request itself (HttpServerOptions::on_refusal).
@@ -320,10 +331,12 @@ class ByteBudget final {
   bool Take(std::size_t bytes) {
     std::size_t held = held_.load(std::memory_order_relaxed);
     do {
-      if (bytes > limit_ - held) return false;
+      if (held > limit_ || bytes > limit_ - held) return false;
     } while (!held_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
     return true;
   }
+  // Sets bytes aside even past the limit (what was promised before its size was known).
+  void TakeAnyway(std::size_t bytes) { held_.fetch_add(bytes, std::memory_order_relaxed); }
   void Give(std::size_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
 
  private:
@@ -446,7 +459,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     bool close_after = false;               // close the connection after this answer
     std::function<void()> on_gone;          // runs if the client leaves before the answer
     bool linger = false;                    // after this answer, drain what the client still sends
-    std::size_t held = 0;                   // what response set aside in shared_->answers
+    std::size_t held = 0;                   // what the answer set aside in shared_->answers
+    bool promised = false;  // a request that may change state: its answer was promised room
   };
 
   // Carries a handler's answers onto the session's loop: at once when the handler answers on
@@ -602,11 +616,17 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // A whole answer takes its size from the server's budget for answers not yet written, or is
   // replaced by a 503 that says why (not counted: it is small, and a connection has at most
-  // max_pipeline of them).
+  // max_pipeline of them). An answer promised room before its request was handled (a write's:
+  // it reports what was done, and a 503 would invite a retry of what is done already) takes its
+  // size in place of the room promised, even past the limit.
   void Answer(Slot& slot, Response response) {
     if (!slot.response && !slot.stream_header) {
       const std::size_t bytes = response.body().size();
-      if (shared_->answers.Take(bytes)) {
+      if (slot.promised) {
+        shared_->answers.TakeAnyway(bytes);
+        shared_->answers.Give(std::exchange(slot.held, bytes));
+        slot.response = std::move(response);
+      } else if (shared_->answers.Take(bytes)) {
         slot.held = bytes;
         slot.response = std::move(response);
       } else {
@@ -661,6 +681,21 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     slot.head = slot.request.method() == bhttp::verb::head;
     slot.close_after = draining_ || !slot.request.keep_alive();
     if (slot.close_after) read_closed_ = true;  // nothing is read after a request that closes
+    if (!IsSafe(slot.request.method())) {
+      // Its answer will say what was done, so room for it is promised before it is handled; when
+      // there is none, it is not handled, and the 503 says so.
+      if (!shared_->answers.Take(kPromisedAnswerBytes)) {
+        Refused(shared_->options, Refusal::kAnswersBudget);
+        slot.response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
+                                  "too many answers are waiting for their clients to read them "
+                                  "(--max_unsent_answer_bytes); the request was not handled");
+        slot.response->set(bhttp::field::retry_after, "1");
+        Write();
+        return Read();
+      }
+      slot.held = kPromisedAnswerBytes;
+      slot.promised = true;
+    }
     shared_->handler(slot.request,
                      Responder(std::make_shared<SlotSink>(this->shared_from_this(), &slot)));
     Read();

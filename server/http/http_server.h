@@ -139,7 +139,7 @@ enum class Refusal {
   kBodyTooLarge,    // 413
   kHeaderTooLarge,  // 431
   kBodiesBudget,    // 503: max_receiving_body_bytes
-  kAnswersBudget,   // 503 in place of a handler's answer: max_unsent_answer_bytes
+  kAnswersBudget,   // 503: max_unsent_answer_bytes (a read's after, a write's before its handler)
   kConnections,     // 503: max_connections
 };
 inline constexpr std::size_t kRefusals = static_cast<std::size_t>(Refusal::kConnections) + 1;
@@ -169,8 +169,11 @@ struct HttpServerOptions {
   // closes), and one that does not fit is replaced by a 503 (Retry-After: 1). So answers a client
   // does not read (its window full, more requests pipelined behind) hold at most this much, however
   // many connections leave theirs unread; a client that reads its answers holds its own for as
-  // long as writing it takes. A stream's chunks are not counted: it has one at a time. Default
-  // 64 MiB.
+  // long as writing it takes. A stream's chunks are not counted: it has one at a time. A request
+  // that may change state (not GET, HEAD, OPTIONS or TRACE) is never answered 503 after it was
+  // handled, as its client would retry what is done: it takes 4 KiB before its handler runs, or
+  // is answered 503 without being handled, and its answer then takes its own size in their place
+  // even past the limit (by at most its size less 4 KiB). Default 64 MiB.
   std::size_t max_unsent_answer_bytes = 64 << 20;
   // Largest request header block; larger ones get 431. Default 16 KiB.
   std::size_t max_header_bytes = 16 << 10;
@@ -190,7 +193,7 @@ struct HttpServerOptions {
   // refused connection, within a few of its requests to it. Default 1 s.
   absl::Duration drain_idle_linger = absl::Seconds(1);
   // Called, on an event-loop thread, for each answer the server gives by itself instead of a
-  // handler's, with why (Refusal). None of these reach a handler's observers but
+  // handler's, with why (Refusal). None of these reach a handler's observers but a read's
   // kAnswersBudget, which they saw with the handler's status. Must be safe to call from several
   // threads at once.
   std::function<void(Refusal why)> on_refusal;

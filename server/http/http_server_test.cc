@@ -310,6 +310,71 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   EXPECT_EQ(refusals.Count("answers_budget"), 3);
 }
 
+// A request that may change state is never answered 503 after it was handled (its client would
+// retry what is done): it is promised 4 KiB of max_unsent_answer_bytes before its handler runs,
+// or refused unhandled, and its answer is written whatever its size.
+TEST(HttpServerTest, AWriteIsRefusedForAnswersOnlyBeforeItIsHandled) {
+  HttpServerOptions options = LocalOptions();
+  constexpr std::size_t kAnswer = 8 << 20;                // held by a client that reads nothing
+  constexpr std::size_t kWritten = 12 << 10;              // a write's answer: more than is left
+  options.max_unsent_answer_bytes = kAnswer + (8 << 10);  // room for two writes' promises
+  Refusals refusals;
+  refusals.Watch(options);
+  std::mutex mutex;
+  std::condition_variable handled_changed;
+  std::vector<Responder> writes;  // handled, not yet answered
+  HttpServer server(options, [&](const Request& request, Responder respond) {
+    if (request.method() == boost::beast::http::verb::get) {
+      return respond(Ok(std::string(kAnswer, 'x')));
+    }
+    std::lock_guard lock(mutex);
+    writes.push_back(std::move(respond));
+    handled_changed.notify_all();
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Client unread(server.port(), 4096);
+  unread.Send("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  absl::SleepFor(absl::Milliseconds(300));  // answered and held: 8 KiB left
+
+  const std::string post =
+      "POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+      "Connection: close\r\n\r\n";
+  Client first(server.port());
+  Client second(server.port());
+  first.Send(post);
+  second.Send(post);
+  {
+    std::unique_lock lock(mutex);
+    handled_changed.wait(lock, [&] { return writes.size() == 2; });
+  }
+  Client third(server.port());  // nothing left to promise
+  third.Send(post);
+  absl::SleepFor(absl::Milliseconds(300));  // refused, not handled
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(writes.size(), 2u);  // the third never reached the handler
+    for (Responder& respond : writes) respond(Ok(std::string(kWritten, 'w')));
+  }
+  const std::string refused = third.ReadToClose();
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused.substr(0, 300);
+  EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"code\":14"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("the request was not handled"), std::string::npos) << refused;
+  for (Client* client : {&first, &second}) {
+    const std::string answer = client->ReadToClose();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 300);
+    EXPECT_GE(answer.size(), kWritten);
+  }
+
+  EXPECT_GE(unread.ReadToClose().size(), kAnswer);
+  Client after(server.port());  // all given back: a big answer fits again
+  after.Send("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string served = after.ReadToClose();
+  EXPECT_EQ(served.rfind("HTTP/1.1 200", 0), 0u) << served.substr(0, 300);
+  server.Stop();
+  EXPECT_EQ(refusals.Count("answers_budget"), 1);
+}
+
 TEST(HttpServerTest, ABodyBudgetSmallerThanOneBodyDoesNotStart) {
   HttpServerOptions options = LocalOptions();
   options.max_body_bytes = 1000;
