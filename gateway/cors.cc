@@ -32,9 +32,9 @@ class CorsSink final : public http::Responder::Sink {
            bool vary)
       : inner_(std::move(inner)), headers_(std::move(headers)), vary_(vary) {}
 
-  void Whole(http::Response response) override {
+  void Whole(http::Response response, absl::FunctionRef<void(int)> decided) override {
     Add(response);
-    inner_(std::move(response));
+    inner_.Answer(std::move(response), decided);
   }
   void Start(http::Response header, std::function<void(bool)> on_written) override {
     Add(header);

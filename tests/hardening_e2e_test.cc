@@ -11,6 +11,7 @@
 #include <utility>
 // clang-format on
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
@@ -203,6 +204,13 @@ TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
         Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"answers_budget\""}),
         1);
   }
+  // Each of them is in http_requests_total as the 503 that went out (the GETs are reads: refused
+  // after their handler, under their route).
+  EXPECT_EQ(
+      std::max(Metric(server_->http_port(), "http_requests_total",
+                      {"route=\"/v1/items\"", "code=\"503\""}),
+               0.0),
+      Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"answers_budget\""}));
   // The flood's connections closed, what their answers held is free: a big page is served.
   RawConnection reader(server_->http_port());
   reader.Send("GET /v1/items?pageSize=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

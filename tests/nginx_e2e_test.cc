@@ -173,7 +173,7 @@ TEST_F(NginxTest, UnfinishedRestBodiesStayInNginx) {
       size, "\r\n\r\n", std::string(size - 1, ' '));
   std::vector<int> held;
   for (int i = 0; i < 100; ++i) {
-    const int fd = RawConnection(http_port_);
+    const int fd = SmallWindowConnection(http_port_);
     held.push_back(fd);
     ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(request.size()));

@@ -257,7 +257,7 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
   return reply;
 }
 
-int RawConnection(int port, const char* source) {
+int SmallWindowConnection(int port, const char* source) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   const int small = 4096;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -272,7 +272,7 @@ int RawConnection(int port, const char* source) {
 }
 
 int StalledGet(int port, const std::string& target, const char* source) {
-  const int fd = RawConnection(port, source);
+  const int fd = SmallWindowConnection(port, source);
   const std::string request = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: hotpath\r\n\r\n");
   EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
   return fd;

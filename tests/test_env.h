@@ -96,8 +96,9 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
 
 // A TCP connection from source (an address of 127.0.0.0/8) to 127.0.0.1:port with a 4 KiB
 // receive buffer: its socket, to close.
-int RawConnection(int port, const char* source = "127.0.0.1");
-// A raw HTTP/1.1 client (RawConnection) that sends `GET target` and reads nothing: its socket.
+int SmallWindowConnection(int port, const char* source = "127.0.0.1");
+// A raw HTTP/1.1 client (SmallWindowConnection) that sends `GET target` and reads nothing:
+// its socket.
 int StalledGet(int port, const std::string& target, const char* source = "127.0.0.1");
 // The status line the server sent on fd ("HTTP/1.1 200 OK"), read byte by byte.
 std::string StatusLine(int fd);

@@ -470,10 +470,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
    public:
     SlotSink(std::shared_ptr<Session> session, Slot* slot)
         : session_(std::move(session)), slot_(slot) {}
-    void Whole(Response response) override {
+    void Whole(Response response, absl::FunctionRef<void(int)> decided) override {
+      const std::size_t taken = session_->TakeAnswer(*slot_, response);
+      decided(response.result_int());
       session_->loop_->Dispatch(
-          [session = session_, slot = slot_, response = std::move(response)]() mutable {
-            session->Answer(*slot, std::move(response));
+          [session = session_, slot = slot_, response = std::move(response), taken]() mutable {
+            session->Answer(*slot, std::move(response), taken);
           });
     }
     // Streams always post: a producer that answers on_written at once would otherwise recurse.
@@ -616,26 +618,34 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // A whole answer takes its size from the server's budget for answers not yet written, or is
   // replaced by a 503 that says why (not counted: it is small, and a connection has at most
-  // max_pipeline of them). An answer promised room before its request was handled (a write's:
-  // it reports what was done, and a 503 would invite a retry of what is done already) takes its
-  // size in place of the room promised, even past the limit.
-  void Answer(Slot& slot, Response response) {
-    if (!slot.response && !slot.stream_header) {
-      const std::size_t bytes = response.body().size();
-      if (slot.promised) {
-        shared_->answers.TakeAnyway(bytes);
-        shared_->answers.Give(std::exchange(slot.held, bytes));
-        slot.response = std::move(response);
-      } else if (shared_->answers.Take(bytes)) {
-        slot.held = bytes;
-        slot.response = std::move(response);
-      } else {
-        Refused(shared_->options, Refusal::kAnswersBudget);
-        slot.response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
-                                  "too many answers are waiting for their clients to read them "
-                                  "(--max_unsent_answer_bytes)");
-        slot.response->set(bhttp::field::retry_after, "1");
-      }
+  // max_pipeline of them): what it took. An answer promised room before its request was handled
+  // (a write's: it reports what was done, and a 503 would invite a retry of what is done already)
+  // takes its size even past the limit, and gives the promise back when it is in place (Answer).
+  // On the handler's thread, before the answer is handed to the loop, so that whoever observes
+  // the answer sees the status that goes out.
+  std::size_t TakeAnswer(const Slot& slot, Response& response) {
+    const std::size_t bytes = response.body().size();
+    if (slot.promised) {  // set before the handler ran, never changed after
+      shared_->answers.TakeAnyway(bytes);
+      return bytes;
+    }
+    if (shared_->answers.Take(bytes)) return bytes;
+    Refused(shared_->options, Refusal::kAnswersBudget);
+    response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
+                         "too many answers are waiting for their clients to read them "
+                         "(--max_unsent_answer_bytes)");
+    response.set(bhttp::field::retry_after, "1");
+    return 0;
+  }
+  // On the loop: the answer, with what it took from the budget (TakeAnswer), goes in its slot
+  // unless the request was answered already.
+  void Answer(Slot& slot, Response response, std::size_t taken) {
+    if (slot.response || slot.stream_header) {
+      shared_->answers.Give(taken);
+    } else {
+      if (slot.held != 0) shared_->answers.Give(slot.held);  // the promise
+      slot.held = taken;
+      slot.response = std::move(response);
     }
     Write();
   }

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
@@ -40,7 +41,9 @@ class Responder {
   class Sink {
    public:
     virtual ~Sink() = default;
-    virtual void Whole(Response response) = 0;
+    // Answers with response, or with the server's own refusal in its place; calls decided with
+    // the status that goes out, before it goes (a sink in front of another observes it there).
+    virtual void Whole(Response response, absl::FunctionRef<void(int status)> decided) = 0;
     virtual void Start(Response header, std::function<void(bool)> on_written) = 0;
     virtual void Chunk(std::string data, std::function<void(bool)> on_written) = 0;
     virtual void Finish() = 0;
@@ -52,7 +55,15 @@ class Responder {
   };
   explicit Responder(std::shared_ptr<Sink> sink) : sink_(std::move(sink)) {}
 
-  void operator()(Response response) const { sink_->Whole(std::move(response)); }
+  void operator()(Response response) const {
+    sink_->Whole(std::move(response), [](int) {});
+  }
+  // Answers, as operator(), and calls decided with the status that goes out, before it goes: a
+  // 503 in response's place when the server has no room for it
+  // (HttpServerOptions::max_unsent_answer_bytes). For a sink in front of another.
+  void Answer(Response response, absl::FunctionRef<void(int status)> decided) const {
+    sink_->Whole(std::move(response), decided);
+  }
   // header's body is ignored; the stream is sent with chunked transfer encoding.
   void StartStream(Response header, std::function<void(bool)> on_written) const {
     sink_->Start(std::move(header), std::move(on_written));
@@ -83,9 +94,11 @@ class ObservingSink : public Responder::Sink {
   ObservingSink(Responder inner, std::shared_ptr<const std::string> route)
       : inner_(std::move(inner)), route_(std::move(route)) {}
 
-  void Whole(Response response) final {
-    Observe(response.result_int());
-    inner_(std::move(response));
+  void Whole(Response response, absl::FunctionRef<void(int status)> decided) final {
+    inner_.Answer(std::move(response), [&](int status) {
+      Observe(status);
+      decided(status);
+    });
   }
   void Start(Response header, std::function<void(bool)> on_written) final {
     status_ = header.result_int();
@@ -192,10 +205,10 @@ struct HttpServerOptions {
   // left to the drain's deadline. A proxy that round-robins stops choosing a server at its first
   // refused connection, within a few of its requests to it. Default 1 s.
   absl::Duration drain_idle_linger = absl::Seconds(1);
-  // Called, on an event-loop thread, for each answer the server gives by itself instead of a
-  // handler's, with why (Refusal). None of these reach a handler's observers but a read's
-  // kAnswersBudget, which they saw with the handler's status. Must be safe to call from several
-  // threads at once.
+  // Called for each answer the server gives by itself instead of a handler's, with why (Refusal),
+  // on an event-loop thread (a read's kAnswersBudget on the thread that answers it). None of these
+  // reach a handler's observers but a read's kAnswersBudget, which they see as the 503 that goes
+  // out (Responder::Answer tells them). Must be safe to call from several threads at once.
   std::function<void(Refusal why)> on_refusal;
   // Value of the Server header.
   std::string server_name = "hotpath";

@@ -97,6 +97,36 @@ class Refusals {
   std::vector<std::string> reasons_;  // in the order given
 };
 
+// The statuses a handler's observers saw (ObservingSink, as the HTTP metrics and the access log).
+class Observed {
+ public:
+  // respond, observed.
+  Responder Wrap(Responder respond) {
+    return Responder(std::make_shared<Sink>(std::move(respond), this));
+  }
+  int Count(int status) {
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(std::count(statuses_.begin(), statuses_.end(), status));
+  }
+
+ private:
+  class Sink final : public ObservingSink {
+   public:
+    Sink(Responder inner, Observed* into)
+        : ObservingSink(std::move(inner), std::make_shared<const std::string>("/route")),
+          into_(into) {}
+    void Answered(int status, const std::string&, Clock::duration) override {
+      std::lock_guard lock(into_->mutex_);
+      into_->statuses_.push_back(status);
+    }
+
+   private:
+    Observed* into_;  // outlives the server
+  };
+  std::mutex mutex_;           // guards statuses_
+  std::vector<int> statuses_;  // as observed
+};
+
 HttpServerOptions LocalOptions() {
   HttpServerOptions options;
   options.host = "127.0.0.1";
@@ -274,8 +304,10 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   options.max_unsent_answer_bytes = 2 * kAnswer;  // two held, nothing left
   Refusals refusals;
   refusals.Watch(options);
-  HttpServer server(options, [](const Request& request, Responder respond) {
-    respond(Ok(request.target() == "/small" ? "small" : std::string(kAnswer, 'x')));
+  Observed observed;
+  HttpServer server(options, [&observed](const Request& request, Responder respond) {
+    observed.Wrap(std::move(respond))(
+        Ok(request.target() == "/small" ? "small" : std::string(kAnswer, 'x')));
   });
   ASSERT_TRUE(server.Start().ok());
   const std::string get = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -308,6 +340,9 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   EXPECT_GE(served.size(), kAnswer);
   server.Stop();
   EXPECT_EQ(refusals.Count("answers_budget"), 3);
+  // What the HTTP metrics and the access log count is what went out.
+  EXPECT_EQ(observed.Count(503), 3);
+  EXPECT_EQ(observed.Count(200), 3);
 }
 
 // A request that may change state is never answered 503 after it was handled (its client would

@@ -43,8 +43,9 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
                     .Name("hotpath_http_refusals_total")
                     .Help("Answers the HTTP server gave by itself instead of a handler's, by why: "
                           "malformed, framing, host, body_too_large, header_too_large, "
-                          "bodies_budget, answers_budget (a 503 in place of an answer "
-                          "http_requests_total counted with its handler's status), connections.")
+                          "bodies_budget, answers_budget (a 503 in place of a read's answer, "
+                          "in http_requests_total too, or before a write's handler), "
+                          "connections.")
                     .Register(registry)) {
   for (std::size_t why = 0; why < http::kRefusals; ++why) {
     refusal_series_[why] = &refusals_.Add(

@@ -26,7 +26,10 @@ using hotpath::http::Response;
 
 class DiscardingSink final : public hotpath::http::Responder::Sink {
  public:
-  void Whole(Response response) override { answered = true; }
+  void Whole(Response response, absl::FunctionRef<void(int)> decided) override {
+    answered = true;
+    decided(response.result_int());
+  }
   void Start(Response header, std::function<void(bool)> on_written) override { answered = true; }
   void Chunk(std::string data, std::function<void(bool)> on_written) override {}
   void Finish() override {}
