@@ -630,12 +630,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return bytes;
     }
     if (shared_->answers.Take(bytes)) return bytes;
-    Refused(shared_->options, Refusal::kAnswersBudget);
-    response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
-                         "too many answers are waiting for their clients to read them "
-                         "(--max_unsent_answer_bytes)");
-    response.set(bhttp::field::retry_after, "1");
+    response = NoRoomForAnswer(slot.request, /*handled=*/true);
     return 0;
+  }
+  // The 503 for a request whose answer max_unsent_answer_bytes has no room for, reported to
+  // on_refusal; handled: whether its handler ran (a read's) or not (a write's).
+  Response NoRoomForAnswer(const Request& request, bool handled) {
+    Refused(shared_->options, Refusal::kAnswersBudget);
+    Response refusal =
+        JsonError(request, bhttp::status::service_unavailable, 14,
+                  absl::StrCat("too many answers are waiting for their clients to read them "
+                               "(--max_unsent_answer_bytes)",
+                               handled ? "" : "; the request was not handled"));
+    refusal.set(bhttp::field::retry_after, "1");
+    return refusal;
   }
   // On the loop: the answer, with what it took from the budget (TakeAnswer), goes in its slot
   // unless the request was answered already.
@@ -695,11 +703,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       // Its answer will say what was done, so room for it is promised before it is handled; when
       // there is none, it is not handled, and the 503 says so.
       if (!shared_->answers.Take(kPromisedAnswerBytes)) {
-        Refused(shared_->options, Refusal::kAnswersBudget);
-        slot.response = JsonError(slot.request, bhttp::status::service_unavailable, 14,
-                                  "too many answers are waiting for their clients to read them "
-                                  "(--max_unsent_answer_bytes); the request was not handled");
-        slot.response->set(bhttp::field::retry_after, "1");
+        slot.response = NoRoomForAnswer(slot.request, /*handled=*/false);
         Write();
         return Read();
       }
