@@ -630,7 +630,17 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return bytes;
     }
     if (shared_->answers.Take(bytes)) return bytes;
-    response = NoRoomForAnswer(slot.request, /*handled=*/true);
+    Response refusal = NoRoomForAnswer(slot.request, /*handled=*/true);
+    // The CORS headers a sink in front gave the answer stay, so a browser's script reads the 503
+    // (and its Retry-After) instead of a network error.
+    for (const auto& field : response) {
+      const beast::string_view name = field.name_string();
+      if (absl::StartsWithIgnoreCase(absl::string_view(name.data(), name.size()),
+                                     "access-control-")) {
+        refusal.set(name, field.value());
+      }
+    }
+    response = std::move(refusal);
     return 0;
   }
   // The 503 for a request whose answer max_unsent_answer_bytes has no room for, reported to

@@ -306,8 +306,9 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   refusals.Watch(options);
   Observed observed;
   HttpServer server(options, [&observed](const Request& request, Responder respond) {
-    observed.Wrap(std::move(respond))(
-        Ok(request.target() == "/small" ? "small" : std::string(kAnswer, 'x')));
+    Response answer = Ok(request.target() == "/small" ? "small" : std::string(kAnswer, 'x'));
+    answer.set("Access-Control-Allow-Origin", "https://shop.example");  // as the gateway's CORS
+    observed.Wrap(std::move(respond))(std::move(answer));
   });
   ASSERT_TRUE(server.Start().ok());
   const std::string get = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -322,6 +323,9 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
   EXPECT_NE(refused.find("\"code\":14"), std::string::npos) << refused;
   EXPECT_NE(refused.find("--max_unsent_answer_bytes"), std::string::npos) << refused;
+  // A browser's script on another origin may read it.
+  EXPECT_NE(refused.find("Access-Control-Allow-Origin: https://shop.example"), std::string::npos)
+      << refused;
 
   // Read at last: the two held answers whole, then the two that did not fit, in order.
   const std::string answers = unread.ReadToClose();
