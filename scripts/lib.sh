@@ -95,6 +95,10 @@ use_build() {
 # turns ROUND NAME...: the names, rotated by ROUND - 1: the first of a round goes last in the next
 # (with two, A then B in odd rounds, B then A in even ones)
 turns() { local r=$((($1 - 1) % ($# - 1))); shift; local names=("$@"); echo "${names[@]:r}" "${names[@]:0:r}"; }
+# ratio A B: A / B to two places ("n/a" when B is not above 0)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# median VALUE...: their median (the mean of the middle two when there are evenly many)
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # proc_ticks PID: the process's user + system CPU so far, in clock ticks (getconf CLK_TCK a second)
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
