@@ -176,6 +176,13 @@ constexpr std::size_t kPromisedAnswerBytes = 4096;
 
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// The server's own 503 (code 14, UNAVAILABLE), with Retry-After: 1.
+Response Unavailable(const Request& request, const std::string& message) {
+  Response response = JsonError(request, bhttp::status::service_unavailable, 14, message);
+  response.set(bhttp::field::retry_after, "1");
+  return response;
+}
+
 // Tells the server's owner why it answered a request itself (HttpServerOptions::on_refusal).
 void Refused(const HttpServerOptions& options, Refusal why) {
   if (options.on_refusal) options.on_refusal(why);
@@ -460,7 +467,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     std::function<void()> on_gone;          // runs if the client leaves before the answer
     bool linger = false;                    // after this answer, drain what the client still sends
     std::size_t held = 0;                   // what the answer set aside in shared_->answers
-    bool promised = false;  // a request that may change state: its answer was promised room
   };
 
   // Carries a handler's answers onto the session's loop: at once when the handler answers on
@@ -608,11 +614,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     // The client is likely still sending (a body or headers past the limit): read and drop the
     // rest for a while after answering, so it gets to read the answer instead of a reset.
     slot.linger = true;
-    const int code = status == bhttp::status::not_implemented       ? 12  // UNIMPLEMENTED
-                     : status == bhttp::status::service_unavailable ? 14  // UNAVAILABLE
-                                                                    : 3;  // INVALID_ARGUMENT
-    slot.response = JsonError(bad, status, code, message);
-    if (code == 14) slot.response->set(bhttp::field::retry_after, "1");
+    if (status == bhttp::status::service_unavailable) {
+      slot.response = Unavailable(bad, message);
+    } else {
+      const int code = status == bhttp::status::not_implemented ? 12  // UNIMPLEMENTED
+                                                                : 3;  // INVALID_ARGUMENT
+      slot.response = JsonError(bad, status, code, message);
+    }
     Write();
   }
 
@@ -625,7 +633,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // the answer sees the status that goes out.
   std::size_t TakeAnswer(const Slot& slot, Response& response) {
     const std::size_t bytes = response.body().size();
-    if (slot.promised) {  // set before the handler ran, never changed after
+    if (!IsSafe(slot.request.method())) {  // promised room before its handler ran (OnRead)
       shared_->answers.TakeAnyway(bytes);
       return bytes;
     }
@@ -647,13 +655,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // on_refusal; handled: whether its handler ran (a read's) or not (a write's).
   Response NoRoomForAnswer(const Request& request, bool handled) {
     Refused(shared_->options, Refusal::kAnswersBudget);
-    Response refusal =
-        JsonError(request, bhttp::status::service_unavailable, 14,
-                  absl::StrCat("too many answers are waiting for their clients to read them "
-                               "(--max_unsent_answer_bytes)",
-                               handled ? "" : "; the request was not handled"));
-    refusal.set(bhttp::field::retry_after, "1");
-    return refusal;
+    return Unavailable(request,
+                       absl::StrCat("too many answers are waiting for their clients to read them "
+                                    "(--max_unsent_answer_bytes)",
+                                    handled ? "" : "; the request was not handled"));
   }
   // On the loop: the answer, with what it took from the budget (TakeAnswer), goes in its slot
   // unless the request was answered already.
@@ -718,7 +723,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         return Read();
       }
       slot.held = kPromisedAnswerBytes;
-      slot.promised = true;
     }
     shared_->handler(slot.request,
                      Responder(std::make_shared<SlotSink>(this->shared_from_this(), &slot)));
@@ -936,9 +940,7 @@ void TurnAway(Socket socket, bool plaintext) {
   static const std::string kBusy = [] {
     Request shape;
     shape.version(11);
-    Response response =
-        JsonError(shape, bhttp::status::service_unavailable, 14, "too many open connections");
-    response.set(bhttp::field::retry_after, "1");
+    Response response = Unavailable(shape, "too many open connections");
     response.keep_alive(false);
     response.prepare_payload();
     std::string bytes;
