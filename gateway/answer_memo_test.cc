@@ -96,15 +96,19 @@ TEST(AnswerMemoTest, ConcurrentThreadsOnlyEverSeeTheirObjectsOwnBody) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
+      // Each key twice in a row, so a thread finds what it just kept however the threads are
+      // scheduled (one running alone would otherwise never hit: its 256 keys outnumber the slots).
       for (int n = 0; n < 20000; ++n) {
-        const auto& message = messages[(n * 7 + t * 13) % messages.size()];
+        const int k = n / 2;
+        const auto& message = messages[(k * 7 + t * 13) % messages.size()];
+        const bool gzipped = k % 2 == 0;
         const std::string expected = static_cast<const StringValue&>(*message).value();
         AnswerMemo::Body body;
-        if (memo.Find(&kRoute, message, n % 2 == 0, &body)) {
+        if (memo.Find(&kRoute, message, gzipped, &body)) {
           ++hits;
-          if (body.bytes != expected || body.gzipped != (n % 2 == 0)) ++wrong;
+          if (body.bytes != expected || body.gzipped != gzipped) ++wrong;
         } else {
-          memo.Keep(&kRoute, message, n % 2 == 0, AnswerMemo::Body{expected, n % 2 == 0});
+          memo.Keep(&kRoute, message, gzipped, AnswerMemo::Body{expected, gzipped});
         }
       }
     });
