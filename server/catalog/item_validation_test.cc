@@ -78,6 +78,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{"NameWithNul", [](v1::Item& i) { i.set_name(std::string("a\0b", 3)); },
                  "item.name"},
         BadField{"NameWithDel", [](v1::Item& i) { i.set_name("a\x7F"); }, "item.name"},
+        BadField{"NameWithTab", [](v1::Item& i) { i.set_name("a\tb"); }, "item.name"},
+        BadField{"DescriptionWithEscape", [](v1::Item& i) { i.set_description("a\x1B[31m"); },
+                 "item.description"},
         BadField{"NameWithC1Control",
                  [](v1::Item& i) {
                    i.set_name(
@@ -102,6 +105,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{"LongTag", [](v1::Item& i) { i.add_tags(std::string(65, 't')); }, "item.tags[2]"},
         BadField{"TagOfSpaces", [](v1::Item& i) { i.add_tags("  "); }, "item.tags[2]"},
         BadField{"RepeatedTag", [](v1::Item& i) { i.add_tags("blue"); }, "item.tags[2]"},
+        BadField{"TagWithLineBreak", [](v1::Item& i) { i.add_tags("a\nb"); }, "item.tags[2]"},
         BadField{"TooManyTags",
                  [](v1::Item& i) {
                    for (int k = 0; k < 40; ++k) i.add_tags("t" + std::to_string(k));
