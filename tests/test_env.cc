@@ -745,7 +745,7 @@ absl::StatusOr<std::unique_ptr<Nginx>> Nginx::Start(const std::string& source_di
                          "use_temp_path=off;\n"));
   WriteFile(dir / "nginx.conf",
             absl::StrCat("worker_processes 1;\npid ", d, "/nginx.pid;\nerror_log ", d,
-                         "/error.log warn;\nevents { worker_connections 4096; }\nhttp {\n",
+                         "/error.log error;\nevents { worker_connections 4096; }\nhttp {\n",
                          "  access_log off;\n  client_body_temp_path ", d, "/body;\n",
                          "  proxy_temp_path ", d, "/proxy;\n  fastcgi_temp_path ", d,
                          "/fastcgi;\n  uwsgi_temp_path ", d, "/uwsgi;\n  scgi_temp_path ", d,
