@@ -70,7 +70,7 @@ class NginxTest : public ServerTest {
   bool Serves() { return Call().ok(); }
 
   // The last lines of nginx's error log, for a failure's message, without those about the floods'
-  // client (h2_flood.py connects from 127.0.0.2), which log their refusals by the thousand.
+  // client (h2_flood.py connects from 127.0.0.2): a line for each body refused past the limit.
   std::string ErrorLogTail() const {
     std::vector<absl::string_view> kept;
     const std::string log = ReadFile(nginx_->dir() / "error.log");
