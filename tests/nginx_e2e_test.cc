@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -288,6 +289,7 @@ TEST_F(NginxTest, FloodsEndAtNginxWhileAWellBehavedClientIsServed) {
     const auto started = std::chrono::steady_clock::now();
     std::atomic<int> calls{0};
     std::atomic<int> failures{0};
+    std::atomic<std::int64_t> slowest_ms{0};
     std::string last_error;
     std::thread client([&] {
       while (!stop) {
@@ -298,11 +300,13 @@ TEST_F(NginxTest, FloodsEndAtNginxWhileAWellBehavedClientIsServed) {
         const grpc::Status status =
             via_nginx_->GetItem(Context(absl::Seconds(5)).get(), request, &item);
         ++calls;
+        const std::int64_t took = Millis(std::chrono::steady_clock::now() - sent);
+        if (took > slowest_ms) slowest_ms = took;
         if (!status.ok()) {
           ++failures;
-          last_error = absl::StrCat(
-              "a call sent ", Millis(sent - started), " ms into the flood failed after ",
-              Millis(std::chrono::steady_clock::now() - sent), " ms: ", status.error_message());
+          last_error = absl::StrCat("a call sent ", Millis(sent - started),
+                                    " ms into the flood failed after ", took,
+                                    " ms: ", status.error_message());
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
@@ -317,6 +321,9 @@ TEST_F(NginxTest, FloodsEndAtNginxWhileAWellBehavedClientIsServed) {
     stop = true;
     client.join();
     const long grown_kib = ProcStatusKib("VmHWM") - rss_before;
+    std::cerr << attack << ": " << calls << " calls, the slowest " << slowest_ms
+              << " ms; flood and calls " << Millis(std::chrono::steady_clock::now() - started)
+              << " ms\n";
     RecordProperty(attack + "_report", report);
     RecordProperty(attack + "_rss_growth_kib", std::to_string(grown_kib));
     ASSERT_EQ(exit_code, 0) << report;
