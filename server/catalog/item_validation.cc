@@ -14,10 +14,6 @@
 namespace hotpath::catalog {
 namespace {
 
-std::string Path(absl::string_view prefix, absl::string_view field) {
-  return prefix.empty() ? std::string(field) : absl::StrCat(prefix, ".", field);
-}
-
 // Where a field is, for its violations: prefix.name, or name alone, with [index] after it for an
 // element of a list. Spelled out only for a violation: most requests have none.
 class Where {
@@ -27,7 +23,7 @@ class Where {
       : prefix_(prefix), name_(name), index_(index) {}
 
   std::string Path() const {
-    std::string path = hotpath::catalog::Path(prefix_, name_);
+    std::string path = prefix_.empty() ? std::string(name_) : absl::StrCat(prefix_, ".", name_);
     if (index_ >= 0) absl::StrAppend(&path, "[", index_, "]");
     return path;
   }
@@ -129,14 +125,15 @@ void ValidateItemFields(const v1::Item& item, const ItemFields& fields, absl::st
     CheckIdentifier(item.category(), Where(prefix, "category"), kMaxCategoryChars, violations);
   }
   if (fields.price_cents && (item.price_cents() < 0 || item.price_cents() > kMaxPriceCents)) {
-    violations.Add(Path(prefix, "price_cents"),
+    violations.Add(Where(prefix, "price_cents").Path(),
                    absl::StrCat("must be between 0 and ", kMaxPriceCents));
   }
   if (fields.stock && item.stock() < 0)
-    violations.Add(Path(prefix, "stock"), "must not be negative");
+    violations.Add(Where(prefix, "stock").Path(), "must not be negative");
   if (fields.tags) {
     if (item.tags_size() > kMaxTags) {
-      violations.Add(Path(prefix, "tags"), absl::StrCat("must have at most ", kMaxTags, " tags"));
+      violations.Add(Where(prefix, "tags").Path(),
+                     absl::StrCat("must have at most ", kMaxTags, " tags"));
     } else {
       const auto& tags = item.tags();
       for (int i = 0; i < tags.size(); ++i) {
