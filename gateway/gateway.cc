@@ -834,11 +834,17 @@ void Gateway::Invoke(const HttpBinding& binding, const rpc::LocalMethod* local, 
     options_.local->Call(
         *local, *request, local_call,
         [request, consistency, cancellation, deadline = absl::ToChronoTime(local_call.deadline),
+         safe = answer.safe,
          respond_unary = std::move(respond_unary)](grpc::Status status, const Message* reply,
                                                    const std::shared_ptr<const Message>& shared) {
           // A client that closed its connection first is answered (counted, logged) 499, as
-          // nginx counts it: not the server error its cancelled statement would read as.
-          status = rpc::AsTheCallerSawIt(std::move(status), cancellation->cancelled(), deadline);
+          // nginx counts it: not the server error its cancelled statement would read as. A read's
+          // reply is not rendered for it either (a write's says what was done, and is).
+          const bool left = cancellation->cancelled();
+          status = rpc::AsTheCallerSawIt(std::move(status), left, deadline);
+          if (left && safe && status.ok()) {
+            status = grpc::Status(grpc::StatusCode::CANCELLED, "the client left before the answer");
+          }
           if (consistency == nullptr || consistency->committed() == 0) {
             return respond_unary(status, reply, nullptr, shared);
           }

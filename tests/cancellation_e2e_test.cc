@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
@@ -185,6 +186,103 @@ TEST_F(CancellationTest, AnHttpClientHangingUpCancelsTheStatement) {
   EXPECT_LE(Metric(server_->http_port(), "http_requests_total", {"code=\"504\""}), 0);
   EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
   EXPECT_EQ(LeasesLeftAfterSettling(), 0);
+}
+
+// A client that stops sending while its requests wait is gone as much as one whose connection
+// the server is still reading: when its pipeline is full (16 requests unanswered), or when its
+// last request said Connection: close. Before, the server read nothing more from such a
+// connection, learnt of the departure only when an answer's write failed, and ran every request
+// left to its end (here, until the lock went: the updates applied).
+struct HangUp {
+  const char* name;
+  int requests;           // pipelined PATCHes of the item's stock
+  bool connection_close;  // the last one says Connection: close
+  bool reset;             // the client resets the connection (RST) instead of closing it (FIN)
+};
+
+void PrintTo(const HangUp& hang_up, std::ostream* out) { *out << hang_up.name; }
+
+class PipelineHangUpTest : public CancellationTest, public ::testing::WithParamInterface<HangUp> {
+ protected:
+  // Every connection open (and its statements prepared) before the lock: a connection opened
+  // behind it would wait there preparing, before its call's cancellation can reach it.
+  ServerOptions ServerOptionsOfTest() const override {
+    ServerOptions options = Options();
+    options.database.min_size = options.database.max_size;
+    return options;
+  }
+};
+
+TEST_P(PipelineHangUpTest, CancelsEveryRequestLeft) {
+  namespace net = boost::asio;
+  const HangUp hang_up = GetParam();
+  net::io_context io;
+  net::ip::tcp::socket socket(io);
+  socket.connect(
+      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
+  const std::string body = R"({"stock":12345})";
+  std::string requests;
+  for (int i = 1; i <= hang_up.requests; ++i) {
+    absl::StrAppend(
+        &requests, "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
+        "Content-Type: application/json\r\nContent-Length: ", body.size(),
+        i == hang_up.requests && hang_up.connection_close ? "\r\nConnection: close" : "",
+        "\r\n\r\n", body);
+  }
+  net::write(socket, net::buffer(requests));
+  // The pool's connections (8) each run one, waiting on the lock; the rest wait for a thread.
+  const int running = std::min(hang_up.requests, 8);
+  ASSERT_TRUE(AwaitRunning(kUpdates, running, absl::Seconds(5)));
+  if (hang_up.reset) socket.set_option(net::socket_base::linger(true, 0));
+  socket.close();
+  const absl::Duration gone = TimeUntilNoneRuns(kUpdates);
+  EXPECT_LT(gone, kGoneWithin) << "statements ran on after the client left";
+  std::cerr << running << " statements gone " << gone << " after the client left\n";
+  // The server handles at most 16 of a pipeline at a time; each is counted 499.
+  const int handled = std::min(hang_up.requests, 16);
+  EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, handled), handled);
+  EXPECT_EQ(StoredStock(), std::to_string(item_.stock()));
+  EXPECT_EQ(LeasesLeftAfterSettling(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(HangUps, PipelineHangUpTest,
+                         ::testing::Values(HangUp{"FullPipelineClosed", 20, false, false},
+                                           HangUp{"FullPipelineReset", 20, false, true},
+                                           HangUp{"ConnectionCloseClosed", 1, true, false},
+                                           HangUp{"ConnectionCloseReset", 1, true, true}),
+                         [](const ::testing::TestParamInfo<HangUp>& info) {
+                           return std::string(info.param.name);
+                         });
+
+// A read shared with another (one load of a list page for both) runs on for the one that stays;
+// the client that left is counted 499, its reply not rendered. Before, it was counted 200, and
+// its page printed for nobody.
+TEST_F(CancellationTest, AReadSharedWithAClientThatStaysIsCounted499ForTheOneThatLeft) {
+  namespace net = boost::asio;
+  const std::string page = "GET /v1/items?pageSize=7 HTTP/1.1\r\nHost: x\r\n\r\n";
+  net::io_context io;
+  net::ip::tcp::socket leaving(io);
+  leaving.connect(
+      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
+  net::write(leaving, net::buffer(page));
+  ASSERT_TRUE(AwaitRunning("%FROM items%LIMIT%", 1, absl::Seconds(5)));
+  auto staying = std::async(std::launch::async, [this] {
+    return Http(server_->http_port(), "GET", "/v1/items?pageSize=7");
+  });
+  // Both wait on the one load (behind the lock); the first client leaves.
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(Running("%FROM items%LIMIT%"), 1);
+  leaving.close();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_LE(Metric(server_->http_port(), "http_requests_total", {"code=\"499\""}), 0)
+      << "answered before the load ended";
+  lock_->abort();
+  lock_.reset();
+  EXPECT_EQ(staying.get().status, 200);
+  EXPECT_EQ(AwaitMetric("http_requests_total", {"code=\"499\""}, 1), 1);
+  EXPECT_LE(
+      Metric(server_->http_port(), "http_requests_total", {"code=\"200\"", "route=\"/v1/items\""}),
+      1);
 }
 
 // The same through hotpath-gateway, whose calls go to this server over gRPC: the HTTP client's

@@ -21,7 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
 #include "server/db/migrations.h"
@@ -172,12 +174,27 @@ TEST_F(HardeningTest, UnfinishedBodiesHoldNoMoreThanTheirBudget) {
   EXPECT_EQ(created.status, 200) << created.body;
 }
 
-// Answers a client leaves unread hold at most --max_unsent_answer_bytes (64 MiB) in all, however
-// many connections leave them: a whole answer takes its size from its being given to its last
-// byte written, and one that does not fit is a 503. tests/floods/http_answers.py: 50
-// connections with a 4 KiB window, each pipelining 20 pages of 1,000 items (~450 KB each) and
-// reading nothing, held up to 16 answers each (the pipeline's depth) until the write timeout.
-TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
+// Answers a client leaves unread, with a budget for them (--max_unsent_answer_bytes) a quarter
+// of the default's: the flood fills it within its 4 s even on a machine shared with other load,
+// behind which the database threads run (--worker_nice).
+class AnswersBudgetTest : public ServerTest {
+ protected:
+  static constexpr std::size_t kBudget = 16 << 20;
+  void SetUp() override {
+    ServerTest::SetUp();
+    ServerOptions options = Options();
+    options.http.max_unsent_answer_bytes = kBudget;
+    StartServer(std::move(options));
+    CreateDemo(1);
+  }
+};
+
+// Answers a client leaves unread hold at most --max_unsent_answer_bytes in all, however many
+// connections leave them: a whole answer takes its size from its being given to its last byte
+// written, and one that does not fit is a 503. tests/floods/http_answers.py: 50 connections with
+// a 4 KiB window, each pipelining 20 pages of 1,000 items (~450 KB each) and reading nothing,
+// held up to 16 answers each (the pipeline's depth) until the write timeout.
+TEST_F(AnswersBudgetTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
   database_->Query(
       "INSERT INTO items (sku, name, category, description) SELECT 'PAGE-' || n, 'Lamp', "
       "'home', repeat('d', 300) FROM generate_series(1, 1000) AS n");
@@ -195,8 +212,11 @@ TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
   EXPECT_THAT(report, HasSubstr("\"honest_gets\": {\"200\": ")) << report;
   EXPECT_THAT(report, Not(HasSubstr("\"503\""))) << report;
   if (!kSanitizerHoldsMemory) {
-    EXPECT_LT(grown_kib, 120 * 1024) << "KiB of peak RSS added by answers left unread; " << report;
+    // With the default budget (64 MiB) the same flood added 120 MiB at most.
+    EXPECT_LT(grown_kib, kBudget / 1024 + 56 * 1024)
+        << "KiB of peak RSS added by answers left unread; " << report;
   }
+  std::cerr << "peak RSS grew " << grown_kib << " KiB\n";
   // The flood's answers past the budget were 503s, counted so (under a sanitizer's slowness the
   // server may not get to enough of them in the time to fill the budget).
   if (!kSanitizerSlowsCode) {
@@ -211,10 +231,17 @@ TEST_F(HardeningTest, AnswersLeftUnreadHoldNoMoreThanTheirBudget) {
                       {"route=\"/v1/items\"", "code=\"503\""}),
                0.0),
       Metric(server_->http_port(), "hotpath_http_refusals_total", {"reason=\"answers_budget\""}));
-  // The flood's connections closed, what their answers held is free: a big page is served.
-  RawConnection reader(server_->http_port());
-  reader.Send("GET /v1/items?pageSize=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  EXPECT_THAT(reader.ReadFor(std::chrono::milliseconds(1500)), StartsWith("HTTP/1.1 200"));
+  // The flood's connections closed, what their answers held is free as soon as the server has
+  // seen them go (their work left is cancelled, not done): a big page is served.
+  const absl::Time closed = absl::Now();
+  std::string answer;
+  do {
+    RawConnection reader(server_->http_port());
+    reader.Send("GET /v1/items?pageSize=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    answer = reader.ReadFor(std::chrono::milliseconds(1500));
+  } while (!absl::StartsWith(answer, "HTTP/1.1 200") && absl::Now() - closed < absl::Seconds(5));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
+  std::cerr << "a big page served " << absl::Now() - closed << " after the flood\n";
 }
 
 // RFC 9112 3.2.2: a server must accept the absolute form (what a client sends to a proxy).

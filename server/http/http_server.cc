@@ -1,5 +1,6 @@
 #include "server/http/http_server.h"
 
+#include <poll.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -533,10 +534,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void Read() {
-    if (read_closed_) return;
+    if (read_closed_) return WatchDeparture();
     if (slots_.size() >= shared_->options.max_pipeline) {
       paused_ = true;  // resumed when an answer is written
-      return;
+      return WatchDeparture();
     }
     if (buffer_.size() > 0) return ReadRequest();  // a pipelined request has begun already
     // Nothing pending: wait for the next request's first bytes under the idle timeout; from then
@@ -729,6 +730,34 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Read();
   }
 
+  // Reading stopped with requests unanswered (the pipeline is full, or the last request closes
+  // the connection): a client leaving now would go unnoticed until an answer's write failed, and
+  // the work for what it left would run on (16 pages of a pipeline, each built for nobody). So
+  // the socket is watched while so: a reset, or the end of what the client sends (what a read
+  // sees as end_of_stream), is a departure.
+  void WatchDeparture() {
+    if (watching_ || client_gone_ || !Unanswered()) return;
+    auto& socket = beast::get_lowest_layer(stream_);
+    if (!socket.is_open()) return;
+    // Asked now, then again at each readiness: the reactor reports changes only, and one that
+    // came before the wait was queued is not reported to it.
+    pollfd events{socket.native_handle(), POLLRDHUP, 0};
+    if (::poll(&events, 1, 0) == 1 && (events.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+      read_closed_ = true;
+      return ClientGone();
+    }
+    watching_ = true;
+    socket.async_wait(Socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+      self->watching_ = false;
+      if (!ec && (self->paused_ || self->read_closed_)) self->WatchDeparture();
+    });
+  }
+  // Some request has no answer yet.
+  bool Unanswered() const {
+    return std::any_of(slots_.begin(), slots_.end(),
+                       [](const Slot& slot) { return !slot.response && !slot.stream_header; });
+  }
+
   // The client closed its side while requests were unanswered: whoever works on them may stop.
   void ClientGone() {
     client_gone_ = true;
@@ -901,6 +930,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::string chunk_;         // kChunk: the chunk
   std::deque<Slot> slots_;    // requests read, oldest first, until answered
   bool paused_ = false;       // reading waits for the pipeline to drain
+  bool watching_ = false;     // a wait for the client's departure is queued (WatchDeparture)
   bool read_closed_ = false;  // no more requests will be read
 };
 

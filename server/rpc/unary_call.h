@@ -8,6 +8,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "server/cache/object_memo.h"
 #include "server/rpc/call_base.h"
 #include "server/rpc/cancellation.h"
@@ -75,7 +76,8 @@ class UnaryResponder final {
 // Runs work() (absl::StatusOr<R>()) on the executor and hands its result to answer, on the
 // executor's thread; when the executor refuses the work, answer gets Executor::BusyError() at once.
 // While work runs, cancellation (may be null) is Current(), so the database statements it starts
-// are cancelled when the caller goes away. The one way gRPC calls and in-process calls
+// are cancelled when the caller goes away; work whose caller went away while it waited for a
+// thread is not started (answer gets CANCELLED). The one way gRPC calls and in-process calls
 // (ServiceBindings' local handlers) run blocking work.
 template <class Work, class Answer>
 void RunOnExecutor(Executor& executor, std::shared_ptr<Cancellation> cancellation, Work work,
@@ -84,6 +86,10 @@ void RunOnExecutor(Executor& executor, std::shared_ptr<Cancellation> cancellatio
   auto shared = std::make_shared<Answer>(std::move(answer));
   const bool queued = executor.Submit(
       [shared, cancellation = std::move(cancellation), work = std::move(work)]() mutable {
+        if (cancellation != nullptr && cancellation->cancelled()) {
+          return (*shared)(
+              Result(absl::CancelledError("the caller went away before its work started")));
+        }
         Cancellation::Scope scope(cancellation.get());
         (*shared)(work());
       });
