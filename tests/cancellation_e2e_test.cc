@@ -236,7 +236,9 @@ TEST_P(PipelineHangUpTest, CancelsEveryRequestLeft) {
   if (hang_up.reset) socket.set_option(net::socket_base::linger(true, 0));
   socket.close();
   const absl::Duration gone = TimeUntilNoneRuns(kUpdates);
-  EXPECT_LT(gone, kGoneWithin) << "statements ran on after the client left";
+  // One cancel request after another, from the one Canceller thread (each a connection to
+  // PostgreSQL's postmaster): 53-81 ms for 8 here.
+  EXPECT_LT(gone, kGoneWithin * running) << "statements ran on after the client left";
   std::cerr << running << " statements gone " << gone << " after the client left\n";
   // The server handles at most 16 of a pipeline at a time; each is counted 499.
   const int handled = std::min(hang_up.requests, 16);

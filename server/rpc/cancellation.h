@@ -29,15 +29,19 @@ class Cancellation final : public CallLocal<Cancellation> {
     // registrant released.
     if (action_) std::exchange(action_, nullptr)();
   }
+  // Any thread, at once and without running the action (Cancel runs it, later): the caller is
+  // gone, so work that has not started yet does not (cancelled() is true, OnCancel refuses).
+  void MarkDeparted() { departed_.store(true, std::memory_order_relaxed); }
   bool cancelled() const {
+    if (departed_.load(std::memory_order_relaxed)) return true;
     std::lock_guard lock(mu_);
     return cancelled_;
   }
   // What Cancel does from now on (replacing any previous action). False, and not kept, when the
-  // call is cancelled already.
+  // call is cancelled (or its caller departed) already.
   bool OnCancel(std::function<void()> action) {
     std::lock_guard lock(mu_);
-    if (cancelled_) return false;
+    if (cancelled_ || departed_.load(std::memory_order_relaxed)) return false;
     action_ = std::move(action);
     return true;
   }
@@ -50,9 +54,10 @@ class Cancellation final : public CallLocal<Cancellation> {
   // Current() and Scope (call_local.h): the cancellation of the call this thread works for.
 
  private:
-  mutable std::mutex mu_;         // guards the below
-  bool cancelled_ = false;        // Cancel was called
-  std::function<void()> action_;  // what Cancel runs, if anything
+  mutable std::mutex mu_;              // guards the two below
+  bool cancelled_ = false;             // Cancel was called
+  std::function<void()> action_;       // what Cancel runs, if anything
+  std::atomic<bool> departed_{false};  // MarkDeparted was called
 };
 
 // Runs departures' cancellations one at a time on one thread of its own: a cancel action may take
@@ -86,8 +91,11 @@ class Canceller final {
   std::atomic<std::int64_t> dropped_{0};             // refused because the queue was full
 };
 
-// Cancels soon on the Canceller's thread (see there).
+// Marks the caller departed at once (work not started yet does not start), and cancels soon on
+// the Canceller's thread (see there): even when that drops it, only a statement already running
+// goes on.
 inline void CancelSoon(std::shared_ptr<Cancellation> cancellation) {
+  cancellation->MarkDeparted();
   Canceller::Instance().Submit(std::move(cancellation));
 }
 

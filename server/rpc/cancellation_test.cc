@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <set>
@@ -65,6 +66,37 @@ TEST(CancellerTest, BeyondTheQueueBoundCancellationsAreDroppedAndCounted) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_FALSE(waiting.back()->cancelled());
+}
+
+// A departure is seen at once by work not yet started, even one the full queue drops: its caller
+// is gone, and only the cancelling of what already runs waits for the Canceller's thread.
+TEST(CancellerTest, ADepartureIsSeenAtOnceEvenWhenItsCancellingIsDropped) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> started;
+  auto blocker = std::make_shared<Cancellation>();
+  blocker->OnCancel([&started, released] {
+    started.set_value();
+    released.wait();
+  });
+  ASSERT_TRUE(Canceller::Instance().Submit(blocker));
+  started.get_future().wait();
+  std::vector<std::shared_ptr<Cancellation>> waiting;
+  for (std::size_t i = 0; i < Canceller::kMaxQueued; ++i) {
+    waiting.push_back(std::make_shared<Cancellation>());
+    Canceller::Instance().Submit(waiting.back());
+  }
+  auto departed = std::make_shared<Cancellation>();
+  std::atomic<bool> ran{false};
+  ASSERT_TRUE(departed->OnCancel([&ran] { ran = true; }));
+  const std::int64_t dropped_before = Canceller::Instance().dropped();
+  CancelSoon(departed);
+  EXPECT_EQ(Canceller::Instance().dropped() - dropped_before, 1);
+  EXPECT_TRUE(departed->cancelled());
+  EXPECT_FALSE(departed->OnCancel([] {})) << "work that had not started would start";
+  release.set_value();
+  while (!waiting.back()->cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_FALSE(ran) << "the action runs only on the Canceller's thread, which dropped it";
 }
 
 }  // namespace
