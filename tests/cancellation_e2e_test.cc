@@ -53,19 +53,28 @@ class CancellationTest : public ServerTest {
   // Sends a PATCH of the item's stock over a raw connection to http_port (this server's, by
   // default), waits until its UPDATE runs (queued behind the lock), then hangs up.
   void HangUpDuringAnHttpUpdate(int http_port = 0) {
-    namespace net = boost::asio;
-    net::io_context io;
-    net::ip::tcp::socket socket(io);
-    socket.connect(
-        {net::ip::make_address("127.0.0.1"),
-         static_cast<unsigned short>(http_port != 0 ? http_port : server_->http_port())});
-    const std::string body = R"({"stock":12345})";
-    net::write(socket, net::buffer(absl::StrCat(
-                           "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
-                           "Content-Type: application/json\r\nContent-Length: ", body.size(),
-                           "\r\n\r\n", body)));
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket = Connect(io, http_port);
+    boost::asio::write(socket, boost::asio::buffer(StockPatch()));
     ASSERT_TRUE(AwaitRunning(kUpdates, 1, absl::Seconds(5)));
     socket.close();
+  }
+
+  // A raw connection to http_port (this server's, by default).
+  boost::asio::ip::tcp::socket Connect(boost::asio::io_context& io, int http_port = 0) const {
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect(
+        {boost::asio::ip::make_address("127.0.0.1"),
+         static_cast<unsigned short>(http_port != 0 ? http_port : server_->http_port())});
+    return socket;
+  }
+  // The PATCH of the item's stock to 12345, as sent on a raw connection; close: it says
+  // Connection: close.
+  std::string StockPatch(bool close = false) const {
+    const std::string body = R"({"stock":12345})";
+    return absl::StrCat("PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
+                        "Content-Type: application/json\r\nContent-Length: ", body.size(),
+                        close ? "\r\nConnection: close" : "", "\r\n\r\n", body);
   }
 
   // The metric's value on http_port (this server's, by default) once it is at least `least` (or
@@ -217,17 +226,10 @@ TEST_P(PipelineHangUpTest, CancelsEveryRequestLeft) {
   namespace net = boost::asio;
   const HangUp hang_up = GetParam();
   net::io_context io;
-  net::ip::tcp::socket socket(io);
-  socket.connect(
-      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
-  const std::string body = R"({"stock":12345})";
+  net::ip::tcp::socket socket = Connect(io);
   std::string requests;
   for (int i = 1; i <= hang_up.requests; ++i) {
-    absl::StrAppend(
-        &requests, "PATCH /v1/items/", item_.id(), " HTTP/1.1\r\nHost: x\r\n",
-        "Content-Type: application/json\r\nContent-Length: ", body.size(),
-        i == hang_up.requests && hang_up.connection_close ? "\r\nConnection: close" : "",
-        "\r\n\r\n", body);
+    absl::StrAppend(&requests, StockPatch(i == hang_up.requests && hang_up.connection_close));
   }
   net::write(socket, net::buffer(requests));
   // The pool's connections (8) each run one, waiting on the lock; the rest wait for a thread.
@@ -263,9 +265,7 @@ TEST_F(CancellationTest, AReadSharedWithAClientThatStaysIsCounted499ForTheOneTha
   namespace net = boost::asio;
   const std::string page = "GET /v1/items?pageSize=7 HTTP/1.1\r\nHost: x\r\n\r\n";
   net::io_context io;
-  net::ip::tcp::socket leaving(io);
-  leaving.connect(
-      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
+  net::ip::tcp::socket leaving = Connect(io);
   net::write(leaving, net::buffer(page));
   ASSERT_TRUE(AwaitRunning("%FROM items%LIMIT%", 1, absl::Seconds(5)));
   auto staying = std::async(std::launch::async, [this] {
@@ -334,9 +334,7 @@ TEST_F(CancellationTest, AGrpcClientCancellingAnExportCancelsTheBatchBeingRead) 
 TEST_F(CancellationTest, AnHttpClientHangingUpOnAnExportCancelsTheBatchBeingRead) {
   namespace net = boost::asio;
   net::io_context io;
-  net::ip::tcp::socket socket(io);
-  socket.connect(
-      {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->http_port())});
+  net::ip::tcp::socket socket = Connect(io);
   net::write(socket, net::buffer(std::string("GET /v1/items:export HTTP/1.1\r\nHost: x\r\n\r\n")));
   ASSERT_TRUE(AwaitRunning(kExportReads, 1, absl::Seconds(5)));
   socket.close();

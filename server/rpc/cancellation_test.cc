@@ -24,6 +24,22 @@ std::shared_ptr<Cancellation> Recording(std::mutex& mu, std::set<std::thread::id
   return cancellation;
 }
 
+// Keeps the Canceller's one thread busy until the promise returned is set: what is submitted
+// meanwhile waits in its queue.
+std::promise<void> HoldTheCancellersThread() {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  auto started = std::make_shared<std::promise<void>>();
+  auto blocker = std::make_shared<Cancellation>();
+  blocker->OnCancel([started, released] {
+    started->set_value();
+    released.wait();
+  });
+  EXPECT_TRUE(Canceller::Instance().Submit(blocker));
+  started->get_future().wait();
+  return release;
+}
+
 TEST(CancellerTest, AStormOfDeparturesRunsOnOneThreadNotOneEach) {
   std::mutex mu;
   std::set<std::thread::id> threads;
@@ -41,16 +57,7 @@ TEST(CancellerTest, AStormOfDeparturesRunsOnOneThreadNotOneEach) {
 }
 
 TEST(CancellerTest, BeyondTheQueueBoundCancellationsAreDroppedAndCounted) {
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> started;
-  auto blocker = std::make_shared<Cancellation>();
-  blocker->OnCancel([&started, released] {
-    started.set_value();
-    released.wait();
-  });
-  ASSERT_TRUE(Canceller::Instance().Submit(blocker));
-  started.get_future().wait();
+  std::promise<void> release = HoldTheCancellersThread();
   const std::int64_t dropped_before = Canceller::Instance().dropped();
   std::vector<std::shared_ptr<Cancellation>> waiting;
   int accepted = 0;
@@ -71,16 +78,7 @@ TEST(CancellerTest, BeyondTheQueueBoundCancellationsAreDroppedAndCounted) {
 // A departure is seen at once by work not yet started, even one the full queue drops: its caller
 // is gone, and only the cancelling of what already runs waits for the Canceller's thread.
 TEST(CancellerTest, ADepartureIsSeenAtOnceEvenWhenItsCancellingIsDropped) {
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> started;
-  auto blocker = std::make_shared<Cancellation>();
-  blocker->OnCancel([&started, released] {
-    started.set_value();
-    released.wait();
-  });
-  ASSERT_TRUE(Canceller::Instance().Submit(blocker));
-  started.get_future().wait();
+  std::promise<void> release = HoldTheCancellersThread();
   std::vector<std::shared_ptr<Cancellation>> waiting;
   for (std::size_t i = 0; i < Canceller::kMaxQueued; ++i) {
     waiting.push_back(std::make_shared<Cancellation>());
