@@ -772,10 +772,12 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
 }
 
 // What a flood of tests/floods/h2_flood.py did beside a well-behaved client: the flood's report,
-// and how many of 50 GetItem calls the client made, once the flood had head_start, failed.
+// and how many of 50 GetItem calls the client made, once the flood had head_start, failed (with
+// each failure's status, when it was sent and how long it took, for the test's message).
 struct FloodBeside {
   std::string report;
   int failed = 0;
+  std::string failures;
 };
 FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const std::string& attack,
                            int seconds, std::chrono::milliseconds head_start) {
@@ -785,6 +787,7 @@ FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const 
                                             "/tests/floods/h2_flood.py ", attack, " ", grpc_port,
                                             " ", seconds));
   });
+  const auto started = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(head_start);
   for (int i = 0; i < 50; ++i) {
     v1::GetItemRequest request;
@@ -792,7 +795,14 @@ FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const 
     v1::Item item;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    if (!stub.GetItem(&context, request, &item).ok()) ++result.failed;
+    const auto sent = std::chrono::steady_clock::now();
+    const grpc::Status status = stub.GetItem(&context, request, &item);
+    if (status.ok()) continue;
+    ++result.failed;
+    absl::StrAppend(&result.failures, "\ncall ", i, " sent ", Millis(sent - started),
+                    " ms into the flood, failed after ",
+                    Millis(std::chrono::steady_clock::now() - sent), " ms: code ",
+                    status.error_code(), ", ", status.error_message());
   }
   attacker.join();
   return result;
@@ -810,7 +820,10 @@ TEST_F(ServerTest, OneConnectionCannotTakeEveryCallSlot) {
   // By 1.5 s the streams are open.
   const FloodBeside flood = RunFloodBeside(*stub_, server_->grpc_port(), "held_streams", 3,
                                            std::chrono::milliseconds(1500));
-  EXPECT_EQ(flood.failed, 0) << flood.report;
+  const db::PgPoolStats pool = server_->pool().stats();
+  EXPECT_EQ(flood.failed, 0) << flood.report << flood.failures << "\npool: " << pool.in_use
+                             << " in use, " << pool.opened << " opened, " << pool.acquire_timeouts
+                             << " acquire timeouts, " << pool.connect_errors << " connect errors";
   // The attacker's connection was refused past its share (2,100 - 256 = 1,844 of its streams,
   // when the server got to all of them in the time).
   EXPECT_THAT(flood.report, HasSubstr("\"answered\": {\"8\": ")) << flood.report;
@@ -831,7 +844,7 @@ TEST_F(ServerTest, AnswersAConnectionLeavesUnreadCountAgainstItsShare) {
   // stopped answering (a loaded machine may take longer than the sending).
   const FloodBeside flood = RunFloodBeside(*stub_, server_->grpc_port(), "held_answers", 1,
                                            std::chrono::milliseconds(3000));
-  EXPECT_EQ(flood.failed, 0) << flood.report;
+  EXPECT_EQ(flood.failed, 0) << flood.report << flood.failures;
   const std::string& report = flood.report;
   // 2,000 - 256 refused; without the share kept, none.
   const std::string refused_key = "\"answered\": {\"8\": ";

@@ -31,10 +31,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-std::int64_t Millis(std::chrono::steady_clock::duration duration) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
-}
-
 class NginxTest : public ServerTest {
  protected:
   void SetUp() override {

@@ -6,6 +6,8 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -142,6 +144,11 @@ class RawClientStream final {
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;  // the call (destroyed before cq_)
   bool started_ = false;                                          // StartCall completed ok
 };
+
+// A duration in whole milliseconds, for a test's message.
+inline std::int64_t Millis(std::chrono::steady_clock::duration duration) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
+}
 
 // A figure of this process's /proc/self/status in KiB ("VmRSS", "VmHWM"); 0 if absent.
 long ProcStatusKib(const std::string& field);

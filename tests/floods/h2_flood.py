@@ -57,6 +57,8 @@ class Connection:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5,
                                              source_address=(SOURCE, 0))
         self.sock.setblocking(False)
+        self.opened = time.monotonic()
+        self.stalled_sends = 0  # sends given up on: the server read nothing for 2 s
         self.closed = False
         self.goaway = False
         self.resets = 0
@@ -80,6 +82,7 @@ class Connection:
             except BlockingIOError:
                 self.drain()
                 if time.monotonic() > deadline:
+                    self.stalled_sends += 1
                     return False  # the server stopped reading
                 time.sleep(0.001)
             except OSError:
@@ -285,7 +288,8 @@ def answered(conn, attack, streams):
     for status in conn.status.values():
         codes[status.get("grpc-status", "?")] = codes.get(status.get("grpc-status", "?"), 0) + 1
     result = {"attack": attack, "streams": streams, "answered": codes, "resets": conn.resets,
-              "closed_by_server": conn.closed or conn.goaway}
+              "closed_by_server": conn.closed or conn.goaway, "stalled_sends": conn.stalled_sends,
+              "seconds": round(time.monotonic() - conn.opened, 1)}
     conn.close()
     return result
 
