@@ -2,6 +2,8 @@
 // gRPC and REST pass through, and the HTTP/2 floods gRPC 1.51 cannot stop by itself (Rapid
 // Reset, a CONTINUATION flood, a message declared at 2 GiB, messages left unfinished) end at
 // nginx, while a well-behaved client keeps being served and hotpathd's memory stays bounded.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -186,6 +188,84 @@ TEST_F(NginxTest, OneAddressHoldsAFewExportsAtOnce) {
     EXPECT_EQ(StatusLine(fd), "HTTP/1.1 200 OK");
     close(fd);
   }
+}
+
+// What 127.0.0.1 reads on one connection that sends count GETs of target at once (pipelined, the
+// last asking to close).
+std::string PipelinedGets(int port, const std::string& target, int count) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const timeval wait{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  std::string requests;
+  for (int i = 1; i <= count; ++i) {
+    absl::StrAppend(&requests, "GET ", target, " HTTP/1.1\r\nHost: hotpath\r\n",
+                    i == count ? "Connection: close\r\n" : "", "\r\n");
+  }
+  EXPECT_EQ(send(fd, requests.data(), requests.size(), 0), static_cast<ssize_t>(requests.size()));
+  std::string answers;
+  char chunk[65536];
+  for (ssize_t got; (got = recv(fd, chunk, sizeof chunk, 0)) > 0;) answers.append(chunk, got);
+  close(fd);
+  return answers;
+}
+
+// The status of each answer in what PipelinedGets read, in order (each has a Content-Length).
+std::vector<int> Statuses(const std::string& answers) {
+  std::vector<int> statuses;
+  std::size_t at = 0;
+  while (answers.compare(at, 9, "HTTP/1.1 ") == 0) {
+    statuses.push_back(std::stoi(answers.substr(at + 9, 3)));
+    const std::size_t end = answers.find("\r\n\r\n", at);
+    const std::size_t length = answers.find("\r\nContent-Length: ", at);
+    if (end == std::string::npos || length == std::string::npos || length > end) break;
+    at = end + 4 + std::stoul(answers.substr(length + 18));
+  }
+  return statuses;
+}
+
+// One client address may send 500 requests a second with a burst of 1000 (limit_req, as on the
+// gRPC port); past that it is answered 429 with a JSON error, while another address is served.
+TEST_F(NginxTest, OneAddressIsRefusedPastItsRequestRate) {
+  constexpr int kConnections = 3;
+  constexpr int kEach = 900;  // under keepalive_requests (1000): nginx answers them all
+  std::vector<std::string> answers(kConnections);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kConnections; ++c) {
+      clients.emplace_back(
+          [&, c] { answers[c] = PipelinedGets(http_port_, "/v1/items/1", kEach); });
+    }
+    for (std::thread& client : clients) client.join();
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  int served = 0, refused = 0;
+  for (const std::string& each : answers) {
+    const std::vector<int> statuses = Statuses(each);
+    EXPECT_EQ(statuses.size(), static_cast<std::size_t>(kEach)) << each.substr(0, 1500);
+    for (int status : statuses) {
+      if (status == 200) ++served;
+      if (status == 429) ++refused;
+    }
+  }
+  EXPECT_EQ(served + refused, kConnections * kEach);
+  // The burst, and at most what the rate adds while the requests are answered.
+  EXPECT_GE(served, 1000);
+  EXPECT_LE(served, 1001 + static_cast<int>(500 * seconds) + 5) << seconds << " s";
+  EXPECT_GT(refused, 0) << "all " << served << " served in " << seconds << " s";
+  // A refusal says why, in JSON, as a replica's own 429 does.
+  EXPECT_THAT(absl::StrJoin(answers, ""),
+              HasSubstr("{\"code\":8,\"message\":\"too many requests at once from this address\""));
+  // The limit is this address's alone.
+  const int other = StalledGet(http_port_, "/v1/items/1", "127.0.0.2");
+  EXPECT_EQ(StatusLine(other), "HTTP/1.1 200 OK");
+  close(other);
 }
 
 // nginx reads a REST body whole before it passes it on (proxy_request_buffering, on by default;
