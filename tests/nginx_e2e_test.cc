@@ -259,9 +259,13 @@ TEST_F(NginxTest, OneAddressIsRefusedPastItsRequestRate) {
   EXPECT_GE(served, 1000);
   EXPECT_LE(served, 1001 + static_cast<int>(500 * seconds) + 5) << seconds << " s";
   EXPECT_GT(refused, 0) << "all " << served << " served in " << seconds << " s";
-  // A refusal says why, in JSON, as a replica's own 429 does.
-  EXPECT_THAT(absl::StrJoin(answers, ""),
-              HasSubstr("{\"code\":8,\"message\":\"too many requests at once from this address\""));
+  // A refusal says why, in JSON as a replica's own 429 does, and when to ask again.
+  const std::string all = absl::StrJoin(answers, "");
+  EXPECT_THAT(all, HasSubstr("{\"code\":8,\"message\":\"too many requests from this address"));
+  const std::size_t refusal = all.find("HTTP/1.1 429");
+  ASSERT_NE(refusal, std::string::npos);
+  EXPECT_THAT(all.substr(refusal, all.find("\r\n\r\n", refusal) + 2 - refusal),
+              HasSubstr("\r\nRetry-After: 1\r\n"));
   // The limit is this address's alone.
   const int other = StalledGet(http_port_, "/v1/items/1", "127.0.0.2");
   EXPECT_EQ(StatusLine(other), "HTTP/1.1 200 OK");
