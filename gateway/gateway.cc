@@ -22,6 +22,8 @@
 #include "absl/strings/strip.h"
 #include "gateway/conditional.h"
 #include "google/api/annotations.pb.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "server/http/gzip.h"
 #include "server/http/process_time.h"
 #include "server/http/runtime_routes.h"
@@ -163,10 +165,28 @@ http::Response Answer(const AnswerContext& a, int status, std::string body, cons
   return EncodedAnswer(a, status, Encode(a, std::move(body), compress_min_bytes), type);
 }
 
+// The seconds a status's google.rpc.RetryInfo detail asks a client to wait, rounded up and kept
+// within 1 s to an hour (it may come from a remote server), or 0 without one.
+std::int64_t RetryAfterSeconds(const grpc::Status& status) {
+  google::rpc::Status details;
+  if (status.error_details().empty() || !details.ParseFromString(status.error_details())) return 0;
+  for (const google::protobuf::Any& detail : details.details()) {
+    google::rpc::RetryInfo retry;
+    if (!detail.UnpackTo(&retry)) continue;
+    const google::protobuf::Duration& delay = retry.retry_delay();
+    return std::clamp<std::int64_t>(delay.seconds() + (delay.nanos() > 0 ? 1 : 0), 1, 3600);
+  }
+  return 0;
+}
+
 http::Response ErrorAnswer(const AnswerContext& a, const grpc::Status& status,
                            std::size_t compress_min_bytes) {
   http::Response response = Answer(a, HttpStatusForCode(status.error_code()), StatusJson(status),
                                    "application/json", compress_min_bytes);
+  // RFC 9110: when a refusal says when to ask again (a busy server's RetryInfo).
+  if (const std::int64_t seconds = RetryAfterSeconds(status); seconds > 0) {
+    response.set(bhttp::field::retry_after, std::to_string(seconds));
+  }
   // RFC 7235: a 401 names the scheme that would succeed.
   if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
     response.set(bhttp::field::www_authenticate, "Bearer realm=\"hotpath\"");

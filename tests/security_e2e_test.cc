@@ -8,6 +8,8 @@
 #include "absl/strings/str_replace.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "tests/test_env.h"
 
 namespace hotpath::testing {
@@ -182,7 +184,17 @@ TEST_F(SecurityTest, CallsBeyondTheInFlightCapAreShedAtOnce) {
   }
   EXPECT_EQ(shed.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(shed.error_message(), HasSubstr("in flight"));
-  EXPECT_EQ(Http(server_->http_port(), "GET", "/v1/items/1").status, 429);
+  // It says when to ask again: a google.rpc.RetryInfo of 1 s; through the gateway, Retry-After.
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(shed.error_details()));
+  ASSERT_EQ(details.details_size(), 1);
+  google::rpc::RetryInfo retry;
+  ASSERT_TRUE(details.details(0).UnpackTo(&retry));
+  EXPECT_EQ(retry.retry_delay().seconds(), 1);
+  const HttpReply refused = Http(server_->http_port(), "GET", "/v1/items/1");
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(refused.headers.count("retry-after") ? refused.headers.at("retry-after") : "", "1");
+  EXPECT_THAT(refused.body, HasSubstr("\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\""));
 
   writer->WritesDone();
   ASSERT_TRUE(writer->Finish().ok());

@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/rpc/status.h"
 
 namespace hotpath::rpc {
 namespace {
@@ -83,7 +84,7 @@ absl::StatusOr<CallGate::Ticket> CallGate::Admit(const google::protobuf::MethodD
   if (max_in_flight_ <= 0) return Ticket();
   if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= max_in_flight_) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    return absl::ResourceExhaustedError(
+    return Busy(
         absl::StrCat("server busy: ", max_in_flight_, " calls already in flight, retry later"));
   }
   if (peer.empty()) return Ticket(this, 0);
@@ -99,7 +100,7 @@ absl::StatusOr<CallGate::Ticket> CallGate::Admit(const google::protobuf::MethodD
     }
   }
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  return absl::ResourceExhaustedError(
+  return Busy(
       absl::StrCat("server busy: this connection has ", max_per_connection_,
                    " calls in flight or answers not yet read already, the most one connection "
                    "may have; retry later"));

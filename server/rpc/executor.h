@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/rpc/status.h"
 
 namespace hotpath::rpc {
 
@@ -38,8 +39,7 @@ class Executor final {
   // What a call whose work the executor refused is answered (RESOURCE_EXHAUSTED): the one "server
   // busy" message of every path that queues database work.
   static absl::Status BusyError() {
-    return absl::ResourceExhaustedError(
-        "server busy: the database work queue is full, retry later");
+    return Busy("server busy: the database work queue is full, retry later");
   }
 
   // Runs every task already queued, then joins the workers. Idempotent.

@@ -8,6 +8,9 @@
 #include <atomic>
 #include <future>
 
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
 namespace hotpath::rpc {
 namespace {
 
@@ -41,6 +44,27 @@ TEST(ExecutorTest, RefusesBeyondTheQueueBoundAndRunsWhatItAcceptedBeforeStopping
   executor.Stop();
   EXPECT_EQ(ran.load(), 2);
   EXPECT_FALSE(executor.Submit([] {}));  // stopped
+}
+
+// What a caller whose work the full queue refused is answered: RESOURCE_EXHAUSTED that says when
+// to ask again, as the in-flight cap's refusal does (a google.rpc.RetryInfo of 1 s on the wire).
+TEST(ExecutorTest, ARefusalSaysWhenToAskAgain) {
+  Executor executor(1, 1);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  ASSERT_TRUE(executor.Submit([released] { released.wait(); }));
+  absl::Status refused;
+  for (int i = 0; i < 3 && refused.ok(); ++i) refused = executor.Schedule([] {});
+  release.set_value();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  const grpc::Status on_the_wire = ToGrpcStatus(refused);
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(on_the_wire.error_details()));
+  ASSERT_EQ(details.details_size(), 1);
+  google::rpc::RetryInfo retry;
+  ASSERT_TRUE(details.details(0).UnpackTo(&retry));
+  EXPECT_EQ(retry.retry_delay().seconds(), 1);
+  executor.Stop();
 }
 
 }  // namespace

@@ -14,6 +14,15 @@ constexpr absl::string_view kTypeUrlPrefix = "type.googleapis.com/";
 
 }  // namespace
 
+absl::Status Busy(absl::string_view message) {
+  google::rpc::RetryInfo retry;
+  retry.mutable_retry_delay()->set_seconds(1);
+  absl::Status status = absl::ResourceExhaustedError(message);
+  status.SetPayload(absl::StrCat(kTypeUrlPrefix, retry.GetTypeName()),
+                    absl::Cord(retry.SerializeAsString()));
+  return status;
+}
+
 grpc::Status AsTheCallerSawIt(grpc::Status status, bool caller_left,
                               std::chrono::system_clock::time_point deadline) {
   if (status.ok() || !caller_left || std::chrono::system_clock::now() >= deadline) return status;

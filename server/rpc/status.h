@@ -20,6 +20,11 @@ namespace hotpath::rpc {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// RESOURCE_EXHAUSTED for a refusal worth retrying soon (the server is busy, not the request
+// wrong): it carries a google.rpc.RetryInfo detail of 1 s, which gRPC clients read from the
+// status's details and the gateway answers as Retry-After: 1.
+absl::Status Busy(absl::string_view message);
+
 // A call's status as its caller saw it: one that failed after its caller left (caller_left: the
 // call's Cancellation was raised) ends CANCELLED, whatever its work failed with (a statement
 // stopped for it reads as PostgreSQL's "canceling statement", a timeout's code), so that metrics
