@@ -14,9 +14,10 @@ HOTPATH_PACKAGES=(
 
 # What only the tests need, beside those: a real browser for the CORS test (tests/cors_e2e_test.cc),
 # with the fonts Debian only recommends (installs here skip recommendations); Python's grpcio and
-# Go's code generators and compiler for the other languages' clients (tests/clients_e2e_test.cc).
+# Go's code generators and compiler for the other languages' clients (tests/clients_e2e_test.cc);
+# gdb, for where every thread was when a test's call hangs (tests/test_env.h ThreadStacks).
 HOTPATH_TEST_PACKAGES=(chromium fonts-liberation python3-grpcio python3-protobuf golang-go
-  golang-goprotobuf-dev protoc-gen-go-grpc)
+  golang-goprotobuf-dev protoc-gen-go-grpc gdb)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -16,6 +16,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
@@ -24,6 +25,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
@@ -773,14 +776,18 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
 
 // What a flood of tests/floods/h2_flood.py did beside a well-behaved client: the flood's report,
 // and how many of 50 GetItem calls the client made, once the flood had head_start, failed (with
-// each failure's status, when it was sent and how long it took, for the test's message).
+// each failure's status, when it was sent and how long it took, for the test's message). For the
+// message too: every call's time, what sample() said every 250 ms from the flood's start to the
+// last call's end, and where every thread was once a call had waited 2.5 s.
 struct FloodBeside {
   std::string report;
   int failed = 0;
   std::string failures;
+  std::string timeline;
 };
 FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const std::string& attack,
-                           int seconds, std::chrono::milliseconds head_start) {
+                           int seconds, std::chrono::milliseconds head_start,
+                           const std::function<std::string()>& sample) {
   FloodBeside result;
   std::thread attacker([&] {
     result.report = RunCommand(absl::StrCat("/usr/bin/python3 ", HOTPATH_SOURCE_DIR,
@@ -788,7 +795,24 @@ FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const 
                                             " ", seconds));
   });
   const auto started = std::chrono::steady_clock::now();
+  const auto since_start = [&] { return Millis(std::chrono::steady_clock::now() - started); };
+  std::atomic<bool> calling = true;
+  std::atomic<std::int64_t> call_sent = -1;  // ms since start the call in flight was sent; -1: none
+  std::string samples;
+  std::string stacks;
+  std::thread sampler([&] {
+    while (calling.load()) {
+      absl::StrAppend(&samples, "\n", since_start(), " ms: ", sample());
+      const std::int64_t sent = call_sent.load();
+      if (stacks.empty() && sent >= 0 && since_start() - sent >= 2500) {
+        stacks = absl::StrCat("\nthreads ", since_start(), " ms into the flood, a call sent at ",
+                              sent, " ms unanswered:", ThreadStacks());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
   std::this_thread::sleep_for(head_start);
+  std::string calls = "\ncalls (sent at ms: took ms):";
   for (int i = 0; i < 50; ++i) {
     v1::GetItemRequest request;
     request.set_id(1 + i % 20);
@@ -796,7 +820,11 @@ FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const 
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     const auto sent = std::chrono::steady_clock::now();
+    call_sent = Millis(sent - started);
     const grpc::Status status = stub.GetItem(&context, request, &item);
+    call_sent = -1;
+    absl::StrAppend(&calls, " ", Millis(sent - started), ":",
+                    Millis(std::chrono::steady_clock::now() - sent));
     if (status.ok()) continue;
     ++result.failed;
     absl::StrAppend(&result.failures, "\ncall ", i, " sent ", Millis(sent - started),
@@ -804,8 +832,25 @@ FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const 
                     Millis(std::chrono::steady_clock::now() - sent), " ms: code ",
                     status.error_code(), ", ", status.error_message());
   }
+  calling = false;
+  sampler.join();
   attacker.join();
+  result.timeline = calls + "\nthe server meanwhile:" + samples + stacks;
   return result;
+}
+
+// The few figures of a server's /metrics that say where its calls wait, on one line.
+std::string WhereCallsWait(Hotpathd& server) {
+  std::string line;
+  for (absl::string_view metric : absl::StrSplit(server.metrics().Render(), '\n')) {
+    for (absl::string_view name :
+         {"hotpath_calls_in_flight", "hotpath_executor_queued_tasks", "hotpath_db_pool{",
+          "hotpath_departure_cancels_total", "hotpath_db_pool_acquire_wait_seconds_count",
+          "hotpath_db_pool_acquire_wait_seconds_sum"}) {
+      if (absl::StartsWith(metric, name)) absl::StrAppend(&line, metric, "; ");
+    }
+  }
+  return line;
 }
 
 // The raw HTTP/2 client of tests/floods/h2_flood.py opens 2,100 ExportItems streams on one
@@ -818,12 +863,14 @@ TEST_F(ServerTest, OneConnectionCannotTakeEveryCallSlot) {
   StartServer(options);
   for (int n = 1; n <= 20; ++n) CreateDemo(n);
   // By 1.5 s the streams are open.
-  const FloodBeside flood = RunFloodBeside(*stub_, server_->grpc_port(), "held_streams", 3,
-                                           std::chrono::milliseconds(1500));
+  const FloodBeside flood =
+      RunFloodBeside(*stub_, server_->grpc_port(), "held_streams", 3,
+                     std::chrono::milliseconds(1500), [&] { return WhereCallsWait(*server_); });
   const db::PgPoolStats pool = server_->pool().stats();
   EXPECT_EQ(flood.failed, 0) << flood.report << flood.failures << "\npool: " << pool.in_use
                              << " in use, " << pool.opened << " opened, " << pool.acquire_timeouts
-                             << " acquire timeouts, " << pool.connect_errors << " connect errors";
+                             << " acquire timeouts, " << pool.connect_errors << " connect errors"
+                             << flood.timeline;
   // The attacker's connection was refused past its share (2,100 - 256 = 1,844 of its streams,
   // when the server got to all of them in the time).
   EXPECT_THAT(flood.report, HasSubstr("\"answered\": {\"8\": ")) << flood.report;
@@ -842,9 +889,10 @@ TEST_F(ServerTest, AnswersAConnectionLeavesUnreadCountAgainstItsShare) {
   for (int n = 1; n <= 20; ++n) CreateDemo(n);
   // By 3 s a few hundred are sent; the flood sends the rest, and ends once the server has
   // stopped answering (a loaded machine may take longer than the sending).
-  const FloodBeside flood = RunFloodBeside(*stub_, server_->grpc_port(), "held_answers", 1,
-                                           std::chrono::milliseconds(3000));
-  EXPECT_EQ(flood.failed, 0) << flood.report << flood.failures;
+  const FloodBeside flood =
+      RunFloodBeside(*stub_, server_->grpc_port(), "held_answers", 1,
+                     std::chrono::milliseconds(3000), [&] { return WhereCallsWait(*server_); });
+  EXPECT_EQ(flood.failed, 0) << flood.report << flood.failures << flood.timeline;
   const std::string& report = flood.report;
   // 2,000 - 256 refused; without the share kept, none.
   const std::string refused_key = "\"answered\": {\"8\": ";

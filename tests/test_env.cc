@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <pqxx/pqxx>
 #include <random>
@@ -34,6 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "client/demo_items.h"
 #include "google/rpc/error_details.pb.h"
@@ -477,6 +479,67 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   const int rc = pclose(pipe);
   if (exit_code != nullptr) *exit_code = rc;
   return output;
+}
+
+std::string ThreadStacks() {
+  // Into a file: gdb stops every thread here, the one that would read a pipe too.
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / absl::StrCat("hotpath-stacks-", getpid());
+  const int exit_code =
+      std::system(absl::StrCat("gdb -p ", getpid(), " -batch -nx -ex 'thread apply all bt 16' >",
+                               file.string(), " 2>&1")
+                      .c_str());
+  const std::string printed = ReadFile(file);
+  std::filesystem::remove(file);
+  // Thread 3 (Thread 0x7f... (LWP 12) "hotpath-cq"):
+  // #0  0x00007f... in epoll_wait (epfd=...) at ...   or   #1  grpc::Foo::Bar (this=...) at ...
+  std::map<std::string, int> stacks;  // "name: f0 < f1 < ..." -> threads
+  std::string current;
+  auto flush = [&] {
+    if (!current.empty()) ++stacks[current];
+    current.clear();
+  };
+  for (absl::string_view line : absl::StrSplit(printed, '\n')) {
+    if (absl::StartsWith(line, "Thread ")) {
+      flush();
+      const std::size_t open = line.rfind(" \"");
+      const std::size_t close = line.rfind("\")");
+      current = open != absl::string_view::npos && close > open
+                    ? std::string(line.substr(open + 2, close - open - 2))
+                    : std::string("?");
+      absl::StrAppend(&current, ":");
+    } else if (absl::StartsWith(line, "#") && !current.empty()) {
+      // The function's name alone: no frame number, address, template arguments or parameters.
+      absl::string_view frame = line.substr(std::min(line.find(' '), line.size()));
+      frame = absl::StripLeadingAsciiWhitespace(frame);
+      if (absl::StartsWith(frame, "0x")) {
+        const std::size_t in = frame.find(" in ");
+        frame = in == absl::string_view::npos ? "" : frame.substr(in + 4);
+      }
+      frame = frame.substr(0, std::min(frame.find(" ("), frame.size()));
+      std::string name;
+      int depth = 0;
+      for (std::size_t i = 0; i < frame.size(); ++i) {
+        const char c = frame[i];
+        if (c == '(' && depth == 0 && !absl::StartsWith(frame.substr(i), "(anonymous") &&
+            !absl::EndsWith(name, "operator")) {
+          break;  // the parameters
+        }
+        if (c == '<' && !absl::EndsWith(name, "operator")) ++depth;
+        if (depth == 0) name += c;
+        if (c == '>' && depth > 0) --depth;
+      }
+      absl::StrAppend(&current, absl::EndsWith(current, ":") ? " " : " < ", name);
+    }
+  }
+  flush();
+  if (stacks.empty()) {
+    return absl::StrCat("no thread stacks (gdb exit status ", exit_code,
+                        "): ", printed.substr(0, 2000));
+  }
+  std::string text;
+  for (const auto& [stack, threads] : stacks) absl::StrAppend(&text, "\n", threads, "x ", stack);
+  return text;
 }
 
 std::string ReadFile(const std::filesystem::path& path) {

@@ -213,6 +213,11 @@ class DatabaseProxy final {
 // Runs a shell command, returning what it printed (stdout and stderr); *exit_code if given.
 std::string RunCommand(const std::string& command, int* exit_code = nullptr);
 
+// Where every thread of this process is, for a test's message when something hangs: one line per
+// distinct stack (how many threads share it, their name, its innermost functions), as gdb sees
+// them; what went wrong instead when gdb cannot attach.
+std::string ThreadStacks();
+
 // The whole text of a file; empty if it cannot be read.
 std::string ReadFile(const std::filesystem::path& path);
 
