@@ -183,10 +183,12 @@ http::Response ErrorAnswer(const AnswerContext& a, const grpc::Status& status,
                            std::size_t compress_min_bytes) {
   http::Response response = Answer(a, HttpStatusForCode(status.error_code()), StatusJson(status),
                                    "application/json", compress_min_bytes);
-  // RFC 9110: when a refusal says when to ask again (a busy server's RetryInfo).
-  if (const std::int64_t seconds = RetryAfterSeconds(status); seconds > 0) {
-    response.set(bhttp::field::retry_after, std::to_string(seconds));
-  }
+  // RFC 9110: when a refusal says when to ask again (a busy server's RetryInfo). A 503 without
+  // one says 1 s, as the HTTP server's own 503 does: UNAVAILABLE is gRPC's "transient, retry
+  // with backoff" (a database reconnecting, a replica draining, an upstream out of reach).
+  std::int64_t seconds = RetryAfterSeconds(status);
+  if (seconds == 0 && status.error_code() == grpc::StatusCode::UNAVAILABLE) seconds = 1;
+  if (seconds > 0) response.set(bhttp::field::retry_after, std::to_string(seconds));
   // RFC 7235: a 401 names the scheme that would succeed.
   if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
     response.set(bhttp::field::www_authenticate, "Bearer realm=\"hotpath\"");

@@ -908,7 +908,8 @@ TEST_F(GatewayTest, StandaloneGatewayAnswersWhenItsUpstreamStopsAnswering) {
 // hotpath-gateway whose upstream takes connections and never answers (a hung process: the kernel
 // accepts, no HTTP/2 settings come; a machine gone is the same wait, for an answer to the SYN).
 // Each connection attempt ends at --upstream_connect_timeout_ms (2 s), and requests waiting for
-// one answer 503 then: before, gRPC's own 20 s. It serves once the upstream answers.
+// one answer 503 (with Retry-After) then: before, gRPC's own 20 s. It serves once the upstream
+// answers.
 TEST_F(GatewayTest, StandaloneGatewayAnswers503SoonWhenItsUpstreamCannotBeReached) {
   CreateDemo(1);
   DatabaseProxy relay(absl::StrCat("host=127.0.0.1 port=", server_->grpc_port()), true);
@@ -929,6 +930,9 @@ TEST_F(GatewayTest, StandaloneGatewayAnswers503SoonWhenItsUpstreamCannotBeReache
     const absl::Duration took = absl::Now() - start;
     EXPECT_EQ(reply.status, 503) << reply.body;
     EXPECT_THAT(reply.body, HasSubstr("\"code\""));
+    // Worth asking again soon, as every 503 of hotpath's says.
+    EXPECT_THAT(reply.headers, ::testing::Contains(::testing::Pair("retry-after", "1")))
+        << "request " << i;
     EXPECT_LT(took, absl::Seconds(5)) << "request " << i;
   }
   EXPECT_GE(relay.accepted(), 1);

@@ -63,6 +63,12 @@ TEST_F(PgRestartTest, CallsFailFastDuringTheOutageAndRecoverAfter) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
     EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "a call hung while the database was down";
     EXPECT_EQ(Get(item.id() + 1000, absl::Seconds(2)).error_code(), grpc::StatusCode::UNAVAILABLE);
+    if (i == 0) {  // through the gateway, a 503 that says when to ask again
+      HttpReply rest =
+          Http(server_->http_port(), "GET", absl::StrCat("/v1/items/", item.id() + 1000));
+      EXPECT_EQ(rest.status, 503) << rest.body;
+      EXPECT_EQ(rest.headers["retry-after"], "1") << rest.body;
+    }
     // The cached item is still served while the database is away, within the bound.
     if (absl::Now() - cached_at < bound / 2) {
       EXPECT_TRUE(Get(item.id(), absl::Seconds(2)).ok());
