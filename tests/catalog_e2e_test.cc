@@ -28,6 +28,7 @@
 #include "server/catalog/pg_item_store.h"
 #include "server/db/migrations.h"
 #include "server/db/pg_pool.h"
+#include "server/rpc/cancellation.h"
 #include "tests/test_env.h"
 
 namespace hotpath::testing {
@@ -888,6 +889,28 @@ TEST(PgPool, ACallerWithoutDeadlineStillWaitsABoundedTime) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+// A call whose caller went away before its statement started does not wait for a connection:
+// before, it waited for one (here until its deadline, 2 s) only to give it back.
+TEST(PgPool, ACallerThatWentAwayWaitsForNoConnection) {
+  TestDatabase database;
+  db::PgPoolOptions options;
+  options.database_url = database.url();
+  options.min_size = 1;
+  options.max_size = 1;
+  auto pool = db::PgPool::Create(options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto held = (*pool)->Acquire(absl::InfiniteFuture());
+  ASSERT_TRUE(held.ok());
+  rpc::Cancellation gone;
+  gone.MarkDeparted();
+  const rpc::Cancellation::Scope scope(&gone);
+  const absl::Time start = absl::Now();
+  auto lease = (*pool)->Acquire(absl::Now() + absl::Seconds(2));
+  EXPECT_EQ(lease.status().code(), absl::StatusCode::kCancelled) << lease.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ((*pool)->stats().acquire_timeouts, 0);
 }
 
 TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {

@@ -53,6 +53,11 @@ PgLease::~PgLease() {
 
 namespace {
 
+// What Acquire answers a call whose caller went away before its statement started.
+absl::Status CallerGone() {
+  return absl::CancelledError("the caller went away before the query started");
+}
+
 // The bound of a lease for a caller whose deadline is deadline: the caller's deadline, or a
 // statement's longest (max_statement_timeout) from now when that comes first (a caller with no
 // deadline), plus the grace. A lease that runs several statements for such a caller is bound by
@@ -160,10 +165,13 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Create(PgPoolOptions options) {
 PgPool::~PgPool() { Close(); }
 
 absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
+  rpc::Cancellation* call = rpc::Cancellation::Current();
+  // A caller already gone takes no connection from those still waiting (the streams a closed
+  // connection left, which gRPC still hands over, would each take one in turn).
+  if (call != nullptr && call->cancelled()) return CallerGone();
   const absl::Time start = absl::Now();
   auto lease = AcquireUntimed(deadline);
   if (options_.on_acquire_wait) options_.on_acquire_wait(absl::Now() - start);
-  rpc::Cancellation* call = rpc::Cancellation::Current();
   if (!lease.ok() || call == nullptr) return lease;
   PgLease::Slot* slot = lease->slot_.get();
   const bool registered = call->OnCancel([slot] {
@@ -182,7 +190,7 @@ absl::StatusOr<PgLease> PgPool::Acquire(absl::Time deadline) {
     });
     rpc::CancelSoon(std::move(send));
   });
-  if (!registered) return absl::CancelledError("the caller went away before the query started");
+  if (!registered) return CallerGone();
   lease->cancellation_ = call;
   return lease;
 }
