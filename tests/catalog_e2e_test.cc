@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <string>
@@ -911,6 +912,44 @@ TEST(PgPool, ACallerThatWentAwayWaitsForNoConnection) {
   EXPECT_EQ(lease.status().code(), absl::StatusCode::kCancelled) << lease.status();
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   EXPECT_EQ((*pool)->stats().acquire_timeouts, 0);
+}
+
+// Waiters are served in the order they came. One connection, held by a worker that gives it
+// back and at once asks again, 20 times (the executor's threads between two fetches, say): a
+// caller already waiting gets it at the first give-back. Before, the worker, still running when
+// it asked again, mostly won it back: the waiter got it after 9 of the worker's turns.
+TEST(PgPool, AWaitingCallerIsServedBeforeOneThatAsksAgain) {
+  TestDatabase database;
+  db::PgPoolOptions options;
+  options.database_url = database.url();
+  options.min_size = 1;
+  options.max_size = 1;
+  auto pool = db::PgPool::Create(options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::optional<absl::StatusOr<db::PgLease>> held =
+      (*pool)->Acquire(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(held->ok());
+  std::atomic<int> turns = 0;          // the worker's turns so far
+  std::atomic<int> served_after = -1;  // how many went before the waiter's
+  std::thread waiter([&] {
+    auto lease = (*pool)->Acquire(absl::Now() + absl::Seconds(10));
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    served_after = turns.load();
+  });
+  for (const absl::Time end = absl::Now() + absl::Seconds(10);
+       (*pool)->stats().waiting == 0 && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  for (int i = 0; i < 20; ++i) {
+    held.reset();                                                     // given back...
+    held.emplace((*pool)->Acquire(absl::Now() + absl::Seconds(10)));  // ...and asked for again
+    ASSERT_TRUE(held->ok()) << held->status();
+    turns = i + 1;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  held.reset();
+  waiter.join();
+  EXPECT_EQ(served_after.load(), 0);
 }
 
 TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {

@@ -782,10 +782,10 @@ TEST_F(ServerTest, ReadinessTellsWhetherTheGrpcListenerStillAccepts) {
 //
 // The client reads items 1 to 20, each read once before the flood: what these tests are about
 // is the call slots and the buffers a connection may hold, not the database. A read that misses
-// the cache waits for a pooled connection among the fetches of the attacker's admitted exports,
-// and the pool serves its waiters in no order (a waiting read may lose each connection released
-// to an export's next fetch): here such a read waited up to 244 ms; on a slow CI machine they
-// took 0.8 s each, and one failed at its 10 s deadline.
+// the cache waits for a pooled connection among the fetches of the attacker's admitted exports:
+// here such reads waited up to 244 ms (150 ms since the pool serves its waiters in turn: most of
+// the wait is for the cores); on a slow CI machine they took 0.8 s each, and one failed at its
+// 10 s deadline.
 struct FloodBeside {
   std::string report;
   int failed = 0;

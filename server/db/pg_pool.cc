@@ -262,16 +262,35 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
   // Never an unbounded wait (and never InfiniteFuture, which no clock can wait for).
   const absl::Time wait_deadline = std::min(deadline, absl::Now() + options_.max_acquire_wait);
   std::unique_lock lock(mu_);
+  // Once this caller has to wait, its place in line: only the oldest waiter takes a connection
+  // that comes back (or opens one), so a caller that releases and asks again at once goes behind
+  // those already waiting instead of winning every connection from them.
+  std::optional<std::uint64_t> ticket;
+  const auto leave_line = [&] {
+    if (!ticket.has_value()) return;
+    std::erase(waiting_, *ticket);
+    ticket.reset();
+    if (!waiting_.empty()) released_.notify_all();  // the next in line may go
+  };
   for (;;) {
-    if (closed_) return absl::UnavailableError("database pool is closed");
+    if (closed_) {
+      leave_line();
+      return absl::UnavailableError("database pool is closed");
+    }
     if (down_) {
+      leave_line();
       ++counters_.fail_fast;
       return absl::UnavailableError(
           absl::StrCat(down_reason_.message(), " (reconnecting in the background)"));
     }
-    if (!idle_.empty()) return TakeIdleLocked(deadline);
+    const bool my_turn = waiting_.empty() || (ticket.has_value() && waiting_.front() == *ticket);
+    if (my_turn && !idle_.empty()) {
+      leave_line();
+      return TakeIdleLocked(deadline);
+    }
     const absl::Time now = absl::Now();
-    if (open_ < options_.max_size && now >= no_open_before_) {
+    if (my_turn && open_ < options_.max_size && now >= no_open_before_) {
+      leave_line();
       ++open_;
       ++in_use_;
       lock.unlock();
@@ -293,10 +312,16 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
       no_open_before_ = absl::Now() + options_.probe_interval;
       continue;
     }
+    if (!ticket.has_value()) {
+      ticket = next_ticket_++;
+      waiting_.push_back(*ticket);
+    }
     absl::Time wake = wait_deadline;
     if (open_ < options_.max_size) wake = std::min(wake, no_open_before_);
-    if (released_.wait_until(lock, absl::ToChronoTime(wake)) == std::cv_status::timeout &&
-        absl::Now() >= wait_deadline && idle_.empty() && !closed_) {
+    released_.wait_until(lock, absl::ToChronoTime(wake));
+    const bool served = !closed_ && !down_ && !idle_.empty() && waiting_.front() == *ticket;
+    if (absl::Now() >= wait_deadline && !served) {
+      leave_line();
       ++counters_.acquire_timeouts;
       return absl::DeadlineExceededError(absl::StrCat(
           "timed out waiting for a database connection (all ", options_.max_size, " in use)"));
@@ -457,6 +482,7 @@ PgPoolStats PgPool::stats() const {
   PgPoolStats stats = counters_;
   stats.in_use = in_use_;
   stats.idle = static_cast<int>(idle_.size());
+  stats.waiting = static_cast<int>(waiting_.size());
   stats.max_size = options_.max_size;
   stats.down = down_;
   return stats;

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -83,6 +84,7 @@ struct PgPoolOptions {
 struct PgPoolStats {
   int in_use = 0;                     // leased right now
   int idle = 0;                       // open and waiting
+  int waiting = 0;                    // Acquire calls waiting in line for a connection
   int max_size = 0;                   // the bound
   std::int64_t opened = 0;            // connections opened since start
   std::int64_t broken = 0;            // connections discarded as broken
@@ -177,6 +179,8 @@ class PgPool final {
 
   // A connection, waiting for one at most until deadline and at most max_acquire_wait
   // (DEADLINE_EXCEEDED), or UNAVAILABLE when a new one cannot be opened or the pool is closed.
+  // Waiters are served in the order they came: a caller finding none idle goes behind those
+  // already waiting, even when one comes back before it is served.
   // When the calling thread works for a call (rpc::Cancellation::Current()), cancelling that call
   // cancels the statement running on the lease (and the connection is then discarded, so a late
   // cancel request cannot reach its next user); CANCELLED if the call is cancelled already.
@@ -184,7 +188,8 @@ class PgPool final {
 
   // An idle connection whose statement_timeout already fits deadline (PgLease::TimeoutFits), now,
   // or none: never waits, never opens or sets up one (all block), and binds no call's cancellation
-  // (for work that serves many callers, started from an event loop).
+  // (for work that serves many callers, started from an event loop). It may take one that came
+  // back for the oldest caller waiting in Acquire, before that caller wakes.
   std::optional<PgLease> TryAcquire(absl::Time deadline);
 
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.
@@ -232,6 +237,8 @@ class PgPool final {
   bool down_ = false;                                 // unreachable: fail fast, prober runs
   absl::Status down_reason_;                          // the connect error that marked it down
   absl::Time no_open_before_ = absl::InfinitePast();  // a refused connect holds off opening
+  std::deque<std::uint64_t> waiting_;                 // tickets of Acquire's waiters, oldest first
+  std::uint64_t next_ticket_ = 0;                     // the next waiter's ticket
   std::condition_variable probe_wake_;                // wakes the prober early on Close
   std::thread prober_;                                // connects while down_; joined by Close
   PgPoolStats counters_;                              // the monotonic counters of stats()
