@@ -874,14 +874,20 @@ TEST_F(CatalogTest, EveryQueryPlanUsesAnIndex) {
   }
 }
 
-TEST(PgPool, ACallerWithoutDeadlineStillWaitsABoundedTime) {
-  TestDatabase database;
+// A pool of one connection to database, waiting for it at most max_acquire_wait.
+absl::StatusOr<std::unique_ptr<db::PgPool>> OneConnectionPool(
+    const TestDatabase& database, absl::Duration max_acquire_wait = absl::Seconds(10)) {
   db::PgPoolOptions options;
   options.database_url = database.url();
   options.min_size = 1;
   options.max_size = 1;
-  options.max_acquire_wait = absl::Milliseconds(300);
-  auto pool = db::PgPool::Create(options);
+  options.max_acquire_wait = max_acquire_wait;
+  return db::PgPool::Create(options);
+}
+
+TEST(PgPool, ACallerWithoutDeadlineStillWaitsABoundedTime) {
+  TestDatabase database;
+  auto pool = OneConnectionPool(database, absl::Milliseconds(300));
   ASSERT_TRUE(pool.ok()) << pool.status();
   auto held = (*pool)->Acquire(absl::InfiniteFuture());
   ASSERT_TRUE(held.ok());
@@ -896,11 +902,7 @@ TEST(PgPool, ACallerWithoutDeadlineStillWaitsABoundedTime) {
 // before, it waited for one (here until its deadline, 2 s) only to give it back.
 TEST(PgPool, ACallerThatWentAwayWaitsForNoConnection) {
   TestDatabase database;
-  db::PgPoolOptions options;
-  options.database_url = database.url();
-  options.min_size = 1;
-  options.max_size = 1;
-  auto pool = db::PgPool::Create(options);
+  auto pool = OneConnectionPool(database);
   ASSERT_TRUE(pool.ok()) << pool.status();
   auto held = (*pool)->Acquire(absl::InfiniteFuture());
   ASSERT_TRUE(held.ok());
@@ -920,11 +922,7 @@ TEST(PgPool, ACallerThatWentAwayWaitsForNoConnection) {
 // it asked again, mostly won it back: the waiter got it after 9 of the worker's turns.
 TEST(PgPool, AWaitingCallerIsServedBeforeOneThatAsksAgain) {
   TestDatabase database;
-  db::PgPoolOptions options;
-  options.database_url = database.url();
-  options.min_size = 1;
-  options.max_size = 1;
-  auto pool = db::PgPool::Create(options);
+  auto pool = OneConnectionPool(database);
   ASSERT_TRUE(pool.ok()) << pool.status();
   std::optional<absl::StatusOr<db::PgLease>> held =
       (*pool)->Acquire(absl::Now() + absl::Seconds(10));
