@@ -319,8 +319,10 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
     absl::Time wake = wait_deadline;
     if (open_ < options_.max_size) wake = std::min(wake, no_open_before_);
     released_.wait_until(lock, absl::ToChronoTime(wake));
-    const bool served = !closed_ && !down_ && !idle_.empty() && waiting_.front() == *ticket;
-    if (absl::Now() >= wait_deadline && !served) {
+    // Out of time, unless a connection waits for this caller (or the pool closed or went down,
+    // which the loop answers).
+    const bool served = !idle_.empty() && waiting_.front() == *ticket;
+    if (absl::Now() >= wait_deadline && !served && !closed_ && !down_) {
       leave_line();
       ++counters_.acquire_timeouts;
       return absl::DeadlineExceededError(absl::StrCat(
