@@ -289,6 +289,12 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
       return TakeIdleLocked(deadline);
     }
     const absl::Time now = absl::Now();
+    if (ticket.has_value() && now >= wait_deadline) {  // waited, and no connection came in time
+      leave_line();
+      ++counters_.acquire_timeouts;
+      return absl::DeadlineExceededError(absl::StrCat(
+          "timed out waiting for a database connection (all ", options_.max_size, " in use)"));
+    }
     if (my_turn && open_ < options_.max_size && now >= no_open_before_) {
       leave_line();
       ++open_;
@@ -319,15 +325,6 @@ absl::StatusOr<PgLease> PgPool::AcquireUntimed(absl::Time deadline) {
     absl::Time wake = wait_deadline;
     if (open_ < options_.max_size) wake = std::min(wake, no_open_before_);
     released_.wait_until(lock, absl::ToChronoTime(wake));
-    // Out of time, unless a connection waits for this caller (or the pool closed or went down,
-    // which the loop answers).
-    const bool served = !idle_.empty() && waiting_.front() == *ticket;
-    if (absl::Now() >= wait_deadline && !served && !closed_ && !down_) {
-      leave_line();
-      ++counters_.acquire_timeouts;
-      return absl::DeadlineExceededError(absl::StrCat(
-          "timed out waiting for a database connection (all ", options_.max_size, " in use)"));
-    }
   }
 }
 
