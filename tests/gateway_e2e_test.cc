@@ -930,7 +930,7 @@ TEST_F(GatewayTest, StandaloneGatewayAnswers503SoonWhenItsUpstreamCannotBeReache
     const absl::Duration took = absl::Now() - start;
     EXPECT_EQ(reply.status, 503) << reply.body;
     EXPECT_THAT(reply.body, HasSubstr("\"code\""));
-    // Worth asking again soon, as every 503 of hotpath's says.
+    // Worth asking again soon, as every 503 of the gateway's mapping says.
     EXPECT_THAT(reply.headers, ::testing::Contains(::testing::Pair("retry-after", "1")))
         << "request " << i;
     EXPECT_LT(took, absl::Seconds(5)) << "request " << i;

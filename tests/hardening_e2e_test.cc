@@ -796,13 +796,16 @@ FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const 
                            int seconds, std::chrono::milliseconds head_start,
                            const std::function<std::string()>& sample) {
   FloodBeside result;
-  for (int id = 1; id <= 20; ++id) {
+  const auto get = [&](std::int64_t id) {
     v1::GetItemRequest request;
     request.set_id(id);
     v1::Item item;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    const grpc::Status status = stub.GetItem(&context, request, &item);
+    return stub.GetItem(&context, request, &item);
+  };
+  for (int id = 1; id <= 20; ++id) {
+    const grpc::Status status = get(id);
     EXPECT_TRUE(status.ok()) << "item " << id << " before the flood: " << status.error_message();
   }
   std::thread attacker([&] {
@@ -830,14 +833,9 @@ FloodBeside RunFloodBeside(v1::CatalogService::Stub& stub, int grpc_port, const 
   std::this_thread::sleep_for(head_start);
   std::string calls = "\ncalls (sent at ms: took ms):";
   for (int i = 0; i < 50; ++i) {
-    v1::GetItemRequest request;
-    request.set_id(1 + i % 20);
-    v1::Item item;
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     const auto sent = std::chrono::steady_clock::now();
     call_sent = Millis(sent - started);
-    const grpc::Status status = stub.GetItem(&context, request, &item);
+    const grpc::Status status = get(1 + i % 20);
     call_sent = -1;
     absl::StrAppend(&calls, " ", Millis(sent - started), ":",
                     Millis(std::chrono::steady_clock::now() - sent));
