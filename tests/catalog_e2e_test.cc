@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/demo_items.h"
 #include "gmock/gmock.h"
@@ -720,6 +721,36 @@ TEST_F(CatalogTest, AcquireWaitsNoLongerThanTheDeadline) {
   }
 }
 
+TEST_F(CatalogTest, MetricsShowCallersWaitingForAConnectionWhileTheyWait) {
+  server_.reset();
+  ServerOptions options = Options();
+  options.database.max_size = 1;
+  StartServer(options);
+  const v1::Item item = CreateDemo(1);
+  const int http = server_->http_port();
+  const auto waiting = [&] { return Metric(http, "hotpath_db_pool_waiting"); };
+  EXPECT_EQ(waiting(), 0);
+  std::optional<absl::StatusOr<db::PgLease>> held =
+      server_->pool().Acquire(absl::Now() + absl::Seconds(10));  // the only connection
+  ASSERT_TRUE(held->ok());
+  grpc::Status status;
+  std::thread reader([&] {
+    v1::GetItemRequest get;
+    get.set_id(item.id());
+    v1::Item fetched;
+    status = stub_->GetItem(Context(absl::Seconds(10)).get(), get, &fetched);
+  });
+  for (const absl::Time end = absl::Now() + absl::Seconds(5);
+       waiting() == 0 && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(waiting(), 1);
+  held.reset();
+  reader.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(waiting(), 0);
+}
+
 TEST_F(CatalogTest, StatementTimeoutCancelsQueriesPastTheDeadline) {
   // Lock the table so the update blocks in PostgreSQL until statement_timeout stops it.
   const v1::Item item = CreateDemo(1);
@@ -948,6 +979,37 @@ TEST(PgPool, AWaitingCallerIsServedBeforeOneThatAsksAgain) {
   held.reset();
   waiter.join();
   EXPECT_EQ(served_after.load(), 0);
+}
+
+TEST(PgPool, AnEventLoopTakesNoConnectionFromACallerWaiting) {
+  TestDatabase database;
+  auto pool = OneConnectionPool(database);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::optional<absl::StatusOr<db::PgLease>> held = (*pool)->Acquire(deadline);
+  ASSERT_TRUE(held->ok());
+  ASSERT_TRUE((*held)->LimitTo(deadline).ok());  // so that an event loop's statement would fit it
+  held.reset();
+  EXPECT_TRUE((*pool)->TryAcquire(deadline).has_value());  // nobody waiting: the loop may take it
+  held.emplace((*pool)->Acquire(deadline));
+  ASSERT_TRUE(held->ok());
+  std::atomic<bool> served = false;
+  absl::Notification tried;  // the waiter keeps what it got until then
+  std::thread waiter([&] {
+    auto lease = (*pool)->Acquire(deadline);
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    served = true;
+    tried.WaitForNotification();
+  });
+  for (const absl::Time end = absl::Now() + absl::Seconds(10);
+       (*pool)->stats().waiting == 0 && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  held.reset();  // comes back for the waiter, which may not have woken yet
+  EXPECT_FALSE((*pool)->TryAcquire(deadline).has_value());
+  tried.Notify();
+  waiter.join();
+  EXPECT_TRUE(served.load());
 }
 
 TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {

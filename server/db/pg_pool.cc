@@ -242,7 +242,8 @@ std::optional<PgLease> PgPool::TryAcquire(absl::Time deadline) {
   std::optional<PgLease> lease;
   {
     std::lock_guard lock(mu_);
-    if (closed_ || down_) return std::nullopt;
+    // Callers waiting in Acquire come first: a connection that came back is the oldest's.
+    if (closed_ || down_ || !waiting_.empty()) return std::nullopt;
     // The warmest that fits.
     auto fits = std::find_if(idle_.rbegin(), idle_.rend(), [&](const auto& slot) {
       return TimeoutFits(slot->timeout_ms, deadline, options_.max_statement_timeout);

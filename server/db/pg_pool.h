@@ -188,8 +188,9 @@ class PgPool final {
 
   // An idle connection whose statement_timeout already fits deadline (PgLease::TimeoutFits), now,
   // or none: never waits, never opens or sets up one (all block), and binds no call's cancellation
-  // (for work that serves many callers, started from an event loop). It may take one that came
-  // back for the oldest caller waiting in Acquire, before that caller wakes.
+  // (for work that serves many callers, started from an event loop). None while a caller waits in
+  // Acquire: a connection that comes back is the oldest waiter's, and the loop's work goes the
+  // blocking way, behind it.
   std::optional<PgLease> TryAcquire(absl::Time deadline);
 
   // Reaches PostgreSQL with "SELECT 1" on a pooled connection: OK, or why not.

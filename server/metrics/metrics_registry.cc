@@ -145,7 +145,7 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 std::vector<prometheus::MetricFamily> PoolFamiliesOf(
     const std::string& prefix, const std::vector<std::pair<Labels, db::PgPoolStats>>& pools) {
   std::vector<Sample> connections, max_connections, opened, broken, errors, timeouts, fail_fast,
-      idle_leases, down;
+      idle_leases, down, waiting;
   for (const auto& pool : pools) {
     const Labels& labels = pool.first;
     const db::PgPoolStats& s = pool.second;
@@ -156,6 +156,7 @@ std::vector<prometheus::MetricFamily> PoolFamiliesOf(
     };
     connections.emplace_back(with({"state", "in_use"}), static_cast<double>(s.in_use));
     connections.emplace_back(with({"state", "idle"}), static_cast<double>(s.idle));
+    waiting.emplace_back(labels, static_cast<double>(s.waiting));
     max_connections.emplace_back(labels, static_cast<double>(s.max_size));
     opened.emplace_back(labels, static_cast<double>(s.opened));
     broken.emplace_back(labels, static_cast<double>(s.broken));
@@ -169,6 +170,8 @@ std::vector<prometheus::MetricFamily> PoolFamiliesOf(
       GaugeFamily(prefix + "_connections", "Database connections by state.", connections),
       GaugeFamily(prefix + "_max_connections", "Most database connections the pool opens.",
                   max_connections),
+      GaugeFamily(prefix + "_waiting",
+                  "Callers waiting in line for a database connection (every one in use).", waiting),
       CounterFamily(prefix + "_opened_total", "Database connections opened.", opened),
       CounterFamily(prefix + "_broken_total", "Database connections discarded as broken.", broken),
       CounterFamily(prefix + "_connection_errors_total",

@@ -57,8 +57,8 @@ prometheus::MetricFamily CounterFamily(std::string name, std::string help,
 // the official clients name them).
 std::vector<prometheus::MetricFamily> ProcessFamilies();
 
-// hotpath_db_pool_*: the primary's pool: connections by state, max, opened, broken, connect
-// errors, acquire timeouts, fail-fast refusals, idle leases, down; and
+// hotpath_db_pool_*: the primary's pool: connections by state, max, callers waiting, opened,
+// broken, connect errors, acquire timeouts, fail-fast refusals, idle leases, down; and
 // hotpath_db_connections_cut_total, every connection of the process the answer watch cut
 // (db/answer_watch.h).
 std::vector<prometheus::MetricFamily> PoolFamilies(const db::PgPoolStats& stats);
