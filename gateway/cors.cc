@@ -138,19 +138,30 @@ http::Response Cors::Preflight(const http::Request& request,
   return response;
 }
 
-http::Responder Cors::Wrap(absl::string_view origin, http::Responder respond) const {
-  // With "*" and no credentials every answer is the same to every origin; otherwise it depends
-  // on Origin, which shared caches must know.
-  const bool vary = !any_origin_ || options_.allow_credentials;
+std::vector<std::pair<std::string, std::string>> Cors::HeadersFor(absl::string_view origin) const {
   std::vector<std::pair<std::string, std::string>> headers;
   if (Allows(origin)) {
-    headers.emplace_back("Access-Control-Allow-Origin", vary ? std::string(origin) : "*");
+    headers.emplace_back("Access-Control-Allow-Origin", Varies() ? std::string(origin) : "*");
     if (options_.allow_credentials)
       headers.emplace_back("Access-Control-Allow-Credentials", "true");
     headers.emplace_back("Access-Control-Expose-Headers", exposed_);
   }
-  if (headers.empty() && !vary) return respond;
-  return http::Responder(std::make_shared<CorsSink>(std::move(respond), std::move(headers), vary));
+  return headers;
+}
+
+http::Responder Cors::Wrap(absl::string_view origin, http::Responder respond) const {
+  std::vector<std::pair<std::string, std::string>> headers = HeadersFor(origin);
+  if (headers.empty() && !Varies()) return respond;
+  return http::Responder(
+      std::make_shared<CorsSink>(std::move(respond), std::move(headers), Varies()));
+}
+
+void Cors::AddTo(const http::Request& request, http::Response& answer) const {
+  if (!enabled()) return;
+  for (const auto& [name, value] : HeadersFor(http::FieldValue(request, "Origin"))) {
+    answer.set(name, value);
+  }
+  if (Varies()) VaryOnOrigin(answer);
 }
 
 }  // namespace hotpath::gateway

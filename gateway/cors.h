@@ -12,6 +12,7 @@
 
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -62,8 +63,17 @@ class Cors final {
   // origin ("" when it sent none): Vary: Origin when the answer depends on it, and the
   // Access-Control-* headers when origin is allowed.
   http::Responder Wrap(absl::string_view origin, http::Responder respond) const;
+  // The same headers on one answer to request (the HTTP server's own answers:
+  // HttpServerOptions::on_own_answer).
+  void AddTo(const http::Request& request, http::Response& answer) const;
 
  private:
+  // With "*" and no credentials every answer is the same to every origin; otherwise it depends
+  // on Origin, which shared caches must know.
+  bool Varies() const { return !any_origin_ || options_.allow_credentials; }
+  // The Access-Control-* headers of an answer to origin: none unless it is allowed.
+  std::vector<std::pair<std::string, std::string>> HeadersFor(absl::string_view origin) const;
+
   const CorsOptions options_;              // as given
   std::string exposed_;                    // Access-Control-Expose-Headers
   std::string max_age_;                    // Access-Control-Max-Age, in seconds

@@ -440,6 +440,13 @@ std::vector<http::RouteRpc> Gateway::Routes() const {
   return routes;
 }
 
+std::function<void(const http::Request&, http::Response&)> Gateway::OwnAnswerHeaders() const {
+  if (!cors_.enabled()) return nullptr;
+  return [self = shared_from_this()](const http::Request& request, http::Response& answer) {
+    self->cors_.AddTo(request, answer);
+  };
+}
+
 absl::Status Gateway::AddRule(const MethodDescriptor* method, const google::api::HttpRule& rule) {
   HttpBinding binding;
   binding.method = method;

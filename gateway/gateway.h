@@ -10,6 +10,7 @@
 // {"result": message} per line, and a final {"error": status} line if the stream fails midway.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,10 @@ class Gateway final : public std::enable_shared_from_this<Gateway> {
   void NoRoute(const http::Request& request, const http::Responder& respond) const;
 
   std::size_t route_count() const { return route_count_; }
+  // What the HTTP server adds to the answers it gives without the gateway, its refusals
+  // (HttpServerOptions::on_own_answer): the CORS headers every gateway answer carries. Null when
+  // CORS is off. Holds the gateway.
+  std::function<void(const http::Request&, http::Response&)> OwnAnswerHeaders() const;
   // Every route: its HTTP method and template, and the RPC it calls (for the HTTP metrics).
   std::vector<http::RouteRpc> Routes() const;
 

@@ -257,6 +257,7 @@ int main(int argc, char** argv) {
   http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   http_options.on_refusal = http_metrics.OnRefusal();
+  http_options.on_own_answer = (*gateway)->OwnAnswerHeaders();
   hotpath::gateway::Gateway* routes = gateway->get();
   const bool access_log = absl::GetFlag(FLAGS_access_log);
   hotpath::http::HttpServer server(

@@ -253,6 +253,7 @@ absl::StatusOr<std::unique_ptr<Hotpathd>> Hotpathd::Start(HotpathdOptions option
   }
   http::HttpServerOptions http_options = options.http;
   http_options.on_refusal = d->http_metrics_->OnRefusal();
+  if (d->gateway_ != nullptr) http_options.on_own_answer = d->gateway_->OwnAnswerHeaders();
   d->http_ = std::make_unique<http::HttpServer>(
       std::move(http_options), [self](const http::Request& request, http::Responder respond) {
         self->HandleHttp(request, std::move(respond));

@@ -44,6 +44,13 @@ constexpr char kPage[] = R"(<!doctype html>
       body: JSON.stringify({stock: 7})});
     out.patch = r.status;
     out.stock = (await r.json()).stock;
+    // Past --max_body_bytes: the HTTP server refuses it before the gateway sees it.
+    r = await fetch(api + "/v1/items", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({sku: "CORS-2", name: "x".repeat(BODY_LIMIT)})});
+    out.tooLarge = r.status;
+    out.tooLargeMessage = (await r.json()).message;
   } catch (e) {
     out.error = String(e);
   }
@@ -51,6 +58,9 @@ constexpr char kPage[] = R"(<!doctype html>
 })();
 </script></body></html>
 )";
+
+// The gateway's --max_body_bytes in these tests.
+constexpr std::size_t kMaxBodyBytes = 16 << 10;
 
 // Serves kPage at every path, from 127.0.0.1 on a port of its own (its origin), with API the
 // gateway's origin, told once the gateway started (it must know this server's origin first).
@@ -63,7 +73,8 @@ class PageServer {
           http::Response response(bhttp::status::ok, request.version());
           response.set(bhttp::field::content_type, "text/html; charset=utf-8");
           std::lock_guard lock(mu_);
-          response.body() = absl::StrReplaceAll(kPage, {{"API", api_}});
+          response.body() = absl::StrReplaceAll(
+              kPage, {{"API", api_}, {"BODY_LIMIT", absl::StrCat(kMaxBodyBytes)}});
           respond(std::move(response));
         });
     EXPECT_TRUE(server_->Start().ok());
@@ -107,6 +118,7 @@ class CorsTest : public ServerTest {
     ServerTest::SetUp();
     ServerOptions options = Options();
     options.cors.allowed_origins = {allowed_.origin()};
+    options.http.max_body_bytes = kMaxBodyBytes;
     StartServer(options);
     api_ = absl::StrCat("http://127.0.0.1:", server_->http_port());
     allowed_.set_api(api_);
@@ -136,6 +148,9 @@ TEST_F(CorsTest, APageFromAnAllowedOriginCallsGetPostAndPatchInChromium) {
   EXPECT_THAT(seen, HasSubstr(R"("name":"From a page")"));
   EXPECT_THAT(seen, HasSubstr(R"("patch":200)"));
   EXPECT_THAT(seen, HasSubstr(R"("stock":7)"));
+  // The HTTP server's own refusal is readable too: its status and why, not a network error.
+  EXPECT_THAT(seen, HasSubstr(R"("tooLarge":413)"));
+  EXPECT_THAT(seen, HasSubstr(R"("tooLargeMessage":"request body exceeds 16384 bytes")"));
   EXPECT_THAT(seen, ::testing::Not(HasSubstr("error"))) << seen;
   // The browser asked first (a JSON POST is not a simple request).
   EXPECT_GE(Metric(server_->http_port(), "http_requests_total", {"method=\"OPTIONS\""}), 1);
@@ -181,6 +196,23 @@ TEST_F(CorsTest, PreflightsNameTheRoutesMethodsTheAllowedHeadersAndTheirLifetime
       Http(server_->http_port(), "GET", "/v1/nope", "", {{"Origin", allowed_.origin()}});
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.headers.at("access-control-allow-origin"), allowed_.origin());
+}
+
+// What the HTTP server answers by itself, before the gateway sees a request (here a body past
+// --max_body_bytes), names an allowed origin as the gateway's answers do, so a page reads it; to
+// another origin, nothing. (http_server_test.cc checks the hook on each kind of refusal.)
+TEST_F(CorsTest, TheHttpServersOwnRefusalsNameAnAllowedOrigin) {
+  const std::string body(kMaxBodyBytes + 1, 'x');
+  const HttpReply large =
+      Http(server_->http_port(), "POST", "/v1/items", body, {{"Origin", allowed_.origin()}});
+  EXPECT_EQ(large.status, 413);
+  EXPECT_EQ(large.headers.at("access-control-allow-origin"), allowed_.origin());
+  EXPECT_THAT(large.headers.at("access-control-expose-headers"), HasSubstr("X-Request-Id"));
+  EXPECT_THAT(large.headers.at("vary"), HasSubstr("Origin"));
+  const HttpReply other =
+      Http(server_->http_port(), "POST", "/v1/items", body, {{"Origin", other_.origin()}});
+  EXPECT_EQ(other.status, 413);
+  EXPECT_EQ(other.headers.count("access-control-allow-origin"), 0u);
 }
 
 // OPTIONS outside CORS says what the path allows, as RFC 9110 has it (it was a 405).

@@ -683,7 +683,7 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
     close(out[0]);
     const std::string upstream = absl::StrCat("--upstream=127.0.0.1:", server_->grpc_port());
     execl(HOTPATH_GATEWAY_BINARY, "hotpath-gateway", upstream.c_str(), "--http_host=127.0.0.1",
-          "--http_port=0", "--cors_allowed_origins=https://shop.example",
+          "--http_port=0", "--cors_allowed_origins=https://shop.example", "--max_body_bytes=65536",
           static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -735,6 +735,14 @@ TEST_F(GatewayTest, StandaloneGatewayInFrontOfAServer) {
            {{"Origin", "https://elsewhere.example"}, {"Access-Control-Request-Method", "POST"}})
           .status,
       403);
+  // And on what its HTTP server refuses by itself, so a page reads why.
+  const HttpReply too_large = Http(port, "POST", "/v1/items", std::string(65537, 'x'),
+                                   {{"Origin", "https://shop.example"}});
+  EXPECT_EQ(too_large.status, 413);
+  EXPECT_EQ(too_large.headers.count("access-control-allow-origin")
+                ? too_large.headers.at("access-control-allow-origin")
+                : "",
+            "https://shop.example");
   // Its exports are gzipped like hotpathd's.
   const HttpReply exported =
       Http(port, "GET", "/v1/items:export", "", {{"Accept-Encoding", "gzip"}});

@@ -567,10 +567,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void OnHeader(beast::error_code ec) {
     if (ec) return OnRead(ec);
     if (auto refusal = CheckFraming(parser_->get())) {
-      return Refuse(refusal->status, std::move(refusal->message), Refusal::kFraming);
+      return Refuse(refusal->status, std::move(refusal->message), Refusal::kFraming,
+                    &parser_->get());
     }
     if (auto refusal = CheckHost(parser_->get())) {
-      return Refuse(bhttp::status::bad_request, std::move(*refusal), Refusal::kHost);
+      return Refuse(bhttp::status::bad_request, std::move(*refusal), Refusal::kHost,
+                    &parser_->get());
     }
     if (parser_->is_done()) return OnRead({});
     // Set aside before a byte of it is read, or refused (also before a 100 Continue).
@@ -580,7 +582,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (!shared_->bodies.Take(body)) {
       return Refuse(bhttp::status::service_unavailable,
                     "too many request bodies are arriving at once (--max_receiving_body_bytes)",
-                    Refusal::kBodiesBudget);
+                    Refusal::kBodiesBudget, &parser_->get());
     }
     body_held_ = body;
     auto read_body = [self = this->shared_from_this()] {
@@ -604,8 +606,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   // Answers a request that cannot be read on (malformed, oversized, unframeable), then closes.
-  // why: what HttpServerOptions::on_refusal is told.
-  void Refuse(bhttp::status status, std::string message, Refusal why) {
+  // why: what HttpServerOptions::on_refusal is told; header: the request's fields when they were
+  // read whole (for HttpServerOptions::on_own_answer), else null.
+  void Refuse(bhttp::status status, std::string message, Refusal why, const Request* header) {
     Refused(shared_->options, why);
     read_closed_ = true;
     Request bad;
@@ -622,6 +625,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                                                                 : 3;  // INVALID_ARGUMENT
       slot.response = JsonError(bad, status, code, message);
     }
+    if (header != nullptr) Decorate(*header, *slot.response);
     Write();
   }
 
@@ -639,27 +643,25 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return bytes;
     }
     if (shared_->answers.Take(bytes)) return bytes;
-    Response refusal = NoRoomForAnswer(slot.request, /*handled=*/true);
-    // The CORS headers a sink in front gave the answer stay, so a browser's script reads the 503
-    // (and its Retry-After) instead of a network error.
-    for (const auto& field : response) {
-      const beast::string_view name = field.name_string();
-      if (absl::StartsWithIgnoreCase(absl::string_view(name.data(), name.size()),
-                                     "access-control-")) {
-        refusal.set(name, field.value());
-      }
-    }
-    response = std::move(refusal);
+    response = NoRoomForAnswer(slot.request, /*handled=*/true);
     return 0;
   }
   // The 503 for a request whose answer max_unsent_answer_bytes has no room for, reported to
   // on_refusal; handled: whether its handler ran (a read's) or not (a write's).
   Response NoRoomForAnswer(const Request& request, bool handled) {
     Refused(shared_->options, Refusal::kAnswersBudget);
-    return Unavailable(request,
-                       absl::StrCat("too many answers are waiting for their clients to read them "
-                                    "(--max_unsent_answer_bytes)",
-                                    handled ? "" : "; the request was not handled"));
+    Response response =
+        Unavailable(request, absl::StrCat("too many answers are waiting for their clients to read "
+                                          "them (--max_unsent_answer_bytes)",
+                                          handled ? "" : "; the request was not handled"));
+    Decorate(request, response);
+    return response;
+  }
+  // What the server's owner adds to the answers the server gives by itself
+  // (HttpServerOptions::on_own_answer: CORS headers, so that a browser's script reads a refusal
+  // and its Retry-After instead of a network error).
+  void Decorate(const Request& request, Response& response) const {
+    if (shared_->options.on_own_answer) shared_->options.on_own_answer(request, response);
   }
   // On the loop: the answer, with what it took from the budget (TakeAnswer), goes in its slot
   // unless the request was answered already.
@@ -696,18 +698,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     if (ec) {
       // A malformed or oversized request: answer it, then close (the stream is out of sync).
-      if (ec == bhttp::error::body_limit) {
+      if (ec == bhttp::error::body_limit) {  // checked once the fields are in, or in a chunk
         return Refuse(
             bhttp::status::payload_too_large,
             absl::StrCat("request body exceeds ", shared_->options.max_body_bytes, " bytes"),
-            Refusal::kBodyTooLarge);
+            Refusal::kBodyTooLarge, &parser_->get());
       }
       if (ec == bhttp::error::header_limit) {
         return Refuse(bhttp::status::request_header_fields_too_large, "request header too large",
-                      Refusal::kHeaderTooLarge);
+                      Refusal::kHeaderTooLarge, nullptr);
       }
       return Refuse(bhttp::status::bad_request,
-                    absl::StrCat("malformed HTTP request: ", ec.message()), Refusal::kMalformed);
+                    absl::StrCat("malformed HTTP request: ", ec.message()), Refusal::kMalformed,
+                    parser_->is_header_done() ? &parser_->get() : nullptr);
     }
     auto& slot = slots_.emplace_back();
     slot.request = parser_->release();

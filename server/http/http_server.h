@@ -210,6 +210,13 @@ struct HttpServerOptions {
   // reach a handler's observers but a read's kAnswersBudget, which they see as the 503 that goes
   // out (Responder::Answer tells them). Must be safe to call from several threads at once.
   std::function<void(Refusal why)> on_refusal;
+  // Called on each of those answers whose request's fields were read whole (all but a header too
+  // large, one that does not parse, and a connection refused at max_connections), before it goes
+  // out, to add what the owner's handler adds to every answer: CORS headers, so that a browser's
+  // script reads a 413 or a 503 and its Retry-After instead of a network error. On an event-loop
+  // thread, or a read's kAnswersBudget on the thread that answers it: safe to call from several
+  // threads at once.
+  std::function<void(const Request& request, Response& answer)> on_own_answer;
   // Value of the Server header.
   std::string server_name = "hotpath";
   // HTTPS: PEM certificate chain and private key files. Empty: plaintext HTTP.

@@ -305,9 +305,11 @@ TEST(HttpServerTest, AnswersNotYetWrittenShareABudgetAndOnePastItIsA503) {
   Refusals refusals;
   refusals.Watch(options);
   Observed observed;
+  options.on_own_answer = [](const Request&, Response& answer) {
+    answer.set("Access-Control-Allow-Origin", "https://shop.example");  // as the gateway's CORS
+  };
   HttpServer server(options, [&observed](const Request& request, Responder respond) {
     Response answer = Ok(request.target() == "/small" ? "small" : std::string(kAnswer, 'x'));
-    answer.set("Access-Control-Allow-Origin", "https://shop.example");  // as the gateway's CORS
     observed.Wrap(std::move(respond))(std::move(answer));
   });
   ASSERT_TRUE(server.Start().ok());
@@ -359,6 +361,7 @@ TEST(HttpServerTest, AWriteIsRefusedForAnswersOnlyBeforeItIsHandled) {
   options.max_unsent_answer_bytes = kAnswer + (8 << 10);  // room for two writes' promises
   Refusals refusals;
   refusals.Watch(options);
+  options.on_own_answer = [](const Request&, Response& answer) { answer.set("X-Own", "yes"); };
   std::mutex mutex;
   std::condition_variable handled_changed;
   std::vector<Responder> writes;  // handled, not yet answered
@@ -399,6 +402,7 @@ TEST(HttpServerTest, AWriteIsRefusedForAnswersOnlyBeforeItIsHandled) {
   EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
   EXPECT_NE(refused.find("\"code\":14"), std::string::npos) << refused;
   EXPECT_NE(refused.find("the request was not handled"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("X-Own: yes"), std::string::npos) << refused;
   for (Client* client : {&first, &second}) {
     const std::string answer = client->ReadToClose();
     EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 300);
@@ -412,6 +416,45 @@ TEST(HttpServerTest, AWriteIsRefusedForAnswersOnlyBeforeItIsHandled) {
   EXPECT_EQ(served.rfind("HTTP/1.1 200", 0), 0u) << served.substr(0, 300);
   server.Stop();
   EXPECT_EQ(refusals.Count("answers_budget"), 1);
+}
+
+// The answers the server gives by itself to a request whose fields it read get what its owner adds
+// to every answer (the gateway's CORS headers); a header it could not read whole gets nothing.
+TEST(HttpServerTest, ItsOwnAnswersGetWhatTheOwnerAddsWhenTheRequestsFieldsWereRead) {
+  HttpServerOptions options = LocalOptions();
+  options.max_body_bytes = 1000;
+  options.max_header_bytes = 2048;
+  options.on_own_answer = [](const Request& request, Response& answer) {
+    answer.set("X-Own", FieldValue(request, "Origin"));
+  };
+  HttpServer server(options, [](const Request&, Responder respond) { respond(Ok("handled")); });
+  ASSERT_TRUE(server.Start().ok());
+  const auto answer = [&](const std::string& request) {
+    Client client(server.port());
+    client.Send(request);
+    return client.ReadToClose();
+  };
+  const std::string too_large = answer(
+      "POST /items HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\n"
+      "Content-Length: 2000\r\n\r\n");
+  EXPECT_EQ(too_large.rfind("HTTP/1.1 413", 0), 0u) << too_large;
+  EXPECT_NE(too_large.find("X-Own: https://a.example"), std::string::npos) << too_large;
+  const std::string unframed = answer(
+      "POST /items HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n"
+      "Transfer-Encoding: gzip, chunked\r\n\r\n");
+  EXPECT_EQ(unframed.rfind("HTTP/1.1 501", 0), 0u) << unframed;
+  EXPECT_NE(unframed.find("X-Own: https://b.example"), std::string::npos) << unframed;
+  const std::string huge_header =
+      answer(absl::StrCat("GET /items HTTP/1.1\r\nHost: x\r\nOrigin: https://c.example\r\nX-Pad: ",
+                          std::string(4096, 'p'), "\r\n\r\n"));
+  EXPECT_EQ(huge_header.rfind("HTTP/1.1 431", 0), 0u) << huge_header.substr(0, 300);
+  EXPECT_EQ(huge_header.find("X-Own"), std::string::npos) << huge_header.substr(0, 300);
+  const std::string handled = answer(
+      "GET /items HTTP/1.1\r\nHost: x\r\nOrigin: https://d.example\r\n"
+      "Connection: close\r\n\r\n");
+  EXPECT_EQ(handled.rfind("HTTP/1.1 200", 0), 0u) << handled;
+  EXPECT_EQ(handled.find("X-Own"), std::string::npos) << handled;  // the handler's own business
+  server.Stop();
 }
 
 TEST(HttpServerTest, ABodyBudgetSmallerThanOneBodyDoesNotStart) {
