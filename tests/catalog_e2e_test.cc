@@ -50,6 +50,16 @@ class CatalogTest : public ServerTest {
     StartServer(Options());
   }
 
+  // The server again, with a pool of one connection, and an item created on it: what its calls
+  // read.
+  v1::Item RestartWithOneConnection() {
+    server_.reset();
+    ServerOptions options = Options();
+    options.database.max_size = 1;
+    StartServer(options);
+    return CreateDemo(1);
+  }
+
   // Imports DemoItem(1..count) through ImportItems.
   v1::ImportItemsResponse ImportDemo(int first, int count, grpc::Status* status) {
     auto context = Context(absl::Seconds(60));
@@ -697,11 +707,7 @@ TEST_F(CatalogTest, ConcurrentEtagUpdatesLoseNoIncrement) {
 }
 
 TEST_F(CatalogTest, AcquireWaitsNoLongerThanTheDeadline) {
-  server_.reset();
-  ServerOptions options = Options();
-  options.database.max_size = 1;
-  StartServer(options);
-  const v1::Item item = CreateDemo(1);
+  const v1::Item item = RestartWithOneConnection();
   {
     auto held = server_->pool().Acquire(absl::Now() + absl::Seconds(1));  // the only connection
     ASSERT_TRUE(held.ok());
@@ -722,11 +728,7 @@ TEST_F(CatalogTest, AcquireWaitsNoLongerThanTheDeadline) {
 }
 
 TEST_F(CatalogTest, MetricsShowCallersWaitingForAConnectionWhileTheyWait) {
-  server_.reset();
-  ServerOptions options = Options();
-  options.database.max_size = 1;
-  StartServer(options);
-  const v1::Item item = CreateDemo(1);
+  const v1::Item item = RestartWithOneConnection();
   const int http = server_->http_port();
   const auto waiting = [&] { return Metric(http, "hotpath_db_pool_waiting"); };
   EXPECT_EQ(waiting(), 0);
