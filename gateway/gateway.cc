@@ -165,12 +165,10 @@ http::Response Answer(const AnswerContext& a, int status, std::string body, cons
   return EncodedAnswer(a, status, Encode(a, std::move(body), compress_min_bytes), type);
 }
 
-// The seconds a status's google.rpc.RetryInfo detail asks a client to wait, rounded up and kept
+// The seconds an error's google.rpc.RetryInfo detail asks a client to wait, rounded up and kept
 // within 1 s to an hour (it may come from a remote server), or 0 without one.
-std::int64_t RetryAfterSeconds(const grpc::Status& status) {
-  google::rpc::Status details;
-  if (status.error_details().empty() || !details.ParseFromString(status.error_details())) return 0;
-  for (const google::protobuf::Any& detail : details.details()) {
+std::int64_t RetryAfterSeconds(const google::rpc::Status& error) {
+  for (const google::protobuf::Any& detail : error.details()) {
     google::rpc::RetryInfo retry;
     if (!detail.UnpackTo(&retry)) continue;
     const google::protobuf::Duration& delay = retry.retry_delay();
@@ -181,12 +179,13 @@ std::int64_t RetryAfterSeconds(const grpc::Status& status) {
 
 http::Response ErrorAnswer(const AnswerContext& a, const grpc::Status& status,
                            std::size_t compress_min_bytes) {
-  http::Response response = Answer(a, HttpStatusForCode(status.error_code()), StatusJson(status),
+  const google::rpc::Status error = RpcStatusOf(status);  // its details parsed once
+  http::Response response = Answer(a, HttpStatusForCode(status.error_code()), StatusJson(error),
                                    "application/json", compress_min_bytes);
   // RFC 9110: when a refusal says when to ask again (a busy server's RetryInfo). A 503 without
   // one says 1 s, as the HTTP server's own 503 does: UNAVAILABLE is gRPC's "transient, retry
   // with backoff" (a database reconnecting, a replica draining, an upstream out of reach).
-  std::int64_t seconds = RetryAfterSeconds(status);
+  std::int64_t seconds = RetryAfterSeconds(error);
   if (seconds == 0 && status.error_code() == grpc::StatusCode::UNAVAILABLE) seconds = 1;
   if (seconds > 0) response.set(bhttp::field::retry_after, std::to_string(seconds));
   // RFC 7235: a 401 names the scheme that would succeed.

@@ -354,21 +354,30 @@ int HttpStatusForCode(grpc::StatusCode code) {
   }
 }
 
-std::string StatusJson(const grpc::Status& status) {
+google::rpc::Status RpcStatusOf(const grpc::Status& status) {
   google::rpc::Status rpc_status;
   if (status.error_details().empty() || !rpc_status.ParseFromString(status.error_details())) {
     rpc_status.Clear();
   }
   rpc_status.set_code(static_cast<int>(status.error_code()));
   rpc_status.set_message(status.error_message());
+  return rpc_status;
+}
+
+std::string StatusJson(const google::rpc::Status& rpc_status) {
   std::string json;
   google::protobuf::util::JsonPrintOptions print = PrintOptions();
   if (!google::protobuf::util::MessageToJsonString(rpc_status, &json, print).ok()) {
     // A detail of a type this binary does not know: drop the details, keep code and message.
-    rpc_status.clear_details();
-    (void)google::protobuf::util::MessageToJsonString(rpc_status, &json, print);
+    google::rpc::Status bare;
+    bare.set_code(rpc_status.code());
+    bare.set_message(rpc_status.message());
+    json.clear();
+    (void)google::protobuf::util::MessageToJsonString(bare, &json, print);
   }
   return json;
 }
+
+std::string StatusJson(const grpc::Status& status) { return StatusJson(RpcStatusOf(status)); }
 
 }  // namespace hotpath::gateway

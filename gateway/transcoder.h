@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "gateway/path_template.h"
 #include "gateway/route_table.h"
+#include "google/rpc/status.pb.h"
 
 namespace hotpath::gateway {
 
@@ -56,7 +57,13 @@ std::string MessageJson(const google::protobuf::Message& message);
 // The HTTP status for a gRPC code: grpc-gateway's table.
 int HttpStatusForCode(grpc::StatusCode code);
 
-// {"code":N,"message":"...","details":[...]}: the google.rpc.Status of status, details included.
+// The google.rpc.Status of status: its code and message, and the details its error_details carry
+// (none when they do not parse).
+google::rpc::Status RpcStatusOf(const grpc::Status& status);
+
+// {"code":N,"message":"...","details":[...]}: rpc_status as JSON, details included (dropped, code
+// and message kept, when one is of a type this binary does not know).
+std::string StatusJson(const google::rpc::Status& rpc_status);
 std::string StatusJson(const grpc::Status& status);
 
 }  // namespace hotpath::gateway
