@@ -918,6 +918,14 @@ absl::StatusOr<std::unique_ptr<db::PgPool>> OneConnectionPool(
   return db::PgPool::Create(options);
 }
 
+// Returns once a caller waits in pool's line (at most 10 s).
+void UntilSomeoneWaits(const db::PgPool& pool) {
+  for (const absl::Time end = absl::Now() + absl::Seconds(10);
+       pool.stats().waiting == 0 && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
 TEST(PgPool, ACallerWithoutDeadlineStillWaitsABoundedTime) {
   TestDatabase database;
   auto pool = OneConnectionPool(database, absl::Milliseconds(300));
@@ -967,10 +975,7 @@ TEST(PgPool, AWaitingCallerIsServedBeforeOneThatAsksAgain) {
     EXPECT_TRUE(lease.ok()) << lease.status();
     served_after = turns.load();
   });
-  for (const absl::Time end = absl::Now() + absl::Seconds(10);
-       (*pool)->stats().waiting == 0 && absl::Now() < end;) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  UntilSomeoneWaits(**pool);
   for (int i = 0; i < 20; ++i) {
     held.reset();                                                     // given back...
     held.emplace((*pool)->Acquire(absl::Now() + absl::Seconds(10)));  // ...and asked for again
@@ -1003,10 +1008,7 @@ TEST(PgPool, AnEventLoopTakesNoConnectionFromACallerWaiting) {
     served = true;
     tried.WaitForNotification();
   });
-  for (const absl::Time end = absl::Now() + absl::Seconds(10);
-       (*pool)->stats().waiting == 0 && absl::Now() < end;) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  UntilSomeoneWaits(**pool);
   held.reset();  // comes back for the waiter, which may not have woken yet
   EXPECT_FALSE((*pool)->TryAcquire(deadline).has_value());
   tried.Notify();
